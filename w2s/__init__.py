@@ -1,0 +1,1 @@
+"""w2s: weak-to-strong supervision for math reasoning, in plain PyTorch."""

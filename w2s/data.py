@@ -1,10 +1,238 @@
-"""Supervision datasets: prompts, the paper's formats, error-rate mixtures, SFT batches."""
+"""Supervision datasets: prompts, the paper's formats, error-rate mixtures, SFT batches.
+
+Reading order: the prompt, reading and validating JSON Lines, turning chat rows into token
+ids with assistant-only labels, then batching (length-grouped global batches, a deterministic
+split of each across ranks, padding). The paper's released data is converted in data_prep.py.
+"""
+import json
+import os
+import random
+from dataclasses import dataclass
+
+import torch
 
 # One instruction for every prompt the project makes (SFT data, sampling, evaluation), so a
 # model trained on our data is asked questions exactly the way it was taught.
 INSTRUCTION = "Solve the problem step by step. Put the final answer in \\boxed{}."
 
+IGNORE_INDEX = -100  # label of a position the loss skips (PyTorch cross_entropy's default ignore_index)
+ROLES = ("system", "user", "assistant")
+
 
 def user_message(problem: str) -> str:
     """The user turn for a math problem: the problem, then the step-by-step / \\boxed{} instruction."""
     return f"{problem.strip()}\n{INSTRUCTION}"
+
+
+def problem_from_user_message(content: str) -> str:
+    """Inverse of `user_message`: the problem text without the instruction line."""
+    suffix = "\n" + INSTRUCTION
+    return content[: -len(suffix)].strip() if content.endswith(suffix) else content.strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Lines
+
+
+def read_jsonl(path: str) -> list[dict]:
+    """Rows of a JSON Lines file. Blank lines are allowed; bad JSON fails naming the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{line_no}: bad JSON: {e.msg} (column {e.colno})") from None
+    return rows
+
+
+def write_jsonl(path: str, rows: list[dict]) -> None:
+    """Write rows as JSON Lines, atomically (a killed run never leaves half a file behind)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _jsonl_lines(path: str) -> list[tuple[int, object]]:
+    """(line number, parsed row) pairs, so validation errors can name the line."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append((line_no, json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{line_no}: bad JSON: {e.msg} (column {e.colno})") from None
+    return out
+
+
+def validate_sft_row(row: object, where: str) -> dict:
+    """Check one SFT row {"id", "messages": [{"role", "content"}, ...], "meta"}; `where` is "file:line"."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: a row must be a JSON object, got {type(row).__name__}")
+    if not isinstance(row.get("id"), str) or not row["id"]:
+        raise ValueError(f"{where}: field 'id' must be a non-empty string, got {row.get('id')!r}")
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError(f"{where}: field 'messages' must be a non-empty list, got {messages!r}"[:300])
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ValueError(f"{where}: field 'messages[{i}]' must be an object")
+        if message.get("role") not in ROLES:
+            raise ValueError(f"{where}: field 'messages[{i}].role' must be one of {ROLES}, got {message.get('role')!r}")
+        if not isinstance(message.get("content"), str):
+            raise ValueError(f"{where}: field 'messages[{i}].content' must be a string")
+    if not any(m["role"] == "assistant" for m in messages):
+        raise ValueError(f"{where}: field 'messages' has no assistant turn: nothing to train on")
+    if not isinstance(row.get("meta", {}), dict):
+        raise ValueError(f"{where}: field 'meta' must be an object")
+    return row
+
+
+def load_sft_examples(path: str) -> list[dict]:
+    """Read and validate a chat SFT JSONL file. Any bad row fails with file, line and field; ids must be unique."""
+    rows, first_line = [], {}
+    for line_no, row in _jsonl_lines(path):
+        validate_sft_row(row, f"{path}:{line_no}")
+        if row["id"] in first_line:
+            raise ValueError(f"{path}:{line_no}: field 'id': duplicate id {row['id']!r} (first on line {first_line[row['id']]})")
+        first_line[row["id"]] = line_no
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no examples")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenization: token ids through the chat template, labels only on assistant tokens
+
+
+@dataclass
+class TokenizedExample:
+    input_ids: list[int]
+    # Same length as input_ids: labels[t] = input_ids[t] where token t is an assistant token
+    # (content and its closing <|eot_id|>), else IGNORE_INDEX. The loss predicts labels[t] from
+    # position t-1, so the shift happens in the loss, not here.
+    labels: list[int]
+
+    @property
+    def num_targets(self) -> int:
+        """Tokens this example contributes to the loss (for token-weighted means across micro-batches)."""
+        return sum(label != IGNORE_INDEX for label in self.labels[1:])
+
+
+def tokenize_sft(rows: list[dict], tokenizer, max_seq_len: int, overflow: str = "truncate") -> tuple[list[TokenizedExample], dict]:
+    """Chat rows -> token ids and assistant-only labels.
+
+    Examples longer than `max_seq_len` are cut at the end ("truncate") or left out ("drop"); both
+    are counted in the returned report. A truncated example that keeps no assistant token is left
+    out too (it would add nothing to the loss) and counted under "dropped".
+    Report keys: examples (rows in), kept, truncated, dropped, tokens, assistant_tokens.
+    """
+    if overflow not in ("truncate", "drop"):
+        raise ValueError(f"overflow must be 'truncate' or 'drop', got {overflow!r}")
+    if max_seq_len < 2:
+        raise ValueError(f"max_seq_len must be at least 2, got {max_seq_len}")
+    out, report = [], {"examples": len(rows), "kept": 0, "truncated": 0, "dropped": 0, "tokens": 0, "assistant_tokens": 0}
+    for row in rows:
+        ids, mask = tokenizer.encode_chat_for_training(row["messages"])
+        if len(ids) > max_seq_len:
+            if overflow == "drop":
+                report["dropped"] += 1
+                continue
+            ids, mask = ids[:max_seq_len], mask[:max_seq_len]
+            if not any(mask[1:]):
+                report["dropped"] += 1
+                continue
+            report["truncated"] += 1
+        labels = [token if keep else IGNORE_INDEX for token, keep in zip(ids, mask)]
+        example = TokenizedExample(input_ids=list(ids), labels=labels)
+        out.append(example)
+        report["tokens"] += len(ids)
+        report["assistant_tokens"] += example.num_targets
+    report["kept"] = len(out)
+    return out, report
+
+
+# ---------------------------------------------------------------------------------------------
+# Batching
+#
+# Length grouping rather than packing: our examples are short and of similar lengths, so grouping
+# leaves little padding, and each row stays one conversation, so plain causal attention is right
+# as is (packing needs per-document attention masks and position resets, or examples attend
+# across each other's boundaries). Grouping also keeps "one example = one row", which makes the
+# loss-per-example bookkeeping and the rank split easy to read.
+
+GROUP_BATCHES = 32  # global batches per length-sorted window: bigger = less padding, less randomness
+
+
+def global_batches(lengths: list[int], global_batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Example indices of each optimizer step's global batch, for one epoch.
+
+    Shuffle all examples with a generator seeded by (seed, epoch); cut the order into windows of
+    GROUP_BATCHES global batches; sort each window by length and cut it into global batches; shuffle
+    the batch order. Depends only on (lengths, global_batch_size, seed, epoch), never on the number
+    of processes, so 1 and N processes train on the same global batches. The last partial batch
+    is kept (it comes last), so every example is seen once per epoch.
+    """
+    if global_batch_size < 1:
+        raise ValueError(f"global_batch_size must be >= 1, got {global_batch_size}")
+    rng = random.Random(f"global_batches/{seed}/{epoch}")
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    num_full = len(order) // global_batch_size
+    full, rest = order[: num_full * global_batch_size], order[num_full * global_batch_size:]
+    batches = []
+    window = GROUP_BATCHES * global_batch_size
+    for start in range(0, len(full), window):
+        chunk = sorted(full[start:start + window], key=lambda i: (lengths[i], i))
+        batches += [chunk[j:j + global_batch_size] for j in range(0, len(chunk), global_batch_size)]
+    rng.shuffle(batches)  # otherwise every window would run from short to long
+    if rest:
+        batches.append(sorted(rest, key=lambda i: (lengths[i], i)))
+    return batches
+
+
+def split_global_batch(batch: list[int], lengths: list[int], world_size: int, rank: int, micro_batch_size: int) -> list[list[int]]:
+    """This rank's micro-batches of one global batch.
+
+    The batch is sorted by length (longest first) and dealt in micro-steps of world_size *
+    micro_batch_size examples; within a micro-step the examples go round-robin to the ranks, so
+    at each micro-step every rank gets examples of about the same length (little padding, and
+    ranks wait little for each other). Deterministic, disjoint, and together the ranks cover
+    the batch exactly. A rank may get fewer micro-batches (or none) when the batch does not
+    divide evenly; rank 0 always has the most, so under FSDP every rank can agree on the number
+    of micro-steps as len(split_global_batch(batch, lengths, world_size, 0, micro_batch_size))
+    and run a zero-weight step where it has nothing.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside world_size {world_size}")
+    if micro_batch_size < 1:
+        raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
+    ordered = sorted(batch, key=lambda i: (-lengths[i], i))
+    per_step = world_size * micro_batch_size
+    micro_batches = []
+    for start in range(0, len(ordered), per_step):
+        mine = ordered[start:start + per_step][rank::world_size]
+        if mine:
+            micro_batches.append(mine)
+    return micro_batches
+
+
+def collate(examples: list[TokenizedExample], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest example: input_ids [B, T] (pad_id) and labels [B, T] (IGNORE_INDEX on padding)."""
+    if not examples:
+        raise ValueError("collate needs at least one example")
+    width = max(len(e.input_ids) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        input_ids[row, :n] = torch.tensor(example.input_ids, dtype=torch.long)
+        labels[row, :n] = torch.tensor(example.labels, dtype=torch.long)
+    return input_ids, labels

@@ -102,6 +102,8 @@ class Tokenizer:
         else:
             directory = path_or_hub_id
             if not os.path.isdir(directory):
+                if directory.startswith((".", "/")) or directory.count("/") != 1:  # a path, not "org/name"
+                    raise FileNotFoundError(f"{path_or_hub_id}: no tokenizer.json (no such directory)")
                 from huggingface_hub import snapshot_download
 
                 directory = snapshot_download(path_or_hub_id, allow_patterns=TOKENIZER_FILES)

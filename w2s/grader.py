@@ -1,0 +1,643 @@
+"""Answer checking: pull the final answer out of a solution, then decide if it equals the gold.
+
+Every number the project reports goes through `grade`, so it has to be right, fast and
+impossible to hang. Reading order:
+
+1. `extract_answer`: find the final answer in a model's text (`\\boxed{}` first, then fallbacks).
+2. `normalize`: plain string clean-up (`$`, `\\left`, `\\dfrac`, units, `\\%`, `x =`, choice letters...).
+3. Structures: tuples, intervals, sets, lists, matrices and `\\pm` are split into parts in this
+   process (string work only) and compared part by part with the right rule (ordered or not).
+4. Scalars: exact string, then plain numbers (no sympy, exact fractions; a relative tolerance
+   only when a side is written as a decimal), then sympy.
+5. Sympy runs in persistent helper processes. Sympy can take forever (`2^{10^{10^{10}}}` is
+   evaluated while parsing), and the only time limit that works from any thread, inside
+   daemonic worker processes and around C-level big-integer loops is to run the work in another
+   process and kill it when time is up. `signal.alarm` only works in the main thread and cannot
+   interrupt a long C call. The helpers are started with `subprocess` (not `multiprocessing`), so
+   a grader called inside a multiprocessing pool worker (a daemon, which may not have
+   multiprocessing children) still works.
+
+LaTeX is parsed with sympy's own parser, Lark backend (`pip install lark`). The ANTLR backend
+was rejected: it silently drops what it cannot read (`2\\sqrt2` parses as 2, `1,-2` as 1,
+`1+` as 1), which turns wrong answers into right ones; the Lark backend raises instead.
+"""
+import atexit
+import json
+import os
+import queue
+import re
+import select
+import subprocess
+import sys
+import threading
+from fractions import Fraction
+from functools import lru_cache
+
+DEFAULT_TIMEOUT = 3.0  # seconds for one sympy comparison; a timed-out comparison is False
+MAX_SYMPY_CHARS = 400  # longer answers are compared as strings only: no real answer is this long
+NUMBER_REL_TOL = 1e-6  # for decimals: 0.3333333 is 1/3, 0.333 is not
+WORKERS = int(os.environ.get("W2S_GRADER_WORKERS", "0")) or min(4, os.cpu_count() or 1)
+
+# --------------------------------------------------------------------------- extraction
+
+_ANSWER_IS = re.compile(r"(?:final answer|the answer)\s*(?:is|:)\s*:?\s*(.+)", re.I)
+_GSM8K = re.compile(r"####\s*(.+)")
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_NUMBER_IN_TEXT = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+_PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+
+
+def _braced(text: str, start: int) -> tuple[str, int] | None:
+    """The contents of the `{...}` group that opens at text[start], and the index after it."""
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == "\\":
+            continue
+        if text[i] == "{" and text[i - 1] != "\\":
+            depth += 1
+        elif text[i] == "}" and text[i - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1:i], i + 1
+    return None
+
+
+def _last_boxed(text: str) -> str | None:
+    """Contents of the last `\\boxed{...}` / `\\boxed x` / `\\fbox{...}`; None if unclosed."""
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    rest = start + (6 if text.startswith("\\boxed", start) else 5)
+    while rest < len(text) and text[rest] == " ":
+        rest += 1
+    if rest < len(text) and text[rest] == "{":
+        group = _braced(text, rest)
+        return group[0].strip() if group else None
+    # `\boxed 5`: TeX takes the next token as the argument; we take the word after it.
+    match = re.match(r"[^\s$]+", text[rest:])
+    return match.group(0) if match else None
+
+
+def _clean_sentence_answer(answer: str) -> str:
+    answer = answer.strip().splitlines()[0] if answer.strip() else ""
+    span = _MATH_SPAN.search(answer)
+    if span:
+        return next(g for g in span.groups() if g is not None).strip()
+    answer = re.split(r"\.\s", answer)[0]  # stop at the end of the sentence
+    return answer.strip().rstrip(".").strip()
+
+
+def extract_answer(text: str, strict: bool = False) -> str | None:
+    """The final answer in `text`, or None.
+
+    Tried in this order; the first that matches wins:
+    1. the last `\\boxed{...}` (nested braces), `\\boxed x` or `\\fbox{...}`: what we ask every
+       model for. If the last one is unclosed (a generation cut off by the token limit) the
+       answer is None: the model never finished, so no fallback may guess for it.
+    2. "The answer is X" / "final answer is X": how instruction-tuned models often end when
+       they forget the box (also the paper's teachers' style).
+    3. GSM8K's `#### X`: the reference format of GSM8K-style data.
+    4. the last math span (`$...$`, `$$...$$`, `\\(...\\)`, `\\[...\\]`), then a short line
+       with no prose words taken whole, then the last number: so that a bare answer (`0.5`,
+       `$\\frac12$`, `\\frac{1}{2}`) or a short GSM8K-style reply is its own answer.
+    With `strict=True` only step 1 is used (for reference solutions that must carry a box).
+    """
+    if not text:
+        return None
+    if "\\boxed" in text or "\\fbox" in text:
+        answer = _last_boxed(text)
+        return answer or None
+    if strict:
+        return None
+    matches = _ANSWER_IS.findall(text)
+    if matches and _clean_sentence_answer(matches[-1]):
+        return _clean_sentence_answer(matches[-1])
+    matches = _GSM8K.findall(text)
+    if matches and matches[-1].strip():
+        return matches[-1].strip()
+    spans = _MATH_SPAN.findall(text)
+    if spans:
+        return next(g for g in spans[-1] if g).strip()
+    stripped = text.strip()
+    if "\n" not in stripped and len(stripped) <= 80 and not _PROSE_WORD.search(stripped):
+        return stripped.rstrip(".").strip() or None
+    numbers = _NUMBER_IN_TEXT.findall(text)
+    return numbers[-1] if numbers else None
+
+
+# --------------------------------------------------------------------------- normalization
+
+_UNIT_WORDS = (
+    "units?|square units|sq units|cm|centimeters?|mm|millimeters?|meters?|km|kilometers?|inch(?:es)?|"
+    "feet|foot|ft|yards?|miles?|mph|grams?|kg|kilograms?|pounds?|lbs?|ounces?|oz|liters?|ml|"
+    "seconds?|sec|minutes?|min|hours?|hrs?|days?|weeks?|months?|years?|degrees?|radians?|"
+    "dollars?|cents?|percent|people|students|cups?|pages|points|ways|mm\\^2|cm\\^2|m\\^2|"
+    "square (?:feet|inches|meters|centimeters|units)|cubic (?:feet|inches|meters|centimeters|units)"
+)
+_TRAILING_UNIT = re.compile(rf"(?<=[\d}}\s])\s*\b(?:{_UNIT_WORDS})(?:\s*\^\s*\{{?\d\}}?)?\s*$", re.I)
+_TEXT_COMMANDS = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mathit|mbox|operatorname|boldsymbol)\s*\{")
+_CHOICE = re.compile(r"^\(?([A-E](?:\s*,?\s*[A-E])*)\)?[.:]?$")  # (C), B., multi-answer ABD
+_CHOICE_PREFIX = re.compile(r"^\(([A-E])\)|^([A-E])[.)]\s")  # "(C) 12" or "C. 12": the letter is the answer
+_VARIABLE_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-z]+)(?:_\{?[a-zA-Z0-9]+\}?)?'?\s*(?:=|\\in)\s*(?=\S)")
+
+
+def _unwrap_text_commands(s: str) -> str:
+    """`\\text{cm}` -> ` cm `: the words stay (units are then removed), the command goes."""
+    while True:
+        match = _TEXT_COMMANDS.search(s)
+        if not match:
+            return s
+        group = _braced(s, match.end() - 1)
+        if group is None:
+            return s[:match.start()] + s[match.end():]
+        inner, end = group
+        s = s[:match.start()] + f" {inner} " + s[end:]
+
+
+def normalize(answer: str) -> str:
+    """A canonical string for an answer: formatting that never changes the value is removed."""
+    s = answer.strip()
+    s = re.sub(r"\\\$|\\%|%|\$|\\\(|\\\)|\\\[|\\\]", "", s)  # math delimiters, dollars, percent
+    s = s.replace("\\displaystyle", "").replace("\\!", "").replace("{,}", "").replace("\\,", " ")
+    s = re.sub(r"\\[;:]|\\q?quad|~", " ", s)
+    s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])", "", s)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\dbinom", "\\binom")
+    # \text{ or } between answers is a list separator, not a unit.
+    s = re.sub(r"\\text\s*\{\s*(?:or|and|,)\s*\}", ",", s)
+    s = _unwrap_text_commands(s)
+    s = re.sub(r"\s+(?:or|and)\s+", ",", s)
+    s = re.sub(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|°", "", s)
+    s = s.replace("\\infinity", "\\infty").replace("+\\infty", "\\infty")
+    s = re.sub(r"\\le(?![a-zA-Z])", r"\\leq", s)
+    s = re.sub(r"\\ge(?![a-zA-Z])", r"\\geq", s)
+    s = re.sub(r"\\(?:varnothing|emptyset)", r"\\emptyset", s)
+    s = re.sub(r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}", s)  # \sqrt2 -> \sqrt{2}
+    s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\frac{\1}{\2}", s)  # \frac12
+    s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*(?=\{)", r"\\frac{\1}", s)
+    s = re.sub(r"\s+", " ", s).strip()
+    for _ in range(3):  # units and punctuation can be stacked: "5 cm."
+        s = s.rstrip(".;,").strip()
+        s = _TRAILING_UNIT.sub("", s).strip()
+    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s.replace(" ", "")):
+        s = s.replace(",", "").replace(" ", "")  # thousands separators
+    s = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", s)  # .5 -> 0.5
+    choice = _CHOICE.match(s)
+    if choice:
+        s = "".join(sorted(set(re.sub(r"[^A-E]", "", choice.group(1)))))
+    return s
+
+
+# --------------------------------------------------------------------------- structures
+
+_OPENERS, _CLOSERS = "([{", ")]}"
+
+
+def _split_top_level(s: str, separator: str) -> list[str]:
+    """Split on `separator` outside any (), [], {}, \\{ \\}."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(s):
+        if s[i] in _OPENERS:
+            depth += 1
+        elif s[i] in _CLOSERS:
+            depth -= 1
+        elif depth == 0 and s.startswith(separator, i):
+            parts.append(s[start:i])
+            start = i + len(separator)
+            i = start
+            continue
+        i += 1
+    parts.append(s[start:])
+    return [p.strip() for p in parts]
+
+
+def _encloses(s: str) -> bool:
+    """True when s[0] and s[-1] are the matching outer brackets of the whole string."""
+    depth = 0
+    for i, ch in enumerate(s):
+        if ch in _OPENERS:
+            depth += 1
+        elif ch in _CLOSERS:
+            depth -= 1
+            if depth == 0 and i != len(s) - 1:
+                return False
+    return depth == 0
+
+
+def _matrix_rows(s: str) -> list[list[str]] | None:
+    match = re.fullmatch(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^}]*\})?(.*)\\end\{\1\}", s, re.S)
+    if not match:
+        return None
+    rows = [r for r in (row.strip() for row in match.group(2).split("\\\\")) if r]
+    return [[cell.strip() for cell in row.split("&")] for row in rows]
+
+
+def _expand_pm(s: str) -> list[str] | None:
+    r"""`a \pm b` -> [`a+b`, `a-b`] (every \pm takes the same sign, \mp the other)."""
+    if "\\pm" not in s and "\\mp" not in s:
+        return None
+    plus = s.replace("\\pm", "+").replace("\\mp", "-")
+    minus = s.replace("\\pm", "-").replace("\\mp", "+")
+    return [plus.lstrip("+").strip(), minus.strip()]
+
+
+def _structure(s: str):
+    """Classify a normalized answer: ("matrix", rows) | ("union", parts) | ("set", items) |
+    ("tuple", open, close, items) | ("list", items) | ("scalar", s)."""
+    rows = _matrix_rows(s)
+    if rows is not None:
+        return ("matrix", rows)
+    unions = _split_top_level(s, "\\cup")
+    if len(unions) > 1:
+        return ("union", unions)
+    if s.startswith("\\{") and s.endswith("\\}"):
+        inner = s[2:-2].strip()
+        return ("set", _split_top_level(inner, ",") if inner else [])
+    if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _encloses(s):
+        items = _split_top_level(s[1:-1], ",")
+        if len(items) > 1:
+            return ("tuple", s[0], s[-1], items)
+    items = _split_top_level(s, ",")
+    if len(items) > 1:
+        return ("list", [item for item in items if item])
+    expanded = _expand_pm(s)
+    if expanded is not None:
+        return ("list", expanded)
+    return ("scalar", s)
+
+
+def _vector_items(structure) -> list[str] | None:
+    """A row/column matrix or a parenthesized tuple, as an ordered list of entries."""
+    if structure[0] == "matrix" and (len(structure[1]) == 1 or all(len(r) == 1 for r in structure[1])):
+        return [cell for row in structure[1] for cell in row]
+    if structure[0] == "tuple" and structure[1] == "(" and structure[2] == ")":
+        return structure[3]
+    return None
+
+
+def _all_pairwise(preds: list[str], golds: list[str], timeout: float) -> bool:
+    return len(preds) == len(golds) and all(_equiv(p, g, timeout) for p, g in zip(preds, golds))
+
+
+def _same_multiset(preds: list[str], golds: list[str], timeout: float) -> bool:
+    """Order-free match: every gold item paired with a distinct equal pred item."""
+    if len(preds) != len(golds):
+        return False
+    unused = list(preds)
+    for gold in golds:
+        match = next((i for i, pred in enumerate(unused) if _equiv(pred, gold, timeout)), None)
+        if match is None:
+            return False
+        unused.pop(match)
+    return True
+
+
+def _equiv(pred: str, gold: str, timeout: float) -> bool:
+    """Equivalence of two normalized answers, structure first, then scalars."""
+    if pred.replace(" ", "") == gold.replace(" ", ""):
+        return True
+    pred_structure, gold_structure = _structure(pred), _structure(gold)
+    pred_kind, gold_kind = pred_structure[0], gold_structure[0]
+    if pred_kind == gold_kind == "scalar":
+        return _scalar_equiv(pred, gold, timeout)
+    pred_vector, gold_vector = _vector_items(pred_structure), _vector_items(gold_structure)
+    if pred_vector is not None and gold_vector is not None and {pred_kind, gold_kind} == {"matrix", "tuple"}:
+        return _all_pairwise(pred_vector, gold_vector, timeout)
+    if pred_kind == gold_kind == "matrix":
+        pred_rows, gold_rows = pred_structure[1], gold_structure[1]
+        return len(pred_rows) == len(gold_rows) and all(
+            _all_pairwise(p, g, timeout) for p, g in zip(pred_rows, gold_rows))
+    if pred_kind == gold_kind == "tuple":
+        # Ordered, and the brackets count: (1, 2] is not [1, 2].
+        return pred_structure[1:3] == gold_structure[1:3] and _all_pairwise(
+            pred_structure[3], gold_structure[3], timeout)
+    if pred_kind == gold_kind == "union":
+        return _same_multiset(pred_structure[1], gold_structure[1], timeout)
+    if {pred_kind, gold_kind} <= {"set", "list"}:
+        # Several answers ("1, -2", "\{1, -2\}", "x = \pm 3"): order-free.
+        pred_items = [_strip_variable(p) for p in pred_structure[1]]
+        gold_items = [_strip_variable(g) for g in gold_structure[1]]
+        if pred_kind == "set" or gold_kind == "set":
+            pred_items, gold_items = list(dict.fromkeys(pred_items)), list(dict.fromkeys(gold_items))
+        return _same_multiset(pred_items, gold_items, timeout)
+    if "scalar" in (pred_kind, gold_kind):
+        # `x = 5` vs `(5)`-like cases are handled as scalars; a scalar is never a tuple or a list.
+        return False
+    return False
+
+
+def _strip_variable(s: str) -> str:
+    return _VARIABLE_PREFIX.sub("", s).strip()
+
+
+# --------------------------------------------------------------------------- scalars
+
+_NUMBER = re.compile(
+    r"(?P<sign>[-+]?)\s*(?:"
+    r"(?P<frac>\\frac\{\s*(?P<num>\d+)\s*\}\{\s*(?P<den>\d+)\s*\})|"
+    r"(?P<ratio>(?P<rnum>\d+)\s*/\s*(?P<rden>\d+))|"
+    r"(?P<decimal>\d+(?:\.\d*)?|\.\d+)(?:\s*(?:[eE]|\\times\s*10\s*\^|\\cdot\s*10\s*\^)\s*\{?\s*(?P<exp>[-+]?\d{1,3})\s*\}?)?"
+    r")"
+)
+
+
+def _as_number(s: str) -> tuple[Fraction, bool] | None:
+    """A plain number as an exact Fraction, and whether it was written inexactly (a decimal).
+
+    Integers, decimals, a/b, \\frac{a}{b}, 1.5e3 and 1.5 \\times 10^{3}; anything else is None.
+    Exponents are limited to 3 digits so that this never builds a giant integer.
+    """
+    match = _NUMBER.fullmatch(s.strip())
+    if not match or len(s) > 200:
+        return None
+    sign = -1 if match.group("sign") == "-" else 1
+    if match.group("frac"):
+        if int(match.group("den")) == 0:
+            return None
+        return sign * Fraction(int(match.group("num")), int(match.group("den"))), False
+    if match.group("ratio"):
+        if int(match.group("rden")) == 0:
+            return None
+        return sign * Fraction(int(match.group("rnum")), int(match.group("rden"))), False
+    value = Fraction(match.group("decimal"))
+    if match.group("exp"):
+        value *= Fraction(10) ** int(match.group("exp"))
+    return sign * value, "." in match.group("decimal") or bool(match.group("exp"))
+
+
+def _numbers_equal(a: tuple[Fraction, bool], b: tuple[Fraction, bool]) -> bool:
+    (x, x_inexact), (y, y_inexact) = a, b
+    if x == y:
+        return True
+    if not (x_inexact or y_inexact):
+        return False  # integers and fractions are exact: 1/2004! is not 1/2006!
+    return abs(x - y) <= NUMBER_REL_TOL * max(abs(x), abs(y))
+
+
+def _is_text(s: str) -> bool:
+    """Words rather than math (`Evelyn`, `\\text{odd}`): sympy would read `ab` as a*b."""
+    return bool(_PROSE_WORD.search(re.sub(r"\\[a-zA-Z]+", " ", s)))
+
+
+def _scalar_equiv(pred: str, gold: str, timeout: float) -> bool:
+    if pred.replace(" ", "") == gold.replace(" ", ""):
+        return True
+    pred_number, gold_number = _as_number(pred), _as_number(gold)
+    if pred_number is not None and gold_number is not None:
+        return _numbers_equal(pred_number, gold_number)  # plain numbers never reach sympy
+    if "=" in pred and "=" not in gold:
+        pred = _strip_variable(pred)  # `x = 5` answers `5`
+    elif "=" in gold and "=" not in pred:
+        gold = _strip_variable(gold)
+    elif pred.startswith(("x \\in", "x\\in")) or gold.startswith(("x \\in", "x\\in")):
+        pred, gold = _strip_variable(pred), _strip_variable(gold)
+    if pred.replace(" ", "") == gold.replace(" ", ""):
+        return True
+    if _structure(pred)[0] != "scalar" or _structure(gold)[0] != "scalar":
+        return _equiv(pred, gold, timeout)  # `x = (1, 2)` revealed a structure
+    pred_number, gold_number = _as_number(pred), _as_number(gold)
+    if pred_number is not None and gold_number is not None:
+        return _numbers_equal(pred_number, gold_number)
+    if _is_text(pred) or _is_text(gold):
+        return pred.lower().replace(" ", "") == gold.lower().replace(" ", "")
+    if _CHOICE.match(pred) or _CHOICE.match(gold):
+        return False  # a choice letter only equals the same letter
+    if len(pred) > MAX_SYMPY_CHARS or len(gold) > MAX_SYMPY_CHARS:
+        return False
+    return _sympy_equal(pred, gold, timeout)
+
+
+# --------------------------------------------------------------------------- sympy helpers
+
+class _SympyWorker:
+    """One helper process that answers "are these two LaTeX expressions equal?" one line at a time."""
+
+    def __init__(self, startup_timeout: float = 120.0):
+        # Run this file as a script, without its folder on sys.path (a project module there
+        # must never shadow a standard one).
+        launcher = ("import runpy, sys; sys.path.pop(0); "
+                    f"runpy.run_path({os.path.abspath(__file__)!r}, run_name='__sympy_worker__')")
+        self.process = subprocess.Popen(
+            [sys.executable, "-u", "-c", launcher],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, encoding="utf-8", bufsize=1)
+        if self._read_line(startup_timeout) != "ready":
+            self.kill()
+            raise RuntimeError("the grader's sympy helper process did not start")
+
+    def _read_line(self, timeout: float) -> str | None:
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            return None
+        line = self.process.stdout.readline()
+        return line.strip() if line else None
+
+    def ask(self, pred: str, gold: str, timeout: float) -> bool | None:
+        """The verdict, or None when the helper ran out of time or died (it is then killed)."""
+        try:
+            self.process.stdin.write(json.dumps([pred, gold]) + "\n")
+            self.process.stdin.flush()
+            answer = self._read_line(timeout)
+        except (OSError, ValueError):
+            answer = None
+        if answer not in ("1", "0"):
+            self.kill()
+            return None
+        return answer == "1"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+_idle_workers: "queue.LifoQueue[_SympyWorker]" = queue.LifoQueue()
+_all_workers: list[_SympyWorker] = []
+_pool_lock = threading.Lock()
+_worker_slots = threading.BoundedSemaphore(WORKERS)
+
+
+def _shutdown_workers() -> None:
+    with _pool_lock:
+        for worker in _all_workers:
+            worker.kill()
+        _all_workers.clear()
+
+
+atexit.register(_shutdown_workers)
+
+
+@lru_cache(maxsize=1 << 16)
+def _sympy_equal(pred: str, gold: str, timeout: float) -> bool:
+    """Ask an idle helper (starting one if needed); a helper that runs out of time is replaced."""
+    with _worker_slots:  # at most WORKERS helpers busy; other threads wait here
+        try:
+            worker = _idle_workers.get_nowait()
+        except queue.Empty:
+            worker = _SympyWorker()
+            with _pool_lock:
+                _all_workers.append(worker)
+        verdict = worker.ask(pred, gold, timeout)
+        if verdict is not None and worker.alive():
+            _idle_workers.put(worker)
+        else:
+            with _pool_lock:
+                if worker in _all_workers:
+                    _all_workers.remove(worker)
+        return bool(verdict)
+
+
+# ---- what runs inside a helper process (imports sympy; the parent never does)
+
+def _worker_main() -> None:
+    try:
+        import resource
+        limit = 4 << 30  # a runaway big-integer computation fails with MemoryError, not the machine
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):
+        pass
+    sys.set_int_max_str_digits(100_000)
+    _latex_to_sympy("1")  # import sympy and build the Lark grammar before saying ready
+    print("ready", flush=True)
+    for line in sys.stdin:
+        try:
+            pred, gold = json.loads(line)
+            verdict = _sympy_expressions_equal(pred, gold)
+        except BaseException:  # noqa: BLE001 - any failure (parse error, MemoryError, recursion) is "not equal"
+            verdict = False
+        print("1" if verdict else "0", flush=True)
+
+
+@lru_cache(maxsize=4096)
+def _latex_to_sympy(latex: str):
+    import sympy
+    from sympy.parsing.latex import parse_latex
+
+    # The Lark grammar has no \pi; \mathit{pi} parses to the symbol pi, replaced below.
+    latex = re.sub(r"\\pi(?![a-zA-Z])", r"\\mathit{pi}", latex)
+    latex = re.sub(r"(\d)\s*[eE]\s*([-+]?\d+)", r"\1\\times 10^{\2}", latex)  # 1.5e3
+    expr = parse_latex(latex, backend="lark")
+    constants = {sympy.Symbol("pi"): sympy.pi, sympy.Symbol("e"): sympy.E, sympy.Symbol("i"): sympy.I}
+    return expr.subs(constants)
+
+
+def _sympy_expressions_equal(pred: str, gold: str) -> bool:
+    import sympy
+
+    a, b = _latex_to_sympy(pred), _latex_to_sympy(gold)
+    if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
+        return (isinstance(a, sympy.MatrixBase) and isinstance(b, sympy.MatrixBase) and a.shape == b.shape
+                and all(_values_equal(x, y) for x, y in zip(a, b)))
+    if isinstance(a, sympy.core.relational.Relational) or isinstance(b, sympy.core.relational.Relational):
+        return _relations_equal(a, b)
+    return _values_equal(a, b)
+
+
+def _values_equal(a, b) -> bool:
+    import sympy
+
+    if a.has(sympy.zoo, sympy.nan) or b.has(sympy.zoo, sympy.nan):
+        return False
+    if a == b:
+        return True
+    if a.has(sympy.oo, -sympy.oo) or b.has(sympy.oo, -sympy.oo):
+        return False  # oo - oo is nan: infinities are only equal when identical
+    difference = a - b
+    if difference == 0 or sympy.simplify(difference) == 0:
+        return True
+    if a.free_symbols or b.free_symbols:
+        return False
+    # Closed forms simplify cannot match (nested radicals): compare numerically, tightly when
+    # both are exact, with the decimal tolerance when one was written as a decimal.
+    if a.is_Rational and b.is_Rational:
+        return False  # exact and different (1/2004! is not 1/2006!, however close)
+    a_value, b_value = sympy.N(a, 50), sympy.N(b, 50)
+    if not (a_value.is_number and b_value.is_number):
+        return False
+    inexact = a.has(sympy.Float) or b.has(sympy.Float)
+    tolerance = NUMBER_REL_TOL if inexact else sympy.Float("1e-40")
+    return bool(abs(a_value - b_value) <= tolerance * max(abs(a_value), abs(b_value)))
+
+
+def _relations_equal(a, b) -> bool:
+    """Equations/inequalities with the same solution set: x + 2y = 3 is 2y + x = 3 and 2x + 4y = 6."""
+    import sympy
+    from sympy.core import relational
+
+    def canonical(rel):
+        if isinstance(rel, (relational.StrictLessThan, relational.LessThan)):
+            kind = ">" if isinstance(rel, relational.StrictLessThan) else ">="
+            return kind, rel.rhs - rel.lhs
+        if isinstance(rel, (relational.StrictGreaterThan, relational.GreaterThan)):
+            kind = ">" if isinstance(rel, relational.StrictGreaterThan) else ">="
+            return kind, rel.lhs - rel.rhs
+        if isinstance(rel, relational.Relational):
+            return type(rel).__name__, rel.lhs - rel.rhs
+        return None, None
+
+    (kind_a, side_a), (kind_b, side_b) = canonical(a), canonical(b)
+    if kind_a is None or kind_a != kind_b:
+        return False
+    if sympy.simplify(side_a - side_b) == 0:
+        return True
+    ratio = sympy.simplify(side_a / side_b)
+    if not ratio.is_number or ratio == 0 or ratio.has(sympy.zoo, sympy.nan, sympy.oo):
+        return False
+    # An equation may be scaled by any nonzero constant, an inequality only by a positive one.
+    return kind_a in ("Equality", "Unequality") or bool(ratio.is_positive)
+
+
+# --------------------------------------------------------------------------- public API
+
+@lru_cache(maxsize=1 << 16)
+def _is_equiv_cached(pred: str, gold: str, timeout: float) -> bool:
+    return _is_equiv_uncached(pred, gold, timeout)
+
+
+def _is_equiv_uncached(pred: str, gold: str, timeout: float) -> bool:
+    pred_norm, gold_norm = normalize(pred), normalize(gold)
+    if not pred_norm or not gold_norm:
+        return False
+    if _CHOICE.match(gold_norm):  # a multiple-choice gold: only the letters count
+        prefix = _CHOICE_PREFIX.match(pred_norm)
+        pred_letters = (prefix.group(1) or prefix.group(2)) if prefix else pred_norm
+        return pred_letters == gold_norm
+    return _equiv(pred_norm, gold_norm, timeout)
+
+
+def is_equiv(pred: str | None, gold: str | None, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    """True if answer `pred` means the same as answer `gold`; never raises, never hangs.
+
+    `timeout` bounds each sympy comparison (seconds); a comparison that runs out is False.
+    Results are cached (functools.lru_cache is thread-safe), so repeated pairs are free.
+    """
+    if not pred or not gold:
+        return False
+    try:
+        return _is_equiv_cached(pred, gold, float(timeout))
+    except Exception:  # noqa: BLE001 - a grader bug must cost one verdict, not an evaluation run
+        return False
+
+
+def grade(response: str, gold: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    """Is the final answer of `response` equal to `gold` (a bare answer or a solution with \\boxed{})?"""
+    if not response or not gold:
+        return False
+    pred = extract_answer(response)
+    gold_answer = extract_answer(gold, strict=True) if ("\\boxed" in gold or "\\fbox" in gold) else gold
+    return is_equiv(pred, gold_answer, timeout=timeout)
+
+
+def clear_caches() -> None:
+    """Forget cached verdicts (benchmarks use it to time cold runs)."""
+    _is_equiv_cached.cache_clear()
+    _sympy_equal.cache_clear()
+
+
+if __name__ == "__sympy_worker__":
+    _worker_main()

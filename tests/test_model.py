@@ -219,3 +219,23 @@ def test_cached_decoding_of_ragged_rows_matches_full_forward():
         for i, n in enumerate(lengths):
             full = model(seqs[i][None])[0, n - 1:]
             assert max_rel_err(torch.stack(decoded[i]), full) < 1e-5
+
+
+def test_hub_id_fetches_only_config_safetensors_and_tokenizer(tmp_path, monkeypatch):
+    """The Hub cannot be reached here: stand in for snapshot_download and check what is asked for."""
+    import huggingface_hub
+
+    torch.manual_seed(0)
+    Llama(ModelArgs.preset("tiny", vocab_size=300)).save_pretrained(str(tmp_path))
+    asked = {}
+
+    def fake_snapshot_download(repo_id, allow_patterns=None, **kwargs):
+        asked.update(repo_id=repo_id, allow_patterns=allow_patterns)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    model = Llama.from_pretrained("meta-llama/Llama-3.2-1B-Instruct")
+    assert asked["repo_id"] == "meta-llama/Llama-3.2-1B-Instruct"
+    assert "*.safetensors" in asked["allow_patterns"] and "config.json" in asked["allow_patterns"]
+    assert not any(p.endswith((".bin", ".pt", ".pth", "*")) and p != "*.safetensors" for p in asked["allow_patterns"])
+    assert model.args.vocab_size == 300

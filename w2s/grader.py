@@ -17,9 +17,11 @@ impossible to hang. Reading order:
    a grader called inside a multiprocessing pool worker (a daemon, which may not have
    multiprocessing children) still works.
 
-LaTeX is parsed with sympy's own parser, Lark backend (`pip install lark`). The ANTLR backend
-was rejected: it silently drops what it cannot read (`2\\sqrt2` parses as 2, `1,-2` as 1,
-`1+` as 1), which turns wrong answers into right ones; the Lark backend raises instead.
+LaTeX is parsed by sympy's own parser, ANTLR backend, in strict mode: it needs exactly
+`antlr4-python3-runtime==4.11.0`. Strict matters: the lenient default silently drops what it
+cannot read (`2\\sqrt2` -> 2, `1,-2` -> 1, `1+` -> 1), turning wrong answers into right ones.
+The Lark backend was measured too: equally strict but 3-5x slower (an Earley parser: 30-50 ms per
+expression), it evaluates while parsing and it has no `\\pi`.
 """
 import atexit
 import json
@@ -289,10 +291,19 @@ def _same_multiset(preds: list[str], golds: list[str], timeout: float) -> bool:
     return True
 
 
+def _drop_variable_prefixes(pred: str, gold: str) -> tuple[str, str]:
+    r"""`x \in [1, 4]` is `[1, 4]`; `x = 5` is `5` unless both sides are equations."""
+    pred_is_equation, gold_is_equation = "=" in pred, "=" in gold
+    if not (pred_is_equation and gold_is_equation):
+        pred, gold = _strip_variable(pred), _strip_variable(gold)
+    return pred, gold
+
+
 def _equiv(pred: str, gold: str, timeout: float) -> bool:
     """Equivalence of two normalized answers, structure first, then scalars."""
     if pred.replace(" ", "") == gold.replace(" ", ""):
         return True
+    pred, gold = _drop_variable_prefixes(pred, gold)
     pred_structure, gold_structure = _structure(pred), _structure(gold)
     pred_kind, gold_kind = pred_structure[0], gold_structure[0]
     if pred_kind == gold_kind == "scalar":
@@ -317,10 +328,12 @@ def _equiv(pred: str, gold: str, timeout: float) -> bool:
         if pred_kind == "set" or gold_kind == "set":
             pred_items, gold_items = list(dict.fromkeys(pred_items)), list(dict.fromkeys(gold_items))
         return _same_multiset(pred_items, gold_items, timeout)
-    if "scalar" in (pred_kind, gold_kind):
-        # `x = 5` vs `(5)`-like cases are handled as scalars; a scalar is never a tuple or a list.
-        return False
-    return False
+    if {pred_kind, gold_kind} in ({"scalar", "set"}, {"scalar", "list"}):
+        # One answer against a collection: only a collection of exactly that one answer.
+        items = (gold_structure if pred_kind == "scalar" else pred_structure)[1]
+        scalar = pred if pred_kind == "scalar" else gold
+        return len(set(items)) == 1 and _equiv(scalar, items[0], timeout)
+    return False  # different shapes: a tuple is not a list, an interval is not a number
 
 
 def _strip_variable(s: str) -> str:
@@ -382,19 +395,6 @@ def _scalar_equiv(pred: str, gold: str, timeout: float) -> bool:
     pred_number, gold_number = _as_number(pred), _as_number(gold)
     if pred_number is not None and gold_number is not None:
         return _numbers_equal(pred_number, gold_number)  # plain numbers never reach sympy
-    if "=" in pred and "=" not in gold:
-        pred = _strip_variable(pred)  # `x = 5` answers `5`
-    elif "=" in gold and "=" not in pred:
-        gold = _strip_variable(gold)
-    elif pred.startswith(("x \\in", "x\\in")) or gold.startswith(("x \\in", "x\\in")):
-        pred, gold = _strip_variable(pred), _strip_variable(gold)
-    if pred.replace(" ", "") == gold.replace(" ", ""):
-        return True
-    if _structure(pred)[0] != "scalar" or _structure(gold)[0] != "scalar":
-        return _equiv(pred, gold, timeout)  # `x = (1, 2)` revealed a structure
-    pred_number, gold_number = _as_number(pred), _as_number(gold)
-    if pred_number is not None and gold_number is not None:
-        return _numbers_equal(pred_number, gold_number)
     if _is_text(pred) or _is_text(gold):
         return pred.lower().replace(" ", "") == gold.lower().replace(" ", "")
     if _CHOICE.match(pred) or _CHOICE.match(gold):
@@ -405,6 +405,10 @@ def _scalar_equiv(pred: str, gold: str, timeout: float) -> bool:
 
 
 # --------------------------------------------------------------------------- sympy helpers
+
+class GraderSetupError(RuntimeError):
+    """The sympy helper cannot run (e.g. wrong antlr4 runtime): raised, never graded as False."""
+
 
 class _SympyWorker:
     """One helper process that answers "are these two LaTeX expressions equal?" one line at a time."""
@@ -418,9 +422,12 @@ class _SympyWorker:
             [sys.executable, "-u", "-c", launcher],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, encoding="utf-8", bufsize=1)
-        if self._read_line(startup_timeout) != "ready":
+        first_line = self._read_line(startup_timeout)
+        if first_line != "ready":
             self.kill()
-            raise RuntimeError("the grader's sympy helper process did not start")
+            raise GraderSetupError(
+                f"the grader's sympy helper did not start ({first_line or 'no answer'}); sympy's LaTeX parser "
+                "needs `pip install antlr4-python3-runtime==4.11.0`")
 
     def _read_line(self, timeout: float) -> str | None:
         ready, _, _ = select.select([self.process.stdout], [], [], timeout)
@@ -502,7 +509,11 @@ def _worker_main() -> None:
     except (ImportError, ValueError, OSError):
         pass
     sys.set_int_max_str_digits(100_000)
-    _latex_to_sympy("1")  # import sympy and build the Lark grammar before saying ready
+    try:
+        _latex_to_sympy("\\frac{1}{2}")  # import sympy and its LaTeX parser before saying ready
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which raises it
+        print(f"setup error: {type(error).__name__}: {error}".replace("\n", " "), flush=True)
+        return
     print("ready", flush=True)
     for line in sys.stdin:
         try:
@@ -518,10 +529,9 @@ def _latex_to_sympy(latex: str):
     import sympy
     from sympy.parsing.latex import parse_latex
 
-    # The Lark grammar has no \pi; \mathit{pi} parses to the symbol pi, replaced below.
-    latex = re.sub(r"\\pi(?![a-zA-Z])", r"\\mathit{pi}", latex)
-    latex = re.sub(r"(\d)\s*[eE]\s*([-+]?\d+)", r"\1\\times 10^{\2}", latex)  # 1.5e3
-    expr = parse_latex(latex, backend="lark")
+    latex = re.sub(r"(\d)\s*[eE]\s*([-+]?\d+)", r"\1\\times 10^{\2}", latex)  # 1.5e3, not 1.5*e*3
+    expr = parse_latex(latex, strict=True)
+    # The parser reads \pi, e and i as plain symbols; in an answer they are the constants.
     constants = {sympy.Symbol("pi"): sympy.pi, sympy.Symbol("e"): sympy.E, sympy.Symbol("i"): sympy.I}
     return expr.subs(constants)
 
@@ -557,8 +567,8 @@ def _values_equal(a, b) -> bool:
     if a.is_Rational and b.is_Rational:
         return False  # exact and different (1/2004! is not 1/2006!, however close)
     a_value, b_value = sympy.N(a, 50), sympy.N(b, 50)
-    if not (a_value.is_number and b_value.is_number):
-        return False
+    if not (a_value.is_number and b_value.is_number and a_value.is_finite and b_value.is_finite):
+        return False  # unevaluated 1/0 only shows up as zoo here
     inexact = a.has(sympy.Float) or b.has(sympy.Float)
     tolerance = NUMBER_REL_TOL if inexact else sympy.Float("1e-40")
     return bool(abs(a_value - b_value) <= tolerance * max(abs(a_value), abs(b_value)))
@@ -620,6 +630,8 @@ def is_equiv(pred: str | None, gold: str | None, *, timeout: float = DEFAULT_TIM
         return False
     try:
         return _is_equiv_cached(pred, gold, float(timeout))
+    except GraderSetupError:
+        raise  # a broken installation must not silently mark every symbolic answer wrong
     except Exception:  # noqa: BLE001 - a grader bug must cost one verdict, not an evaluation run
         return False
 

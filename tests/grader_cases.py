@@ -1,0 +1,290 @@
+r"""Labelled grading cases written for this project: (response, gold, verdict, kind).
+
+`response` is what a model wrote (a whole solution or a bare answer), `gold` is the reference
+(a bare answer, or a full solution with \boxed{} like MATH's ground_truth), `verdict` is what a
+careful human grader says. Used by tests/test_grader.py and bench/grader_bench.py.
+Many False cases are ones popular graders get wrong: different tuples, a dropped \pm, nearby
+factorials, a lost factor, other interval brackets, equations with other constants.
+"""
+
+# The answer has to be found in the response first.
+EXTRACTION = [
+    (r"So the sum is $12$. Thus the answer is \boxed{12}.", "12", True),
+    (r"We get \boxed{\frac{1}{2}} after simplifying.", r"\frac12", True),
+    (r"First \boxed{3}, but rechecking, the final value is \boxed{4}.", "4", True),
+    (r"First \boxed{3}, but rechecking, the final value is \boxed{4}.", "3", False),
+    (r"The area is \boxed{\sqrt{\frac{3}{4}}}", r"\frac{\sqrt{3}}{2}", True),
+    (r"Hence $\boxed 5$.", "5", True),
+    (r"Therefore the answer is \fbox{7}.", "7", True),
+    (r"The result is \boxed{\frac{1}{2", r"\frac{1}{2}", False),  # generation cut off mid-box
+    (r"Thus \boxed{", "1", False),
+    (r"Adding them up gives 42. The answer is 42.", "42", True),
+    (r"Adding them up gives 42. The answer is $\frac{3}{4}$.", r"\frac34", True),
+    ("so the final answer is: 18", "18", True),
+    ("Natalia sold 48/2 = 24 clips in May.\n#### 72", "72", True),
+    ("Natalia sold 48/2 = 24 clips in May.\n#### 72", "24", False),
+    (r"The slope is $m = \frac{2}{3}$", r"\frac{2}{3}", True),
+    (r"Working: \(x^2 = 9\), so \(x = 3\)", "3", True),
+    ("She has 3 apples and buys 5 more, so 8 apples in total", "8", True),
+    ("0.5", r"\frac{1}{2}", True),
+    (r"$\frac12$", "0.5", True),
+    (r"\frac{1}{2}", "0.5", True),
+    ("I could not solve this problem.", "3", False),
+    ("", "3", False),
+    (r"The answer is \boxed{10}", r"Since $5 \cdot 2 = 10$, the total is $\boxed{10}$.", True),
+    (r"The answer is \boxed{12}", r"Since $5 \cdot 2 = 10$, the total is $\boxed{10}$.", False),
+    (r"\boxed{\text{(C)}}", "C", True),
+    (r"The correct option is (B).", "C", False),
+]
+
+# Integers, decimals, fractions, scientific notation: exact unless a decimal is involved.
+NUMBERS = [
+    (r"\boxed{3}", "3", True),
+    (r"\boxed{-7}", "-7", True),
+    (r"\boxed{3.0}", "3", True),
+    (r"\boxed{0.25}", r"\frac{1}{4}", True),
+    (r"\boxed{\frac{2}{4}}", r"\frac{1}{2}", True),
+    (r"\boxed{-\frac{3}{4}}", "-0.75", True),
+    (r"\boxed{\frac{-3}{4}}", r"-\frac{3}{4}", True),
+    (r"\boxed{.5}", "0.5", True),
+    (r"\boxed{1.5\times 10^{3}}", "1500", True),
+    (r"\boxed{2.5e-3}", "0.0025", True),
+    (r"\boxed{0.3333333}", r"\frac{1}{3}", True),
+    (r"\boxed{0.333}", r"\frac{1}{3}", False),
+    (r"\boxed{0.67}", r"\frac{2}{3}", False),
+    (r"\boxed{3}", "4", False),
+    (r"\boxed{-3}", "3", False),
+    (r"\boxed{123456789013}", "123456789012", False),
+    (r"\boxed{100}", "1000", False),
+    (r"\boxed{\frac{3}{7}}", r"\frac{7}{3}", False),
+    (r"\boxed{7/3}", r"\frac{7}{3}", True),
+    (r"\boxed{12}", "12.00", True),
+    (r"\boxed{1/3}", r"\frac{2}{6}", True),
+]
+
+# Formatting that never changes the value.
+FORMATTING = [
+    (r"\boxed{\dfrac{5}{8}}", r"\frac{5}{8}", True),
+    (r"\boxed{\tfrac{5}{8}}", r"\frac58", True),
+    (r"\boxed{\left(\frac{1}{2}\right)}", r"\frac{1}{2}", True),
+    (r"\boxed{12\text{ cm}}", "12", True),
+    (r"\boxed{12 \text{ square units}}", "12", True),
+    (r"\boxed{30^\circ}", "30", True),
+    (r"\boxed{30^{\circ}}", r"30^\circ", True),
+    (r"\boxed{45 \text{ degrees}}", "45", True),
+    (r"\boxed{25\%}", "25", True),
+    (r"\boxed{\$1,\!200}", "1200", True),
+    (r"\boxed{1{,}000{,}000}", "1000000", True),
+    (r"\boxed{10,000}", r"10000", True),
+    (r"\boxed{5.}", "5", True),
+    (r"\boxed{x = 4}", "4", True),
+    (r"\boxed{y=-\frac{1}{2}}", r"-\frac12", True),
+    (r"\boxed{\mathrm{6}}", "6", True),
+    (r"\boxed{\displaystyle \frac{\pi}{4}}", r"\frac{\pi}{4}", True),
+    (r"\boxed{\sqrt2}", r"\sqrt{2}", True),
+    (r"\boxed{12\text{ cm}}", "13", False),
+    (r"\boxed{25\%}", "26", False),
+    (r"\boxed{x = 4}", "-4", False),
+    (r"\boxed{30^\circ}", "60", False),
+]
+
+# Expressions sympy has to decide.
+SYMBOLIC = [
+    (r"\boxed{\frac{\sqrt{2}}{2}}", r"\frac{1}{\sqrt{2}}", True),
+    (r"\boxed{2\sqrt{3}}", r"\sqrt{12}", True),
+    (r"\boxed{\frac{\pi}{2}}", r"\pi/2", True),
+    (r"\boxed{2\pi}", r"\pi \cdot 2", True),
+    (r"\boxed{x^2+2x+1}", "(x+1)^2", True),
+    (r"\boxed{(x-2)(x+2)}", "x^2-4", True),
+    (r"\boxed{\frac{x}{2}}", r"0.5x", True),
+    (r"\boxed{1+\sqrt{2}}", r"\sqrt{3+2\sqrt{2}}", True),
+    (r"\boxed{\sqrt[3]{8}}", "2", True),
+    (r"\boxed{2^{10}}", "1024", True),
+    (r"\boxed{\binom{5}{2}}", "10", True),
+    (r"\boxed{5!}", "120", True),
+    (r"\boxed{\log_2 8}", "3", True),
+    (r"\boxed{e^{i\pi}}", "-1", True),
+    (r"\boxed{\sin^2 x + \cos^2 x}", "1", True),
+    (r"\boxed{3 + 4i}", "4i + 3", True),
+    (r"\boxed{1.41421356}", r"\sqrt{2}", True),
+    (r"\boxed{\frac{3\sqrt{5}}{5}}", r"\frac{3}{\sqrt{5}}", True),
+    (r"\boxed{a+b}", "b+a", True),
+    (r"\boxed{\frac{\sqrt{3}}{2}}", r"\frac{\sqrt{2}}{2}", False),
+    (r"\boxed{2\pi}", r"\pi", False),
+    (r"\boxed{x^2+2x+1}", "(x-1)^2", False),
+    (r"\boxed{\sqrt{3}}", "1.73", False),
+    (r"\boxed{2^{10}}", "1000", False),
+    (r"\boxed{a-b}", "b-a", False),
+    (r"\boxed{3-4i}", "3+4i", False),
+    (r"\boxed{\frac{\pi}{3}}", r"\frac{\pi}{6}", False),
+    (r"\boxed{\log_2 9}", "3", False),
+    (r"\boxed{6!}", "120", False),
+]
+
+# Ordered tuples and points: order and every entry matter.
+TUPLES = [
+    (r"\boxed{(1, 2)}", "(1,2)", True),
+    (r"\boxed{(1, 2)}", "(2,1)", False),
+    (r"\boxed{\left(\frac{1}{2}, 3\right)}", "(0.5, 3)", True),
+    (r"\boxed{(3, -1, 2)}", "(3,-1,2)", True),
+    (r"\boxed{(3, -1, 2)}", "(3,1,-2)", False),
+    (r"\boxed{(1, 2, 3)}", "(1,2)", False),
+    (r"\boxed{(\sqrt{2}, \pi)}", r"(\sqrt2,\pi)", True),
+    (r"\boxed{(2, 4)}", "(2, 5)", False),
+    (r"\boxed{(-1, 0)}", "(0, -1)", False),
+    (r"\boxed{(x+1, 2)}", "(1+x, 2)", True),
+]
+
+# Intervals: the bracket types are part of the answer.
+INTERVALS = [
+    (r"\boxed{[2, 5)}", "[2,5)", True),
+    (r"\boxed{(2, 5)}", "[2,5)", False),
+    (r"\boxed{[2, 5]}", "[2,5)", False),
+    (r"\boxed{(2, 5]}", "[2,5)", False),
+    (r"\boxed{(-\infty, 3]}", r"(-\infty,3]", True),
+    (r"\boxed{(-\infty, 3)}", r"(-\infty,3]", False),
+    (r"\boxed{\left[\frac{1}{2}, 4\right)}", "[0.5, 4)", True),
+    (r"\boxed{(-\infty, -2) \cup (3, \infty)}", r"(-\infty,-2)\cup(3,\infty)", True),
+    (r"\boxed{(3, \infty) \cup (-\infty, -2)}", r"(-\infty,-2)\cup(3,\infty)", True),
+    (r"\boxed{(-\infty, -2] \cup (3, \infty)}", r"(-\infty,-2)\cup(3,\infty)", False),
+    (r"\boxed{(-\infty, -2) \cup (4, \infty)}", r"(-\infty,-2)\cup(3,\infty)", False),
+    (r"\boxed{x \in [1, 4]}", "[1,4]", True),
+    (r"\boxed{[0, \infty)}", r"[0, +\infty)", True),
+]
+
+# Sets: order-free, every element must match.
+SETS = [
+    (r"\boxed{\{1, 2, 3\}}", r"\{3,2,1\}", True),
+    (r"\boxed{\{1, 2\}}", r"\{1,2,3\}", False),
+    (r"\boxed{\{1, 2, 4\}}", r"\{1,2,3\}", False),
+    (r"\boxed{\{-1, \frac{1}{2}\}}", r"\{0.5,-1\}", True),
+    (r"\boxed{\{\sqrt{2}, -\sqrt{2}\}}", r"\{-\sqrt2,\sqrt2\}", True),
+    (r"\boxed{\emptyset}", r"\varnothing", True),
+]
+
+# Several answers ("all solutions"): order-free.
+LISTS = [
+    (r"\boxed{1, -2}", "-2, 1", True),
+    (r"\boxed{1, -2}", "1, -3", False),
+    (r"\boxed{1, -2}", "1", False),
+    (r"\boxed{1}", "1, -2", False),
+    (r"\boxed{3, 5, 7}", "7,5,3", True),
+    (r"\boxed{3, 5, 7}", "3,5", False),
+    (r"\boxed{x = 2 \text{ or } x = -5}", "-5, 2", True),
+    (r"\boxed{x=2, x=-5}", "2,-5", True),
+    (r"\boxed{\frac{1}{2}, 2}", "2, 0.5", True),
+    (r"\boxed{1, 1, 2}", "1, 2, 2", False),
+    (r"\boxed{2, -5}", "2, 5", False),
+]
+
+# Matrices and vectors.
+MATRICES = [
+    (r"\boxed{\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}}", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", True),
+    (r"\boxed{\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}}", r"\begin{pmatrix}1&3\\2&4\end{pmatrix}", False),
+    (r"\boxed{\begin{bmatrix} \frac{1}{2} & 0 \\ 0 & 1 \end{bmatrix}}", r"\begin{pmatrix}0.5&0\\0&1\end{pmatrix}", True),
+    (r"\boxed{\begin{pmatrix} 1 \\ -2 \\ 3 \end{pmatrix}}", r"\begin{pmatrix}1\\-2\\3\end{pmatrix}", True),
+    (r"\boxed{\begin{pmatrix} 1 \\ -2 \\ 3 \end{pmatrix}}", r"\begin{pmatrix}1\\2\\3\end{pmatrix}", False),
+    (r"\boxed{(1, -2, 3)}", r"\begin{pmatrix}1\\-2\\3\end{pmatrix}", True),
+    (r"\boxed{(1, -2)}", r"\begin{pmatrix}1\\-2\\3\end{pmatrix}", False),
+    (r"\boxed{\begin{pmatrix} 1 & 2 \end{pmatrix}}", r"\begin{pmatrix}1\\2\end{pmatrix}", False),
+    (r"\boxed{\begin{pmatrix} \sqrt{4} \\ 1 \end{pmatrix}}", r"\begin{pmatrix}2\\1\end{pmatrix}", True),
+]
+
+# Equations: same solution set; the constants matter.
+EQUATIONS = [
+    (r"\boxed{x + 2y = 3}", "2y + x = 3", True),
+    (r"\boxed{2x + 4y = 6}", "x + 2y = 3", True),
+    (r"\boxed{x + 2y = 3}", "x + 2y = 4", False),
+    (r"\boxed{x + 2y = 3}", "2x + y = 3", False),
+    (r"\boxed{y = 2x + 1}", "y - 2x = 1", True),
+    (r"\boxed{y = 2x + 1}", "y = 2x - 1", False),
+    (r"\boxed{y = 2x + 1}", "2x + 1", True),
+    (r"\boxed{x = 5}", "5", True),
+    (r"\boxed{5}", "x = 5", True),
+    (r"\boxed{x = 5}", "6", False),
+    (r"\boxed{x^2 + y^2 = 25}", "y^2 + x^2 = 25", True),
+    (r"\boxed{x^2 + y^2 = 25}", "x^2 + y^2 = 5", False),
+    (r"\boxed{3x - 2y + z = 7}", "z + 3x - 2y - 7 = 0", True),
+    (r"\boxed{3x - 2y + z = 7}", "3x - 2y + z = -7", False),
+]
+
+# \pm answers stand for two values.
+PLUS_MINUS = [
+    (r"\boxed{\pm 2021}", "2021", False),
+    (r"\boxed{2021}", r"\pm 2021", False),
+    (r"\boxed{\pm 3}", "3, -3", True),
+    (r"\boxed{x = \pm 3}", r"\pm 3", True),
+    (r"\boxed{1 \pm \sqrt{2}}", r"1+\sqrt{2}, 1-\sqrt{2}", True),
+    (r"\boxed{1 \pm \sqrt{2}}", r"1+\sqrt{2}", False),
+    (r"\boxed{1 \pm \sqrt{3}}", r"1 \pm \sqrt{2}", False),
+    (r"\boxed{-3, 3}", r"\pm 3", True),
+]
+
+# Infinity.
+INFINITY = [
+    (r"\boxed{\infty}", r"\infty", True),
+    (r"\boxed{+\infty}", r"\infty", True),
+    (r"\boxed{-\infty}", r"\infty", False),
+    (r"\boxed{\infty}", "1000000", False),
+]
+
+# Multiple choice and words.
+CHOICES_AND_TEXT = [
+    (r"\boxed{C}", "C", True),
+    (r"\boxed{(C)}", "C", True),
+    (r"\boxed{C}", "D", False),
+    (r"\boxed{\text{(A)}}", "(A)", True),
+    (r"\boxed{(C) 12}", "C", True),
+    (r"\boxed{ABD}", "ABD", True),
+    (r"\boxed{BD}", "ABD", False),
+    (r"\boxed{\text{Evelyn}}", r"\text{Evelyn}", True),
+    (r"\boxed{\text{Evelyn}}", r"\text{Evelny}", False),
+    (r"\boxed{\text{odd}}", r"\text{even}", False),
+    (r"\boxed{\text{odd}}", r"\text{odd}", True),
+    (r"\boxed{\text{Sunday}}", "Sunday", True),
+]
+
+# Traps: pairs that look alike, which popular graders accept.
+TRAPS = [
+    (r"\boxed{\frac{1}{2004!}}", r"\frac{1}{2006!}", False),
+    (r"\boxed{4\sqrt{2}}", "4", False),
+    (r"\boxed{4}", r"4\sqrt{2}", False),
+    (r"\boxed{2\sqrt2}", "2", False),
+    (r"\boxed{10^{-10}}", "0", False),
+    (r"\boxed{1+}", "1", False),
+    (r"\boxed{\frac{1}{2} x}", r"\frac{1}{2}", False),
+    (r"\boxed{3x}", "3", False),
+    (r"\boxed{2^{100}}", "2^{101}", False),
+    (r"\boxed{2^{100}+1}", "2^{100}", False),
+    (r"\boxed{1.001}", "1", False),
+    (r"\boxed{\frac{999}{1000}}", "1", False),
+    (r"\boxed{(1,2)}", "[1,2]", False),
+    (r"\boxed{12}", "12\\%", True),
+    (r"\boxed{\sqrt{2}}", "2", False),
+    (r"\boxed{\pi}", "3.14", False),
+    (r"\boxed{\frac{22}{7}}", r"\pi", False),
+    (r"\boxed{6}", r"\{6\}", True),
+    (r"\boxed{10}", "1,0", False),
+    (r"\boxed{y = x}", "y = -x", False),
+]
+
+# Broken input: never an exception, never a match.
+MALFORMED = [
+    (r"\boxed{\frac{1}{}}", "1", False),
+    (r"\boxed{\sqrt{}}", "0", False),
+    (r"\boxed{((}", "1", False),
+    (r"\boxed{\unknowncommand{3}}", "3", False),
+    (r"\boxed{3 +* 4}", "7", False),
+    (r"\boxed{\frac{1}{0}}", "0", False),
+    (r"\boxed{\frac{1}{0}}", r"\frac{2}{0}", False),
+    (r"\boxed{^^}", "1", False),
+]
+
+KINDS = {
+    "extraction": EXTRACTION, "numbers": NUMBERS, "formatting": FORMATTING, "symbolic": SYMBOLIC,
+    "tuples": TUPLES, "intervals": INTERVALS, "sets": SETS, "lists": LISTS, "matrices": MATRICES,
+    "equations": EQUATIONS, "plus_minus": PLUS_MINUS, "infinity": INFINITY,
+    "choices_and_text": CHOICES_AND_TEXT, "traps": TRAPS, "malformed": MALFORMED,
+}
+
+CASES = [(response, gold, verdict, kind) for kind, cases in KINDS.items() for response, gold, verdict in cases]

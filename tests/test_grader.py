@@ -1,0 +1,134 @@
+"""Tests of w2s.grader: labelled cases by kind, extraction, hostile inputs, threads, processes."""
+import multiprocessing
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.grader_cases import CASES, KINDS
+from w2s import grader
+from w2s.grader import extract_answer, grade, is_equiv
+
+
+@pytest.mark.parametrize("response,gold,verdict,kind", CASES,
+                         ids=[f"{kind}-{i}" for i, (_, _, _, kind) in enumerate(CASES)])
+def test_labelled_case(response, gold, verdict, kind):
+    assert grade(response, gold) is verdict
+
+
+def test_labelled_cases_are_many_and_varied():
+    assert len(CASES) >= 150
+    assert sum(not verdict for _, _, verdict, _ in CASES) >= 60
+    assert all(len(cases) >= 4 for cases in KINDS.values())
+
+
+@pytest.mark.parametrize("text,answer", [
+    (r"so \boxed{\frac{a}{\sqrt{b}}} holds", r"\frac{a}{\sqrt{b}}"),
+    (r"\boxed{1} then \boxed{\{2, 3\}}", r"\{2, 3\}"),
+    (r"$\boxed 5$", "5"),
+    (r"\fbox{x+1}", "x+1"),
+    (r"The final answer is $\frac{1}{2}$. I hope it is correct.", r"\frac{1}{2}"),
+    ("The answer is 7.5.", "7.5"),
+    ("step one\n#### 1,234", "1,234"),
+    (r"so we get $x = 2$ and then $y = 3$", "y = 3"),
+    (r"\[ 4 \]", "4"),
+    ("It costs 12 dollars, then 15 dollars.", "15"),
+    (r"\frac{1}{2}", r"\frac{1}{2}"),
+    ("0.5", "0.5"),
+])
+def test_extract_answer(text, answer):
+    assert extract_answer(text) == answer
+
+
+@pytest.mark.parametrize("text", [r"the answer is \boxed{12", r"\boxed{\frac{1}{2}", r"\boxed{}", "no numbers here at all",
+                                  ""])
+def test_extract_answer_none(text):
+    assert extract_answer(text) is None
+
+
+def test_strict_extraction_keeps_only_boxed():
+    assert extract_answer("The answer is 5.", strict=True) is None
+    assert extract_answer(r"The answer is \boxed{5}.", strict=True) == "5"
+    assert extract_answer(r"an unclosed \boxed{5", strict=True) is None
+
+
+def test_unclosed_box_is_not_rescued_by_fallbacks():
+    # A truncated generation has earlier numbers and "the answer is" text, but no finished box.
+    assert extract_answer(r"The answer is 3, so \boxed{3") is None
+    assert grade(r"The answer is 3, so \boxed{3", "3") is False
+
+
+def test_gold_solution_is_extracted_strictly():
+    gold = r"Add $2+2$ to get $4$, then double: $\boxed{8}$."
+    assert grade(r"\boxed{8}", gold) and not grade(r"\boxed{4}", gold)
+
+
+@pytest.mark.parametrize("pred", [None, "", "   "])
+def test_empty_answers_are_false(pred):
+    assert is_equiv(pred, "1") is False
+    assert is_equiv("1", pred) is False
+
+
+def test_plain_numbers_never_reach_sympy(monkeypatch):
+    def refuse(*args):
+        raise AssertionError("sympy was asked about plain numbers")
+    grader.clear_caches()
+    monkeypatch.setattr(grader, "_sympy_equal", refuse)
+    assert is_equiv("0.25", r"\frac{1}{4}") and is_equiv("1,000", "1000") and not is_equiv("3", "4")
+    assert is_equiv(r"\frac{3}{6}", "1/2") and not is_equiv("0.333", "1/3")
+
+
+def test_repeated_pairs_are_cached():
+    grader.clear_caches()
+    pair = (r"\frac{\sqrt{8}}{2}", r"\sqrt{2}")
+    assert is_equiv(*pair)
+    hits = grader._is_equiv_cached.cache_info().hits
+    assert is_equiv(*pair)
+    assert grader._is_equiv_cached.cache_info().hits == hits + 1
+
+
+HOSTILE = [
+    (r"10^{10^{10^{10}}}", "1"),
+    (r"x^{999999999}", "x"),
+    (r"2^{999999999}", "2"),
+    (r"9^{9^{9^{9}}}-9^{9^{9^{9}}}", "0"),
+    ("(" * 400 + "1" + ")" * 400, "1"),
+    (r"\frac{" * 60 + "1" + "}{2}" * 60, "1"),
+]
+
+
+def test_hostile_inputs_are_false_within_the_limit():
+    limit = 1.0
+    grader.clear_caches()
+    start = time.monotonic()
+    for pred, gold in HOSTILE:
+        assert is_equiv(pred, gold, timeout=limit) is False
+    # Each comparison may use its limit plus a helper restart; generous for a loaded machine.
+    assert time.monotonic() - start < 30
+
+
+def test_grader_recovers_after_a_timeout():
+    grader.clear_caches()
+    assert is_equiv(r"10^{10^{10^{10}}}", "7", timeout=0.5) is False
+    assert is_equiv(r"\frac{\pi}{2}", r"\pi/2", timeout=10) is True
+
+
+def test_thread_pool_gives_the_serial_results():
+    pairs = [(response, gold) for response, gold, _, _ in CASES[::3]]
+    grader.clear_caches()
+    serial = [grade(response, gold) for response, gold in pairs]
+    grader.clear_caches()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        threaded = list(pool.map(lambda pair: grade(*pair), pairs))
+    assert threaded == serial
+
+
+def _grade_in_child(pair):
+    return grade(*pair)
+
+
+def test_works_inside_daemonic_pool_workers():
+    # multiprocessing.Pool workers are daemons, which may not start multiprocessing children.
+    pairs = [(r"\boxed{\frac{\sqrt{2}}{2}}", r"\frac{1}{\sqrt2}"), (r"\boxed{x+1}", "x+2")]
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.map(_grade_in_child, pairs) == [True, False]

@@ -138,7 +138,7 @@ _TRAILING_UNIT = re.compile(rf"(?<=[\d}}\s])\s*\b(?:{_UNIT_WORDS})(?:\s*\^\s*\{{
 _TEXT_COMMANDS = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mathit|mbox|operatorname|boldsymbol)\s*\{")
 _CHOICE = re.compile(r"^\(?([A-E](?:\s*,?\s*[A-E])*)\)?[.:]?$")  # (C), B., multi-answer ABD
 _CHOICE_PREFIX = re.compile(r"^\(([A-E])\)|^([A-E])[.)]\s")  # "(C) 12" or "C. 12": the letter is the answer
-_VARIABLE_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-z]+)(?:_\{?[a-zA-Z0-9]+\}?)?'?\s*(?:=|\\in)\s*(?=\S)")
+_VARIABLE_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-z]+)(?:_\{?[a-zA-Z0-9]+\}?)?'?(?:\([a-z]\))?\s*(?:=|\\in)\s*(?=\S)")
 
 
 def _unwrap_text_commands(s: str) -> str:
@@ -344,6 +344,7 @@ def _strip_variable(s: str) -> str:
 
 _NUMBER = re.compile(
     r"(?P<sign>[-+]?)\s*(?:"
+    r"(?P<mixed>(?P<whole>\d+)\s*\\frac\{\s*(?P<mnum>\d+)\s*\}\{\s*(?P<mden>\d+)\s*\})|"
     r"(?P<frac>\\frac\{\s*(?P<num>\d+)\s*\}\{\s*(?P<den>\d+)\s*\})|"
     r"(?P<ratio>(?P<rnum>\d+)\s*/\s*(?P<rden>\d+))|"
     r"(?P<decimal>\d+(?:\.\d*)?|\.\d+)(?:\s*(?:[eE]|\\times\s*10\s*\^|\\cdot\s*10\s*\^)\s*\{?\s*(?P<exp>[-+]?\d{1,3})\s*\}?)?"
@@ -354,13 +355,19 @@ _NUMBER = re.compile(
 def _as_number(s: str) -> tuple[Fraction, bool] | None:
     """A plain number as an exact Fraction, and whether it was written inexactly (a decimal).
 
-    Integers, decimals, a/b, \\frac{a}{b}, 1.5e3 and 1.5 \\times 10^{3}; anything else is None.
+    Integers, decimals, a/b, \\frac{a}{b}, mixed numbers 2\\frac{1}{2}, 1.5e3 and 1.5 \\times 10^{3};
+    anything else is None.
     Exponents are limited to 3 digits so that this never builds a giant integer.
     """
     match = _NUMBER.fullmatch(s.strip())
     if not match or len(s) > 200:
         return None
     sign = -1 if match.group("sign") == "-" else 1
+    if match.group("mixed"):
+        if int(match.group("mden")) == 0:
+            return None
+        fraction = Fraction(int(match.group("mnum")), int(match.group("mden")))
+        return sign * (int(match.group("whole")) + fraction), False
     if match.group("frac"):
         if int(match.group("den")) == 0:
             return None
@@ -501,6 +508,15 @@ def _sympy_equal(pred: str, gold: str, timeout: float) -> bool:
 
 # ---- what runs inside a helper process (imports sympy; the parent never does)
 
+_WARM_UP = [
+    (r"\frac{\sqrt{3}}{2} + x^{2} - \sin^2 y \cdot \cos(z)", r"2\pi r \times (a-b)^{n}"),
+    (r"\log_{2}(8) + \ln x - e^{i\pi}", r"\sqrt[3]{4} \div 5! + |x|"),
+    (r"a_1 = \frac{b}{c}", r"\tan\theta \geq \binom{5}{2}"),
+    (r"1.5 \cdot 10^{-3}", r"\frac{3}{2000}"),
+    (r"(t+1)^2", r"t^2 + 2t + 1"),
+]
+
+
 def _worker_main() -> None:
     try:
         import resource
@@ -510,7 +526,10 @@ def _worker_main() -> None:
         pass
     sys.set_int_max_str_digits(100_000)
     try:
-        _latex_to_sympy("\\frac{1}{2}")  # import sympy and its LaTeX parser before saying ready
+        # Import sympy and warm the parser (ANTLR builds its prediction tables on first use)
+        # and the comparisons before saying ready: every check after that is faster.
+        for pred, gold in _WARM_UP:
+            _sympy_expressions_equal(pred, gold)
     except Exception as error:  # noqa: BLE001 - reported to the parent, which raises it
         print(f"setup error: {type(error).__name__}: {error}".replace("\n", " "), flush=True)
         return
@@ -551,27 +570,54 @@ def _sympy_expressions_equal(pred: str, gold: str) -> bool:
 def _values_equal(a, b) -> bool:
     import sympy
 
-    if a.has(sympy.zoo, sympy.nan) or b.has(sympy.zoo, sympy.nan):
-        return False
     if a == b:
         return True
-    if a.has(sympy.oo, -sympy.oo) or b.has(sympy.oo, -sympy.oo):
-        return False  # oo - oo is nan: infinities are only equal when identical
+    if a.has(sympy.zoo, sympy.nan, sympy.oo) or b.has(sympy.zoo, sympy.nan, sympy.oo):
+        return False  # infinities are equal only when identical (oo - oo is nan)
+    if not (a.free_symbols or b.free_symbols):
+        return _constants_equal(a, b)
+    if _differ_somewhere(a, b):
+        return False  # cheap and safe: equal expressions agree at every point
     difference = a - b
-    if difference == 0 or sympy.simplify(difference) == 0:
-        return True
-    if a.free_symbols or b.free_symbols:
-        return False
-    # Closed forms simplify cannot match (nested radicals): compare numerically, tightly when
-    # both are exact, with the decimal tolerance when one was written as a decimal.
+    return difference.expand() == 0 or sympy.simplify(difference) == 0
+
+
+def _constants_equal(a, b) -> bool:
+    """Exactly for rationals (1/2004! is not 1/2006!, however close), else to 50 digits."""
+    import sympy
+
+    a, b = a.doit(), b.doit()
     if a.is_Rational and b.is_Rational:
-        return False  # exact and different (1/2004! is not 1/2006!, however close)
+        return a == b
     a_value, b_value = sympy.N(a, 50), sympy.N(b, 50)
-    if not (a_value.is_number and b_value.is_number and a_value.is_finite and b_value.is_finite):
-        return False  # unevaluated 1/0 only shows up as zoo here
+    if not all(v.is_number and v.is_finite for v in (a_value, b_value)):
+        return False  # an unevaluated 1/0 only shows up here, as zoo
+    # Closed forms equal to 40 digits are equal (nested radicals that simplify cannot match);
+    # a side written as a decimal gets the decimal tolerance.
     inexact = a.has(sympy.Float) or b.has(sympy.Float)
     tolerance = NUMBER_REL_TOL if inexact else sympy.Float("1e-40")
     return bool(abs(a_value - b_value) <= tolerance * max(abs(a_value), abs(b_value)))
+
+
+_PROBE_POINTS = ("37/11", "-5/7", "13/3")  # arbitrary, not special: no symmetry or root hits them by chance
+
+
+def _values_at_probe_points(expr, symbols):
+    import sympy
+
+    for point in _PROBE_POINTS:
+        value = sympy.N(expr.subs({s: sympy.Rational(point) + k for k, s in enumerate(symbols)}), 30)
+        yield value if value.is_number and value.is_finite else None
+
+
+def _differ_somewhere(a, b) -> bool:
+    """True if a and b take clearly different values at a probe point (so they are not equal)."""
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    for a_value, b_value in zip(_values_at_probe_points(a, symbols), _values_at_probe_points(b, symbols)):
+        if a_value is not None and b_value is not None and abs(a_value - b_value) > 1e-12 * max(
+                abs(a_value), abs(b_value), 1):
+            return True
+    return False
 
 
 def _relations_equal(a, b) -> bool:
@@ -593,12 +639,21 @@ def _relations_equal(a, b) -> bool:
     (kind_a, side_a), (kind_b, side_b) = canonical(a), canonical(b)
     if kind_a is None or kind_a != kind_b:
         return False
-    if sympy.simplify(side_a - side_b) == 0:
+    # Same solution set when one side is a constant multiple of the other: any nonzero constant
+    # for (in)equations, a positive one for inequalities. A ratio that changes between probe
+    # points is not constant: a cheap, safe rejection before simplify.
+    symbols = sorted(side_a.free_symbols | side_b.free_symbols, key=str)
+    ratios = [r for r in _values_at_probe_points(side_a / side_b, symbols) if r is not None]
+    if ratios and any(abs(r - ratios[0]) > 1e-12 * max(abs(r), 1) for r in ratios):
+        return False
+    difference = side_a - side_b
+    if difference.expand() == 0 or sympy.simplify(difference) == 0:
         return True
-    ratio = sympy.simplify(side_a / side_b)
+    ratio = sympy.cancel(side_a / side_b)
+    if not ratio.is_number:
+        ratio = sympy.simplify(ratio)
     if not ratio.is_number or ratio == 0 or ratio.has(sympy.zoo, sympy.nan, sympy.oo):
         return False
-    # An equation may be scaled by any nonzero constant, an inequality only by a positive one.
     return kind_a in ("Equality", "Unequality") or bool(ratio.is_positive)
 
 
@@ -646,9 +701,18 @@ def grade(response: str, gold: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool
 
 
 def clear_caches() -> None:
-    """Forget cached verdicts (benchmarks use it to time cold runs)."""
+    """Forget every cached verdict and parse (benchmarks time cold runs with it).
+
+    The helpers' parse caches live in the helpers, so they are stopped; the next check starts fresh ones.
+    """
     _is_equiv_cached.cache_clear()
     _sympy_equal.cache_clear()
+    while True:
+        try:
+            _idle_workers.get_nowait()
+        except queue.Empty:
+            break
+    _shutdown_workers()
 
 
 if __name__ == "__sympy_worker__":

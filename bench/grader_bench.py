@@ -61,7 +61,8 @@ def main() -> None:
 
     ours_cold, ours_warm, theirs = [], [], []
     for _ in range(args.rounds):
-        grader.clear_caches()  # also stops the helpers, dropping their parse caches
+        grader.clear_caches()
+        grader.stop_helpers()  # their parse caches go too
         grader.is_equiv(r"\sqrt{5}", r"\frac{5}{\sqrt{5}}")  # start a fresh helper (a pair not among the cases)
         ours_verdicts, seconds = run(grader.grade, CASES)
         ours_cold.append(seconds)

@@ -91,7 +91,6 @@ HOSTILE = [
     (r"10^{10^{10^{10}}}", "1"),
     (r"x^{999999999}", "x"),
     (r"2^{999999999}", "2"),
-    (r"9^{9^{9^{9}}}-9^{9^{9^{9}}}", "0"),
     ("(" * 400 + "1" + ")" * 400, "1"),
     (r"\frac{" * 60 + "1" + "}{2}" * 60, "1"),
 ]
@@ -103,8 +102,9 @@ def test_hostile_inputs_are_false_within_the_limit():
     start = time.monotonic()
     for pred, gold in HOSTILE:
         assert is_equiv(pred, gold, timeout=limit) is False
-    # Each comparison may use its limit plus a helper restart; generous for a loaded machine.
-    assert time.monotonic() - start < 30
+    # Each comparison may use its limit plus the start of a fresh helper (about a second,
+    # a few on a loaded machine): a hang would blow through this.
+    assert time.monotonic() - start < len(HOSTILE) * (limit + 5)
 
 
 def test_grader_recovers_after_a_timeout():

@@ -701,12 +701,16 @@ def grade(response: str, gold: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool
 
 
 def clear_caches() -> None:
-    """Forget every cached verdict and parse (benchmarks time cold runs with it).
-
-    The helpers' parse caches live in the helpers, so they are stopped; the next check starts fresh ones.
-    """
+    """Forget every cached verdict (benchmarks time cold runs with it; see also `stop_helpers`)."""
     _is_equiv_cached.cache_clear()
     _sympy_equal.cache_clear()
+
+
+def stop_helpers() -> None:
+    """Stop the sympy helper processes (and so their parse caches); the next check starts fresh ones.
+
+    Call it only while no check is running.
+    """
     while True:
         try:
             _idle_workers.get_nowait()

@@ -7,7 +7,7 @@ split of each across ranks, padding). The paper's released data is converted in 
 import json
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -48,12 +48,19 @@ def read_jsonl(path: str) -> list[dict]:
     return rows
 
 
-def write_jsonl(path: str, rows: list[dict]) -> None:
-    """Write rows as JSON Lines, atomically (a killed run never leaves half a file behind)."""
+def write_jsonl(path: str, rows: list[dict], cache: dict | None = None) -> None:
+    """Write rows as JSON Lines, atomically (a killed run never leaves half a file behind).
+
+    `cache` (id(row) -> line) saves serializing the same row objects again for another file.
+    """
     tmp = path + ".tmp"
+    cache = {} if cache is None else cache
     with open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            line = cache.get(id(row))
+            if line is None:
+                line = cache[id(row)] = json.dumps(row, ensure_ascii=False) + "\n"
+            f.write(line)
     os.replace(tmp, path)
 
 
@@ -106,6 +113,107 @@ def load_sft_examples(path: str) -> list[dict]:
     if not rows:
         raise ValueError(f"{path}: no examples")
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The supervision pool: one format for the built-in world and the paper's data
+
+
+@dataclass
+class Solution:
+    text: str
+    correct: bool
+    step_error_rate: float | None = None  # wrong steps / all steps, when it is known
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class PoolItem:
+    """A task with its gold answer, correct and incorrect solutions, sub-tasks and paraphrases (both PoolItems)."""
+    id: str
+    problem: str
+    answer: str
+    correct: list[Solution]
+    incorrect: list[Solution] = field(default_factory=list)
+    subtasks: list["PoolItem"] = field(default_factory=list)
+    paraphrases: list["PoolItem"] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+
+def choose_incorrect(ids: list[str], error_rate: float, seed: int, key: str, eligible: list[bool] | None = None) -> set[int]:
+    """Indices of the examples that get an incorrect solution: exactly round(error_rate * n) of them.
+
+    The choice walks one seeded random order of the examples and takes the first eligible ones,
+    so the incorrect examples at a lower rate are a subset of those at a higher rate: conditions
+    differ only in the examples the rate adds, not in which tasks happened to be drawn.
+    """
+    if not 0.0 <= error_rate <= 1.0:
+        raise ValueError(f"error rate must be in [0, 1], got {error_rate}")
+    wanted = int(error_rate * len(ids) + 0.5)
+    order = sorted(range(len(ids)), key=lambda i: ids[i])  # a fixed start, whatever the input order
+    random.Random(f"choose_incorrect/{seed}/{key}").shuffle(order)
+    if eligible is not None:
+        order = [i for i in order if eligible[i]]
+    if len(order) < wanted:
+        raise ValueError(f"{key}: outcome error rate {error_rate} needs {wanted} incorrect solutions, "
+                         f"but only {len(order)} of {len(ids)} tasks have one")
+    return set(order[:wanted])
+
+
+def sft_row(row_id: str, item: PoolItem, solution: Solution, kind: str, **meta) -> dict:
+    """A chat SFT example: user = problem + instruction, assistant = the solution; meta says what it is."""
+    return {
+        "id": row_id,
+        "messages": [{"role": "user", "content": user_message(item.problem)}, {"role": "assistant", "content": solution.text}],
+        "meta": {"task_id": item.id, "kind": kind, "answer": item.answer, "correct": solution.correct,
+                 "step_error_rate": solution.step_error_rate, **item.meta, **solution.meta, **meta},
+    }
+
+
+def mixture(items: list[PoolItem], error_rate: float, seed: int, key: str, kind: str) -> tuple[list[dict], set[int]]:
+    """One SFT row per item: a seeded error_rate share of them with an incorrect solution, the rest correct."""
+    wrong = choose_incorrect([it.id for it in items], error_rate, seed, key, [bool(it.incorrect) for it in items])
+    rows = [sft_row(it.id, it, it.incorrect[0] if i in wrong else it.correct[0], kind) for i, it in enumerate(items)]
+    return rows, wrong
+
+
+def build_sets(pool: list[PoolItem], hard_error: float, sub_error: float, seed: int) -> tuple[dict[str, list[dict]], dict]:
+    """The study's training sets from a pool, and a report of anything left out.
+
+    hard_full            one example per task (hard_error of them incorrect)
+    easy_sub             one example per sub-task (sub_error of them incorrect)
+    hard_full+easy_sub   both
+    hard_full+paraphrase hard_full plus each task's paraphrases (the paper's "merge rephrased"
+                         baseline); a paraphrase takes the same side (correct or incorrect) as its
+                         task, so it adds wording, not new supervision
+    hard_full_x2         hard_full twice (the paper's "4 epochs" baseline)
+    """
+    report = {"tasks_without_correct_solution": 0, "paraphrases_kept_correct_for_lack_of_incorrect": 0}
+    hard_items = [it for it in pool if it.correct]
+    report["tasks_without_correct_solution"] = len(pool) - len(hard_items)
+    hard, wrong = mixture(hard_items, hard_error, seed, "hard_full", "hard_full")
+    subs = [sub for it in hard_items for sub in it.subtasks if sub.correct]
+    easy, _ = mixture(subs, sub_error, seed, "easy_sub", "easy_sub")
+    paraphrases = []
+    for i, it in enumerate(hard_items):
+        for para in it.paraphrases:
+            use_incorrect = i in wrong and bool(para.incorrect)
+            report["paraphrases_kept_correct_for_lack_of_incorrect"] += i in wrong and not para.incorrect
+            if para.correct or use_incorrect:
+                paraphrases.append(sft_row(para.id, para, para.incorrect[0] if use_incorrect else para.correct[0], "paraphrase"))
+    twice = [dict(row, id=row["id"] + "/x2") for row in hard]
+    sets = {
+        "hard_full": hard,
+        "easy_sub": easy,
+        "hard_full+easy_sub": hard + easy,
+        "hard_full+paraphrase": hard + paraphrases,
+        "hard_full_x2": hard + twice,
+    }
+    if not subs:
+        del sets["easy_sub"], sets["hard_full+easy_sub"]
+    if not paraphrases:
+        del sets["hard_full+paraphrase"]
+    return sets, report
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,619 @@
+"""Build the data directory: training sets of chosen quality, test sets, and (built-in world) a tokenizer.
+
+    python data_prep.py                                   # the built-in world into data/
+    python data_prep.py --hard-error 0.9 --step-profile low high   # more variants, same dir
+    python data_prep.py --source hf                       # the paper's data (hexuan21/weak-to-strong)
+    python data_prep.py --stats data/hard_full_e0.9.jsonl  # the quality of a set
+
+Set names carry the quality they were built at, so one directory holds many variants:
+`hard_full` is at outcome error 0, `hard_full_e0.9` at 0.9 with the default (mixed) step profile,
+`hard_full_e0.9_low` / `_high` with one late slip / errors in every step; easy_sub likewise;
+combinations are named by their parts (`hard_full_e0.9+easy_sub`, `hard_full_e0.9_x2`, ...).
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections import Counter
+
+from w2s import miniworld
+from w2s.data import (PoolItem, Solution, build_sets, load_sft_examples, problem_from_user_message,
+                      write_jsonl)
+
+SET_KINDS = ("foundation", "hard_full", "easy_sub", "hard_full+easy_sub", "hard_full+paraphrase", "hard_full_x2")
+BUILTIN_SETS = SET_KINDS  # the built-in world's sets at their default quality (outcome error 0)
+BUILTIN_TESTS = tuple(miniworld.TEST_SETS)  # DIR/test/<name>.jsonl
+HF_REPO = "hexuan21/weak-to-strong"
+HF_TESTS = {  # released file name (without .json) -> benchmark name
+    "MATH_test500": "math500",
+    "olympic_arena": "olympic_arena",
+    "converted_jee_bench": "jee_bench",
+    "converted_agi_eval_sat-math": "sat_math",
+    "agi_eval_gaokao-mathcloze": "gaokao_mathcloze",
+}
+DEFAULTS = {"seed": 0, "num_hard": 30000, "num_foundation": 10000, "num_test": 1000, "num_long_test": 500, "vocab_size": 512}
+
+
+# ---------------------------------------------------------------------------------------------
+# Names of sets: the quality is in the name
+
+
+def quality_tag(error_rate: float, profile: str) -> str:
+    """'' at outcome error 0; else '_e0.9', plus '_low'/'_high' for a non-default step profile."""
+    if error_rate == 0:
+        return ""
+    return f"_e{error_rate:g}" + ("" if profile == "mixed" else f"_{profile}")
+
+
+def set_names(hard_error: float, sub_error: float, profile: str = "mixed") -> dict[str, str]:
+    """Set kind -> file name stem in DIR, for one quality setting."""
+    hard = "hard_full" + quality_tag(hard_error, profile)
+    sub = "easy_sub" + quality_tag(sub_error, profile)
+    return {"foundation": "foundation", "hard_full": hard, "easy_sub": sub, "hard_full+easy_sub": f"{hard}+{sub}",
+            "hard_full+paraphrase": f"{hard}+paraphrase", "hard_full_x2": f"{hard}_x2"}
+
+
+_PART = re.compile(r"(hard_full|easy_sub)(?:_e([0-9.]+)(?:_(low|high))?)?")
+
+
+def builtin_set_args(name: str) -> list[str] | None:
+    """The data_prep.py arguments that build the built-in world's set `name`, or None if no built-in set has that name.
+
+    train.py uses it to build a missing set: data_prep.main(["--out", DIR] + builtin_set_args(name)).
+    """
+    if name == "foundation":
+        return ["--sets", "foundation"]
+    first, plus, second = name.partition("+")
+    x2 = not plus and first.endswith("_x2")
+    parts = [_PART.fullmatch(first[:-3] if x2 else first)] + ([] if not plus or second == "paraphrase" else [_PART.fullmatch(second)])
+    if not all(parts):
+        return None
+    rates = {m[1]: float(m[2] or 0) for m in parts}
+    profiles = {m[3] for m in parts if m[3]}
+    if len(profiles) > 1 or any(not 0 <= r <= 1 for r in rates.values()):
+        return None
+    profile = profiles.pop() if profiles else "mixed"
+    hard_error, sub_error = rates.get("hard_full", 0.0), rates.get("easy_sub", 0.0)
+    # Round trip: only the names this script writes ('hard_full_e0.90' is not how it writes 0.9).
+    kinds = [k for k, stem in set_names(hard_error, sub_error, profile).items() if stem == name]
+    if not kinds:
+        return None
+    kind = kinds[0]
+    return ["--hard-error", f"{hard_error:g}", "--sub-error", f"{sub_error:g}", "--step-profile", profile, "--sets", kind]
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring a set
+
+
+def solution_step_errors(row: dict) -> list[bool] | None:
+    """Step errors of a row's solution by the exact checker, when its problem is of the built-in world."""
+    problem = problem_from_user_message(next(m["content"] for m in row["messages"] if m["role"] == "user"))
+    try:
+        task = miniworld.parse_problem(problem)
+    except ValueError:
+        return None
+    return miniworld.step_errors(row["messages"][-1]["content"], task)
+
+
+def measure(rows: list[dict], token_lengths: list[int] | None = None, recheck_steps: bool = False) -> dict:
+    """Examples, tokens, outcome error rate, step-wise error rate (wrong steps / all steps)."""
+    known = [r["meta"]["correct"] for r in rows if isinstance(r.get("meta", {}).get("correct"), bool)]
+    wrong_steps = all_steps = 0
+    unknown_steps = 0
+    for row in rows:
+        errors = solution_step_errors(row) if recheck_steps else None
+        if errors is not None:
+            wrong_steps, all_steps = wrong_steps + sum(errors), all_steps + len(errors)
+            continue
+        meta = row.get("meta", {})
+        if meta.get("step_error_rate") is not None and meta.get("steps"):
+            wrong_steps += round(meta["step_error_rate"] * meta["steps"])
+            all_steps += meta["steps"]
+        else:
+            unknown_steps += 1
+    return {
+        "examples": len(rows),
+        "tokens": sum(token_lengths) if token_lengths is not None else None,
+        "outcome_error": 1 - sum(known) / len(known) if known else None,
+        "step_error": wrong_steps / all_steps if all_steps else None,
+        "unknown_correctness": len(rows) - len(known),
+        "unknown_step_error": unknown_steps,
+    }
+
+
+def token_lengths(rows: list[dict], tokenizer, cache: dict | None = None, verify: int = 50) -> list[int]:
+    """Tokens of each row under the chat template.
+
+    Tokenizing 300k rows whole takes minutes; but the pre-tokenizer never merges across a newline
+    or across ". " / "? ", so a text's count is the sum of its lines' and sentences' counts, and
+    those repeat a lot (cached). The first `verify` rows are also tokenized whole, as a check.
+    """
+    from w2s.tokenizer import chat_template_text
+
+    cache = {} if cache is None else cache
+
+    def count(text: str) -> int:
+        if text in cache:
+            return cache[text]
+        total = 0
+        for chunk in _CHUNK.split(text):
+            if chunk not in cache:
+                cache[chunk] = len(tokenizer.raw.encode(chunk, add_special_tokens=False).ids)
+            total += cache[chunk]
+        cache[text] = total
+        return total
+
+    # The template around the turns: tokens of the rendered text minus those of the contents.
+    def overhead(messages: list[dict]) -> int:
+        key = ("<template>",) + tuple(m["role"] for m in messages)
+        if key not in cache:
+            empty = [dict(m, content="") for m in messages]
+            cache[key] = len(tokenizer.encode_chat_for_training(empty)[0])
+        return cache[key]
+
+    lengths = [overhead(r["messages"]) + sum(count(m["content"].strip()) for m in r["messages"]) for r in rows]
+    for row, length in zip(rows[:verify], lengths):
+        exact = len(tokenizer.raw.encode(chat_template_text(row["messages"], False)[0], add_special_tokens=False).ids)
+        if exact != length:
+            raise RuntimeError(f"token count shortcut is off for row {row['id']} ({length} vs {exact}): count whole texts")
+    return lengths
+
+
+_CHUNK = re.compile(r"(?<=\n)|(?<=[.?])(?= )")
+
+
+def _rate(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def print_table(stats: dict[str, dict]) -> None:
+    width = max(len(name) for name in stats) + 2
+    print(f"{'set':<{width}}{'examples':>9}{'tokens':>11}{'outcome err':>13}{'step err':>10}")
+    for name, s in stats.items():
+        tokens = "n/a" if s["tokens"] is None else str(s["tokens"])
+        print(f"{name:<{width}}{s['examples']:>9}{tokens:>11}{_rate(s['outcome_error']):>13}{_rate(s['step_error']):>10}")
+
+
+def histogram(values: list[int], bins: int = 10) -> list[tuple[int, int, int]]:
+    """(low, high, count) for equal-width bins over the values."""
+    low, high = min(values), max(values)
+    width = max(1, -(-(high - low + 1) // bins))
+    counts = Counter((v - low) // width for v in values)
+    return [(low + b * width, low + (b + 1) * width - 1, counts.get(b, 0)) for b in range(-(-(high - low + 1) // width))]
+
+
+def stats_command(path: str, tokenizer_path: str | None) -> dict:
+    """--stats: counts, outcome and step-wise error rates (rechecked when the rows are built-in world ones), lengths."""
+    from w2s.grader import grade
+
+    rows = load_sft_examples(path)
+    tokenizer = _find_tokenizer(path, tokenizer_path)
+    lengths = token_lengths(rows, tokenizer, verify=len(rows)) if tokenizer else [sum(len(m["content"]) for m in r["messages"]) for r in rows]
+    unit = "tokens" if tokenizer else "characters"
+    s = measure(rows, lengths if tokenizer else None, recheck_steps=True)
+    # Outcome by the grader, against the gold answer in meta, next to what the rows claim.
+    graded = [(grade(r["messages"][-1]["content"], str(r["meta"]["answer"])), r["meta"].get("correct"))
+              for r in rows if r.get("meta", {}).get("answer") not in (None, "")]
+    s["graded"] = len(graded)
+    s["outcome_error_by_grader"] = 1 - sum(g for g, _ in graded) / len(graded) if graded else None
+    s["grader_disagrees_with_meta"] = sum(isinstance(c, bool) and g != c for g, c in graded)
+    s["kinds"] = dict(Counter(r.get("meta", {}).get("kind", "?") for r in rows))
+    print(f"{path}: {s['examples']} examples, kinds {s['kinds']}")
+    print(f"  outcome error rate: {_rate(s['outcome_error'])} from meta.correct ({s['unknown_correctness']} rows without), "
+          f"{_rate(s['outcome_error_by_grader'])} by the grader on {s['graded']} rows with a gold answer "
+          f"({s['grader_disagrees_with_meta']} disagree with meta)")
+    print(f"  step-wise error rate: {_rate(s['step_error'])} ({s['unknown_step_error']} rows unknown)")
+    print(f"  length in {unit}: total {sum(lengths)}, mean {sum(lengths) / len(lengths):.1f}, max {max(lengths)}")
+    for low, high, count in histogram(lengths):
+        print(f"    {low:>6}-{high:<6} {count:>8} {'#' * round(50 * count / len(lengths))}")
+    return s
+
+
+def _find_tokenizer(path: str, tokenizer_path: str | None):
+    from w2s.tokenizer import Tokenizer
+
+    candidate = tokenizer_path or os.path.join(os.path.dirname(os.path.abspath(path)), "tokenizer.json")
+    return Tokenizer.from_pretrained(candidate) if tokenizer_path or os.path.exists(candidate) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def check_outcomes_with_grader(pool: list[PoolItem]) -> int:
+    """The grader must agree with the world's exact check on every solution (a guard on both). Returns the count."""
+    from w2s.grader import grade
+
+    checked, seen = 0, set()
+    for item in pool:
+        for it in [item] + item.subtasks + item.paraphrases:
+            for sol in it.correct + it.incorrect:
+                if (sol.text, it.answer) in seen:
+                    continue
+                seen.add((sol.text, it.answer))
+                if grade(sol.text, it.answer) != sol.correct:
+                    raise RuntimeError(f"{it.id}: the grader says correct={not sol.correct} but the exact check says "
+                                       f"{sol.correct} for answer {it.answer!r}:\n{sol.text}")
+                checked += 1
+    return checked
+
+
+def write_sets(out: str, sets: dict[str, list[dict]], tokenizer, written: dict[str, dict], cache: dict) -> None:
+    for name, rows in sets.items():
+        if name in written:
+            continue
+        write_jsonl(os.path.join(out, f"{name}.jsonl"), rows, cache.setdefault("<lines>", {}))
+        written[name] = measure(rows, token_lengths(rows, tokenizer, cache.setdefault("<tokens>", {})) if tokenizer else None)
+
+
+def write_tests(out: str, tests: dict[str, list[dict]]) -> None:
+    os.makedirs(os.path.join(out, "test"), exist_ok=True)
+    for name, rows in tests.items():
+        write_jsonl(os.path.join(out, "test", f"{name}.jsonl"), rows)
+        print(f"wrote {os.path.join(out, 'test', name + '.jsonl')}: {len(rows)} problems")
+
+
+def check_manifest(out: str, manifest: dict) -> None:
+    """One directory holds one world: refuse to mix seeds, sizes or sources (tests would stop being held out)."""
+    path = os.path.join(out, "manifest.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if old != manifest:
+            diff = {k: (old.get(k), manifest.get(k)) for k in set(old) | set(manifest) if old.get(k) != manifest.get(k)}
+            raise SystemExit(f"{out} was built with other settings {diff} (was, now): use another --out, or delete {out}")
+    else:
+        os.makedirs(out, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(manifest, f, indent=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Source 1: the built-in world
+
+
+def build_builtin(args) -> None:
+    t0 = time.time()
+    manifest = {"source": "miniworld", "seed": args.seed, "num_hard": args.num_hard, "num_foundation": args.num_foundation,
+                "num_test": args.num_test, "num_long_test": args.num_long_test, "vocab_size": args.vocab_size}
+    check_manifest(args.out, manifest)
+    world = miniworld.build_world(args.seed, args.num_hard, args.num_foundation, args.num_test, args.num_long_test)
+    print(f"built-in world (seed {args.seed}): {len(world.hard)} hard tasks, "
+          f"{sum(len(p.subtasks) for p in world.hard)} sub-tasks, {len(world.foundation)} foundation problems; "
+          f"draws left out: {world.report}")
+
+    tokenizer_file = os.path.join(args.out, "tokenizer.json")
+    from w2s.tokenizer import Tokenizer, train_tokenizer
+
+    if os.path.exists(tokenizer_file):
+        tokenizer = Tokenizer.from_pretrained(args.out)
+    else:  # trained on training text only, and on the same text whatever the requested qualities
+        tokenizer = train_tokenizer(list(miniworld.corpus(world)), args.vocab_size)
+        tokenizer.save_pretrained(args.out)
+        print(f"wrote {tokenizer_file}: vocabulary {tokenizer.vocab_size}")
+
+    write_tests(args.out, {name: [{"id": p.id, "problem": p.text, "answer": str(p.task.answer), "steps": len(p.task.steps)}
+                                  for p in problems] for name, problems in world.tests.items()})
+
+    kinds = args.sets or list(SET_KINDS)
+    written, cache = {}, {}
+    if "foundation" in kinds:
+        from w2s.data import sft_row
+
+        items = [miniworld.to_pool_item(p, args.seed, None, "foundation") for p in world.foundation]
+        check_outcomes_with_grader(items)
+        write_sets(args.out, {"foundation": [sft_row(it.id, it, it.correct[0], "foundation") for it in items]}, tokenizer, written, cache)
+    needs_errors = any(e > 0 for e in args.hard_error + args.sub_error)
+    for profile in (args.step_profile if needs_errors else ["mixed"]):
+        pool = [miniworld.to_pool_item(p, args.seed, profile if needs_errors else None, "hard_full") for p in world.hard]
+        checked = check_outcomes_with_grader(pool)
+        print(f"step profile {profile if needs_errors else '-'}: {checked} solutions graded, all agree with the exact check")
+        for hard_error in args.hard_error:
+            for sub_error in args.sub_error:
+                sets, report = build_sets(pool, hard_error, sub_error, args.seed)
+                names = set_names(hard_error, sub_error, profile)
+                write_sets(args.out, {names[k]: rows for k, rows in sets.items() if k in kinds}, tokenizer, written, cache)
+    print()
+    print_table(written)
+    print(f"\nwrote {len(written)} sets to {args.out}/ in {time.time() - t0:.1f}s")
+
+
+# ---------------------------------------------------------------------------------------------
+# Source 2: the paper's released data
+
+
+def load_release_file(path: str) -> list[tuple[int, dict]]:
+    """(line number, object) pairs of a released file: a JSON list of objects, or JSON Lines."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    decoder, rows = json.JSONDecoder(), []
+    start = len(text) - len(text.lstrip())
+    if text[start:start + 1] == "[":  # a JSON list: decode element by element to know each one's line
+        pos = start + 1
+        while True:
+            while pos < len(text) and text[pos] in " \t\r\n,":
+                pos += 1
+            if pos >= len(text):
+                raise ValueError(f"{path}: unterminated JSON list")
+            if text[pos] == "]":
+                break
+            try:
+                obj, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{e.lineno}: bad JSON: {e.msg}") from None
+            rows.append((text.count("\n", 0, pos) + 1, obj))
+            pos = end
+    else:
+        for line_no, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((line_no, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{line_no}: bad JSON: {e.msg}") from None
+    for line_no, obj in rows:
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
+    return rows
+
+
+def _field(obj: dict, name: str, where: str, allow_empty: bool = False) -> str:
+    """A string field of a released row; fails naming file, line and field."""
+    value = obj
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ValueError(f"{where}: missing field '{name}'")
+        value = value[part]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or (not allow_empty and not value.strip()):
+        raise ValueError(f"{where}: field '{name}' must be a non-empty string, got {value!r}"[:300])
+    return value
+
+
+def _gold(solution: str, where: str, field_name: str) -> str:
+    from w2s.grader import extract_answer
+
+    answer = extract_answer(solution)
+    if answer is None:
+        raise ValueError(f"{where}: field '{field_name}' has no final answer to extract (no \\boxed{{}})")
+    return answer
+
+
+def _release_files(root: str, folder: str) -> list[str]:
+    base = os.path.join(root, folder)
+    found = []
+    for dirpath, _, files in os.walk(base):
+        found += [os.path.join(dirpath, f) for f in files if f.endswith((".json", ".jsonl"))]
+    return sorted(found)
+
+
+def _subset(root: str, folder: str, path: str) -> str:
+    parts = os.path.relpath(path, os.path.join(root, folder)).split(os.sep)
+    return parts[0] if len(parts) > 1 else "default"
+
+
+def convert_hf(root: str, subset: str | None = None) -> tuple[list[PoolItem], dict[str, list[dict]], dict[str, list[dict]], dict]:
+    """The released dataset at `root` as a pool (task_sol_pairs + paraphrase), weaker-teacher sets, and tests."""
+    from w2s.data import sft_row
+    from w2s.grader import extract_answer
+
+    report = Counter()
+    pool, by_id = [], {}
+    files = _release_files(root, "task_sol_pairs")
+    if not files:
+        raise SystemExit(f"{root}: no task_sol_pairs/ files (is this the {HF_REPO} dataset?)")
+    for path in files:
+        name = _subset(root, "task_sol_pairs", path)
+        if subset and name != subset:
+            continue
+        for line_no, row in load_release_file(path):
+            where = f"{path}:{line_no}"
+            ori_id = _field(row, "ori_id", where)
+            task = _field(row, "original.task", where)
+            pos = _field(row, "original.pos_ans", where)
+            neg = _field(row, "original.neg_ans", where, allow_empty=True) if "neg_ans" in row["original"] else ""
+            item_id = f"{name}/{ori_id}"
+            if item_id in by_id:
+                raise ValueError(f"{where}: field 'ori_id': duplicate {ori_id!r} in subset {name}")
+            answer = _gold(pos, where, "original.pos_ans")
+            item = PoolItem(item_id, task, answer, [Solution(pos, True)], [Solution(neg, False)] if neg.strip() else [],
+                            meta={"source": f"hf/{name}"})
+            report["tasks"] += 1
+            report["tasks_without_neg_ans"] += not neg.strip()
+            for key in sorted((k for k in row if re.fullmatch(r"subtask_\d+", k)), key=lambda k: int(k.split("_")[1])):
+                sub_task = _field(row, f"{key}.task", where)
+                sub_pos = _field(row, f"{key}.pos_ans", where)
+                sub_neg = _field(row, f"{key}.neg_ans", where, allow_empty=True) if "neg_ans" in row[key] else ""
+                item.subtasks.append(PoolItem(f"{item_id}/{key}", sub_task, _gold(sub_pos, where, f"{key}.pos_ans"),
+                                              [Solution(sub_pos, True)], [Solution(sub_neg, False)] if sub_neg.strip() else [],
+                                              meta={"source": f"hf/{name}", "parent_id": item_id}))
+                report["subtasks"] += 1
+            pool.append(item)
+            by_id[item_id] = item
+    for path in _release_files(root, "paraphrase"):
+        name = _subset(root, "paraphrase", path)
+        if subset and name != subset:
+            continue
+        for line_no, row in load_release_file(path):
+            where = f"{path}:{line_no}"
+            parent = by_id.get(f"{name}/{_field(row, 'ori_id', where)}")
+            if parent is None:
+                report["paraphrases_without_task (skipped)"] += 1
+                continue
+            pos = _field(row, "pos_ans", where)
+            neg = _field(row, "neg_ans", where, allow_empty=True) if "neg_ans" in row else ""
+            parent.paraphrases.append(PoolItem(f"{parent.id}/para{len(parent.paraphrases) + 1}", _field(row, "task", where),
+                                               parent.answer, [Solution(pos, True)], [Solution(neg, False)] if neg.strip() else [],
+                                               meta={"source": parent.meta["source"], "parent_id": parent.id}))
+            report["paraphrases"] += 1
+
+    weak_sets = {}
+    for path in _release_files(root, "weaker_sampling"):
+        teacher = _subset(root, "weaker_sampling", path)
+        rows = weak_sets.setdefault(f"weak_{teacher}", [])
+        for line_no, row in load_release_file(path):
+            where = f"{path}:{line_no}"
+            problem, truth = _field(row, "task", where), _field(row, "ground_truth", where)
+            gold = extract_answer(truth) or truth.strip()
+            samples = sorted((k for k in row if re.fullmatch(r"sample\d+", k)), key=lambda k: int(k[6:]))
+            if not samples:
+                raise ValueError(f"{where}: missing field 'sample1' (no sampled solutions)")
+            for key in samples:
+                text = row[key]
+                if not isinstance(text, str) or not text.strip():
+                    report["empty_samples (skipped)"] += 1
+                    continue
+                judge = row.get("judge" + key[6:])
+                if judge not in (0, 1, True, False, None, "0", "1"):
+                    raise ValueError(f"{where}: field 'judge{key[6:]}' must be 1 or 0, got {judge!r}")
+                if judge is None:
+                    from w2s.grader import grade
+
+                    correct, how = grade(text, gold), "grader"
+                    report["samples_graded_without_judge"] += 1
+                else:
+                    correct, how = bool(int(judge)), "judge"
+                item = PoolItem(f"{teacher}/{_field(row, 'ori_id', where)}", problem, gold, [], meta={"source": f"hf/weaker_sampling"})
+                rows.append(sft_row(f"{item.id}/{key}", item, Solution(text, correct), "weak_teacher",
+                                    teacher=teacher, correct_by=how))
+                report["weak_samples"] += 1
+
+    tests = {}
+    for path in _release_files(root, "test_data") + sorted(
+            os.path.join(root, f) for f in os.listdir(root) if f.endswith((".json", ".jsonl"))):
+        stem = os.path.basename(path).rsplit(".", 1)[0]
+        if stem not in HF_TESTS:
+            report[f"unrecognized test file {os.path.relpath(path, root)} (skipped)"] += 1
+            continue
+        bench = HF_TESTS[stem]
+        rows = []
+        for line_no, row in load_release_file(path):
+            where = f"{path}:{line_no}"
+            question, truth = _field(row, "question", where), _field(row, "ground_truth", where)
+            # MATH's ground truth is a whole solution: its answer is the \boxed{} part.
+            answer = _gold(truth, where, "ground_truth") if bench == "math500" else (extract_answer(truth) if "\\boxed" in truth else None) or truth.strip()
+            rows.append({"id": f"{bench}-{len(rows):04d}", "problem": question, "answer": answer})
+        tests[bench] = rows
+    train_problems = {_norm(it.problem) for item in pool for it in [item] + item.subtasks + item.paraphrases}
+    for bench, rows in tests.items():
+        report[f"{bench}: test problems also in training data"] = sum(_norm(r["problem"]) in train_problems for r in rows)
+    return pool, weak_sets, tests, dict(report)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def download_hf(cache_dir: str | None = None) -> str:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(HF_REPO, repo_type="dataset", cache_dir=cache_dir)
+    except Exception as e:  # network, auth, missing repo: all end the same way for the user
+        raise SystemExit(f"could not download {HF_REPO}: {type(e).__name__}: {e}\n"
+                         f"download it where the hub is reachable and convert it with --hf-dir LOCAL_DIR") from None
+
+
+def build_hf(args) -> None:
+    t0 = time.time()
+    root = args.hf_dir or download_hf()
+    check_manifest(args.out, {"source": "hf", "dataset": HF_REPO, "subset": args.hf_subset, "seed": args.seed})
+    pool, weak_sets, tests, report = convert_hf(root, args.hf_subset)
+    print(f"{HF_REPO} at {root}:")
+    for key, value in report.items():
+        print(f"  {key}: {value}")
+    write_tests(args.out, tests)
+    kinds = args.sets or [k for k in SET_KINDS if k != "foundation"]
+    written = {}
+    for hard_error in args.hard_error:
+        for sub_error in args.sub_error:
+            sets, notes = build_sets(pool, hard_error, sub_error, args.seed)
+            for key, value in notes.items():
+                if value:
+                    print(f"  {key}: {value}")
+            names = set_names(hard_error, sub_error)
+            write_sets(args.out, {names[k]: rows for k, rows in sets.items() if k in kinds}, None, written, {})
+    write_sets(args.out, weak_sets, None, written, {})
+    print()
+    print_table(written)
+    print(f"\nwrote {len(written)} sets to {args.out}/ in {time.time() - t0:.1f}s")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"""
+files written to --out DIR:
+  <set>.jsonl         chat SFT rows {{"id", "messages": [user, assistant], "meta"}}
+  test/<bench>.jsonl  {{"id", "problem", "answer"}}: built-in {', '.join(BUILTIN_TESTS)}; hf {', '.join(HF_TESTS.values())}
+  tokenizer.json      (built-in world) byte-level BPE trained on the world's training text
+  manifest.json       the settings DIR was built with; a later run into DIR must use the same ones
+
+set kinds (--sets): {', '.join(SET_KINDS)}
+  hf adds weak_<teacher> (weaker_sampling; correctness from the release's judge fields).
+names carry the quality: outcome error E > 0 adds _e<E>, a low/high step profile adds _low/_high:
+  hard_full, hard_full_e0.5, hard_full_e0.9_low, easy_sub_e0.2, hard_full_e0.9+easy_sub,
+  hard_full_e0.9+paraphrase, hard_full_e0.9_x2, foundation (1-2 step problems, always correct)
+step profiles of incorrect solutions (built-in world):
+  mixed  1..all steps wrong at random places, computation or method errors (default)
+  low    one computation slip in the last step       (step-wise error 1/steps per wrong solution)
+  high   every step wrong, from the first on         (step-wise error 1 per wrong solution)
+examples:
+  python data_prep.py --hard-error 0 0.5 0.9            # three hard_full variants (and their combinations)
+  python data_prep.py --hard-error 0.9 --step-profile low high --sets hard_full
+  python data_prep.py --stats data/hard_full_e0.9_low.jsonl""")
+    parser.add_argument("--out", default="data", help="output directory (default: data)")
+    parser.add_argument("--source", choices=["builtin", "hf"], default="builtin", help="the built-in world (default) or the paper's data")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="world / mixture seed (default 0)")
+    parser.add_argument("--hard-error", type=float, nargs="+", default=[0.0], metavar="E",
+                        help="outcome error rate(s) of hard full tasks (default 0; the paper's grid: 0 0.2 0.5 0.7 0.9 1)")
+    parser.add_argument("--sub-error", type=float, nargs="+", default=[0.0], metavar="E", help="outcome error rate(s) of easy sub-tasks (default 0)")
+    parser.add_argument("--step-profile", nargs="+", choices=miniworld.PROFILES, default=["mixed"],
+                        help="error profile(s) of incorrect solutions, built-in world only (default mixed)")
+    parser.add_argument("--sets", nargs="+", choices=SET_KINDS, metavar="KIND", help="write only these set kinds (default: all)")
+    world = parser.add_argument_group("built-in world sizes")
+    world.add_argument("--num-hard", type=int, default=DEFAULTS["num_hard"], help="hard full tasks (default %(default)s)")
+    world.add_argument("--num-foundation", type=int, default=DEFAULTS["num_foundation"], help="stage-1 problems (default %(default)s)")
+    world.add_argument("--num-test", type=int, default=DEFAULTS["num_test"], help="same-distribution test problems (default %(default)s)")
+    world.add_argument("--num-long-test", type=int, default=DEFAULTS["num_long_test"], help="longer test problems (default %(default)s)")
+    world.add_argument("--vocab-size", type=int, default=DEFAULTS["vocab_size"], help="tokenizer vocabulary (default %(default)s)")
+    hf = parser.add_argument_group("the paper's data (--source hf)")
+    hf.add_argument("--hf-dir", help="convert an already-downloaded copy of the dataset instead of downloading")
+    hf.add_argument("--hf-subset", help="only this subset folder of task_sol_pairs/ and paraphrase/")
+    parser.add_argument("--stats", metavar="FILE.jsonl", help="report a set's quality (counts, error rates, lengths) and exit")
+    parser.add_argument("--tokenizer", help="with --stats: tokenizer for token lengths (default: tokenizer.json beside the file)")
+    args = parser.parse_args(argv)
+    for rate in args.hard_error + args.sub_error:
+        if not 0 <= rate <= 1:
+            parser.error(f"error rates must be in [0, 1], got {rate}")
+    if args.hf_dir:
+        args.source = "hf"
+        if not os.path.isdir(args.hf_dir):
+            parser.error(f"--hf-dir {args.hf_dir}: no such directory")
+    if args.source == "hf" and args.step_profile != ["mixed"]:
+        parser.error("--step-profile applies to the built-in world only (the paper's data brings its own errors)")
+    for name in ("num_hard", "num_test", "num_long_test", "vocab_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.stats:
+        stats_command(args.stats, args.tokenizer)
+    elif args.source == "hf":
+        build_hf(args)
+    else:
+        build_builtin(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -303,12 +303,12 @@ def build_builtin(args) -> None:
     if "foundation" in kinds:
         from w2s.data import sft_row
 
-        items = [miniworld.to_pool_item(p, args.seed, None, "foundation") for p in world.foundation]
+        items = [miniworld.to_pool_item(p, args.seed, None) for p in world.foundation]
         check_outcomes_with_grader(items)
         write_sets(args.out, {"foundation": [sft_row(it.id, it, it.correct[0], "foundation") for it in items]}, tokenizer, written, cache)
     needs_errors = any(e > 0 for e in args.hard_error + args.sub_error)
     for profile in (args.step_profile if needs_errors else ["mixed"]):
-        pool = [miniworld.to_pool_item(p, args.seed, profile if needs_errors else None, "hard_full") for p in world.hard]
+        pool = [miniworld.to_pool_item(p, args.seed, profile if needs_errors else None) for p in world.hard]
         checked = check_outcomes_with_grader(pool)
         print(f"step profile {profile if needs_errors else '-'}: {checked} solutions graded, all agree with the exact check")
         for hard_error in args.hard_error:

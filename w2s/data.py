@@ -51,16 +51,17 @@ def read_jsonl(path: str) -> list[dict]:
 def write_jsonl(path: str, rows: list[dict], cache: dict | None = None) -> None:
     """Write rows as JSON Lines, atomically (a killed run never leaves half a file behind).
 
-    `cache` (id(row) -> line) saves serializing the same row objects again for another file.
+    `cache` saves serializing the same row objects again for another file. It is keyed by id(row)
+    and keeps the row itself, so a freed row's id, reused by a new row, never hits a stale line.
     """
     tmp = path + ".tmp"
     cache = {} if cache is None else cache
     with open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
-            line = cache.get(id(row))
-            if line is None:
-                line = cache[id(row)] = json.dumps(row, ensure_ascii=False) + "\n"
-            f.write(line)
+            cached = cache.get(id(row))
+            if cached is None or cached[0] is not row:
+                cached = cache[id(row)] = (row, json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(cached[1])
     os.replace(tmp, path)
 
 

@@ -390,6 +390,7 @@ class Problem:
     text: str
     subtasks: list["Problem"] = field(default_factory=list)
     paraphrases: list["Problem"] = field(default_factory=list)
+    span: tuple[int, int] | None = None  # a sub-task's steps (first, last) in its task
 
 
 @dataclass
@@ -445,7 +446,7 @@ def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, nu
             # A sub-task keeps its task's name and unit, so it reads as a piece of the same story.
             sub_phrasing = sample_phrasing(rng, part)
             sub_phrasing = Phrasing(phrasing.name, phrasing.unit, sub_phrasing.start, sub_phrasing.steps, sub_phrasing.question)
-            problem.subtasks.append(Problem(f"{task_id}-sub{j + 1}", part, render_problem(part, sub_phrasing)))
+            problem.subtasks.append(Problem(f"{task_id}-sub{j + 1}", part, render_problem(part, sub_phrasing), span=(first, last)))
         problem.paraphrases.append(Problem(f"{task_id}-para1", task, render_problem(task, sample_phrasing(rng, task, avoid=phrasing))))
         hard.append(problem)
 
@@ -475,7 +476,7 @@ def corpus(world: World):
             yield correct_solution(p.task)
 
 
-def to_pool_item(problem: Problem, seed: int, profile: str | None, kind: str):
+def to_pool_item(problem: Problem, seed: int, profile: str | None, parent_id: str | None = None):
     """A Problem as the data pipeline's PoolItem: correct solution, and an incorrect one drawn per `profile`."""
     from w2s.data import PoolItem, Solution
 
@@ -488,7 +489,8 @@ def to_pool_item(problem: Problem, seed: int, profile: str | None, kind: str):
     return PoolItem(
         id=problem.id, problem=problem.text, answer=str(problem.task.answer),
         correct=[Solution(correct_solution(problem.task), True, 0.0)], incorrect=incorrect,
-        subtasks=[to_pool_item(s, seed, profile, "easy_sub") for s in problem.subtasks],
-        paraphrases=[to_pool_item(p, seed, profile, "paraphrase") for p in problem.paraphrases],
-        meta={"source": "miniworld", "steps": n},
+        subtasks=[to_pool_item(s, seed, profile, problem.id) for s in problem.subtasks],
+        paraphrases=[to_pool_item(p, seed, profile, problem.id) for p in problem.paraphrases],
+        meta={"source": "miniworld", "steps": n, **({"parent_id": parent_id} if parent_id else {}),
+              **({"span": list(problem.span)} if problem.span else {})},
     )

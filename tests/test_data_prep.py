@@ -1,0 +1,194 @@
+"""data_prep.py: the built-in world's data directory, set names, --stats, and the paper's data on a fixture."""
+import json
+import os
+
+import pytest
+
+import data_prep
+from w2s import miniworld as mw
+from w2s.data import load_sft_examples, problem_from_user_message, read_jsonl
+from w2s.grader import grade
+from w2s.tokenizer import Tokenizer
+
+SMALL = ["--num-hard", "300", "--num-foundation", "100", "--num-test", "200", "--num-long-test", "50"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("data"))
+    data_prep.main(["--out", out] + SMALL)
+    data_prep.main(["--out", out, "--hard-error", "0.5", "0.9", "--step-profile", "low", "high"] + SMALL)
+    return out
+
+
+def solution(row):
+    return row["messages"][1]["content"]
+
+
+def problem(row):
+    return problem_from_user_message(row["messages"][0]["content"])
+
+
+def test_builtin_directory_layout(built):
+    names = set(os.listdir(built))
+    assert {f"{s}.jsonl" for s in data_prep.BUILTIN_SETS} <= names
+    assert {"hard_full_e0.9_low.jsonl", "hard_full_e0.9_high.jsonl", "hard_full_e0.5_low+easy_sub.jsonl",
+            "hard_full_e0.9_high+paraphrase.jsonl", "hard_full_e0.9_low_x2.jsonl", "tokenizer.json", "manifest.json"} <= names
+    assert sorted(os.listdir(os.path.join(built, "test"))) == ["miniworld.jsonl", "miniworld_long.jsonl"]
+    tokenizer = Tokenizer.from_pretrained(built)
+    row = load_sft_examples(os.path.join(built, "hard_full.jsonl"))[0]
+    assert tokenizer.decode(tokenizer.encode(solution(row))) == solution(row)
+    assert {"task_id", "kind", "answer", "correct", "step_error_rate"} <= set(row["meta"])
+
+
+@pytest.mark.parametrize("name, outcome, step_rate", [
+    ("hard_full", 0.0, lambda e: e == 0),
+    ("easy_sub", 0.0, lambda e: e == 0),
+    ("foundation", 0.0, lambda e: e == 0),
+    ("hard_full_e0.5_low", 0.5, lambda e: 0.1 < e < 0.2),  # one late slip: 1/3..1/5 of the steps
+    ("hard_full_e0.9_low", 0.9, lambda e: 0.18 < e < 0.3),
+    ("hard_full_e0.9_high", 0.9, lambda e: abs(e - 0.9) < 0.02),  # every step of every wrong solution
+])
+def test_measured_error_rates_equal_the_requested(built, name, outcome, step_rate):
+    rows = load_sft_examples(os.path.join(built, f"{name}.jsonl"))
+    wrong = sum(not grade(solution(r), r["meta"]["answer"]) for r in rows)
+    assert abs(wrong - outcome * len(rows)) <= 1
+    errors = [mw.step_errors(solution(r), problem(r)) for r in rows]
+    assert step_rate(sum(map(sum, errors)) / sum(map(len, errors)))
+    stats = data_prep.measure(rows, recheck_steps=True)
+    assert abs(stats["outcome_error"] - outcome) <= 1 / len(rows) and step_rate(stats["step_error"])
+
+
+def test_low_and_high_differ_only_in_the_errors(built):
+    low, high = (read_jsonl(os.path.join(built, f"hard_full_e0.9_{p}.jsonl")) for p in ("low", "high"))
+    assert [r["messages"][0] for r in low] == [r["messages"][0] for r in high]  # same problems
+    assert [r["meta"]["correct"] for r in low] == [r["meta"]["correct"] for r in high]  # same tasks wrong
+
+
+def test_no_test_problem_in_any_training_set(built):
+    tests = [r for name in ("miniworld", "miniworld_long") for r in read_jsonl(os.path.join(built, "test", f"{name}.jsonl"))]
+    assert len(tests) == 250 and all(set(r) >= {"id", "problem", "answer"} for r in tests)
+    assert all(str(mw.parse_problem(r["problem"]).answer) == r["answer"] for r in tests)
+    test_tasks = {mw.signature(mw.parse_problem(r["problem"])) for r in tests}
+    for name in os.listdir(built):
+        if name.endswith(".jsonl"):
+            train_tasks = {mw.signature(mw.parse_problem(problem(r))) for r in read_jsonl(os.path.join(built, name))}
+            assert not train_tasks & test_tasks, name
+
+
+def test_set_names_round_trip_through_builtin_set_args(built):
+    for name in [f[:-6] for f in os.listdir(built) if f.endswith(".jsonl")]:
+        args = data_prep.builtin_set_args(name)
+        assert args is not None, name
+        parsed = data_prep.parse_args(["--out", "x"] + args)
+        names = data_prep.set_names(parsed.hard_error[0], parsed.sub_error[0], parsed.step_profile[0])
+        assert names[(parsed.sets or ["foundation"])[0]] == name
+    for name in ["hard_full_e0.90", "hard_full_e2", "easy_sub_x2", "weak_gpt", "hard_full_e0_low", "hard_full_e0.9_low+easy_sub_e0.5_high"]:
+        assert data_prep.builtin_set_args(name) is None, name
+
+
+def test_a_directory_holds_one_world(built):
+    with pytest.raises(SystemExit, match="other settings"):
+        data_prep.main(["--out", built, "--seed", "1"] + SMALL)
+
+
+def test_stats_report(built, capsys):
+    stats = data_prep.stats_command(os.path.join(built, "hard_full_e0.9_high.jsonl"), None)
+    out = capsys.readouterr().out
+    assert stats["examples"] == 300 and stats["grader_disagrees_with_meta"] == 0
+    assert stats["outcome_error"] == stats["outcome_error_by_grader"] == pytest.approx(0.9)
+    assert abs(stats["step_error"] - 0.9) < 0.02 and "length in tokens" in out
+
+
+# ---------------------------------------------------------------------------------------------- the paper's data
+
+
+def sol(answer, wrong=False):
+    return f"Some reasoning.\nSo the result is $\\boxed{{{answer + 1 if wrong else answer}}}$."
+
+
+def write_release(root, rows):
+    """A miniature of hexuan21/weak-to-strong in its released layout (JSON lists, indented)."""
+    def dump(rel, rows):
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(rows, f, indent=4)
+
+    dump("task_sol_pairs/math/full_sub_pairs_0.json", rows)
+    dump("paraphrase/math/full_0.json", [{"ori_id": r["ori_id"], "task": "Reworded: " + r["original"]["task"],
+                                          "pos_ans": r["original"]["pos_ans"], "neg_ans": r["original"]["neg_ans"]} for r in clean_task_rows()[:6]]
+         + [{"ori_id": "nowhere", "task": "orphan", "pos_ans": sol(1), "neg_ans": sol(1, True)}])
+    dump("weaker_sampling/gpt-3.5-turbo/math_sft_full_gpt-3.5-turbo_checked_0.json",
+         [{"ori_id": f"w{i}", "task": f"What is {i} + {i}?", "ground_truth": sol(2 * i),
+           "sample1": sol(2 * i), "judge1": 1, "sample2": sol(2 * i, True), "judge2": 0} for i in range(5)])
+    dump("test_data/MATH_test500.json", [{"question": f"What is {i} squared?", "ground_truth": f"It is $\\boxed{{{i * i}}}$."} for i in range(7)])
+    dump("test_data/olympic_arena.json", [{"question": "Find x.", "ground_truth": "3"}])
+
+
+def clean_task_rows(n=20):
+    return [{"ori_id": f"q{i}", "original": {"task": f"Hard problem {i}", "pos_ans": sol(i), "neg_ans": sol(i, True)},
+             "subtask_1": {"task": f"Part one of {i}", "pos_ans": sol(i + 100), "neg_ans": sol(i + 100, True)},
+             "subtask_2": {"task": f"Part two of {i}", "pos_ans": sol(i + 200), "neg_ans": ""}} for i in range(n)]
+
+
+def test_hf_converter_on_a_fixture(tmp_path):
+    root, out = str(tmp_path / "release"), str(tmp_path / "out")
+    write_release(root, clean_task_rows())
+    data_prep.main(["--out", out, "--hf-dir", root, "--hard-error", "0", "0.5"])
+    hard = load_sft_examples(os.path.join(out, "hard_full.jsonl"))
+    assert len(hard) == 20 and all(r["meta"]["correct"] and grade(solution(r), r["meta"]["answer"]) for r in hard)
+    assert hard[3]["messages"][0]["content"].startswith("Hard problem 3\n") and hard[3]["meta"]["answer"] == "3"
+    half = load_sft_examples(os.path.join(out, "hard_full_e0.5.jsonl"))
+    assert sum(not r["meta"]["correct"] for r in half) == 10 == sum(not grade(solution(r), r["meta"]["answer"]) for r in half)
+    easy = load_sft_examples(os.path.join(out, "easy_sub.jsonl"))
+    assert len(easy) == 40 and {r["meta"]["answer"] for r in easy} >= {"100", "219"}
+    para = load_sft_examples(os.path.join(out, "hard_full_e0.5+paraphrase.jsonl"))
+    assert len(para) == 26  # the orphan paraphrase has no task: skipped and reported
+    assert all(r["meta"]["correct"] == next(h for h in half if h["id"] == r["meta"]["parent_id"])["meta"]["correct"]
+               for r in para[20:])
+    assert len(load_sft_examples(os.path.join(out, "hard_full_x2.jsonl"))) == 40
+    weak = load_sft_examples(os.path.join(out, "weak_gpt-3.5-turbo.jsonl"))
+    assert [r["meta"]["correct"] for r in weak] == [True, False] * 5
+    math = read_jsonl(os.path.join(out, "test", "math500.jsonl"))
+    assert [r["answer"] for r in math] == [str(i * i) for i in range(7)] and math[2]["problem"] == "What is 2 squared?"
+    assert read_jsonl(os.path.join(out, "test", "olympic_arena.jsonl"))[0]["answer"] == "3"
+
+
+def test_hf_sub_error_needs_incorrect_solutions(tmp_path):
+    root = str(tmp_path / "release")
+    write_release(root, clean_task_rows())
+    with pytest.raises(ValueError, match="only 20 of 40"):  # subtask_2 has no neg_ans
+        data_prep.main(["--out", str(tmp_path / "out"), "--hf-dir", root, "--sub-error", "0.9"])
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda rows: rows[2]["original"].pop("pos_ans"), r"full_sub_pairs_0\.json:\d+: missing field 'original.pos_ans'"),
+    (lambda rows: rows[1].pop("ori_id"), r"full_sub_pairs_0\.json:\d+: missing field 'ori_id'"),
+    (lambda rows: rows[0]["subtask_1"].update(task=""), r"full_sub_pairs_0\.json:\d+: field 'subtask_1.task' must be"),
+    (lambda rows: rows[4]["original"].update(pos_ans="no boxed answer"), r"full_sub_pairs_0\.json:\d+: field 'original.pos_ans' has no final answer"),
+])
+def test_hf_bad_rows_fail_with_file_line_and_field(tmp_path, breakage, message):
+    rows = clean_task_rows(6)
+    breakage(rows)
+    root = str(tmp_path / "release")
+    write_release(root, rows)
+    with pytest.raises(ValueError, match=message) as error:
+        data_prep.main(["--out", str(tmp_path / "out"), "--hf-dir", root])
+    # The line number points at the broken object's opening brace in the indented JSON list.
+    line = int(str(error.value).split(".json:")[1].split(":")[0])
+    text = open(os.path.join(root, "task_sol_pairs/math/full_sub_pairs_0.json")).read().splitlines()
+    starts = [i + 1 for i, t in enumerate(text) if t == "    {"]
+    bad = next(i for i, r in enumerate(rows) if r != clean_task_rows(6)[i])
+    assert line == starts[bad]
+
+
+def test_hf_download_failure_says_what_to_do(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(SystemExit, match="--hf-dir"):
+        data_prep.main(["--out", str(tmp_path / "out"), "--source", "hf"])

@@ -1,0 +1,118 @@
+"""The built-in world: tasks, phrasings, sub-tasks, the exact step checker and the weak teachers."""
+import random
+
+import pytest
+
+from w2s import miniworld as mw
+from w2s.grader import grade
+
+TASK = mw.Task(17, (mw.Step("*", 3), mw.Step("+", 16), mw.Step("-", 5)))  # 51, 67, 62
+
+
+@pytest.fixture(scope="module")
+def world():
+    return mw.build_world(seed=3, num_hard=1500, num_foundation=500, num_test=400, num_long_test=100)
+
+
+def test_reference_solution_is_one_step_per_line():
+    assert mw.correct_solution(TASK) == "17 * 3 = 51\n51 + 16 = 67\n67 - 5 = 62\nThe answer is \\boxed{62}"
+    assert mw.step_errors(mw.correct_solution(TASK), TASK) == [False, False, False]
+    assert grade(mw.correct_solution(TASK), "62") and not grade(mw.correct_solution(TASK), "67")
+
+
+def test_tasks_stay_small_and_problems_parse_back():
+    rng, config = random.Random(0), mw.WorldConfig()
+    for _ in range(500):
+        task = mw.sample_task(rng, rng.randint(1, 7), config)
+        assert all(1 <= v <= config.max_value for v in task.values), task
+        phrasing = mw.sample_phrasing(rng, task)
+        text = mw.render_problem(task, phrasing)
+        assert mw.parse_problem(text) == task
+        paraphrase = mw.render_problem(task, mw.sample_phrasing(rng, task, avoid=phrasing))
+        assert paraphrase != text and mw.parse_problem(paraphrase) == task
+    ops = {s.op for _ in range(200) for s in mw.sample_task(rng, 4, config).steps}
+    assert ops == set("+-*/")
+
+
+def test_parse_problem_rejects_other_text():
+    with pytest.raises(ValueError, match="not a problem of the built-in world"):
+        mw.parse_problem("What is 2 + 2? Think. How many?")
+
+
+@pytest.mark.parametrize("solution, expected", [
+    # a computation slip in step 2, carried on correctly: one error, where it was made
+    ("17 * 3 = 51\n51 + 16 = 68\n68 - 5 = 63\nThe answer is \\boxed{63}", [False, True, False]),
+    # a method error (wrong operation) in step 1, carried on
+    ("17 + 3 = 20\n20 + 16 = 36\n36 - 5 = 31\nThe answer is \\boxed{31}", [True, False, False]),
+    # a wrong operand in step 3
+    ("17 * 3 = 51\n51 + 16 = 67\n67 - 6 = 61\nThe answer is \\boxed{61}", [False, False, True]),
+    # step 2 does not continue from step 1's result
+    ("17 * 3 = 51\n50 + 16 = 66\n66 - 5 = 61\nThe answer is \\boxed{61}", [False, True, False]),
+    # a missing step, and an extra step
+    ("17 * 3 = 51\n51 + 16 = 67\nThe answer is \\boxed{67}", [False, False, True]),
+    ("17 * 3 = 51\n51 + 16 = 67\n67 - 5 = 62\n62 + 1 = 63\nThe answer is \\boxed{63}", [False, False, False, True]),
+    # no steps at all
+    ("The answer is \\boxed{62}", [True, True, True]),
+])
+def test_step_checker_finds_planted_errors(solution, expected):
+    assert mw.step_errors(solution, TASK) == expected
+    text = mw.render_problem(TASK, mw.sample_phrasing(random.Random(1), TASK))
+    assert mw.step_errors(solution, text) == expected  # from the problem text too
+    assert mw.step_error_rate(solution, TASK) == pytest.approx(sum(expected) / len(expected))
+
+
+@pytest.mark.parametrize("profile", mw.PROFILES)
+def test_weak_teachers_profiles(profile):
+    rng, kinds = random.Random(profile), set()
+    for i in range(300):
+        task = mw.sample_task(rng, rng.randint(3, 5))
+        weak = mw.weak_solution(task, profile, random.Random(i))
+        errors = mw.step_errors(weak.text, task)
+        assert mw.final_answer(weak.text) != task.answer and not grade(weak.text, str(task.answer))
+        assert [i for i, e in enumerate(errors) if e] == weak.error_steps
+        kinds.update(weak.kinds)
+        if profile == "low":
+            assert errors == [False] * (len(task.steps) - 1) + [True] and weak.kinds == ["computation"]
+        elif profile == "high":
+            assert all(errors)
+        else:
+            assert any(errors)
+    assert kinds == ({"computation"} if profile == "low" else {"computation", "method"})
+
+
+def test_subtasks_are_self_contained_and_check(world):
+    for problem in world.hard[:400]:
+        n = len(problem.task.steps)
+        assert 3 <= n <= 5 and 2 <= len(problem.subtasks) <= 3
+        values, covered = problem.task.values, set()
+        for sub in problem.subtasks:
+            m = len(sub.task.steps)
+            assert 2 <= m <= 3 and m < n  # neither a single step nor the whole task
+            assert mw.parse_problem(sub.text) == sub.task  # its own text states its start: self-contained
+            # a contiguous run of the task's steps, starting from the amount the task had there
+            first, last = sub.span
+            assert last - first + 1 == m and problem.task.steps[first:last + 1] == sub.task.steps
+            assert sub.task.start == values[first]
+            assert sub.task.answer == values[first + m]
+            covered.update(range(first, first + m))
+            solution = mw.correct_solution(sub.task)
+            assert not any(mw.step_errors(solution, sub.text)) and grade(solution, str(sub.task.answer))
+        assert covered == set(range(n))
+
+
+def test_no_test_problem_in_training(world):
+    train = {mw.signature(p.task) for h in world.hard for p in [h] + h.subtasks + h.paraphrases}
+    train |= {mw.signature(p.task) for p in world.foundation}
+    train_text = {p.text for h in world.hard for p in [h] + h.subtasks + h.paraphrases} | {p.text for p in world.foundation}
+    for name, problems in world.tests.items():
+        assert problems and not {mw.signature(p.task) for p in problems} & train, name
+        assert not {p.text for p in problems} & train_text
+    assert all(len(p.task.steps) >= 6 for p in world.tests["miniworld_long"])
+    assert len({p.id for p in world.hard}) == len(world.hard)
+
+
+def test_world_is_deterministic_in_its_seed(world):
+    again = mw.build_world(seed=3, num_hard=50, num_foundation=10, num_test=400, num_long_test=100)
+    assert [p.text for p in again.hard] == [p.text for p in world.hard[:50]]
+    other = mw.build_world(seed=4, num_hard=50, num_foundation=10, num_test=10, num_long_test=10)
+    assert [p.text for p in other.hard] != [p.text for p in again.hard]

@@ -317,13 +317,15 @@ class Llama(nn.Module):
         return 6 * weights + 6 * a.n_layers * a.n_heads * a.head_dim * seq_len
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
-                attend_len: int | None = None) -> torch.Tensor:
+                attend_len: int | None = None, logits_at: torch.Tensor | None = None) -> torch.Tensor:
         """tokens [B, T] -> logits [B, T, vocab].
 
         Without a cache: a causal LM over positions 0..T-1. With a cache: `positions` [B, T] says
         where each token sits in its own row; keys/values go into the cache and each query attends
         to its row's slots up to its position. `attend_len` bounds how many slots are read (default:
-        the whole cache, a static shape that suits torch.compile).
+        the whole cache, a static shape that suits torch.compile). `logits_at` [B] (optional): compute
+        logits only at that index of each row, returning [B, 1, vocab] (a prefill needs just each
+        prompt's last token, and the head over every prompt token would cost B * T * vocab).
         """
         B, T = tokens.shape
         if positions is None:
@@ -339,6 +341,8 @@ class Llama(nn.Module):
             mask = (slots[None, None, :] <= positions[:, :, None])[:, None]  # [B, 1, T, attend_len]
         for layer in self.layers:
             x = layer(x, cos, sin, cache, positions, mask, attend_len)
+        if logits_at is not None:
+            x = x[torch.arange(B, device=x.device), logits_at][:, None]
         return self.lm_head(self.norm(x))
 
     # ---- Hugging Face checkpoints -------------------------------------------------------------

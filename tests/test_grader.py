@@ -1,5 +1,9 @@
 """Tests of w2s.grader: labelled cases by kind, extraction, hostile inputs, threads, processes."""
 import multiprocessing
+import os
+import subprocess
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -8,6 +12,8 @@ import pytest
 from tests.grader_cases import CASES, KINDS
 from w2s import grader
 from w2s.grader import extract_answer, grade, is_equiv
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("response,gold,verdict,kind", CASES,
@@ -132,3 +138,42 @@ def test_works_inside_daemonic_pool_workers():
     pairs = [(r"\boxed{\frac{\sqrt{2}}{2}}", r"\frac{1}{\sqrt2}"), (r"\boxed{x+1}", "x+2")]
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         assert pool.map(_grade_in_child, pairs) == [True, False]
+
+
+def test_helpers_outlive_the_thread_that_started_them():
+    grader.stop_helpers()
+    grader.clear_caches()
+    thread = threading.Thread(target=is_equiv, args=(r"\sqrt{8}", r"2\sqrt{2}"))
+    thread.start()
+    thread.join()
+    time.sleep(0.5)  # a helper tied to the finished thread would be killed by now
+    assert grader._all_workers and all(worker.alive() for worker in grader._all_workers)
+    assert is_equiv(r"\sqrt{18}", r"3\sqrt{2}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and Linux's parent-death signal")
+def test_a_busy_helper_dies_with_its_parent():
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from w2s import grader; "
+              "grader.is_equiv(r'\\sqrt{8}', r'2\\sqrt{2}'); print('ready', flush=True); "
+              "grader.is_equiv(r'10^{10^{10^{10}}}', '1', timeout=60)")
+    parent = subprocess.Popen([sys.executable, "-c", script, ROOT], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "ready"
+        helpers = [int(pid) for task in os.listdir(f"/proc/{parent.pid}/task")
+                   for pid in open(f"/proc/{parent.pid}/task/{task}/children").read().split()]
+        time.sleep(1.0)  # the helper is now deep in a C-level big-integer computation
+    finally:
+        parent.kill()
+        parent.wait()
+    assert helpers
+    deadline = time.monotonic() + 10
+    while any(map(_running, helpers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_running, helpers))
+
+
+def _running(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -9,10 +9,10 @@ impossible to hang. Reading order:
    process (string work only) and compared part by part with the right rule (ordered or not).
 4. Scalars: exact string, then plain numbers (no sympy, exact fractions; a relative tolerance
    only when a side is written as a decimal), then sympy.
-5. Sympy runs in persistent helper processes. Sympy can take forever (`2^{10^{10^{10}}}` is
-   evaluated while parsing), and the only time limit that works from any thread, inside
-   daemonic worker processes and around C-level big-integer loops is to run the work in another
-   process and kill it when time is up. `signal.alarm` only works in the main thread and cannot
+5. Sympy runs in persistent helper processes. Sympy can take forever (simplifying
+   `10^{10^{10^{10}}}` builds the integer), and the only time limit that works from any thread,
+   inside daemonic worker processes and around C-level big-integer loops is to run the work in
+   another process and kill it when time is up. `signal.alarm` only works in the main thread and cannot
    interrupt a long C call. The helpers are started with `subprocess` (not `multiprocessing`), so
    a grader called inside a multiprocessing pool worker (a daemon, which may not have
    multiprocessing children) still works.
@@ -32,6 +32,7 @@ import select
 import subprocess
 import sys
 import threading
+import time
 from fractions import Fraction
 from functools import lru_cache
 
@@ -425,10 +426,12 @@ class _SympyWorker:
         # must never shadow a standard one).
         launcher = ("import runpy, sys; sys.path.pop(0); "
                     f"runpy.run_path({os.path.abspath(__file__)!r}, run_name='__sympy_worker__')")
-        self.process = subprocess.Popen(
-            [sys.executable, "-u", "-c", launcher],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, encoding="utf-8", bufsize=1)
+        command = [sys.executable, "-u", "-c", launcher, str(os.getpid())]
+        reply: queue.Queue = queue.Queue()
+        _spawn_requests.put((command, reply))
+        self.process = reply.get()
+        if isinstance(self.process, BaseException):
+            raise GraderSetupError(f"cannot start the grader's sympy helper: {self.process}")
         first_line = self._read_line(startup_timeout)
         if first_line != "ready":
             self.kill()
@@ -470,6 +473,21 @@ class _SympyWorker:
                 pass
 
 
+def _spawner_loop() -> None:
+    # Helpers are started from this one thread, which lives as long as the process: Linux ties a
+    # child's "die with the parent" signal (set in _worker_main) to the thread that started it,
+    # and a helper started by a short-lived pool thread would die with that thread.
+    while True:
+        command, reply = _spawn_requests.get()
+        try:
+            reply.put(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.DEVNULL, text=True, encoding="utf-8", bufsize=1))
+        except Exception as error:  # noqa: BLE001 - handed to the thread that asked
+            reply.put(error)
+
+
+_spawn_requests: queue.Queue = queue.Queue()
+threading.Thread(target=_spawner_loop, name="w2s-grader-spawner", daemon=True).start()
 _idle_workers: "queue.LifoQueue[_SympyWorker]" = queue.LifoQueue()
 _all_workers: list[_SympyWorker] = []
 _pool_lock = threading.Lock()
@@ -490,12 +508,14 @@ atexit.register(_shutdown_workers)
 def _sympy_equal(pred: str, gold: str, timeout: float) -> bool:
     """Ask an idle helper (starting one if needed); a helper that runs out of time is replaced."""
     with _worker_slots:  # at most WORKERS helpers busy; other threads wait here
-        try:
-            worker = _idle_workers.get_nowait()
-        except queue.Empty:
-            worker = _SympyWorker()
-            with _pool_lock:
-                _all_workers.append(worker)
+        worker = None
+        while worker is None or not worker.alive():  # an idle helper may have died: start another
+            try:
+                worker = _idle_workers.get_nowait()
+            except queue.Empty:
+                worker = _SympyWorker()
+                with _pool_lock:
+                    _all_workers.append(worker)
         verdict = worker.ask(pred, gold, timeout)
         if verdict is not None and worker.alive():
             _idle_workers.put(worker)
@@ -517,7 +537,27 @@ _WARM_UP = [
 ]
 
 
+def _die_with_parent() -> None:
+    """A helper stuck on a hostile input must not outlive a parent that was killed."""
+    parent_pid = int(sys.argv[1])
+    try:  # Linux: the kernel kills us when the parent goes, even mid C-level big-integer work
+        import ctypes
+        import signal
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the line above
+        os._exit(0)
+
+    def watch() -> None:  # elsewhere: notice it between bytecodes
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _worker_main() -> None:
+    _die_with_parent()
     try:
         import resource
         limit = 4 << 30  # a runaway big-integer computation fails with MemoryError, not the machine

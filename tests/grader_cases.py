@@ -60,6 +60,10 @@ NUMBERS = [
     (r"\boxed{7/3}", r"\frac{7}{3}", True),
     (r"\boxed{12}", "12.00", True),
     (r"\boxed{1/3}", r"\frac{2}{6}", True),
+    (r"\boxed{0.\overline{3}}", r"\frac{1}{3}", True),
+    (r"\boxed{0.1\overline{6}}", r"\frac{1}{6}", True),
+    (r"\boxed{0.\overline{3}}", "0.333", False),
+    (r"\boxed{2\frac{1}{2}}", "2.5", True),
 ]
 
 # Formatting that never changes the value.
@@ -82,6 +86,8 @@ FORMATTING = [
     (r"\boxed{\mathrm{6}}", "6", True),
     (r"\boxed{\displaystyle \frac{\pi}{4}}", r"\frac{\pi}{4}", True),
     (r"\boxed{\sqrt2}", r"\sqrt{2}", True),
+    (r"\boxed{4 \text{ m}}", "4", True),
+    (r"\boxed{\frac{1}{4}\text{ of the pie}}", "0.25", True),
     (r"\boxed{12\text{ cm}}", "13", False),
     (r"\boxed{25\%}", "26", False),
     (r"\boxed{x = 4}", "-4", False),
@@ -150,6 +156,11 @@ INTERVALS = [
     (r"\boxed{(-\infty, -2) \cup (4, \infty)}", r"(-\infty,-2)\cup(3,\infty)", False),
     (r"\boxed{x \in [1, 4]}", "[1,4]", True),
     (r"\boxed{[0, \infty)}", r"[0, +\infty)", True),
+    (r"\boxed{x < 3}", r"(-\infty, 3)", True),
+    (r"\boxed{x \le 3}", r"(-\infty, 3)", False),
+    (r"\boxed{-2 < x \leq 5}", r"(-2, 5]", True),
+    (r"\boxed{x > 1}", r"[1, \infty)", False),
+    (r"\boxed{(-\infty, 3)}", r"x < 3", True),
 ]
 
 # Sets: order-free, every element must match.

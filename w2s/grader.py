@@ -165,6 +165,8 @@ def normalize(answer: str) -> str:
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\dbinom", "\\binom")
     # \text{ or } between answers is a list separator, not a unit.
     s = re.sub(r"\\text\s*\{\s*(?:or|and|,)\s*\}", ",", s)
+    # A \text{...} of words after the value is a unit or a remark ("4 \text{ m}", "\text{ of the pie}").
+    s = re.sub(r"(?<=\S)\s*\\(?:text|mbox)\s*\{\s*[a-zA-Z][a-zA-Z .]*\}\s*(?:\^\s*\{?\d\}?)?\s*\.?$", "", s)
     s = _unwrap_text_commands(s)
     s = re.sub(r"\s+(?:or|and)\s+", ",", s)
     s = re.sub(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|°", "", s)
@@ -307,6 +309,10 @@ def _equiv(pred: str, gold: str, timeout: float) -> bool:
     pred, gold = _drop_variable_prefixes(pred, gold)
     pred_structure, gold_structure = _structure(pred), _structure(gold)
     pred_kind, gold_kind = pred_structure[0], gold_structure[0]
+    if pred_kind == "scalar" and gold_kind in ("tuple", "union") and _inequality_as_interval(pred):
+        return _equiv(_inequality_as_interval(pred), gold, timeout)  # `x < 3` answers `(-\infty, 3)`
+    if gold_kind == "scalar" and pred_kind in ("tuple", "union") and _inequality_as_interval(gold):
+        return _equiv(pred, _inequality_as_interval(gold), timeout)
     if pred_kind == gold_kind == "scalar":
         return _scalar_equiv(pred, gold, timeout)
     pred_vector, gold_vector = _vector_items(pred_structure), _vector_items(gold_structure)
@@ -337,6 +343,26 @@ def _equiv(pred: str, gold: str, timeout: float) -> bool:
     return False  # different shapes: a tuple is not a list, an interval is not a number
 
 
+_LESS = r"(<|\\leq)"
+_INEQUALITY_PATTERNS = [  # (pattern, how its groups become an interval)
+    (re.compile(rf"^(?P<low>[^<>=]+?)\s*{_LESS}\s*[a-zA-Z]\s*{_LESS}\s*(?P<high>[^<>=]+)$"),
+     lambda m: ("(" if m.group(2) == "<" else "[") + f"{m['low']}, {m['high']}" + (")" if m.group(3) == "<" else "]")),
+    (re.compile(rf"^[a-zA-Z]\s*{_LESS}\s*(?P<high>[^<>=]+)$"),
+     lambda m: f"(-\\infty, {m['high']}" + (")" if m.group(1) == "<" else "]")),
+    (re.compile(r"^[a-zA-Z]\s*(>|\\geq)\s*(?P<low>[^<>=]+)$"),
+     lambda m: ("(" if m.group(1) == ">" else "[") + f"{m['low']}, \\infty)"),
+]
+
+
+def _inequality_as_interval(s: str) -> str | None:
+    """`x < 3` -> `(-\\infty, 3)`, `x \\geq 1` -> `[1, \\infty)`, `-2 < x \\leq 5` -> `(-2, 5]`."""
+    for pattern, to_interval in _INEQUALITY_PATTERNS:
+        match = pattern.match(s)
+        if match:
+            return to_interval(match)
+    return None
+
+
 def _strip_variable(s: str) -> str:
     return _VARIABLE_PREFIX.sub("", s).strip()
 
@@ -348,6 +374,7 @@ _NUMBER = re.compile(
     r"(?P<mixed>(?P<whole>\d+)\s*\\frac\{\s*(?P<mnum>\d+)\s*\}\{\s*(?P<mden>\d+)\s*\})|"
     r"(?P<frac>\\frac\{\s*(?P<num>\d+)\s*\}\{\s*(?P<den>\d+)\s*\})|"
     r"(?P<ratio>(?P<rnum>\d+)\s*/\s*(?P<rden>\d+))|"
+    r"(?P<repeating>(?P<int>\d*)\.(?P<fixed>\d*)\\overline\{(?P<period>\d+)\})|"
     r"(?P<decimal>\d+(?:\.\d*)?|\.\d+)(?:\s*(?:[eE]|\\times\s*10\s*\^|\\cdot\s*10\s*\^)\s*\{?\s*(?P<exp>[-+]?\d{1,3})\s*\}?)?"
     r")"
 )
@@ -356,8 +383,8 @@ _NUMBER = re.compile(
 def _as_number(s: str) -> tuple[Fraction, bool] | None:
     """A plain number as an exact Fraction, and whether it was written inexactly (a decimal).
 
-    Integers, decimals, a/b, \\frac{a}{b}, mixed numbers 2\\frac{1}{2}, 1.5e3 and 1.5 \\times 10^{3};
-    anything else is None.
+    Integers, decimals, a/b, \\frac{a}{b}, mixed numbers 2\\frac{1}{2}, repeating decimals
+    0.\\overline{3}, 1.5e3 and 1.5 \\times 10^{3}; anything else is None.
     Exponents are limited to 3 digits so that this never builds a giant integer.
     """
     match = _NUMBER.fullmatch(s.strip())
@@ -373,6 +400,10 @@ def _as_number(s: str) -> tuple[Fraction, bool] | None:
         if int(match.group("den")) == 0:
             return None
         return sign * Fraction(int(match.group("num")), int(match.group("den"))), False
+    if match.group("repeating"):  # 0.1\overline{6} = 1/6
+        fixed, period = match.group("fixed"), match.group("period")
+        repeating = Fraction(int(fixed or "0")) + Fraction(int(period), 10 ** len(period) - 1)
+        return sign * (int(match.group("int") or "0") + repeating / 10 ** len(fixed)), False
     if match.group("ratio"):
         if int(match.group("rden")) == 0:
             return None

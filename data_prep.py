@@ -33,7 +33,11 @@ HF_TESTS = {  # released file name (without .json) -> benchmark name
     "converted_agi_eval_sat-math": "sat_math",
     "agi_eval_gaokao-mathcloze": "gaokao_mathcloze",
 }
-DEFAULTS = {"seed": 0, "num_hard": 30000, "num_foundation": 10000, "num_test": 1000, "num_long_test": 500, "vocab_size": 512}
+# The settings a built-in world directory is built with (recorded in DIR/manifest.json). A flag left
+# out takes the directory's recorded value, so adding a variant to a directory never needs them again.
+WORLD_DEFAULTS = {"seed": 0, "num_hard": 30000, "num_foundation": 10000, "num_test": 1000, "num_long_test": 500,
+                  "vocab_size": 512, "max_value": miniworld.WorldConfig.max_value, "hard_steps": "3-5",
+                  "long_steps": "6-7", "foundation_steps": "1-2"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,19 +260,39 @@ def write_tests(out: str, tests: dict[str, list[dict]]) -> None:
         print(f"wrote {os.path.join(out, 'test', name + '.jsonl')}: {len(rows)} problems")
 
 
-def check_manifest(out: str, manifest: dict) -> None:
-    """One directory holds one world: refuse to mix seeds, sizes or sources (tests would stop being held out)."""
+def check_manifest(out: str, manifest: dict, write: bool = True) -> None:
+    """One directory holds one world: refuse to mix seeds, sizes or sources (tests would stop being held out).
+    The first build into a directory records its settings there (`write`)."""
     path = os.path.join(out, "manifest.json")
     if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
+        old = read_manifest(out)
         if old != manifest:
             diff = {k: (old.get(k), manifest.get(k)) for k in set(old) | set(manifest) if old.get(k) != manifest.get(k)}
             raise SystemExit(f"{out} was built with other settings {diff} (was, now): use another --out, or delete {out}")
-    else:
+    elif write:
         os.makedirs(out, exist_ok=True)
         with open(path, "w") as f:
             json.dump(manifest, f, indent=2)
+
+
+def read_manifest(out: str) -> dict:
+    path = os.path.join(out, "manifest.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def step_range(text: str) -> tuple[int, int]:
+    """'3-5' -> (3, 5); '4' -> (4, 4)."""
+    low, _, high = str(text).partition("-")
+    try:
+        low, high = int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a step range like 3-5, got {text!r}") from None
+    if not 1 <= low <= high:
+        raise argparse.ArgumentTypeError(f"expected 1 <= low <= high in a step range, got {text!r}")
+    return low, high
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,10 +301,23 @@ def check_manifest(out: str, manifest: dict) -> None:
 
 def build_builtin(args) -> None:
     t0 = time.time()
-    manifest = {"source": "miniworld", "seed": args.seed, "num_hard": args.num_hard, "num_foundation": args.num_foundation,
-                "num_test": args.num_test, "num_long_test": args.num_long_test, "vocab_size": args.vocab_size}
+    recorded = read_manifest(args.out)
+    settings = {k: getattr(args, k) if getattr(args, k) is not None else recorded.get(k, default)
+                for k, default in WORLD_DEFAULTS.items()}
+    manifest = {"source": "miniworld", **settings}
+    check_manifest(args.out, manifest, write=False)
+    for key in ("seed", "num_hard", "num_foundation", "num_test", "num_long_test", "vocab_size"):
+        setattr(args, key, settings[key])
+    config = miniworld.WorldConfig(max_value=settings["max_value"], hard_steps=step_range(settings["hard_steps"]),
+                                   long_steps=step_range(settings["long_steps"]),
+                                   foundation_steps=step_range(settings["foundation_steps"]))
+    if config.hard_steps[0] < 3:
+        raise SystemExit(f"--hard-steps {settings['hard_steps']}: hard tasks need at least 3 steps to have sub-tasks")
+    try:
+        world = miniworld.build_world(args.seed, args.num_hard, args.num_foundation, args.num_test, args.num_long_test, config)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     check_manifest(args.out, manifest)
-    world = miniworld.build_world(args.seed, args.num_hard, args.num_foundation, args.num_test, args.num_long_test)
     print(f"built-in world (seed {args.seed}): {len(world.hard)} hard tasks, "
           f"{sum(len(p.subtasks) for p in world.hard)} sub-tasks, {len(world.foundation)} foundation problems; "
           f"draws left out: {world.report}")
@@ -519,6 +556,8 @@ def download_hf(cache_dir: str | None = None) -> str:
 
 def build_hf(args) -> None:
     t0 = time.time()
+    if args.seed is None:
+        args.seed = read_manifest(args.out).get("seed", WORLD_DEFAULTS["seed"])
     root = args.hf_dir or download_hf()
     check_manifest(args.out, {"source": "hf", "dataset": HF_REPO, "subset": args.hf_subset, "seed": args.seed})
     pool, weak_sets, tests, report = convert_hf(root, args.hf_subset)
@@ -571,19 +610,23 @@ examples:
   python data_prep.py --stats data/hard_full_e0.9_low.jsonl""")
     parser.add_argument("--out", default="data", help="output directory (default: data)")
     parser.add_argument("--source", choices=["builtin", "hf"], default="builtin", help="the built-in world (default) or the paper's data")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="world / mixture seed (default 0)")
+    parser.add_argument("--seed", type=int, help="world / mixture seed (default 0, or the directory's)")
     parser.add_argument("--hard-error", type=float, nargs="+", default=[0.0], metavar="E",
                         help="outcome error rate(s) of hard full tasks (default 0; the paper's grid: 0 0.2 0.5 0.7 0.9 1)")
     parser.add_argument("--sub-error", type=float, nargs="+", default=[0.0], metavar="E", help="outcome error rate(s) of easy sub-tasks (default 0)")
     parser.add_argument("--step-profile", nargs="+", choices=miniworld.PROFILES, default=["mixed"],
                         help="error profile(s) of incorrect solutions, built-in world only (default mixed)")
     parser.add_argument("--sets", nargs="+", choices=SET_KINDS, metavar="KIND", help="write only these set kinds (default: all)")
-    world = parser.add_argument_group("built-in world sizes")
-    world.add_argument("--num-hard", type=int, default=DEFAULTS["num_hard"], help="hard full tasks (default %(default)s)")
-    world.add_argument("--num-foundation", type=int, default=DEFAULTS["num_foundation"], help="stage-1 problems (default %(default)s)")
-    world.add_argument("--num-test", type=int, default=DEFAULTS["num_test"], help="same-distribution test problems (default %(default)s)")
-    world.add_argument("--num-long-test", type=int, default=DEFAULTS["num_long_test"], help="longer test problems (default %(default)s)")
-    world.add_argument("--vocab-size", type=int, default=DEFAULTS["vocab_size"], help="tokenizer vocabulary (default %(default)s)")
+    world = parser.add_argument_group("the built-in world (defaults: the directory's manifest.json, else these)")
+    world.add_argument("--num-hard", type=int, help=f"hard full tasks ({WORLD_DEFAULTS['num_hard']})")
+    world.add_argument("--num-foundation", type=int, help=f"stage-1 foundation problems ({WORLD_DEFAULTS['num_foundation']})")
+    world.add_argument("--num-test", type=int, help=f"same-distribution test problems ({WORLD_DEFAULTS['num_test']})")
+    world.add_argument("--num-long-test", type=int, help=f"longer test problems ({WORLD_DEFAULTS['num_long_test']})")
+    world.add_argument("--hard-steps", type=step_range, help=f"steps of hard tasks and the same-distribution test ({WORLD_DEFAULTS['hard_steps']})")
+    world.add_argument("--long-steps", type=step_range, help=f"steps of the longer test ({WORLD_DEFAULTS['long_steps']})")
+    world.add_argument("--foundation-steps", type=step_range, help=f"steps of foundation problems ({WORLD_DEFAULTS['foundation_steps']})")
+    world.add_argument("--max-value", type=int, help=f"largest amount in a task ({WORLD_DEFAULTS['max_value']})")
+    world.add_argument("--vocab-size", type=int, help=f"tokenizer vocabulary ({WORLD_DEFAULTS['vocab_size']})")
     hf = parser.add_argument_group("the paper's data (--source hf)")
     hf.add_argument("--hf-dir", help="convert an already-downloaded copy of the dataset instead of downloading")
     hf.add_argument("--hf-subset", help="only this subset folder of task_sol_pairs/ and paraphrase/")
@@ -599,9 +642,14 @@ examples:
             parser.error(f"--hf-dir {args.hf_dir}: no such directory")
     if args.source == "hf" and args.step_profile != ["mixed"]:
         parser.error("--step-profile applies to the built-in world only (the paper's data brings its own errors)")
-    for name in ("num_hard", "num_test", "num_long_test", "vocab_size"):
-        if getattr(args, name) < 1:
+    for name in ("num_hard", "num_test", "num_long_test", "vocab_size", "max_value"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.num_foundation is not None and args.num_foundation < 0:
+        parser.error("--num-foundation must not be negative")
+    for name in ("hard_steps", "long_steps", "foundation_steps"):  # recorded in the manifest as text
+        if getattr(args, name) is not None:
+            setattr(args, name, "-".join(map(str, getattr(args, name))))
     return args
 
 

@@ -87,6 +87,14 @@ def test_set_names_round_trip_through_builtin_set_args(built):
         assert data_prep.builtin_set_args(name) is None, name
 
 
+def test_a_missing_variant_is_built_with_the_directorys_settings(built):
+    # What train.py does for a set name that is not there yet: no sizes given, the manifest's are used.
+    data_prep.main(["--out", built] + data_prep.builtin_set_args("hard_full_e0.2_high"))
+    rows = load_sft_examples(os.path.join(built, "hard_full_e0.2_high.jsonl"))
+    assert len(rows) == 300 and sum(not r["meta"]["correct"] for r in rows) == 60
+    assert not os.path.exists(os.path.join(built, "hard_full_e0.2_high+easy_sub.jsonl"))  # only the set asked for
+
+
 def test_a_directory_holds_one_world(built):
     with pytest.raises(SystemExit, match="other settings"):
         data_prep.main(["--out", built, "--seed", "1"] + SMALL)

@@ -81,7 +81,7 @@ class WorldConfig:
 
 def sample_task(rng: random.Random, num_steps: int, config: WorldConfig = WorldConfig()) -> Task:
     """A random chain of `num_steps` operations whose amounts all stay in 1..max_value."""
-    value = rng.randint(*config.start_range)
+    value = rng.randint(config.start_range[0], min(config.start_range[1], config.max_value))
     start, steps = value, []
     for _ in range(num_steps):
         # Draw the operation first, then the operand, so * and / (few operands) are as common as + and -.
@@ -418,6 +418,7 @@ def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, nu
     for name, size in [("miniworld", num_test), ("miniworld_long", num_long_test)]:
         rng, problems = random.Random(f"miniworld/{seed}/test/{name}"), []
         while len(problems) < size:
+            _check_draws(report, size, name)
             task = sample_task(rng, rng.randint(*getattr(config, TEST_SETS[name])), config)
             if signature(task) in taken:
                 report["duplicate_draws_skipped"] += 1
@@ -429,6 +430,7 @@ def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, nu
 
     rng, hard = random.Random(f"miniworld/{seed}/hard"), []
     while len(hard) < num_hard:
+        _check_draws(report, num_hard, "hard tasks")
         task = sample_task(rng, rng.randint(*config.hard_steps), config)
         spans = subtask_spans(len(task.steps), rng)
         parts = [task.part(first, last) for first, last in spans]
@@ -461,6 +463,13 @@ def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, nu
 
 
 CORPUS_PROBLEMS = 3000
+
+
+def _check_draws(report: dict, wanted: int, what: str) -> None:
+    """Distinct tasks can run out in a small world: stop with advice rather than loop forever."""
+    if report["duplicate_draws_skipped"] + report["test_collisions_skipped"] > 20 * wanted + 10_000:
+        raise ValueError(f"the world has too few distinct tasks for {wanted} {what} (skipped {report}): "
+                         "ask for fewer, or allow larger numbers or more steps")
 
 
 def corpus(world: World):

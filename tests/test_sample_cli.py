@@ -1,0 +1,117 @@
+"""sample.py: rows with samples and verdicts, resuming after a kill, torchrun's shares merged, bad task rows."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import sample
+from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
+from w2s.grader import grade
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_checkpoint(str(tmp_path_factory.mktemp("ckpt")))
+
+
+def run(checkpoint, tasks, out, *extra):
+    sample.main(["--model", checkpoint, "--tasks", tasks, "--out", out, "--n", "3", "--temperature", "1.0",
+                 "--top-p", "0.95", "--max-new-tokens", "12", "--batch-size", "4", "--seed", "5", "--quiet", *extra])
+
+
+def test_rows_have_samples_verdicts_and_the_error_rate(checkpoint, tmp_path, capsys):
+    tasks = TASKS[:3] + [{"id": "no-answer", "problem": "Name a prime."}]
+    out = str(tmp_path / "samples.jsonl")
+    run(checkpoint, write_jsonl(str(tmp_path / "tasks.jsonl"), tasks), out)
+    rows = read_lines(out)
+    assert [r["id"] for r in rows] == [t["id"] for t in tasks]
+    for task, row in zip(tasks, rows):
+        assert {k: row[k] for k in task} == task  # every task field kept
+        assert len(row["samples"]) == 3 and len(set(row["samples"])) > 1  # seeded, but 3 different samples
+        if "answer" in task:
+            assert row["correct"] == [grade(s, task["answer"]) for s in row["samples"]]
+        else:
+            assert "correct" not in row
+    wrong = sum(v is False for r in rows for v in r.get("correct", []))
+    assert f"outcome error rate: {wrong / 9:.1%} ({wrong} of 9 samples wrong" in capsys.readouterr().out
+
+
+def test_resume_after_a_kill_gives_the_same_file(checkpoint, tmp_path, monkeypatch):
+    tasks = write_jsonl(str(tmp_path / "tasks.jsonl"), TASKS)
+    whole = str(tmp_path / "whole.jsonl")
+    run(checkpoint, tasks, whole)
+
+    resumed = str(tmp_path / "resumed.jsonl")
+    real_append, calls = sample.append_row, []
+
+    def killed_after_two_rows(f, row):
+        if len(calls) == 2:
+            f.write(json.dumps(row)[:25])  # killed in the middle of writing the third row
+            f.flush()
+            raise KeyboardInterrupt
+        calls.append(row["id"])
+        real_append(f, row)
+
+    monkeypatch.setattr(sample, "append_row", killed_after_two_rows)
+    with pytest.raises(KeyboardInterrupt):
+        run(checkpoint, tasks, resumed, "--batch-size", "2")  # other batches than the whole run
+    monkeypatch.setattr(sample, "append_row", real_append)
+    assert len(open(resumed).read().splitlines()) == 3  # two rows and a broken one
+    run(checkpoint, tasks, resumed, "--batch-size", "7")
+    assert open(resumed).read() == open(whole).read()
+    run(checkpoint, tasks, resumed)  # nothing left to do: the file stays as it is
+    assert open(resumed).read() == open(whole).read()
+
+
+def test_resume_refuses_another_runs_output(checkpoint, tmp_path):
+    tasks = write_jsonl(str(tmp_path / "tasks.jsonl"), TASKS[:2])
+    out = str(tmp_path / "samples.jsonl")
+    write_jsonl(out, [{"id": "t1", "samples": ["a", "b"]}])
+    with pytest.raises(ValueError, match=r"samples\.jsonl:1: field 'samples' has 2 entries but --n is 3"):
+        run(checkpoint, tasks, out)
+    write_jsonl(out, [{"id": "zzz", "samples": ["a", "b", "c"]}])
+    with pytest.raises(ValueError, match=r"samples\.jsonl:1: field 'id': 'zzz' is not among the tasks"):
+        run(checkpoint, tasks, out)
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "a", "problem": "1+1?"}\n{"problem": "2+2?"}', r"tasks\.jsonl:2: field 'id' must be a non-empty string"),
+    ('{"id": "a", "problem": ""}', r"tasks\.jsonl:1: field 'problem' must be a non-empty string"),
+    ('{"id": "a", "problem": "1+1?", "answer": null}', r"tasks\.jsonl:1: field 'answer' must be a non-empty string"),
+    ('{"id": "a", "problem": "1+1?"}\n\n{"id": "a", "problem": "2+2?"}', r"tasks\.jsonl:3: field 'id': duplicate id 'a' \(first on line 1\)"),
+    ('{"id": "a", "problem": "1+1?"}\n{"id": "b", "problem": ', r"tasks\.jsonl:2: bad JSON"),
+    ('["a"]', r"tasks\.jsonl:1: a task must be a JSON object"),
+])
+def test_bad_task_rows_name_file_line_and_field(tmp_path, line, message):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(ValueError, match=message):
+        sample.load_tasks(str(path))
+
+
+def test_numeric_answers_become_strings(tmp_path):
+    path = write_jsonl(str(tmp_path / "tasks.jsonl"), [{"id": "a", "problem": "1+1?", "answer": 2}])
+    assert sample.load_tasks(path)[0]["answer"] == "2"
+
+
+def test_torchrun_shares_merge_into_the_single_process_file(checkpoint, tmp_path):
+    tasks = write_jsonl(str(tmp_path / "tasks.jsonl"), TASKS)
+    single, parallel = str(tmp_path / "single.jsonl"), str(tmp_path / "parallel.jsonl")
+    run(checkpoint, tasks, single)
+    # A leftover rank file from an earlier, killed 3-process run: merged, not redone, not duplicated.
+    first = read_lines(single)[1]
+    with open(parallel + ".rank2", "w") as f:
+        f.write(json.dumps(first) + "\n" + '{"id": "t')
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               os.path.join(ROOT, "sample.py"), "--model", checkpoint, "--tasks", tasks, "--out", parallel,
+               "--num-samples", "3", "--temperature", "1.0", "--top-p", "0.95", "--max-new-tokens", "12",
+               "--batch-size", "4", "--seed", "5", "--quiet"]
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert open(parallel).read() == open(single).read()
+    assert not [p for p in os.listdir(tmp_path) if ".rank" in p]

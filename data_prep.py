@@ -158,15 +158,16 @@ def token_lengths(rows: list[dict], tokenizer, cache: dict | None = None, verify
             cache[key] = len(tokenizer.encode_chat_for_training(empty)[0])
         return cache[key]
 
+    def exact(row: dict) -> int:
+        return len(tokenizer.raw.encode(chat_template_text(row["messages"], False)[0], add_special_tokens=False).ids)
+
     lengths = [overhead(r["messages"]) + sum(count(m["content"].strip()) for m in r["messages"]) for r in rows]
-    for row, length in zip(rows[:verify], lengths):
-        exact = len(tokenizer.raw.encode(chat_template_text(row["messages"], False)[0], add_special_tokens=False).ids)
-        if exact != length:
-            raise RuntimeError(f"token count shortcut is off for row {row['id']} ({length} vs {exact}): count whole texts")
+    if any(exact(row) != length for row, length in zip(rows[:verify], lengths)):
+        return [exact(row) for row in rows]  # some other tokenizer or text: count the slow way
     return lengths
 
 
-_CHUNK = re.compile(r"(?<=\n)|(?<=[.?])(?= )")
+_CHUNK = re.compile(r"(?<=\n)(?!\n)|(?<=[.?])(?= )")
 
 
 def _rate(x: float | None) -> str:
@@ -195,7 +196,7 @@ def stats_command(path: str, tokenizer_path: str | None) -> dict:
 
     rows = load_sft_examples(path)
     tokenizer = _find_tokenizer(path, tokenizer_path)
-    lengths = token_lengths(rows, tokenizer, verify=len(rows)) if tokenizer else [sum(len(m["content"]) for m in r["messages"]) for r in rows]
+    lengths = token_lengths(rows, tokenizer) if tokenizer else [sum(len(m["content"]) for m in r["messages"]) for r in rows]
     unit = "tokens" if tokenizer else "characters"
     s = measure(rows, lengths if tokenizer else None, recheck_steps=True)
     # Outcome by the grader, against the gold answer in meta, next to what the rows claim.
@@ -432,13 +433,21 @@ def _subset(root: str, folder: str, path: str) -> str:
     return parts[0] if len(parts) > 1 else "default"
 
 
-def convert_hf(root: str, subset: str | None = None) -> tuple[list[PoolItem], dict[str, list[dict]], dict[str, list[dict]], dict]:
-    """The released dataset at `root` as a pool (task_sol_pairs + paraphrase), weaker-teacher sets, and tests."""
-    from w2s.data import sft_row
-    from w2s.grader import extract_answer
+def _solutions(row: dict, prefix: str, where: str) -> tuple[str, str]:
+    """(pos_ans, neg_ans) of a released task entry; neg_ans may be missing or empty (no incorrect solution)."""
+    pos = _field(row, f"{prefix}pos_ans", where)
+    entry = row[prefix[:-1]] if prefix else row
+    neg = _field(row, f"{prefix}neg_ans", where, allow_empty=True) if "neg_ans" in entry else ""
+    return pos, neg
 
-    report = Counter()
-    pool, by_id = [], {}
+
+def _item(item_id: str, problem: str, answer: str, pos: str, neg: str, **meta) -> PoolItem:
+    return PoolItem(item_id, problem, answer, [Solution(pos, True)], [Solution(neg, False)] if neg.strip() else [], meta=meta)
+
+
+def read_task_sol_pairs(root: str, subset: str | None, report: Counter) -> list[PoolItem]:
+    """task_sol_pairs/<subset>/*.json: {"ori_id", "original": {task, pos_ans, neg_ans}, "subtask_<k>": {...}}."""
+    pool, seen = [], set()
     files = _release_files(root, "task_sol_pairs")
     if not files:
         raise SystemExit(f"{root}: no task_sol_pairs/ files (is this the {HF_REPO} dataset?)")
@@ -448,28 +457,29 @@ def convert_hf(root: str, subset: str | None = None) -> tuple[list[PoolItem], di
             continue
         for line_no, row in load_release_file(path):
             where = f"{path}:{line_no}"
-            ori_id = _field(row, "ori_id", where)
+            item_id = f"{name}/{_field(row, 'ori_id', where)}"
+            if item_id in seen:
+                raise ValueError(f"{where}: field 'ori_id': duplicate {row['ori_id']!r} in subset {name}")
+            seen.add(item_id)
             task = _field(row, "original.task", where)
-            pos = _field(row, "original.pos_ans", where)
-            neg = _field(row, "original.neg_ans", where, allow_empty=True) if "neg_ans" in row["original"] else ""
-            item_id = f"{name}/{ori_id}"
-            if item_id in by_id:
-                raise ValueError(f"{where}: field 'ori_id': duplicate {ori_id!r} in subset {name}")
-            answer = _gold(pos, where, "original.pos_ans")
-            item = PoolItem(item_id, task, answer, [Solution(pos, True)], [Solution(neg, False)] if neg.strip() else [],
-                            meta={"source": f"hf/{name}"})
+            pos, neg = _solutions(row, "original.", where)
+            item = _item(item_id, task, _gold(pos, where, "original.pos_ans"), pos, neg, source=f"hf/{name}")
             report["tasks"] += 1
-            report["tasks_without_neg_ans"] += not neg.strip()
+            report["tasks without neg_ans"] += not item.incorrect
             for key in sorted((k for k in row if re.fullmatch(r"subtask_\d+", k)), key=lambda k: int(k.split("_")[1])):
                 sub_task = _field(row, f"{key}.task", where)
-                sub_pos = _field(row, f"{key}.pos_ans", where)
-                sub_neg = _field(row, f"{key}.neg_ans", where, allow_empty=True) if "neg_ans" in row[key] else ""
-                item.subtasks.append(PoolItem(f"{item_id}/{key}", sub_task, _gold(sub_pos, where, f"{key}.pos_ans"),
-                                              [Solution(sub_pos, True)], [Solution(sub_neg, False)] if sub_neg.strip() else [],
-                                              meta={"source": f"hf/{name}", "parent_id": item_id}))
+                sub_pos, sub_neg = _solutions(row, f"{key}.", where)
+                item.subtasks.append(_item(f"{item_id}/{key}", sub_task, _gold(sub_pos, where, f"{key}.pos_ans"), sub_pos,
+                                           sub_neg, source=f"hf/{name}", parent_id=item_id))
                 report["subtasks"] += 1
+                report["subtasks without neg_ans"] += not item.subtasks[-1].incorrect
             pool.append(item)
-            by_id[item_id] = item
+    return pool
+
+
+def attach_paraphrases(root: str, subset: str | None, pool: list[PoolItem], report: Counter) -> None:
+    """paraphrase/<subset>/full_<i>.json: {"ori_id", "task", "pos_ans", "neg_ans"}, attached to their task."""
+    by_id = {item.id: item for item in pool}
     for path in _release_files(root, "paraphrase"):
         name = _subset(root, "paraphrase", path)
         if subset and name != subset:
@@ -478,62 +488,84 @@ def convert_hf(root: str, subset: str | None = None) -> tuple[list[PoolItem], di
             where = f"{path}:{line_no}"
             parent = by_id.get(f"{name}/{_field(row, 'ori_id', where)}")
             if parent is None:
-                report["paraphrases_without_task (skipped)"] += 1
+                report["paraphrases without a task (skipped)"] += 1
                 continue
-            pos = _field(row, "pos_ans", where)
-            neg = _field(row, "neg_ans", where, allow_empty=True) if "neg_ans" in row else ""
-            parent.paraphrases.append(PoolItem(f"{parent.id}/para{len(parent.paraphrases) + 1}", _field(row, "task", where),
-                                               parent.answer, [Solution(pos, True)], [Solution(neg, False)] if neg.strip() else [],
-                                               meta={"source": parent.meta["source"], "parent_id": parent.id}))
+            pos, neg = _solutions(row, "", where)
+            parent.paraphrases.append(_item(f"{parent.id}/para{len(parent.paraphrases) + 1}", _field(row, "task", where),
+                                            parent.answer, pos, neg, source=parent.meta["source"], parent_id=parent.id))
             report["paraphrases"] += 1
 
-    weak_sets = {}
+
+def read_weaker_sampling(root: str, report: Counter) -> dict[str, list[dict]]:
+    """weaker_sampling/<teacher>/*.json: {"ori_id", "task", "ground_truth", "sample<k>", "judge<k>"} -> weak_<teacher> sets.
+
+    Every sampled solution becomes an example; its correctness is the release's judge field
+    (1 right, 0 wrong), or the grader against the ground truth where a judge field is missing.
+    """
+    from w2s.data import sft_row
+    from w2s.grader import extract_answer, grade
+
+    sets = {}
     for path in _release_files(root, "weaker_sampling"):
         teacher = _subset(root, "weaker_sampling", path)
-        rows = weak_sets.setdefault(f"weak_{teacher}", [])
+        file_stem = os.path.basename(path).rsplit(".", 1)[0]
+        rows = sets.setdefault(f"weak_{teacher}", [])
         for line_no, row in load_release_file(path):
             where = f"{path}:{line_no}"
-            problem, truth = _field(row, "task", where), _field(row, "ground_truth", where)
+            ori_id, problem, truth = _field(row, "ori_id", where), _field(row, "task", where), _field(row, "ground_truth", where)
             gold = extract_answer(truth) or truth.strip()
             samples = sorted((k for k in row if re.fullmatch(r"sample\d+", k)), key=lambda k: int(k[6:]))
             if not samples:
                 raise ValueError(f"{where}: missing field 'sample1' (no sampled solutions)")
+            item = PoolItem(f"{teacher}/{ori_id}", problem, gold, [], meta={"source": "hf/weaker_sampling", "teacher": teacher})
             for key in samples:
-                text = row[key]
+                text, judge = row[key], row.get("judge" + key[6:])
                 if not isinstance(text, str) or not text.strip():
-                    report["empty_samples (skipped)"] += 1
+                    report["empty samples (skipped)"] += 1
                     continue
-                judge = row.get("judge" + key[6:])
-                if judge not in (0, 1, True, False, None, "0", "1"):
+                if judge not in (0, 1, None, "0", "1"):  # True/False compare equal to 1/0
                     raise ValueError(f"{where}: field 'judge{key[6:]}' must be 1 or 0, got {judge!r}")
-                if judge is None:
-                    from w2s.grader import grade
+                correct = grade(text, gold) if judge is None else bool(int(judge))
+                report["samples graded (no judge field)"] += judge is None
+                rows.append(sft_row(f"{teacher}/{file_stem}/{ori_id}/{key}", item, Solution(text, correct), "weak_teacher",
+                                    correct_by="grader" if judge is None else "judge"))
+                report[f"weak_{teacher} samples"] += 1
+    return sets
 
-                    correct, how = grade(text, gold), "grader"
-                    report["samples_graded_without_judge"] += 1
-                else:
-                    correct, how = bool(int(judge)), "judge"
-                item = PoolItem(f"{teacher}/{_field(row, 'ori_id', where)}", problem, gold, [], meta={"source": f"hf/weaker_sampling"})
-                rows.append(sft_row(f"{item.id}/{key}", item, Solution(text, correct), "weak_teacher",
-                                    teacher=teacher, correct_by=how))
-                report["weak_samples"] += 1
+
+def read_tests(root: str, report: Counter) -> dict[str, list[dict]]:
+    """test_data/*.json: {"question", "ground_truth", ...} -> benchmark rows {"id", "problem", "answer", ...extra kept}."""
+    from w2s.grader import extract_answer
 
     tests = {}
-    for path in _release_files(root, "test_data") + sorted(
-            os.path.join(root, f) for f in os.listdir(root) if f.endswith((".json", ".jsonl"))):
+    top_level = sorted(os.path.join(root, f) for f in os.listdir(root) if f.endswith((".json", ".jsonl")))
+    for path in _release_files(root, "test_data") + top_level:
         stem = os.path.basename(path).rsplit(".", 1)[0]
         if stem not in HF_TESTS:
             report[f"unrecognized test file {os.path.relpath(path, root)} (skipped)"] += 1
             continue
-        bench = HF_TESTS[stem]
-        rows = []
+        bench, rows = HF_TESTS[stem], []
         for line_no, row in load_release_file(path):
             where = f"{path}:{line_no}"
             question, truth = _field(row, "question", where), _field(row, "ground_truth", where)
-            # MATH's ground truth is a whole solution: its answer is the \boxed{} part.
-            answer = _gold(truth, where, "ground_truth") if bench == "math500" else (extract_answer(truth) if "\\boxed" in truth else None) or truth.strip()
-            rows.append({"id": f"{bench}-{len(rows):04d}", "problem": question, "answer": answer})
+            if bench == "math500":  # MATH's ground truth is a whole solution: the answer is its \boxed{} part
+                answer, extra = _gold(truth, where, "ground_truth"), {"solution": truth}
+            else:
+                answer, extra = (extract_answer(truth) if "\\boxed" in truth else None) or truth.strip(), {}
+            kept = {k: v for k, v in row.items() if k not in ("question", "ground_truth", "id", "problem", "answer")}
+            rows.append({"id": f"{bench}-{len(rows):04d}", "problem": question, "answer": answer, **kept, **extra})
         tests[bench] = rows
+    return tests
+
+
+def convert_hf(root: str, subset: str | None = None) -> tuple[list[PoolItem], dict[str, list[dict]], dict[str, list[dict]], dict]:
+    """The released dataset at `root`: a pool (task_sol_pairs + paraphrase), weak_<teacher> sets, benchmarks, a report."""
+    report = Counter()
+    pool = read_task_sol_pairs(root, subset, report)
+    attach_paraphrases(root, subset, pool, report)
+    weak_sets = read_weaker_sampling(root, report)
+    tests = read_tests(root, report)
+    # The release's own split; we cannot redraw it, but we can say whether a test problem is trained on.
     train_problems = {_norm(it.problem) for item in pool for it in [item] + item.subtasks + item.paraphrases}
     for bench, rows in tests.items():
         report[f"{bench}: test problems also in training data"] = sum(_norm(r["problem"]) in train_problems for r in rows)

@@ -189,5 +189,6 @@ def test_built_sets_have_the_requested_error_rates(world, profile):
         for para in sets["hard_full+paraphrase"][len(hard):]:
             original = by_id[para["meta"]["parent_id"]]
             assert para["meta"]["correct"] == original["meta"]["correct"]
+            assert para["messages"][1] == original["messages"][1]  # the same solution, errors and all
             assert para["messages"][0]["content"] != original["messages"][0]["content"]
     assert all(r["meta"]["kind"] == "easy_sub" and r["meta"]["correct"] for r in build_sets(pool, 0.9, 0.0, 0)[0]["easy_sub"])

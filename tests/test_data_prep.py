@@ -129,8 +129,10 @@ def write_release(root, rows):
          + [{"ori_id": "nowhere", "task": "orphan", "pos_ans": sol(1), "neg_ans": sol(1, True)}])
     dump("weaker_sampling/gpt-3.5-turbo/math_sft_full_gpt-3.5-turbo_checked_0.json",
          [{"ori_id": f"w{i}", "task": f"What is {i} + {i}?", "ground_truth": sol(2 * i),
-           "sample1": sol(2 * i), "judge1": 1, "sample2": sol(2 * i, True), "judge2": 0} for i in range(5)])
-    dump("test_data/MATH_test500.json", [{"question": f"What is {i} squared?", "ground_truth": f"It is $\\boxed{{{i * i}}}$."} for i in range(7)])
+           "sample1": sol(2 * i), "judge1": 1, "sample2": sol(2 * i, True), "judge2": 0} for i in range(4)]
+         + [{"ori_id": "w4", "task": "What is 4 + 4?", "ground_truth": "8", "sample1": sol(8), "sample2": sol(8, True), "sample3": ""}])
+    dump("test_data/MATH_test500.json", [{"question": f"What is {i} squared?", "ground_truth": f"It is $\\boxed{{{i * i}}}$.",
+                                          "level": "Level 5"} for i in range(7)])
     dump("test_data/olympic_arena.json", [{"question": "Find x.", "ground_truth": "3"}])
 
 
@@ -157,9 +159,11 @@ def test_hf_converter_on_a_fixture(tmp_path):
                for r in para[20:])
     assert len(load_sft_examples(os.path.join(out, "hard_full_x2.jsonl"))) == 40
     weak = load_sft_examples(os.path.join(out, "weak_gpt-3.5-turbo.jsonl"))
-    assert [r["meta"]["correct"] for r in weak] == [True, False] * 5
+    assert [r["meta"]["correct"] for r in weak] == [True, False] * 5  # the last two by the grader (no judge fields)
+    assert [r["meta"]["correct_by"] for r in weak[-2:]] == ["grader"] * 2 and len({r["id"] for r in weak}) == 10
     math = read_jsonl(os.path.join(out, "test", "math500.jsonl"))
     assert [r["answer"] for r in math] == [str(i * i) for i in range(7)] and math[2]["problem"] == "What is 2 squared?"
+    assert math[2]["level"] == "Level 5" and math[2]["solution"] == "It is $\\boxed{4}$."  # extra fields kept
     assert read_jsonl(os.path.join(out, "test", "olympic_arena.jsonl"))[0]["answer"] == "3"
 
 

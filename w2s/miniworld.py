@@ -485,21 +485,26 @@ def corpus(world: World):
             yield correct_solution(p.task)
 
 
-def to_pool_item(problem: Problem, seed: int, profile: str | None, parent_id: str | None = None):
-    """A Problem as the data pipeline's PoolItem: correct solution, and an incorrect one drawn per `profile`."""
+def to_pool_item(problem: Problem, seed: int, profile: str | None, parent_id: str | None = None, incorrect=None):
+    """A Problem as the data pipeline's PoolItem: its correct solution, and an incorrect one drawn per `profile`.
+
+    A paraphrase gets its task's incorrect solution (the same steps, the same errors): rewording a
+    problem does not change what its supervision teaches, as with the paper's rephrased data.
+    """
     from w2s.data import PoolItem, Solution
 
     n = len(problem.task.steps)
-    incorrect = []
-    if profile is not None:
-        weak = weak_solution(problem.task, profile, random.Random(f"weak/{seed}/{profile}/{problem.id}"))
-        incorrect.append(Solution(weak.text, False, len(weak.error_steps) / n,
-                                  {"profile": profile, "error_steps": weak.error_steps, "error_kinds": weak.kinds}))
+    if incorrect is None:
+        incorrect = []
+        if profile is not None:
+            weak = weak_solution(problem.task, profile, random.Random(f"weak/{seed}/{profile}/{problem.id}"))
+            incorrect.append(Solution(weak.text, False, len(weak.error_steps) / n,
+                                      {"profile": profile, "error_steps": weak.error_steps, "error_kinds": weak.kinds}))
     return PoolItem(
         id=problem.id, problem=problem.text, answer=str(problem.task.answer),
         correct=[Solution(correct_solution(problem.task), True, 0.0)], incorrect=incorrect,
         subtasks=[to_pool_item(s, seed, profile, problem.id) for s in problem.subtasks],
-        paraphrases=[to_pool_item(p, seed, profile, problem.id) for p in problem.paraphrases],
+        paraphrases=[to_pool_item(p, seed, profile, problem.id, incorrect) for p in problem.paraphrases],
         meta={"source": "miniworld", "steps": n, **({"parent_id": parent_id} if parent_id else {}),
               **({"span": list(problem.span)} if problem.span else {})},
     )

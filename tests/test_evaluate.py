@@ -1,0 +1,143 @@
+"""evaluate.py: per-problem rows, summary JSON and markdown, resuming, maj@K / pass@K, grouping fields."""
+import json
+import os
+
+import pytest
+
+import evaluate
+import sample
+from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_checkpoint(str(tmp_path_factory.mktemp("ckpt")))
+
+
+@pytest.fixture
+def bench_dir(tmp_path):
+    os.makedirs(tmp_path / "data" / "test")
+    write_jsonl(str(tmp_path / "data" / "test" / "tiny.jsonl"), TASKS)
+    return tmp_path
+
+
+def run(checkpoint, bench_dir, *extra):
+    return evaluate.main(["--model", checkpoint, "--bench", "tiny", "--data-dir", str(bench_dir / "data"),
+                          "--out", str(bench_dir / "eval"), "--max-new-tokens", "10", "--batch-size", "3",
+                          "--quiet", *extra])
+
+
+def test_rows_summary_and_resume_on_a_tiny_model(checkpoint, bench_dir, monkeypatch):
+    summaries = run(checkpoint, bench_dir)
+    rows_path = bench_dir / "eval" / "tiny.jsonl"
+    rows = read_lines(rows_path)
+    assert [r["id"] for r in rows] == [t["id"] for t in TASKS]
+    for row in rows:
+        assert row["prompt"].startswith("<|begin_of_text|><|start_header_id|>user")
+        assert len(row["responses"]) == len(row["extracted"]) == len(row["correct"]) == 1
+        assert row["verdict"] == row["correct"][0]
+    summary = json.load(open(bench_dir / "eval" / "summary.json"))["tiny"]
+    assert summary == summaries["tiny"] and summary["problems"] == 5
+    assert summary["accuracy"] == sum(r["verdict"] for r in rows) / 5
+    assert set(summary["by"]) == {"level", "subject"} and list(summary["by"]["level"]) == ["1", "2", "3"]
+    assert summary["by"]["subject"]["algebra"]["problems"] == 2
+    table = open(bench_dir / "eval" / "summary.md").read()
+    assert "| tiny | 5 |" in table and "| level |" in table and "| algebra | 2 |" in table
+
+    # Kill after two problems (the third half written), resume: same rows, nothing redone twice.
+    whole = open(rows_path).read()
+    os.remove(rows_path)
+    real_append, written = sample.append_row, []
+
+    def killed(f, row):
+        if len(written) == 2:
+            f.write(json.dumps(row)[:30])
+            raise KeyboardInterrupt
+        written.append(row["id"])
+        real_append(f, row)
+
+    monkeypatch.setattr(evaluate, "append_row", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(checkpoint, bench_dir)
+    monkeypatch.setattr(evaluate, "append_row", real_append)
+    done_before = [r["id"] for r in read_lines_complete(rows_path)]
+    assert done_before == ["t1", "t2"]
+    generated, real_sample_tasks = [], evaluate.sample_tasks
+
+    def recording_sample_tasks(model, tokenizer, tasks, **kwargs):
+        generated.append([t["id"] for t in tasks])
+        return real_sample_tasks(model, tokenizer, tasks, **kwargs)
+
+    monkeypatch.setattr(evaluate, "sample_tasks", recording_sample_tasks)
+    assert run(checkpoint, bench_dir)["tiny"] == summaries["tiny"]
+    assert generated == [["t3", "t4", "t5"]]
+    assert open(rows_path).read() == whole
+
+
+def read_lines_complete(path):
+    return [json.loads(line) for line in open(path).read().split("\n")[:-1]]
+
+
+def scripted_generate(responses: dict[str, list[str]], tokenizer):
+    """A stand-in for w2s.sampler.generate that answers each problem with scripted responses, in turn."""
+    served = {}
+
+    def fake(model, prompts, *, max_new_tokens, seed, **kwargs):
+        out = []
+        for prompt in prompts:
+            problem = next(p for p in responses if p in tokenizer.decode(prompt))
+            k = served[problem] = served.get(problem, -1) + 1
+            out.append(tokenizer.encode(responses[problem][k]))
+        return out
+
+    return fake
+
+
+def test_maj_and_pass_at_k_with_scripted_responses(checkpoint, tmp_path, monkeypatch):
+    from w2s.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_pretrained(checkpoint)
+    tasks = [{"id": "a", "problem": "What is 2 + 3?", "answer": "5", "level": 1},
+             {"id": "b", "problem": "What is half of 9?", "answer": "\\frac{9}{2}", "level": 2},
+             {"id": "c", "problem": "Solve 2x = 14 for x.", "answer": "7", "level": 2}]
+    responses = {
+        # majority right (2 of 3; 5 and 5.0 vote together), pass
+        "2 + 3": ["so \\boxed{5}", "\\boxed{4}", "it is \\boxed{5.0}"],
+        # majority wrong (4 twice), but one right: pass, not maj
+        "half of 9": ["\\boxed{4}", "\\boxed{4.5}", "The answer is 4"],
+        # no answer at all twice, a wrong one: neither
+        "2x = 14": ["I do not know", "\\boxed{8}", "\\boxed{"],
+    }
+    monkeypatch.setattr(sample, "generate", scripted_generate(responses, tokenizer))
+    model, _ = sample.load_model_and_tokenizer(checkpoint)
+    summary = evaluate.evaluate(model, tokenizer, tasks, n=3, temperature=0.8, max_new_tokens=8, batch_size=4,
+                                progress=False)
+    assert summary["maj@3"] == summary["accuracy"] == pytest.approx(1 / 3)
+    assert summary["pass@3"] == pytest.approx(2 / 3)
+    assert summary["sample_accuracy"] == pytest.approx(3 / 9)
+    assert summary["no_answer"] == pytest.approx(2 / 9)
+    assert summary["by"]["level"]["2"] == {"problems": 2, "accuracy": 0.0, "maj@3": 0.0, "pass@3": 0.5,
+                                           "sample_accuracy": pytest.approx(1 / 6), "no_answer": pytest.approx(2 / 6)}
+
+
+def test_majority_vote_groups_equivalent_answers():
+    assert evaluate.majority_vote(["3", "\\frac{1}{2}", "0.5", None, "3", "1/2"]) == 1
+    assert evaluate.majority_vote(["3", "4"]) == 0  # a tie goes to the answer seen first
+    assert evaluate.majority_vote([None, None]) is None
+
+
+def test_grouping_fields_are_found_in_the_rows():
+    rows = [{"id": str(i), "problem": "p" * 100, "answer": "1", "level": i % 3, "source": "math",
+             "notes": "x" * 100 + str(i), "tags": ["a"]} for i in range(6)]
+    assert evaluate.grouping_fields(rows) == ["level"]  # one-valued, long-text and list fields group nothing
+
+
+def test_bad_invocations_are_clear(checkpoint, bench_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no benchmark 'math500'; known in .*: tiny"):
+        evaluate.resolve_bench("math500", str(bench_dir / "data"))
+    with pytest.raises(ValueError, match="set a temperature > 0"):
+        run(checkpoint, bench_dir, "--n", "4")
+    no_answers = write_jsonl(str(tmp_path / "no_answers.jsonl"), [{"id": "a", "problem": "Name a prime."}])
+    model, tokenizer = sample.load_model_and_tokenizer(checkpoint)
+    with pytest.raises(ValueError, match="task 'a': field 'answer' is missing"):
+        evaluate.evaluate(model, tokenizer, sample.load_tasks(no_answers))

@@ -178,13 +178,13 @@ def resolve_config(args: argparse.Namespace, world_size: int) -> tuple[Config, l
             if any(getattr(init_args, k) != getattr(preset, k) for k in shape):
                 raise UsageError(f"--init {args.init} is not a {args.model!r} model "
                                  f"({', '.join(f'{k}={getattr(init_args, k)}' for k in shape)}); pass its --model")
+    if args.tokenizer and not os.path.exists(args.tokenizer) and not re.fullmatch(r"[\w.-]+/[\w.-]+", args.tokenizer):
+        raise UsageError(f"--tokenizer {args.tokenizer}: no such file or directory")
     tokenizer = args.tokenizer or args.init or (os.path.join(os.path.dirname(data_path) or ".", "tokenizer.json")
                                                 if from_scratch else args.model)
     if from_scratch and not os.path.exists(tokenizer) and build_args is None:
         raise UsageError(f"no tokenizer at {tokenizer}: a preset trains with the tokenizer beside its data "
                          "(python data_prep.py writes data/tokenizer.json) or one given with --tokenizer")
-    if args.tokenizer and not os.path.exists(args.tokenizer) and not re.fullmatch(r"[\w.-]+/[\w.-]+", args.tokenizer):
-        raise UsageError(f"--tokenizer {args.tokenizer}: no such file or directory")
     if from_scratch and args.init is None and pick["max_seq_len"] > PRESETS[args.model].get("max_seq_len", 8192):
         raise UsageError(f"--max-seq-len {pick['max_seq_len']} exceeds the {args.model} preset's "
                          f"{PRESETS[args.model]['max_seq_len']}")
@@ -282,6 +282,8 @@ def build_model(config: Config, tokenizer: Tokenizer, device: torch.device, worl
             fully_shard(block, mesh=mesh, mp_policy=policy)
         fully_shard(model, mesh=mesh, mp_policy=policy)  # the root: embeddings, final norm, head
     model.to_empty(device=device)
+    if args.tie_embeddings and model.lm_head.weight is not model.embed_tokens.weight:
+        model.lm_head.weight = model.embed_tokens.weight  # to_empty on a plain module unties them
     model.reset_rope()  # a buffer derived from the config, not stored in checkpoints
     if load_weights:
         full = load_full_weights(config, args, source) if rank == 0 else {}

@@ -1,0 +1,254 @@
+"""train.py: 2 processes = 1 process, accumulation = a big batch, the loss over assistant tokens only,
+exact resume, the exported checkpoint in transformers, divergence handling, early argument errors.
+
+Runs use the `tiny` preset on a small synthetic SFT file whose tokenizer sits beside it.
+"""
+import json
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+import train
+from w2s.data import IGNORE_INDEX, TokenizedExample, tokenize_sft
+from w2s.model import Llama, ModelArgs
+from w2s.tokenizer import Tokenizer, train_tokenizer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def synthetic_rows(n: int = 48, seed: int = 0) -> list[dict]:
+    """Chains of 1-4 additions: answers of different lengths, so token weighting matters."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        value = rng.randint(1, 50)
+        problem, lines = f"Start at {value}.", []
+        for _ in range(rng.randint(1, 4)):
+            add = rng.randint(1, 50)
+            problem += f" Add {add}."
+            lines.append(f"{value} + {add} = {value + add}")
+            value += add
+        lines.append(f"The answer is \\boxed{{{value}}}")
+        rows.append({"id": f"s{i}", "messages": [{"role": "user", "content": problem},
+                                                 {"role": "assistant", "content": "\n".join(lines)}], "meta": {}})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory) -> str:
+    directory = tmp_path_factory.mktemp("data")
+    rows = synthetic_rows()
+    with open(directory / "sft.jsonl", "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    texts = [m["content"] for row in rows for m in row["messages"]]
+    train_tokenizer(texts, vocab_size=300).save_pretrained(str(directory))
+    return str(directory / "sft.jsonl")
+
+
+def run(data_file: str, out: str, *extra: str) -> str:
+    return train.main(["--data", data_file, "--out", out, "--save-every", "100", *extra])
+
+
+def metrics(out: str) -> list[dict]:
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def weights(out: str) -> dict[str, torch.Tensor]:
+    return load_file(os.path.join(out, "final", "model.safetensors"))
+
+
+# Adam divides by sqrt(v): where a gradient is near zero, fp32 rounding from a different summation
+# order (micro-batches, ranks) can move that element's update by up to lr. Weights are therefore
+# compared at a fraction of one step (lr 1e-3); the gradient norms, which see any scaling error
+# that Adam would hide, are compared tightly.
+WEIGHT_ATOL = 1e-4
+
+
+def assert_same_weights(a: dict, b: dict, atol: float = WEIGHT_ATOL) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=atol, rtol=0, msg=lambda m: f"{name}: {m}")
+
+
+def test_two_processes_match_one(data_file, tmp_path):
+    """FSDP2 over 2 gloo processes x batch 2 = one process x batch 4 (the same global batches)."""
+    common = ["--max-steps", "3", "--lr", "1e-3", "--grad-accum", "1"]
+    run(data_file, str(tmp_path / "one"), "--batch-size", "4", *common)
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               os.path.join(ROOT, "train.py"), "--data", data_file, "--out", str(tmp_path / "two"),
+               "--batch-size", "2", *common]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "FSDP2 over 2 processes" in result.stdout
+    one, two = metrics(str(tmp_path / "one")), metrics(str(tmp_path / "two"))
+    assert [r["step"] for r in two] == [1, 2, 3]
+    for a, b in zip(one, two):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+    assert_same_weights(weights(str(tmp_path / "one")), weights(str(tmp_path / "two")))
+
+
+def test_accumulation_equals_one_big_batch(data_file, tmp_path):
+    common = ["--max-steps", "3", "--lr", "1e-3"]
+    run(data_file, str(tmp_path / "accum"), "--batch-size", "1", "--grad-accum", "4", *common)
+    run(data_file, str(tmp_path / "batch"), "--batch-size", "4", "--grad-accum", "1", *common)
+    accum, batch = metrics(str(tmp_path / "accum")), metrics(str(tmp_path / "batch"))
+    assert [r["loss"] for r in accum] == pytest.approx([r["loss"] for r in batch], rel=1e-5)
+    assert [r["grad_norm"] for r in accum] == pytest.approx([r["grad_norm"] for r in batch], rel=1e-4)
+    assert_same_weights(weights(str(tmp_path / "accum")), weights(str(tmp_path / "batch")))
+
+
+def test_loss_is_mean_over_assistant_tokens(data_file):
+    """train_step's loss and gradient against a by-hand mean over assistant tokens only, with the two
+    examples in separate micro-batches (a mean of per-micro-batch means would weigh them differently)."""
+    tokenizer = Tokenizer.from_pretrained(os.path.dirname(data_file))
+    rows = [{"id": "a", "messages": [{"role": "user", "content": "Start at 3. Add 4."},
+                                     {"role": "assistant", "content": "3 + 4 = 7\nThe answer is \\boxed{7}"}]},
+            {"id": "b", "messages": [{"role": "user", "content": "Start at 10. Add 2. Add 9. Add 5."},
+                                     {"role": "assistant", "content": "10 + 2 = 12\n12 + 9 = 21\n21 + 5 = 26\n"
+                                                                      "The answer is \\boxed{26}"}]}]
+    examples, _ = tokenize_sft(rows, tokenizer, max_seq_len=512)
+    torch.manual_seed(0)
+    model = Llama(ModelArgs.preset("tiny", vocab_size=tokenizer.vocab_size))
+
+    # By hand: every assistant token t (per the tokenizer's mask) is predicted from position t-1.
+    hand_terms = []
+    for row, example in zip(rows, examples):
+        ids, mask = tokenizer.encode_chat_for_training(row["messages"])
+        assert ids == example.input_ids
+        log_probs = F.log_softmax(model(torch.tensor([ids]))[0].float(), dim=-1)
+        hand_terms += [-log_probs[t - 1, ids[t]] for t in range(1, len(ids)) if mask[t]]
+        assert sum(mask[1:]) == example.num_targets and not any(mask[:8]) and mask[-1]  # not the prompt; the <|eot_id|>
+    hand_loss = torch.stack(hand_terms).mean()
+    hand_grads = torch.autograd.grad(hand_loss, list(model.parameters()))
+
+    num_targets = sum(e.num_targets for e in examples)
+    loss_sum, tokens, _ = train.train_step(model, examples, [[0], [1]], 2, num_targets, tokenizer.pad_id,
+                                           torch.device("cpu"), sharded=False)
+    assert num_targets == len(hand_terms)
+    assert tokens == sum(len(e.input_ids) for e in examples)
+    assert loss_sum / num_targets == pytest.approx(hand_loss.item(), rel=1e-5)
+    for p, g in zip(model.parameters(), hand_grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
+
+
+def test_padding_and_prompt_labels_do_not_count():
+    """Changing prompt or padding tokens' labels to IGNORE_INDEX matters; their values do not."""
+    torch.manual_seed(0)
+    model = Llama(ModelArgs.preset("tiny", vocab_size=64))
+    example = TokenizedExample(input_ids=[1, 5, 6, 7, 8, 9], labels=[IGNORE_INDEX] * 3 + [7, 8, 9])
+    short = TokenizedExample(input_ids=[1, 5, 8], labels=[IGNORE_INDEX, IGNORE_INDEX, 8])
+    num_targets = example.num_targets + short.num_targets
+    assert num_targets == 4
+    loss_sum, _, _ = train.train_step(model, [example, short], [[0, 1]], 1, num_targets, pad_id=3,
+                                      device=torch.device("cpu"), sharded=False)
+    logits_long, logits_short = model(torch.tensor([example.input_ids])), model(torch.tensor([short.input_ids]))
+    expected = (F.cross_entropy(logits_long[0, 2:5], torch.tensor([7, 8, 9]), reduction="sum")
+                + F.cross_entropy(logits_short[0, 1:2], torch.tensor([8]), reduction="sum"))
+    assert loss_sum == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_resume_continues_exactly(data_file, tmp_path, monkeypatch):
+    common = ["--max-steps", "6", "--lr", "1e-3", "--batch-size", "4"]
+    run(data_file, str(tmp_path / "straight"), *common)
+
+    real_step, calls = train.train_step, []
+
+    def killed_at_step_5(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt("simulated kill")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_step", killed_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        run(data_file, str(tmp_path / "resumed"), *common, "--save-every", "3")
+    assert not dist.is_initialized()
+    assert [r["step"] for r in metrics(str(tmp_path / "resumed"))] == [1, 2, 3, 4]
+    monkeypatch.setattr(train, "train_step", real_step)
+    run(data_file, str(tmp_path / "resumed"), *common, "--save-every", "3", "--resume")
+
+    straight, resumed = metrics(str(tmp_path / "straight")), metrics(str(tmp_path / "resumed"))
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]  # step 4 was redone, and appears once
+    assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in straight], rel=1e-6)
+    assert [r["lr"] for r in resumed] == pytest.approx([r["lr"] for r in straight], rel=1e-9)
+    assert_same_weights(weights(str(tmp_path / "straight")), weights(str(tmp_path / "resumed")), atol=1e-6)
+    # Old checkpoints are pruned to --keep-checkpoints (2): steps 3 and 6 remain.
+    assert sorted(os.listdir(tmp_path / "resumed" / "checkpoints")) == ["step_000003", "step_000006"]
+
+
+def test_export_loads_in_transformers_with_same_logits(data_file, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    final = run(data_file, str(tmp_path / "run"), "--max-steps", "2")
+    ours = Llama.from_pretrained(final)
+    theirs = transformers.LlamaForCausalLM.from_pretrained(final, dtype=torch.float32)
+    tokens = torch.randint(0, ours.args.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(input_ids=tokens).logits, ours(tokens), rtol=1e-4, atol=1e-4)
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(final)
+    messages = synthetic_rows(1)[0]["messages"]
+    rendered = hf_tokenizer.apply_chat_template(messages, tokenize=False)
+    assert hf_tokenizer(rendered, add_special_tokens=False)["input_ids"] == \
+        Tokenizer.from_pretrained(final).encode_chat(messages, add_generation_prompt=False)
+
+
+def test_stage_two_starts_from_init(data_file, tmp_path):
+    """--init loads another run's final/ exactly: zero steps of change = the same weights out."""
+    stage1 = run(data_file, str(tmp_path / "stage1"), "--max-steps", "2")
+    run(data_file, str(tmp_path / "stage2"), "--max-steps", "1", "--lr", "1e-12", "--init", stage1)
+    assert_same_weights(weights(str(tmp_path / "stage1")), weights(str(tmp_path / "stage2")), atol=1e-8)
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(data_file, tmp_path, monkeypatch, capsys):
+    real_step, calls = train.train_step, []
+
+    def nan_at_step_3(*args, **kwargs):
+        calls.append(1)
+        loss_sum, tokens, flops = real_step(*args, **kwargs)
+        return (float("nan") if len(calls) == 3 else loss_sum), tokens, flops
+
+    monkeypatch.setattr(train, "train_step", nan_at_step_3)
+    with pytest.raises(SystemExit) as exit_info:
+        run(data_file, str(tmp_path / "run"), "--max-steps", "5", "--save-every", "2")
+    assert exit_info.value.code == 1
+    message = capsys.readouterr().err
+    assert "step 3: loss nan" in message and "step_000002" in message and "--resume" in message
+    assert os.listdir(tmp_path / "run" / "checkpoints") == ["step_000002"]
+    assert [r["step"] for r in metrics(str(tmp_path / "run"))] == [1, 2]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "no_such_set"], "python data_prep.py"),
+    (["--data", "{data}", "--lr", "-1"], "--lr > 0"),
+    (["--data", "{data}", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--data", "{data}", "--model", "not a model"], "neither a preset"),
+    (["--data", "{data}", "--init", "/no/such/run"], "another run's exported DIR/final"),
+    (["--data", "{data}", "--max-seq-len", "4096"], "exceeds the tiny preset's"),
+    (["--data", "{data}", "--tokenizer", "/no/tokenizer.json"], "no such file"),
+])
+def test_bad_arguments_fail_before_any_process_group(data_file, tmp_path, capsys, argv, message):
+    argv = [a.replace("{data}", data_file) for a in argv] + ["--out", str(tmp_path / "run"), "--data-dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not dist.is_initialized() and not os.path.exists(tmp_path / "run")
+
+
+def test_existing_run_needs_resume(data_file, tmp_path, capsys):
+    run(data_file, str(tmp_path / "run"), "--max-steps", "1")
+    with pytest.raises(SystemExit):
+        run(data_file, str(tmp_path / "run"), "--max-steps", "1")
+    assert "--resume" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # resuming with other settings than the run was started with
+        run(data_file, str(tmp_path / "run"), "--max-steps", "1", "--resume", "--lr", "1")
+    assert "lr differ" in capsys.readouterr().err

@@ -261,6 +261,68 @@ def write_tests(out: str, tests: dict[str, list[dict]]) -> None:
         print(f"wrote {os.path.join(out, 'test', name + '.jsonl')}: {len(rows)} problems")
 
 
+def write_hard_tasks(out: str, tasks: list[dict]) -> None:
+    """The hard training tasks as task rows, for a model teacher to solve (sample.py --tasks)."""
+    os.makedirs(os.path.join(out, "tasks"), exist_ok=True)
+    write_jsonl(os.path.join(out, "tasks", "hard_full.jsonl"), tasks)
+    print(f"wrote {os.path.join(out, 'tasks', 'hard_full.jsonl')}: {len(tasks)} tasks (for sample.py)")
+
+
+# ---------------------------------------------------------------------------------------------
+# A model teacher's samples (sample.py output) as a training set
+
+
+def sft_from_samples(path: str, teacher: str) -> tuple[list[dict], Counter]:
+    """Rows {"id", "problem", "answer", "samples": [...], "correct": [...]?} -> one SFT example per sample.
+
+    Correctness is sample.py's grader verdict (or the grader's, where the row has none); the
+    step-wise error rate is measured by the step checker when the problem is of the built-in world.
+    """
+    from w2s.data import read_jsonl_numbered, sft_row
+    from w2s.grader import grade
+
+    rows, report = [], Counter()
+    for line_no, row in read_jsonl_numbered(path):
+        where = f"{path}:{line_no}"
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: a row must be a JSON object")
+        task_id, problem, answer = _field(row, "id", where), _field(row, "problem", where), _field(row, "answer", where)
+        samples, verdicts = row.get("samples"), row.get("correct")
+        if not isinstance(samples, list) or not all(isinstance(x, str) for x in samples):
+            raise ValueError(f"{where}: field 'samples' must be a list of strings")
+        if verdicts is not None and (not isinstance(verdicts, list) or len(verdicts) != len(samples)
+                                     or not all(isinstance(v, bool) for v in verdicts)):
+            raise ValueError(f"{where}: field 'correct' must be a list of booleans, one per sample")
+        item = PoolItem(task_id, problem, answer, [], meta={"source": f"samples/{teacher}", "teacher": teacher})
+        for k, text in enumerate(samples):
+            if not text.strip():
+                report["empty samples (skipped)"] += 1
+                continue
+            correct = verdicts[k] if verdicts is not None else grade(text, answer)
+            row_out = sft_row(f"{task_id}/s{k}", item, Solution(text, correct), "weak_teacher")
+            errors = solution_step_errors(row_out)
+            if errors is not None:
+                row_out["meta"].update(step_error_rate=sum(errors) / len(errors), steps=len(errors))
+            rows.append(row_out)
+            report["samples"] += 1
+    if not rows:
+        raise ValueError(f"{path}: no samples to train on")
+    return rows, report
+
+
+def from_samples_command(args) -> None:
+    stem = os.path.basename(args.from_samples).rsplit(".", 1)[0]
+    name = args.name or f"weak_{stem}"
+    rows, report = sft_from_samples(args.from_samples, name)
+    os.makedirs(args.out, exist_ok=True)
+    tokenizer = _find_tokenizer(os.path.join(args.out, "x.jsonl"), args.tokenizer)
+    written = {}
+    write_sets(args.out, {name: rows}, tokenizer, written, {})
+    print(f"{args.from_samples}: {dict(report)}")
+    print_table(written)
+    print(f"wrote {os.path.join(args.out, name + '.jsonl')}")
+
+
 def check_manifest(out: str, manifest: dict, write: bool = True) -> None:
     """One directory holds one world: refuse to mix seeds, sizes or sources (tests would stop being held out).
     The first build into a directory records its settings there (`write`)."""
@@ -335,6 +397,8 @@ def build_builtin(args) -> None:
 
     write_tests(args.out, {name: [{"id": p.id, "problem": p.text, "answer": str(p.task.answer), "steps": len(p.task.steps)}
                                   for p in problems] for name, problems in world.tests.items()})
+    write_hard_tasks(args.out, [{"id": p.id, "problem": p.text, "answer": str(p.task.answer), "steps": len(p.task.steps)}
+                                for p in world.hard])
 
     kinds = args.sets or list(SET_KINDS)
     written, cache = {}, {}
@@ -597,6 +661,7 @@ def build_hf(args) -> None:
     for key, value in report.items():
         print(f"  {key}: {value}")
     write_tests(args.out, tests)
+    write_hard_tasks(args.out, [{"id": it.id, "problem": it.problem, "answer": it.answer} for it in pool])
     kinds = args.sets or [k for k in SET_KINDS if k != "foundation"]
     written = {}
     for hard_error in args.hard_error:
@@ -625,6 +690,7 @@ files written to --out DIR:
   <set>.jsonl         chat SFT rows {{"id", "messages": [user, assistant], "meta"}}
   test/<bench>.jsonl  {{"id", "problem", "answer"}}: built-in {', '.join(BUILTIN_TESTS)}; hf {', '.join(HF_TESTS.values())}
   tokenizer.json      (built-in world) byte-level BPE trained on the world's training text
+  tasks/hard_full.jsonl  the hard training tasks as {{"id", "problem", "answer"}}, for a model teacher (sample.py)
   manifest.json       the settings DIR was built with; a later run into DIR must use the same ones
 
 set kinds (--sets): {', '.join(SET_KINDS)}
@@ -639,7 +705,9 @@ step profiles of incorrect solutions (built-in world):
 examples:
   python data_prep.py --hard-error 0 0.5 0.9            # three hard_full variants (and their combinations)
   python data_prep.py --hard-error 0.9 --step-profile low high --sets hard_full
-  python data_prep.py --stats data/hard_full_e0.9_low.jsonl""")
+  python data_prep.py --stats data/hard_full_e0.9_low.jsonl
+  python sample.py --model runs/weak/final --tasks data/tasks/hard_full.jsonl --out runs/weak/samples.jsonl --n 1
+  python data_prep.py --from-samples runs/weak/samples.jsonl --name weak_model   # -> data/weak_model.jsonl""")
     parser.add_argument("--out", default="data", help="output directory (default: data)")
     parser.add_argument("--source", choices=["builtin", "hf"], default="builtin", help="the built-in world (default) or the paper's data")
     parser.add_argument("--seed", type=int, help="world / mixture seed (default 0, or the directory's)")
@@ -663,7 +731,10 @@ examples:
     hf.add_argument("--hf-dir", help="convert an already-downloaded copy of the dataset instead of downloading")
     hf.add_argument("--hf-subset", help="only this subset folder of task_sol_pairs/ and paraphrase/")
     parser.add_argument("--stats", metavar="FILE.jsonl", help="report a set's quality (counts, error rates, lengths) and exit")
-    parser.add_argument("--tokenizer", help="with --stats: tokenizer for token lengths (default: tokenizer.json beside the file)")
+    parser.add_argument("--from-samples", metavar="SAMPLES.jsonl",
+                        help="turn a model teacher's samples (sample.py output) into the set DIR/<--name>.jsonl and exit")
+    parser.add_argument("--name", help="with --from-samples: the set's name (default weak_<file stem>)")
+    parser.add_argument("--tokenizer", help="with --stats / --from-samples: tokenizer for token counts (default: tokenizer.json beside the file / in --out)")
     args = parser.parse_args(argv)
     for rate in args.hard_error + args.sub_error:
         if not 0 <= rate <= 1:
@@ -689,6 +760,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.stats:
         stats_command(args.stats, args.tokenizer)
+    elif args.from_samples:
+        from_samples_command(args)
     elif args.source == "hf":
         build_hf(args)
     else:

@@ -1,6 +1,7 @@
 """data_prep.py: the built-in world's data directory, set names, --stats, and the paper's data on a fixture."""
 import json
 import os
+import random
 
 import pytest
 
@@ -204,3 +205,23 @@ def test_hf_download_failure_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(SystemExit, match="--hf-dir"):
         data_prep.main(["--out", str(tmp_path / "out"), "--source", "hf"])
+
+
+def test_a_model_teachers_samples_become_a_measured_set(built, tmp_path):
+    tasks = read_jsonl(os.path.join(built, "tasks", "hard_full.jsonl"))
+    assert len(tasks) == 300 and {"id", "problem", "answer"} <= set(tasks[0])
+    rows = []
+    for i, t in enumerate(tasks[:20]):
+        task = mw.parse_problem(t["problem"])
+        right, wrong = mw.correct_solution(task), mw.weak_solution(task, "high", random.Random(i)).text
+        rows.append({**t, "samples": [right, wrong, ""], "correct": [True, False, False]})  # as sample.py writes them
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data_prep.main(["--out", str(tmp_path / "out"), "--from-samples", str(samples), "--name", "weak_model"])
+    out = load_sft_examples(str(tmp_path / "out" / "weak_model.jsonl"))
+    assert len(out) == 40  # the 20 empty samples are skipped (and counted)
+    assert [r["meta"]["correct"] for r in out] == [True, False] * 20
+    assert [r["meta"]["step_error_rate"] for r in out] == [0.0, 1.0] * 20
+    samples.write_text(json.dumps({**rows[0], "correct": [True]}) + "\n")
+    with pytest.raises(ValueError, match=r"samples\.jsonl:1: field 'correct'"):
+        data_prep.main(["--out", str(tmp_path / "out"), "--from-samples", str(samples)])

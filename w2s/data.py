@@ -36,16 +36,21 @@ def problem_from_user_message(content: str) -> str:
 
 def read_jsonl(path: str) -> list[dict]:
     """Rows of a JSON Lines file. Blank lines are allowed; bad JSON fails naming the file and line."""
-    rows = []
+    return [row for _, row in read_jsonl_numbered(path)]
+
+
+def read_jsonl_numbered(path: str) -> list[tuple[int, object]]:
+    """(line number, parsed row) pairs, so that validation errors can name the line."""
+    out = []
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                out.append((line_no, json.loads(line)))
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{line_no}: bad JSON: {e.msg} (column {e.colno})") from None
-    return rows
+    return out
 
 
 def write_jsonl(path: str, rows: list[dict], cache: dict | None = None) -> None:
@@ -63,20 +68,6 @@ def write_jsonl(path: str, rows: list[dict], cache: dict | None = None) -> None:
                 cached = cache[id(row)] = (row, json.dumps(row, ensure_ascii=False) + "\n")
             f.write(cached[1])
     os.replace(tmp, path)
-
-
-def _jsonl_lines(path: str) -> list[tuple[int, object]]:
-    """(line number, parsed row) pairs, so validation errors can name the line."""
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append((line_no, json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{line_no}: bad JSON: {e.msg} (column {e.colno})") from None
-    return out
 
 
 def validate_sft_row(row: object, where: str) -> dict:
@@ -105,7 +96,7 @@ def validate_sft_row(row: object, where: str) -> dict:
 def load_sft_examples(path: str) -> list[dict]:
     """Read and validate a chat SFT JSONL file. Any bad row fails with file, line and field; ids must be unique."""
     rows, first_line = [], {}
-    for line_no, row in _jsonl_lines(path):
+    for line_no, row in read_jsonl_numbered(path):
         validate_sft_row(row, f"{path}:{line_no}")
         if row["id"] in first_line:
             raise ValueError(f"{path}:{line_no}: field 'id': duplicate id {row['id']!r} (first on line {first_line[row['id']]})")

@@ -133,11 +133,18 @@ def _grade_in_child(pair):
     return grade(*pair)
 
 
-def test_works_inside_daemonic_pool_workers():
-    # multiprocessing.Pool workers are daemons, which may not start multiprocessing children.
-    pairs = [(r"\boxed{\frac{\sqrt{2}}{2}}", r"\frac{1}{\sqrt2}"), (r"\boxed{x+1}", "x+2")]
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        assert pool.map(_grade_in_child, pairs) == [True, False]
+START_METHODS = ["spawn"] + (["fork"] if "fork" in multiprocessing.get_all_start_methods() else [])
+
+
+@pytest.mark.parametrize("start_method", START_METHODS)
+def test_works_inside_daemonic_pool_workers(start_method):
+    # multiprocessing.Pool workers are daemons, which may not start multiprocessing children;
+    # a forked worker must start helpers of its own, not share its parent's.
+    assert is_equiv(r"\sqrt{50}", r"5\sqrt{2}")  # the parent has a helper before the fork
+    pairs = [(r"\boxed{\frac{\sqrt{2}}{2}}", r"\frac{1}{\sqrt3}"), (r"\boxed{x+1}", "1+x"), (r"\boxed{7}", "8")]
+    with multiprocessing.get_context(start_method).Pool(2) as pool:
+        assert pool.map_async(_grade_in_child, pairs).get(timeout=120) == [False, True, False]  # no hang
+    assert is_equiv(r"\sqrt{72}", r"6\sqrt{2}")  # and the parent's helpers still work
 
 
 def test_helpers_outlive_the_thread_that_started_them():
@@ -147,7 +154,7 @@ def test_helpers_outlive_the_thread_that_started_them():
     thread.start()
     thread.join()
     time.sleep(0.5)  # a helper tied to the finished thread would be killed by now
-    assert grader._all_workers and all(worker.alive() for worker in grader._all_workers)
+    assert grader._pool.helpers and all(helper.alive() for helper in grader._pool.helpers)
     assert is_equiv(r"\sqrt{18}", r"3\sqrt{2}")
 
 

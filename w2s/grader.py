@@ -452,18 +452,12 @@ class GraderSetupError(RuntimeError):
 class _SympyWorker:
     """One helper process that answers "are these two LaTeX expressions equal?" one line at a time."""
 
-    def __init__(self, startup_timeout: float = 120.0):
-        # Run this file as a script, without its folder on sys.path (a project module there
-        # must never shadow a standard one).
-        launcher = ("import runpy, sys; sys.path.pop(0); "
-                    f"runpy.run_path({os.path.abspath(__file__)!r}, run_name='__sympy_worker__')")
-        command = [sys.executable, "-u", "-c", launcher, str(os.getpid())]
-        reply: queue.Queue = queue.Queue()
-        _spawn_requests.put((command, reply))
-        self.process = reply.get()
-        if isinstance(self.process, BaseException):
-            raise GraderSetupError(f"cannot start the grader's sympy helper: {self.process}")
-        first_line = self._read_line(startup_timeout)
+    def __init__(self, process: subprocess.Popen, startup_timeout: float = 120.0):
+        self.process = process
+        try:
+            first_line = self._read_line(startup_timeout)
+        except (OSError, ValueError) as error:  # e.g. select() on pipes is POSIX-only
+            first_line = f"{type(error).__name__}: {error}"
         if first_line != "ready":
             self.kill()
             raise GraderSetupError(
@@ -504,57 +498,93 @@ class _SympyWorker:
                 pass
 
 
-def _spawner_loop() -> None:
-    # Helpers are started from this one thread, which lives as long as the process: Linux ties a
-    # child's "die with the parent" signal (set in _worker_main) to the thread that started it,
-    # and a helper started by a short-lived pool thread would die with that thread.
-    while True:
-        command, reply = _spawn_requests.get()
-        try:
-            reply.put(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.DEVNULL, text=True, encoding="utf-8", bufsize=1))
-        except Exception as error:  # noqa: BLE001 - handed to the thread that asked
-            reply.put(error)
+class _HelperPool:
+    """At most WORKERS helpers per process; idle ones are reused, dead or timed-out ones replaced."""
+
+    def __init__(self):
+        self.idle: queue.LifoQueue = queue.LifoQueue()
+        self.helpers: list[_SympyWorker] = []
+        self.lock = threading.Lock()
+        self.slots = threading.BoundedSemaphore(WORKERS)
+        self.spawn_requests: queue.Queue = queue.Queue()
+        self.spawner: threading.Thread | None = None
+
+    def _spawn_loop(self) -> None:
+        # Helpers are started from this one thread, which lives as long as the process: Linux ties
+        # a child's "die with the parent" signal (set in _worker_main) to the thread that started
+        # it, and a helper started by a short-lived pool thread would die with that thread.
+        while True:
+            command, reply = self.spawn_requests.get()
+            try:
+                reply.put(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=subprocess.DEVNULL, text=True, encoding="utf-8", bufsize=1))
+            except Exception as error:  # noqa: BLE001 - handed to the thread that asked
+                reply.put(error)
+
+    def _new_helper(self) -> _SympyWorker:
+        with self.lock:
+            if self.spawner is None:
+                self.spawner = threading.Thread(target=self._spawn_loop, name="w2s-grader-spawner", daemon=True)
+                self.spawner.start()
+        # Run this file as a script, without its folder on sys.path (a project module there
+        # must never shadow a standard one); the argument is our pid, for _die_with_parent.
+        launcher = ("import runpy, sys; sys.path.pop(0); "
+                    f"runpy.run_path({os.path.abspath(__file__)!r}, run_name='__sympy_worker__')")
+        reply: queue.Queue = queue.Queue()
+        self.spawn_requests.put(([sys.executable, "-u", "-c", launcher, str(os.getpid())], reply))
+        process = reply.get()
+        if isinstance(process, BaseException):
+            raise GraderSetupError(f"cannot start the grader's sympy helper: {process}")
+        helper = _SympyWorker(process)
+        with self.lock:
+            self.helpers.append(helper)
+        return helper
+
+    def check(self, pred: str, gold: str, timeout: float) -> bool:
+        with self.slots:  # at most WORKERS helpers busy; other threads wait here
+            helper = None
+            while helper is None or not helper.alive():  # an idle helper may have died: start another
+                try:
+                    helper = self.idle.get_nowait()
+                except queue.Empty:
+                    helper = self._new_helper()
+            verdict = helper.ask(pred, gold, timeout)
+            if verdict is not None and helper.alive():
+                self.idle.put(helper)
+            else:
+                with self.lock:
+                    if helper in self.helpers:
+                        self.helpers.remove(helper)
+            return bool(verdict)
+
+    def stop(self) -> None:
+        with self.lock:
+            while not self.idle.empty():
+                self.idle.get_nowait()
+            for helper in self.helpers:
+                helper.kill()
+            self.helpers.clear()
 
 
-_spawn_requests: queue.Queue = queue.Queue()
-threading.Thread(target=_spawner_loop, name="w2s-grader-spawner", daemon=True).start()
-_idle_workers: "queue.LifoQueue[_SympyWorker]" = queue.LifoQueue()
-_all_workers: list[_SympyWorker] = []
-_pool_lock = threading.Lock()
-_worker_slots = threading.BoundedSemaphore(WORKERS)
+_pool = _HelperPool()
+atexit.register(lambda: _pool.stop())
 
 
-def _shutdown_workers() -> None:
-    with _pool_lock:
-        for worker in _all_workers:
-            worker.kill()
-        _all_workers.clear()
+def _forget_parent_helpers() -> None:
+    # A forked child must not talk to its parent's helpers (their pipes are shared) and has no
+    # spawner thread: it gets a pool of its own.
+    global _pool
+    _pool = _HelperPool()
 
 
-atexit.register(_shutdown_workers)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_helpers)
 
 
 @lru_cache(maxsize=1 << 16)
 def _sympy_equal(pred: str, gold: str, timeout: float) -> bool:
     """Ask an idle helper (starting one if needed); a helper that runs out of time is replaced."""
-    with _worker_slots:  # at most WORKERS helpers busy; other threads wait here
-        worker = None
-        while worker is None or not worker.alive():  # an idle helper may have died: start another
-            try:
-                worker = _idle_workers.get_nowait()
-            except queue.Empty:
-                worker = _SympyWorker()
-                with _pool_lock:
-                    _all_workers.append(worker)
-        verdict = worker.ask(pred, gold, timeout)
-        if verdict is not None and worker.alive():
-            _idle_workers.put(worker)
-        else:
-            with _pool_lock:
-                if worker in _all_workers:
-                    _all_workers.remove(worker)
-        return bool(verdict)
+    return _pool.check(pred, gold, timeout)
 
 
 # ---- what runs inside a helper process (imports sympy; the parent never does)
@@ -782,12 +812,7 @@ def stop_helpers() -> None:
 
     Call it only while no check is running.
     """
-    while True:
-        try:
-            _idle_workers.get_nowait()
-        except queue.Empty:
-            break
-    _shutdown_workers()
+    _pool.stop()
 
 
 if __name__ == "__sympy_worker__":

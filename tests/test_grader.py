@@ -111,11 +111,7 @@ def test_hostile_inputs_are_false_within_the_limit():
     # Each comparison may use its limit plus the start of a fresh helper (about a second,
     # a few on a loaded machine): a hang would blow through this.
     assert time.monotonic() - start < len(HOSTILE) * (limit + 5)
-
-
-def test_grader_recovers_after_a_timeout():
-    grader.clear_caches()
-    assert is_equiv(r"10^{10^{10^{10}}}", "7", timeout=0.5) is False
+    # The helper that timed out was replaced: symbolic checks still work.
     assert is_equiv(r"\frac{\pi}{2}", r"\pi/2", timeout=10) is True
 
 

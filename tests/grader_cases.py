@@ -115,6 +115,7 @@ SYMBOLIC = [
     (r"\boxed{1.41421356}", r"\sqrt{2}", True),
     (r"\boxed{\frac{3\sqrt{5}}{5}}", r"\frac{3}{\sqrt{5}}", True),
     (r"\boxed{a+b}", "b+a", True),
+    (r"\boxed{0.3333333x}", r"\frac{x}{3}", True),
     (r"\boxed{\frac{\sqrt{3}}{2}}", r"\frac{\sqrt{2}}{2}", False),
     (r"\boxed{2\pi}", r"\pi", False),
     (r"\boxed{x^2+2x+1}", "(x-1)^2", False),
@@ -125,6 +126,8 @@ SYMBOLIC = [
     (r"\boxed{\frac{\pi}{3}}", r"\frac{\pi}{6}", False),
     (r"\boxed{\log_2 9}", "3", False),
     (r"\boxed{6!}", "120", False),
+    (r"\boxed{0.33x}", r"\frac{x}{3}", False),
+    (r"\boxed{\sqrt{x^2+1}}", "x+1", False),
 ]
 
 # Ordered tuples and points: order and every entry matter.

@@ -677,8 +677,12 @@ def _values_equal(a, b) -> bool:
         return False  # infinities are equal only when identical (oo - oo is nan)
     if not (a.free_symbols or b.free_symbols):
         return _constants_equal(a, b)
-    if _differ_somewhere(a, b):
-        return False  # cheap and safe: equal expressions agree at every point
+    # Cheap and safe first: equal expressions agree at every point. With a decimal coefficient
+    # (0.3333333x) agreeing to the decimal tolerance is all that can be asked.
+    inexact = a.has(sympy.Float) or b.has(sympy.Float)
+    agree = _agree_at_probe_points(a, b, NUMBER_REL_TOL if inexact else 1e-12)
+    if agree is False or inexact:
+        return bool(agree)
     difference = a - b
     return difference.expand() == 0 or sympy.simplify(difference) == 0
 
@@ -711,14 +715,17 @@ def _values_at_probe_points(expr, symbols):
         yield value if value.is_number and value.is_finite else None
 
 
-def _differ_somewhere(a, b) -> bool:
-    """True if a and b take clearly different values at a probe point (so they are not equal)."""
+def _agree_at_probe_points(a, b, rel_tol: float) -> bool | None:
+    """Do a and b take the same values at the probe points? None if no point gives two finite values."""
     symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    compared = False
     for a_value, b_value in zip(_values_at_probe_points(a, symbols), _values_at_probe_points(b, symbols)):
-        if a_value is not None and b_value is not None and abs(a_value - b_value) > 1e-12 * max(
-                abs(a_value), abs(b_value), 1):
-            return True
-    return False
+        if a_value is None or b_value is None:
+            continue
+        if abs(a_value - b_value) > rel_tol * max(abs(a_value), abs(b_value), 1):
+            return False
+        compared = True
+    return True if compared else None
 
 
 def _relations_equal(a, b) -> bool:

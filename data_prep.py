@@ -405,16 +405,23 @@ def build_builtin(args) -> None:
     if "foundation" in kinds:
         from w2s.data import sft_row
 
-        items = [miniworld.to_pool_item(p, args.seed, None) for p in world.foundation]
+        items = miniworld.to_pool(world.foundation, args.seed, subtasks=False, paraphrases=False)
         check_outcomes_with_grader(items)
         write_sets(args.out, {"foundation": [sft_row(it.id, it, it.correct[0], "foundation") for it in items]}, tokenizer, written, cache)
-    needs_errors = any(e > 0 for e in args.hard_error + args.sub_error)
-    for profile in (args.step_profile if needs_errors else ["mixed"]):
-        pool = [miniworld.to_pool_item(p, args.seed, profile if needs_errors else None) for p in world.hard]
+    # Draw only what the asked-for sets use: incorrect solutions cost time, sub-tasks and paraphrases too.
+    hard_kinds = [k for k in kinds if k != "foundation"]
+    with_subs = any("easy_sub" in k for k in hard_kinds)
+    with_paraphrases = "hard_full+paraphrase" in hard_kinds
+    hard_errors = any(e > 0 for e in args.hard_error) and any(k != "easy_sub" for k in hard_kinds)
+    sub_errors = with_subs and any(e > 0 for e in args.sub_error)
+    for profile in (args.step_profile if hard_errors or sub_errors else ["mixed"]) if hard_kinds else []:
+        pool = miniworld.to_pool(world.hard, args.seed, profile if hard_errors else None, profile if sub_errors else None,
+                                 subtasks=with_subs, paraphrases=with_paraphrases)
         checked = check_outcomes_with_grader(pool)
-        print(f"step profile {profile if needs_errors else '-'}: {checked} solutions graded, all agree with the exact check")
-        for hard_error in args.hard_error:
-            for sub_error in args.sub_error:
+        print(f"step profile {profile if hard_errors or sub_errors else '-'}: {checked} solutions graded, "
+              "all agree with the exact check")
+        for hard_error in args.hard_error if hard_errors else [0.0]:
+            for sub_error in args.sub_error if sub_errors else [0.0]:
                 sets, report = build_sets(pool, hard_error, sub_error, args.seed)
                 names = set_names(hard_error, sub_error, profile)
                 write_sets(args.out, {names[k]: rows for k, rows in sets.items() if k in kinds}, tokenizer, written, cache)

@@ -170,7 +170,7 @@ def test_choose_incorrect_is_exact_and_nested():
 
 @pytest.mark.parametrize("profile", ["mixed", "low", "high"])
 def test_built_sets_have_the_requested_error_rates(world, profile):
-    pool = [mw.to_pool_item(p, 0, profile) for p in world.hard]
+    pool = mw.to_pool(world.hard, 0, profile, profile)
     for hard_error, sub_error in [(0.0, 0.0), (0.5, 0.2), (0.9, 0.0)]:
         sets, _ = build_sets(pool, hard_error, sub_error, seed=0)
         hard, easy = sets["hard_full"], sets["easy_sub"]

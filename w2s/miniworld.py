@@ -485,12 +485,28 @@ def corpus(world: World):
             yield correct_solution(p.task)
 
 
-def to_pool_item(problem: Problem, seed: int, profile: str | None, parent_id: str | None = None, incorrect=None):
-    """A Problem as the data pipeline's PoolItem: its correct solution, and an incorrect one drawn per `profile`.
+def to_pool(problems: list[Problem], seed: int, hard_profile: str | None = None, sub_profile: str | None = None,
+            subtasks: bool = True, paraphrases: bool = True) -> list:
+    """Problems as the data pipeline's PoolItems: each with its correct solution and, where a
+    profile is given, an incorrect one drawn per that profile (seeded by the problem's id, so the
+    same problem gets the same incorrect solution whatever else is built). Sub-tasks and
+    paraphrases come along when asked for: leaving them out saves time when no set needs them.
 
     A paraphrase gets its task's incorrect solution (the same steps, the same errors): rewording a
     problem does not change what its supervision teaches, as with the paper's rephrased data.
     """
+    pool = []
+    for problem in problems:
+        item = _pool_item(problem, seed, hard_profile)
+        if subtasks:
+            item.subtasks = [_pool_item(sub, seed, sub_profile, parent_id=problem.id) for sub in problem.subtasks]
+        if paraphrases:
+            item.paraphrases = [_pool_item(para, seed, None, item.incorrect, parent_id=problem.id) for para in problem.paraphrases]
+        pool.append(item)
+    return pool
+
+
+def _pool_item(problem: Problem, seed: int, profile: str | None, incorrect: list | None = None, **meta):
     from w2s.data import PoolItem, Solution
 
     n = len(problem.task.steps)
@@ -500,11 +516,6 @@ def to_pool_item(problem: Problem, seed: int, profile: str | None, parent_id: st
             weak = weak_solution(problem.task, profile, random.Random(f"weak/{seed}/{profile}/{problem.id}"))
             incorrect.append(Solution(weak.text, False, len(weak.error_steps) / n,
                                       {"profile": profile, "error_steps": weak.error_steps, "error_kinds": weak.kinds}))
-    return PoolItem(
-        id=problem.id, problem=problem.text, answer=str(problem.task.answer),
-        correct=[Solution(correct_solution(problem.task), True, 0.0)], incorrect=incorrect,
-        subtasks=[to_pool_item(s, seed, profile, problem.id) for s in problem.subtasks],
-        paraphrases=[to_pool_item(p, seed, profile, problem.id, incorrect) for p in problem.paraphrases],
-        meta={"source": "miniworld", "steps": n, **({"parent_id": parent_id} if parent_id else {}),
-              **({"span": list(problem.span)} if problem.span else {})},
-    )
+    return PoolItem(id=problem.id, problem=problem.text, answer=str(problem.task.answer),
+                    correct=[Solution(correct_solution(problem.task), True, 0.0)], incorrect=incorrect,
+                    meta={"source": "miniworld", "steps": n, **meta, **({"span": list(problem.span)} if problem.span else {})})

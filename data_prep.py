@@ -175,6 +175,10 @@ def _rate(x: float | None) -> str:
 
 
 def print_table(stats: dict[str, dict]) -> None:
+    """One line per set. outcome err: share of incorrect solutions (checked by the grader); step err:
+    wrong steps / all steps (the step checker's count; n/a where steps are not known)."""
+    if not stats:
+        return
     width = max(len(name) for name in stats) + 2
     print(f"{'set':<{width}}{'examples':>9}{'tokens':>11}{'outcome err':>13}{'step err':>10}")
     for name, s in stats.items():
@@ -362,20 +366,71 @@ def step_range(text: str) -> tuple[int, int]:
 # Source 1: the built-in world
 
 
-def build_builtin(args) -> None:
-    t0 = time.time()
+def world_settings(args) -> tuple[dict, miniworld.WorldConfig]:
+    """The world's settings: the flags given, else the directory's manifest, else WORLD_DEFAULTS."""
     recorded = read_manifest(args.out)
     settings = {k: getattr(args, k) if getattr(args, k) is not None else recorded.get(k, default)
                 for k, default in WORLD_DEFAULTS.items()}
-    manifest = {"source": "miniworld", **settings}
-    check_manifest(args.out, manifest, write=False)
-    for key in ("seed", "num_hard", "num_foundation", "num_test", "num_long_test", "vocab_size"):
-        setattr(args, key, settings[key])
     config = miniworld.WorldConfig(max_value=settings["max_value"], hard_steps=step_range(settings["hard_steps"]),
                                    long_steps=step_range(settings["long_steps"]),
                                    foundation_steps=step_range(settings["foundation_steps"]))
     if config.hard_steps[0] < 3:
         raise SystemExit(f"--hard-steps {settings['hard_steps']}: hard tasks need at least 3 steps to have sub-tasks")
+    return settings, config
+
+
+def world_tokenizer(out: str, world: miniworld.World, vocab_size: int):
+    """DIR/tokenizer.json: trained once, on training text only (the same text whatever the qualities asked for)."""
+    from w2s.tokenizer import Tokenizer, train_tokenizer
+
+    if os.path.exists(os.path.join(out, "tokenizer.json")):
+        return Tokenizer.from_pretrained(out)
+    tokenizer = train_tokenizer(list(miniworld.corpus(world)), vocab_size)
+    tokenizer.save_pretrained(out)
+    print(f"wrote {os.path.join(out, 'tokenizer.json')}: vocabulary {tokenizer.vocab_size}")
+    return tokenizer
+
+
+def write_builtin_sets(args, world: miniworld.World, tokenizer) -> dict[str, dict]:
+    """Every asked-for set kind at every asked-for quality; returns each written set's measurements."""
+    from w2s.data import sft_row
+
+    kinds = args.sets or list(SET_KINDS)
+    written, cache = {}, {}
+    if "foundation" in kinds:
+        items = miniworld.to_pool(world.foundation, args.seed, subtasks=False, paraphrases=False)
+        check_outcomes_with_grader(items)
+        write_sets(args.out, {"foundation": [sft_row(it.id, it, it.correct[0], "foundation") for it in items]},
+                   tokenizer, written, cache)
+    hard_kinds = [k for k in kinds if k != "foundation"]
+    if not hard_kinds:
+        return written
+    # Draw only what the asked-for sets use: incorrect solutions cost time, sub-tasks and paraphrases too.
+    with_subs = any("easy_sub" in k for k in hard_kinds)
+    with_paraphrases = "hard_full+paraphrase" in hard_kinds
+    hard_errors = any(e > 0 for e in args.hard_error) and any(k != "easy_sub" for k in hard_kinds)
+    sub_errors = with_subs and any(e > 0 for e in args.sub_error)
+    for profile in args.step_profile if hard_errors or sub_errors else ["mixed"]:
+        pool = miniworld.to_pool(world.hard, args.seed, profile if hard_errors else None, profile if sub_errors else None,
+                                 subtasks=with_subs, paraphrases=with_paraphrases)
+        checked = check_outcomes_with_grader(pool)
+        print(f"step profile {profile if hard_errors or sub_errors else '-'}: {checked} solutions graded, "
+              "all agree with the exact check")
+        for hard_error in args.hard_error if hard_errors else [0.0]:
+            for sub_error in args.sub_error if sub_errors else [0.0]:
+                sets, _ = build_sets(pool, hard_error, sub_error, args.seed)
+                names = set_names(hard_error, sub_error, profile)
+                write_sets(args.out, {names[k]: rows for k, rows in sets.items() if k in kinds}, tokenizer, written, cache)
+    return written
+
+
+def build_builtin(args) -> None:
+    t0 = time.time()
+    settings, config = world_settings(args)
+    manifest = {"source": "miniworld", **settings}
+    check_manifest(args.out, manifest, write=False)  # fail before the work; record only once it is done
+    for key in ("seed", "num_hard", "num_foundation", "num_test", "num_long_test", "vocab_size"):
+        setattr(args, key, settings[key])
     try:
         world = miniworld.build_world(args.seed, args.num_hard, args.num_foundation, args.num_test, args.num_long_test, config)
     except ValueError as e:
@@ -384,47 +439,14 @@ def build_builtin(args) -> None:
     print(f"built-in world (seed {args.seed}): {len(world.hard)} hard tasks, "
           f"{sum(len(p.subtasks) for p in world.hard)} sub-tasks, {len(world.foundation)} foundation problems; "
           f"draws left out: {world.report}")
+    tokenizer = world_tokenizer(args.out, world, args.vocab_size)
 
-    tokenizer_file = os.path.join(args.out, "tokenizer.json")
-    from w2s.tokenizer import Tokenizer, train_tokenizer
+    def task_row(p: miniworld.Problem) -> dict:
+        return {"id": p.id, "problem": p.text, "answer": str(p.task.answer), "steps": len(p.task.steps)}
 
-    if os.path.exists(tokenizer_file):
-        tokenizer = Tokenizer.from_pretrained(args.out)
-    else:  # trained on training text only, and on the same text whatever the requested qualities
-        tokenizer = train_tokenizer(list(miniworld.corpus(world)), args.vocab_size)
-        tokenizer.save_pretrained(args.out)
-        print(f"wrote {tokenizer_file}: vocabulary {tokenizer.vocab_size}")
-
-    write_tests(args.out, {name: [{"id": p.id, "problem": p.text, "answer": str(p.task.answer), "steps": len(p.task.steps)}
-                                  for p in problems] for name, problems in world.tests.items()})
-    write_hard_tasks(args.out, [{"id": p.id, "problem": p.text, "answer": str(p.task.answer), "steps": len(p.task.steps)}
-                                for p in world.hard])
-
-    kinds = args.sets or list(SET_KINDS)
-    written, cache = {}, {}
-    if "foundation" in kinds:
-        from w2s.data import sft_row
-
-        items = miniworld.to_pool(world.foundation, args.seed, subtasks=False, paraphrases=False)
-        check_outcomes_with_grader(items)
-        write_sets(args.out, {"foundation": [sft_row(it.id, it, it.correct[0], "foundation") for it in items]}, tokenizer, written, cache)
-    # Draw only what the asked-for sets use: incorrect solutions cost time, sub-tasks and paraphrases too.
-    hard_kinds = [k for k in kinds if k != "foundation"]
-    with_subs = any("easy_sub" in k for k in hard_kinds)
-    with_paraphrases = "hard_full+paraphrase" in hard_kinds
-    hard_errors = any(e > 0 for e in args.hard_error) and any(k != "easy_sub" for k in hard_kinds)
-    sub_errors = with_subs and any(e > 0 for e in args.sub_error)
-    for profile in (args.step_profile if hard_errors or sub_errors else ["mixed"]) if hard_kinds else []:
-        pool = miniworld.to_pool(world.hard, args.seed, profile if hard_errors else None, profile if sub_errors else None,
-                                 subtasks=with_subs, paraphrases=with_paraphrases)
-        checked = check_outcomes_with_grader(pool)
-        print(f"step profile {profile if hard_errors or sub_errors else '-'}: {checked} solutions graded, "
-              "all agree with the exact check")
-        for hard_error in args.hard_error if hard_errors else [0.0]:
-            for sub_error in args.sub_error if sub_errors else [0.0]:
-                sets, report = build_sets(pool, hard_error, sub_error, args.seed)
-                names = set_names(hard_error, sub_error, profile)
-                write_sets(args.out, {names[k]: rows for k, rows in sets.items() if k in kinds}, tokenizer, written, cache)
+    write_tests(args.out, {name: [task_row(p) for p in problems] for name, problems in world.tests.items()})
+    write_hard_tasks(args.out, [task_row(p) for p in world.hard])
+    written = write_builtin_sets(args, world, tokenizer)
     print()
     print_table(written)
     print(f"\nwrote {len(written)} sets to {args.out}/ in {time.time() - t0:.1f}s")

@@ -1,0 +1,713 @@
+"""The paper in miniature: He, Yin, Peng (NAACL 2025)'s supervision study on the built-in world, on a CPU.
+
+    python experiments/mini_study.py            # the whole study (about 40 minutes on 2 CPU cores)
+    python experiments/mini_study.py --smoke    # the same plumbing at toy size, in about a minute
+
+The paper asks what makes good supervision for hard math: hard full tasks with many wrong solutions,
+or perfectly correct easy sub-tasks? Does it matter how a wrong solution is wrong? This script asks
+the same questions of a 0.5M-parameter Llama trained from scratch on the built-in world
+(w2s/miniworld.py), with the project's own commands (each called through its main(argv) in one of
+two worker processes, which is `python <command>.py ...` without importing torch for every stage):
+
+1. data_prep.py builds the training sets at the qualities the questions need, and the test sets.
+2. train.py trains the stage-1 foundation model once per seed, on short (1-2 step) correct problems
+   in the same answer format: the paper's easy-math SFT. Every stage-2 run starts from it (--init), so
+   differences between conditions come from the stage-2 supervision, not from the format.
+3. For every condition and seed: train.py --init <stage 1> on the condition's set (the same number of
+   epochs for every set, as in the paper), then evaluate.py on the held-out test sets (greedy).
+4. The model teacher: a weak model (stage 1 plus a little easy data) solves the hard training tasks
+   with sample.py; the grader measures its outcome error rate and the world's exact step checker its
+   step-wise error rate; its samples are one more training set, and a student is trained on them.
+5. experiments/RESULTS.md (a table per question, the measured quality of every training set) and a
+   figure, experiments/mini_study.png (when matplotlib is installed; it is optional).
+
+Results are written as they come: each run's train.py output (`final/`) and evaluate.py output
+(`eval/summary.json`) mark it finished, and a row per run is appended to results.jsonl. A killed study
+rerun with the same command skips what is finished and resumes a half-trained run from its checkpoint.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from w2s import miniworld  # noqa: E402
+from w2s.data import problem_from_user_message, read_jsonl, user_message, write_jsonl  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------
+# What is run: sizes, conditions, questions
+
+
+@dataclass(frozen=True)
+class Sizes:
+    seeds: int
+    num_hard: int  # hard full tasks in the world (every hard-task set has one example per task)
+    num_foundation: int  # stage-1 problems
+    num_test: int  # same-distribution test problems (3-5 steps, like the training tasks)
+    num_long_test: int  # longer test problems (6-7 steps): generalization
+    stage1_epochs: int
+    stage2_epochs: int  # every stage-2 set gets the same number of passes, as in the paper
+    teacher_steps: int  # the weak teacher: stage 1 plus this many steps on easy sub-tasks
+    batch_size: int = 64
+    lr: float = 3e-3
+    max_steps: int | None = None  # a cap on every run (the smoke test only)
+    max_new_tokens: int = 160  # a 7-step solution takes about 70 tokens; room for a model that rambles
+
+
+# The full study. Measured on 2 CPU cores (see RESULTS.md for this run's numbers), a training step of
+# 64 hard examples takes about 0.3 s per process with two processes side by side; every stage-2 set
+# has a fixed number of epochs over num_hard tasks, so this is what sets the time.
+FULL = Sizes(seeds=3, num_hard=6000, num_foundation=10000, num_test=1000, num_long_test=500,
+             stage1_epochs=2, stage2_epochs=2, teacher_steps=40)
+# The plumbing only: every stage runs, on a world too small to learn anything.
+SMOKE = Sizes(seeds=1, num_hard=40, num_foundation=40, num_test=8, num_long_test=4,
+              stage1_epochs=1, stage2_epochs=1, teacher_steps=1, batch_size=8, max_steps=2, max_new_tokens=24)
+
+TEACHER_SET = "model_teacher"  # the training set made of the weak teacher's samples
+TEACHER_RUN = "weak_teacher"
+
+# Stage-2 conditions, named by their training set (data_prep.py's names carry the quality).
+LABELS = {
+    "hard_full": "hard full tasks, 0% wrong",
+    "hard_full_e0.5": "hard full tasks, 50% wrong",
+    "hard_full_e0.9": "hard full tasks, 90% wrong (mixed errors)",
+    "easy_sub": "easy sub-tasks, 0% wrong",
+    "hard_full_e0.9_low": "hard, 90% wrong: one late slip each",
+    "hard_full_e0.9_high": "hard, 90% wrong: every step wrong",
+    "hard_full+easy_sub": "hard full + easy sub-tasks",
+    "hard_full+paraphrase": "hard full + paraphrases (merge rephrased)",
+    "hard_full_x2": "hard full twice (duplicate)",
+    TEACHER_SET: "student of the weak model teacher",
+    TEACHER_RUN: "the weak model teacher itself",
+}
+CONDITIONS = [name for name in LABELS if name != TEACHER_RUN]
+
+
+@dataclass(frozen=True)
+class Question:
+    title: str
+    paper: str  # what the paper found
+    conditions: tuple[str, ...]
+
+
+QUESTIONS = [
+    Question("Q1. Hard full tasks with errors vs correct easy sub-tasks",
+             "hard full tasks at 90% outcome error still beat perfectly correct easy sub-tasks",
+             ("hard_full", "hard_full_e0.5", "hard_full_e0.9", "easy_sub")),
+    Question("Q2. Error severity at the same outcome error rate (90%)",
+             "at the same outcome error, a lower step-wise error rate is much better (about 30 points on MATH)",
+             ("hard_full_e0.9_low", "hard_full_e0.9", "hard_full_e0.9_high")),
+    Question("Q3. Combining hard full tasks with their sub-tasks",
+             "hard full + sub-tasks beats hard full alone and the same-size paraphrase and duplicate baselines",
+             ("hard_full", "hard_full+easy_sub", "hard_full+paraphrase", "hard_full_x2")),
+    Question("Q4. A model teacher",
+             "students follow the quality of the teacher's supervision, and its step-wise error rate tells more "
+             "than its outcome error rate",
+             (TEACHER_RUN, TEACHER_SET, "hard_full", "hard_full_e0.9")),
+]
+HARD_TASK_SETS = ["hard_full", "hard_full_e0.5", "hard_full_e0.9", "hard_full_e0.9_low", "hard_full_e0.9_high",
+                  TEACHER_SET]  # one solution per hard task: the sets whose error rates are compared in Q4
+BENCHES = ["miniworld", "miniworld_long"]
+
+# The data_prep.py calls that build every set above (one world; the calls add sets to it).
+DATA_BUILDS = [
+    ["--hard-error", "0", "--sets", "foundation", "hard_full", "easy_sub", "hard_full+easy_sub",
+     "hard_full+paraphrase", "hard_full_x2"],
+    ["--hard-error", "0.5", "0.9", "--sets", "hard_full"],
+    ["--hard-error", "0.9", "--step-profile", "low", "high", "--sets", "hard_full"],
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Running commands, and a pool that runs jobs as soon as what they need is done
+
+
+class Progress:
+    """One line per job started or finished, with the elapsed time and an ETA from the work done so far."""
+
+    def __init__(self, total_cost: float):
+        self.total_cost, self.done_cost, self.lock = total_cost, 0.0, threading.Lock()
+        self.start = time.time()
+        self.finished = self.skipped_cost = 0.0
+
+    def log(self, message: str) -> None:
+        elapsed = time.time() - self.start
+        with self.lock:
+            worked = self.done_cost - self.skipped_cost
+            left = self.total_cost - self.done_cost
+            eta = f", ETA {left * elapsed / worked / 60:.0f} min" if worked > 0 and left > 0 else ""
+            print(f"[{time.strftime('%H:%M:%S')} +{elapsed / 60:.1f} min{eta}] {message}", flush=True)
+
+    def add(self, cost: float, skipped: bool = False) -> None:
+        with self.lock:
+            self.done_cost += cost
+            self.skipped_cost += cost if skipped else 0.0
+
+
+def run_stage(script: str, argv: list[str], log_path: str) -> None:
+    """`python <script>.py <argv>`, run by calling the script's main(argv) in this (worker) process, its
+    output appended to log_path. The same as the command line, without importing torch again for each
+    of the study's ~80 stages (about 3 s of CPU each)."""
+    import importlib
+    from contextlib import redirect_stderr, redirect_stdout
+
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, "a") as log, redirect_stdout(log), redirect_stderr(log):
+        print(f"\n$ python {script}.py {' '.join(argv)}", flush=True)
+        try:
+            importlib.import_module(script).main(argv)
+            code = 0
+        except SystemExit as e:  # argparse and the scripts' own errors exit; a failed stage must not end the worker
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            if e.code not in (None, 0) and not isinstance(e.code, int):
+                print(e.code)
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+    if code != 0:
+        with open(log_path) as f:
+            tail = "".join(f.readlines()[-15:])
+        raise RuntimeError(f"`python {script}.py {' '.join(argv)}` failed (exit {code}); its log is {log_path}:\n{tail}")
+
+
+def start_worker(threads: int) -> None:
+    """A worker process runs one stage at a time with `threads` threads, from the repository root."""
+    import torch
+
+    os.chdir(REPO)
+    torch.set_num_threads(threads)
+
+
+class Jobs:
+    """A pool of `workers` threads, each running one command at a time. A job waits for the jobs it
+    depends on; jobs are added in an order where dependencies come first, so a waiting job only ever
+    waits on jobs already running or done (no deadlock)."""
+
+    def __init__(self, workers: int):
+        self.pool = ThreadPoolExecutor(workers)
+        self.futures = {}
+
+    def add(self, name: str, work, after: tuple[str, ...] = ()) -> None:
+        needed = [self.futures[a] for a in after]
+
+        def job():
+            for future in needed:
+                future.result()  # a failed dependency fails this job too
+            return work()
+
+        self.futures[name] = self.pool.submit(job)
+
+    def wait(self) -> dict[str, BaseException]:
+        """Wait for every job; the failures by job name."""
+        failures = {}
+        for name, future in self.futures.items():
+            try:
+                future.result()
+            except BaseException as e:  # noqa: BLE001 - reported below, the other jobs go on
+                failures[name] = e
+        self.pool.shutdown()
+        return failures
+
+
+# ---------------------------------------------------------------------------------------------
+# The study
+
+
+class Study:
+    def __init__(self, out: str, sizes: Sizes, jobs: int, threads: int):
+        self.out, self.sizes, self.jobs, self.threads = out, sizes, jobs, threads
+        # Stages run in `jobs` worker processes (spawned: a clean interpreter each, nothing inherited
+        # from this one's threads), each importing torch once and running stage after stage.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=start_worker, initargs=(threads,))
+        self.data_dir = os.path.join(out, "data")
+        self.results_path = os.path.join(out, "results.jsonl")
+        self.lock = threading.Lock()
+
+    # -- paths --------------------------------------------------------------------------------
+    def run_dir(self, condition: str, seed: int | None) -> str:
+        return os.path.join(self.out, "runs", condition if seed is None else f"{condition}/seed{seed}")
+
+    def set_path(self, name: str) -> str:
+        return os.path.join(self.data_dir, f"{name}.jsonl")
+
+    def run(self, script: str, argv: list[str], log_path: str) -> None:
+        """A project command (`python <script>.py <argv>`), in the next free worker process."""
+        self.workers.submit(run_stage, script, argv, log_path).result()
+
+    # -- stages -------------------------------------------------------------------------------
+    def build_data(self) -> None:
+        s = self.sizes
+        world = ["--out", self.data_dir, "--num-hard", str(s.num_hard), "--num-foundation", str(s.num_foundation),
+                 "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test)]
+        needed = ["foundation"] + [c for c in CONDITIONS if c != TEACHER_SET]
+        if all(os.path.exists(self.set_path(name)) for name in needed):
+            return
+        for build in DATA_BUILDS:
+            self.run("data_prep", [*world, *build], os.path.join(self.out, "logs", "data_prep.log"))
+        missing = [name for name in needed if not os.path.exists(self.set_path(name))]
+        if missing:
+            raise RuntimeError(f"data_prep.py did not write {missing} into {self.data_dir}")
+
+    def train(self, data: str, out: str, seed: int, init: str | None, max_steps: int | None = None) -> None:
+        """train.py with the study's settings; a finished run (out/final) is kept, a killed one resumed."""
+        if os.path.exists(os.path.join(out, "final", "config.json")):
+            return
+        s = self.sizes
+        epochs = s.stage1_epochs if init is None else s.stage2_epochs
+        steps = min(x for x in (max_steps, s.max_steps) if x) if (max_steps or s.max_steps) else None
+        argv = ["--model", "tiny", "--data", data, "--out", out, "--seed", str(seed),
+                   "--epochs", str(epochs), "--batch-size", str(s.batch_size), "--lr", str(s.lr),
+                   "--save-every", "100", "--keep-checkpoints", "1", "--resume"]
+        argv += ["--init", init] if init else []
+        argv += ["--max-steps", str(steps)] if steps else []
+        self.run("train", argv, os.path.join(out, "train.log"))
+
+    def evaluate(self, run_dir: str) -> dict:
+        """evaluate.py on the test sets (greedy); its summary.json marks the evaluation finished."""
+        summary_path = os.path.join(run_dir, "eval", "summary.json")
+        if not os.path.exists(summary_path):
+            self.run("evaluate", ["--model", os.path.join(run_dir, "final"), "--bench", *BENCHES,
+                 "--data-dir", self.data_dir, "--out", os.path.join(run_dir, "eval"), "--batch-size", "256",
+                 "--max-new-tokens", str(self.sizes.max_new_tokens), "--group-by", "steps", "--quiet"],
+                     os.path.join(run_dir, "eval.log"))
+        with open(summary_path) as f:
+            return json.load(f)
+
+    def record(self, condition: str, seed: int | None, run_dir: str, summary: dict, seconds: float) -> None:
+        """Append the run's row to results.jsonl, once."""
+        with self.lock:
+            done = {(r["condition"], r["seed"]) for r in read_jsonl(self.results_path)} if os.path.exists(self.results_path) else set()
+            if (condition, seed) in done:
+                return
+            metrics = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+            row = {"condition": condition, "seed": seed, "run_dir": os.path.relpath(run_dir, self.out),
+                   "steps": len(metrics), "final_loss": metrics[-1]["loss"] if metrics else None,
+                   "seconds": round(seconds, 1),
+                   "benches": {b: {"correct": round(summary[b]["accuracy"] * summary[b]["problems"]),
+                                   "problems": summary[b]["problems"], "accuracy": summary[b]["accuracy"],
+                                   "by_steps": {k: v["accuracy"] for k, v in summary[b]["by"].get("steps", {}).items()}}
+                               for b in BENCHES}}
+            with open(self.results_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def train_and_evaluate(self, condition: str, seed: int, progress: Progress, cost: float) -> None:
+        run_dir = self.run_dir(condition, seed)
+        finished = os.path.exists(os.path.join(run_dir, "eval", "summary.json"))
+        start = time.time()
+        if not finished:
+            progress.log(f"start  {condition} seed {seed}")
+        stage1 = os.path.join(self.run_dir("stage1", seed), "final")
+        self.train(self.set_path(condition), run_dir, seed, stage1)
+        summary = self.evaluate(run_dir)
+        self.record(condition, seed, run_dir, summary, time.time() - start)
+        progress.add(cost, skipped=finished)
+        if not finished:
+            accuracy = " ".join(f"{b} {summary[b]['accuracy']:.1%}" for b in BENCHES)
+            progress.log(f"done   {condition} seed {seed} in {time.time() - start:.0f} s: {accuracy}")
+
+    def weak_teacher(self, progress: Progress, cost: float) -> None:
+        """A weak model: stage 1 (seed 0) plus a little easy data. Evaluated like every model, then it
+        solves the hard training tasks (sample.py, one sample each, temperature 0.7), and its samples,
+        checked step by step, become the set TEACHER_SET."""
+        run_dir = self.run_dir(TEACHER_RUN, None)
+        if os.path.exists(self.set_path(TEACHER_SET)):
+            progress.add(cost, skipped=True)
+            return
+        progress.log("start  weak teacher: training, evaluation, sampling the hard tasks")
+        start = time.time()
+        self.train(self.set_path("easy_sub"), run_dir, 0, os.path.join(self.run_dir("stage1", 0), "final"),
+                   max_steps=self.sizes.teacher_steps)
+        summary = self.evaluate(run_dir)
+        self.record(TEACHER_RUN, None, run_dir, summary, time.time() - start)
+        tasks_path = os.path.join(run_dir, "hard_tasks.jsonl")
+        tasks = [{"id": row["meta"]["task_id"], "problem": problem_from_user_message(row["messages"][0]["content"]),
+                  "answer": row["meta"]["answer"]} for row in read_jsonl(self.set_path("hard_full"))]
+        write_jsonl(tasks_path, tasks)
+        samples_path = os.path.join(run_dir, "samples.jsonl")
+        self.run("sample", ["--model", os.path.join(run_dir, "final"), "--tasks", tasks_path, "--out", samples_path,
+                            "--n", "1", "--temperature", "0.7", "--top-p", "1.0", "--batch-size", "256", "--seed", "0",
+                            "--max-new-tokens", str(self.sizes.max_new_tokens), "--quiet"],
+                 os.path.join(run_dir, "sample.log"))
+        write_jsonl(self.set_path(TEACHER_SET), teacher_set_rows(read_jsonl(samples_path)))
+        progress.add(cost)
+        progress.log(f"done   weak teacher in {time.time() - start:.0f} s: test accuracy "
+                     f"{summary['miniworld']['accuracy']:.1%}; its samples are {self.set_path(TEACHER_SET)}")
+
+    def stage1(self, seed: int, progress: Progress, cost: float) -> None:
+        run_dir = self.run_dir("stage1", seed)
+        finished = os.path.exists(os.path.join(run_dir, "eval", "summary.json"))
+        start = time.time()
+        if not finished:
+            progress.log(f"start  stage 1 seed {seed}")
+        self.train(self.set_path("foundation"), run_dir, seed, None)
+        summary = self.evaluate(run_dir)  # how far the foundation alone gets: the floor of every condition
+        self.record("stage1", seed, run_dir, summary, time.time() - start)
+        progress.add(cost, skipped=finished)
+        if not finished:
+            progress.log(f"done   stage 1 seed {seed} in {time.time() - start:.0f} s: "
+                         f"miniworld {summary['miniworld']['accuracy']:.1%}")
+
+    def run_all(self) -> dict[str, BaseException]:
+        """Every job, in an order that keeps both workers busy: the teacher chain (the longest) early,
+        its students last, so that nobody waits for the sampler."""
+        s = self.sizes
+        # ETA weights: examples seen by each job (a stage-2 set's size is ~num_hard x its multiplier).
+        size = {"hard_full+easy_sub": 3, "hard_full+paraphrase": 2, "hard_full_x2": 2, "easy_sub": 2}
+        stage2_cost = {c: s.stage2_epochs * s.num_hard * size.get(c, 1) for c in CONDITIONS}
+        stage1_cost = s.stage1_epochs * s.num_foundation * 0.6  # foundation examples are shorter
+        teacher_cost = s.teacher_steps * s.batch_size + s.num_hard * 0.5
+        total = s.seeds * (stage1_cost + sum(stage2_cost.values())) + teacher_cost
+        progress = Progress(total)
+        progress.log(f"mini study: {len(CONDITIONS)} conditions x {s.seeds} seeds, {self.jobs} jobs side by side "
+                     f"with {self.threads} thread(s) each; writing {self.out}")
+        jobs = Jobs(self.jobs)
+        jobs.add("data", self.build_data)
+        for seed in range(s.seeds):
+            jobs.add(f"stage1/{seed}", lambda seed=seed: self.stage1(seed, progress, stage1_cost), after=("data",))
+        jobs.add(TEACHER_RUN, lambda: self.weak_teacher(progress, teacher_cost), after=("stage1/0",))
+        for seed in range(s.seeds):
+            for condition in CONDITIONS:
+                after = (f"stage1/{seed}",) + ((TEACHER_RUN,) if condition == TEACHER_SET else ())
+                if condition != TEACHER_SET:
+                    jobs.add(f"{condition}/{seed}", lambda c=condition, seed=seed: self.train_and_evaluate(
+                        c, seed, progress, stage2_cost[c]), after=after)
+        for seed in range(s.seeds):
+            jobs.add(f"{TEACHER_SET}/{seed}", lambda seed=seed: self.train_and_evaluate(
+                TEACHER_SET, seed, progress, stage2_cost[TEACHER_SET]), after=(f"stage1/{seed}", TEACHER_RUN))
+        failures = jobs.wait()
+        self.workers.shutdown()
+        for name, error in failures.items():
+            progress.log(f"FAILED {name}: {error}")
+        return failures
+
+
+def teacher_set_rows(samples: list[dict]) -> list[dict]:
+    """sample.py rows as SFT rows: the teacher's solution as the assistant turn, with its outcome (the
+    grader's verdict, from sample.py) and its step-wise error rate (the world's exact step checker)."""
+    rows = []
+    for sample in samples:
+        solution = sample["samples"][0]
+        task = miniworld.parse_problem(sample["problem"])
+        errors = miniworld.step_errors(solution, task)
+        rows.append({"id": sample["id"],
+                     "messages": [{"role": "user", "content": user_message(sample["problem"])},
+                                  {"role": "assistant", "content": solution}],
+                     "meta": {"task_id": sample["id"], "kind": TEACHER_SET, "answer": sample["answer"],
+                              "correct": sample["correct"][0], "step_error_rate": sum(errors) / len(errors),
+                              "steps": len(task.steps)}})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def training_set_quality(study: Study) -> dict[str, dict]:
+    """Examples, outcome error rate (the rows' verdicts) and step-wise error rate (rechecked here by the
+    exact step checker: wrong steps / all steps) of every training set, as measured on the files."""
+    import data_prep
+
+    quality = {}
+    for name in ["foundation"] + CONDITIONS:
+        path = study.set_path(name)
+        if os.path.exists(path):
+            stats = data_prep.measure(read_jsonl(path), recheck_steps=True)
+            quality[name] = {k: stats[k] for k in ("examples", "outcome_error", "step_error")}
+    return quality
+
+
+def mean_and_spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation across seeds, standard error of the mean, min and max."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
+    return {"n": n, "mean": mean, "std": std, "se": std / math.sqrt(n) if n > 1 else float("nan"),
+            "min": min(values), "max": max(values), "values": values}
+
+
+def summarize(results: list[dict]) -> dict[str, dict[str, dict]]:
+    """condition -> bench -> accuracy statistics over seeds, and the test-sampling standard error of one run."""
+    by_condition: dict[str, dict[str, list]] = {}
+    for row in results:
+        for bench, r in row["benches"].items():
+            by_condition.setdefault(row["condition"], {}).setdefault(bench, []).append(r)
+    summary = {}
+    for condition, benches in by_condition.items():
+        summary[condition] = {}
+        for bench, runs in benches.items():
+            stats = mean_and_spread([r["accuracy"] for r in runs])
+            problems = runs[0]["problems"]
+            # The binomial standard error of one run's accuracy: what a bigger test set would shrink.
+            stats["test_se"] = math.sqrt(stats["mean"] * (1 - stats["mean"]) / problems)
+            stats["problems"] = problems
+            summary[condition][bench] = stats
+    return summary
+
+
+def difference(summary: dict, a: str, b: str, bench: str = "miniworld") -> tuple[float, float] | None:
+    """acc(a) - acc(b) and its standard error (from the seeds' spread, or the test's when one seed)."""
+    if a not in summary or b not in summary:
+        return None
+    sa, sb = summary[a][bench], summary[b][bench]
+    se = lambda s: s["se"] if s["n"] > 1 else s["test_se"]  # noqa: E731
+    return sa["mean"] - sb["mean"], math.sqrt(se(sa) ** 2 + se(sb) ** 2)
+
+
+def verdict(diff: tuple[float, float] | None, expected_sign: int = 1) -> str:
+    """Whether a difference goes the paper's way, beyond two standard errors or within the noise."""
+    if diff is None:
+        return "not measured"
+    d, se = diff
+    text = f"{d * 100:+.1f} points (± {se * 100:.1f})"
+    if d * expected_sign > 2 * se:
+        return f"{text}: agrees with the paper"
+    if d * expected_sign < -2 * se:
+        return f"{text}: disagrees with the paper"
+    return f"{text}: within two standard errors (no clear difference)"
+
+
+def spearman(xs: list[float], ys: list[float]) -> float:
+    """Rank correlation (average ranks for ties), without scipy."""
+    def ranks(values):
+        order = sorted(range(len(values)), key=lambda i: values[i])
+        r = [0.0] * len(values)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2
+            i = j + 1
+        return r
+
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    var = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+    return cov / var if var else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None or x != x else f"{x * 100:.{digits}f}"
+
+
+def question_table(question: Question, summary: dict, quality: dict) -> list[str]:
+    lines = ["| condition | train set: outcome err % | step-wise err % | test acc % (mean ± SE) | std | seeds | "
+             "long test acc % (mean ± SE) |", "|---|---:|---:|---:|---:|---|---:|"]
+    for condition in question.conditions:
+        if condition not in summary:
+            lines.append(f"| {LABELS[condition]} | | | not run | | | |")
+            continue
+        main, long = summary[condition]["miniworld"], summary[condition]["miniworld_long"]
+        q = quality.get(TEACHER_SET if condition == TEACHER_SET else condition, {})
+        if condition == TEACHER_RUN:
+            q = quality.get("easy_sub", {})  # what the teacher was trained on, after stage 1
+        seeds = ", ".join(pct(v) for v in main["values"])
+        lines.append(f"| {LABELS[condition]} (`{condition}`) | {pct(q.get('outcome_error'))} | {pct(q.get('step_error'))} | "
+                     f"{pct(main['mean'])} ± {pct(main['se'])} | {pct(main['std'])} | {seeds} | "
+                     f"{pct(long['mean'])} ± {pct(long['se'])} |")
+    return lines
+
+
+def question_verdicts(index: int, summary: dict, quality: dict) -> list[str]:
+    """The comparisons each question is about, computed from the results."""
+    if index == 0:
+        return [f"- hard full at 90% error vs easy sub-tasks at 0%: {verdict(difference(summary, 'hard_full_e0.9', 'easy_sub'))}",
+                f"- hard full at 0% vs easy sub-tasks at 0%: {verdict(difference(summary, 'hard_full', 'easy_sub'))}"]
+    if index == 1:
+        return [f"- one late slip vs every step wrong: {verdict(difference(summary, 'hard_full_e0.9_low', 'hard_full_e0.9_high'))}",
+                f"- one late slip vs mixed errors: {verdict(difference(summary, 'hard_full_e0.9_low', 'hard_full_e0.9'))}"]
+    if index == 2:
+        return [f"- hard + sub-tasks vs {LABELS[b]}: {verdict(difference(summary, 'hard_full+easy_sub', b))}"
+                for b in ("hard_full", "hard_full+paraphrase", "hard_full_x2")]
+    lines = [f"- student vs its teacher (weak-to-strong: does the student beat the model that taught it?): "
+             f"{verdict(difference(summary, TEACHER_SET, TEACHER_RUN))}"]
+    sets = [s for s in HARD_TASK_SETS if s in summary and s in quality]
+    if len(sets) >= 3:
+        accuracy = [summary[s]["miniworld"]["mean"] for s in sets]
+        by_step = spearman([-quality[s]["step_error"] for s in sets], accuracy)
+        by_outcome = spearman([-quality[s]["outcome_error"] for s in sets], accuracy)
+        lines.append(f"- over the {len(sets)} hard-task training sets ({', '.join(f'`{s}`' for s in sets)}), the rank "
+                     f"correlation of test accuracy with a low step-wise error rate is {by_step:+.2f}, with a low outcome "
+                     f"error rate {by_outcome:+.2f} (the paper: the step-wise rate is the better predictor)")
+    return lines
+
+
+def write_report(study: Study, path: str, figure: str | None, command: str, wall_seconds: float) -> None:
+    results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
+    summary = summarize(results)
+    quality = training_set_quality(study)
+    s = study.sizes
+    job_seconds = sum(r["seconds"] for r in results)
+    steps = {r["condition"]: r["steps"] for r in results}
+    reading = ""
+    if os.path.exists(path):  # the hand-written reading is kept across reruns
+        with open(path) as f:
+            text = f.read()
+        if READING_MARK in text:
+            reading = text[text.index(READING_MARK):]
+    lines = [
+        "# The paper in miniature: results",
+        "",
+        "Every number below was produced by `experiments/mini_study.py` (the tables are rewritten by each run; "
+        "only the reading at the end is written by hand). Raw results, one row per run: "
+        f"`{os.path.relpath(study.results_path, REPO)}`.",
+        "",
+        f"- Command: `{command}`",
+        f"- Wall time of the invocation that wrote this file: {wall_seconds / 60:.1f} min "
+        f"({study.jobs} jobs side by side, {study.threads} thread(s) each; {os.cpu_count()} CPU cores); "
+        f"sum of the recorded job times (train + evaluate, per run): {job_seconds / 60:.1f} min.",
+        f"- Model: the `tiny` preset (dim 128, 2 layers, 4 heads, FFN 512, tied embeddings, ~0.5M parameters), "
+        f"trained from scratch; AdamW lr {s.lr:g}, 5% warmup + cosine, batch {s.batch_size}, fp32.",
+        f"- Stage 1: {s.stage1_epochs} epochs over {s.num_foundation} correct 1-2 step problems "
+        f"({steps.get('stage1', '?')} steps), once per seed. Stage 2: {s.stage2_epochs} epochs over each condition's set "
+        f"(as in the paper, bigger sets get more steps: {', '.join(f'{c} {steps[c]}' for c in CONDITIONS if c in steps)}).",
+        f"- World: {s.num_hard} hard training tasks (3-5 steps), each with 2-3 sub-tasks and a paraphrase. "
+        f"Tests: `miniworld` ({s.num_test} held-out problems of 3-5 steps) and `miniworld_long` ({s.num_long_test} "
+        f"of 6-7 steps, longer than anything trained on); greedy decoding, graded by `w2s.grader`.",
+        f"- Seeds: {s.seeds} per condition (training seed: initialization of stage 1, data order; the data are the "
+        "same for every seed). *mean ± SE*: mean over seeds ± the standard error of that mean (seed std / sqrt(seeds)); "
+        "*std*: the seed-to-seed standard deviation. The test set alone adds a binomial standard error of at most "
+        f"{pct(0.5 / math.sqrt(s.num_test))} points to one run ({s.num_test} problems).",
+        f"- Weak teacher: stage 1 (seed 0) + {s.teacher_steps} steps on easy sub-tasks; one sample per hard training "
+        "task at temperature 0.7 (sample.py).",
+        "",
+        "## Training sets: measured quality",
+        "",
+        "Outcome error: the share of examples whose final answer is wrong (the rows' verdicts: the world's exact "
+        "check for built sets, the grader for the teacher's samples). Step-wise error: wrong steps / all steps, "
+        "rechecked here on every example by the world's exact step checker (`miniworld.step_errors`).",
+        "",
+        "| set | examples | outcome error % | step-wise error % |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, q in quality.items():
+        lines.append(f"| `{name}` | {q['examples']} | {pct(q['outcome_error'])} | {pct(q['step_error'])} |")
+    if "stage1" in summary:
+        st = summary["stage1"]["miniworld"]
+        lines += ["", f"Stage 1 alone (the starting point of every condition): test accuracy {pct(st['mean'])} ± "
+                      f"{pct(st['se'])}% (long test {pct(summary['stage1']['miniworld_long']['mean'])}%)."]
+    for i, question in enumerate(QUESTIONS):
+        lines += ["", f"## {question.title}", "", f"The paper: {question.paper}.", ""]
+        lines += question_table(question, summary, quality)
+        lines += [""] + question_verdicts(i, summary, quality)
+    if figure:
+        lines += ["", "## Figure", "", f"![mini study]({os.path.basename(figure)})"]
+    lines += ["", reading.rstrip() if reading else f"{READING_MARK}\n\n## Reading\n\n(to be written by hand)"]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+READING_MARK = "<!-- reading: written by hand, kept by mini_study.py -->"
+
+
+def write_figure(study: Study, path: str) -> str | None:
+    """One panel per question (test accuracy, mean ± SE over seeds), and accuracy against the step-wise
+    error rate of every hard-task set. Skipped, with a message, when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no figure (pip install matplotlib to get one)")
+        return None
+    results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
+    summary, quality = summarize(results), training_set_quality(study)
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.8))
+    for ax, question in zip(axes[:3], QUESTIONS[:3]):
+        names = [c for c in question.conditions if c in summary]
+        means = [summary[c]["miniworld"]["mean"] * 100 for c in names]
+        errors = [summary[c]["miniworld"]["se"] * 100 if summary[c]["miniworld"]["n"] > 1 else 0 for c in names]
+        ax.bar(range(len(names)), means, yerr=errors, capsize=4, color="tab:blue")
+        for x, c in enumerate(names):  # each seed as a dot
+            ax.scatter([x] * len(summary[c]["miniworld"]["values"]), [v * 100 for v in summary[c]["miniworld"]["values"]],
+                       color="black", s=10, zorder=3)
+        ax.set_xticks(range(len(names)), [LABELS[c].replace(", ", ",\n").replace(": ", ":\n") for c in names],
+                      fontsize=7, rotation=20)
+        ax.set_title(question.title.split(". ", 1)[1], fontsize=9)
+        ax.set_ylabel("test accuracy % (3-5 steps)")
+    ax = axes[3]
+    for name in HARD_TASK_SETS:
+        if name in summary and name in quality:
+            acc = summary[name]["miniworld"]
+            ax.errorbar(quality[name]["step_error"] * 100, acc["mean"] * 100, yerr=acc["se"] * 100 if acc["n"] > 1 else 0,
+                        fmt="o", capsize=3)
+            ax.annotate(f"{name}\n(outcome err {pct(quality[name]['outcome_error'], 0)}%)", (quality[name]["step_error"] * 100,
+                        acc["mean"] * 100), fontsize=6, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("step-wise error rate of the training set %")
+    ax.set_ylabel("test accuracy %")
+    ax.set_title("Accuracy vs step-wise error (hard-task sets)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="The paper's supervision study in miniature, on the built-in world.")
+    parser.add_argument("--smoke", action="store_true", help="toy sizes: checks the plumbing in about a minute")
+    parser.add_argument("--out", help="work directory (default runs/mini_study, or runs/mini_study_smoke)")
+    parser.add_argument("--results", help="report path (default experiments/RESULTS.md; with --smoke, OUT/RESULTS.md)")
+    parser.add_argument("--seeds", type=int, help="seeds per condition (default 3)")
+    parser.add_argument("--jobs", type=int, default=2, help="commands run side by side (default 2)")
+    parser.add_argument("--threads", type=int, help="threads per command (default: CPU cores / jobs)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    sizes = SMOKE if args.smoke else FULL
+    if args.seeds:
+        sizes = replace(sizes, seeds=args.seeds)
+    out = os.path.abspath(args.out or os.path.join(REPO, "runs", "mini_study_smoke" if args.smoke else "mini_study"))
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    os.makedirs(out, exist_ok=True)
+    # One directory, one set of sizes: resuming with other sizes would mix runs that are not comparable.
+    settings_path = os.path.join(out, "sizes.json")
+    if os.path.exists(settings_path):
+        with open(settings_path) as f:
+            saved = json.load(f)
+        if saved != asdict(sizes):
+            raise SystemExit(f"{out} holds a study with other sizes ({saved}); use another --out or delete it")
+    else:
+        with open(settings_path, "w") as f:
+            json.dump(asdict(sizes), f, indent=2)
+
+    study = Study(out, sizes, args.jobs, threads)
+    failures = study.run_all()
+    results_path = args.results or (os.path.join(out, "RESULTS.md") if args.smoke else os.path.join(REPO, "experiments", "RESULTS.md"))
+    figure = write_figure(study, os.path.join(os.path.dirname(results_path), "mini_study.png"))
+    command = " ".join(["python", "experiments/mini_study.py"] + (argv if argv is not None else sys.argv[1:]))
+    write_report(study, results_path, figure, command, time.time() - started)
+    print(f"wrote {results_path}" + (f" and {figure}" if figure else "") + f" in {(time.time() - started) / 60:.1f} min")
+    if failures:
+        print(f"{len(failures)} job(s) failed: {', '.join(failures)}; rerun the same command to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -114,6 +114,20 @@ def test_hostile_inputs_are_false_within_the_limit():
     assert is_equiv(r"\frac{\pi}{2}", r"\pi/2", timeout=10) is True
 
 
+def test_long_inputs_are_answered_quickly():
+    long_pairs = [
+        (r"\boxed{%s}" % ", ".join(["1"] * 3000), ", ".join(["2"] * 3000)),
+        (r"\boxed{%s}" % ", ".join(str(i) for i in range(40)), ", ".join(str(i) for i in reversed(range(40)))),
+        ("x < " * 20000 + "1", "(0, 1)"),
+        ("$" + "1" * 50000, "1"),
+        (r"\boxed{" + "{" * 20000, "1"),
+    ]
+    start = time.monotonic()
+    verdicts = [grade(response, gold, timeout=1.0) for response, gold in long_pairs]
+    assert verdicts == [False, True, False, False, False]
+    assert time.monotonic() - start < 10
+
+
 def test_thread_pool_gives_the_serial_results():
     pairs = [(response, gold) for response, gold, _, _ in CASES[::3]]
     grader.clear_caches()

@@ -37,7 +37,9 @@ from fractions import Fraction
 from functools import lru_cache
 
 DEFAULT_TIMEOUT = 3.0  # seconds for one sympy comparison; a timed-out comparison is False
-MAX_SYMPY_CHARS = 400  # longer answers are compared as strings only: no real answer is this long
+MAX_SYMPY_CHARS = 400  # longer expressions are compared as strings only: no real answer is this long
+MAX_ANSWER_CHARS = 2000  # longer answers skip structure matching (quadratic in the worst case)
+MAX_ITEMS = 50  # longer lists are matched as sorted strings, not item by item
 NUMBER_REL_TOL = 1e-6  # for decimals: 0.3333333 is 1/3, 0.333 is not
 WORKERS = int(os.environ.get("W2S_GRADER_WORKERS", "0")) or min(4, os.cpu_count() or 1)
 
@@ -278,6 +280,8 @@ def _vector_items(structure) -> list[str] | None:
 
 
 def _all_pairwise(preds: list[str], golds: list[str], timeout: float) -> bool:
+    if len(golds) > MAX_ITEMS:
+        return preds == golds
     return len(preds) == len(golds) and all(_equiv(p, g, timeout) for p, g in zip(preds, golds))
 
 
@@ -285,6 +289,8 @@ def _same_multiset(preds: list[str], golds: list[str], timeout: float) -> bool:
     """Order-free match: every gold item paired with a distinct equal pred item."""
     if len(preds) != len(golds):
         return False
+    if len(golds) > MAX_ITEMS:
+        return sorted(preds) == sorted(golds)
     unused = list(preds)
     for gold in golds:
         match = next((i for i, pred in enumerate(unused) if _equiv(pred, gold, timeout)), None)
@@ -776,6 +782,8 @@ def _is_equiv_uncached(pred: str, gold: str, timeout: float) -> bool:
     pred_norm, gold_norm = normalize(pred), normalize(gold)
     if not pred_norm or not gold_norm:
         return False
+    if len(pred_norm) > MAX_ANSWER_CHARS or len(gold_norm) > MAX_ANSWER_CHARS:
+        return pred_norm == gold_norm
     if _CHOICE.match(gold_norm):  # a multiple-choice gold: only the letters count
         prefix = _CHOICE_PREFIX.match(pred_norm)
         pred_letters = (prefix.group(1) or prefix.group(2)) if prefix else pred_norm

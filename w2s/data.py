@@ -228,6 +228,7 @@ HF_TESTS = {  # released file name (without .json) -> benchmark name
     "agi_eval_gaokao-mathcloze": "gaokao_mathcloze",
 }
 
+
 def load_release_file(path: str) -> list[tuple[int, dict]]:
     """(line number, object) pairs of a released file: a JSON list of objects, or JSON Lines."""
     with open(path, encoding="utf-8") as f:

@@ -36,7 +36,7 @@ import time
 from fractions import Fraction
 from functools import lru_cache
 
-DEFAULT_TIMEOUT = 3.0  # seconds for one sympy comparison; a timed-out comparison is False
+DEFAULT_TIMEOUT = 3.0  # seconds of sympy work for one check; a check that runs out is False
 MAX_SYMPY_CHARS = 400  # longer expressions are compared as strings only: no real answer is this long
 MAX_ANSWER_CHARS = 2000  # longer answers skip structure matching (quadratic in the worst case)
 MAX_ITEMS = 50  # longer lists are matched as sorted strings, not item by item
@@ -279,13 +279,13 @@ def _vector_items(structure) -> list[str] | None:
     return None
 
 
-def _all_pairwise(preds: list[str], golds: list[str], timeout: float) -> bool:
+def _all_pairwise(preds: list[str], golds: list[str], deadline: float) -> bool:
     if len(golds) > MAX_ITEMS:
         return preds == golds
-    return len(preds) == len(golds) and all(_equiv(p, g, timeout) for p, g in zip(preds, golds))
+    return len(preds) == len(golds) and all(_equiv(p, g, deadline) for p, g in zip(preds, golds))
 
 
-def _same_multiset(preds: list[str], golds: list[str], timeout: float) -> bool:
+def _same_multiset(preds: list[str], golds: list[str], deadline: float) -> bool:
     """Order-free match: every gold item paired with a distinct equal pred item."""
     if len(preds) != len(golds):
         return False
@@ -293,7 +293,7 @@ def _same_multiset(preds: list[str], golds: list[str], timeout: float) -> bool:
         return sorted(preds) == sorted(golds)
     unused = list(preds)
     for gold in golds:
-        match = next((i for i, pred in enumerate(unused) if _equiv(pred, gold, timeout)), None)
+        match = next((i for i, pred in enumerate(unused) if _equiv(pred, gold, deadline)), None)
         if match is None:
             return False
         unused.pop(match)
@@ -308,7 +308,7 @@ def _drop_variable_prefixes(pred: str, gold: str) -> tuple[str, str]:
     return pred, gold
 
 
-def _equiv(pred: str, gold: str, timeout: float) -> bool:
+def _equiv(pred: str, gold: str, deadline: float) -> bool:
     """Equivalence of two normalized answers, structure first, then scalars."""
     if pred.replace(" ", "") == gold.replace(" ", ""):
         return True
@@ -316,36 +316,36 @@ def _equiv(pred: str, gold: str, timeout: float) -> bool:
     pred_structure, gold_structure = _structure(pred), _structure(gold)
     pred_kind, gold_kind = pred_structure[0], gold_structure[0]
     if pred_kind == "scalar" and gold_kind in ("tuple", "union") and _inequality_as_interval(pred):
-        return _equiv(_inequality_as_interval(pred), gold, timeout)  # `x < 3` answers `(-\infty, 3)`
+        return _equiv(_inequality_as_interval(pred), gold, deadline)  # `x < 3` answers `(-\infty, 3)`
     if gold_kind == "scalar" and pred_kind in ("tuple", "union") and _inequality_as_interval(gold):
-        return _equiv(pred, _inequality_as_interval(gold), timeout)
+        return _equiv(pred, _inequality_as_interval(gold), deadline)
     if pred_kind == gold_kind == "scalar":
-        return _scalar_equiv(pred, gold, timeout)
+        return _scalar_equiv(pred, gold, deadline)
     pred_vector, gold_vector = _vector_items(pred_structure), _vector_items(gold_structure)
     if pred_vector is not None and gold_vector is not None and {pred_kind, gold_kind} == {"matrix", "tuple"}:
-        return _all_pairwise(pred_vector, gold_vector, timeout)
+        return _all_pairwise(pred_vector, gold_vector, deadline)
     if pred_kind == gold_kind == "matrix":
         pred_rows, gold_rows = pred_structure[1], gold_structure[1]
         return len(pred_rows) == len(gold_rows) and all(
-            _all_pairwise(p, g, timeout) for p, g in zip(pred_rows, gold_rows))
+            _all_pairwise(p, g, deadline) for p, g in zip(pred_rows, gold_rows))
     if pred_kind == gold_kind == "tuple":
         # Ordered, and the brackets count: (1, 2] is not [1, 2].
         return pred_structure[1:3] == gold_structure[1:3] and _all_pairwise(
-            pred_structure[3], gold_structure[3], timeout)
+            pred_structure[3], gold_structure[3], deadline)
     if pred_kind == gold_kind == "union":
-        return _same_multiset(pred_structure[1], gold_structure[1], timeout)
+        return _same_multiset(pred_structure[1], gold_structure[1], deadline)
     if {pred_kind, gold_kind} <= {"set", "list"}:
         # Several answers ("1, -2", "\{1, -2\}", "x = \pm 3"): order-free.
         pred_items = [_strip_variable(p) for p in pred_structure[1]]
         gold_items = [_strip_variable(g) for g in gold_structure[1]]
         if pred_kind == "set" or gold_kind == "set":
             pred_items, gold_items = list(dict.fromkeys(pred_items)), list(dict.fromkeys(gold_items))
-        return _same_multiset(pred_items, gold_items, timeout)
+        return _same_multiset(pred_items, gold_items, deadline)
     if {pred_kind, gold_kind} in ({"scalar", "set"}, {"scalar", "list"}):
         # One answer against a collection: only a collection of exactly that one answer.
         items = (gold_structure if pred_kind == "scalar" else pred_structure)[1]
         scalar = pred if pred_kind == "scalar" else gold
-        return len(set(items)) == 1 and _equiv(scalar, items[0], timeout)
+        return len(set(items)) == 1 and _equiv(scalar, items[0], deadline)
     return False  # different shapes: a tuple is not a list, an interval is not a number
 
 
@@ -434,7 +434,7 @@ def _is_text(s: str) -> bool:
     return bool(_PROSE_WORD.search(re.sub(r"\\[a-zA-Z]+", " ", s)))
 
 
-def _scalar_equiv(pred: str, gold: str, timeout: float) -> bool:
+def _scalar_equiv(pred: str, gold: str, deadline: float) -> bool:
     if pred.replace(" ", "") == gold.replace(" ", ""):
         return True
     pred_number, gold_number = _as_number(pred), _as_number(gold)
@@ -446,7 +446,7 @@ def _scalar_equiv(pred: str, gold: str, timeout: float) -> bool:
         return False  # a choice letter only equals the same letter
     if len(pred) > MAX_SYMPY_CHARS or len(gold) > MAX_SYMPY_CHARS:
         return False
-    return _sympy_equal(pred, gold, timeout)
+    return _sympy_equal(pred, gold, deadline)
 
 
 # --------------------------------------------------------------------------- sympy helpers
@@ -546,7 +546,8 @@ class _HelperPool:
             self.helpers.append(helper)
         return helper
 
-    def check(self, pred: str, gold: str, timeout: float) -> bool:
+    def check(self, pred: str, gold: str, timeout: float) -> bool | None:
+        """The helper's verdict, or None when it ran out of time (it is then replaced)."""
         with self.slots:  # at most WORKERS helpers busy; other threads wait here
             helper = None
             while helper is None or not helper.alive():  # an idle helper may have died: start another
@@ -561,7 +562,7 @@ class _HelperPool:
                 with self.lock:
                     if helper in self.helpers:
                         self.helpers.remove(helper)
-            return bool(verdict)
+            return verdict
 
     def stop(self) -> None:
         with self.lock:
@@ -587,10 +588,24 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_parent_helpers)
 
 
-@lru_cache(maxsize=1 << 16)
-def _sympy_equal(pred: str, gold: str, timeout: float) -> bool:
-    """Ask an idle helper (starting one if needed); a helper that runs out of time is replaced."""
-    return _pool.check(pred, gold, timeout)
+_sympy_verdicts: dict[tuple[str, str], bool] = {}  # single dict reads/writes are atomic: thread-safe
+
+
+def _sympy_equal(pred: str, gold: str, deadline: float) -> bool:
+    """Ask a helper with the time left until `deadline`; out of time is False (and not cached)."""
+    verdict = _sympy_verdicts.get((pred, gold))
+    if verdict is not None:
+        return verdict
+    time_left = deadline - time.monotonic()
+    if time_left <= 0:
+        return False
+    verdict = _pool.check(pred, gold, time_left)
+    if verdict is None:
+        return False
+    if len(_sympy_verdicts) >= 1 << 16:
+        _sympy_verdicts.clear()
+    _sympy_verdicts[(pred, gold)] = verdict
+    return verdict
 
 
 # ---- what runs inside a helper process (imports sympy; the parent never does)
@@ -779,6 +794,7 @@ def _is_equiv_cached(pred: str, gold: str, timeout: float) -> bool:
 
 
 def _is_equiv_uncached(pred: str, gold: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout  # for all the sympy work of this check together
     pred_norm, gold_norm = normalize(pred), normalize(gold)
     if not pred_norm or not gold_norm:
         return False
@@ -788,13 +804,15 @@ def _is_equiv_uncached(pred: str, gold: str, timeout: float) -> bool:
         prefix = _CHOICE_PREFIX.match(pred_norm)
         pred_letters = (prefix.group(1) or prefix.group(2)) if prefix else pred_norm
         return pred_letters == gold_norm
-    return _equiv(pred_norm, gold_norm, timeout)
+    return _equiv(pred_norm, gold_norm, deadline)
 
 
 def is_equiv(pred: str | None, gold: str | None, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
     """True if answer `pred` means the same as answer `gold`; never raises, never hangs.
 
-    `timeout` bounds each sympy comparison (seconds); a comparison that runs out is False.
+    `timeout` (seconds) bounds all the sympy work of this check, however many parts a structure
+    has; a check that runs out is False. String and number work needs no limit: it is linear in
+    the answer's length, which is capped.
     Results are cached (functools.lru_cache is thread-safe), so repeated pairs are free.
     """
     if not pred or not gold:
@@ -819,7 +837,7 @@ def grade(response: str, gold: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool
 def clear_caches() -> None:
     """Forget every cached verdict (benchmarks time cold runs with it; see also `stop_helpers`)."""
     _is_equiv_cached.cache_clear()
-    _sympy_equal.cache_clear()
+    _sympy_verdicts.clear()
 
 
 def stop_helpers() -> None:

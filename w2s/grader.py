@@ -41,7 +41,7 @@ MAX_SYMPY_CHARS = 400  # longer expressions are compared as strings only: no rea
 MAX_ANSWER_CHARS = 2000  # longer answers skip structure matching (quadratic in the worst case)
 MAX_ITEMS = 50  # longer lists are matched as sorted strings, not item by item
 NUMBER_REL_TOL = 1e-6  # for decimals: 0.3333333 is 1/3, 0.333 is not
-WORKERS = int(os.environ.get("W2S_GRADER_WORKERS", "0")) or min(4, os.cpu_count() or 1)
+MAX_HELPERS = int(os.environ.get("W2S_GRADER_HELPERS", "0")) or min(4, os.cpu_count() or 1)  # sympy processes
 
 # --------------------------------------------------------------------------- extraction
 
@@ -455,7 +455,7 @@ class GraderSetupError(RuntimeError):
     """The sympy helper cannot run (e.g. wrong antlr4 runtime): raised, never graded as False."""
 
 
-class _SympyWorker:
+class _SympyHelper:
     """One helper process that answers "are these two LaTeX expressions equal?" one line at a time."""
 
     def __init__(self, process: subprocess.Popen, startup_timeout: float = 120.0):
@@ -505,19 +505,19 @@ class _SympyWorker:
 
 
 class _HelperPool:
-    """At most WORKERS helpers per process; idle ones are reused, dead or timed-out ones replaced."""
+    """At most MAX_HELPERS helpers per process; idle ones are reused, dead or timed-out ones replaced."""
 
     def __init__(self):
         self.idle: queue.LifoQueue = queue.LifoQueue()
-        self.helpers: list[_SympyWorker] = []
+        self.helpers: list[_SympyHelper] = []
         self.lock = threading.Lock()
-        self.slots = threading.BoundedSemaphore(WORKERS)
+        self.slots = threading.BoundedSemaphore(MAX_HELPERS)
         self.spawn_requests: queue.Queue = queue.Queue()
         self.spawner: threading.Thread | None = None
 
     def _spawn_loop(self) -> None:
         # Helpers are started from this one thread, which lives as long as the process: Linux ties
-        # a child's "die with the parent" signal (set in _worker_main) to the thread that started
+        # a child's "die with the parent" signal (set in _helper_main) to the thread that started
         # it, and a helper started by a short-lived pool thread would die with that thread.
         while True:
             command, reply = self.spawn_requests.get()
@@ -527,7 +527,7 @@ class _HelperPool:
             except Exception as error:  # noqa: BLE001 - handed to the thread that asked
                 reply.put(error)
 
-    def _new_helper(self) -> _SympyWorker:
+    def _new_helper(self) -> _SympyHelper:
         with self.lock:
             if self.spawner is None:
                 self.spawner = threading.Thread(target=self._spawn_loop, name="w2s-grader-spawner", daemon=True)
@@ -535,20 +535,20 @@ class _HelperPool:
         # Run this file as a script, without its folder on sys.path (a project module there
         # must never shadow a standard one); the argument is our pid, for _die_with_parent.
         launcher = ("import runpy, sys; sys.path.pop(0); "
-                    f"runpy.run_path({os.path.abspath(__file__)!r}, run_name='__sympy_worker__')")
+                    f"runpy.run_path({os.path.abspath(__file__)!r}, run_name='__sympy_helper__')")
         reply: queue.Queue = queue.Queue()
         self.spawn_requests.put(([sys.executable, "-u", "-c", launcher, str(os.getpid())], reply))
         process = reply.get()
         if isinstance(process, BaseException):
             raise GraderSetupError(f"cannot start the grader's sympy helper: {process}")
-        helper = _SympyWorker(process)
+        helper = _SympyHelper(process)
         with self.lock:
             self.helpers.append(helper)
         return helper
 
     def check(self, pred: str, gold: str, timeout: float) -> bool | None:
         """The helper's verdict, or None when it ran out of time (it is then replaced)."""
-        with self.slots:  # at most WORKERS helpers busy; other threads wait here
+        with self.slots:  # at most MAX_HELPERS helpers busy; other threads wait here
             helper = None
             while helper is None or not helper.alive():  # an idle helper may have died: start another
                 try:
@@ -638,7 +638,7 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _worker_main() -> None:
+def _helper_main() -> None:
     _die_with_parent()
     try:
         import resource
@@ -848,5 +848,5 @@ def stop_helpers() -> None:
     _pool.stop()
 
 
-if __name__ == "__sympy_worker__":
-    _worker_main()
+if __name__ == "__sympy_helper__":
+    _helper_main()

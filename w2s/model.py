@@ -245,7 +245,15 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
         else:
             k, v = cache.update(self.layer_idx, positions, k, v, attend_len)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+            if T == 1 and gqa:
+                # Decoding one token per row: the query heads that share a KV head go in as that head's
+                # queries (the row's mask holds for all of them). Same result as enable_gqa, but each KV
+                # head is read once; torch's CPU flash kernel is several times faster this way in bf16.
+                n_rep = self.n_heads // self.n_kv_heads
+                y = F.scaled_dot_product_attention(q.reshape(B, self.n_kv_heads, n_rep, self.head_dim), k, v,
+                                                   attn_mask=mask).reshape(B, self.n_heads, 1, self.head_dim)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
 
 

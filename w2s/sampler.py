@@ -4,11 +4,14 @@ The loop, in the style of gpt-fast:
 
 1. Plan the cache from the batch: `longest prompt + max_new_tokens` slots per row (refused up front
    if that exceeds the model's maximum length, rather than failing mid-generation).
-2. Prefill: the prompts, right-padded to the longest, go through the model once. Row b's token at
-   position p is written to cache slot p; padding lands past the row's end and is overwritten by
-   the row's own generated tokens before any query can see it.
+2. Prefill: each prompt goes through the model once. Rows are sorted by length and prefilled in a
+   few groups, each right-padded to its longest prompt (padding a whole ragged batch to its longest
+   would waste ~40% of the prefill on typical prompts). Row b's token at position p is written to
+   cache slot p; padding lands past the row's end and is overwritten by the row's own generated
+   tokens before any query can see it. Only each prompt's last position goes through the head.
 3. Decode: each step feeds one token per row at that row's own position and reads everything else
-   from the cache, so a prompt's output never depends on its batch mates.
+   from the cache, so a prompt's output does not depend on its batch mates (exactly, in fp32; in
+   bf16 a batch's shapes can change the rounding, so a near-tie may go the other way).
 4. Rows stop on their own (a stop token, or `max_new_tokens`). Finished rows are dropped from the
    batch and the cache, so they stop costing compute; the loop ends when no row is left.
 

@@ -14,6 +14,7 @@ shards + `trainer_state.json`), and at the end `final/`, a Hugging Face checkpoi
 """
 import argparse
 import base64
+import hashlib
 import json
 import math
 import os
@@ -22,10 +23,10 @@ import resource
 import shutil
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from functools import partial
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
@@ -35,7 +36,10 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-from w2s.data import IGNORE_INDEX, collate, global_batches, load_sft_examples, split_global_batch, tokenize_sft
+from w2s.data import (IGNORE_INDEX, TokenizedExample, collate, global_batches, load_sft_examples,
+                      split_global_batch, tokenize_sft)
+import w2s.data
+import w2s.tokenizer
 from w2s.model import PRESETS, Llama, ModelArgs
 from w2s.tokenizer import Tokenizer
 
@@ -52,7 +56,7 @@ FINETUNE_DEFAULTS = dict(dtype="bf16", lr=2e-5, warmup_ratio=0.1, epochs=2, batc
 # measurements in bench/RESULTS.md); fp32, because on a CPU it is as fast as bf16 for these shapes
 # and needs no care. max_seq_len None: the preset's own.
 SCRATCH_DEFAULTS = dict(dtype="fp32", lr=3e-3, warmup_ratio=0.05, epochs=2, batch_size=64, grad_accum=1,
-                        max_seq_len=None, weight_decay=0.1, save_every=200)
+                        max_seq_len=None, weight_decay=0.0, save_every=200)
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
@@ -320,6 +324,43 @@ def export_final(model, tokenizer: Tokenizer, config: Config, rank: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Data: tokenized once per (file, tokenizer, max length), then cached beside the file. Tokenizing
+# 30k examples takes longer than a short from-scratch run's first hundred steps, and a study trains
+# on the same file many times (seeds, stages). The cache holds plain int arrays (.npz, no pickle).
+
+
+def load_tokenized(data_path: str, tokenizer: Tokenizer, max_seq_len: int,
+                   write_cache: bool = True) -> tuple[list[TokenizedExample], dict]:
+    stat = os.stat(data_path)
+    key = hashlib.sha256(json.dumps([stat.st_size, stat.st_mtime_ns, max_seq_len]).encode())
+    key.update(tokenizer.raw.to_str().encode())
+    for module in (w2s.data, w2s.tokenizer):  # the code that tokenizes: a change there is a new cache
+        with open(module.__file__, "rb") as f:
+            key.update(f.read())
+    cache = os.path.join(os.path.dirname(data_path) or ".", ".cache",
+                         f"{os.path.basename(data_path)}.{key.hexdigest()[:16]}.npz")
+    if os.path.exists(cache):
+        with np.load(cache, allow_pickle=False) as arrays:
+            ids, labels, offsets = arrays["input_ids"].tolist(), arrays["labels"].tolist(), arrays["offsets"].tolist()
+            report = json.loads(arrays["report"].tobytes())
+        examples = [TokenizedExample(ids[a:b], labels[a:b]) for a, b in zip(offsets, offsets[1:])]
+        return examples, report
+    examples, report = tokenize_sft(load_sft_examples(data_path), tokenizer, max_seq_len, overflow="truncate")
+    if write_cache:
+        try:
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            tmp = cache + f".{os.getpid()}.tmp.npz"
+            np.savez(tmp, input_ids=np.array([t for e in examples for t in e.input_ids], dtype=np.int32),
+                     labels=np.array([t for e in examples for t in e.labels], dtype=np.int32),
+                     offsets=np.cumsum([0] + [len(e.input_ids) for e in examples], dtype=np.int64),
+                     report=np.frombuffer(json.dumps(report).encode(), dtype=np.uint8))
+            os.replace(tmp, cache)
+        except OSError as e:  # a read-only data directory: just no cache
+            print(f"not caching tokenized data at {cache}: {e}", file=sys.stderr)
+    return examples, report
+
+
+# ---------------------------------------------------------------------------------------------
 # The learning-rate schedule: linear warmup, then cosine to zero (HF's get_cosine_schedule_with_warmup,
 # except that the first step already trains at lr / warmup rather than at 0).
 
@@ -526,8 +567,7 @@ def train(config: Config, build_args: list[str] | None, resume: bool, rank: int,
         dist.barrier()
 
     tokenizer = Tokenizer.from_pretrained(config.tokenizer)
-    rows = load_sft_examples(config.data)
-    examples, report = tokenize_sft(rows, tokenizer, config.max_seq_len, overflow="truncate")
+    examples, report = load_tokenized(config.data, tokenizer, config.max_seq_len, write_cache=rank == 0)
     log(f"data {config.data}: {report['kept']} examples ({report['truncated']} truncated to {config.max_seq_len} "
         f"tokens, {report['dropped']} dropped), {report['tokens']} tokens, {report['assistant_tokens']} trained on")
     lengths = [len(e.input_ids) for e in examples]

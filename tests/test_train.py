@@ -252,3 +252,17 @@ def test_existing_run_needs_resume(data_file, tmp_path, capsys):
     with pytest.raises(SystemExit):  # resuming with other settings than the run was started with
         run(data_file, str(tmp_path / "run"), "--max-steps", "1", "--resume", "--lr", "1")
     assert "lr differ" in capsys.readouterr().err
+
+
+def test_tokenized_cache_matches_and_follows_the_file(data_file, tmp_path):
+    tokenizer = Tokenizer.from_pretrained(os.path.dirname(data_file))
+    path = tmp_path / "sft.jsonl"
+    rows = synthetic_rows(12, seed=1)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    expected = tokenize_sft(rows, tokenizer, max_seq_len=40)
+    assert train.load_tokenized(str(path), tokenizer, 40) == expected  # tokenized, cache written
+    assert len(os.listdir(tmp_path / ".cache")) == 1
+    assert train.load_tokenized(str(path), tokenizer, 40) == expected  # from the cache
+    assert expected[1]["truncated"] > 0  # the report (with its counts) comes back from the cache too
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows[:5]))  # the file changes: a new cache
+    assert train.load_tokenized(str(path), tokenizer, 40) == tokenize_sft(rows[:5], tokenizer, max_seq_len=40)

@@ -356,6 +356,7 @@ def main(argv=None) -> None:
         # Rank 0 folds whatever an earlier run left (OUT, rank files) into OUT; then every rank reads
         # the same finished ids, and takes every world-th of the remaining tasks.
         if rank == 0:
+            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
             merge_outputs(args.out, tasks, args.n)
         barrier(world)
         finished = {row["id"] for _, row in read_output_rows(args.out)}

@@ -29,7 +29,7 @@ BUILTIN_TESTS = tuple(miniworld.TEST_SETS)  # DIR/test/<name>.jsonl
 # out takes the directory's recorded value, so adding a variant to a directory never needs them again.
 WORLD_DEFAULTS = {"seed": 0, "num_hard": 30000, "num_foundation": 10000, "num_test": 1000, "num_long_test": 500,
                   "vocab_size": 512, "max_value": miniworld.WorldConfig.max_value, "hard_steps": "3-5",
-                  "long_steps": "6-7", "foundation_steps": "1-2"}
+                  "long_steps": "6-7", "foundation_steps": "1-2", "phrasings": miniworld.WorldConfig.phrasings}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,7 +365,7 @@ def world_settings(args) -> tuple[dict, miniworld.WorldConfig]:
                 for k, default in WORLD_DEFAULTS.items()}
     config = miniworld.WorldConfig(max_value=settings["max_value"], hard_steps=step_range(settings["hard_steps"]),
                                    long_steps=step_range(settings["long_steps"]),
-                                   foundation_steps=step_range(settings["foundation_steps"]))
+                                   foundation_steps=step_range(settings["foundation_steps"]), phrasings=settings["phrasings"])
     if config.hard_steps[0] < 3:
         raise SystemExit(f"--hard-steps {settings['hard_steps']}: hard tasks need at least 3 steps to have sub-tasks")
     return settings, config
@@ -534,6 +534,8 @@ examples:
     world.add_argument("--long-steps", type=step_range, help=f"steps of the longer test ({WORLD_DEFAULTS['long_steps']})")
     world.add_argument("--foundation-steps", type=step_range, help=f"steps of foundation problems ({WORLD_DEFAULTS['foundation_steps']})")
     world.add_argument("--max-value", type=int, help=f"largest amount in a task ({WORLD_DEFAULTS['max_value']})")
+    world.add_argument("--phrasings", type=int, choices=[1, 2, 3],
+                       help=f"templates per kind of sentence; fewer are easier to learn ({WORLD_DEFAULTS['phrasings']})")
     world.add_argument("--vocab-size", type=int, help=f"tokenizer vocabulary ({WORLD_DEFAULTS['vocab_size']})")
     hf = parser.add_argument_group("the paper's data (--source hf)")
     hf.add_argument("--hf-dir", help="convert an already-downloaded copy of the dataset instead of downloading")

@@ -116,3 +116,15 @@ def test_world_is_deterministic_in_its_seed(world):
     assert [p.text for p in again.hard] == [p.text for p in world.hard[:50]]
     other = mw.build_world(seed=4, num_hard=50, num_foundation=10, num_test=10, num_long_test=10)
     assert [p.text for p in other.hard] != [p.text for p in again.hard]
+
+
+def test_fewer_phrasings_use_only_the_first_templates():
+    world = mw.build_world(seed=0, num_hard=200, num_foundation=20, num_test=20, num_long_test=5,
+                           config=mw.WorldConfig(phrasings=1))
+    for problem in world.hard:
+        for p in [problem] + problem.subtasks + problem.paraphrases:
+            first_sentence = p.text.split(". ")[0]
+            assert " has " in first_sentence and p.text.endswith(" have now?"), p.text
+            assert "multiplies" not in p.text and "splits" not in p.text and "finds" not in p.text
+            assert mw.parse_problem(p.text) == p.task
+        assert problem.paraphrases[0].text != problem.text  # other name and unit

@@ -77,6 +77,7 @@ class WorldConfig:
     hard_steps: tuple[int, int] = (3, 5)  # hard full tasks and the same-distribution test set
     long_steps: tuple[int, int] = (6, 7)  # the harder test set (generalization to more steps)
     foundation_steps: tuple[int, int] = (1, 2)  # stage-1 foundation problems
+    phrasings: int = 3  # templates in use per kind of sentence (1-3): fewer = easier to learn
 
 
 def sample_task(rng: random.Random, num_steps: int, config: WorldConfig = WorldConfig()) -> Task:
@@ -129,20 +130,21 @@ class Phrasing:
     question: int
 
 
-def sample_phrasing(rng: random.Random, task: Task, avoid: Phrasing | None = None) -> Phrasing:
-    """A random phrasing; with `avoid`, one that differs from it in every sentence (a paraphrase)."""
+def sample_phrasing(rng: random.Random, task: Task, avoid: Phrasing | None = None, templates: int = 3) -> Phrasing:
+    """A random phrasing among the first `templates` templates of each kind of sentence; with
+    `avoid`, one that differs from it wherever there is a choice (a paraphrase)."""
     def pick(n: int, not_this: int | None) -> int:
-        if not_this is None:
+        if not_this is None or n == 1:
             return rng.randrange(n)
         return (not_this + 1 + rng.randrange(n - 1)) % n  # any index but `not_this`
 
-    a = avoid
+    a, t = avoid, templates
     return Phrasing(
         name=pick(len(NAMES), a and a.name),
         unit=pick(len(UNITS), a and a.unit),
-        start=pick(len(START_TEMPLATES), a and a.start),
-        steps=tuple(pick(len(STEP_TEMPLATES[s.op]), a and a.steps[i]) for i, s in enumerate(task.steps)),
-        question=pick(len(QUESTION_TEMPLATES), a and a.question),
+        start=pick(min(t, len(START_TEMPLATES)), a and a.start),
+        steps=tuple(pick(min(t, len(STEP_TEMPLATES[s.op])), a and a.steps[i]) for i, s in enumerate(task.steps)),
+        question=pick(min(t, len(QUESTION_TEMPLATES)), a and a.question),
     )
 
 
@@ -413,6 +415,12 @@ def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, nu
                 config: WorldConfig = WorldConfig()) -> World:
     """Draw the whole world from `seed`. Test problems are drawn first and nothing in training shares
     a task with them: not a hard task, a sub-task, a paraphrase or a foundation problem."""
+    if not 1 <= config.phrasings <= 3:
+        raise ValueError(f"phrasings must be 1, 2 or 3, got {config.phrasings}")
+
+    def phrase(rng: random.Random, task: Task, avoid: Phrasing | None = None) -> Phrasing:
+        return sample_phrasing(rng, task, avoid, config.phrasings)
+
     report = {"duplicate_draws_skipped": 0, "test_collisions_skipped": 0}
     tests, taken = {}, set()
     for name, size in [("miniworld", num_test), ("miniworld_long", num_long_test)]:
@@ -424,7 +432,7 @@ def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, nu
                 report["duplicate_draws_skipped"] += 1
                 continue
             taken.add(signature(task))
-            problems.append(Problem(f"{name}-{len(problems):05d}", task, render_problem(task, sample_phrasing(rng, task))))
+            problems.append(Problem(f"{name}-{len(problems):05d}", task, render_problem(task, phrase(rng, task))))
         tests[name] = problems
     test_signatures = set(taken)
 
@@ -442,14 +450,14 @@ def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, nu
             continue
         taken.add(signature(task))
         task_id = f"mw-{len(hard):06d}"
-        phrasing = sample_phrasing(rng, task)
+        phrasing = phrase(rng, task)
         problem = Problem(task_id, task, render_problem(task, phrasing))
         for j, (part, (first, last)) in enumerate(zip(parts, spans)):
             # A sub-task keeps its task's name and unit, so it reads as a piece of the same story.
-            sub_phrasing = sample_phrasing(rng, part)
+            sub_phrasing = phrase(rng, part)
             sub_phrasing = Phrasing(phrasing.name, phrasing.unit, sub_phrasing.start, sub_phrasing.steps, sub_phrasing.question)
             problem.subtasks.append(Problem(f"{task_id}-sub{j + 1}", part, render_problem(part, sub_phrasing), span=(first, last)))
-        problem.paraphrases.append(Problem(f"{task_id}-para1", task, render_problem(task, sample_phrasing(rng, task, avoid=phrasing))))
+        problem.paraphrases.append(Problem(f"{task_id}-para1", task, render_problem(task, phrase(rng, task, avoid=phrasing))))
         hard.append(problem)
 
     rng, foundation = random.Random(f"miniworld/{seed}/foundation"), []
@@ -458,7 +466,7 @@ def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, nu
         if signature(task) in test_signatures:
             report["test_collisions_skipped"] += 1
             continue
-        foundation.append(Problem(f"mw-found-{len(foundation):06d}", task, render_problem(task, sample_phrasing(rng, task))))
+        foundation.append(Problem(f"mw-found-{len(foundation):06d}", task, render_problem(task, phrase(rng, task))))
     return World(hard, foundation, tests, report)
 
 

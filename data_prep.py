@@ -549,6 +549,9 @@ examples:
     for rate in args.hard_error + args.sub_error:
         if not 0 <= rate <= 1:
             parser.error(f"error rates must be in [0, 1], got {rate}")
+    for flag, path in (("--stats", args.stats), ("--from-samples", args.from_samples)):
+        if path and not os.path.isfile(path):
+            parser.error(f"{flag} {path}: no such file")
     if args.hf_dir:
         args.source = "hf"
         if not os.path.isdir(args.hf_dir):
@@ -558,6 +561,8 @@ examples:
     for name in ("num_hard", "num_test", "num_long_test", "vocab_size", "max_value"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.max_value is not None and args.max_value < 3:
+        parser.error("--max-value must be at least 3")
     if args.num_foundation is not None and args.num_foundation < 0:
         parser.error("--num-foundation must not be negative")
     for name in ("hard_steps", "long_steps", "foundation_steps"):  # recorded in the manifest as text

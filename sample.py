@@ -191,7 +191,7 @@ class Progress:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
         rate = self.done / elapsed
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta == eta else "?"
+        eta_text = f"{int(eta // 3600)}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}" if eta == eta else "?"
         return (f"{self.unit} {self.done}/{self.total} | {rate:.2f} {self.unit}/s | "
                 f"{self.tokens / elapsed:.0f} tok/s | ETA {eta_text}")
 

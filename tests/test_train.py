@@ -23,7 +23,7 @@ from w2s.tokenizer import Tokenizer, train_tokenizer
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def synthetic_rows(n: int = 48, seed: int = 0) -> list[dict]:
+def synthetic_rows(n: int = 45, seed: int = 0) -> list[dict]:
     """Chains of 1-4 additions: answers of different lengths, so token weighting matters."""
     rng = random.Random(seed)
     rows = []
@@ -39,6 +39,16 @@ def synthetic_rows(n: int = 48, seed: int = 0) -> list[dict]:
         rows.append({"id": f"s{i}", "messages": [{"role": "user", "content": problem},
                                                  {"role": "assistant", "content": "\n".join(lines)}], "meta": {}})
     return rows
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tiny model gains little from a second thread, and on a loaded machine two-thread ops wait
+    on each other (measured: a 3-step run takes 4 s with one thread, 15 s with two)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +89,20 @@ def assert_same_weights(a: dict, b: dict, atol: float = WEIGHT_ATOL) -> None:
 
 
 def test_two_processes_match_one(data_file, tmp_path):
-    """FSDP2 over 2 gloo processes x batch 2 = one process x batch 4 (the same global batches)."""
-    common = ["--max-steps", "3", "--lr", "1e-3", "--grad-accum", "1"]
-    run(data_file, str(tmp_path / "one"), "--batch-size", "4", *common)
+    """FSDP2 over 2 gloo processes = one plain process on the same global batches of 12. The two
+    processes accumulate 6 micro-batches of 1 each; the 45 examples end in a partial batch of 9, where
+    rank 1 runs out of examples after 4 micro-steps and must still join the 5th (a zero-weight one)."""
+    common = ["--max-steps", "4", "--lr", "1e-3"]
+    run(data_file, str(tmp_path / "one"), "--batch-size", "12", "--grad-accum", "1", *common)
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                os.path.join(ROOT, "train.py"), "--data", data_file, "--out", str(tmp_path / "two"),
-               "--batch-size", "2", *common]
+               "--batch-size", "1", "--grad-accum", "6", *common]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "FSDP2 over 2 processes" in result.stdout
     one, two = metrics(str(tmp_path / "one")), metrics(str(tmp_path / "two"))
-    assert [r["step"] for r in two] == [1, 2, 3]
+    assert [r["step"] for r in two] == [1, 2, 3, 4]
     for a, b in zip(one, two):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)

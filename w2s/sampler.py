@@ -101,9 +101,9 @@ def _row_generators(prompts: list[list[int]], seed) -> list[random.Random]:
         rngs = []
         for prompt in prompts:
             key = tuple(prompt)
-            copy = copies[key] = copies.get(key, -1) + 1
+            copy_index = copies[key] = copies.get(key, -1) + 1
             # str seeds go through sha512 in `random`: stable across runs and machines.
-            rngs.append(random.Random(f"{seed}/{copy}/{','.join(map(str, prompt))}"))
+            rngs.append(random.Random(f"{seed}/{copy_index}/{','.join(map(str, prompt))}"))
         return rngs
     seeds = list(seed)
     if len(seeds) != len(prompts):

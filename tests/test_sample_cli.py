@@ -5,12 +5,22 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import sample
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
 from w2s.grader import grade
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine waiting for it is slow."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

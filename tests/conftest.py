@@ -8,4 +8,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Test models are tiny: one thread is faster than two fighting over small matmuls, and it leaves
+# the second core to the subprocesses some tests start (torchrun, CLIs).
+torch.set_num_threads(1)

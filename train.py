@@ -141,7 +141,7 @@ def resolve_data_path(data: str, data_dir: str) -> tuple[str, list[str] | None]:
     return path, data_prep.builtin_set_args(data)
 
 
-def resolve_config(args: argparse.Namespace, world_size: int) -> tuple[Config, list[str] | None]:
+def resolve_config(args: argparse.Namespace) -> tuple[Config, list[str] | None]:
     """Check every argument and input file; fill in the defaults. Raises UsageError saying what to run."""
     from_scratch = args.model in PRESETS
     if not from_scratch and not (os.path.isdir(args.model) or re.fullmatch(r"[\w.-]+/[\w.-]+", args.model)):
@@ -404,8 +404,10 @@ def train_step(model, examples, micro_batches: list[list[int]], num_micro_steps:
             weight = 0.0
         input_ids, labels = input_ids.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         logits = model(input_ids)
-        # Position t predicts token t+1; the loss is computed in fp32 whatever the compute dtype.
-        token_losses = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
+        # Position t predicts token t+1: shift the labels left (not the logits, which would copy them),
+        # the last position predicting nothing. The loss is computed in fp32 whatever the compute dtype.
+        targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+        token_losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
                                        ignore_index=IGNORE_INDEX, reduction="sum")
         (token_losses * weight).backward()
         if weight:
@@ -539,9 +541,9 @@ def format_duration(seconds: float) -> str:
 def main(argv: list[str] | None = None) -> str:
     """Train; returns the path of the exported DIR/final."""
     args = parse_args(argv)
-    env_rank, env_world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    env_rank = int(os.environ.get("RANK", 0))
     try:
-        config, build_args = resolve_config(args, env_world)
+        config, build_args = resolve_config(args)
     except UsageError as e:
         if env_rank == 0:
             print(f"train.py: error: {e}", file=sys.stderr)

@@ -39,7 +39,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from w2s import miniworld  # noqa: E402
-from w2s.data import problem_from_user_message, read_jsonl, user_message, write_jsonl  # noqa: E402
+from w2s.data import read_jsonl  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # What is run: sizes, conditions, questions
@@ -52,6 +52,7 @@ class Sizes:
     num_foundation: int  # stage-1 problems
     num_test: int  # same-distribution test problems (3-5 steps, like the training tasks)
     num_long_test: int  # longer test problems (6-7 steps): generalization
+    max_value: int  # largest amount in a task: how many arithmetic facts the model must learn
     stage1_epochs: int
     stage2_epochs: int  # every stage-2 set gets the same number of passes, as in the paper
     teacher_steps: int  # the weak teacher: stage 1 plus this many steps on easy sub-tasks
@@ -64,10 +65,10 @@ class Sizes:
 # The full study. Measured on 2 CPU cores (see RESULTS.md for this run's numbers), a training step of
 # 64 hard examples takes about 0.3 s per process with two processes side by side; every stage-2 set
 # has a fixed number of epochs over num_hard tasks, so this is what sets the time.
-FULL = Sizes(seeds=3, num_hard=6000, num_foundation=10000, num_test=1000, num_long_test=500,
+FULL = Sizes(seeds=3, num_hard=6000, num_foundation=10000, num_test=1000, num_long_test=500, max_value=99,
              stage1_epochs=2, stage2_epochs=2, teacher_steps=40)
 # The plumbing only: every stage runs, on a world too small to learn anything.
-SMOKE = Sizes(seeds=1, num_hard=40, num_foundation=40, num_test=8, num_long_test=4,
+SMOKE = Sizes(seeds=1, num_hard=40, num_foundation=40, num_test=8, num_long_test=4, max_value=99,
               stage1_epochs=1, stage2_epochs=1, teacher_steps=1, batch_size=8, max_steps=2, max_new_tokens=24)
 
 TEACHER_SET = "model_teacher"  # the training set made of the weak teacher's samples
@@ -251,7 +252,7 @@ class Study:
     def build_data(self) -> None:
         s = self.sizes
         world = ["--out", self.data_dir, "--num-hard", str(s.num_hard), "--num-foundation", str(s.num_foundation),
-                 "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test)]
+                 "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test), "--max-value", str(s.max_value)]
         needed = ["foundation"] + [c for c in CONDITIONS if c != TEACHER_SET]
         if all(os.path.exists(self.set_path(name)) for name in needed):
             return
@@ -298,6 +299,7 @@ class Study:
                    "seconds": round(seconds, 1),
                    "benches": {b: {"correct": round(summary[b]["accuracy"] * summary[b]["problems"]),
                                    "problems": summary[b]["problems"], "accuracy": summary[b]["accuracy"],
+                                   "step_accuracy": step_accuracy(os.path.join(run_dir, "eval", f"{b}.jsonl")),
                                    "by_steps": {k: v["accuracy"] for k, v in summary[b]["by"].get("steps", {}).items()}}
                                for b in BENCHES}}
             with open(self.results_path, "a") as f:
@@ -332,16 +334,15 @@ class Study:
                    max_steps=self.sizes.teacher_steps)
         summary = self.evaluate(run_dir)
         self.record(TEACHER_RUN, None, run_dir, summary, time.time() - start)
-        tasks_path = os.path.join(run_dir, "hard_tasks.jsonl")
-        tasks = [{"id": row["meta"]["task_id"], "problem": problem_from_user_message(row["messages"][0]["content"]),
-                  "answer": row["meta"]["answer"]} for row in read_jsonl(self.set_path("hard_full"))]
-        write_jsonl(tasks_path, tasks)
         samples_path = os.path.join(run_dir, "samples.jsonl")
-        self.run("sample", ["--model", os.path.join(run_dir, "final"), "--tasks", tasks_path, "--out", samples_path,
-                            "--n", "1", "--temperature", "0.7", "--top-p", "1.0", "--batch-size", "256", "--seed", "0",
-                            "--max-new-tokens", str(self.sizes.max_new_tokens), "--quiet"],
+        self.run("sample", ["--model", os.path.join(run_dir, "final"), "--tasks", os.path.join(self.data_dir, "tasks", "hard_full.jsonl"),
+                            "--out", samples_path, "--n", "1", "--temperature", "0.7", "--top-p", "1.0", "--batch-size", "256",
+                            "--seed", "0", "--max-new-tokens", str(self.sizes.max_new_tokens), "--quiet"],
                  os.path.join(run_dir, "sample.log"))
-        write_jsonl(self.set_path(TEACHER_SET), teacher_set_rows(read_jsonl(samples_path)))
+        # data_prep.py turns samples into an SFT set: outcome from sample.py's grader verdicts, step-wise
+        # error rate from the world's exact step checker.
+        self.run("data_prep", ["--out", self.data_dir, "--from-samples", samples_path, "--name", TEACHER_SET],
+                 os.path.join(self.out, "logs", "data_prep.log"))
         progress.add(cost)
         progress.log(f"done   weak teacher in {time.time() - start:.0f} s: test accuracy "
                      f"{summary['miniworld']['accuracy']:.1%}; its samples are {self.set_path(TEACHER_SET)}")
@@ -394,25 +395,19 @@ class Study:
         return failures
 
 
-def teacher_set_rows(samples: list[dict]) -> list[dict]:
-    """sample.py rows as SFT rows: the teacher's solution as the assistant turn, with its outcome (the
-    grader's verdict, from sample.py) and its step-wise error rate (the world's exact step checker)."""
-    rows = []
-    for sample in samples:
-        solution = sample["samples"][0]
-        task = miniworld.parse_problem(sample["problem"])
-        errors = miniworld.step_errors(solution, task)
-        rows.append({"id": sample["id"],
-                     "messages": [{"role": "user", "content": user_message(sample["problem"])},
-                                  {"role": "assistant", "content": solution}],
-                     "meta": {"task_id": sample["id"], "kind": TEACHER_SET, "answer": sample["answer"],
-                              "correct": sample["correct"][0], "step_error_rate": sum(errors) / len(errors),
-                              "steps": len(task.steps)}})
-    return rows
-
-
 # ---------------------------------------------------------------------------------------------
 # Statistics
+
+
+def step_accuracy(eval_rows_path: str) -> float:
+    """The share of test-problem steps a model's greedy solutions get right, by the world's exact step
+    checker (a missing or extra step is a wrong one). Finer than final-answer accuracy: a solution
+    with one slip in five steps scores 0.8 here and 0 there."""
+    wrong = total = 0
+    for row in read_jsonl(eval_rows_path):
+        errors = miniworld.step_errors(row["responses"][0], row["problem"])
+        wrong, total = wrong + sum(errors), total + len(errors)
+    return 1 - wrong / total
 
 
 def training_set_quality(study: Study) -> dict[str, dict]:
@@ -453,6 +448,7 @@ def summarize(results: list[dict]) -> dict[str, dict[str, dict]]:
             # The binomial standard error of one run's accuracy: what a bigger test set would shrink.
             stats["test_se"] = math.sqrt(stats["mean"] * (1 - stats["mean"]) / problems)
             stats["problems"] = problems
+            stats["step"] = mean_and_spread([r["step_accuracy"] for r in runs])
             summary[condition][bench] = stats
     return summary
 
@@ -511,10 +507,10 @@ def pct(x: float | None, digits: int = 1) -> str:
 
 def question_table(question: Question, summary: dict, quality: dict) -> list[str]:
     lines = ["| condition | train set: outcome err % | step-wise err % | test acc % (mean ± SE) | std | seeds | "
-             "long test acc % (mean ± SE) |", "|---|---:|---:|---:|---:|---|---:|"]
+             "test steps right % | long test acc % | long test steps right % |", "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     for condition in question.conditions:
         if condition not in summary:
-            lines.append(f"| {LABELS[condition]} | | | not run | | | |")
+            lines.append(f"| {LABELS[condition]} | | | not run | | | | | |")
             continue
         main, long = summary[condition]["miniworld"], summary[condition]["miniworld_long"]
         q = quality.get(TEACHER_SET if condition == TEACHER_SET else condition, {})
@@ -523,7 +519,8 @@ def question_table(question: Question, summary: dict, quality: dict) -> list[str
         seeds = ", ".join(pct(v) for v in main["values"])
         lines.append(f"| {LABELS[condition]} (`{condition}`) | {pct(q.get('outcome_error'))} | {pct(q.get('step_error'))} | "
                      f"{pct(main['mean'])} ± {pct(main['se'])} | {pct(main['std'])} | {seeds} | "
-                     f"{pct(long['mean'])} ± {pct(long['se'])} |")
+                     f"{pct(main['step']['mean'])} ± {pct(main['step']['se'])} | {pct(long['mean'])} ± {pct(long['se'])} | "
+                     f"{pct(long['step']['mean'])} ± {pct(long['step']['se'])} |")
     return lines
 
 

@@ -1,0 +1,63 @@
+"""experiments/mini_study.py end to end at toy size (--smoke): every stage runs, every condition gets a
+result, the report names them all, and a rerun resumes instead of redoing finished runs."""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "experiments"))
+
+import mini_study  # noqa: E402
+
+
+def run_smoke(out: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "mini_study.py"), "--smoke", "--out", out],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_smoke_study_has_every_condition_and_resumes(tmp_path):
+    out = str(tmp_path / "study")
+    first = run_smoke(out)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+
+    with open(os.path.join(out, "results.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    conditions = {row["condition"] for row in rows}
+    assert conditions == set(mini_study.CONDITIONS) | {"stage1", mini_study.TEACHER_RUN}
+    assert len(rows) == len(conditions)  # one seed in the smoke study, one row per run
+    for row in rows:
+        for bench in mini_study.BENCHES:
+            result = row["benches"][bench]
+            assert result["problems"] == (mini_study.SMOKE.num_test if bench == "miniworld" else mini_study.SMOKE.num_long_test)
+            assert 0.0 <= result["accuracy"] <= 1.0
+
+    # The teacher's samples became a training set whose error rates were measured on it.
+    with open(os.path.join(out, "data", f"{mini_study.TEACHER_SET}.jsonl")) as f:
+        teacher_rows = [json.loads(line) for line in f]
+    assert 0 < len(teacher_rows) <= mini_study.SMOKE.num_hard  # empty samples are left out (and counted)
+    assert all(isinstance(r["meta"]["correct"], bool) and 0 <= r["meta"]["step_error_rate"] <= 1 for r in teacher_rows)
+
+    with open(os.path.join(out, "RESULTS.md")) as f:
+        report = f.read()
+    for condition in mini_study.CONDITIONS:
+        assert f"`{condition}`" in report
+    for question in mini_study.QUESTIONS:
+        assert question.title in report
+
+    # A rerun finds every run finished: nothing is trained again, no row is added.
+    second = run_smoke(out)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "start " not in second.stdout
+    with open(os.path.join(out, "results.jsonl")) as f:
+        assert len(f.readlines()) == len(rows)
+
+
+def test_statistics():
+    stats = mini_study.mean_and_spread([0.5, 0.6, 0.7])
+    assert abs(stats["mean"] - 0.6) < 1e-12 and abs(stats["std"] - 0.1) < 1e-12
+    assert abs(stats["se"] - 0.1 / 3 ** 0.5) < 1e-12
+    assert mini_study.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert mini_study.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert "agrees" in mini_study.verdict((0.10, 0.02)) and "disagrees" in mini_study.verdict((-0.10, 0.02))
+    assert "no clear difference" in mini_study.verdict((0.01, 0.02))

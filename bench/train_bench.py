@@ -193,6 +193,46 @@ def scaling(steps: int) -> list[tuple[int, float]]:
         return results
 
 
+def report(rows: list[dict], scale: list[tuple[int, float]], steps: int, scaling_steps: int, on_cpu: bool,
+           load: float) -> str:
+    lines = ["## train: one training step, w2s (train.py) vs transformers", "",
+             f"Same config, initial weights, batch, loss (mean over assistant tokens: the second half of each "
+             f"example), clipping and AdamW; median of {steps} alternating steps. bf16: ours is FSDP2 "
+             "mixed precision over fp32 weights, transformers' torch.autocast over fp32 weights. MFU against a "
+             "matmul peak measured in the same run and dtype; memory is the peak RSS of a process running only that "
+             "implementation (3 steps), above its RSS before building the model.", "",
+             "| preset | params | batch x seq | dtype | w2s tokens/s | transformers tokens/s | ratio | w2s MFU | "
+             "transformers MFU | matmul peak | w2s peak MB | transformers peak MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ours, theirs = r["w2s"], r["transformers"]
+        lines.append(f"| {r['preset']} | {r['params'] / 1e6:.2f}M | {r['batch']} x {r['seq']} | {r['dtype']} | "
+                     f"{ours['tokens_per_s']:,.0f} | {theirs['tokens_per_s']:,.0f} | "
+                     f"**{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x** | {ours['mfu']:.1%} | {theirs['mfu']:.1%} | "
+                     f"{r['peak_tflops'] * 1000:.0f} GFLOP/s | {ours['peak_memory_mb']:,.0f} | {theirs['peak_memory_mb']:,.0f} |")
+    if scale:
+        base = scale[0][1]
+        lines += ["", "train.py end to end under torchrun (gloo, CPU), tiny preset, global batch 64, 2 threads in all "
+                  f"(OMP_NUM_THREADS = 2 / processes); median tokens/s over steps 6-{scaling_steps}:", "",
+                  "| processes | tokens/s | vs 1 process |", "|---|---|---|"]
+        lines += [f"| {n} | {t:,.0f} | {t / base:.2f}x |" for n, t in scale]
+    if on_cpu:
+        lines += ["", "Reading (from this machine's runs): fp32 is the recipe on a CPU, and there the two are level. "
+                  "bf16 on a CPU is slow for both and its ratio moved between runs (tiny: 0.35x in an earlier run): "
+                  "our bf16 path runs attention in bf16, whose CPU flash-attention backward took 38% of a tiny step "
+                  "in a profile, while transformers under autocast runs attention in fp32 (its RoPE promotes q and k "
+                  "to fp32). On a GPU, bf16 attention is the fast path.",
+                  "", "The 1 vs 2 processes ratio is not FSDP scaling: on a machine shared with other jobs, a process "
+                  "with 2 OpenMP threads spends much of its time waiting for a descheduled thread (a 3-step run: 4 s "
+                  "with 1 thread, 15 s with 2), which single-thread processes do not. On a quiet machine expect at "
+                  "most 2x; under load, OMP_NUM_THREADS=1 is the faster setting for the tiny preset."]
+        lines += ["", "GPU: not measured (this machine has none). On a GPU machine the same command measures the table "
+                  "there; the Llama-3.2-1B-shaped FSDP2 (+compile) comparison with torchtitan's 33-39% MFU is still to do."]
+    lines += ["", f"Load when measured: {load:.1f} (1-minute load average on {os.cpu_count()} cores); "
+              "other jobs shared the machine, so absolute numbers vary run to run, the alternating ratio much less."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny", "30m"], choices=list(SHAPES))
@@ -221,33 +261,7 @@ def main() -> None:
     scale = scaling(args.scaling_steps) if device.type == "cpu" else []
     print("processes:", scale)
 
-    lines = ["## train: one training step, w2s (train.py) vs transformers", "",
-             f"Same config, initial weights, batch, loss (mean over assistant tokens: the second half of each "
-             f"example), clipping and AdamW; median of {args.steps} alternating steps. bf16: ours is FSDP2 "
-             "mixed precision over fp32 weights, transformers' torch.autocast over fp32 weights. MFU against a "
-             "matmul peak measured in the same run and dtype; memory is the peak RSS of a process running only that "
-             "implementation (3 steps), above its RSS before building the model.", "",
-             "| preset | params | batch x seq | dtype | w2s tokens/s | transformers tokens/s | ratio | w2s MFU | "
-             "transformers MFU | matmul peak | w2s peak MB | transformers peak MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        ours, theirs = r["w2s"], r["transformers"]
-        lines.append(f"| {r['preset']} | {r['params'] / 1e6:.2f}M | {r['batch']} x {r['seq']} | {r['dtype']} | "
-                     f"{ours['tokens_per_s']:,.0f} | {theirs['tokens_per_s']:,.0f} | "
-                     f"**{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x** | {ours['mfu']:.1%} | {theirs['mfu']:.1%} | "
-                     f"{r['peak_tflops'] * 1000:.0f} GFLOP/s | {ours['peak_memory_mb']:,.0f} | {theirs['peak_memory_mb']:,.0f} |")
-    if scale:
-        base = scale[0][1]
-        lines += ["", "train.py end to end under torchrun (gloo, CPU), tiny preset, global batch 64, 2 threads in all "
-                  f"(OMP_NUM_THREADS = 2 / processes); median tokens/s over steps 6-{args.scaling_steps}:", "",
-                  "| processes | tokens/s | vs 1 process |", "|---|---|---|"]
-        lines += [f"| {n} | {t:,.0f} | {t / base:.2f}x |" for n, t in scale]
-    if device.type == "cpu":
-        lines += ["", "GPU: not measured (this machine has none). On a GPU machine the same command measures the table "
-                  "there; the Llama-3.2-1B-shaped FSDP2 (+compile) comparison with torchtitan's 33-39% MFU is still to do."]
-    lines += ["", f"Load when measured: {os.getloadavg()[0]:.1f} (1-minute load average on {os.cpu_count()} cores); "
-              "other jobs shared the machine, so absolute numbers vary run to run, the alternating ratio much less."]
-    markdown = "\n".join(lines)
+    markdown = report(rows, scale, args.steps, args.scaling_steps, device.type == "cpu", os.getloadavg()[0])
     print(markdown)
     if not args.no_write:
         write_section("train", markdown)

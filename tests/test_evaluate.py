@@ -3,20 +3,10 @@ import json
 import os
 
 import pytest
-import torch
 
 import evaluate
 import sample
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy machine waiting for it is slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,6 @@ from w2s.sampler import _pick_tokens, _prefill_groups, generate, sampling_probs
 VOCAB = 300
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy machine waiting for it is slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_model(seed: int = 0, dtype=torch.float32, **overrides) -> Llama:
     # A large init_std gives peaked next-token distributions, so greedy choices are not near-ties
     # that rounding differences between two implementations could flip.

@@ -41,16 +41,6 @@ def synthetic_rows(n: int = 45, seed: int = 0) -> list[dict]:
     return rows
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model gains little from a second thread, and on a loaded machine two-thread ops wait
-    on each other (measured: a 3-step run takes 4 s with one thread, 15 s with two)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory) -> str:
     directory = tmp_path_factory.mktemp("data")

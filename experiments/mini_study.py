@@ -30,6 +30,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -50,25 +51,36 @@ class Sizes:
     seeds: int
     num_hard: int  # hard full tasks in the world (every hard-task set has one example per task)
     num_foundation: int  # stage-1 problems
-    num_test: int  # same-distribution test problems (3-5 steps, like the training tasks)
-    num_long_test: int  # longer test problems (6-7 steps): generalization
+    num_test: int  # same-distribution test problems (as many steps as the hard training tasks)
+    num_long_test: int  # longer test problems: generalization to more steps
     max_value: int  # largest amount in a task: how many arithmetic facts the model must learn
+    hard_steps: str  # steps of hard tasks and of the same-distribution test ("3-4")
+    long_steps: str  # steps of the longer test
     stage1_epochs: int
     stage2_epochs: int  # every stage-2 set gets the same number of passes, as in the paper
     teacher_steps: int  # the weak teacher: stage 1 plus this many steps on easy sub-tasks
-    batch_size: int = 64
+    batch_size: int
     lr: float = 3e-3
     max_steps: int | None = None  # a cap on every run (the smoke test only)
     max_new_tokens: int = 160  # a 7-step solution takes about 70 tokens; room for a model that rambles
 
 
-# The full study. Measured on 2 CPU cores (see RESULTS.md for this run's numbers), a training step of
-# 64 hard examples takes about 0.3 s per process with two processes side by side; every stage-2 set
-# has a fixed number of epochs over num_hard tasks, so this is what sets the time.
-FULL = Sizes(seeds=3, num_hard=6000, num_foundation=10000, num_test=1000, num_long_test=500, max_value=99,
-             stage1_epochs=2, stage2_epochs=2, teacher_steps=40)
+# The full study, sized to finish in about 40 minutes on 2 CPU cores. Chosen from trial runs here (the
+# numbers are in RESULTS.md's setup section):
+# - batch 16: the tiny model learns about as much per optimizer step at batch 16 as at 64, so 4x the
+#   steps for the same compute learn far more per second;
+# - amounts up to 20 and hard tasks of 3-4 steps: at the world's defaults (up to 99, 3-5 steps) the model
+#   is still at chance after the steps this budget allows; fewer arithmetic facts and positions learn
+#   in minutes;
+# - stage 1 (2500 steps) is where the arithmetic is learned, once per seed, so that the short stage 2
+#   (one epoch: ~310 steps for a hard-task set) only has to teach longer chains, from whatever
+#   supervision the condition gives;
+# - two 1-thread workers: 400 steps in 49 s, against 200 steps in 148 s for one 2-thread process.
+FULL = Sizes(seeds=3, num_hard=5000, num_foundation=40000, num_test=1000, num_long_test=500, max_value=20,
+             hard_steps="3-4", long_steps="5-6", stage1_epochs=1, stage2_epochs=1, teacher_steps=150, batch_size=16)
 # The plumbing only: every stage runs, on a world too small to learn anything.
-SMOKE = Sizes(seeds=1, num_hard=40, num_foundation=40, num_test=8, num_long_test=4, max_value=99,
+SMOKE = Sizes(seeds=1, num_hard=40, num_foundation=40, num_test=8, num_long_test=4, max_value=20, hard_steps="3-4",
+              long_steps="5-6",
               stage1_epochs=1, stage2_epochs=1, teacher_steps=1, batch_size=8, max_steps=2, max_new_tokens=24)
 
 TEACHER_SET = "model_teacher"  # the training set made of the weak teacher's samples
@@ -252,7 +264,8 @@ class Study:
     def build_data(self) -> None:
         s = self.sizes
         world = ["--out", self.data_dir, "--num-hard", str(s.num_hard), "--num-foundation", str(s.num_foundation),
-                 "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test), "--max-value", str(s.max_value)]
+                 "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test), "--max-value", str(s.max_value),
+                 "--hard-steps", s.hard_steps, "--long-steps", s.long_steps]
         needed = ["foundation"] + [c for c in CONDITIONS if c != TEACHER_SET]
         if all(os.path.exists(self.set_path(name)) for name in needed):
             return
@@ -271,7 +284,7 @@ class Study:
         steps = min(x for x in (max_steps, s.max_steps) if x) if (max_steps or s.max_steps) else None
         argv = ["--model", "tiny", "--data", data, "--out", out, "--seed", str(seed),
                    "--epochs", str(epochs), "--batch-size", str(s.batch_size), "--lr", str(s.lr),
-                   "--save-every", "100", "--keep-checkpoints", "1", "--resume"]
+                   "--save-every", "200", "--keep-checkpoints", "1", "--resume"]
         argv += ["--init", init] if init else []
         argv += ["--max-steps", str(steps)] if steps else []
         self.run("train", argv, os.path.join(out, "train.log"))
@@ -453,12 +466,15 @@ def summarize(results: list[dict]) -> dict[str, dict[str, dict]]:
     return summary
 
 
-def difference(summary: dict, a: str, b: str, bench: str = "miniworld") -> tuple[float, float] | None:
-    """acc(a) - acc(b) and its standard error (from the seeds' spread, or the test's when one seed)."""
+def difference(summary: dict, a: str, b: str, steps: bool = False, bench: str = "miniworld") -> tuple[float, float] | None:
+    """acc(a) - acc(b) (final answers, or with `steps` the share of steps right) and its standard error
+    (from the seeds' spread; with one seed, the final answers' binomial error of the test set)."""
     if a not in summary or b not in summary:
         return None
     sa, sb = summary[a][bench], summary[b][bench]
-    se = lambda s: s["se"] if s["n"] > 1 else s["test_se"]  # noqa: E731
+    if steps:
+        sa, sb = sa["step"], sb["step"]
+    se = lambda s: s["se"] if s["n"] > 1 else s.get("test_se", 0.0)  # noqa: E731
     return sa["mean"] - sb["mean"], math.sqrt(se(sa) ** 2 + se(sb) ** 2)
 
 
@@ -524,27 +540,35 @@ def question_table(question: Question, summary: dict, quality: dict) -> list[str
     return lines
 
 
+def compare(summary: dict, a: str, b: str) -> str:
+    """One comparison in both measures: final answers (the paper's) and steps right (finer)."""
+    return (f"final answer {verdict(difference(summary, a, b))}; "
+            f"steps right {verdict(difference(summary, a, b, steps=True))}")
+
+
 def question_verdicts(index: int, summary: dict, quality: dict) -> list[str]:
     """The comparisons each question is about, computed from the results."""
     if index == 0:
-        return [f"- hard full at 90% error vs easy sub-tasks at 0%: {verdict(difference(summary, 'hard_full_e0.9', 'easy_sub'))}",
-                f"- hard full at 0% vs easy sub-tasks at 0%: {verdict(difference(summary, 'hard_full', 'easy_sub'))}"]
+        return [f"- hard full at 90% error vs easy sub-tasks at 0%: {compare(summary, 'hard_full_e0.9', 'easy_sub')}",
+                f"- hard full at 0% vs easy sub-tasks at 0%: {compare(summary, 'hard_full', 'easy_sub')}"]
     if index == 1:
-        return [f"- one late slip vs every step wrong: {verdict(difference(summary, 'hard_full_e0.9_low', 'hard_full_e0.9_high'))}",
-                f"- one late slip vs mixed errors: {verdict(difference(summary, 'hard_full_e0.9_low', 'hard_full_e0.9'))}"]
+        return [f"- one late slip vs every step wrong: {compare(summary, 'hard_full_e0.9_low', 'hard_full_e0.9_high')}",
+                f"- one late slip vs mixed errors: {compare(summary, 'hard_full_e0.9_low', 'hard_full_e0.9')}"]
     if index == 2:
-        return [f"- hard + sub-tasks vs {LABELS[b]}: {verdict(difference(summary, 'hard_full+easy_sub', b))}"
+        return [f"- hard + sub-tasks vs {LABELS[b]}: {compare(summary, 'hard_full+easy_sub', b)}"
                 for b in ("hard_full", "hard_full+paraphrase", "hard_full_x2")]
     lines = [f"- student vs its teacher (weak-to-strong: does the student beat the model that taught it?): "
-             f"{verdict(difference(summary, TEACHER_SET, TEACHER_RUN))}"]
+             f"{compare(summary, TEACHER_SET, TEACHER_RUN)}"]
     sets = [s for s in HARD_TASK_SETS if s in summary and s in quality]
     if len(sets) >= 3:
-        accuracy = [summary[s]["miniworld"]["mean"] for s in sets]
-        by_step = spearman([-quality[s]["step_error"] for s in sets], accuracy)
-        by_outcome = spearman([-quality[s]["outcome_error"] for s in sets], accuracy)
-        lines.append(f"- over the {len(sets)} hard-task training sets ({', '.join(f'`{s}`' for s in sets)}), the rank "
-                     f"correlation of test accuracy with a low step-wise error rate is {by_step:+.2f}, with a low outcome "
-                     f"error rate {by_outcome:+.2f} (the paper: the step-wise rate is the better predictor)")
+        for name, pick in [("final-answer accuracy", lambda m: m["mean"]), ("steps right", lambda m: m["step"]["mean"])]:
+            measured = [pick(summary[s]["miniworld"]) for s in sets]
+            by_step = spearman([-quality[s]["step_error"] for s in sets], measured)
+            by_outcome = spearman([-quality[s]["outcome_error"] for s in sets], measured)
+            lines.append(f"- over the {len(sets)} hard-task training sets ({', '.join(f'`{s}`' for s in sets)}), the rank "
+                         f"correlation of test {name} with a low step-wise error rate of the set is {by_step:+.2f}, "
+                         f"with a low outcome error rate {by_outcome:+.2f}")
+        lines.append("  (the paper: the step-wise error rate is the better predictor of the student's accuracy)")
     return lines
 
 
@@ -577,9 +601,12 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         f"- Stage 1: {s.stage1_epochs} epochs over {s.num_foundation} correct 1-2 step problems "
         f"({steps.get('stage1', '?')} steps), once per seed. Stage 2: {s.stage2_epochs} epochs over each condition's set "
         f"(as in the paper, bigger sets get more steps: {', '.join(f'{c} {steps[c]}' for c in CONDITIONS if c in steps)}).",
-        f"- World: {s.num_hard} hard training tasks (3-5 steps), each with 2-3 sub-tasks and a paraphrase. "
-        f"Tests: `miniworld` ({s.num_test} held-out problems of 3-5 steps) and `miniworld_long` ({s.num_long_test} "
-        f"of 6-7 steps, longer than anything trained on); greedy decoding, graded by `w2s.grader`.",
+        f"- World: amounts up to {s.max_value}; {s.num_hard} hard training tasks of {s.hard_steps} steps, each with 2 "
+        f"sub-tasks (contiguous runs of 2 steps) and a paraphrase; stage-1 problems of 1-2 steps. "
+        f"Tests: `miniworld` ({s.num_test} held-out problems of {s.hard_steps} steps) and `miniworld_long` "
+        f"({s.num_long_test} of {s.long_steps} steps, longer than anything trained on); greedy decoding, "
+        "graded by `w2s.grader`. *Steps right*: the share of a test problem's steps that the model's solution "
+        "gets right, by the exact step checker (a missing or extra step is wrong): finer than the final answer.",
         f"- Seeds: {s.seeds} per condition (training seed: initialization of stage 1, data order; the data are the "
         "same for every seed). *mean ± SE*: mean over seeds ± the standard error of that mean (seed std / sqrt(seeds)); "
         "*std*: the seed-to-seed standard deviation. The test set alone adds a binomial standard error of at most "
@@ -617,8 +644,9 @@ READING_MARK = "<!-- reading: written by hand, kept by mini_study.py -->"
 
 
 def write_figure(study: Study, path: str) -> str | None:
-    """One panel per question (test accuracy, mean ± SE over seeds), and accuracy against the step-wise
-    error rate of every hard-task set. Skipped, with a message, when matplotlib is missing."""
+    """One panel per question (final-answer accuracy and steps right on the test set, mean ± SE over
+    seeds, each seed a dot), and accuracy against the step-wise error rate of every hard-task training
+    set. Skipped, with a message, when matplotlib is missing."""
     try:
         import matplotlib
 
@@ -629,32 +657,38 @@ def write_figure(study: Study, path: str) -> str | None:
         return None
     results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
     summary, quality = summarize(results), training_set_quality(study)
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.8))
-    for ax, question in zip(axes[:3], QUESTIONS[:3]):
+    fig, axes = plt.subplots(2, 2, figsize=(14, 10))
+    for ax, question in zip(axes.flat[:3], QUESTIONS[:3]):
         names = [c for c in question.conditions if c in summary]
-        means = [summary[c]["miniworld"]["mean"] * 100 for c in names]
-        errors = [summary[c]["miniworld"]["se"] * 100 if summary[c]["miniworld"]["n"] > 1 else 0 for c in names]
-        ax.bar(range(len(names)), means, yerr=errors, capsize=4, color="tab:blue")
-        for x, c in enumerate(names):  # each seed as a dot
-            ax.scatter([x] * len(summary[c]["miniworld"]["values"]), [v * 100 for v in summary[c]["miniworld"]["values"]],
-                       color="black", s=10, zorder=3)
-        ax.set_xticks(range(len(names)), [LABELS[c].replace(", ", ",\n").replace(": ", ":\n") for c in names],
-                      fontsize=7, rotation=20)
-        ax.set_title(question.title.split(". ", 1)[1], fontsize=9)
-        ax.set_ylabel("test accuracy % (3-5 steps)")
-    ax = axes[3]
+        for offset, (label, pick, color) in enumerate([("final answer right", lambda m: m, "tab:blue"),
+                                                      ("steps right", lambda m: m["step"], "tab:orange")]):
+            x = [i + (offset - 0.5) * 0.38 for i in range(len(names))]
+            stats = [pick(summary[c]["miniworld"]) for c in names]
+            ax.bar(x, [st["mean"] * 100 for st in stats], width=0.38, color=color, label=label,
+                   yerr=[st["se"] * 100 if st["n"] > 1 else 0 for st in stats], capsize=3)
+            for xi, st in zip(x, stats):  # each seed as a dot
+                ax.scatter([xi] * len(st["values"]), [v * 100 for v in st["values"]], color="black", s=8, zorder=3)
+        ax.set_xticks(range(len(names)), [textwrap.fill(LABELS[c], 22) for c in names], fontsize=8)
+        if "stage1" in summary:  # where every condition started from
+            ax.axhline(summary["stage1"]["miniworld"]["mean"] * 100, color="gray", linestyle="--", linewidth=1,
+                       label="stage 1 alone (final answer)")
+        ax.set_title(question.title, fontsize=10)
+        ax.set_ylabel("test set %")
+        ax.legend(fontsize=8)
+    ax = axes.flat[3]
     for name in HARD_TASK_SETS:
         if name in summary and name in quality:
             acc = summary[name]["miniworld"]
             ax.errorbar(quality[name]["step_error"] * 100, acc["mean"] * 100, yerr=acc["se"] * 100 if acc["n"] > 1 else 0,
                         fmt="o", capsize=3)
-            ax.annotate(f"{name}\n(outcome err {pct(quality[name]['outcome_error'], 0)}%)", (quality[name]["step_error"] * 100,
-                        acc["mean"] * 100), fontsize=6, xytext=(4, 4), textcoords="offset points")
+            ax.annotate(f"{name}\n(outcome error {pct(quality[name]['outcome_error'], 0)}%)",
+                        (quality[name]["step_error"] * 100, acc["mean"] * 100), fontsize=7, xytext=(4, 4),
+                        textcoords="offset points")
     ax.set_xlabel("step-wise error rate of the training set %")
-    ax.set_ylabel("test accuracy %")
-    ax.set_title("Accuracy vs step-wise error (hard-task sets)", fontsize=9)
+    ax.set_ylabel("test accuracy % (final answer)")
+    ax.set_title("Accuracy vs the training set's step-wise error rate (hard-task sets)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 

@@ -15,7 +15,7 @@ two worker processes, which is `python <command>.py ...` without importing torch
    differences between conditions come from the stage-2 supervision, not from the format.
 3. For every condition and seed: train.py --init <stage 1> on the condition's set (the same number of
    epochs for every set, as in the paper), then evaluate.py on the held-out test sets (greedy).
-4. The model teacher: a weak model (stage 1 plus a little easy data) solves the hard training tasks
+4. The model teacher: a weak model (stage 1 plus a little correct hard data) solves the hard training tasks
    with sample.py; the grader measures its outcome error rate and the world's exact step checker its
    step-wise error rate; its samples are one more training set, and a student is trained on them.
 5. experiments/RESULTS.md (a table per question, the measured quality of every training set) and a
@@ -58,25 +58,25 @@ class Sizes:
     long_steps: str  # steps of the longer test
     stage1_epochs: int
     stage2_epochs: int  # every stage-2 set gets the same number of passes, as in the paper
-    teacher_steps: int  # the weak teacher: stage 1 plus this many steps on easy sub-tasks
+    teacher_steps: int  # the weak teacher: stage 1 plus this many steps on correct hard tasks
     batch_size: int
     lr: float = 3e-3
     max_steps: int | None = None  # a cap on every run (the smoke test only)
     max_new_tokens: int = 96  # a 6-step solution takes about 60 tokens; a little room for a model that rambles
 
 
-# The full study, sized to finish in about 40 minutes on 2 CPU cores. Chosen from trial runs here (the
-# numbers are in RESULTS.md's setup section):
+# The full study, sized to finish in about 40 minutes on 2 CPU cores. Chosen from trial runs (their
+# numbers are in RESULTS.md, "How the sizes were chosen"):
 # - batch 16: the tiny model learns about as much per optimizer step at batch 16 as at 64, so 4x the
 #   steps for the same compute learn far more per second;
 # - amounts up to 20 and hard tasks of 3-4 steps: at the world's defaults (up to 99, 3-5 steps) the model
 #   is still at chance after the steps this budget allows; fewer arithmetic facts and positions learn
 #   in minutes;
-# - stage 1 (2250 steps) is where the arithmetic is learned, once per seed, so that the short stage 2
-#   (one epoch: ~310 steps for a hard-task set) only has to teach longer chains, from whatever
+# - stage 1 (4000 steps) is where the arithmetic is learned, once per seed, so that the short stage 2
+#   (one epoch: 500 steps for a hard-task set) only has to teach longer chains, from whatever
 #   supervision the condition gives;
 # - two 1-thread workers: 400 steps in 49 s, against 200 steps in 148 s for one 2-thread process.
-FULL = Sizes(seeds=3, num_hard=5000, num_foundation=36000, num_test=1000, num_long_test=500, max_value=20,
+FULL = Sizes(seeds=3, num_hard=8000, num_foundation=64000, num_test=1000, num_long_test=500, max_value=20,
              hard_steps="3-4", long_steps="5-6", stage1_epochs=1, stage2_epochs=1, teacher_steps=150, batch_size=16)
 # The plumbing only: every stage runs, on a world too small to learn anything.
 SMOKE = replace(FULL, seeds=1, num_hard=40, num_foundation=40, num_test=8, num_long_test=4, teacher_steps=1,
@@ -333,7 +333,9 @@ class Study:
             progress.log(f"done   {condition} seed {seed} in {time.time() - start:.0f} s: {accuracy}")
 
     def weak_teacher(self, progress: Progress, cost: float) -> None:
-        """A weak model: stage 1 (seed 0) plus a little easy data. Evaluated like every model, then it
+        """A weak model: stage 1 (seed 0) plus a little correct hard data, a fraction of one epoch (stage 1
+        plus easy sub-tasks alone never writes more than two steps, so its samples would all be alike:
+        wrong from the third step on). Evaluated like every model, then it
         solves the hard training tasks (sample.py, one sample each, temperature 0.7), and its samples,
         checked step by step, become the set TEACHER_SET."""
         run_dir = self.run_dir(TEACHER_RUN, None)
@@ -342,7 +344,7 @@ class Study:
             return
         progress.log("start  weak teacher: training, evaluation, sampling the hard tasks")
         start = time.time()
-        self.train(self.set_path("easy_sub"), run_dir, 0, os.path.join(self.run_dir("stage1", 0), "final"),
+        self.train(self.set_path("hard_full"), run_dir, 0, os.path.join(self.run_dir("stage1", 0), "final"),
                    max_steps=self.sizes.teacher_steps)
         summary = self.evaluate(run_dir)
         self.record(TEACHER_RUN, None, run_dir, summary, time.time() - start)
@@ -473,7 +475,7 @@ def difference(summary: dict, a: str, b: str, steps: bool = False, bench: str = 
     sa, sb = summary[a][bench], summary[b][bench]
     if steps:
         sa, sb = sa["step"], sb["step"]
-    se = lambda s: s["se"] if s["n"] > 1 else s.get("test_se", 0.0)  # noqa: E731
+    se = lambda s: s["se"] if s["n"] > 1 else s.get("test_se", float("nan"))  # noqa: E731
     return sa["mean"] - sb["mean"], math.sqrt(se(sa) ** 2 + se(sb) ** 2)
 
 
@@ -530,7 +532,7 @@ def question_table(question: Question, summary: dict, quality: dict) -> list[str
         main, long = summary[condition]["miniworld"], summary[condition]["miniworld_long"]
         q = quality.get(TEACHER_SET if condition == TEACHER_SET else condition, {})
         if condition == TEACHER_RUN:
-            q = quality.get("easy_sub", {})  # what the teacher was trained on, after stage 1
+            q = quality.get("hard_full", {})  # what the teacher was trained on (a little of it), after stage 1
         seeds = ", ".join(pct(v) for v in main["values"])
         lines.append(f"| {LABELS[condition]} (`{condition}`) | {pct(q.get('outcome_error'))} | {pct(q.get('step_error'))} | "
                      f"{pct(main['mean'])} ± {pct(main['se'])} | {pct(main['std'])} | {seeds} | "
@@ -610,7 +612,8 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         "same for every seed). *mean ± SE*: mean over seeds ± the standard error of that mean (seed std / sqrt(seeds)); "
         "*std*: the seed-to-seed standard deviation. The test set alone adds a binomial standard error of at most "
         f"{pct(0.5 / math.sqrt(s.num_test))} points to one run ({s.num_test} problems).",
-        f"- Weak teacher: stage 1 (seed 0) + {s.teacher_steps} steps on easy sub-tasks; one sample per hard training "
+        f"- Weak teacher: stage 1 (seed 0) + {s.teacher_steps} steps on correct hard tasks (`hard_full`, "
+        f"{s.teacher_steps * s.batch_size} examples); one sample per hard training "
         "task at temperature 0.7 (sample.py).",
         "",
         "## Training sets: measured quality",

@@ -65,17 +65,20 @@ class Sizes:
     max_new_tokens: int = 96  # a 6-step solution takes about 60 tokens; a little room for a model that rambles
 
 
-# The full study, sized to finish in about 40 minutes on 2 CPU cores. Chosen from trial runs (their
-# numbers are in RESULTS.md, "How the sizes were chosen"):
-# - batch 16: the tiny model learns about as much per optimizer step at batch 16 as at 64, so 4x the
-#   steps for the same compute learn far more per second;
-# - amounts up to 20 and hard tasks of 3-4 steps: at the world's defaults (up to 99, 3-5 steps) the model
-#   is still at chance after the steps this budget allows; fewer arithmetic facts and positions learn
-#   in minutes;
-# - stage 1 (4000 steps) is where the arithmetic is learned, once per seed, so that the short stage 2
-#   (one epoch: 500 steps for a hard-task set) only has to teach longer chains, from whatever
-#   supervision the condition gives;
-# - two 1-thread workers: 400 steps in 49 s, against 200 steps in 148 s for one 2-thread process.
+# The full study, sized to finish in about 40 minutes on 2 CPU cores. Chosen from trial runs on this
+# machine (one seed each, while other work shared the CPU, so the timings are rough):
+# - the world's defaults (amounts up to 99, 3-5 steps) are too slow to learn for this budget: after
+#   1000 stage-1 steps at batch 64 the model solved 16% of its own 1-2 step training problems, and 100
+#   stage-2 steps on correct hard tasks left it at 4.6% on the 3-5 step test (it writes the lines, with
+#   the wrong numbers in them);
+# - amounts up to 20 leave ~10x fewer arithmetic facts to learn; batch 16 learns about as much per
+#   optimizer step as batch 64 at a quarter of the compute (loss 0.2 in ~100 s against ~210 s), and
+#   3200 stage-1 steps at batch 16 solved 76% of the 1-2 step problems;
+# - hard tasks of 3-4 steps rather than 3-5: from that stage 1, 350 stage-2 steps on correct hard
+#   tasks got 30% of the test steps right (22% final answers) against 17% (12%) at 3-5 steps;
+# - so stage 1 (4000 steps, once per seed) is where the arithmetic is learned, and the short stage 2
+#   (one epoch: 500 steps for a hard-task set) teaches longer chains from the condition's supervision;
+# - two 1-thread workers ran 2 x 200 steps in 49 s, one 2-thread process 200 steps in 148 s.
 FULL = Sizes(seeds=3, num_hard=8000, num_foundation=64000, num_test=1000, num_long_test=500, max_value=20,
              hard_steps="3-4", long_steps="5-6", stage1_epochs=1, stage2_epochs=1, teacher_steps=150, batch_size=16)
 # The plumbing only: every stage runs, on a world too small to learn anything.

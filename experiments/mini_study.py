@@ -284,9 +284,9 @@ class Study:
         s = self.sizes
         epochs = s.stage1_epochs if init is None else s.stage2_epochs
         steps = min(x for x in (max_steps, s.max_steps) if x) if (max_steps or s.max_steps) else None
-        argv = ["--model", "tiny", "--data", data, "--out", out, "--seed", str(seed),
-                   "--epochs", str(epochs), "--batch-size", str(s.batch_size), "--lr", str(s.lr),
-                   "--save-every", "200", "--keep-checkpoints", "1", "--resume"]
+        argv = ["--model", "tiny", "--data", data, "--out", out, "--seed", str(seed), "--epochs", str(epochs),
+                "--batch-size", str(s.batch_size), "--lr", str(s.lr), "--save-every", "200", "--keep-checkpoints", "1",
+                "--resume"]
         argv += ["--init", init] if init else []
         argv += ["--max-steps", str(steps)] if steps else []
         self.run("train", argv, os.path.join(out, "train.log"))
@@ -295,9 +295,9 @@ class Study:
         """evaluate.py on the test sets (greedy); its summary.json marks the evaluation finished."""
         summary_path = os.path.join(run_dir, "eval", "summary.json")
         if not os.path.exists(summary_path):
-            self.run("evaluate", ["--model", os.path.join(run_dir, "final"), "--bench", *BENCHES,
-                 "--data-dir", self.data_dir, "--out", os.path.join(run_dir, "eval"), "--batch-size", "256",
-                 "--max-new-tokens", str(self.sizes.max_new_tokens), "--group-by", "steps", "--quiet"],
+            self.run("evaluate", ["--model", os.path.join(run_dir, "final"), "--bench", *BENCHES, "--data-dir", self.data_dir,
+                                  "--out", os.path.join(run_dir, "eval"), "--batch-size", "256", "--max-new-tokens",
+                                  str(self.sizes.max_new_tokens), "--group-by", "steps", "--quiet"],
                      os.path.join(run_dir, "eval.log"))
         with open(summary_path) as f:
             return json.load(f)
@@ -338,9 +338,9 @@ class Study:
     def weak_teacher(self, progress: Progress, cost: float) -> None:
         """A weak model: stage 1 (seed 0) plus a little correct hard data, a fraction of one epoch (stage 1
         plus easy sub-tasks alone never writes more than two steps, so its samples would all be alike:
-        wrong from the third step on). Evaluated like every model, then it
-        solves the hard training tasks (sample.py, one sample each, temperature 0.7), and its samples,
-        checked step by step, become the set TEACHER_SET."""
+        wrong from the third step on). Evaluated like every model, then it solves the hard training tasks
+        (sample.py, one sample each, temperature 0.7), and its samples, checked step by step, become the
+        set TEACHER_SET."""
         run_dir = self.run_dir(TEACHER_RUN, None)
         if os.path.exists(self.set_path(TEACHER_SET)):
             progress.add(cost, skipped=True)
@@ -398,10 +398,9 @@ class Study:
         jobs.add(TEACHER_RUN, lambda: self.weak_teacher(progress, teacher_cost), after=("stage1/0",))
         for seed in range(s.seeds):
             for condition in CONDITIONS:
-                after = (f"stage1/{seed}",) + ((TEACHER_RUN,) if condition == TEACHER_SET else ())
                 if condition != TEACHER_SET:
                     jobs.add(f"{condition}/{seed}", lambda c=condition, seed=seed: self.train_and_evaluate(
-                        c, seed, progress, stage2_cost[c]), after=after)
+                        c, seed, progress, stage2_cost[c]), after=(f"stage1/{seed}",))
         for seed in range(s.seeds):
             jobs.add(f"{TEACHER_SET}/{seed}", lambda seed=seed: self.train_and_evaluate(
                 TEACHER_SET, seed, progress, stage2_cost[TEACHER_SET]), after=(f"stage1/{seed}", TEACHER_RUN))

@@ -406,6 +406,7 @@ class Study:
                 TEACHER_SET, seed, progress, stage2_cost[TEACHER_SET]), after=(f"stage1/{seed}", TEACHER_RUN))
         failures = jobs.wait()
         self.workers.shutdown()
+        self.did_work = progress.done_cost > progress.skipped_cost
         for name, error in failures.items():
             progress.log(f"FAILED {name}: {error}")
         return failures
@@ -450,11 +451,12 @@ def mean_and_spread(values: list[float]) -> dict:
 
 
 def summarize(results: list[dict]) -> dict[str, dict[str, dict]]:
-    """condition -> bench -> accuracy statistics over seeds, and the test-sampling standard error of one run."""
+    """condition -> bench -> accuracy statistics over seeds (in seed order), and the test-sampling
+    standard error of one run."""
     by_condition: dict[str, dict[str, list]] = {}
-    for row in results:
+    for row in sorted(results, key=lambda r: (r["condition"], -1 if r["seed"] is None else r["seed"])):
         for bench, r in row["benches"].items():
-            by_condition.setdefault(row["condition"], {}).setdefault(bench, []).append(r)
+            by_condition.setdefault(row["condition"], {}).setdefault(bench, []).append({**r, "seed": row["seed"]})
     summary = {}
     for condition, benches in by_condition.items():
         summary[condition] = {}
@@ -464,17 +466,26 @@ def summarize(results: list[dict]) -> dict[str, dict[str, dict]]:
             # The binomial standard error of one run's accuracy: what a bigger test set would shrink.
             stats["test_se"] = math.sqrt(stats["mean"] * (1 - stats["mean"]) / problems)
             stats["problems"] = problems
+            stats["seeds"] = [r["seed"] for r in runs]
             stats["step"] = mean_and_spread([r["step_accuracy"] for r in runs])
             summary[condition][bench] = stats
     return summary
 
 
 def difference(summary: dict, a: str, b: str, steps: bool = False, bench: str = "miniworld") -> tuple[float, float] | None:
-    """acc(a) - acc(b) (final answers, or with `steps` the share of steps right) and its standard error
-    (from the seeds' spread; with one seed, the final answers' binomial error of the test set)."""
+    """acc(a) - acc(b) (final answers, or with `steps` the share of steps right) and its standard error.
+
+    Paired by seed where both conditions ran the same seeds: a seed's conditions all start from that
+    seed's stage-1 model, so the per-seed differences cancel how good that stage 1 happened to be (the
+    largest source of spread here), and the standard error is that of the mean per-seed difference.
+    Otherwise unpaired (from each side's spread; with one run, the final answers' binomial error)."""
     if a not in summary or b not in summary:
         return None
     sa, sb = summary[a][bench], summary[b][bench]
+    va, vb = (sa["step"]["values"], sb["step"]["values"]) if steps else (sa["values"], sb["values"])
+    if sa["seeds"] == sb["seeds"] and len(va) > 1:
+        diffs = mean_and_spread([x - y for x, y in zip(va, vb)])
+        return diffs["mean"], diffs["se"]
     if steps:
         sa, sb = sa["step"], sb["step"]
     se = lambda s: s["se"] if s["n"] > 1 else s.get("test_se", float("nan"))  # noqa: E731
@@ -534,7 +545,7 @@ def question_table(question: Question, summary: dict, quality: dict) -> list[str
         main, long = summary[condition]["miniworld"], summary[condition]["miniworld_long"]
         q = quality.get(TEACHER_SET if condition == TEACHER_SET else condition, {})
         if condition == TEACHER_RUN:
-            q = quality.get("hard_full", {})  # what the teacher was trained on (a little of it), after stage 1
+            q = {}  # trained on a little of `hard_full`, after stage 1: see the setup
         seeds = ", ".join(pct(v) for v in main["values"])
         lines.append(f"| {LABELS[condition]} (`{condition}`) | {pct(q.get('outcome_error'))} | {pct(q.get('step_error'))} | "
                      f"{pct(main['mean'])} ± {pct(main['se'])} | {pct(main['std'])} | {seeds} | "
@@ -581,6 +592,9 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
     quality = training_set_quality(study)
     s = study.sizes
     job_seconds = sum(r["seconds"] for r in results)
+    invocations_path = os.path.join(study.out, "invocations.jsonl")
+    invocations = read_jsonl(invocations_path) if os.path.exists(invocations_path) else []
+    study_minutes = sum(i["minutes"] for i in invocations)
     steps = {r["condition"]: r["steps"] for r in results}
     reading = ""
     if os.path.exists(path):  # the hand-written reading is kept across reruns
@@ -596,9 +610,10 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         f"`{os.path.relpath(study.results_path, REPO)}`.",
         "",
         f"- Command: `{command}`",
-        f"- Wall time of the invocation that wrote this file: {wall_seconds / 60:.1f} min "
-        f"({study.jobs} jobs side by side, {study.threads} thread(s) each; {os.cpu_count()} CPU cores); "
-        f"sum of the recorded job times (train + evaluate, per run): {job_seconds / 60:.1f} min.",
+        f"- Wall time of the study: {study_minutes:.1f} min over {len(invocations)} invocation(s) that ran jobs "
+        f"({', '.join(i['started'] + ' UTC' for i in invocations)}; {study.jobs} jobs side by side, {study.threads} "
+        f"thread(s) each; {os.cpu_count()} CPU cores); sum of the recorded job times (train + evaluate, per run): "
+        f"{job_seconds / 60:.1f} min. This file was written by an invocation of {wall_seconds / 60:.1f} min.",
         f"- Model: the `tiny` preset (dim 128, 2 layers, 4 heads, FFN 512, tied embeddings, ~0.5M parameters), "
         f"trained from scratch; AdamW lr {s.lr:g}, 5% warmup + cosine, batch {s.batch_size}, fp32.",
         f"- Stage 1: {s.stage1_epochs} epochs over {s.num_foundation} correct 1-2 step problems "
@@ -613,7 +628,9 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         f"- Seeds: {s.seeds} per condition (training seed: initialization of stage 1, data order; the data are the "
         "same for every seed). *mean ± SE*: mean over seeds ± the standard error of that mean (seed std / sqrt(seeds)); "
         "*std*: the seed-to-seed standard deviation. The test set alone adds a binomial standard error of at most "
-        f"{pct(0.5 / math.sqrt(s.num_test))} points to one run ({s.num_test} problems).",
+        f"{pct(0.5 / math.sqrt(s.num_test))} points to one run ({s.num_test} problems). The comparisons under each "
+        "table are paired by seed (every condition of a seed starts from that seed's stage-1 model): the mean "
+        "per-seed difference ± its standard error; 'agrees' or 'disagrees' needs the difference beyond two of them.",
         f"- Weak teacher: stage 1 (seed 0) + {s.teacher_steps} steps on correct hard tasks (`hard_full`, "
         f"{s.teacher_steps * s.batch_size} examples); one sample per hard training "
         "task at temperature 0.7 (sample.py).",
@@ -733,6 +750,12 @@ def main(argv=None) -> int:
 
     study = Study(out, sizes, args.jobs, threads)
     failures = study.run_all()
+    # The study's wall time, summed over the invocations that did work (a rerun that only rewrites the
+    # report, or resumes a killed study, adds its own time, not the earlier invocations').
+    if study.did_work:
+        with open(os.path.join(out, "invocations.jsonl"), "a") as f:
+            f.write(json.dumps({"started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
+                                "minutes": round((time.time() - started) / 60, 2)}) + "\n")
     results_path = args.results or (os.path.join(out, "RESULTS.md") if args.smoke else os.path.join(REPO, "experiments", "RESULTS.md"))
     figure = write_figure(study, os.path.join(os.path.dirname(results_path), "mini_study.png"))
     command = " ".join(["python", "experiments/mini_study.py"] + (argv if argv is not None else sys.argv[1:]))

@@ -61,3 +61,18 @@ def test_statistics():
     assert mini_study.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
     assert "agrees" in mini_study.verdict((0.10, 0.02)) and "disagrees" in mini_study.verdict((-0.10, 0.02))
     assert "no clear difference" in mini_study.verdict((0.01, 0.02))
+
+
+def test_differences_are_paired_by_seed():
+    """Conditions of one seed share its stage-1 model: the comparison is of per-seed differences."""
+    def row(condition, seed, accuracy):
+        return {"condition": condition, "seed": seed,
+                "benches": {"miniworld": {"problems": 1000, "accuracy": accuracy, "step_accuracy": accuracy}}}
+
+    # A seed's stage 1 moves both conditions together; b is always 0.1 behind a.
+    results = [row("a", s, acc) for s, acc in [(0, 0.2), (1, 0.5), (2, 0.8)]]
+    results += [row("b", s, acc - 0.1) for s, acc in [(2, 0.8), (0, 0.2), (1, 0.5)]]  # any order in the file
+    summary = mini_study.summarize(results)
+    diff, se = mini_study.difference(summary, "a", "b")
+    assert abs(diff - 0.1) < 1e-12 and se < 1e-12
+    assert "agrees" in mini_study.verdict((diff, se))

@@ -616,8 +616,8 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         f"{job_seconds / 60:.1f} min. This file was written by an invocation of {wall_seconds / 60:.1f} min.",
         f"- Model: the `tiny` preset (dim 128, 2 layers, 4 heads, FFN 512, tied embeddings, ~0.5M parameters), "
         f"trained from scratch; AdamW lr {s.lr:g}, 5% warmup + cosine, batch {s.batch_size}, fp32.",
-        f"- Stage 1: {s.stage1_epochs} epochs over {s.num_foundation} correct 1-2 step problems "
-        f"({steps.get('stage1', '?')} steps), once per seed. Stage 2: {s.stage2_epochs} epochs over each condition's set "
+        f"- Stage 1: {s.stage1_epochs} epoch{'s' * (s.stage1_epochs != 1)} over {s.num_foundation} correct 1-2 step problems "
+        f"({steps.get('stage1', '?')} steps), once per seed. Stage 2: {s.stage2_epochs} epoch{'s' * (s.stage2_epochs != 1)} over each condition's set "
         f"(as in the paper, bigger sets get more steps: {', '.join(f'{c} {steps[c]}' for c in CONDITIONS if c in steps)}).",
         f"- World: amounts up to {s.max_value}; {s.num_hard} hard training tasks of {s.hard_steps} steps, each with 2 "
         f"sub-tasks (contiguous runs of 2 steps) and a paraphrase; stage-1 problems of 1-2 steps. "

@@ -41,7 +41,7 @@ from w2s.data import (IGNORE_INDEX, TokenizedExample, collate, global_batches, l
 import w2s.data
 import w2s.tokenizer
 from w2s.model import PRESETS, Llama, ModelArgs
-from w2s.tokenizer import Tokenizer
+from w2s.tokenizer import Tokenizer, is_hub_id
 
 # ---------------------------------------------------------------------------------------------
 # Arguments. Two sets of defaults: the paper's recipe when fine-tuning a pretrained model, and a
@@ -146,7 +146,7 @@ def resolve_data_path(data: str, data_dir: str) -> tuple[str, list[str] | None]:
 def resolve_config(args: argparse.Namespace) -> tuple[Config, list[str] | None]:
     """Check every argument and input file; fill in the defaults. Raises UsageError saying what to run."""
     from_scratch = args.model in PRESETS
-    if not from_scratch and not (os.path.isdir(args.model) or re.fullmatch(r"[\w.-]+/[\w.-]+", args.model)):
+    if not from_scratch and not (os.path.isdir(args.model) or is_hub_id(args.model)):
         raise UsageError(f"--model {args.model!r} is neither a preset ({', '.join(PRESETS)}), "
                          "a checkpoint directory, nor a hub id like meta-llama/Meta-Llama-3-8B")
     defaults = SCRATCH_DEFAULTS if from_scratch else FINETUNE_DEFAULTS
@@ -184,7 +184,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, list[str] | None]:
             if any(getattr(init_args, k) != getattr(preset, k) for k in shape):
                 raise UsageError(f"--init {args.init} is not a {args.model!r} model "
                                  f"({', '.join(f'{k}={getattr(init_args, k)}' for k in shape)}); pass its --model")
-    if args.tokenizer and not os.path.exists(args.tokenizer) and not re.fullmatch(r"[\w.-]+/[\w.-]+", args.tokenizer):
+    if args.tokenizer and not os.path.exists(args.tokenizer) and not is_hub_id(args.tokenizer):
         raise UsageError(f"--tokenizer {args.tokenizer}: no such file or directory")
     tokenizer = args.tokenizer or args.init or (os.path.join(os.path.dirname(data_path) or ".", "tokenizer.json")
                                                 if from_scratch else args.model)

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from w2s.tokenizer import is_hub_id
+
 
 @dataclass
 class ModelArgs:
@@ -365,7 +367,7 @@ class Llama(nn.Module):
         """
         directory = path_or_hub_id
         if not os.path.isdir(directory):
-            if os.path.exists(directory) or directory.startswith((".", "/")) or directory.count("/") != 1:
+            if not is_hub_id(directory):
                 raise FileNotFoundError(f"{path_or_hub_id}: no such checkpoint directory")
             from huggingface_hub import snapshot_download
 

@@ -8,6 +8,7 @@ differently at their edges.
 """
 import json
 import os
+import re
 from typing import Iterable
 
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
@@ -39,6 +40,12 @@ SPLIT_PATTERN = (
 )
 
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+
+def is_hub_id(name: str) -> bool:
+    """A Hugging Face Hub repo id ("org/name") rather than a local path: nothing exists at `name`,
+    and it is two plain names joined by one slash (so "./x", "/abs/x" and "a/b/c" are paths)."""
+    return not os.path.exists(name) and re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", name) is not None
 
 
 def _header(role: str) -> str:
@@ -102,7 +109,7 @@ class Tokenizer:
         else:
             directory = path_or_hub_id
             if not os.path.isdir(directory):
-                if directory.startswith((".", "/")) or directory.count("/") != 1:  # a path, not "org/name"
+                if not is_hub_id(directory):
                     raise FileNotFoundError(f"{path_or_hub_id}: no tokenizer.json (no such directory)")
                 from huggingface_hub import snapshot_download
 

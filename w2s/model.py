@@ -10,6 +10,7 @@ Two forward paths share every weight:
   `KVCache` at each row's own positions and attends to what that row has written so far. Rows can
   sit at different positions (ragged prompts), so one row's output never depends on its batch mates.
 """
+import copy
 import json
 import math
 import os
@@ -212,6 +213,13 @@ class KVCache:
     @property
     def batch_size(self) -> int:
         return self.k.shape[1]
+
+    def rows(self, start: int, stop: int) -> "KVCache":
+        """Rows start..stop-1 as a cache of their own that shares this one's memory (a slice is a view,
+        so the model's writes through it land here): lets a sampler prefill a batch group by group."""
+        view = copy.copy(self)
+        view.k, view.v = self.k[:, start:stop], self.v[:, start:stop]
+        return view
 
     def keep_rows(self, rows: torch.Tensor) -> None:
         """Drop finished rows so they stop costing compute."""

@@ -20,7 +20,6 @@ random numbers from its own generator on the host (one uniform per step, turned 
 inverting the row's cumulative distribution), so a seeded row samples the same tokens alone or in
 any batch, and a resumed or re-batched run reproduces it.
 """
-import copy
 import random
 import weakref
 from typing import Sequence
@@ -129,14 +128,6 @@ def _prefill_groups(lengths: list[int]) -> list[tuple[int, int]]:
     return groups
 
 
-def _cache_rows(cache: KVCache, start: int, stop: int) -> KVCache:
-    """Rows start..stop-1 of `cache` as a cache of their own that shares its memory (the model
-    writes through the cache's k and v tensors, and a slice of them is a view)."""
-    rows = copy.copy(cache)
-    rows.k, rows.v = cache.k[:, start:stop], cache.v[:, start:stop]
-    return rows
-
-
 def _prefill(model: Llama, prompts: list[list[int]], cache: KVCache) -> torch.Tensor:
     """Run prompts (right-padded to the longest) through the model, filling `cache`; logits [B, V] of
     each prompt's last token. Pad id 0 is arbitrary: padded slots are overwritten before they are read."""
@@ -216,7 +207,7 @@ def generate(
     # can be prefilled together with little padding; `active` maps cache rows back to prompts.
     active = sorted(range(batch), key=lambda i: -lengths[i])  # prompt index of each row still in the batch
     cache = KVCache(model.args, batch, longest + max_new_tokens, device=device, dtype=dtype)
-    logits = torch.cat([_prefill(model, [prompts[i] for i in active[start:stop]], _cache_rows(cache, start, stop))
+    logits = torch.cat([_prefill(model, [prompts[i] for i in active[start:stop]], cache.rows(start, stop))
                         for start, stop in _prefill_groups([lengths[i] for i in active])])  # [B, V]
     rngs = [rngs[i] for i in active] if rngs else rngs
     positions = torch.tensor([lengths[i] for i in active], device=device)  # [B]: where each row's next token goes

@@ -13,6 +13,8 @@ the same --out skips the tasks already there. Sample k of task t is drawn with i
 from (--seed, t's id, k), so it does not depend on the batch it lands in, the number of processes
 or an interruption: a resumed run's file equals an uninterrupted one's. At the end the file is
 rewritten in task order (under torchrun, rank r appends to OUT.rank<r> and rank 0 merges them).
+The settings that decide the samples (model, tokenizer, n, temperature, top-p, top-k, max-new-tokens,
+seed, template, dtype) are kept in OUT.settings.json; resuming with others fails before the model loads.
 
 This file also holds what evaluate.py shares with it: task loading, prompts, resumable JSONL
 output, the sampling loop and the progress line.
@@ -239,16 +241,21 @@ def default_device() -> str:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
 
 
+def resolve_dtype(dtype: str, device: str) -> str:
+    """auto: bf16 on a GPU, fp32 on a CPU."""
+    if dtype == "auto":
+        dtype = "bf16" if device.startswith("cuda") else "fp32"
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose from auto, {', '.join(DTYPES)}")
+    return dtype
+
+
 def load_model_and_tokenizer(model_path: str, tokenizer_path: str | None = None, dtype: str = "auto",
                              device: str | None = None) -> tuple[Llama, Tokenizer]:
     """A checkpoint (directory or Hub id) and its tokenizer (from the same place unless given).
     dtype auto: bf16 on a GPU, fp32 on a CPU."""
     device = device or default_device()
-    if dtype == "auto":
-        dtype = "bf16" if device.startswith("cuda") else "fp32"
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose from auto, {', '.join(DTYPES)}")
-    model = Llama.from_pretrained(model_path, dtype=DTYPES[dtype], device=device).eval()
+    model = Llama.from_pretrained(model_path, dtype=DTYPES[resolve_dtype(dtype, device)], device=device).eval()
     try:
         tokenizer = Tokenizer.from_pretrained(tokenizer_path or model_path)
     except FileNotFoundError as e:
@@ -272,12 +279,50 @@ def barrier(world: int) -> None:
 # sample.py
 
 
+def rank_files(out: str) -> list[str]:
+    return sorted(glob.glob(glob.escape(out) + ".rank*"))
+
+
+def sample_settings(args: argparse.Namespace) -> dict:
+    """What decides the samples. Batch size, device, compile and the number of processes do not: each
+    sample has its own seed (sample_seed)."""
+    return {"model": args.model, "tokenizer": args.tokenizer, "n": args.n, "temperature": args.temperature,
+            "top_p": args.top_p, "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
+            "template": args.template, "dtype": resolve_dtype(args.dtype, args.device or default_device())}
+
+
+def check_settings(out: str, settings: dict) -> None:
+    """An output already begun (OUT or its rank files) must be resumed with the settings recorded in
+    OUT.settings.json when it began, or one file would mix samples from two distributions."""
+    path = out + ".settings.json"
+    if not any(os.path.getsize(p) for p in [out, *rank_files(out)] if os.path.exists(p)):
+        return
+    if not os.path.exists(path):
+        print(f"{out}: no {path} (written by an older sample.py): cannot check that this run's settings "
+              "match the ones its rows were sampled with", file=sys.stderr)
+        return
+    with open(path, encoding="utf-8") as f:
+        recorded = json.load(f)
+    differ = [f"{key}: recorded {json.dumps(recorded.get(key))}, now {json.dumps(value)}"
+              for key, value in settings.items() if recorded.get(key) != value]
+    if differ:
+        raise ValueError(f"{path}: {out} was sampled with other settings ({'; '.join(differ)}); "
+                         "rerun with the recorded values to resume, or use another --out")
+
+
+def write_settings(out: str, settings: dict) -> None:
+    tmp = out + ".settings.json.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(settings, indent=1) + "\n")
+    os.replace(tmp, out + ".settings.json")
+
+
 def merge_outputs(out: str, tasks: list[dict], n: int) -> list[dict]:
     """Gather the rows of `out` and of any rank files OUT.rank<r> (a torchrun run, finished or not),
     check them, and rewrite `out` alone, in task order. Returns the rows."""
     task_ids = {task["id"] for task in tasks}
     found, duplicates = {}, 0
-    parts = sorted(glob.glob(glob.escape(out) + ".rank*"))
+    parts = rank_files(out)
     for path in [out] + parts:
         for line_no, row in read_output_rows(path):
             check_output_row(row, f"{path}:{line_no}", task_ids, n, "samples")
@@ -346,11 +391,15 @@ def main(argv=None) -> None:
     if world > 1:
         torch.distributed.init_process_group("gloo")  # only barriers: gloo works with or without GPUs
     try:
-        # Rank 0 folds whatever an earlier run left (OUT, rank files) into OUT; then every rank reads
-        # the same finished ids, and takes every world-th of the remaining tasks.
+        # Rank 0 alone checks the settings (before touching any file), folds whatever an earlier run
+        # left (OUT, rank files) into OUT and records the settings; then every rank reads the same
+        # finished ids, and takes every world-th of the remaining tasks.
         if rank == 0:
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+            settings = sample_settings(args)
+            check_settings(args.out, settings)
             merge_outputs(args.out, tasks, args.n)
+            write_settings(args.out, settings)  # after merge_outputs checked the rows of an older output
         barrier(world)
         finished = {row["id"] for _, row in read_output_rows(args.out)}
         remaining = [task for task in tasks if task["id"] not in finished]

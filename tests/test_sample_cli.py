@@ -1,4 +1,5 @@
-"""sample.py: rows with samples and verdicts, resuming after a kill, torchrun's shares merged, bad task rows."""
+"""sample.py: rows with samples and verdicts, resuming after a kill (with the same settings only), torchrun's
+shares merged, bad task rows."""
 import json
 import os
 import subprocess
@@ -62,8 +63,9 @@ def test_resume_after_a_kill_gives_the_same_file(checkpoint, tmp_path, monkeypat
         run(checkpoint, tasks, resumed, "--batch-size", "2")  # other batches than the whole run
     monkeypatch.setattr(sample, "append_row", real_append)
     assert len(open(resumed).read().splitlines()) == 3  # two rows and a broken one
-    run(checkpoint, tasks, resumed, "--batch-size", "7")
+    run(checkpoint, tasks, resumed, "--batch-size", "7")  # the batch size does not decide the samples: allowed
     assert open(resumed).read() == open(whole).read()
+    assert open(resumed + ".settings.json").read() == open(whole + ".settings.json").read()
     run(checkpoint, tasks, resumed)  # nothing left to do: the file stays as it is
     assert open(resumed).read() == open(whole).read()
 
@@ -77,6 +79,44 @@ def test_resume_refuses_another_runs_output(checkpoint, tmp_path):
     write_jsonl(out, [{"id": "zzz", "samples": ["a", "b", "c"]}])
     with pytest.raises(ValueError, match=r"samples\.jsonl:1: field 'id': 'zzz' is not among the tasks"):
         run(checkpoint, tasks, out)
+
+
+def test_resume_with_other_settings_fails_before_loading_the_model(checkpoint, tmp_path, monkeypatch):
+    out = str(tmp_path / "samples.jsonl")
+    run(checkpoint, write_jsonl(str(tmp_path / "first.jsonl"), TASKS[:2]), out)
+    assert json.load(open(out + ".settings.json")) == {
+        "model": checkpoint, "tokenizer": None, "n": 3, "temperature": 1.0, "top_p": 0.95, "top_k": 0,
+        "max_new_tokens": 12, "seed": 5, "template": "chat", "dtype": "fp32"}
+    before = {path: open(path).read() for path in (out, out + ".settings.json")}
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(sample, "load_model_and_tokenizer", must_not_load)
+    tasks = write_jsonl(str(tmp_path / "tasks.jsonl"), TASKS)  # three tasks left to do
+    with pytest.raises(ValueError, match=r"samples\.jsonl\.settings\.json: .*samples\.jsonl was sampled with other "
+                                         r"settings \(temperature: recorded 1\.0, now 0\.5; seed: recorded 5, now 6\); "
+                                         r"rerun with the recorded values to resume, or use another --out"):
+        run(checkpoint, tasks, out, "--temperature", "0.5", "--seed", "6")
+    assert {path: open(path).read() for path in before} == before
+    # A new file may use new settings, even where an old settings file is left.
+    monkeypatch.undo()
+    os.remove(out)
+    run(checkpoint, tasks, out, "--temperature", "0.5")
+    assert json.load(open(out + ".settings.json"))["temperature"] == 0.5
+
+
+def test_an_older_output_without_settings_resumes_with_a_warning(checkpoint, tmp_path, capsys):
+    tasks = write_jsonl(str(tmp_path / "tasks.jsonl"), TASKS[:3])
+    whole, old = str(tmp_path / "whole.jsonl"), str(tmp_path / "old.jsonl")
+    run(checkpoint, tasks, whole)
+    with open(old, "w") as f:  # what an older sample.py left: one row, no settings file
+        f.write(open(whole).readline())
+    capsys.readouterr()
+    run(checkpoint, tasks, old)
+    assert f"{old}: no {old}.settings.json (written by an older sample.py): cannot check" in capsys.readouterr().err
+    assert open(old).read() == open(whole).read()
+    assert open(old + ".settings.json").read() == open(whole + ".settings.json").read()
 
 
 @pytest.mark.parametrize("line, message", [
@@ -115,4 +155,5 @@ def test_torchrun_shares_merge_into_the_single_process_file(checkpoint, tmp_path
     result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert open(parallel).read() == open(single).read()
-    assert not [p for p in os.listdir(tmp_path) if ".rank" in p]
+    assert open(parallel + ".settings.json").read() == open(single + ".settings.json").read()  # rank 0's
+    assert not [p for p in os.listdir(tmp_path) if ".rank" in p or p.endswith(".tmp")]

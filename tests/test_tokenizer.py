@@ -50,6 +50,9 @@ def test_encode_decode_round_trip(tokenizer, text):
 def test_digits_are_one_token_each(tokenizer):
     tok, _ = tokenizer
     assert len(tok.encode("1234567")) == 7
+    # A space before a number goes with its first digit, not into a token of its own.
+    pieces = [tok.decode([i]) for i in tok.encode("has 17 and 5")]
+    assert pieces[-4:] == [" 1", "7", " and", " 5"] and " " not in pieces
 
 
 @pytest.mark.parametrize("add_generation_prompt", [True, False])

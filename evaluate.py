@@ -22,8 +22,8 @@ import re
 import sys
 from collections import defaultdict
 
-from sample import (TEMPLATES, Progress, append_row, check_output_row, load_model_and_tokenizer, load_tasks,
-                    read_output_rows, sample_tasks, write_rows)
+from sample import (DEFAULT_MAX_NEW_TOKENS, TEMPLATES, Progress, append_row, check_output_row, fit_max_new_tokens,
+                    load_model_and_tokenizer, load_tasks, read_output_rows, sample_tasks, write_rows)
 from w2s.grader import extract_answer, grade, is_equiv
 
 # Fields that are never grouping fields: the task itself and what evaluation adds to it.
@@ -122,13 +122,14 @@ def _natural_key(value: str):
 
 
 def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
-             top_k: int = 0, max_new_tokens: int = 1024, batch_size: int = 32, seed: int = 0,
+             top_k: int = 0, max_new_tokens: int | None = None, batch_size: int = 32, seed: int = 0,
              template: str = "chat", out_path: str | None = None, group_by: list[str] | None = None,
              compile: bool = False, progress: bool = True) -> dict:
     """Evaluate `model` on `tasks` (rows with "answer"); returns the summary (see `summarize`).
 
     With `out_path`, per-problem rows are appended there as they are produced and problems already
-    in it are not redone; at the end it is rewritten in task order.
+    in it are not redone; at the end it is rewritten in task order. max_new_tokens None: see
+    `sample.fit_max_new_tokens`.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -138,6 +139,7 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
     for i, task in enumerate(tasks):
         if "answer" not in task:
             raise ValueError(f"task {task.get('id', i)!r}: field 'answer' is missing; evaluation needs gold answers")
+    max_new_tokens = fit_max_new_tokens(model, tokenizer, tasks, template, max_new_tokens)
     task_ids = {task["id"] for task in tasks}
     done = {}
     if out_path:
@@ -204,7 +206,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=0)
-    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument("--max-new-tokens", type=int, help=f"default: {DEFAULT_MAX_NEW_TOKENS}, or less when "
+                        "the model's context cannot hold that after the longest prompt")
     parser.add_argument("--batch-size", type=int, default=32, help="sequences per generate call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--template", choices=TEMPLATES, default="chat")

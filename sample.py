@@ -199,6 +199,29 @@ class Progress:
 # The sampling loop
 
 
+DEFAULT_MAX_NEW_TOKENS = 1024
+
+
+def fit_max_new_tokens(model: Llama, tokenizer: Tokenizer, tasks: list[dict], template: str,
+                       requested: int | None) -> int:
+    """--max-new-tokens when given. Otherwise DEFAULT_MAX_NEW_TOKENS, capped to what the model's context
+    leaves after the longest prompt of *all* the tasks (not just those left to do, so that a resumed run
+    gets the same number): a small model's 512-token context takes no 1024-token answers."""
+    if requested is not None:
+        return requested
+    if not tasks:
+        return DEFAULT_MAX_NEW_TOKENS
+    longest = max(len(build_prompt(tokenizer, task["problem"], template)[1]) for task in tasks)
+    room = model.args.max_seq_len - longest
+    if room < 1:
+        raise ValueError(f"the longest prompt ({longest} tokens) leaves no room in the model's "
+                         f"{model.args.max_seq_len}-token context for an answer")
+    if room < DEFAULT_MAX_NEW_TOKENS:
+        print(f"max new tokens: {room} (the model's {model.args.max_seq_len}-token context minus the longest "
+              f"prompt, {longest} tokens)", file=sys.stderr)
+    return min(DEFAULT_MAX_NEW_TOKENS, room)
+
+
 def sample_tasks(model: Llama, tokenizer: Tokenizer, tasks: list[dict], *, n: int, max_new_tokens: int,
                  temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 32,
                  seed: int = 0, template: str = "chat", compile: bool = False,
@@ -372,7 +395,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--top-p", type=float, default=0.9)
     parser.add_argument("--top-k", type=int, default=0)
-    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument("--max-new-tokens", type=int, help=f"default: {DEFAULT_MAX_NEW_TOKENS}, or less when "
+                        "the model's context cannot hold that after the longest prompt")
     parser.add_argument("--batch-size", type=int, default=32, help="sequences per generate call")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--template", choices=TEMPLATES, default="chat",
@@ -406,6 +430,7 @@ def main(argv=None) -> None:
         mine = remaining[rank::world]
         if mine:
             model, tokenizer = load_model_and_tokenizer(args.model, args.tokenizer, args.dtype, args.device)
+            args.max_new_tokens = fit_max_new_tokens(model, tokenizer, tasks, args.template, args.max_new_tokens)
             progress = Progress(len(mine), "tasks", enabled=not args.quiet and rank == 0)
             with open(args.out if world == 1 else f"{args.out}.rank{rank}", "a", encoding="utf-8") as f:
                 for row in sample_rows(model, tokenizer, mine, args, progress):

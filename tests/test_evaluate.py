@@ -141,3 +141,27 @@ def test_bad_invocations_are_clear(checkpoint, bench_dir, tmp_path):
     model, tokenizer = sample.load_model_and_tokenizer(checkpoint)
     with pytest.raises(ValueError, match="task 'a': field 'answer' is missing"):
         evaluate.evaluate(model, tokenizer, sample.load_tasks(no_answers))
+
+
+def test_max_new_tokens_defaults_to_what_the_context_leaves(checkpoint, bench_dir, monkeypatch, capsys):
+    seen, real_generate = [], sample.generate
+
+    def recording(model, prompts, *, max_new_tokens, **kwargs):
+        seen.append(max_new_tokens)
+        return real_generate(model, prompts, max_new_tokens=max_new_tokens, **kwargs)
+
+    monkeypatch.setattr(sample, "generate", recording)
+    evaluate.main(["--model", checkpoint, "--bench", "tiny", "--data-dir", str(bench_dir / "data"),
+                   "--out", str(bench_dir / "eval"), "--batch-size", "3", "--quiet"])
+    model, tokenizer = sample.load_model_and_tokenizer(checkpoint)
+    longest = max(len(sample.build_prompt(tokenizer, task["problem"])[1]) for task in TASKS)
+    room = model.args.max_seq_len - longest
+    assert room < sample.DEFAULT_MAX_NEW_TOKENS and seen == [room, room]  # two batches of at most 3
+    assert f"max new tokens: {room} " in capsys.readouterr().err
+    # Given, it is used as is; a long context keeps the default; no room at all is an error.
+    assert sample.fit_max_new_tokens(model, tokenizer, TASKS, "chat", 7) == 7
+    model.args.max_seq_len = 4096
+    assert sample.fit_max_new_tokens(model, tokenizer, TASKS, "chat", None) == sample.DEFAULT_MAX_NEW_TOKENS
+    model.args.max_seq_len = longest
+    with pytest.raises(ValueError, match=f"longest prompt \\({longest} tokens\\) leaves no room"):
+        sample.fit_max_new_tokens(model, tokenizer, TASKS, "chat", None)

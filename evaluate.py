@@ -22,7 +22,7 @@ import re
 import sys
 from collections import defaultdict
 
-from sample import (DEFAULT_MAX_NEW_TOKENS, TEMPLATES, Progress, append_row, check_output_row, fit_max_new_tokens,
+from sample import (Progress, add_generation_args, append_row, check_output_row, fit_max_new_tokens,
                     load_model_and_tokenizer, load_tasks, read_output_rows, sample_tasks, write_rows)
 from w2s.grader import extract_answer, grade, is_equiv
 
@@ -203,19 +203,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default="data", help="where benchmark names are looked up (DATA_DIR/test/NAME.jsonl)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--n", type=int, default=1, help="samples per problem (maj@K and pass@K when > 1)")
-    parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=0)
-    parser.add_argument("--max-new-tokens", type=int, help=f"default: {DEFAULT_MAX_NEW_TOKENS}, or less when "
-                        "the model's context cannot hold that after the longest prompt")
-    parser.add_argument("--batch-size", type=int, default=32, help="sequences per generate call")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--template", choices=TEMPLATES, default="chat")
     parser.add_argument("--group-by", nargs="*", help="grouping fields (default: found in the rows)")
-    parser.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), fp32, bf16, fp16")
-    parser.add_argument("--device", help="default: cuda if a GPU is present, else cpu")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the decode step (GPU)")
-    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    add_generation_args(parser, temperature=0.0, top_p=1.0, seed=0)
     return parser.parse_args(argv)
 
 

@@ -384,6 +384,24 @@ def report(rows: list[dict], total_tasks: int) -> None:
               f"{sum(1 for row in rows if 'correct' in row)} tasks with answers)")
 
 
+def add_generation_args(parser: argparse.ArgumentParser, *, temperature: float, top_p: float, seed: int) -> None:
+    """The generation flags sample.py and evaluate.py share; the defaults that differ (a teacher samples,
+    an evaluation decodes greedily) are the caller's."""
+    parser.add_argument("--temperature", type=float, default=temperature, help="0: greedy")
+    parser.add_argument("--top-p", type=float, default=top_p)
+    parser.add_argument("--top-k", type=int, default=0)
+    parser.add_argument("--max-new-tokens", type=int, help=f"default: {DEFAULT_MAX_NEW_TOKENS}, or less when "
+                        "the model's context cannot hold that after the longest prompt")
+    parser.add_argument("--batch-size", type=int, default=32, help="sequences per generate call")
+    parser.add_argument("--seed", type=int, default=seed)
+    parser.add_argument("--template", choices=TEMPLATES, default="chat",
+                        help="chat: Llama-3 Instruct template; plain: 'Question: ...\\nAnswer:' for base models")
+    parser.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), fp32, bf16, fp16")
+    parser.add_argument("--device", help="default: cuda:LOCAL_RANK if a GPU is present, else cpu")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the decode step (GPU)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Sample teacher solutions for math tasks (resumable, torchrun-able).")
     parser.add_argument("--model", required=True, help="checkpoint directory or Hugging Face Hub id")
@@ -392,19 +410,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="samples JSONL (appended to; rerun to resume)")
     parser.add_argument("--n", "--num-samples", dest="n", type=int, default=4,
                         help="samples per task (under torchrun write --num-samples: torchrun reads --n as its own)")
-    parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument("--top-p", type=float, default=0.9)
-    parser.add_argument("--top-k", type=int, default=0)
-    parser.add_argument("--max-new-tokens", type=int, help=f"default: {DEFAULT_MAX_NEW_TOKENS}, or less when "
-                        "the model's context cannot hold that after the longest prompt")
-    parser.add_argument("--batch-size", type=int, default=32, help="sequences per generate call")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--template", choices=TEMPLATES, default="chat",
-                        help="chat: Llama-3 Instruct template; plain: 'Question: ...\\nAnswer:' for base models")
-    parser.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), fp32, bf16, fp16")
-    parser.add_argument("--device", help="default: cuda:LOCAL_RANK if a GPU is present, else cpu")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the decode step (GPU)")
-    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    add_generation_args(parser, temperature=0.7, top_p=0.9, seed=42)
     return parser.parse_args(argv)
 
 

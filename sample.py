@@ -30,7 +30,7 @@ from typing import Iterator
 
 import torch
 
-from w2s.data import read_jsonl_numbered, user_message
+from w2s.data import read_rows_with_unique_ids, user_message
 from w2s.model import Llama
 from w2s.sampler import generate
 from w2s.tokenizer import Tokenizer, chat_template_text
@@ -51,28 +51,23 @@ def load_tasks(path: str) -> list[dict]:
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such tasks file")
-    tasks, first_line = [], {}
-    for line_no, row in read_jsonl_numbered(path):
-        where = f"{path}:{line_no}"
-        if not isinstance(row, dict):
-            raise ValueError(f"{where}: a task must be a JSON object, got {type(row).__name__}")
-        if not isinstance(row.get("id"), str) or not row["id"]:
-            raise ValueError(f"{where}: field 'id' must be a non-empty string, got {row.get('id')!r}")
-        if not isinstance(row.get("problem"), str) or not row["problem"].strip():
-            raise ValueError(f"{where}: field 'problem' must be a non-empty string, got {row.get('problem')!r}"[:300])
-        if "answer" in row:
-            answer = row["answer"]
-            if isinstance(answer, (int, float)) and not isinstance(answer, bool):
-                row["answer"] = str(answer)
-            elif not isinstance(answer, str) or not answer.strip():
-                raise ValueError(f"{where}: field 'answer' must be a non-empty string, got {answer!r}"[:300])
-        if row["id"] in first_line:
-            raise ValueError(f"{where}: field 'id': duplicate id {row['id']!r} (first on line {first_line[row['id']]})")
-        first_line[row["id"]] = line_no
-        tasks.append(row)
-    if not tasks:
-        raise ValueError(f"{path}: no tasks")
-    return tasks
+    return read_rows_with_unique_ids(path, check_task_row, "tasks")
+
+
+def check_task_row(row: object, where: str) -> None:
+    """One task row; `where` is "file:line". A numeric answer is turned into its string, in place."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: a task must be a JSON object, got {type(row).__name__}")
+    if not isinstance(row.get("id"), str) or not row["id"]:
+        raise ValueError(f"{where}: field 'id' must be a non-empty string, got {row.get('id')!r}")
+    if not isinstance(row.get("problem"), str) or not row["problem"].strip():
+        raise ValueError(f"{where}: field 'problem' must be a non-empty string, got {row.get('problem')!r}"[:300])
+    if "answer" in row:
+        answer = row["answer"]
+        if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+            row["answer"] = str(answer)
+        elif not isinstance(answer, str) or not answer.strip():
+            raise ValueError(f"{where}: field 'answer' must be a non-empty string, got {answer!r}"[:300])
 
 
 def build_prompt(tokenizer: Tokenizer, problem: str, template: str = "chat") -> tuple[str, list[int]]:

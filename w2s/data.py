@@ -97,18 +97,25 @@ def validate_sft_row(row: object, where: str) -> dict:
     return row
 
 
-def load_sft_examples(path: str) -> list[dict]:
-    """Read and validate a chat SFT JSONL file. Any bad row fails with file, line and field; ids must be unique."""
+def read_rows_with_unique_ids(path: str, check_row, what: str) -> list[dict]:
+    """The rows of a JSONL file, each passed to `check_row(row, "file:line")` (which raises on a bad row);
+    ids must be unique, and the file must hold at least one row (`what` names them: "tasks", "examples")."""
     rows, first_line = [], {}
     for line_no, row in read_jsonl_numbered(path):
-        validate_sft_row(row, f"{path}:{line_no}")
+        where = f"{path}:{line_no}"
+        check_row(row, where)
         if row["id"] in first_line:
-            raise ValueError(f"{path}:{line_no}: field 'id': duplicate id {row['id']!r} (first on line {first_line[row['id']]})")
+            raise ValueError(f"{where}: field 'id': duplicate id {row['id']!r} (first on line {first_line[row['id']]})")
         first_line[row["id"]] = line_no
         rows.append(row)
     if not rows:
-        raise ValueError(f"{path}: no examples")
+        raise ValueError(f"{path}: no {what}")
     return rows
+
+
+def load_sft_examples(path: str) -> list[dict]:
+    """Read and validate a chat SFT JSONL file. Any bad row fails with file, line and field; ids must be unique."""
+    return read_rows_with_unique_ids(path, validate_sft_row, "examples")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -112,6 +112,23 @@ def table(rows: list[tuple], columns: list[str]) -> list[str]:
     return lines + [""]
 
 
+def pair_runners(ours: Llama, theirs) -> dict:
+    """name -> run(prompts, new_tokens): the two samplers under test, greedy."""
+    return {"ours": lambda p, k: generate(ours, p, max_new_tokens=k),
+            "transformers": lambda p, k: hf_generate(theirs, p, k)}
+
+
+def speed_cells(r: dict) -> list[str]:
+    """Table cells comparing ours with transformers, from `measure`'s result."""
+    (o_tps, o_pre, o_step), (h_tps, h_pre, h_step) = r["ours"], r["transformers"]
+    return [f"{o_tps:.0f}", f"{h_tps:.0f}", f"**{o_tps / h_tps:.2f}x**", f"{o_pre:.1f}", f"{h_pre:.1f}",
+            f"{o_step:.2f}", f"{h_step:.2f}"]
+
+
+SPEED_COLUMNS = ["ours tok/s", "transformers tok/s", "speedup", "ours prefill ms", "transformers prefill ms",
+                 "ours decode ms/step", "transformers decode ms/step"]
+
+
 def load_pair(checkpoint: str, dtype: torch.dtype, device: torch.device):
     import transformers
 
@@ -128,8 +145,7 @@ def cpu_benchmark(args, checkpoint: str, config: ModelArgs, clock: Clock) -> lis
     results, notes = {}, []
     for dtype_name, dtype in DTYPES.items():
         ours, theirs = load_pair(checkpoint, dtype, device)
-        runners = {"ours": lambda p, k: generate(ours, p, max_new_tokens=k),
-                   "transformers": lambda p, k: hf_generate(theirs, p, k)}
+        runners = pair_runners(ours, theirs)
         # Warm up both (first calls allocate and pick kernels), and compare tokens.
         ours_out, theirs_out = runners["ours"](batched, n), runners["transformers"](batched, n)
         notes.append(f"{dtype_name}: {sum(a == b for a, b in zip(ours_out, theirs_out))}/{len(batched)} rows identical")
@@ -139,7 +155,7 @@ def cpu_benchmark(args, checkpoint: str, config: ModelArgs, clock: Clock) -> lis
             print(dtype_name, len(prompts), results[dtype_name, len(prompts)], flush=True)
 
     lines = [f"`w2s.sampler.generate` against transformers {transformers_version()} `generate` on the same random "
-             f"weights: `{args.preset}` preset ({Llama(config).num_params() / 1e6:.0f}M parameters), greedy, {n} new "
+             f"weights: `{args.preset}` preset ({ours.num_params() / 1e6:.0f}M parameters), greedy, {n} new "
              f"tokens per prompt, no stop token; best of {args.repeats} interleaved runs. Times are "
              + ("the process's CPU time with one thread (this machine is shared with other jobs; CPU time stays "
                 "steady where elapsed time is noise)." if args.clock == "cpu" else "elapsed time.")
@@ -151,12 +167,9 @@ def cpu_benchmark(args, checkpoint: str, config: ModelArgs, clock: Clock) -> lis
         rows = []
         for dtype_name in DTYPES:
             r, floor = results[dtype_name, batch]
-            (o_tps, o_pre, o_step), (h_tps, h_pre, h_step) = r["ours"], r["transformers"]
-            rows.append((dtype_name, f"{o_tps:.0f}", f"{h_tps:.0f}", f"**{o_tps / h_tps:.2f}x**", f"{o_pre:.1f}",
-                         f"{h_pre:.1f}", f"{o_step:.2f}", f"{h_step:.2f}", f"{floor:.2f}", f"{h_step / floor:.2f}x"))
-        lines += [f"{title}.", ""] + table(rows, [
-            "dtype", "ours tok/s", "transformers tok/s", "speedup", "ours prefill ms", "transformers prefill ms",
-            "ours decode ms/step", "transformers decode ms/step", "matmul floor ms/step", "best possible decode speedup"])
+            rows.append((dtype_name, *speed_cells(r), f"{floor:.2f}", f"{r['transformers'][2] / floor:.2f}x"))
+        lines += [f"{title}.", ""] + table(rows, ["dtype", *SPEED_COLUMNS, "matmul floor ms/step",
+                                                  "best possible decode speedup"])
     lines += ["Parity (no stop token): " + "; ".join(notes) + " (bf16 rounding differs between the two "
               "implementations, so near-ties can go either way).", ""]
     speedup = {d: results[d, args.batch][0]["ours"][0] / results[d, args.batch][0]["transformers"][0] for d in DTYPES}
@@ -182,21 +195,16 @@ def cpu_small_model(args, clock: Clock, preset: str = "tiny") -> list[str]:
     with tempfile.TemporaryDirectory(prefix="sampler_bench_") as checkpoint:
         Llama(config).save_pretrained(checkpoint)
         ours, theirs = load_pair(checkpoint, torch.float32, torch.device("cpu"))
-    runners = {"ours": lambda p, k: generate(ours, p, max_new_tokens=k),
-               "transformers": lambda p, k: hf_generate(theirs, p, k)}
+    runners = pair_runners(ours, theirs)
     prompts = ragged_prompts(args.batch, 16, 128, config.vocab_size)
     same = sum(a == b for a, b in zip(*(run(prompts, n) for run in runners.values())))
     r = measure(clock, runners, prompts, n, args.repeats)
     floor = matmul_floor_ms(clock, ours, len(prompts))
     print(preset, r, floor, flush=True)
-    (o_tps, o_pre, o_step), (h_tps, h_pre, h_step) = r["ours"], r["transformers"]
     return [f"The `{preset}` preset ({ours.num_params() / 1e6:.1f}M parameters, the miniature study's model), fp32, "
             f"batch {args.batch}, prompts of 16..128 tokens, {n} new tokens ({same}/{len(prompts)} rows identical): "
             "here a decode step is mostly per-op overhead rather than matmuls.", ""] + table(
-        [("fp32", f"{o_tps:.0f}", f"{h_tps:.0f}", f"**{o_tps / h_tps:.2f}x**", f"{o_pre:.1f}", f"{h_pre:.1f}",
-          f"{o_step:.2f}", f"{h_step:.2f}", f"{floor:.2f}")],
-        ["dtype", "ours tok/s", "transformers tok/s", "speedup", "ours prefill ms", "transformers prefill ms",
-         "ours decode ms/step", "transformers decode ms/step", "matmul floor ms/step"])
+        [("fp32", *speed_cells(r), f"{floor:.2f}")], ["dtype", *SPEED_COLUMNS, "matmul floor ms/step"])
 
 
 def card_bandwidth(clock: Clock, device: torch.device, nbytes: int) -> float:
@@ -210,11 +218,11 @@ def card_bandwidth(clock: Clock, device: torch.device, nbytes: int) -> float:
 def gpu_benchmark(args, checkpoint: str, config: ModelArgs, clock: Clock) -> list[str]:
     n, device, dtype = args.new_tokens, torch.device(args.device), torch.bfloat16
     ours, theirs = load_pair(checkpoint, dtype, device)
-    runners = {"ours": lambda p, k: generate(ours, p, max_new_tokens=k),
-               "ours, compile=True": lambda p, k: generate(ours, p, max_new_tokens=k, compile=True),
-               "transformers": lambda p, k: hf_generate(theirs, p, k)}
-    if not args.compile:
-        del runners["ours, compile=True"]
+    runners = pair_runners(ours, theirs)
+    if args.compile:  # listed between ours and transformers in the table
+        runners = {"ours": runners["ours"],
+                   "ours, compile=True": lambda p, k: generate(ours, p, max_new_tokens=k, compile=True),
+                   "transformers": runners["transformers"]}
     copy_bandwidth = card_bandwidth(clock, device, args.copy_bytes)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     spec = next((b for key, b in SPEC_BANDWIDTH.items() if key in name), None)

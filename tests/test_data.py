@@ -1,6 +1,7 @@
 """w2s/data.py: reading and validating rows, loss masks, error-rate mixtures, batching."""
 import json
 import random
+from collections import Counter
 
 import pytest
 import torch
@@ -122,22 +123,37 @@ def test_collate_pads_right_and_masks_padding():
 # ---------------------------------------------------------------------------------------------- batching
 
 
-def test_global_batches_cover_an_epoch_deterministically_with_little_padding():
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_global_batches_cover_an_epoch_deterministically(group_by_length):
     rng = random.Random(0)
     lengths = [rng.randint(20, 200) for _ in range(1000)]
-    batches = global_batches(lengths, 64, seed=1, epoch=0)
+    batches = global_batches(lengths, 64, seed=1, epoch=0, group_by_length=group_by_length)
     assert sorted(i for b in batches for i in b) == list(range(1000))
     assert [len(b) for b in batches] == [64] * 15 + [40]  # the last partial batch is kept, at the end
-    assert batches == global_batches(lengths, 64, seed=1, epoch=0)
-    assert batches != global_batches(lengths, 64, seed=1, epoch=1) != global_batches(lengths, 64, seed=2, epoch=0)
+    assert batches == global_batches(lengths, 64, seed=1, epoch=0, group_by_length=group_by_length)
+    assert batches != global_batches(lengths, 64, seed=1, epoch=1, group_by_length=group_by_length)
+    assert batches != global_batches(lengths, 64, seed=2, epoch=0, group_by_length=group_by_length)
 
-    def padding(batches):
-        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
 
-    shuffled = list(range(1000))
-    random.Random(1).shuffle(shuffled)
-    random_batches = [shuffled[i:i + 64] for i in range(0, 1000, 64)]
-    assert padding(batches) < 0.2 * padding(random_batches)
+def _padding(lengths, batches):
+    return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+
+def test_default_batches_mix_lengths_and_grouping_is_the_explicit_choice():
+    # Three kinds of example (think 3, 4 and 5 step tasks), equally common.
+    rng = random.Random(0)
+    lengths = [rng.choice([60, 80, 100]) + rng.randint(0, 5) for _ in range(3000)]
+    kind = [(n - 60) // 20 for n in lengths]
+
+    def majority_share(batches):  # share of a batch taken by its most common kind, averaged
+        full = [b for b in batches if len(b) == 64]
+        return sum(max(Counter(kind[i] for i in b).values()) / len(b) for b in full) / len(full)
+
+    mixed = global_batches(lengths, 64, seed=1, epoch=0)
+    grouped = global_batches(lengths, 64, seed=1, epoch=0, group_by_length=True)
+    assert majority_share(mixed) < 0.5  # about 1/3 each, as in the whole set
+    assert majority_share(grouped) > 0.9  # one kind per batch: what slowed learning
+    assert _padding(lengths, grouped) < 0.2 * _padding(lengths, mixed)  # what grouping buys
 
 
 @pytest.mark.parametrize("world_size, micro", [(1, 4), (2, 4), (3, 2), (4, 1), (8, 8)])

@@ -3,7 +3,7 @@
 Reading order: the prompt; reading and validating JSON Lines; the supervision pool (one format
 for the built-in world and the paper's data) and the training sets mixed from it at a chosen
 outcome error rate; the paper's released files read into that pool; chat rows turned into token
-ids with assistant-only labels; batching (length-grouped global batches, a deterministic split
+ids with assistant-only labels; batching (random or length-grouped global batches, a deterministic split
 of each across ranks, padding). data_prep.py is the command line that writes it all to disk.
 """
 import json
@@ -502,23 +502,28 @@ def tokenize_sft(rows: list[dict], tokenizer, max_seq_len: int, overflow: str = 
 # ---------------------------------------------------------------------------------------------
 # Batching
 #
-# Length grouping rather than packing: our examples are short and of similar lengths, so grouping
-# leaves little padding, and each row stays one conversation, so plain causal attention is right
-# as is (packing needs per-document attention masks and position resets, or examples attend
-# across each other's boundaries). Grouping also keeps "one example = one row", which makes the
-# loss-per-example bookkeeping and the rank split easy to read.
+# Global batches are drawn uniformly at random by default. Length grouping (sorting windows of
+# batches by length) saves padding, but it makes each batch one kind of example: in the built-in
+# world 91% of a grouped batch shared one step count (39% at random), so the gradient swung from
+# one kind of task to the next, and the tiny model learned 5% of the test answers where random
+# batches reached 15% (the same steps; see experiments/RESULTS.md). It stays an explicit choice
+# (train.py --group-by-length) for long-tailed real data on GPUs, where padding is the cost.
+# Either way each row stays one conversation (no packing), so plain causal attention is right as
+# is, and "one example = one row" keeps the loss bookkeeping and the rank split easy to read.
 
-GROUP_BATCHES = 32  # global batches per length-sorted window: bigger = less padding, less randomness
+GROUP_BATCHES = 32  # with grouping: global batches per length-sorted window (bigger = less padding, less randomness)
 
 
-def global_batches(lengths: list[int], global_batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+def global_batches(lengths: list[int], global_batch_size: int, seed: int, epoch: int,
+                   group_by_length: bool = False) -> list[list[int]]:
     """Example indices of each optimizer step's global batch, for one epoch.
 
-    Shuffle all examples with a generator seeded by (seed, epoch); cut the order into windows of
-    GROUP_BATCHES global batches; sort each window by length and cut it into global batches; shuffle
-    the batch order. Depends only on (lengths, global_batch_size, seed, epoch), never on the number
-    of processes, so 1 and N processes train on the same global batches. The last partial batch
-    is kept (it comes last), so every example is seen once per epoch.
+    Shuffle all examples with a generator seeded by (seed, epoch) and cut the order into global
+    batches. With `group_by_length`, cut it instead into windows of GROUP_BATCHES global batches,
+    sort each window by length, cut it into batches and shuffle the batch order. Depends only on
+    (lengths, global_batch_size, seed, epoch, group_by_length), never on the number of processes,
+    so 1 and N processes train on the same global batches. The last partial batch is kept (it
+    comes last), so every example is seen once per epoch.
     """
     if global_batch_size < 1:
         raise ValueError(f"global_batch_size must be >= 1, got {global_batch_size}")
@@ -527,6 +532,9 @@ def global_batches(lengths: list[int], global_batch_size: int, seed: int, epoch:
     rng.shuffle(order)
     num_full = len(order) // global_batch_size
     full, rest = order[: num_full * global_batch_size], order[num_full * global_batch_size:]
+    if not group_by_length:
+        batches = [full[j:j + global_batch_size] for j in range(0, len(full), global_batch_size)]
+        return batches + ([rest] if rest else [])
     batches = []
     window = GROUP_BATCHES * global_batch_size
     for start in range(0, len(full), window):

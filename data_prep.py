@@ -28,7 +28,10 @@ BUILTIN_TESTS = tuple(miniworld.TEST_SETS)  # DIR/test/<name>.jsonl
 # The settings a built-in world directory is built with (recorded in DIR/manifest.json). A flag left
 # out takes the directory's recorded value, so adding a variant to a directory never needs them again.
 WORLD_DEFAULTS = {"seed": 0, "num_hard": 30000, "num_foundation": 10000, "num_test": 1000, "num_long_test": 500,
-                  "vocab_size": 512, "max_value": miniworld.WorldConfig.max_value, "hard_steps": "3-5",
+                  "vocab_size": 512, "max_value": miniworld.WorldConfig.max_value,
+                  "max_start": miniworld.WorldConfig.start_range[1], "max_add": miniworld.WorldConfig.add_range[1],
+                  "max_mul": miniworld.WorldConfig.mul_range[1], "operations": miniworld.WorldConfig.operations,
+                  "hard_steps": "3-5",
                   "long_steps": "6-7", "foundation_steps": "1-2", "phrasings": miniworld.WorldConfig.phrasings}
 
 
@@ -363,7 +366,9 @@ def world_settings(args) -> tuple[dict, miniworld.WorldConfig]:
     recorded = read_manifest(args.out)
     settings = {k: getattr(args, k) if getattr(args, k) is not None else recorded.get(k, default)
                 for k, default in WORLD_DEFAULTS.items()}
-    config = miniworld.WorldConfig(max_value=settings["max_value"], hard_steps=step_range(settings["hard_steps"]),
+    config = miniworld.WorldConfig(max_value=settings["max_value"], start_range=(1, settings["max_start"]),
+                                   add_range=(1, settings["max_add"]), mul_range=(2, settings["max_mul"]),
+                                   operations=settings["operations"], hard_steps=step_range(settings["hard_steps"]),
                                    long_steps=step_range(settings["long_steps"]),
                                    foundation_steps=step_range(settings["foundation_steps"]), phrasings=settings["phrasings"])
     if config.hard_steps[0] < 3:
@@ -534,6 +539,10 @@ examples:
     world.add_argument("--long-steps", type=step_range, help=f"steps of the longer test ({WORLD_DEFAULTS['long_steps']})")
     world.add_argument("--foundation-steps", type=step_range, help=f"steps of foundation problems ({WORLD_DEFAULTS['foundation_steps']})")
     world.add_argument("--max-value", type=int, help=f"largest amount in a task ({WORLD_DEFAULTS['max_value']})")
+    world.add_argument("--max-start", type=int, help=f"largest starting amount ({WORLD_DEFAULTS['max_start']})")
+    world.add_argument("--max-add", type=int, help=f"largest operand of + and - ({WORLD_DEFAULTS['max_add']})")
+    world.add_argument("--max-mul", type=int, help=f"largest operand of * and / ({WORLD_DEFAULTS['max_mul']})")
+    world.add_argument("--operations", help=f"the operations tasks use, e.g. '+-*' ({WORLD_DEFAULTS['operations']})")
     world.add_argument("--phrasings", type=int, choices=[1, 2, 3],
                        help=f"templates per kind of sentence; fewer are easier to learn ({WORLD_DEFAULTS['phrasings']})")
     world.add_argument("--vocab-size", type=int, help=f"tokenizer vocabulary ({WORLD_DEFAULTS['vocab_size']})")
@@ -558,11 +567,15 @@ examples:
             parser.error(f"--hf-dir {args.hf_dir}: no such directory")
     if args.source == "hf" and args.step_profile != ["mixed"]:
         parser.error("--step-profile applies to the built-in world only (the paper's data brings its own errors)")
-    for name in ("num_hard", "num_test", "num_long_test", "vocab_size", "max_value"):
+    for name in ("num_hard", "num_test", "num_long_test", "vocab_size", "max_value", "max_start", "max_add"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.max_value is not None and args.max_value < 3:
         parser.error("--max-value must be at least 3")
+    if args.max_mul is not None and args.max_mul < 2:
+        parser.error("--max-mul must be at least 2")
+    if args.operations is not None and (not args.operations or set(args.operations) - set("+-*/")):
+        parser.error(f"--operations {args.operations!r}: use some of + - * / (e.g. '+-*')")
     if args.num_foundation is not None and args.num_foundation < 0:
         parser.error("--num-foundation must not be negative")
     for name in ("hard_steps", "long_steps", "foundation_steps"):  # recorded in the manifest as text

@@ -74,6 +74,7 @@ class WorldConfig:
     start_range: tuple[int, int] = (2, 40)
     add_range: tuple[int, int] = (1, 20)  # operands of + and -
     mul_range: tuple[int, int] = (2, 5)  # operands of * and /
+    operations: str = "+-*/"  # the operations tasks may use
     hard_steps: tuple[int, int] = (3, 5)  # hard full tasks and the same-distribution test set
     long_steps: tuple[int, int] = (6, 7)  # the harder test set (generalization to more steps)
     foundation_steps: tuple[int, int] = (1, 2)  # stage-1 foundation problems
@@ -97,7 +98,7 @@ def sample_task(rng: random.Random, num_steps: int, config: WorldConfig = WorldC
 def _step_choices(value: int, config: WorldConfig) -> dict[str, list[int]]:
     """The operations and operands that keep `value` inside 1..max_value (cached: amounts are few)."""
     choices = {}
-    for op in "+-*/":
+    for op in config.operations:
         low, high = config.mul_range if op in "*/" else config.add_range
         operands = [b for b in range(low, high + 1) if (r := apply(value, op, b)) is not None and 1 <= r <= config.max_value]
         if operands:

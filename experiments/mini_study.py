@@ -586,6 +586,27 @@ def question_verdicts(index: int, summary: dict, quality: dict) -> list[str]:
     return lines
 
 
+NOISY_SETS = ["hard_full_e0.5", "hard_full_e0.9", "hard_full_e0.9_low", "hard_full_e0.9_high", TEACHER_SET]
+
+
+def weak_to_strong_table(summary: dict, quality: dict) -> list[str]:
+    """Each noisy condition's student next to its own supervision: the share of the training set's final
+    answers (and steps) that are right, against the share of the test's that the student gets right. A
+    student above its supervision has learned more than it was shown."""
+    lines = ["| condition | supervision: final answers right % | student: test final answers right % | student - supervision | "
+             "supervision: steps right % | student: test steps right % | student - supervision |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name in NOISY_SETS:
+        if name not in summary or name not in quality:
+            continue
+        test, q = summary[name]["miniworld"], quality[name]
+        given, given_steps = 1 - q["outcome_error"], 1 - q["step_error"]
+        lines.append(f"| {LABELS[name]} (`{name}`) | {pct(given)} | {pct(test['mean'])} ± {pct(test['se'])} | "
+                     f"{(test['mean'] - given) * 100:+.1f} | {pct(given_steps)} | {pct(test['step']['mean'])} ± "
+                     f"{pct(test['step']['se'])} | {(test['step']['mean'] - given_steps) * 100:+.1f} |")
+    return lines
+
+
 def write_report(study: Study, path: str, figure: str | None, command: str, wall_seconds: float) -> None:
     results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
     summary = summarize(results)
@@ -654,6 +675,10 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         lines += ["", f"## {question.title}", "", f"The paper: {question.paper}.", ""]
         lines += question_table(question, summary, quality)
         lines += [""] + question_verdicts(i, summary, quality)
+    lines += ["", "## Weak to strong: does a student answer better than its supervision?", "",
+              "The share of right final answers (and right steps) in each noisy training set, next to the share "
+              "its student gets right on the held-out test (same kind of task, never seen in training).", ""]
+    lines += weak_to_strong_table(summary, quality)
     if figure:
         lines += ["", "## Figure", "", f"![mini study]({os.path.basename(figure)})"]
     lines += ["", reading.rstrip() if reading else f"{READING_MARK}\n\n## Reading\n\n(to be written by hand)"]

@@ -44,6 +44,7 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
         assert f"`{condition}`" in report
     for question in mini_study.QUESTIONS:
         assert question.title in report
+    assert "## Weak to strong" in report
 
     # A rerun finds every run finished: nothing is trained again, no row is added.
     second = run_smoke(out)
@@ -76,3 +77,17 @@ def test_differences_are_paired_by_seed():
     diff, se = mini_study.difference(summary, "a", "b")
     assert abs(diff - 0.1) < 1e-12 and se < 1e-12
     assert "agrees" in mini_study.verdict((diff, se))
+
+
+def test_weak_to_strong_table_puts_each_student_next_to_its_supervision():
+    def row(condition, seed, accuracy, steps):
+        return {"condition": condition, "seed": seed,
+                "benches": {"miniworld": {"problems": 1000, "accuracy": accuracy, "step_accuracy": steps}}}
+
+    summary = mini_study.summarize([row("hard_full_e0.9", s, 0.6, 0.8) for s in range(3)])
+    quality = {"hard_full_e0.9": {"outcome_error": 0.9, "step_error": 0.5, "examples": 10}}
+    header, rule, line = mini_study.weak_to_strong_table(summary, quality)
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    # supervision 10% right -> student 60%: +50 points; steps 50% -> 80%: +30 points.
+    assert cells[1:] == ["10.0", "60.0 ± 0.0", "+50.0", "50.0", "80.0 ± 0.0", "+30.0"]
+    assert len(mini_study.weak_to_strong_table({}, quality)) == 2  # a condition not run has no row

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.grader_cases import CASES, KINDS
-from w2s import grader
+from w2s import grader, sympy_check
 from w2s.grader import extract_answer, grade, is_equiv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -165,7 +165,7 @@ def test_helpers_outlive_the_thread_that_started_them():
     thread.start()
     thread.join()
     time.sleep(0.5)  # a helper tied to the finished thread would be killed by now
-    assert grader._pool.helpers and all(helper.alive() for helper in grader._pool.helpers)
+    assert sympy_check._pool.helpers and all(helper.alive() for helper in sympy_check._pool.helpers)
     assert is_equiv(r"\sqrt{18}", r"3\sqrt{2}")
 
 

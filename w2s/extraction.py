@@ -9,11 +9,24 @@ import re
 
 # --------------------------------------------------------------------------- extraction
 
-_ANSWER_IS = re.compile(r"(?:final answer|the answer)\s*(?:is|:)\s*:?\s*(.+)", re.I)
+# "The answer is X", "Final Answer: X", "The answer to the question is X", "Answer: X".
+_ANSWER_MARKER = re.compile(
+    r"(?:final answer|the answer(?: to [^.\n]{0,80}?)?|^\s*\**answer\**)\s*(?:is|:|=)\s*:?\**\s*", re.I | re.M)
 _GSM8K = re.compile(r"####\s*(.+)")
-_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_DELIMITER = re.compile(r"\\\(|\\\[|\$\$|(?<!\\)\$")
+_CLOSER = {"\\(": "\\)", "\\[": "\\]", "$$": "$$", "$": "$"}
+_UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _NUMBER_IN_TEXT = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+_NUMBER_TOKEN = re.compile(r"-?\\?\$?\s*-?\d[\d,]*(?:\.\d+)?(?:/\d+)?(?:\s*\\?%)?")
 _PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+# The verb before a stated value: "the largest $n$ is 34", "the roots are 2 and 3".
+_COPULA = re.compile(r"\s(?:is|are|was|were|equals|be|becomes)\s+(?:equal to\s+|about\s+|approximately\s+)?", re.I)
+# Words that show a last line draws a conclusion even without a final full stop.
+_CONCLUSION_WORD = re.compile(r"\b(?:so|thus|therefore|hence|total|altogether|in all|finally|answer|result|each)\b",
+                              re.I)
+# Between boxes, only these may stand for the boxes to be one answer (`\boxed{2}` or `\boxed{3}`).
+_BOX_CONNECTOR = re.compile(r"\$|\\[()\[\]]|\\text\s*\{\s*(?:or|and)\s*\}|\\q?quad|\b(?:or|and)\b|[,;\s]|"
+                            r"(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*=")
 
 
 def _braced(text: str, start: int) -> tuple[str, int] | None:
@@ -31,64 +44,217 @@ def _braced(text: str, start: int) -> tuple[str, int] | None:
     return None
 
 
-def _last_boxed(text: str) -> str | None:
-    """Contents of the last `\\boxed{...}` / `\\boxed x` / `\\fbox{...}`; None if unclosed."""
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    rest = start + (6 if text.startswith("\\boxed", start) else 5)
-    while rest < len(text) and text[rest] == " ":
-        rest += 1
-    if rest < len(text) and text[rest] == "{":
-        group = _braced(text, rest)
-        return group[0].strip() if group else None
-    # `\boxed 5`: TeX takes the next token as the argument; we take the word after it.
-    match = re.match(r"[^\s$]+", text[rest:])
-    return match.group(0) if match else None
+def _boxes(text: str) -> list[tuple[int, int, str | None]]:
+    """Every `\\boxed{...}` / `\\boxed x` / `\\fbox{...}` as (start, end, contents); contents None if unclosed."""
+    found = []
+    for match in re.finditer(r"\\(?:boxed|fbox)(?![a-zA-Z])\s*", text):
+        rest = match.end()
+        if rest < len(text) and text[rest] == "{":
+            group = _braced(text, rest)
+            if group is None:
+                found.append((match.start(), len(text), None))
+                break  # an unclosed box swallows the rest of the text
+            found.append((match.start(), group[1], group[0].strip()))
+        else:  # `\boxed 5`: TeX takes the next token as the argument; we take the word after it.
+            word = re.match(r"[^\s$]+", text[rest:])
+            found.append((match.start(), rest + (word.end() if word else 0), word.group(0) if word else ""))
+    return found
 
 
-def _clean_sentence_answer(answer: str) -> str:
-    answer = answer.strip().splitlines()[0] if answer.strip() else ""
-    span = _MATH_SPAN.search(answer)
-    if span:
-        return next(g for g in span.groups() if g is not None).strip()
-    answer = re.split(r"\.\s", answer)[0]  # stop at the end of the sentence
-    return answer.strip().rstrip(".").strip()
+def _final_boxed(text: str) -> str | None:
+    """The answer in the last box; boxes joined only by `or`, `,`, `x =` are one answer together.
+
+    `\\boxed{2} or \\boxed{3}` is the answer `2, 3`, so a hedge never matches a single gold. Boxes
+    with prose between them ("\\boxed{3}, but rechecking, ... \\boxed{4}") are a correction: the last wins.
+    """
+    boxes = _boxes(text)
+    if not boxes or boxes[-1][2] is None:
+        return None  # cut off inside the box: the model never finished, no fallback may guess
+    group = [boxes[-1]]
+    for box in reversed(boxes[:-1]):
+        if box[2] is None or _BOX_CONNECTOR.sub("", text[box[1]:group[0][0]]):
+            break
+        group.insert(0, box)
+    answers = list(dict.fromkeys(contents for _, _, contents in group if contents))
+    return ", ".join(answers) or None
+
+
+def _math_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, contents) of each `$...$`, `$$...$$`, `\\(...\\)`, `\\[...\\]` in order.
+
+    `\\$` is an escaped dollar, not a delimiter. A `$` that opens a number is a currency sign
+    when what it would pair with also opens a number (`$70/7=$10`) or the span reads as prose
+    (`$5 and the pen costs $`): it is skipped, so prose prices never become math spans.
+    """
+    spans, i = [], 0
+    while True:
+        match = _DELIMITER.search(text, i)
+        if not match:
+            return spans
+        opener, start = match.group(0), match.end()
+        if opener == "$":
+            closer = _UNESCAPED_DOLLAR.search(text, start)
+            end = closer.start() if closer else -1
+        else:
+            end = text.find(_CLOSER[opener], start)
+        if end < 0:
+            i = start
+            continue
+        contents = text[start:end]
+        currency = opener == "$" and text[start:start + 1].isdigit() and (
+            text[end + 1:end + 2].isdigit() or len(_PROSE_WORD.findall(contents)) >= 2)
+        if currency:
+            i = start
+            continue
+        i = end + len(_CLOSER[opener])
+        spans.append((match.start(), i, contents.strip()))
+
+
+def _sentences(line: str) -> list[str]:
+    """Split a line at `. `, `! `, `? ` outside math spans (a decimal point is not a full stop)."""
+    spans = [(start, end) for start, end, _ in _math_spans(line)]
+    pieces, begin = [], 0
+    for match in re.finditer(r"(?<!\d)[.!?](?=\s|$)|[.!?](?=\s+[A-Z])", line):
+        if not any(a <= match.start() < b for a, b in spans):
+            pieces.append(line[begin:match.end()])
+            begin = match.end()
+    pieces.append(line[begin:])
+    return [p.strip() for p in pieces if p.strip()]
+
+
+def _value_in_sentence(sentence: str) -> str | None:
+    """The value a concluding sentence states: after its last "is"/"are"/"=" if any, a math span or a number."""
+    masked = sentence
+    for start, end, _ in _math_spans(sentence):  # "is" inside a math span does not count
+        masked = masked[:start] + "#" * (end - start) + masked[end:]
+    copulas = list(_COPULA.finditer(masked))
+    tail = sentence[copulas[-1].end():] if copulas else sentence
+    spans = [span for span in _math_spans(tail) if span[2]]
+    if spans and copulas:  # "the roots are $2$ and $3$": spans joined by and/or/commas are one answer
+        joined = [spans[0]]
+        for span in spans[1:]:
+            if _BOX_CONNECTOR.sub("", tail[joined[-1][1]:span[0]]):
+                break
+            joined.append(span)
+        return ", ".join(contents for _, _, contents in joined)
+    if spans:
+        return spans[-1][2]
+    stripped = tail.strip().rstrip(".!").strip()
+    if copulas and stripped and not _PROSE_WORD.search(re.sub(r"\\[a-zA-Z]+", "", stripped)):
+        return stripped  # "the answer is 2x+1": the whole tail is the value
+    numbers = _NUMBER_TOKEN.findall(tail)
+    if numbers:
+        return (numbers[0] if copulas else numbers[-1]).strip()
+    return None
+
+
+def _clean_sentence_answer(answer: str) -> str | None:
+    """The value after an answer marker: the first sentence of the rest of its line."""
+    line = answer.strip().splitlines()[0] if answer.strip() else ""
+    sentences = _sentences(line)
+    if not sentences:
+        return None
+    sentence = sentences[0]
+    spans = [contents for _, _, contents in _math_spans(sentence) if contents]
+    masked_words = _PROSE_WORD.findall(re.sub(r"\$[^$]*\$|\\[a-zA-Z]+", " ", sentence))
+    if spans and not _COPULA.search(sentence):
+        return spans[0]
+    if masked_words and _COPULA.search(sentence) or (not spans and masked_words):
+        value = _value_in_sentence(sentence)  # "Final Answer: The largest $n$ is 34."
+        if value:
+            return value
+    return sentence.rstrip(".").strip() or None
+
+
+def _concludes(text: str) -> bool:
+    """Does the reply end by stating something, rather than being cut off or looping?
+
+    A reply cut off by the token limit ends mid-sentence; one that loops repeats its last lines.
+    Neither stated an answer, so the fallbacks must not pick a number out of it.
+    """
+    units = [u for line in text.splitlines() for u in _sentences(line.strip())]
+    tail = units[-12:]
+    if len(tail) >= 6 and len(set(tail)) <= len(tail) // 2:
+        return False  # looping
+    last = text.rstrip()
+    if re.search(r"[.!]\**$|\$$|\\\]$|\\\)$", last):
+        return True
+    last_line = last.splitlines()[-1]
+    return bool(_CONCLUSION_WORD.search(last_line)) and not re.search(r"[-+*/=,(^]\s*$|\b(?:and|of|the|is)$",
+                                                                      last_line)
+
+
+def _later_statement(text: str) -> str | None:
+    """An answer stated after the last box ("The answer is 4", "#### 4"), which must agree with it."""
+    markers = list(_ANSWER_MARKER.finditer(text))
+    if markers:
+        return _clean_sentence_answer(text[markers[-1].end():])
+    gsm8k = _GSM8K.findall(text)
+    return gsm8k[-1].strip() if gsm8k else None
+
+
+def _same_answer_text(a: str, b: str) -> bool:
+    a, b = normalize(a).replace(" ", ""), normalize(b).replace(" ", "")
+    if a == b:
+        return True
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
 
 
 def extract_answer(text: str, strict: bool = False) -> str | None:
-    """The final answer in `text`, or None.
+    """The final answer in `text`, or None when the text never states one.
 
     Tried in this order; the first that matches wins:
     1. the last `\\boxed{...}` (nested braces), `\\boxed x` or `\\fbox{...}`: what we ask every
-       model for. If the last one is unclosed (a generation cut off by the token limit) the
-       answer is None: the model never finished, so no fallback may guess for it.
-    2. "The answer is X" / "final answer is X": how instruction-tuned models often end when
-       they forget the box (also the paper's teachers' style).
+       model for. An unclosed last box (cut off by the token limit) gives None. Boxes side by
+       side (`\\boxed{2}` or `\\boxed{3}`) are one answer `2, 3`; a later "The answer is" or
+       `####` that disagrees with the box makes the reply's answer None (a hedge, not an answer).
+    2. "The answer is X" / "Final Answer: X" / "Answer: X": how instruction-tuned models end when
+       they forget the box. In "Final Answer: The largest $n$ is 34." the value is 34.
     3. GSM8K's `#### X`: the reference format of GSM8K-style data.
-    4. the last math span (`$...$`, `$$...$$`, `\\(...\\)`, `\\[...\\]`), then a short line
-       with no prose words taken whole, then the last number: so that a bare answer (`0.5`,
-       `$\\frac12$`, `\\frac{1}{2}`) or a short GSM8K-style reply is its own answer.
+    4. a short line with no prose words taken whole (`0.5`, `$\\frac12$`, `x = 3`).
+    5. only if the text concludes (ends with a full sentence or a "so ... 8" line, and does not
+       loop): the value its last sentence states (after its last "is"/"are", a math span, or a
+       number), else the last math span or number of the text. A reply cut off mid-computation
+       gets None rather than a guess from its last number.
+    `$` that opens a price (`$70/7=$10`) and `\\$` are not math delimiters.
     With `strict=True` only step 1 is used (for reference solutions that must carry a box).
     """
     if not text:
         return None
     if "\\boxed" in text or "\\fbox" in text:
-        answer = _last_boxed(text)
-        return answer or None
+        answer = _final_boxed(text)
+        if answer is None or strict:
+            return answer
+        later = _later_statement(text[_boxes(text)[-1][1]:])
+        return answer if later is None or _same_answer_text(later, answer) else None
     if strict:
         return None
-    matches = _ANSWER_IS.findall(text)
-    if matches and _clean_sentence_answer(matches[-1]):
-        return _clean_sentence_answer(matches[-1])
+    markers = list(_ANSWER_MARKER.finditer(text))
+    for marker in reversed(markers):
+        answer = _clean_sentence_answer(text[marker.end():])
+        if answer:
+            return answer
     matches = _GSM8K.findall(text)
     if matches and matches[-1].strip():
         return matches[-1].strip()
-    spans = _MATH_SPAN.findall(text)
-    if spans:
-        return next(g for g in spans[-1] if g).strip()
     stripped = text.strip()
-    if "\n" not in stripped and len(stripped) <= 80 and not _PROSE_WORD.search(stripped):
-        return stripped.rstrip(".").strip() or None
-    numbers = _NUMBER_IN_TEXT.findall(text)
+    if "\n" not in stripped and len(stripped) <= 80 and not _PROSE_WORD.search(re.sub(r"\\[a-zA-Z]+", "", stripped)):
+        spans = _math_spans(stripped)
+        return (spans[-1][2] if spans else stripped.rstrip(".").strip()) or None
+    if not _concludes(text):
+        return None
+    lines = [line for line in stripped.splitlines() if line.strip()]
+    for sentence in reversed(_sentences(lines[-1].strip())[-2:]):
+        value = _value_in_sentence(sentence)
+        if value:
+            return value
+    spans = _math_spans(text)
+    if spans and spans[-1][2]:
+        return spans[-1][2]
+    numbers = _NUMBER_IN_TEXT.findall(lines[-1])
     return numbers[-1] if numbers else None
 
 

@@ -264,14 +264,25 @@ _UNIT_WORDS = (
     "units?|square units|sq units|cm|centimeters?|mm|millimeters?|meters?|km|kilometers?|inch(?:es)?|"
     "feet|foot|ft|yards?|miles?|mph|grams?|kg|kilograms?|pounds?|lbs?|ounces?|oz|liters?|ml|"
     "seconds?|sec|minutes?|min|hours?|hrs?|days?|weeks?|months?|years?|degrees?|radians?|"
-    "dollars?|cents?|percent|people|students|cups?|pages|points|ways|mm\\^2|cm\\^2|m\\^2|"
+    "dollars?|cents?|percent(?:age)?|pct|people|students|cups?|pages|points|ways|mm\\^2|cm\\^2|m\\^2|"
     "square (?:feet|inches|meters|centimeters|units)|cubic (?:feet|inches|meters|centimeters|units)"
 )
 _TRAILING_UNIT = re.compile(rf"(?<=[\d}}\s])\s*\b(?:{_UNIT_WORDS})(?:\s*\^\s*\{{?\d\}}?)?\s*$", re.I)
-_TEXT_COMMANDS = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mathit|mbox|operatorname|boldsymbol)\s*\{")
+_TEXT_NAMES = "text|textbf|textit|textnormal|textrm|textsf|texttt|textup|mathrm|mathbf|mathit|mathsf|mathtt|mbox"
+_TEXT_COMMANDS = re.compile(rf"\\(?:{_TEXT_NAMES}|operatorname|boldsymbol)\s*\{{")
 _CHOICE = re.compile(r"^\(?([A-E](?:\s*,?\s*[A-E])*)\)?[.:]?$")  # (C), B., multi-answer ABD
 _CHOICE_PREFIX = re.compile(r"^\(([A-E])\)|^([A-E])[.)]\s")  # "(C) 12" or "C. 12": the letter is the answer
 _VARIABLE_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-z]+)(?:_\{?[a-zA-Z0-9]+\}?)?'?(?:\([a-z]\))?\s*(?:=|\\in)\s*(?=\S)")
+# Commands JSON-escaped twice arrive as `\\frac`; a matrix row break `\\` is never followed by a command name.
+_DOUBLED_BACKSLASH = re.compile(
+    r"\\\\(?=(?:[dtc]?frac|sqrt|pi|cdot|times|div|pm|mp|infty|left|right|text\w*|math\w+|boxed|begin|end|"
+    r"[lg]eq?|neq?|[lg]t|circ|sin|cos|tan|cot|sec|csc|log|ln|exp|alpha|beta|gamma|theta|cup|cap|emptyset|"
+    r"varnothing|binom|dbinom|overline|angle|approx|in)(?![a-zA-Z]))")
+_RELATIONS = [  # spellings of one relation, to the one sympy reads
+    (r">=|≥|\\geqslant|\\geq?(?![a-zA-Z])", r"\\geq "), (r"<=|≤|\\leqslant|\\leq?(?![a-zA-Z])", r"\\leq "),
+    (r"!=|≠|\\neq?(?![a-zA-Z])", r"\\neq "), (r"\\gt(?![a-zA-Z])", ">"), (r"\\lt(?![a-zA-Z])", "<"),
+]
+_DEGREES = r"\s*\^\s*\{\s*\\circ\s*\}|\s*\^\s*\\circ|\\circ|\\degree|°"
 
 
 def _unwrap_text_commands(s: str) -> str:
@@ -287,37 +298,54 @@ def _unwrap_text_commands(s: str) -> str:
         s = s[:match.start()] + f" {inner} " + s[end:]
 
 
+def _separators(s: str) -> str:
+    """`1,000` is a thousand and `1000,99` / `0,111` are decimal commas: the digit grouping decides.
+
+    `12,5` fits neither and stays a list of two (`\\boxed{1,2}` for two roots is common); the
+    grader reads it as a decimal only against a gold that is itself a decimal number.
+    """
+    compact = s.replace(" ", "")
+    if re.fullmatch(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?", compact):
+        return compact.replace(",", "")  # thousands separators
+    if re.fullmatch(r"-?(?:0|\d{4,}),\d+|-?\d+,\d{4,}", s):
+        return s.replace(",", ".")  # a decimal comma: no thousands grouping reads this way
+    return s
+
+
 def normalize(answer: str) -> str:
     """A canonical string for an answer: formatting that never changes the value is removed."""
-    s = answer.strip()
+    s = _DOUBLED_BACKSLASH.sub(r"\\", answer.strip())
     s = re.sub(r"\\\$|\\%|%|\$|\\\(|\\\)|\\\[|\\\]", "", s)  # math delimiters, dollars, percent
     s = s.replace("\\displaystyle", "").replace("\\!", "").replace("{,}", "").replace("\\,", " ")
-    s = re.sub(r"\\[;:]|\\q?quad|~", " ", s)
+    s = re.sub(r"(?<!\\)\\[;: ]|\\q?quad|~", " ", s)
     s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])", "", s)
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\dbinom", "\\binom")
+    s = re.sub(r"\\[dtc]frac", r"\\frac", s).replace("\\dbinom", "\\binom")
     # \text{ or } between answers is a list separator, not a unit.
     s = re.sub(r"\\text\s*\{\s*(?:or|and|,)\s*\}", ",", s)
     # A \text{...} of words after the value is a unit or a remark ("4 \text{ m}", "\text{ of the pie}").
-    s = re.sub(r"(?<=\S)\s*\\(?:text|mbox)\s*\{\s*[a-zA-Z][a-zA-Z .]*\}\s*(?:\^\s*\{?\d\}?)?\s*\.?$", "", s)
+    s = re.sub(rf"(?<=\S)\s*\\(?:{_TEXT_NAMES})\s*\{{\s*[a-zA-Z][a-zA-Z .]*\}}\s*(?:\^\s*\{{?\d\}}?)?\s*\.?$", "", s)
     s = _unwrap_text_commands(s)
     s = re.sub(r"\s+(?:or|and)\s+", ",", s)
-    s = re.sub(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|°", "", s)
+    s = re.sub(r"\s*\\approx.*$", "", s, flags=re.S) or s  # `\frac{\sqrt3}{3} \approx 0.577`: the exact value
+    if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)", s):  # \sin(30^\circ) is 1/2: degrees to radians
+        s = re.sub(r"(\d+(?:\.\d+)?)(?:" + _DEGREES + ")", r"\\frac{\1\\pi}{180}", s)
+    s = re.sub(_DEGREES, "", s)
     s = s.replace("\\infinity", "\\infty").replace("+\\infty", "\\infty")
-    s = re.sub(r"\\le(?![a-zA-Z])", r"\\leq", s)
-    s = re.sub(r"\\ge(?![a-zA-Z])", r"\\geq", s)
+    for spellings, relation in _RELATIONS:
+        s = re.sub(spellings, relation, s)
     s = re.sub(r"\\(?:varnothing|emptyset)", r"\\emptyset", s)
     s = re.sub(r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}", s)  # \sqrt2 -> \sqrt{2}
     s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\frac{\1}{\2}", s)  # \frac12
     s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*(?=\{)", r"\\frac{\1}", s)
+    s = re.sub(r"(?<=\d)_\{\s*(\d+)\s*\}", r"_\1", s)  # base subscripts: 4210_{7} is 4210_7
+    s = re.sub(r"^(\d{1,2}:\d{2}):00$", r"\1", s.strip())  # a time: 20:34:00 is 20:34
     s = re.sub(r"\s+", " ", s).strip()
-    for _ in range(3):  # units and punctuation can be stacked: "5 cm."
-        s = s.rstrip(".;,").strip()
+    for _ in range(3):  # units, punctuation and a stray backslash can be stacked: "5 cm.", "185\"
+        s = s.rstrip(".;,\\").strip()
         s = _TRAILING_UNIT.sub("", s).strip()
-    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s.replace(" ", "")):
-        s = s.replace(",", "").replace(" ", "")  # thousands separators
+    s = _separators(s)
     s = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", s)  # .5 -> 0.5
     choice = _CHOICE.match(s)
     if choice:
         s = "".join(sorted(set(re.sub(r"[^A-E]", "", choice.group(1)))))
     return s
-

@@ -85,7 +85,8 @@ def _expand_pm(s: str) -> list[str] | None:
 def _structure(s: str):
     """Classify a normalized answer: ("matrix", rows) | ("union", parts) | ("set", items) |
     ("tuple", open, close, items) | ("list", items) | ("scalar", s)."""
-    rows = _matrix_rows(s)
+    bracketed_matrix = re.fullmatch(r"[\[(]\s*(\\begin\{.*\\end\{[a-zA-Z]+\})\s*[\])]", s, re.S)
+    rows = _matrix_rows(bracketed_matrix.group(1) if bracketed_matrix else s)  # \left[\begin{array}..\right]
     if rows is not None:
         return ("matrix", rows)
     unions = _split_top_level(s, "\\cup")
@@ -94,13 +95,17 @@ def _structure(s: str):
     if s.startswith("\\{") and s.endswith("\\}"):
         inner = s[2:-2].strip()
         return ("set", _split_top_level(inner, ",") if inner else [])
+    if len(s) >= 2 and s[0] == "{" and s[-1] == "}" and _encloses(s):  # `{1, 2}`: a set in bare braces
+        inner = s[1:-1].strip()
+        return ("set", _split_top_level(inner, ",")) if len(_split_top_level(inner, ",")) > 1 else _structure(inner)
     if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _encloses(s):
         items = _split_top_level(s[1:-1], ",")
         if len(items) > 1:
             return ("tuple", s[0], s[-1], items)
-    items = _split_top_level(s, ",")
-    if len(items) > 1:
-        return ("list", [item for item in items if item])
+    for separator in (";", ","):  # `(1,2); (3,4)` or `1, 2`
+        items = _split_top_level(s, separator)
+        if len(items) > 1:
+            return ("list", [item for item in items if item])
     expanded = _expand_pm(s)
     if expanded is not None:
         return ("list", expanded)
@@ -108,11 +113,13 @@ def _structure(s: str):
 
 
 def _vector_items(structure) -> list[str] | None:
-    """A row/column matrix or a parenthesized tuple, as an ordered list of entries."""
+    """A row/column matrix, a tuple or a bracketed list, as an ordered list of entries."""
     if structure[0] == "matrix" and (len(structure[1]) == 1 or all(len(r) == 1 for r in structure[1])):
         return [cell for row in structure[1] for cell in row]
-    if structure[0] == "tuple" and structure[1] == "(" and structure[2] == ")":
+    if structure[0] == "tuple" and structure[1:3] in (("(", ")"), ("[", "]")):
         return structure[3]
+    if structure[0] == "list":
+        return structure[1]
     return None
 
 
@@ -137,30 +144,80 @@ def _same_multiset(preds: list[str], golds: list[str], deadline: float) -> bool:
     return True
 
 
-def _drop_variable_prefixes(pred: str, gold: str) -> tuple[str, str]:
-    r"""`x \in [1, 4]` is `[1, 4]`; `x = 5` is `5` unless both sides are equations."""
-    pred_is_equation, gold_is_equation = "=" in pred, "=" in gold
-    if not (pred_is_equation and gold_is_equation):
-        pred, gold = _strip_variable(pred), _strip_variable(gold)
+# --------------------------------------------------------------------------- labels and relations
+
+_FUNCTION_NAMES = "fgh"  # `f(x)`, not f times x: the conventional names of functions
+_LABEL_COMMANDS = re.compile(r"\\(?!(?:sin|cos|tan|cot|sec|csc|log|ln|exp|sqrt)(?![a-zA-Z]))[a-zA-Z]+")
+
+
+def _is_label(s: str) -> bool:
+    """A name rather than a value: `x`, `AB`, `(p,q)`, `V_1:V_2`, `\\frac{NO}{BO}`, `f(x)`, `\\angle A`."""
+    bare = re.sub(r"_\{[^{}]*\}|_\w|\^\{-1\}|'", "", s)
+    bare = _LABEL_COMMANDS.sub("", bare)
+    return bool(re.fullmatch(r"[a-zA-Z(){}\[\],:\s]*[a-zA-Z][a-zA-Z(){}\[\],:\s]*", bare))
+
+
+def _is_function_label(s: str) -> bool:
+    return s == "y" or bool(re.fullmatch(r"[a-zA-Z](?:\^\{-1\})?\([a-z]\)", s))
+
+
+def _value_of(s: str) -> tuple[str | None, str]:
+    """Split `label = value` into (label, value); (None, s) when s is no such answer.
+
+    A chain keeps its last side (`x = 5+5+1 = 11` is 11, `\\frac{272}{5} = 54.4` is 54.4), and
+    so does a computation with no letters on the left. An equation between expressions
+    (`2x + 4y = 6`) is not a label and value: it stays whole.
+    """
+    sides = _split_top_level(s, "=")
+    if len(sides) < 2 or not all(sides) or len(_split_top_level(s, ",")) > 1 or len(_split_top_level(s, ";")) > 1:
+        return None, s
+    left = sides[0]
+    if len(sides) > 2 or not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", left)) or _is_label(left):
+        return left, sides[-1]
+    return None, s
+
+
+def _drop_labels(pred: str, gold: str) -> tuple[str, str]:
+    r"""`x \in [1, 4]` is `[1, 4]`; `(p,q)=(3,2)` is `(3,2)`; `x = 5` is `5` unless both are equations.
+
+    Two equations keep their labels unless they name the same thing: `f(x) = 2x+3` and
+    `y = 2x+3` are one function, but `x = 3` and `y = 3` are different lines.
+    """
+    pred, gold = _strip_variable(pred), _strip_variable(gold)
+    (pred_label, pred_value), (gold_label, gold_value) = _value_of(pred), _value_of(gold)
+    if "=" not in pred_value and "=" not in gold_value:
+        if pred_label is None or gold_label is None:
+            return pred_value, gold_value
+        same_name = pred_label.replace(" ", "") == gold_label.replace(" ", "")
+        if same_name or (_is_function_label(pred_label) and _is_function_label(gold_label)):
+            return pred_value, gold_value
     return pred, gold
+
+
+def _strip_variable(s: str) -> str:
+    return _VARIABLE_PREFIX.sub("", s).strip() if "\\in" in s[:20] else s
 
 
 def _equiv(pred: str, gold: str, deadline: float) -> bool:
     """Equivalence of two normalized answers, structure first, then scalars."""
     if pred.replace(" ", "") == gold.replace(" ", ""):
         return True
-    pred, gold = _drop_variable_prefixes(pred, gold)
+    pred, gold = _drop_labels(pred, gold)
     pred_structure, gold_structure = _structure(pred), _structure(gold)
     pred_kind, gold_kind = pred_structure[0], gold_structure[0]
     if pred_kind == "scalar" and gold_kind in ("tuple", "union") and _inequality_as_interval(pred):
         return _equiv(_inequality_as_interval(pred), gold, deadline)  # `x < 3` answers `(-\infty, 3)`
     if gold_kind == "scalar" and pred_kind in ("tuple", "union") and _inequality_as_interval(gold):
         return _equiv(pred, _inequality_as_interval(gold), deadline)
+    if pred_kind == "list" and gold_kind in ("union", "tuple") and _inequalities_as_union(pred_structure[1]):
+        return _equiv(_inequalities_as_union(pred_structure[1]), gold, deadline)  # `x < -2, x > 3`
+    if gold_kind == "list" and pred_kind in ("union", "tuple") and _inequalities_as_union(gold_structure[1]):
+        return _equiv(pred, _inequalities_as_union(gold_structure[1]), deadline)
     if pred_kind == gold_kind == "scalar":
         return _scalar_equiv(pred, gold, deadline)
     pred_vector, gold_vector = _vector_items(pred_structure), _vector_items(gold_structure)
-    if pred_vector is not None and gold_vector is not None and {pred_kind, gold_kind} == {"matrix", "tuple"}:
-        return _all_pairwise(pred_vector, gold_vector, deadline)
+    if pred_vector is not None and gold_vector is not None and [pred_kind, gold_kind].count("matrix") == 1:
+        return _all_pairwise(pred_vector, gold_vector, deadline)  # a row or column against a list
     if pred_kind == gold_kind == "matrix":
         pred_rows, gold_rows = pred_structure[1], gold_structure[1]
         return len(pred_rows) == len(gold_rows) and all(
@@ -172,42 +229,60 @@ def _equiv(pred: str, gold: str, deadline: float) -> bool:
     if pred_kind == gold_kind == "union":
         return _same_multiset(pred_structure[1], gold_structure[1], deadline)
     if {pred_kind, gold_kind} <= {"set", "list"}:
-        # Several answers ("1, -2", "\{1, -2\}", "x = \pm 3"): order-free.
-        pred_items = [_strip_variable(p) for p in pred_structure[1]]
-        gold_items = [_strip_variable(g) for g in gold_structure[1]]
+        # Several answers ("1, -2", "\{1, -2\}", "x = \pm 3", "AB=4, CD=5"): order-free.
+        pred_items = [_value_of(_strip_variable(p))[1] for p in pred_structure[1]]
+        gold_items = [_value_of(_strip_variable(g))[1] for g in gold_structure[1]]
         if pred_kind == "set" or gold_kind == "set":
             pred_items, gold_items = list(dict.fromkeys(pred_items)), list(dict.fromkeys(gold_items))
-        return _same_multiset(pred_items, gold_items, deadline)
-    if {pred_kind, gold_kind} in ({"scalar", "set"}, {"scalar", "list"}):
-        # One answer against a collection: only a collection of exactly that one answer.
-        items = (gold_structure if pred_kind == "scalar" else pred_structure)[1]
+        if _same_multiset(pred_items, gold_items, deadline):
+            return True
+    if "scalar" in (pred_kind, gold_kind):
+        decimal_comma = re.fullmatch(r"(-?\d+),(\d+)", (pred if pred_kind == "list" else gold).replace(" ", ""))
         scalar = pred if pred_kind == "scalar" else gold
-        return len(set(items)) == 1 and _equiv(scalar, items[0], deadline)
+        if decimal_comma and re.fullmatch(r"-?\d*\.\d+", scalar):  # `12,5` against `12.5`: a decimal comma
+            return _scalar_equiv(".".join(decimal_comma.groups()), scalar, deadline)
+    for one, other in ((pred_structure, gold), (gold_structure, pred)):
+        # A collection of exactly one answer (`\{6\}`, `\{(1,2)\}`) is that answer.
+        if one[0] in ("set", "list") and len(set(one[1])) == 1 and _structure(other)[0] not in ("set", "list"):
+            item = one[1][0]
+            return _equiv(item, other, deadline) if one is pred_structure else _equiv(other, item, deadline)
     return False  # different shapes: a tuple is not a list, an interval is not a number
 
 
 _LESS = r"(<|\\leq)"
+_MORE = r"(>|\\geq)"
+_SIDE = r"[^<>=]+?"
 _INEQUALITY_PATTERNS = [  # (pattern, how its groups become an interval)
-    (re.compile(rf"^(?P<low>[^<>=]+?)\s*{_LESS}\s*[a-zA-Z]\s*{_LESS}\s*(?P<high>[^<>=]+)$"),
+    (re.compile(rf"^(?P<low>{_SIDE})\s*{_LESS}\s*[a-zA-Z]\s*{_LESS}\s*(?P<high>[^<>=]+)$"),
      lambda m: ("(" if m.group(2) == "<" else "[") + f"{m['low']}, {m['high']}" + (")" if m.group(3) == "<" else "]")),
+    (re.compile(rf"^(?P<high>{_SIDE})\s*{_MORE}\s*[a-zA-Z]\s*{_MORE}\s*(?P<low>[^<>=]+)$"),
+     lambda m: ("(" if m.group(3) == ">" else "[") + f"{m['low']}, {m['high']}" + (")" if m.group(2) == ">" else "]")),
     (re.compile(rf"^[a-zA-Z]\s*{_LESS}\s*(?P<high>[^<>=]+)$"),
      lambda m: f"(-\\infty, {m['high']}" + (")" if m.group(1) == "<" else "]")),
-    (re.compile(r"^[a-zA-Z]\s*(>|\\geq)\s*(?P<low>[^<>=]+)$"),
+    (re.compile(rf"^[a-zA-Z]\s*{_MORE}\s*(?P<low>[^<>=]+)$"),
      lambda m: ("(" if m.group(1) == ">" else "[") + f"{m['low']}, \\infty)"),
+    (re.compile(rf"^(?P<low>{_SIDE})\s*{_LESS}\s*[a-zA-Z]$"),  # `3 < x`
+     lambda m: ("(" if m.group(2) == "<" else "[") + f"{m['low']}, \\infty)"),
+    (re.compile(rf"^(?P<high>{_SIDE})\s*{_MORE}\s*[a-zA-Z]$"),  # `3 \geq x`
+     lambda m: f"(-\\infty, {m['high']}" + (")" if m.group(2) == ">" else "]")),
+    (re.compile(r"^[a-zA-Z]\s*\\neq\s*(?P<point>[^<>=]+)$"),  # `x \neq 2`
+     lambda m: f"(-\\infty, {m['point']}) \\cup ({m['point']}, \\infty)"),
 ]
 
 
 def _inequality_as_interval(s: str) -> str | None:
     """`x < 3` -> `(-\\infty, 3)`, `x \\geq 1` -> `[1, \\infty)`, `-2 < x \\leq 5` -> `(-2, 5]`."""
     for pattern, to_interval in _INEQUALITY_PATTERNS:
-        match = pattern.match(s)
+        match = pattern.match(s.strip())
         if match:
             return to_interval(match)
     return None
 
 
-def _strip_variable(s: str) -> str:
-    return _VARIABLE_PREFIX.sub("", s).strip()
+def _inequalities_as_union(items: list[str]) -> str | None:
+    """`x < -2, x > 3` (normalize turned "or" into a comma) -> `(-\\infty, -2) \\cup (3, \\infty)`."""
+    intervals = [_inequality_as_interval(item) for item in items]
+    return " \\cup ".join(intervals) if all(intervals) else None
 
 
 # --------------------------------------------------------------------------- scalars

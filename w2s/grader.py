@@ -16,6 +16,7 @@ import re
 import time
 from fractions import Fraction
 from functools import lru_cache
+from typing import NamedTuple
 
 from w2s.extraction import _CHOICE, _CHOICE_PREFIX, _PROSE_WORD, _VARIABLE_PREFIX, extract_answer, normalize
 from w2s import sympy_check
@@ -27,7 +28,6 @@ DEFAULT_TIMEOUT = 3.0  # seconds of sympy work for one check; a check that runs 
 MAX_SYMPY_CHARS = 400  # longer expressions are compared as strings only: no real answer is this long
 MAX_ANSWER_CHARS = 2000  # longer answers skip structure matching (quadratic in the worst case)
 MAX_ITEMS = 50  # longer lists are matched as sorted strings, not item by item
-NUMBER_REL_TOL = 1e-6  # for decimals: 0.3333333 is 1/3, 0.333 is not
 
 # --------------------------------------------------------------------------- structures
 
@@ -286,10 +286,25 @@ def _inequalities_as_union(items: list[str]) -> str | None:
 
 
 # --------------------------------------------------------------------------- scalars
+#
+# Numeric tolerance, the whole policy:
+# 1. Integers, fractions and closed forms (`40\pi`, `\sqrt2`) are exact: 1/2004! is not 1/2006!,
+#    and `1.0001` is not `1` (a decimal is taken at the digits it shows).
+# 2. A decimal with at least MIN_SIGNIFICANT_DIGITS significant digits also stands for any value
+#    it rounds or truncates to: it matches when the difference is under one unit of its last
+#    digit. `125.663` is `40\pi` (125.6637...) and `0.3333333` is 1/3; `0.99999` and `1.00001`
+#    are not 1 (a whole unit off); `3.14` is not `\pi` and `0.333` is not 1/3 (too few digits to
+#    tell a rounded value from a different one).
+# 3. A percent (`25\%`, `25 percent`, `25 pct`) matches its number (`25`, the question asked in
+#    percent) and its fraction (`0.25`, `\frac14`); without a percent sign on either side,
+#    `25` and `0.25` differ.
+
+MIN_SIGNIFICANT_DIGITS = 5
 
 _NUMBER = re.compile(
     r"(?P<sign>[-+]?)\s*(?:"
     r"(?P<mixed>(?P<whole>\d+)\s*\\frac\{\s*(?P<mnum>\d+)\s*\}\{\s*(?P<mden>\d+)\s*\})|"
+    r"(?P<plainmixed>(?P<pwhole>\d+)\s+(?P<pnum>\d+)\s*/\s*(?P<pden>\d+))|"  # 1 1/2
     r"(?P<frac>\\frac\{\s*(?P<num>\d+)\s*\}\{\s*(?P<den>\d+)\s*\})|"
     r"(?P<ratio>(?P<rnum>\d+)\s*/\s*(?P<rden>\d+))|"
     r"(?P<repeating>(?P<int>\d*)\.(?P<fixed>\d*)\\overline\{(?P<period>\d+)\})|"
@@ -298,52 +313,84 @@ _NUMBER = re.compile(
 )
 
 
-def _as_number(s: str) -> tuple[Fraction, bool] | None:
-    """A plain number as an exact Fraction, and whether it was written inexactly (a decimal).
+class Number(NamedTuple):
+    value: Fraction
+    unit: Fraction | None  # the unit of the last written digit of a decimal; None when exact
 
-    Integers, decimals, a/b, \\frac{a}{b}, mixed numbers 2\\frac{1}{2}, repeating decimals
-    0.\\overline{3}, 1.5e3 and 1.5 \\times 10^{3}; anything else is None.
+    @property
+    def tolerance(self) -> Fraction:
+        """How far a value may be from this one and still be what it stands for (rule 2 above)."""
+        if self.unit is None or not self.value:
+            return Fraction(0)
+        digits = len(str(int(abs(self.value) / self.unit)))  # significant digits as written
+        return self.unit if digits >= MIN_SIGNIFICANT_DIGITS else Fraction(0)
+
+
+def _as_number(s: str) -> Number | None:
+    """A plain number as an exact Fraction and, for a decimal, the unit of its last digit.
+
+    Integers, decimals, a/b, \\frac{a}{b}, mixed numbers 2\\frac{1}{2} and 1 1/2, repeating
+    decimals 0.\\overline{3}, 1.5e3 and 1.5 \\times 10^{3}; anything else is None.
     Exponents are limited to 3 digits so that this never builds a giant integer.
     """
     match = _NUMBER.fullmatch(s.strip())
     if not match or len(s) > 200:
         return None
     sign = -1 if match.group("sign") == "-" else 1
-    if match.group("mixed"):
-        if int(match.group("mden")) == 0:
-            return None
-        fraction = Fraction(int(match.group("mnum")), int(match.group("mden")))
-        return sign * (int(match.group("whole")) + fraction), False
-    if match.group("frac"):
-        if int(match.group("den")) == 0:
-            return None
-        return sign * Fraction(int(match.group("num")), int(match.group("den"))), False
+    for kind, whole, num, den in (("mixed", "whole", "mnum", "mden"), ("plainmixed", "pwhole", "pnum", "pden"),
+                                  ("frac", None, "num", "den"), ("ratio", None, "rnum", "rden")):
+        if match.group(kind):
+            if int(match.group(den)) == 0:
+                return None
+            integer = int(match.group(whole)) if whole else 0
+            return Number(sign * (integer + Fraction(int(match.group(num)), int(match.group(den)))), None)
     if match.group("repeating"):  # 0.1\overline{6} = 1/6
         fixed, period = match.group("fixed"), match.group("period")
         repeating = Fraction(int(fixed or "0")) + Fraction(int(period), 10 ** len(period) - 1)
-        return sign * (int(match.group("int") or "0") + repeating / 10 ** len(fixed)), False
-    if match.group("ratio"):
-        if int(match.group("rden")) == 0:
-            return None
-        return sign * Fraction(int(match.group("rnum")), int(match.group("rden"))), False
-    value = Fraction(match.group("decimal"))
-    if match.group("exp"):
-        value *= Fraction(10) ** int(match.group("exp"))
-    return sign * value, "." in match.group("decimal") or bool(match.group("exp"))
+        return Number(sign * (int(match.group("int") or "0") + repeating / 10 ** len(fixed)), None)
+    decimal = match.group("decimal")
+    exponent = Fraction(10) ** int(match.group("exp") or 0)
+    places = len(decimal.split(".")[1]) if "." in decimal else 0
+    inexact = "." in decimal or bool(match.group("exp"))
+    return Number(sign * Fraction(decimal) * exponent, Fraction(1, 10 ** places) * exponent if inexact else None)
 
 
-def _numbers_equal(a: tuple[Fraction, bool], b: tuple[Fraction, bool]) -> bool:
-    (x, x_inexact), (y, y_inexact) = a, b
-    if x == y:
-        return True
-    if not (x_inexact or y_inexact):
-        return False  # integers and fractions are exact: 1/2004! is not 1/2006!
-    return abs(x - y) <= NUMBER_REL_TOL * max(abs(x), abs(y))
+def _numbers_equal(a: Number, b: Number) -> bool:
+    return a.value == b.value or abs(a.value - b.value) < max(a.tolerance, b.tolerance)
+
+
+_PERCENT = re.compile(r"\\?%|\b(?:percent(?:age)?|pct)\b", re.I)
+
+
+def _percent_equal(pred: str, gold: str, pred_norm: str, gold_norm: str) -> bool:
+    """Rule 3: a percent on one side only also matches its fraction (`25\\%` is 0.25)."""
+    pred_percent, gold_percent = bool(_PERCENT.search(pred)), bool(_PERCENT.search(gold))
+    if pred_percent == gold_percent:
+        return False
+    pred_number, gold_number = _as_number(pred_norm), _as_number(gold_norm)
+    if pred_number is None or gold_number is None:
+        return False
+    if pred_percent:
+        pred_number = Number(pred_number.value / 100, pred_number.unit and pred_number.unit / 100)
+    else:
+        gold_number = Number(gold_number.value / 100, gold_number.unit and gold_number.unit / 100)
+    return _numbers_equal(pred_number, gold_number)
 
 
 def _is_text(s: str) -> bool:
     """Words rather than math (`Evelyn`, `\\text{odd}`): sympy would read `ab` as a*b."""
     return bool(_PROSE_WORD.search(re.sub(r"\\[a-zA-Z]+", " ", s)))
+
+
+def _explicit_products(s: str) -> str:
+    """`x(2-x)`, `i(2-i)` and `2^6 3^5` are products; sympy's parser would read a call or one power.
+
+    Only `f`, `g`, `h` and names the answer defines (`p(x) = ...`) are functions.
+    """
+    defined = set(re.findall(r"(?<![a-zA-Z\\])([a-zA-Z])\([a-z]\)\s*=", s)) | set(_FUNCTION_NAMES)
+    s = re.sub(r"(?<![a-zA-Z\\])([a-zA-Z])\s*\(", lambda m: m.group(0) if m.group(1) in defined
+               else f"{m.group(1)} \\cdot (", s)
+    return re.sub(r"(\^\s*(?:\{[^{}]*\}|\d))\s+(?=\d)", r"\1 \\cdot ", s)
 
 
 def _scalar_equiv(pred: str, gold: str, deadline: float) -> bool:
@@ -358,7 +405,9 @@ def _scalar_equiv(pred: str, gold: str, deadline: float) -> bool:
         return False  # a choice letter only equals the same letter
     if len(pred) > MAX_SYMPY_CHARS or len(gold) > MAX_SYMPY_CHARS:
         return False
-    return _sympy_equal(pred, gold, deadline)
+    decimal = pred_number or gold_number  # a decimal against a closed form: rule 2 of the policy
+    tolerance = decimal.tolerance if decimal else Fraction(0)
+    return _sympy_equal(_explicit_products(pred), _explicit_products(gold), deadline, tolerance)
 
 
 # --------------------------------------------------------------------------- public API
@@ -379,7 +428,7 @@ def _is_equiv_uncached(pred: str, gold: str, timeout: float) -> bool:
         prefix = _CHOICE_PREFIX.match(pred_norm)
         pred_letters = (prefix.group(1) or prefix.group(2)) if prefix else pred_norm
         return pred_letters == gold_norm
-    return _equiv(pred_norm, gold_norm, deadline)
+    return _equiv(pred_norm, gold_norm, deadline) or _percent_equal(pred, gold, pred_norm, gold_norm)
 
 
 def is_equiv(pred: str | None, gold: str | None, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
@@ -400,13 +449,21 @@ def is_equiv(pred: str | None, gold: str | None, *, timeout: float = DEFAULT_TIM
         return False
 
 
+def _gold_answer(gold: str) -> str | None:
+    """The answer in a gold: its box, the final answer of a full solution, or the gold itself."""
+    if "\\boxed" in gold or "\\fbox" in gold:
+        return extract_answer(gold, strict=True)
+    prose = _PROSE_WORD.findall(re.sub(r"\\[a-zA-Z]+(?:\s*\{[^{}]*\})?|\$[^$]*\$", " ", gold))
+    if len(prose) >= 4:  # a written solution ("... so the total is $12$."), not a bare answer
+        return extract_answer(gold) or gold
+    return gold
+
+
 def grade(response: str, gold: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
-    """Is the final answer of `response` equal to `gold` (a bare answer or a solution with \\boxed{})?"""
+    """Is the final answer of `response` equal to `gold` (a bare answer, or a solution with a box or a final answer)?"""
     if not response or not gold:
         return False
-    pred = extract_answer(response)
-    gold_answer = extract_answer(gold, strict=True) if ("\\boxed" in gold or "\\fbox" in gold) else gold
-    return is_equiv(pred, gold_answer, timeout=timeout)
+    return is_equiv(extract_answer(response), _gold_answer(gold), timeout=timeout)
 
 
 def clear_caches() -> None:

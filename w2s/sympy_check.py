@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from fractions import Fraction
 from functools import lru_cache
 
 NUMBER_REL_TOL = 1e-6  # decimal coefficients in expressions with symbols: 0.3333333x is x/3, 0.33x is not
@@ -62,10 +63,10 @@ class _SympyHelper:
         line = self.process.stdout.readline()
         return line.strip() if line else None
 
-    def ask(self, pred: str, gold: str, timeout: float) -> bool | None:
+    def ask(self, question: tuple[str, str, str], timeout: float) -> bool | None:
         """The verdict, or None when the helper ran out of time or died (it is then killed)."""
         try:
-            self.process.stdin.write(json.dumps([pred, gold]) + "\n")
+            self.process.stdin.write(json.dumps(question) + "\n")
             self.process.stdin.flush()
             answer = self._read_line(timeout)
         except (OSError, ValueError):
@@ -131,7 +132,7 @@ class _HelperPool:
             self.helpers.append(helper)
         return helper
 
-    def check(self, pred: str, gold: str, timeout: float) -> bool | None:
+    def check(self, question: tuple[str, str, str], timeout: float) -> bool | None:
         """The helper's verdict, or None when it ran out of time (it is then replaced)."""
         with self.slots:  # at most MAX_HELPERS helpers busy; other threads wait here
             helper = None
@@ -140,7 +141,7 @@ class _HelperPool:
                     helper = self.idle.get_nowait()
                 except queue.Empty:
                     helper = self._new_helper()
-            verdict = helper.ask(pred, gold, timeout)
+            verdict = helper.ask(question, timeout)
             if verdict is not None and helper.alive():
                 self.idle.put(helper)
             else:
@@ -176,20 +177,24 @@ if hasattr(os, "register_at_fork"):
 _sympy_verdicts: dict[tuple[str, str], bool] = {}  # single dict reads/writes are atomic: thread-safe
 
 
-def sympy_equal(pred: str, gold: str, deadline: float) -> bool:
-    """Ask a helper with the time left until `deadline`; out of time is False (and not cached)."""
-    verdict = _sympy_verdicts.get((pred, gold))
+def sympy_equal(pred: str, gold: str, deadline: float, tolerance: Fraction = Fraction(0)) -> bool:
+    """Ask a helper with the time left until `deadline`; out of time is False (and not cached).
+
+    A nonzero `tolerance` is how far apart two constants may be (the grader's decimal rule).
+    """
+    key = (pred, gold, str(tolerance))
+    verdict = _sympy_verdicts.get(key)
     if verdict is not None:
         return verdict
     time_left = deadline - time.monotonic()
     if time_left <= 0:
         return False
-    verdict = _pool.check(pred, gold, time_left)
+    verdict = _pool.check(key, time_left)
     if verdict is None:
         return False
     if len(_sympy_verdicts) >= 1 << 16:
         _sympy_verdicts.clear()
-    _sympy_verdicts[(pred, gold)] = verdict
+    _sympy_verdicts[key] = verdict
     return verdict
 
 
@@ -243,8 +248,8 @@ def _helper_main() -> None:
     print("ready", flush=True)
     for line in sys.stdin:
         try:
-            pred, gold = json.loads(line)
-            verdict = _sympy_expressions_equal(pred, gold)
+            pred, gold, tolerance = json.loads(line)
+            verdict = _sympy_expressions_equal(pred, gold, tolerance)
         except BaseException:  # noqa: BLE001 - any failure (parse error, MemoryError, recursion) is "not equal"
             verdict = False
         print("1" if verdict else "0", flush=True)
@@ -262,7 +267,7 @@ def _latex_to_sympy(latex: str):
     return expr.subs(constants)
 
 
-def _sympy_expressions_equal(pred: str, gold: str) -> bool:
+def _sympy_expressions_equal(pred: str, gold: str, tolerance: str = "0") -> bool:
     import sympy
 
     a, b = _latex_to_sympy(pred), _latex_to_sympy(gold)
@@ -271,10 +276,10 @@ def _sympy_expressions_equal(pred: str, gold: str) -> bool:
                 and all(_values_equal(x, y) for x, y in zip(a, b)))
     if isinstance(a, sympy.core.relational.Relational) or isinstance(b, sympy.core.relational.Relational):
         return _relations_equal(a, b)
-    return _values_equal(a, b)
+    return _values_equal(a, b, tolerance)
 
 
-def _values_equal(a, b) -> bool:
+def _values_equal(a, b, tolerance: str = "0") -> bool:
     import sympy
 
     if a == b:
@@ -282,7 +287,7 @@ def _values_equal(a, b) -> bool:
     if a.has(sympy.zoo, sympy.nan, sympy.oo) or b.has(sympy.zoo, sympy.nan, sympy.oo):
         return False  # infinities are equal only when identical (oo - oo is nan)
     if not (a.free_symbols or b.free_symbols):
-        return _constants_equal(a, b)
+        return _constants_equal(a, b, tolerance)
     # Cheap and safe first: equal expressions agree at every point. With a decimal coefficient
     # (0.3333333x) agreeing to the decimal tolerance is all that can be asked.
     inexact = a.has(sympy.Float) or b.has(sympy.Float)
@@ -293,7 +298,7 @@ def _values_equal(a, b) -> bool:
     return difference.expand() == 0 or sympy.simplify(difference) == 0
 
 
-def _constants_equal(a, b) -> bool:
+def _constants_equal(a, b, tolerance: str = "0") -> bool:
     """Exactly for rationals (1/2004! is not 1/2006!, however close), else to 50 digits."""
     import sympy
 
@@ -303,6 +308,8 @@ def _constants_equal(a, b) -> bool:
     a_value, b_value = sympy.N(a, 50), sympy.N(b, 50)
     if not all(v.is_number and v.is_finite for v in (a_value, b_value)):
         return False  # an unevaluated 1/0 only shows up here, as zoo
+    if tolerance != "0":  # a decimal with enough digits against a closed form: `125.663` is `40\pi`
+        return bool(abs(a_value - b_value) < sympy.Rational(tolerance))
     # Closed forms equal to 40 digits are equal (nested radicals that simplify cannot match);
     # a side written as a decimal gets the decimal tolerance.
     inexact = a.has(sympy.Float) or b.has(sympy.Float)

@@ -334,6 +334,11 @@ def normalize(answer: str) -> str:
     for spellings, relation in _RELATIONS:
         s = re.sub(spellings, relation, s)
     s = re.sub(r"\\(?:varnothing|emptyset)", r"\\emptyset", s)
+    # Plain-text math (`-2*pi`, `sqrt(3)`, `2**10`), as some golds and models write it, in LaTeX.
+    s = s.replace("**", "^")
+    s = re.sub(r"(?<![\\a-zA-Z])pi(?![a-zA-Z])", r"\\pi", s)
+    s = re.sub(r"(?<![\\a-zA-Z])sqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)
+    s = re.sub(r"(?<=[\w)}\s])\*(?=[\w(\\\s])", r" \\cdot ", s)
     s = re.sub(r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}", s)  # \sqrt2 -> \sqrt{2}
     s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\frac{\1}{\2}", s)  # \frac12
     s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*(?=\{)", r"\\frac{\1}", s)

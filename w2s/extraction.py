@@ -122,8 +122,12 @@ def _sentences(line: str) -> list[str]:
     return [p.strip() for p in pieces if p.strip()]
 
 
-def _value_in_sentence(sentence: str) -> str | None:
-    """The value a concluding sentence states: after its last "is"/"are"/"=" if any, a math span or a number."""
+def _value_in_sentence(sentence: str, opens_with_value: bool = False) -> str | None:
+    """The value a sentence states: after its last "is"/"are" if any, a math span or a number.
+
+    Without such a verb, the last one of a concluding sentence ("so she has 12 apples"), or the
+    first when the sentence follows an answer marker ("The answer is: 7 apples and 3 pears").
+    """
     masked = sentence
     for start, end, _ in _math_spans(sentence):  # "is" inside a math span does not count
         masked = masked[:start] + "#" * (end - start) + masked[end:]
@@ -144,7 +148,7 @@ def _value_in_sentence(sentence: str) -> str | None:
         return stripped  # "the answer is 2x+1": the whole tail is the value
     numbers = _NUMBER_TOKEN.findall(tail)
     if numbers:
-        return (numbers[0] if copulas else numbers[-1]).strip()
+        return (numbers[0] if copulas or opens_with_value else numbers[-1]).strip()
     return None
 
 
@@ -160,7 +164,7 @@ def _clean_sentence_answer(answer: str) -> str | None:
     if spans and not _COPULA.search(sentence):
         return spans[0]
     if masked_words and _COPULA.search(sentence) or (not spans and masked_words):
-        value = _value_in_sentence(sentence)  # "Final Answer: The largest $n$ is 34."
+        value = _value_in_sentence(sentence, opens_with_value=True)  # "Final Answer: The largest $n$ is 34."
         if value:
             return value
     return sentence.rstrip(".").strip() or None
@@ -193,14 +197,12 @@ def _later_statement(text: str) -> str | None:
     return gsm8k[-1].strip() if gsm8k else None
 
 
-def _same_answer_text(a: str, b: str) -> bool:
-    a, b = normalize(a).replace(" ", ""), normalize(b).replace(" ", "")
-    if a == b:
+def _same_answer(a: str, b: str) -> bool:
+    if normalize(a).replace(" ", "") == normalize(b).replace(" ", ""):
         return True
-    try:
-        return float(a) == float(b)
-    except ValueError:
-        return False
+    from w2s.grader import is_equiv  # imported here: the grader imports this module
+
+    return is_equiv(a, b, timeout=1.0)
 
 
 def extract_answer(text: str, strict: bool = False) -> str | None:
@@ -229,7 +231,7 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
         if answer is None or strict:
             return answer
         later = _later_statement(text[_boxes(text)[-1][1]:])
-        return answer if later is None or _same_answer_text(later, answer) else None
+        return answer if later is None or _same_answer(later, answer) else None
     if strict:
         return None
     markers = list(_ANSWER_MARKER.finditer(text))
@@ -301,13 +303,13 @@ def _unwrap_text_commands(s: str) -> str:
 def _separators(s: str) -> str:
     """`1,000` is a thousand and `1000,99` / `0,111` are decimal commas: the digit grouping decides.
 
-    `12,5` fits neither and stays a list of two (`\\boxed{1,2}` for two roots is common); the
-    grader reads it as a decimal only against a gold that is itself a decimal number.
+    `12,5` and `0,1` fit neither and stay a list of two (`\\boxed{0,1}` for two roots is common);
+    the grader reads them as a decimal only against a gold that is itself a decimal number.
     """
     compact = s.replace(" ", "")
     if re.fullmatch(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?", compact):
         return compact.replace(",", "")  # thousands separators
-    if re.fullmatch(r"-?(?:0|\d{4,}),\d+|-?\d+,\d{4,}", s):
+    if re.fullmatch(r"-?0,\d{3,}|-?\d{4,},\d+|-?\d+,\d{4,}", s):
         return s.replace(",", ".")  # a decimal comma: no thousands grouping reads this way
     return s
 

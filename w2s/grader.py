@@ -172,6 +172,8 @@ def _value_of(s: str) -> tuple[str | None, str]:
     if len(sides) < 2 or not all(sides) or len(_split_top_level(s, ",")) > 1 or len(_split_top_level(s, ";")) > 1:
         return None, s
     left = sides[0]
+    if len(sides) == 2 and _is_label(sides[1]) and not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", left)):
+        return sides[1], left  # `5 = x`
     if len(sides) > 2 or not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", left)) or _is_label(left):
         return left, sides[-1]
     return None, s

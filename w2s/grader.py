@@ -11,6 +11,18 @@ impossible to hang. The work is in three files, read in this order:
    (no sympy, exact fractions), then by sympy. The public `is_equiv` and `grade` are at the end.
 3. `w2s/sympy_check.py`: sympy equivalence, run in helper processes that can be killed when a
    check runs out of time.
+
+Numeric tolerance, the whole policy (tests: the `tolerance` kind in tests/grader_cases.py):
+1. Integers, fractions and closed forms (`40\\pi`, `\\sqrt2`) are exact: 1/2004! is not 1/2006!,
+   and `1.0001` is not `1` (a decimal is taken at the digits it shows).
+2. A decimal with at least MIN_SIGNIFICANT_DIGITS significant digits also stands for any value
+   it rounds or truncates to: it matches when the difference is under one unit of its last
+   digit. `125.663` is `40\\pi` (125.6637...) and `0.3333333` is 1/3; `0.99999` and `1.00001`
+   are not 1 (a whole unit off); `3.14` is not `\\pi` and `0.333` is not 1/3 (too few digits to
+   tell a rounded value from a different one).
+3. A percent (`25\\%`, `25 percent`, `25 pct`) matches its number (`25`, the question asked in
+   percent) and its fraction (`0.25`, `\\frac14`); without a percent sign on either side,
+   `25` and `0.25` differ.
 """
 import re
 import time
@@ -289,17 +301,7 @@ def _inequalities_as_union(items: list[str]) -> str | None:
 
 # --------------------------------------------------------------------------- scalars
 #
-# Numeric tolerance, the whole policy:
-# 1. Integers, fractions and closed forms (`40\pi`, `\sqrt2`) are exact: 1/2004! is not 1/2006!,
-#    and `1.0001` is not `1` (a decimal is taken at the digits it shows).
-# 2. A decimal with at least MIN_SIGNIFICANT_DIGITS significant digits also stands for any value
-#    it rounds or truncates to: it matches when the difference is under one unit of its last
-#    digit. `125.663` is `40\pi` (125.6637...) and `0.3333333` is 1/3; `0.99999` and `1.00001`
-#    are not 1 (a whole unit off); `3.14` is not `\pi` and `0.333` is not 1/3 (too few digits to
-#    tell a rounded value from a different one).
-# 3. A percent (`25\%`, `25 percent`, `25 pct`) matches its number (`25`, the question asked in
-#    percent) and its fraction (`0.25`, `\frac14`); without a percent sign on either side,
-#    `25` and `0.25` differ.
+# The numeric tolerance policy is in the module docstring; `Number.tolerance` and `_percent_equal` apply it.
 
 MIN_SIGNIFICANT_DIGITS = 5
 

@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import train  # noqa: E402
 from bench.results import machine, write_section  # noqa: E402
-from w2s.data import IGNORE_INDEX, TokenizedExample  # noqa: E402
+from w2s.sft import IGNORE_INDEX, TokenizedExample, sft_loss  # noqa: E402
 from w2s.model import Llama, ModelArgs  # noqa: E402
 
 # Shapes: the study's model on its kind of data (short answers after a prompt), and a bigger one.
@@ -57,11 +57,11 @@ def our_step_runner(preset: str, dtype: str, examples: list[TokenizedExample], d
     stand_in_tokenizer = SimpleNamespace(vocab_size=args.vocab_size, bos_id=0, eos_id=4)
     model = train.build_model(config, stand_in_tokenizer, device, world_size=1, rank=0)
     sharded = isinstance(model, train.FSDPModule)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=not sharded)
+    optimizer = train.build_optimizer(model, lr=1e-4, weight_decay=0.0)
     num_targets = sum(e.num_targets for e in examples)
 
     def step():
-        train.train_step(model, examples, [list(range(len(examples)))], 1, num_targets, 3, device, sharded)
+        train.train_step(model, sft_loss, [examples], 1, num_targets, examples[0], 3, device, sharded)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -273,3 +273,69 @@ def test_tokenized_cache_matches_and_follows_the_file(data_file, tmp_path):
     assert expected[1]["truncated"] > 0  # the report (with its counts) comes back from the cache too
     path.write_text("".join(json.dumps(row) + "\n" for row in rows[:5]))  # the file changes: a new cache
     assert load_sft_data(str(path), tokenizer, 40) == tokenize_sft(rows[:5], tokenizer, max_seq_len=40)
+
+
+def test_fused_adamw_under_fsdp_matches_the_unfused_one():
+    """build_optimizer's fused AdamW on FSDP2's DTensor shards (CPU, gloo) = the foreach AdamW, with
+    weight decay on weight matrices only (the norm gains keep theirs)."""
+    from torch.distributed.fsdp import fully_shard
+
+    from w2s.runtime import init_distributed
+
+    init_distributed("cpu")
+    try:
+        results = []
+        for fused in (True, False):
+            torch.manual_seed(0)
+            model = Llama(ModelArgs.preset("tiny", vocab_size=64))
+            for block in model.layers:
+                fully_shard(block)
+            fully_shard(model)
+            optimizer = train.build_optimizer(model, lr=1e-2, weight_decay=0.5)
+            # 2 blocks x 7 matrices + the (tied) embedding; 2 blocks x 2 norms + the final norm
+            assert [len(g["params"]) for g in optimizer.param_groups] == [7 * 2 + 1, 2 * 2 + 1]
+            assert [g["weight_decay"] for g in optimizer.param_groups] == [0.5, 0.0]
+            if not fused:
+                for group in optimizer.param_groups:
+                    group["fused"], group["foreach"] = False, True
+            tokens = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(1))
+            for _ in range(3):
+                model(tokens).float().logsumexp(-1).mean().backward()
+                optimizer.step()
+                optimizer.zero_grad()
+            results.append({k: v.full_tensor() for k, v in model.state_dict().items()})
+        assert_same_weights(*results, atol=1e-5)  # 1e-3 of one step (lr 1e-2): rounding, not a wrong update
+        assert not torch.equal(results[0]["norm.weight"], torch.ones(128))  # trained, not decayed toward 0 alone
+    finally:
+        dist.destroy_process_group()
+
+
+def test_flops_count_attention_as_12_l_h_d_t():
+    model = Llama(ModelArgs.preset("tiny", vocab_size=64))
+    a = model.args
+    assert model.flops_per_token(100) - model.flops_per_token(0) == 12 * a.n_layers * a.n_heads * a.head_dim * 100
+
+
+def test_mfu_is_remeasured_and_capped(monkeypatch):
+    peaks = iter([1e9, 2e9, 2e9])
+    monkeypatch.setattr(train, "matmul_peak_flops", lambda device, dtype: next(peaks))
+    mfu = train.MFU(torch.device("cpu"), torch.float32, world_size=1)
+    assert mfu.approximate and mfu(0.5e9, 1.0) == pytest.approx(0.5)
+    assert mfu(1.5e9, 1.0) == pytest.approx(0.75) and mfu.peak == 2e9  # above 100%: the peak is measured again
+    assert mfu(5e9, 1.0) == 1.0  # and never reported above 100%
+
+
+def test_a_run_leaves_a_summary_a_curve_and_elapsed_seconds(data_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    run(data_file, str(out), "--max-steps", "3")
+    assert "done: 3 steps" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 3 and summary["torch"] == torch.__version__ and summary["wall_s"] > 0
+    assert summary["final_loss"] == pytest.approx(metrics(str(out))[-1]["loss"])
+    elapsed = [r["elapsed_s"] for r in metrics(str(out))]
+    assert elapsed == sorted(elapsed) and elapsed[0] > 0
+    pytest.importorskip("matplotlib")
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # final/ files are readable like their neighbours (safetensors writes 0600 by itself)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (out / "final").iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"]

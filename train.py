@@ -547,7 +547,8 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
                 last = latest_checkpoint(config.out)
                 raise FloatingPointError(
                     f"step {step}: loss {loss}, gradient norm {grad_norm}: training diverged, stopping without updating. "
-                    f"The last good checkpoint is {last or '(none yet)'}; try a lower --lr, then --resume.")
+                    f"The last good checkpoint is {last or '(none yet)'}: rerunning the same command (or with --resume) "
+                    "retries from it; a lower --lr is another run's settings, so give it another --out.")
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

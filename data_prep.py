@@ -19,10 +19,13 @@ import time
 from collections import Counter
 
 from w2s import miniworld
-from w2s.data import (HF_REPO, HF_TESTS, PoolItem, Solution, build_sets, load_sft_examples, problem_from_user_message,
-                      read_release, string_field, write_jsonl)
+from w2s.data import PoolItem, Solution, build_sets, load_sft_examples, problem_from_user_message
+from w2s.errors import run_main
+from w2s.jsonl import write_jsonl
+from w2s.release import HF_REPO, HF_TESTS, read_release, string_field
+from w2s.errors import UserError
+from w2s.sets import SET_KINDS, builtin_set_args, set_names  # noqa: F401  (builtin_set_args: tests)
 
-SET_KINDS = ("foundation", "hard_full", "easy_sub", "hard_full+easy_sub", "hard_full+paraphrase", "hard_full_x2")
 BUILTIN_SETS = SET_KINDS  # the built-in world's sets at their default quality (outcome error 0)
 BUILTIN_TESTS = tuple(miniworld.TEST_SETS)  # DIR/test/<name>.jsonl
 # The settings a built-in world directory is built with (recorded in DIR/manifest.json). A flag left
@@ -33,54 +36,6 @@ WORLD_DEFAULTS = {"seed": 0, "num_hard": 30000, "num_foundation": 10000, "num_te
                   "max_mul": miniworld.WorldConfig.mul_range[1], "operations": miniworld.WorldConfig.operations,
                   "hard_steps": "3-5",
                   "long_steps": "6-7", "foundation_steps": "1-2", "phrasings": miniworld.WorldConfig.phrasings}
-
-
-# ---------------------------------------------------------------------------------------------
-# Names of sets: the quality is in the name
-
-
-def quality_tag(error_rate: float, profile: str) -> str:
-    """'' at outcome error 0; else '_e0.9', plus '_low'/'_high' for a non-default step profile."""
-    if error_rate == 0:
-        return ""
-    return f"_e{error_rate:g}" + ("" if profile == "mixed" else f"_{profile}")
-
-
-def set_names(hard_error: float, sub_error: float, profile: str = "mixed") -> dict[str, str]:
-    """Set kind -> file name stem in DIR, for one quality setting."""
-    hard = "hard_full" + quality_tag(hard_error, profile)
-    sub = "easy_sub" + quality_tag(sub_error, profile)
-    return {"foundation": "foundation", "hard_full": hard, "easy_sub": sub, "hard_full+easy_sub": f"{hard}+{sub}",
-            "hard_full+paraphrase": f"{hard}+paraphrase", "hard_full_x2": f"{hard}_x2"}
-
-
-_PART = re.compile(r"(hard_full|easy_sub)(?:_e([0-9.]+)(?:_(low|high))?)?")
-
-
-def builtin_set_args(name: str) -> list[str] | None:
-    """The data_prep.py arguments that build the built-in world's set `name`, or None if no built-in set has that name.
-
-    train.py uses it to build a missing set: data_prep.main(["--out", DIR] + builtin_set_args(name)).
-    """
-    if name == "foundation":
-        return ["--sets", "foundation"]
-    first, plus, second = name.partition("+")
-    x2 = not plus and first.endswith("_x2")
-    parts = [_PART.fullmatch(first[:-3] if x2 else first)] + ([] if not plus or second == "paraphrase" else [_PART.fullmatch(second)])
-    if not all(parts):
-        return None
-    rates = {m[1]: float(m[2] or 0) for m in parts}
-    profiles = {m[3] for m in parts if m[3]}
-    if len(profiles) > 1 or any(not 0 <= r <= 1 for r in rates.values()):
-        return None
-    profile = profiles.pop() if profiles else "mixed"
-    hard_error, sub_error = rates.get("hard_full", 0.0), rates.get("easy_sub", 0.0)
-    # Round trip: only the names this script writes ('hard_full_e0.90' is not how it writes 0.9).
-    kinds = [k for k, stem in set_names(hard_error, sub_error, profile).items() if stem == name]
-    if not kinds:
-        return None
-    kind = kinds[0]
-    return ["--hard-error", f"{hard_error:g}", "--sub-error", f"{sub_error:g}", "--step-profile", profile, "--sets", kind]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,21 +232,22 @@ def sft_from_samples(path: str, teacher: str) -> tuple[list[dict], Counter]:
     Correctness is sample.py's grader verdict (or the grader's, where the row has none); the
     step-wise error rate is measured by the step checker when the problem is of the built-in world.
     """
-    from w2s.data import read_jsonl_numbered, sft_row
+    from w2s.data import sft_row
+    from w2s.jsonl import read_jsonl_numbered
     from w2s.grader import grade
 
     rows, report = [], Counter()
     for line_no, row in read_jsonl_numbered(path):
         where = f"{path}:{line_no}"
         if not isinstance(row, dict):
-            raise ValueError(f"{where}: a row must be a JSON object")
+            raise UserError(f"{where}: a row must be a JSON object")
         task_id, problem, answer = string_field(row, "id", where), string_field(row, "problem", where), string_field(row, "answer", where)
         samples, verdicts = row.get("samples"), row.get("correct")
         if not isinstance(samples, list) or not all(isinstance(x, str) for x in samples):
-            raise ValueError(f"{where}: field 'samples' must be a list of strings")
+            raise UserError(f"{where}: field 'samples' must be a list of strings")
         if verdicts is not None and (not isinstance(verdicts, list) or len(verdicts) != len(samples)
                                      or not all(isinstance(v, bool) for v in verdicts)):
-            raise ValueError(f"{where}: field 'correct' must be a list of booleans, one per sample")
+            raise UserError(f"{where}: field 'correct' must be a list of booleans, one per sample")
         item = PoolItem(task_id, problem, answer, [], meta={"source": f"samples/{teacher}", "teacher": teacher})
         for k, text in enumerate(samples):
             if not text.strip():
@@ -305,7 +261,7 @@ def sft_from_samples(path: str, teacher: str) -> tuple[list[dict], Counter]:
             rows.append(row_out)
             report["samples"] += 1
     if not rows:
-        raise ValueError(f"{path}: no samples to train on")
+        raise UserError(f"{path}: no samples to train on")
     return rows, report
 
 
@@ -330,7 +286,7 @@ def check_manifest(out: str, manifest: dict, write: bool = True) -> None:
         old = read_manifest(out)
         if old != manifest:
             diff = {k: (old.get(k), manifest.get(k)) for k in set(old) | set(manifest) if old.get(k) != manifest.get(k)}
-            raise SystemExit(f"{out} was built with other settings {diff} (was, now): use another --out, or delete {out}")
+            raise UserError(f"{out} was built with other settings {diff} (was, now): use another --out, or delete {out}")
     elif write:
         os.makedirs(out, exist_ok=True)
         with open(path, "w") as f:
@@ -372,7 +328,7 @@ def world_settings(args) -> tuple[dict, miniworld.WorldConfig]:
                                    long_steps=step_range(settings["long_steps"]),
                                    foundation_steps=step_range(settings["foundation_steps"]), phrasings=settings["phrasings"])
     if config.hard_steps[0] < 3:
-        raise SystemExit(f"--hard-steps {settings['hard_steps']}: hard tasks need at least 3 steps to have sub-tasks")
+        raise UserError(f"--hard-steps {settings['hard_steps']}: hard tasks need at least 3 steps to have sub-tasks")
     return settings, config
 
 
@@ -431,7 +387,7 @@ def build_builtin(args) -> None:
     try:
         world = miniworld.build_world(args.seed, args.num_hard, args.num_foundation, args.num_test, args.num_long_test, config)
     except ValueError as e:
-        raise SystemExit(str(e)) from None
+        raise UserError(str(e)) from None
     check_manifest(args.out, manifest)
     print(f"built-in world (seed {args.seed}): {len(world.hard)} hard tasks, "
           f"{sum(len(p.subtasks) for p in world.hard)} sub-tasks, {len(world.foundation)} foundation problems; "
@@ -459,7 +415,7 @@ def download_hf(cache_dir: str | None = None) -> str:
     try:
         return snapshot_download(HF_REPO, repo_type="dataset", cache_dir=cache_dir)
     except Exception as e:  # network, auth, missing repo: all end the same way for the user
-        raise SystemExit(f"could not download {HF_REPO}: {type(e).__name__}: {e}\n"
+        raise UserError(f"could not download {HF_REPO}: {type(e).__name__}: {e}; "
                          f"download it where the hub is reachable and convert it with --hf-dir LOCAL_DIR") from None
 
 
@@ -584,7 +540,7 @@ examples:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
+def prepare(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.stats:
         stats_command(args.stats, args.tokenizer)
@@ -594,6 +550,11 @@ def main(argv: list[str] | None = None) -> None:
         build_hf(args)
     else:
         build_builtin(args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """data_prep.py's command line: a bad input ends it with one line on stderr (exit status 2)."""
+    return run_main(prepare, argv, "data_prep.py")
 
 
 if __name__ == "__main__":

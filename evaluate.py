@@ -10,208 +10,58 @@ Writes, in --out:
 - <bench>.jsonl: one row per problem, appended as produced (a killed run resumes where it stopped):
   the task's fields, "prompt", "responses", "extracted" (answers), "correct" (verdict per response),
   "majority" (the voted answer) and "verdict" (is the voted answer right; greedy: the one response).
+- <bench>.jsonl.settings.json: what decides those rows (the model and a fingerprint of its weights,
+  the benchmark file, the generation settings). Rerunning into the same --out resumes only with the
+  same ones; rows of another model or other settings are refused, never reported.
 - summary.json (every benchmark evaluated into this directory) and summary.md (the same as tables):
   accuracy overall and by each grouping field the rows carry (level, subject, source, ...).
 
-`evaluate(model, tokenizer, tasks, ...)` is the same thing as a function (train.py calls it).
+`w2s.evaluation.evaluate(model, tokenizer, tasks, ...)` is the same thing as a function; this file
+parses the arguments, checks the settings, calls it and reports.
 """
 import argparse
 import json
 import os
-import re
 import sys
-from collections import defaultdict
 
-from sample import (Progress, add_generation_args, append_row, check_output_row, fit_max_new_tokens,
-                    load_model_and_tokenizer, load_tasks, read_output_rows, sample_tasks, write_rows)
-from w2s.grader import extract_answer, grade, is_equiv
-
-# Fields that are never grouping fields: the task itself and what evaluation adds to it.
-NOT_GROUPS = {"id", "problem", "answer", "solution", "prompt", "responses", "extracted", "correct", "majority",
-              "verdict"}
-MAX_GROUP_VALUES = 50
+from w2s.errors import run_main
+from w2s.evaluation import evaluate, markdown, resolve_bench
+from w2s.hf_io import model_fingerprint
+from w2s.jsonl import check_settings, write_settings
+from w2s.runtime import default_device, load_model_and_tokenizer, resolve_dtype
+from w2s.tasks import DefaultsHelpFormatter, add_generation_args, load_tasks
 
 
-def resolve_bench(name_or_path: str, data_dir: str = "data") -> tuple[str, str]:
-    """(bench name, JSONL path) for a file path or a benchmark name under data_dir/test/."""
-    if name_or_path.endswith(".jsonl") or os.path.sep in name_or_path:
-        if not os.path.exists(name_or_path):
-            raise FileNotFoundError(f"{name_or_path}: no such benchmark file")
-        return os.path.splitext(os.path.basename(name_or_path))[0], name_or_path
-    path = os.path.join(data_dir, "test", f"{name_or_path}.jsonl")
-    if not os.path.exists(path):
-        test_dir = os.path.join(data_dir, "test")
-        known = sorted(f[:-6] for f in os.listdir(test_dir) if f.endswith(".jsonl")) if os.path.isdir(test_dir) else []
-        raise FileNotFoundError(f"{path}: no benchmark {name_or_path!r}; known in {test_dir}: "
-                                f"{', '.join(known) or 'none (run data_prep.py first)'}")
-    return name_or_path, path
-
-
-def majority_vote(answers: list[str | None]) -> int | None:
-    """Index of the first response of the largest group of equivalent answers (ties: the group seen
-    first); None when no response has an answer. Equivalence is the grader's, so 1/2 and 0.5 vote together."""
-    groups: list[list[int]] = []  # [index of the group's first response, votes]
-    for i, answer in enumerate(answers):
-        if answer is None:
-            continue
-        for group in groups:
-            first = answers[group[0]]
-            if answer == first or is_equiv(answer, first):
-                group[1] += 1
-                break
-        else:
-            groups.append([i, 1])
-    return max(groups, key=lambda g: g[1])[0] if groups else None
-
-
-def score_row(task: dict, prompt: str, responses: list[str]) -> dict:
-    """A per-problem output row: the task, the responses, their answers and verdicts, the vote."""
-    extracted = [extract_answer(r) for r in responses]
-    correct = [grade(r, task["answer"]) for r in responses]
-    voted = majority_vote(extracted)
-    return {**task, "prompt": prompt, "responses": responses, "extracted": extracted, "correct": correct,
-            "majority": extracted[voted] if voted is not None else None,
-            "verdict": correct[voted] if voted is not None else False}
-
-
-def grouping_fields(rows: list[dict]) -> list[str]:
-    """Fields that split the rows into groups: scalar values, more than one and at most
-    MAX_GROUP_VALUES distinct ones, and fewer than the rows (an id-like field groups nothing)."""
-    fields = []
-    for field in dict.fromkeys(k for row in rows for k in row if k not in NOT_GROUPS):
-        values = [row.get(field) for row in rows]
-        if not all(isinstance(v, (str, int, float, bool)) or v is None for v in values):
-            continue
-        if any(isinstance(v, str) and len(v) > 64 for v in values):
-            continue
-        distinct = set(map(str, values))
-        if 1 < len(distinct) <= MAX_GROUP_VALUES and len(distinct) < len(rows):
-            fields.append(field)
-    return fields
-
-
-def _scores(rows: list[dict], n: int) -> dict:
-    """Accuracy of a set of rows: the voted verdict (greedy: the response's); with n > 1 also maj@n,
-    pass@n (any response right) and the mean accuracy of single responses."""
-    problems = len(rows)
-    scores = {"problems": problems, "accuracy": sum(r["verdict"] for r in rows) / problems}
-    if n > 1:
-        scores[f"maj@{n}"] = scores["accuracy"]
-        scores[f"pass@{n}"] = sum(any(r["correct"]) for r in rows) / problems
-        scores["sample_accuracy"] = sum(sum(r["correct"]) for r in rows) / (problems * n)
-    scores["no_answer"] = sum(a is None for r in rows for a in r["extracted"]) / (problems * n)
-    return scores
-
-
-def summarize(rows: list[dict], n: int, group_by: list[str] | None = None) -> dict:
-    """Overall scores plus scores by each grouping field (given, or found in the rows)."""
-    summary = _scores(rows, n)
-    by = {}
-    for field in (group_by if group_by is not None else grouping_fields(rows)):
-        groups = defaultdict(list)
-        for row in rows:
-            groups[str(row.get(field))].append(row)
-        by[field] = {value: _scores(groups[value], n) for value in sorted(groups, key=_natural_key)}
-    summary["by"] = by
-    return summary
-
-
-def _natural_key(value: str):
-    """Sort "Level 2" before "Level 10" and numbers as numbers."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", value)]
-
-
-def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
-             top_k: int = 0, max_new_tokens: int | None = None, batch_size: int = 32, seed: int = 0,
-             template: str = "chat", out_path: str | None = None, group_by: list[str] | None = None,
-             compile: bool = False, progress: bool = True) -> dict:
-    """Evaluate `model` on `tasks` (rows with "answer"); returns the summary (see `summarize`).
-
-    With `out_path`, per-problem rows are appended there as they are produced and problems already
-    in it are not redone; at the end it is rewritten in task order. max_new_tokens None: see
-    `sample.fit_max_new_tokens`.
-    """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if n > 1 and temperature == 0:
-        raise ValueError(f"n={n} samples at temperature 0 would be {n} copies of the greedy answer; "
-                         "set a temperature > 0 for maj@K / pass@K")
-    for i, task in enumerate(tasks):
-        if "answer" not in task:
-            raise ValueError(f"task {task.get('id', i)!r}: field 'answer' is missing; evaluation needs gold answers")
-    max_new_tokens = fit_max_new_tokens(model, tokenizer, tasks, template, max_new_tokens)
-    task_ids = {task["id"] for task in tasks}
-    done = {}
-    if out_path:
-        for line_no, row in read_output_rows(out_path):
-            check_output_row(row, f"{out_path}:{line_no}", task_ids, n, "responses")
-            done.setdefault(row["id"], row)
-    remaining = [task for task in tasks if task["id"] not in done]
-    bar = Progress(len(remaining), "problems", enabled=progress)
-    if remaining:
-        out = open(out_path, "a", encoding="utf-8") if out_path else None
-        try:
-            for task, prompt, responses, _ in sample_tasks(
-                    model, tokenizer, remaining, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
-                    top_p=top_p, top_k=top_k, batch_size=batch_size, seed=seed, template=template,
-                    compile=compile, progress=bar):
-                row = score_row(task, prompt, responses)
-                done[task["id"]] = row
-                if out:
-                    append_row(out, row)
-        finally:
-            if out:
-                out.close()
-    bar.close()
-    rows = [done[task["id"]] for task in tasks]
-    if out_path:
-        write_rows(out_path, rows)
-    summary = summarize(rows, n, group_by)
-    summary.update(n=n, temperature=temperature if n > 1 else 0.0, template=template)
-    return summary
-
-
-def markdown(summaries: dict[str, dict]) -> str:
-    """summary.json as tables: one line per benchmark, then one table per benchmark's groups."""
-    def cells(s: dict) -> str:
-        n = s.get("n", 1)
-        extra = f" {s[f'pass@{n}']:.1%} | {s['sample_accuracy']:.1%} |" if n > 1 else ""
-        return f" {s['problems']} | {s['accuracy']:.1%} |{extra}"
-
-    def header(first: str, n: int) -> list[str]:
-        cols = ["problems", "accuracy" if n == 1 else f"maj@{n}"] + ([f"pass@{n}", "sample accuracy"] if n > 1 else [])
-        return [f"| {first} | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-
-    lines = []
-    for name, s in summaries.items():
-        n = s.get("n", 1)
-        mode = "greedy" if n == 1 else f"{n} samples at temperature {s.get('temperature')}"
-        lines += [f"## {name} ({mode}, model {s.get('model', '?')})", ""] + header("benchmark", n)
-        lines.append(f"| {name} |" + cells(s))
-        for field, groups in s.get("by", {}).items():
-            lines += ["", *header(field, n)]
-            lines += [f"| {value} |" + cells({**g, "n": n}) for value, g in groups.items()]
-        lines.append("")
-    return "\n".join(lines)
+def eval_settings(args: argparse.Namespace, bench_path: str) -> dict:
+    """What decides a benchmark's rows. Batch size, device and compile do not."""
+    return {"model": args.model, "model_fingerprint": model_fingerprint(args.model), "tokenizer": args.tokenizer,
+            "bench": os.path.abspath(bench_path), "n": args.n, "temperature": args.temperature, "top_p": args.top_p,
+            "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed, "template": args.template,
+            "dtype": resolve_dtype(args.dtype, args.device or default_device())}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark accuracy (greedy, or maj@K / pass@K with --n).")
+    parser = argparse.ArgumentParser(description="Benchmark accuracy (greedy, or maj@K / pass@K with --n).",
+                                     formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--model", required=True, help="checkpoint directory or Hugging Face Hub id")
     parser.add_argument("--tokenizer", help="tokenizer.json or its directory (default: the model's)")
     parser.add_argument("--bench", required=True, nargs="+", help="benchmark JSONL file(s) or name(s) in DATA_DIR/test/")
     parser.add_argument("--data-dir", default="data", help="where benchmark names are looked up (DATA_DIR/test/NAME.jsonl)")
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", required=True, help="output directory (rerun into it to resume)")
     parser.add_argument("--n", type=int, default=1, help="samples per problem (maj@K and pass@K when > 1)")
     parser.add_argument("--group-by", nargs="*", help="grouping fields (default: found in the rows)")
     add_generation_args(parser, temperature=0.0, top_p=1.0, seed=0)
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> dict:
+def evaluate_command(argv=None) -> dict:
     args = parse_args(argv)
     benches = [resolve_bench(b, args.data_dir) for b in args.bench]
     tasks = {name: load_tasks(path) for name, path in benches}  # check every file before loading the model
+    settings = {name: eval_settings(args, path) for name, path in benches}
+    for name, _ in benches:  # refuse another run's rows before any work
+        out_path = os.path.join(args.out, f"{name}.jsonl")
+        check_settings(out_path, settings[name], begun=os.path.exists(out_path) and os.path.getsize(out_path) > 0)
     model, tokenizer = load_model_and_tokenizer(args.model, args.tokenizer, args.dtype, args.device)
     os.makedirs(args.out, exist_ok=True)
     summary_path = os.path.join(args.out, "summary.json")
@@ -221,9 +71,11 @@ def main(argv=None) -> dict:
             summaries = json.load(f)
     for name, path in benches:
         print(f"{name}: {len(tasks[name])} problems from {path}", file=sys.stderr)
+        out_path = os.path.join(args.out, f"{name}.jsonl")
+        write_settings(out_path, settings[name])
         summary = evaluate(model, tokenizer, tasks[name], n=args.n, temperature=args.temperature, top_p=args.top_p,
                            top_k=args.top_k, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                           seed=args.seed, template=args.template, out_path=os.path.join(args.out, f"{name}.jsonl"),
+                           seed=args.seed, template=args.template, out_path=out_path,
                            group_by=args.group_by, compile=args.compile, progress=not args.quiet)
         summaries[name] = {"bench": path, "model": args.model, **summary}
         key = "accuracy" if args.n == 1 else f"maj@{args.n}"
@@ -235,6 +87,11 @@ def main(argv=None) -> dict:
         with open(os.path.join(args.out, "summary.md"), "w") as f:
             f.write(markdown(summaries))
     return summaries
+
+
+def main(argv=None) -> dict:
+    """evaluate.py's command line: a bad input ends it with one line on stderr (exit status 2)."""
+    return run_main(evaluate_command, argv, "evaluate.py")
 
 
 if __name__ == "__main__":

@@ -1,47 +1,51 @@
-"""Supervised fine-tuning of a Llama-3 model with FSDP2: the paper's recipe, in one file.
+"""Supervised fine-tuning of a Llama-3 model with FSDP2: the paper's recipe, one training loop.
 
     python train.py --data hard_full                                  # tiny model from scratch, built-in world
     torchrun --nproc_per_node 8 train.py --model meta-llama/Meta-Llama-3-8B --data hard_full
     python train.py --data hard_full --init runs/stage1/final         # stage 2 starts from stage 1
-    python train.py --data hard_full --out runs/x --resume            # continue a killed run exactly
+    python train.py --data hard_full --out runs/x                     # again: resumes, or says it is done
 
-Reading order: arguments and their defaults; the process group and the model (FSDP2); the data;
-the loss; checkpoints; the training loop in `main`.
+Reading order: arguments and their defaults; the settings resolved and checked (every mistake
+found here is one line on stderr); the model (FSDP2) and the optimizer; `train_step`, one global
+batch's forward and backward; `train`, the loop; what a run leaves (summary, loss curve).
+
+An objective is a plain function next to its data reader (OBJECTIVES): it turns a micro-batch into
+a summed loss and its count (tokens, pairs). The loop divides by the count of the whole global
+batch, so every token weighs the same however examples fall into micro-batches and ranks.
 
 Everything a run writes is under --out DIR: `args.json` (the resolved settings), `metrics.jsonl`
 (one row per optimizer step, written as it goes), `checkpoints/step_NNNNNN/` (torch.distributed.checkpoint
-shards + `trainer_state.json`), and at the end `final/`, a Hugging Face checkpoint with tokenizer files.
+shards + `trainer_state.json`), and at the end `final/` (a Hugging Face checkpoint with tokenizer files),
+`summary.json` and, where matplotlib is installed, `loss.png`. Rerunning the same command resumes an
+interrupted run from its last checkpoint and says a finished one is done.
 """
 import argparse
-import base64
-import hashlib
 import json
 import math
 import os
-import re
 import resource
-import shutil
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
 
-import numpy as np
 import torch
 import torch.distributed as dist
-import torch.distributed.checkpoint as dcp
-import torch.nn.functional as F
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
-                                                     set_model_state_dict, set_state_dict)
+from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-from w2s.data import (IGNORE_INDEX, TokenizedExample, collate, global_batches, load_sft_examples,
-                      split_global_batch, tokenize_sft)
-import w2s.data
-import w2s.tokenizer
+from w2s.batches import global_batches, num_micro_steps, split_global_batch
+from w2s.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint, truncate_metrics
+from w2s.errors import UserError, run_main
+from w2s.hf_io import fetch_from_hub, is_hub_id, read_hf_config
 from w2s.model import PRESETS, Llama, ModelArgs
-from w2s.tokenizer import Tokenizer, is_hub_id
+from w2s.runtime import DTYPES, check_tokenizer_fits, default_device, init_distributed
+from w2s.sets import builtin_set_args
+from w2s.sft import load_sft_data, sft_loss
+from w2s.tasks import format_duration
+from w2s.tokenizer import Tokenizer
 
 # ---------------------------------------------------------------------------------------------
 # Arguments. Two sets of defaults: the paper's recipe when fine-tuning a pretrained model, and a
@@ -59,19 +63,20 @@ FINETUNE_DEFAULTS = dict(dtype="bf16", lr=2e-5, warmup_ratio=0.1, epochs=2, batc
 # see bench/RESULTS.md). max_seq_len None: the preset's own.
 SCRATCH_DEFAULTS = dict(dtype="fp32", lr=3e-3, warmup_ratio=0.05, epochs=2, batch_size=64, grad_accum=1,
                         max_seq_len=None, weight_decay=0.0, save_every=200)
-DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+TRAIN_DTYPES = ("bf16", "fp32")
 
-
-class UsageError(Exception):
-    """A bad argument or missing input, found before any process-group work."""
+# --objective NAME -> (data reader, loss). A reader: (path, tokenizer, max_seq_len, write_cache) ->
+# (examples, report), each example with `.length` (tokens) and `.count` (what its loss sums over).
+# A loss: (model, examples, pad_id, device) -> (summed loss, count).
+OBJECTIVES = {"sft": (load_sft_data, sft_loss)}
 
 
 @dataclass
 class Config:
-    """The resolved settings of a run (written to DIR/args.json; --resume checks they are unchanged)."""
+    """The resolved settings of a run (written to DIR/args.json; a rerun checks they are unchanged)."""
     model: str
     from_scratch: bool
-    data: str  # path of the SFT JSONL file
+    data: str  # path of the training JSONL file
     tokenizer: str  # file or directory the tokenizer is loaded from
     init: str | None
     out: str
@@ -92,6 +97,11 @@ class Config:
     activation_checkpointing: bool
     compile: bool
     device: str
+    objective: str = "sft"
+
+
+# Settings a rerun may change: how often to save and how many checkpoints to keep.
+RERUN_MAY_CHANGE = ("save_every", "keep_checkpoints")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -102,57 +112,73 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 defaults (a flag overrides either set):
   fine-tuning (--model is a HF path or hub id): {FINETUNE_DEFAULTS}
   from scratch (--model is a preset: {presets}): {SCRATCH_DEFAULTS}
-  both: AdamW (0.9, 0.999), cosine to 0 after linear warmup, gradient clipping 1.0, seed 42.
-  Global batch = batch-size x grad-accum x processes.""")
+  both: AdamW (0.9, 0.999; weight decay on weight matrices only), cosine to 0 after linear warmup,
+  gradient clipping 1.0, seed 42. Global batch = batch-size x grad-accum x processes.
+reruns: the same command again resumes an interrupted run from its last checkpoint, and says a
+  finished one is done; other settings than DIR/args.json are refused (--save-every and
+  --keep-checkpoints may change).
+metrics.jsonl: step, epoch, loss, lr, grad_norm, tokens_per_s, mfu (model FLOPs / measured matmul peak;
+  approximate on a CPU, whose peak moves with load: re-measured when exceeded, capped at 1), peak memory,
+  elapsed_s.""")
+    recipe = "default: see the two recipes below"
     parser.add_argument("--model", default="tiny",
                         help="a preset to train from scratch, or a Hugging Face checkpoint dir / hub id (default tiny)")
     parser.add_argument("--data", required=True,
-                        help="SFT JSONL path, or a set name resolved in --data-dir (hard_full -> data/hard_full.jsonl)")
+                        help="training JSONL path, or a set name resolved in --data-dir (hard_full -> data/hard_full.jsonl)")
     parser.add_argument("--data-dir", default="data", help="where set names are resolved (default data)")
+    parser.add_argument("--objective", choices=OBJECTIVES, default="sft",
+                        help="what the model learns from --data (default sft: next-token loss on assistant turns)")
     parser.add_argument("--tokenizer", help="tokenizer file or dir (default: the model's; for a preset, tokenizer.json beside the data)")
     parser.add_argument("--init", metavar="DIR", help="start from another run's exported DIR/final (weights, config, tokenizer)")
     parser.add_argument("--out", help="run directory (default runs/<data>-<model>-seed<seed>)")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (the schedule spans them)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--warmup-ratio", type=float)
-    parser.add_argument("--batch-size", type=int, help="examples per process per micro-step")
-    parser.add_argument("--grad-accum", type=int, help="micro-steps per optimizer step")
-    parser.add_argument("--max-seq-len", type=int, help="longer examples are truncated (and counted)")
-    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out (a rerun with the same settings does so anyway)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (the schedule spans them; "
+                        "default: --epochs over the data)")
+    parser.add_argument("--epochs", type=int, help=f"passes over the data ({recipe})")
+    parser.add_argument("--lr", type=float, help=f"peak learning rate ({recipe})")
+    parser.add_argument("--warmup-ratio", type=float, help=f"share of the steps with a linear warmup ({recipe})")
+    parser.add_argument("--batch-size", type=int, help=f"examples per process per micro-step ({recipe})")
+    parser.add_argument("--grad-accum", type=int, help=f"micro-steps per optimizer step ({recipe})")
+    parser.add_argument("--max-seq-len", type=int, help="longer examples are truncated (and counted) "
+                        "(default: 2048 fine-tuning, the preset's own from scratch)")
+    parser.add_argument("--weight-decay", type=float, help=f"AdamW's decoupled weight decay, weight matrices only ({recipe})")
     parser.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping (default 1.0; 0 = off)")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--dtype", choices=DTYPES, help="compute dtype; weights and optimizer stay fp32")
-    parser.add_argument("--save-every", type=int, help="checkpoint every N steps (and always at the last)")
+    parser.add_argument("--seed", type=int, default=42, help="initialization and batch order (default 42)")
+    parser.add_argument("--dtype", choices=TRAIN_DTYPES, help="compute dtype; weights and optimizer stay fp32 "
+                        "(default: bf16 fine-tuning, fp32 from scratch)")
+    parser.add_argument("--save-every", type=int, help=f"checkpoint every N steps, and always at the last ({recipe})")
     parser.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept on disk (default 2)")
     parser.add_argument("--group-by-length", action="store_true",
                         help="batch examples of similar length together: less padding for long-tailed data on GPUs, "
                              "but each batch is then one kind of example, which slowed learning 3x in the built-in world")
     parser.add_argument("--activation-checkpointing", action="store_true", help="recompute each block in backward")
     parser.add_argument("--compile", action="store_true", help="torch.compile each transformer block")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="default auto: cuda when torch sees a GPU, else cpu")
     return parser.parse_args(argv)
 
 
+# ---------------------------------------------------------------------------------------------
+# Settings: every argument and input checked before any process-group work
+
+
 def resolve_data_path(data: str, data_dir: str) -> tuple[str, list[str] | None]:
-    """(path, data_prep arguments that build it if it is a missing built-in set, else None)."""
+    """(path, data_prep.py arguments that build it if it is a missing built-in set, else None)."""
     if data.endswith(".jsonl") or os.sep in data or os.path.exists(data):
         return data, None
     path = os.path.join(data_dir, data + ".jsonl")
     if os.path.exists(path):
         return path, None
-    import data_prep
-
-    return path, data_prep.builtin_set_args(data)
+    return path, builtin_set_args(data)
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[Config, list[str] | None]:
-    """Check every argument and input file; fill in the defaults. Raises UsageError saying what to run."""
+    """Check every argument and input file; fill in the defaults. Raises UserError saying what to run."""
     from_scratch = args.model in PRESETS
     if not from_scratch and not (os.path.isdir(args.model) or is_hub_id(args.model)):
-        raise UsageError(f"--model {args.model!r} is neither a preset ({', '.join(PRESETS)}), "
-                         "a checkpoint directory, nor a hub id like meta-llama/Meta-Llama-3-8B")
+        raise UserError(f"--model {args.model}: no such folder (nor a preset: {', '.join(PRESETS)}; "
+                        "nor a hub id like meta-llama/Meta-Llama-3-8B)")
     defaults = SCRATCH_DEFAULTS if from_scratch else FINETUNE_DEFAULTS
     pick = {k: getattr(args, k) if getattr(args, k, None) is not None else v for k, v in defaults.items()}
     if pick["max_seq_len"] is None:
@@ -160,50 +186,47 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, list[str] | None]:
     for name in ("epochs", "batch_size", "grad_accum", "max_seq_len", "save_every", "keep_checkpoints"):
         value = pick[name] if name in pick else getattr(args, name)
         if value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if args.max_steps is not None and args.max_steps < 1:
-        raise UsageError(f"--max-steps must be at least 1, got {args.max_steps}")
+        raise UserError(f"--max-steps must be at least 1, got {args.max_steps}")
     if not pick["lr"] > 0 or not 0 <= pick["warmup_ratio"] < 1 or args.clip < 0 or pick["weight_decay"] < 0:
-        raise UsageError("need --lr > 0, 0 <= --warmup-ratio < 1, --clip >= 0, --weight-decay >= 0")
+        raise UserError("need --lr > 0, 0 <= --warmup-ratio < 1, --clip >= 0, --weight-decay >= 0")
     if pick["max_seq_len"] < 2:
-        raise UsageError(f"--max-seq-len must be at least 2, got {pick['max_seq_len']}")
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        raise UserError(f"--max-seq-len must be at least 2, got {pick['max_seq_len']}")
+    device = args.device if args.device != "auto" else torch.device(default_device()).type
     if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda, but torch sees no GPU (torch.cuda.is_available() is False)")
+        raise UserError("--device cuda, but torch sees no GPU (torch.cuda.is_available() is False)")
 
     data_path, build_args = resolve_data_path(args.data, args.data_dir)
     if not os.path.exists(data_path) and build_args is None:
-        raise UsageError(f"--data {args.data}: {data_path} not found. Build the data first "
-                         f"(python data_prep.py --out {args.data_dir}; --help lists the set names) or pass a JSONL path")
+        raise UserError(f"--data {args.data}: {data_path} not found. Build the data first "
+                        f"(python data_prep.py --out {args.data_dir}; --help lists the set names) or pass a JSONL path")
 
     if args.init is not None:
         for name in ("config.json", "tokenizer.json"):
             if not os.path.exists(os.path.join(args.init, name)):
-                raise UsageError(f"--init {args.init}: no {name}; pass another run's exported DIR/final")
+                raise UserError(f"--init {args.init}: no {name}; pass another run's exported DIR/final")
         if from_scratch:
-            with open(os.path.join(args.init, "config.json")) as f:
-                init_args = ModelArgs.from_hf_config(json.load(f), source=os.path.join(args.init, "config.json"))
+            init_args = ModelArgs.from_hf_config(*read_hf_config(args.init))
             preset = ModelArgs.preset(args.model)
             shape = ("dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim")
             if any(getattr(init_args, k) != getattr(preset, k) for k in shape):
-                raise UsageError(f"--init {args.init} is not a {args.model!r} model "
-                                 f"({', '.join(f'{k}={getattr(init_args, k)}' for k in shape)}); pass its --model")
+                raise UserError(f"--init {args.init} is not a {args.model!r} model "
+                                f"({', '.join(f'{k}={getattr(init_args, k)}' for k in shape)}); pass its --model")
     if args.tokenizer and not os.path.exists(args.tokenizer) and not is_hub_id(args.tokenizer):
-        raise UsageError(f"--tokenizer {args.tokenizer}: no such file or directory")
+        raise UserError(f"--tokenizer {args.tokenizer}: no such file or directory")
     tokenizer = args.tokenizer or args.init or (os.path.join(os.path.dirname(data_path) or ".", "tokenizer.json")
                                                 if from_scratch else args.model)
     if from_scratch and not os.path.exists(tokenizer) and build_args is None:
-        raise UsageError(f"no tokenizer at {tokenizer}: a preset trains with the tokenizer beside its data "
-                         "(python data_prep.py writes data/tokenizer.json) or one given with --tokenizer")
+        raise UserError(f"no tokenizer at {tokenizer}: a preset trains with the tokenizer beside its data "
+                        "(python data_prep.py writes data/tokenizer.json) or one given with --tokenizer")
     if from_scratch and args.init is None and pick["max_seq_len"] > PRESETS[args.model].get("max_seq_len", 8192):
-        raise UsageError(f"--max-seq-len {pick['max_seq_len']} exceeds the {args.model} preset's "
-                         f"{PRESETS[args.model]['max_seq_len']}")
+        raise UserError(f"--max-seq-len {pick['max_seq_len']} exceeds the {args.model} preset's "
+                        f"{PRESETS[args.model]['max_seq_len']}")
 
     model_name = os.path.basename(os.path.normpath(args.model))
     data_name = os.path.basename(data_path).removesuffix(".jsonl")
     out = args.out or os.path.join("runs", f"{data_name}-{model_name}-seed{args.seed}")
-    if not args.resume and os.path.exists(os.path.join(out, "metrics.jsonl")):
-        raise UsageError(f"{out} already holds a run: add --resume to continue it, or pick another --out")
     config = Config(model=args.model, from_scratch=from_scratch, data=data_path, tokenizer=tokenizer, init=args.init,
                     out=out, dtype=pick["dtype"], lr=pick["lr"], warmup_ratio=pick["warmup_ratio"],
                     epochs=pick["epochs"], max_steps=args.max_steps, batch_size=pick["batch_size"],
@@ -211,34 +234,53 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, list[str] | None]:
                     weight_decay=pick["weight_decay"], clip=args.clip, seed=args.seed, save_every=pick["save_every"],
                     keep_checkpoints=args.keep_checkpoints, group_by_length=args.group_by_length,
                     activation_checkpointing=args.activation_checkpointing,
-                    compile=args.compile, device=device)
-    if args.resume and os.path.exists(os.path.join(out, "args.json")):
-        with open(os.path.join(out, "args.json")) as f:
-            saved = json.load(f)
-        changed = [k for k, v in asdict(config).items() if k not in ("save_every", "keep_checkpoints") and saved.get(k) != v]
-        if changed:
-            raise UsageError(f"--resume with other settings than {out}/args.json: {', '.join(changed)} differ; "
-                             "resume with the same arguments")
+                    compile=args.compile, device=device, objective=args.objective)
+    check_same_run(config)
     return config, build_args
 
 
+def check_same_run(config: Config) -> None:
+    """A rerun into a run directory continues that run, so its settings must be the ones in args.json."""
+    path = os.path.join(config.out, "args.json")
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a settings file ({e}); use another --out") from None
+    saved.setdefault("objective", "sft")  # written before there was a choice
+    changed = [f"{k} (was {saved.get(k)!r}, now {v!r})" for k, v in asdict(config).items()
+               if k not in RERUN_MAY_CHANGE and saved.get(k) != v]
+    if changed:
+        raise UserError(f"{path}: {config.out} holds a run with other settings: {', '.join(changed)}; rerun with "
+                        "its settings to resume it, or pick another --out")
+
+
+def finished_run(out: str) -> dict | None:
+    """The summary of a run that has finished (summary.json is written last), else None."""
+    path = os.path.join(out, "summary.json")
+    if not (os.path.exists(path) and os.path.exists(os.path.join(out, "final", "config.json"))):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def build_missing_data(config: Config, build_args: list[str], rank: int) -> None:
+    """A built-in set that is not there yet is built with data_prep.py (by rank 0; the others wait)."""
+    if rank == 0:
+        data_dir = os.path.dirname(config.data)
+        command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "data_prep.py"),
+                   "--out", data_dir, *build_args]
+        print(f"{config.data} not found: building it (python data_prep.py --out {data_dir} {' '.join(build_args)})",
+              flush=True)
+        if subprocess.run(command).returncode != 0:
+            raise UserError(f"{config.data}: data_prep.py could not build it (its error is above)")
+    dist.barrier()
+
+
 # ---------------------------------------------------------------------------------------------
-# Processes, devices and the model
-
-
-def init_distributed(device_type: str) -> tuple[int, int, torch.device]:
-    """Join the process group torchrun describes in the environment, or make a group of one."""
-    backend = "nccl" if device_type == "cuda" else "gloo"
-    if "RANK" in os.environ:  # torchrun
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        device = torch.device("cuda", local_rank) if device_type == "cuda" else torch.device("cpu")
-        if device_type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend, device_id=device if device_type == "cuda" else None)
-    else:  # plain `python train.py`: an in-memory store, no ports to pick
-        device = torch.device("cuda", 0) if device_type == "cuda" else torch.device("cpu")
-        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
-    return dist.get_rank(), dist.get_world_size(), device
+# The model and the optimizer
 
 
 def use_fsdp(world_size: int, dtype: str) -> bool:
@@ -258,22 +300,15 @@ def build_model(config: Config, tokenizer: Tokenizer, device: torch.device, worl
     broadcasts them into everyone's shards. `load_weights=False` (resume) leaves them to the checkpoint.
     """
     source = config.init or (None if config.from_scratch else config.model)
-    if source is not None:
-        if os.path.isdir(source):
-            config_path = os.path.join(source, "config.json")
-        else:  # a hub id: fetch (once per machine) what the config needs; weights come in load_full_weights
-            from huggingface_hub import hf_hub_download
-
-            config_path = hf_hub_download(source, "config.json")
-        with open(config_path) as f:
-            args = ModelArgs.from_hf_config(json.load(f), source=config_path)
+    if source is not None:  # a hub id: fetch (once per machine) what the config needs; weights come later
+        directory = source if os.path.isdir(source) else fetch_from_hub(source, ["config.json"])
+        args = ModelArgs.from_hf_config(*read_hf_config(directory))
     else:
         args = ModelArgs.preset(config.model, vocab_size=tokenizer.vocab_size, bos_token_id=tokenizer.bos_id,
                                 eos_token_id=tokenizer.eos_id)
-    if tokenizer.vocab_size > args.vocab_size:
-        raise ValueError(f"tokenizer {config.tokenizer} has {tokenizer.vocab_size} tokens, the model only {args.vocab_size}")
+    check_tokenizer_fits(tokenizer, args, source or config.model)
     if config.max_seq_len > args.max_seq_len:
-        raise ValueError(f"--max-seq-len {config.max_seq_len} exceeds the model's maximum length {args.max_seq_len}")
+        raise UserError(f"--max-seq-len {config.max_seq_len} exceeds the model's maximum length {args.max_seq_len}")
 
     with torch.device("meta"):
         model = Llama(args)
@@ -292,6 +327,13 @@ def build_model(config: Config, tokenizer: Tokenizer, device: torch.device, worl
         for block in model.layers:
             fully_shard(block, mesh=mesh, mp_policy=policy)
         fully_shard(model, mesh=mesh, mp_policy=policy)  # the root: embeddings, final norm, head
+        # Each rank's gradient is already its share of the global mean (train_step divides by the
+        # global count), so the ranks' gradients are summed, not averaged as FSDP does by default.
+        # A plain SUM (not NCCL's PreMulSum by 1, which gloo lacks) does that on every backend.
+        for module in model.modules():
+            if isinstance(module, FSDPModule):
+                module.set_gradient_divide_factor(1.0)
+                module.set_force_sum_reduction_for_comms(True)
     model.to_empty(device=device)
     if args.tie_embeddings and model.lm_head.weight is not model.embed_tokens.weight:
         model.lm_head.weight = model.embed_tokens.weight  # to_empty on a plain module unties them
@@ -310,69 +352,19 @@ def load_full_weights(config: Config, args: ModelArgs, source: str | None) -> di
     return Llama.from_pretrained(source, dtype=torch.float32).state_dict()
 
 
-def export_final(model, tokenizer: Tokenizer, config: Config, rank: int) -> str:
-    """Gather full weights and write DIR/final in the Hugging Face layout, with the tokenizer files."""
-    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    final = os.path.join(config.out, "final")
-    if rank == 0:
-        with torch.device("meta"):
-            export = Llama(model.args)
-        export.load_state_dict({k: v.to(DTYPES[config.dtype]) for k, v in full.items()}, assign=True)
-        if model.args.tie_embeddings:
-            export.lm_head.weight = export.embed_tokens.weight
-        tmp = final + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        export.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-    dist.barrier()
-    return final
-
-
-# ---------------------------------------------------------------------------------------------
-# Data: tokenized once per (file, tokenizer, max length), then cached beside the file. Tokenizing
-# 30k examples takes longer than a short from-scratch run's first hundred steps, and a study trains
-# on the same file many times (seeds, stages). The cache holds plain int arrays (.npz, no pickle).
-
-
-def load_tokenized(data_path: str, tokenizer: Tokenizer, max_seq_len: int,
-                   write_cache: bool = True) -> tuple[list[TokenizedExample], dict]:
-    stat = os.stat(data_path)
-    key = hashlib.sha256(json.dumps([stat.st_size, stat.st_mtime_ns, max_seq_len]).encode())
-    key.update(tokenizer.raw.to_str().encode())
-    for module in (w2s.data, w2s.tokenizer):  # the code that tokenizes: a change there is a new cache
-        with open(module.__file__, "rb") as f:
-            key.update(f.read())
-    cache = os.path.join(os.path.dirname(data_path) or ".", ".cache",
-                         f"{os.path.basename(data_path)}.{key.hexdigest()[:16]}.npz")
-    if os.path.exists(cache):
-        with np.load(cache, allow_pickle=False) as arrays:
-            ids, labels, offsets = arrays["input_ids"].tolist(), arrays["labels"].tolist(), arrays["offsets"].tolist()
-            report = json.loads(arrays["report"].tobytes())
-        examples = [TokenizedExample(ids[a:b], labels[a:b]) for a, b in zip(offsets, offsets[1:])]
-        return examples, report
-    examples, report = tokenize_sft(load_sft_examples(data_path), tokenizer, max_seq_len, overflow="truncate")
-    if write_cache:
-        try:
-            os.makedirs(os.path.dirname(cache), exist_ok=True)
-            tmp = cache + f".{os.getpid()}.tmp.npz"
-            np.savez(tmp, input_ids=np.array([t for e in examples for t in e.input_ids], dtype=np.int32),
-                     labels=np.array([t for e in examples for t in e.labels], dtype=np.int32),
-                     offsets=np.cumsum([0] + [len(e.input_ids) for e in examples], dtype=np.int64),
-                     report=np.frombuffer(json.dumps(report).encode(), dtype=np.uint8))
-            os.replace(tmp, cache)
-        except OSError as e:  # a read-only data directory: just no cache
-            print(f"not caching tokenized data at {cache}: {e}", file=sys.stderr)
-    return examples, report
-
-
-# ---------------------------------------------------------------------------------------------
-# The learning-rate schedule: linear warmup, then cosine to zero (HF's get_cosine_schedule_with_warmup,
-# except that the first step already trains at lr / warmup rather than at 0).
+def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW, fused (one kernel for all parameters, on CPUs and GPUs, FSDP's sharded DTensors too).
+    Weight decay pulls weight matrices (and the embedding) toward zero; norm gains, which scale
+    activations around 1, are left alone, as in nanoGPT and the HF Trainer."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Linear warmup, then cosine to zero (HF's get_cosine_schedule_with_warmup, except that the first
+    step already trains at lr / warmup rather than at 0)."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
@@ -380,134 +372,31 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# The loss: a mean over all assistant tokens of the global batch
+# One global batch
 
 
-def train_step(model, examples, micro_batches: list[list[int]], num_micro_steps: int, num_targets: int,
-               pad_id: int, device: torch.device, sharded: bool) -> tuple[float, int, float]:
+def train_step(model, loss_fn, micro_batches: list[list], num_micro_steps: int, count: int, filler,
+               pad_id: int, device: torch.device, sharded: bool) -> torch.Tensor:
     """Forward and backward over this rank's micro-batches of one global batch; returns this rank's
-    (sum of token losses, tokens seen, model FLOPs).
+    summed loss, on the device (no host sync).
 
-    Each micro-batch adds (sum of its token losses) / (target tokens in the whole global batch) to
-    the gradient, so after the last micro-step of every rank the summed gradient is that of the mean
-    over all the global batch's assistant tokens: long and short examples weigh per token, however
-    they fall into micro-batches and ranks. Every rank can count the global targets itself (all
-    ranks know the whole global batch), so no collective is needed for it. Every rank runs the
-    same number of micro-steps (FSDP's collectives must match), a zero-weight one where it has no
-    examples left; only the last micro-step reduces gradients across ranks. FSDP averages the ranks'
-    gradients, and ours must be summed (each is already divided by the global count), hence the
-    factor world_size.
+    Each micro-batch adds (its summed loss) / (the count of the whole global batch) to the gradient,
+    so the gradients summed over micro-steps and ranks (FSDP sums them: build_model) are those of the
+    mean over the global batch. Every rank runs the same number of micro-steps, since FSDP's
+    collectives must match; a rank with no examples left runs `filler` (any example) at weight zero.
+    Only the last micro-step reduces gradients across ranks.
     """
-    scale = (dist.get_world_size() if sharded else 1) / num_targets
-    loss_sum, tokens, flops = 0.0, 0, 0.0
+    loss_sum = torch.zeros((), device=device)
     for k in range(num_micro_steps):
         if sharded:
             model.set_requires_gradient_sync(k == num_micro_steps - 1)
-        if k < len(micro_batches):
-            input_ids, labels = collate([examples[i] for i in micro_batches[k]], pad_id)
-            weight = scale
-        else:
-            input_ids = labels = torch.full((1, 2), pad_id)
-            weight = 0.0
-        input_ids, labels = input_ids.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        logits = model(input_ids)
-        # Position t predicts token t+1: shift the labels left (not the logits, which would copy them),
-        # the last position predicting nothing. The loss is computed in fp32 whatever the compute dtype.
-        targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
-        token_losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
-                                       ignore_index=IGNORE_INDEX, reduction="sum")
-        (token_losses * weight).backward()
+        examples = micro_batches[k] if k < len(micro_batches) else [filler]
+        loss, _ = loss_fn(model, examples, pad_id, device)
+        weight = 1.0 / count if k < len(micro_batches) else 0.0
+        (loss * weight).backward()
         if weight:
-            loss_sum += token_losses.item()
-            real = sum(len(examples[i].input_ids) for i in micro_batches[k])
-            tokens += real
-            flops += real * model.flops_per_token(input_ids.shape[1])
-    return loss_sum, tokens, flops
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoints: model and optimizer through torch.distributed.checkpoint (each rank writes its own
-# shards; a checkpoint loads into any number of processes), the rest as JSON. Written into a .tmp
-# directory and renamed when complete, so a run killed mid-save leaves the previous one intact.
-
-
-def checkpoint_dir(out: str, step: int) -> str:
-    return os.path.join(out, "checkpoints", f"step_{step:06d}")
-
-
-def latest_checkpoint(out: str) -> str | None:
-    root = os.path.join(out, "checkpoints")
-    if not os.path.isdir(root):
-        return None
-    done = sorted(d for d in os.listdir(root) if re.fullmatch(r"step_\d{6}", d)
-                  and os.path.exists(os.path.join(root, d, "trainer_state.json")))
-    return os.path.join(root, done[-1]) if done else None
-
-
-def rng_state() -> dict:
-    state = {"torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
-    if torch.cuda.is_available():
-        state["cuda"] = base64.b64encode(torch.cuda.get_rng_state().numpy().tobytes()).decode()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    decode = lambda s: torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)  # noqa: E731
-    torch.set_rng_state(decode(state["torch"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(decode(state["cuda"]))
-
-
-def save_checkpoint(config: Config, step: int, model, optimizer, scheduler, data_position: dict, rank: int) -> None:
-    final = checkpoint_dir(config.out, step)
-    tmp = final + ".tmp"
-    if rank == 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-    dist.barrier()
-    model_state, optimizer_state = get_state_dict(model, optimizer)
-    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=tmp)
-    with open(os.path.join(tmp, f"rng_rank{rank}.json"), "w") as f:
-        json.dump(rng_state(), f)
-    dist.barrier()
-    if rank == 0:
-        state = {"step": step, "data": data_position, "scheduler": scheduler.state_dict(), "config": asdict(config)}
-        with open(os.path.join(tmp, "trainer_state.json"), "w") as f:
-            json.dump(state, f, indent=2)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        root = os.path.join(config.out, "checkpoints")
-        old = sorted(d for d in os.listdir(root) if re.fullmatch(r"step_\d{6}", d))[:-config.keep_checkpoints]
-        for name in old:
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-    dist.barrier()
-
-
-def load_checkpoint(path: str, model, optimizer, scheduler, rank: int) -> dict:
-    """Restore model, optimizer, scheduler and RNG in place; returns trainer_state.json."""
-    model_state, optimizer_state = get_state_dict(model, optimizer)
-    state = {"model": model_state, "optimizer": optimizer_state}
-    dcp.load(state, checkpoint_id=path)
-    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
-    with open(os.path.join(path, "trainer_state.json")) as f:
-        trainer_state = json.load(f)
-    scheduler.load_state_dict(trainer_state["scheduler"])
-    rng_file = os.path.join(path, f"rng_rank{rank}.json")
-    if os.path.exists(rng_file):  # absent when resuming with more processes than saved
-        with open(rng_file) as f:
-            set_rng_state(json.load(f))
-    return trainer_state
-
-
-def truncate_metrics(path: str, last_step: int) -> None:
-    """Keep the rows up to the checkpoint's step, so that each step appears once after a resume."""
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        rows = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
-    with open(path + ".tmp", "w") as f:
-        f.writelines(rows)
-    os.replace(path + ".tmp", path)
+            loss_sum += loss.detach()
+    return loss_sum
 
 
 # ---------------------------------------------------------------------------------------------
@@ -531,86 +420,102 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype) -> float:
     return 2 * n**3 / best
 
 
+class MFU:
+    """Model FLOPs utilization: achieved training FLOP/s over the measured matmul peak.
+
+    On a shared CPU the peak moves with the load of other processes, so a peak measured while the
+    machine was busy can make a later step look faster than possible. A step above 100% therefore
+    re-measures the peak (keeping the highest seen), and the result is capped at 1. It stays an
+    approximation on a CPU, and is labelled so."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype, world_size: int):
+        self.device, self.dtype, self.world_size = device, dtype, world_size
+        self.approximate = device.type == "cpu"
+        self.peak = matmul_peak_flops(device, dtype)
+
+    def __call__(self, flops: float, seconds: float) -> float:
+        mfu = flops / seconds / (self.peak * self.world_size)
+        if mfu > 1:
+            self.peak = max(self.peak, matmul_peak_flops(self.device, self.dtype))
+            mfu = flops / seconds / (self.peak * self.world_size)
+        return min(mfu, 1.0)
+
+
 def peak_memory_gb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 1024**3
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux reports KiB
 
 
-def format_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 # ---------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> str:
+def train_command(argv: list[str] | None = None) -> str:
     """Train; returns the path of the exported DIR/final."""
     args = parse_args(argv)
-    env_rank = int(os.environ.get("RANK", 0))
-    try:
-        config, build_args = resolve_config(args)
-    except UsageError as e:
-        if env_rank == 0:
-            print(f"train.py: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-
+    config, build_args = resolve_config(args)
+    done = finished_run(config.out)
+    if done is not None:
+        if int(os.environ.get("RANK", 0)) == 0:
+            print(f"{config.out}: already done ({done.get('steps')} steps, final loss {done.get('final_loss')}); "
+                  f"the model is in {os.path.join(config.out, 'final')}. Nothing to do.")
+        return os.path.join(config.out, "final")
     rank, world_size, device = init_distributed(config.device)
     try:
-        return train(config, build_args, args.resume, rank, world_size, device)
+        return train(config, build_args, rank, world_size, device)
     finally:
         dist.destroy_process_group()
 
 
-def train(config: Config, build_args: list[str] | None, resume: bool, rank: int, world_size: int,
-          device: torch.device) -> str:
+def main(argv: list[str] | None = None) -> str:
+    """train.py's command line: a bad input ends it with one line on stderr (exit status 2)."""
+    return run_main(train_command, argv, "train.py")
+
+
+def train(config: Config, build_args: list[str] | None, rank: int, world_size: int, device: torch.device) -> str:
     log = print if rank == 0 else (lambda *a, **k: None)
+    run_start = time.perf_counter()
     if build_args is not None and not os.path.exists(config.data):
-        if rank == 0:
-            import data_prep
+        build_missing_data(config, build_args, rank)
 
-            log(f"{config.data} not found: building it (python data_prep.py --out {os.path.dirname(config.data)} "
-                f"{' '.join(build_args)})")
-            data_prep.main(["--out", os.path.dirname(config.data)] + build_args)
-        dist.barrier()
-
+    read_data, loss_fn = OBJECTIVES[config.objective]
     tokenizer = Tokenizer.from_pretrained(config.tokenizer)
-    examples, report = load_tokenized(config.data, tokenizer, config.max_seq_len, write_cache=rank == 0)
+    examples, report = read_data(config.data, tokenizer, config.max_seq_len, write_cache=rank == 0)
     log(f"data {config.data}: {report['kept']} examples ({report['truncated']} truncated to {config.max_seq_len} "
         f"tokens, {report['dropped']} dropped), {report['tokens']} tokens, {report['assistant_tokens']} trained on")
-    lengths = [len(e.input_ids) for e in examples]
+    lengths = [e.length for e in examples]
 
     global_batch_size = config.batch_size * config.grad_accum * world_size
     steps_per_epoch = math.ceil(len(examples) / global_batch_size)
     total_steps = config.max_steps or steps_per_epoch * config.epochs
     warmup_steps = max(1, round(config.warmup_ratio * total_steps))
 
-    checkpoint = latest_checkpoint(config.out) if resume else None
+    checkpoint = latest_checkpoint(config.out)
     model = build_model(config, tokenizer, device, world_size, rank, load_weights=checkpoint is None)
     sharded = isinstance(model, FSDPModule)
-    # fused: one kernel for all parameters (CPU and CUDA); foreach is the fallback for DTensor shards.
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8,
-                                  weight_decay=config.weight_decay, fused=not sharded)
+    optimizer = build_optimizer(model, config.lr, config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_factor, warmup_steps=warmup_steps, total_steps=total_steps))
+    # Model FLOPs per example are a + b * length per token (weights, then attention): two numbers.
+    flops_a, flops_b = model.flops_per_token(0), model.flops_per_token(1) - model.flops_per_token(0)
 
     os.makedirs(config.out, exist_ok=True)
     metrics_path = os.path.join(config.out, "metrics.jsonl")
-    start_step = 0
+    start_step, elapsed_before = 0, 0.0
     if checkpoint is not None:
         start_step = load_checkpoint(checkpoint, model, optimizer, scheduler, rank)["step"]
-        log(f"resumed from {checkpoint} at step {start_step}")
-    elif resume:
-        log(f"--resume: no checkpoint in {config.out}, starting from step 0")
+        log(f"resuming {config.out} from {checkpoint} at step {start_step}")
     if rank == 0:
         if checkpoint is not None:
             truncate_metrics(metrics_path, start_step)
+            with open(metrics_path) as f:
+                rows = [json.loads(line) for line in f if line.strip()]
+            elapsed_before = rows[-1].get("elapsed_s", 0.0) if rows else 0.0
         elif os.path.exists(metrics_path):
-            os.remove(metrics_path)  # --resume before any checkpoint: the rows will be rewritten
+            os.remove(metrics_path)  # killed before its first checkpoint: the rows will be rewritten
         with open(os.path.join(config.out, "args.json"), "w") as f:
             json.dump(asdict(config), f, indent=2)
-    peak_flops = matmul_peak_flops(device, DTYPES[config.dtype])
+    mfu = MFU(device, DTYPES[config.dtype], world_size)
     log(f"model {config.model}{' from ' + config.init if config.init else ''}: {model.num_params() / 1e6:.2f}M params, "
         f"{'FSDP2 over ' + str(world_size) + ' processes' if sharded else 'one process'}, {config.dtype} on {device.type}; "
         f"{total_steps} steps of {global_batch_size} examples ({config.batch_size} x {config.grad_accum} accumulation x "
@@ -618,49 +523,54 @@ def train(config: Config, build_args: list[str] | None, resume: bool, rank: int,
 
     batches_by_epoch: dict[int, list[list[int]]] = {}
     metrics_file = open(metrics_path, "a") if rank == 0 else None
-    run_start, run_start_step = time.perf_counter(), start_step
-    step = start_step
+    loop_start, loop_start_step = time.perf_counter(), start_step
+    loss, tokens_seen = float("nan"), 0
     try:
         for step in range(start_step + 1, total_steps + 1):
             epoch, index = divmod(step - 1, steps_per_epoch)
             if epoch not in batches_by_epoch:
                 batches_by_epoch = {epoch: global_batches(lengths, global_batch_size, config.seed, epoch,
-                                                                   config.group_by_length)}
+                                                          config.group_by_length)}
             batch = batches_by_epoch[epoch][index]
             step_start = time.perf_counter()
-            micro_batches = split_global_batch(batch, lengths, world_size, rank, config.batch_size)
-            num_micro_steps = len(split_global_batch(batch, lengths, world_size, 0, config.batch_size))
-            num_targets = sum(examples[i].num_targets for i in batch)
-            loss_sum, tokens, flops = train_step(model, examples, micro_batches, num_micro_steps, num_targets,
-                                                 tokenizer.pad_id, device, sharded)
-            totals = torch.tensor([loss_sum, tokens, flops], dtype=torch.float64, device=device)
-            dist.all_reduce(totals)
-            loss = totals[0].item() / num_targets
+            mine = split_global_batch(batch, lengths, world_size, rank, config.batch_size)
+            count = sum(examples[i].count for i in batch)  # every rank knows the whole global batch
+            loss_sum = train_step(model, loss_fn, [[examples[i] for i in mb] for mb in mine],
+                                  num_micro_steps(len(batch), world_size, config.batch_size), count,
+                                  examples[batch[0]], tokenizer.pad_id, device, sharded)
+            if world_size > 1:
+                dist.all_reduce(loss_sum)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip if config.clip > 0 else float("inf"))
-            grad_norm = (grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm).item()
+            grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+            loss, grad_norm = torch.stack([loss_sum / count, grad_norm.float()]).tolist()  # the step's one host sync
             if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                 last = latest_checkpoint(config.out)
                 raise FloatingPointError(
                     f"step {step}: loss {loss}, gradient norm {grad_norm}: training diverged, stopping without updating. "
-                    f"The last good checkpoint is {last or '(none yet)'}; try a lower --lr, then --resume.")
+                    f"The last good checkpoint is {last or '(none yet)'}: rerunning the same command (or with --resume) "
+                    "retries from it; a lower --lr is another run's settings, so give it another --out.")
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
-            elapsed = time.perf_counter() - step_start
-            tokens_per_s = totals[1].item() / elapsed
+            seconds = time.perf_counter() - step_start
+            tokens = sum(lengths[i] for i in batch)
+            tokens_seen += tokens
+            flops = flops_a * tokens + flops_b * sum(lengths[i] ** 2 for i in batch)
             row = {"step": step, "epoch": epoch, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                   "tokens_per_s": tokens_per_s, "mfu": totals[2].item() / elapsed / (peak_flops * world_size),
-                   "peak_memory_gb": peak_memory_gb(device), "time": time.time()}
+                   "tokens_per_s": tokens / seconds, "mfu": mfu(flops, seconds),
+                   "peak_memory_gb": peak_memory_gb(device),
+                   "elapsed_s": round(elapsed_before + time.perf_counter() - run_start, 3), "time": time.time()}
             if rank == 0:
                 metrics_file.write(json.dumps(row) + "\n")
                 metrics_file.flush()
-                eta = (time.perf_counter() - run_start) / (step - run_start_step) * (total_steps - step)
+                eta = (time.perf_counter() - loop_start) / (step - loop_start_step) * (total_steps - step)
                 log(f"step {step}/{total_steps} | loss {loss:.4f} | lr {lr:.2e} | grad norm {grad_norm:.2f} | "
-                    f"{tokens_per_s / 1000:.1f}k tok/s | mfu {row['mfu']:.1%} | ETA {format_duration(eta)}", flush=True)
+                    f"{row['tokens_per_s'] / 1000:.1f}k tok/s | mfu {row['mfu']:.1%}{' (approx.)' if mfu.approximate else ''} "
+                    f"| ETA {format_duration(eta)}", flush=True)
             if step % config.save_every == 0 or step == total_steps:
-                save_checkpoint(config, step, model, optimizer, scheduler, {"epoch": epoch, "batch_in_epoch": index + 1},
-                                rank)
+                save_checkpoint(config.out, step, model, optimizer, scheduler, {"epoch": epoch, "batch_in_epoch": index + 1},
+                                asdict(config), config.keep_checkpoints, rank)
     except FloatingPointError as e:
         if rank == 0:
             print(f"train.py: error: {e}", file=sys.stderr)
@@ -668,9 +578,48 @@ def train(config: Config, build_args: list[str] | None, resume: bool, rank: int,
     finally:
         if metrics_file is not None:
             metrics_file.close()
-    final = export_final(model, tokenizer, config, rank)
-    log(f"done: {total_steps} steps in {format_duration(time.perf_counter() - run_start)}; model and tokenizer in {final}")
+    final = export_final(model, tokenizer, config.out, DTYPES[config.dtype], rank)
+    if rank == 0:
+        write_summary(config, total_steps, start_step, tokens_seen, loss, elapsed_before + time.perf_counter() - run_start)
     return final
+
+
+# ---------------------------------------------------------------------------------------------
+# What a run leaves: summary.json (written last: its presence marks the run finished), loss.png
+
+
+def write_summary(config: Config, total_steps: int, start_step: int, tokens: int, final_loss: float,
+                  wall_s: float) -> None:
+    summary = {"steps": total_steps, "steps_this_invocation": total_steps - start_step,
+               "tokens_this_invocation": tokens, "final_loss": final_loss, "wall_s": round(wall_s, 1),
+               "torch": torch.__version__, "python": sys.version.split()[0], "final": os.path.join(config.out, "final")}
+    plot = plot_loss(os.path.join(config.out, "metrics.jsonl"), os.path.join(config.out, "loss.png"))
+    with open(os.path.join(config.out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    print(f"done: {total_steps} steps ({total_steps - start_step} in this run, {tokens} tokens) in "
+          f"{format_duration(wall_s)}; final loss {final_loss:.4f}; torch {torch.__version__}; "
+          f"model and tokenizer in {summary['final']}{'; loss curve ' + plot if plot else ''}")
+
+
+def plot_loss(metrics_path: str, png_path: str) -> str | None:
+    """The loss curve as a PNG, where matplotlib is installed (an optional dependency); its path, or None."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    with open(metrics_path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], linewidth=1)
+    ax.set(xlabel="optimizer step", ylabel="training loss", yscale="log", title=os.path.basename(os.path.dirname(png_path)))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return png_path
 
 
 if __name__ == "__main__":

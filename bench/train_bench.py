@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import train  # noqa: E402
 from bench.results import machine, write_section  # noqa: E402
-from w2s.data import IGNORE_INDEX, TokenizedExample  # noqa: E402
+from w2s.sft import IGNORE_INDEX, TokenizedExample, sft_loss  # noqa: E402
 from w2s.model import Llama, ModelArgs  # noqa: E402
 
 # Shapes: the study's model on its kind of data (short answers after a prompt), and a bigger one.
@@ -52,16 +52,16 @@ def our_step_runner(preset: str, dtype: str, examples: list[TokenizedExample], d
         model=preset, from_scratch=True, data="", tokenizer="", init=None, out="", dtype=dtype, lr=1e-4,
         warmup_ratio=0.0, epochs=1, max_steps=None, batch_size=len(examples), grad_accum=1,
         max_seq_len=ModelArgs.preset(preset).max_seq_len, weight_decay=0.0, clip=1.0, seed=0, save_every=1,
-        keep_checkpoints=1, activation_checkpointing=False, compile=False, device=device.type)
+        keep_checkpoints=1, group_by_length=False, activation_checkpointing=False, compile=False, device=device.type)
     args = ModelArgs.preset(preset)
     stand_in_tokenizer = SimpleNamespace(vocab_size=args.vocab_size, bos_id=0, eos_id=4)
     model = train.build_model(config, stand_in_tokenizer, device, world_size=1, rank=0)
     sharded = isinstance(model, train.FSDPModule)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=not sharded)
+    optimizer = train.build_optimizer(model, lr=1e-4, weight_decay=0.0)
     num_targets = sum(e.num_targets for e in examples)
 
     def step():
-        train.train_step(model, examples, [list(range(len(examples)))], 1, num_targets, 3, device, sharded)
+        train.train_step(model, sft_loss, [examples], 1, num_targets, examples[0], 3, device, sharded)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -236,7 +236,7 @@ def report(rows: list[dict], scale: list[tuple[int, float]], steps: int, scaling
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny", "30m"], choices=list(SHAPES))
-    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=list(train.DTYPES))
+    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=list(train.TRAIN_DTYPES))
     parser.add_argument("--steps", type=int, default=8, help="timed steps per implementation (after 2 warm-up)")
     parser.add_argument("--scaling-steps", type=int, default=30, help="train.py steps per run of the 1 vs 2 processes part")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")

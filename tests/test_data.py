@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from w2s import miniworld as mw
-from w2s.data import (IGNORE_INDEX, INSTRUCTION, TokenizedExample, build_sets, choose_incorrect, collate,
-                      global_batches, load_sft_examples, problem_from_user_message, read_jsonl, split_global_batch,
-                      tokenize_sft, user_message)
+from w2s.batches import global_batches, num_micro_steps, split_global_batch
+from w2s.data import (INSTRUCTION, build_sets, choose_incorrect, load_sft_examples, problem_from_user_message,
+                      user_message)
+from w2s.jsonl import read_jsonl
+from w2s.sft import IGNORE_INDEX, TokenizedExample, collate, tokenize_sft
 from w2s.grader import grade
 from w2s.tokenizer import EOT, train_tokenizer
 

@@ -97,8 +97,8 @@ def test_a_missing_variant_is_built_with_the_directorys_settings(built):
 
 
 def test_a_directory_holds_one_world(built):
-    with pytest.raises(SystemExit, match="other settings"):
-        data_prep.main(["--out", built, "--seed", "1"] + SMALL)
+    with pytest.raises(ValueError, match="other settings"):
+        data_prep.prepare(["--out", built, "--seed", "1"] + SMALL)
 
 
 def test_stats_report(built, capsys):
@@ -172,7 +172,7 @@ def test_hf_sub_error_needs_incorrect_solutions(tmp_path):
     root = str(tmp_path / "release")
     write_release(root, clean_task_rows())
     with pytest.raises(ValueError, match="only 20 of 40"):  # subtask_2 has no neg_ans
-        data_prep.main(["--out", str(tmp_path / "out"), "--hf-dir", root, "--sub-error", "0.9"])
+        data_prep.prepare(["--out", str(tmp_path / "out"), "--hf-dir", root, "--sub-error", "0.9"])
 
 
 @pytest.mark.parametrize("breakage, message", [
@@ -187,7 +187,7 @@ def test_hf_bad_rows_fail_with_file_line_and_field(tmp_path, breakage, message):
     root = str(tmp_path / "release")
     write_release(root, rows)
     with pytest.raises(ValueError, match=message) as error:
-        data_prep.main(["--out", str(tmp_path / "out"), "--hf-dir", root])
+        data_prep.prepare(["--out", str(tmp_path / "out"), "--hf-dir", root])
     # The line number points at the broken object's opening brace in the indented JSON list.
     line = int(str(error.value).split(".json:")[1].split(":")[0])
     text = open(os.path.join(root, "task_sol_pairs/math/full_sub_pairs_0.json")).read().splitlines()
@@ -203,8 +203,8 @@ def test_hf_download_failure_says_what_to_do(monkeypatch, tmp_path):
         raise OSError("no network")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
-    with pytest.raises(SystemExit, match="--hf-dir"):
-        data_prep.main(["--out", str(tmp_path / "out"), "--source", "hf"])
+    with pytest.raises(ValueError, match="--hf-dir"):
+        data_prep.prepare(["--out", str(tmp_path / "out"), "--source", "hf"])
 
 
 def test_a_model_teachers_samples_become_a_measured_set(built, tmp_path):
@@ -224,4 +224,4 @@ def test_a_model_teachers_samples_become_a_measured_set(built, tmp_path):
     assert [r["meta"]["step_error_rate"] for r in out] == [0.0, 1.0] * 20
     samples.write_text(json.dumps({**rows[0], "correct": [True]}) + "\n")
     with pytest.raises(ValueError, match=r"samples\.jsonl:1: field 'correct'"):
-        data_prep.main(["--out", str(tmp_path / "out"), "--from-samples", str(samples)])
+        data_prep.prepare(["--out", str(tmp_path / "out"), "--from-samples", str(samples)])

@@ -5,7 +5,8 @@ import os
 import pytest
 
 import evaluate
-import sample
+from w2s import evaluation, jsonl, runtime
+from w2s import tasks as w2s_tasks
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
 
 
@@ -22,7 +23,8 @@ def bench_dir(tmp_path):
 
 
 def run(checkpoint, bench_dir, *extra):
-    return evaluate.main(["--model", checkpoint, "--bench", "tiny", "--data-dir", str(bench_dir / "data"),
+    """evaluate.py's work, with its errors as exceptions (the command line's one-line errors: test_errors.py)."""
+    return evaluate.evaluate_command(["--model", checkpoint, "--bench", "tiny", "--data-dir", str(bench_dir / "data"),
                           "--out", str(bench_dir / "eval"), "--max-new-tokens", "10", "--batch-size", "3",
                           "--quiet", *extra])
 
@@ -47,7 +49,7 @@ def test_rows_summary_and_resume_on_a_tiny_model(checkpoint, bench_dir, monkeypa
     # Kill after two problems (the third half written), resume: same rows, nothing redone twice.
     whole = open(rows_path).read()
     os.remove(rows_path)
-    real_append, written = sample.append_row, []
+    real_append, written = jsonl.append_row, []
 
     def killed(f, row):
         if len(written) == 2:
@@ -56,19 +58,19 @@ def test_rows_summary_and_resume_on_a_tiny_model(checkpoint, bench_dir, monkeypa
         written.append(row["id"])
         real_append(f, row)
 
-    monkeypatch.setattr(evaluate, "append_row", killed)
+    monkeypatch.setattr(evaluation, "append_row", killed)
     with pytest.raises(KeyboardInterrupt):
         run(checkpoint, bench_dir)
-    monkeypatch.setattr(evaluate, "append_row", real_append)
+    monkeypatch.setattr(evaluation, "append_row", real_append)
     done_before = [r["id"] for r in read_lines_complete(rows_path)]
     assert done_before == ["t1", "t2"]
-    generated, real_sample_tasks = [], evaluate.sample_tasks
+    generated, real_sample_tasks = [], evaluation.sample_tasks
 
     def recording_sample_tasks(model, tokenizer, tasks, **kwargs):
         generated.append([t["id"] for t in tasks])
         return real_sample_tasks(model, tokenizer, tasks, **kwargs)
 
-    monkeypatch.setattr(evaluate, "sample_tasks", recording_sample_tasks)
+    monkeypatch.setattr(evaluation, "sample_tasks", recording_sample_tasks)
     assert run(checkpoint, bench_dir)["tiny"] == summaries["tiny"]
     assert generated == [["t3", "t4", "t5"]]
     assert open(rows_path).read() == whole
@@ -108,9 +110,9 @@ def test_maj_and_pass_at_k_with_scripted_responses(checkpoint, tmp_path, monkeyp
         # no answer at all twice, a wrong one: neither
         "2x = 14": ["I do not know", "\\boxed{8}", "\\boxed{"],
     }
-    monkeypatch.setattr(sample, "generate", scripted_generate(responses, tokenizer))
-    model, _ = sample.load_model_and_tokenizer(checkpoint)
-    summary = evaluate.evaluate(model, tokenizer, tasks, n=3, temperature=0.8, max_new_tokens=8, batch_size=4,
+    monkeypatch.setattr(w2s_tasks, "generate", scripted_generate(responses, tokenizer))
+    model, _ = runtime.load_model_and_tokenizer(checkpoint)
+    summary = evaluation.evaluate(model, tokenizer, tasks, n=3, temperature=0.8, max_new_tokens=8, batch_size=4,
                                 progress=False)
     assert summary["maj@3"] == summary["accuracy"] == pytest.approx(1 / 3)
     assert summary["pass@3"] == pytest.approx(2 / 3)
@@ -121,47 +123,47 @@ def test_maj_and_pass_at_k_with_scripted_responses(checkpoint, tmp_path, monkeyp
 
 
 def test_majority_vote_groups_equivalent_answers():
-    assert evaluate.majority_vote(["3", "\\frac{1}{2}", "0.5", None, "3", "1/2"]) == 1
-    assert evaluate.majority_vote(["3", "4"]) == 0  # a tie goes to the answer seen first
-    assert evaluate.majority_vote([None, None]) is None
+    assert evaluation.majority_vote(["3", "\\frac{1}{2}", "0.5", None, "3", "1/2"]) == 1
+    assert evaluation.majority_vote(["3", "4"]) == 0  # a tie goes to the answer seen first
+    assert evaluation.majority_vote([None, None]) is None
 
 
 def test_grouping_fields_are_found_in_the_rows():
     rows = [{"id": str(i), "problem": "p" * 100, "answer": "1", "level": i % 3, "source": "math",
              "notes": "x" * 100 + str(i), "tags": ["a"]} for i in range(6)]
-    assert evaluate.grouping_fields(rows) == ["level"]  # one-valued, long-text and list fields group nothing
+    assert evaluation.grouping_fields(rows) == ["level"]  # one-valued, long-text and list fields group nothing
 
 
 def test_bad_invocations_are_clear(checkpoint, bench_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no benchmark 'math500'; known in .*: tiny"):
-        evaluate.resolve_bench("math500", str(bench_dir / "data"))
+        evaluation.resolve_bench("math500", str(bench_dir / "data"))
     with pytest.raises(ValueError, match="set a temperature > 0"):
         run(checkpoint, bench_dir, "--n", "4")
     no_answers = write_jsonl(str(tmp_path / "no_answers.jsonl"), [{"id": "a", "problem": "Name a prime."}])
-    model, tokenizer = sample.load_model_and_tokenizer(checkpoint)
+    model, tokenizer = runtime.load_model_and_tokenizer(checkpoint)
     with pytest.raises(ValueError, match="task 'a': field 'answer' is missing"):
-        evaluate.evaluate(model, tokenizer, sample.load_tasks(no_answers))
+        evaluation.evaluate(model, tokenizer, w2s_tasks.load_tasks(no_answers))
 
 
 def test_max_new_tokens_defaults_to_what_the_context_leaves(checkpoint, bench_dir, monkeypatch, capsys):
-    seen, real_generate = [], sample.generate
+    seen, real_generate = [], w2s_tasks.generate
 
     def recording(model, prompts, *, max_new_tokens, **kwargs):
         seen.append(max_new_tokens)
         return real_generate(model, prompts, max_new_tokens=max_new_tokens, **kwargs)
 
-    monkeypatch.setattr(sample, "generate", recording)
+    monkeypatch.setattr(w2s_tasks, "generate", recording)
     evaluate.main(["--model", checkpoint, "--bench", "tiny", "--data-dir", str(bench_dir / "data"),
                    "--out", str(bench_dir / "eval"), "--batch-size", "3", "--quiet"])
-    model, tokenizer = sample.load_model_and_tokenizer(checkpoint)
-    longest = max(len(sample.build_prompt(tokenizer, task["problem"])[1]) for task in TASKS)
+    model, tokenizer = runtime.load_model_and_tokenizer(checkpoint)
+    longest = max(len(w2s_tasks.build_prompt(tokenizer, task["problem"])[1]) for task in TASKS)
     room = model.args.max_seq_len - longest
-    assert room < sample.DEFAULT_MAX_NEW_TOKENS and seen == [room, room]  # two batches of at most 3
+    assert room < w2s_tasks.DEFAULT_MAX_NEW_TOKENS and seen == [room, room]  # two batches of at most 3
     assert f"max new tokens: {room} " in capsys.readouterr().err
     # Given, it is used as is; a long context keeps the default; no room at all is an error.
-    assert sample.fit_max_new_tokens(model, tokenizer, TASKS, "chat", 7) == 7
+    assert w2s_tasks.fit_max_new_tokens(model, tokenizer, TASKS, "chat", 7) == 7
     model.args.max_seq_len = 4096
-    assert sample.fit_max_new_tokens(model, tokenizer, TASKS, "chat", None) == sample.DEFAULT_MAX_NEW_TOKENS
+    assert w2s_tasks.fit_max_new_tokens(model, tokenizer, TASKS, "chat", None) == w2s_tasks.DEFAULT_MAX_NEW_TOKENS
     model.args.max_seq_len = longest
     with pytest.raises(ValueError, match=f"longest prompt \\({longest} tokens\\) leaves no room"):
-        sample.fit_max_new_tokens(model, tokenizer, TASKS, "chat", None)
+        w2s_tasks.fit_max_new_tokens(model, tokenizer, TASKS, "chat", None)

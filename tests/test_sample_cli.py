@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import sample
+from w2s import jsonl
+from w2s import tasks as w2s_tasks
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
 from w2s.grader import grade
 
@@ -21,7 +23,8 @@ def checkpoint(tmp_path_factory):
 
 
 def run(checkpoint, tasks, out, *extra):
-    sample.main(["--model", checkpoint, "--tasks", tasks, "--out", out, "--n", "3", "--temperature", "1.0",
+    """sample.py's work, with its errors as exceptions (the command line's one-line errors: test_errors.py)."""
+    sample.sample(["--model", checkpoint, "--tasks", tasks, "--out", out, "--n", "3", "--temperature", "1.0",
                  "--top-p", "0.95", "--max-new-tokens", "12", "--batch-size", "4", "--seed", "5", "--quiet", *extra])
 
 
@@ -48,7 +51,7 @@ def test_resume_after_a_kill_gives_the_same_file(checkpoint, tmp_path, monkeypat
     run(checkpoint, tasks, whole)
 
     resumed = str(tmp_path / "resumed.jsonl")
-    real_append, calls = sample.append_row, []
+    real_append, calls = jsonl.append_row, []
 
     def killed_after_two_rows(f, row):
         if len(calls) == 2:
@@ -94,7 +97,7 @@ def test_resume_with_other_settings_fails_before_loading_the_model(checkpoint, t
 
     monkeypatch.setattr(sample, "load_model_and_tokenizer", must_not_load)
     tasks = write_jsonl(str(tmp_path / "tasks.jsonl"), TASKS)  # three tasks left to do
-    with pytest.raises(ValueError, match=r"samples\.jsonl\.settings\.json: .*samples\.jsonl was sampled with other "
+    with pytest.raises(ValueError, match=r"samples\.jsonl\.settings\.json: .*samples\.jsonl was made with other "
                                          r"settings \(temperature: recorded 1\.0, now 0\.5; seed: recorded 5, now 6\); "
                                          r"rerun with the recorded values to resume, or use another --out"):
         run(checkpoint, tasks, out, "--temperature", "0.5", "--seed", "6")
@@ -131,12 +134,12 @@ def test_bad_task_rows_name_file_line_and_field(tmp_path, line, message):
     path = tmp_path / "tasks.jsonl"
     path.write_text(line + "\n")
     with pytest.raises(ValueError, match=message):
-        sample.load_tasks(str(path))
+        w2s_tasks.load_tasks(str(path))
 
 
 def test_numeric_answers_become_strings(tmp_path):
     path = write_jsonl(str(tmp_path / "tasks.jsonl"), [{"id": "a", "problem": "1+1?", "answer": 2}])
-    assert sample.load_tasks(path)[0]["answer"] == "2"
+    assert w2s_tasks.load_tasks(path)[0]["answer"] == "2"
 
 
 def test_torchrun_shares_merge_into_the_single_process_file(checkpoint, tmp_path):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import train
-from w2s.data import IGNORE_INDEX, TokenizedExample, tokenize_sft
+from w2s.sft import IGNORE_INDEX, TokenizedExample, load_sft_data, sft_loss, tokenize_sft
 from w2s.model import Llama, ModelArgs
 from w2s.tokenizer import Tokenizer, train_tokenizer
 
@@ -134,11 +134,10 @@ def test_loss_is_mean_over_assistant_tokens(data_file):
     hand_grads = torch.autograd.grad(hand_loss, list(model.parameters()))
 
     num_targets = sum(e.num_targets for e in examples)
-    loss_sum, tokens, _ = train.train_step(model, examples, [[0], [1]], 2, num_targets, tokenizer.pad_id,
-                                           torch.device("cpu"), sharded=False)
+    loss_sum = train.train_step(model, sft_loss, [[examples[0]], [examples[1]]], 2, num_targets, examples[0],
+                                tokenizer.pad_id, torch.device("cpu"), sharded=False)
     assert num_targets == len(hand_terms)
-    assert tokens == sum(len(e.input_ids) for e in examples)
-    assert loss_sum / num_targets == pytest.approx(hand_loss.item(), rel=1e-5)
+    assert loss_sum.item() / num_targets == pytest.approx(hand_loss.item(), rel=1e-5)
     for p, g in zip(model.parameters(), hand_grads):
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
 
@@ -151,12 +150,12 @@ def test_padding_and_prompt_labels_do_not_count():
     short = TokenizedExample(input_ids=[1, 5, 8], labels=[IGNORE_INDEX, IGNORE_INDEX, 8])
     num_targets = example.num_targets + short.num_targets
     assert num_targets == 4
-    loss_sum, _, _ = train.train_step(model, [example, short], [[0, 1]], 1, num_targets, pad_id=3,
-                                      device=torch.device("cpu"), sharded=False)
+    loss_sum, count = sft_loss(model, [example, short], pad_id=3, device=torch.device("cpu"))
+    assert count == num_targets
     logits_long, logits_short = model(torch.tensor([example.input_ids])), model(torch.tensor([short.input_ids]))
     expected = (F.cross_entropy(logits_long[0, 2:5], torch.tensor([7, 8, 9]), reduction="sum")
                 + F.cross_entropy(logits_short[0, 1:2], torch.tensor([8]), reduction="sum"))
-    assert loss_sum == pytest.approx(expected.item(), rel=1e-5)
+    assert loss_sum.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_resume_continues_exactly(data_file, tmp_path, monkeypatch):
@@ -177,7 +176,7 @@ def test_resume_continues_exactly(data_file, tmp_path, monkeypatch):
     assert not dist.is_initialized()
     assert [r["step"] for r in metrics(str(tmp_path / "resumed"))] == [1, 2, 3, 4]
     monkeypatch.setattr(train, "train_step", real_step)
-    run(data_file, str(tmp_path / "resumed"), *common, "--save-every", "3", "--resume")
+    run(data_file, str(tmp_path / "resumed"), *common, "--save-every", "3")  # the same command: resumes
 
     straight, resumed = metrics(str(tmp_path / "straight")), metrics(str(tmp_path / "resumed"))
     assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]  # step 4 was redone, and appears once
@@ -215,8 +214,8 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(data_file, tmp_path, mo
 
     def nan_at_step_3(*args, **kwargs):
         calls.append(1)
-        loss_sum, tokens, flops = real_step(*args, **kwargs)
-        return (float("nan") if len(calls) == 3 else loss_sum), tokens, flops
+        loss_sum = real_step(*args, **kwargs)
+        return loss_sum * float("nan") if len(calls) == 3 else loss_sum
 
     monkeypatch.setattr(train, "train_step", nan_at_step_3)
     with pytest.raises(SystemExit) as exit_info:
@@ -232,7 +231,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(data_file, tmp_path, mo
     (["--data", "no_such_set"], "python data_prep.py"),
     (["--data", "{data}", "--lr", "-1"], "--lr > 0"),
     (["--data", "{data}", "--batch-size", "0"], "--batch-size must be at least 1"),
-    (["--data", "{data}", "--model", "not a model"], "neither a preset"),
+    (["--data", "{data}", "--model", "not a model"], "no such folder"),
     (["--data", "{data}", "--init", "/no/such/run"], "another run's exported DIR/final"),
     (["--data", "{data}", "--max-seq-len", "4096"], "exceeds the tiny preset's"),
     (["--data", "{data}", "--tokenizer", "/no/tokenizer.json"], "no such file"),
@@ -242,18 +241,24 @@ def test_bad_arguments_fail_before_any_process_group(data_file, tmp_path, capsys
     with pytest.raises(SystemExit) as exit_info:
         train.main(argv)
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("train.py: error: ") and err.count("\n") == 1
     assert not dist.is_initialized() and not os.path.exists(tmp_path / "run")
 
 
-def test_existing_run_needs_resume(data_file, tmp_path, capsys):
-    run(data_file, str(tmp_path / "run"), "--max-steps", "1")
-    with pytest.raises(SystemExit):
-        run(data_file, str(tmp_path / "run"), "--max-steps", "1")
-    assert "--resume" in capsys.readouterr().err
-    with pytest.raises(SystemExit):  # resuming with other settings than the run was started with
-        run(data_file, str(tmp_path / "run"), "--max-steps", "1", "--resume", "--lr", "1")
-    assert "lr differ" in capsys.readouterr().err
+def test_rerun_of_a_finished_run_is_done_and_other_settings_are_refused(data_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    final = run(data_file, str(out), "--max-steps", "1")
+    before = (out / "metrics.jsonl").read_text(), (out / "final" / "model.safetensors").stat().st_mtime_ns
+    capsys.readouterr()
+    assert run(data_file, str(out), "--max-steps", "1") == final  # the same command again: done, nothing redone
+    assert "already done" in capsys.readouterr().out
+    assert ((out / "metrics.jsonl").read_text(), (out / "final" / "model.safetensors").stat().st_mtime_ns) == before
+    with pytest.raises(SystemExit) as exit_info:  # another run's settings into the same --out
+        run(data_file, str(out), "--max-steps", "1", "--lr", "1")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "args.json" in err and "lr (was 0.003, now 1.0)" in err and err.count("\n") == 1
 
 
 def test_tokenized_cache_matches_and_follows_the_file(data_file, tmp_path):
@@ -262,9 +267,75 @@ def test_tokenized_cache_matches_and_follows_the_file(data_file, tmp_path):
     rows = synthetic_rows(12, seed=1)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     expected = tokenize_sft(rows, tokenizer, max_seq_len=40)
-    assert train.load_tokenized(str(path), tokenizer, 40) == expected  # tokenized, cache written
+    assert load_sft_data(str(path), tokenizer, 40) == expected  # tokenized, cache written
     assert len(os.listdir(tmp_path / ".cache")) == 1
-    assert train.load_tokenized(str(path), tokenizer, 40) == expected  # from the cache
+    assert load_sft_data(str(path), tokenizer, 40) == expected  # from the cache
     assert expected[1]["truncated"] > 0  # the report (with its counts) comes back from the cache too
     path.write_text("".join(json.dumps(row) + "\n" for row in rows[:5]))  # the file changes: a new cache
-    assert train.load_tokenized(str(path), tokenizer, 40) == tokenize_sft(rows[:5], tokenizer, max_seq_len=40)
+    assert load_sft_data(str(path), tokenizer, 40) == tokenize_sft(rows[:5], tokenizer, max_seq_len=40)
+
+
+def test_fused_adamw_under_fsdp_matches_the_unfused_one():
+    """build_optimizer's fused AdamW on FSDP2's DTensor shards (CPU, gloo) = the foreach AdamW, with
+    weight decay on weight matrices only (the norm gains keep theirs)."""
+    from torch.distributed.fsdp import fully_shard
+
+    from w2s.runtime import init_distributed
+
+    init_distributed("cpu")
+    try:
+        results = []
+        for fused in (True, False):
+            torch.manual_seed(0)
+            model = Llama(ModelArgs.preset("tiny", vocab_size=64))
+            for block in model.layers:
+                fully_shard(block)
+            fully_shard(model)
+            optimizer = train.build_optimizer(model, lr=1e-2, weight_decay=0.5)
+            # 2 blocks x 7 matrices + the (tied) embedding; 2 blocks x 2 norms + the final norm
+            assert [len(g["params"]) for g in optimizer.param_groups] == [7 * 2 + 1, 2 * 2 + 1]
+            assert [g["weight_decay"] for g in optimizer.param_groups] == [0.5, 0.0]
+            if not fused:
+                for group in optimizer.param_groups:
+                    group["fused"], group["foreach"] = False, True
+            tokens = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(1))
+            for _ in range(3):
+                model(tokens).float().logsumexp(-1).mean().backward()
+                optimizer.step()
+                optimizer.zero_grad()
+            results.append({k: v.full_tensor() for k, v in model.state_dict().items()})
+        assert_same_weights(*results, atol=1e-5)  # 1e-3 of one step (lr 1e-2): rounding, not a wrong update
+        assert not torch.equal(results[0]["norm.weight"], torch.ones(128))  # trained, not decayed toward 0 alone
+    finally:
+        dist.destroy_process_group()
+
+
+def test_flops_count_attention_as_12_l_h_d_t():
+    model = Llama(ModelArgs.preset("tiny", vocab_size=64))
+    a = model.args
+    assert model.flops_per_token(100) - model.flops_per_token(0) == 12 * a.n_layers * a.n_heads * a.head_dim * 100
+
+
+def test_mfu_is_remeasured_and_capped(monkeypatch):
+    peaks = iter([1e9, 2e9, 2e9])
+    monkeypatch.setattr(train, "matmul_peak_flops", lambda device, dtype: next(peaks))
+    mfu = train.MFU(torch.device("cpu"), torch.float32, world_size=1)
+    assert mfu.approximate and mfu(0.5e9, 1.0) == pytest.approx(0.5)
+    assert mfu(1.5e9, 1.0) == pytest.approx(0.75) and mfu.peak == 2e9  # above 100%: the peak is measured again
+    assert mfu(5e9, 1.0) == 1.0  # and never reported above 100%
+
+
+def test_a_run_leaves_a_summary_a_curve_and_elapsed_seconds(data_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    run(data_file, str(out), "--max-steps", "3")
+    assert "done: 3 steps" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 3 and summary["torch"] == torch.__version__ and summary["wall_s"] > 0
+    assert summary["final_loss"] == pytest.approx(metrics(str(out))[-1]["loss"])
+    elapsed = [r["elapsed_s"] for r in metrics(str(out))]
+    assert elapsed == sorted(elapsed) and elapsed[0] > 0
+    pytest.importorskip("matplotlib")
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # final/ files are readable like their neighbours (safetensors writes 0600 by itself)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (out / "final").iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"]

@@ -1,4 +1,5 @@
-"""Llama-3 (3, 3.1, 3.2) in plain PyTorch, with Hugging Face checkpoint loading and saving.
+"""Llama-3 (3, 3.1, 3.2) in plain PyTorch; `from_pretrained` / `save_pretrained` read and write Hugging
+Face checkpoints (their config and safetensors formats are in w2s/hf_io.py).
 
 Module and parameter names follow the Hugging Face layout (`layers.0.self_attn.q_proj.weight`, ...),
 and rotary embeddings use Hugging Face's rotate-half convention, so a checkpoint maps onto this
@@ -11,16 +12,14 @@ Two forward paths share every weight:
   sit at different positions (ragged prompts), so one row's output never depends on its batch mates.
 """
 import copy
-import json
 import math
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from w2s.tokenizer import is_hub_id
+from w2s import hf_io
 
 
 @dataclass
@@ -59,71 +58,12 @@ class ModelArgs:
 
     @classmethod
     def from_hf_config(cls, config: dict, source: str = "config.json") -> "ModelArgs":
-        """Read a Hugging Face `config.json` dict, in either spelling of the rotary settings:
-        `rope_theta` + `rope_scaling` at top level (released Llama-3.1 files) or one
-        `rope_parameters` dict holding both (recent transformers)."""
-        architectures = config.get("architectures") or []
-        if config.get("model_type", "llama") != "llama" or (architectures and "LlamaForCausalLM" not in architectures):
-            raise ValueError(f"{source}: unsupported architecture {architectures or config.get('model_type')!r}; "
-                             "only LlamaForCausalLM (model_type 'llama') is supported")
-        for key, supported in [("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)]:
-            if key in config and config[key] != supported:
-                raise ValueError(f"{source}: unsupported {key}={config[key]!r} (only {supported!r} is supported)")
-        for key in ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size"]:
-            if key not in config:
-                raise ValueError(f"{source}: missing key {key!r}")
-        rope = dict(config.get("rope_parameters") or {})
-        rope_theta = rope.pop("rope_theta", config.get("rope_theta", 10000.0))
-        scaling = rope or config.get("rope_scaling")
-        if scaling is not None:
-            scaling = dict(scaling)
-            scaling["rope_type"] = scaling.pop("type", None) or scaling.get("rope_type", "default")
-            if scaling["rope_type"] not in ("default", "llama3"):
-                raise ValueError(f"{source}: unsupported rope_type {scaling['rope_type']!r} (default or llama3)")
-        n_heads = config["num_attention_heads"]
-        return cls(
-            dim=config["hidden_size"],
-            n_layers=config["num_hidden_layers"],
-            n_heads=n_heads,
-            n_kv_heads=config.get("num_key_value_heads") or n_heads,
-            vocab_size=config["vocab_size"],
-            ffn_dim=config["intermediate_size"],
-            head_dim=config.get("head_dim") or config["hidden_size"] // n_heads,
-            norm_eps=config.get("rms_norm_eps", 1e-5),
-            rope_theta=float(rope_theta),
-            rope_scaling=scaling,
-            max_seq_len=config.get("max_position_embeddings", 8192),
-            tie_embeddings=config.get("tie_word_embeddings", False),
-            init_std=config.get("initializer_range", 0.02),
-            bos_token_id=config.get("bos_token_id"),
-            eos_token_id=config.get("eos_token_id"),
-        )
+        """Read a Hugging Face `config.json` dict (either spelling of the rotary settings; see w2s.hf_io)."""
+        return cls(**hf_io.args_from_hf_config(config, source))
 
     def to_hf_config(self) -> dict:
         """The classic `config.json` spelling, which transformers (old and new) and vLLM all read."""
-        return {
-            "architectures": ["LlamaForCausalLM"],
-            "model_type": "llama",
-            "hidden_size": self.dim,
-            "num_hidden_layers": self.n_layers,
-            "num_attention_heads": self.n_heads,
-            "num_key_value_heads": self.n_kv_heads,
-            "head_dim": self.head_dim,
-            "intermediate_size": self.ffn_dim,
-            "vocab_size": self.vocab_size,
-            "rms_norm_eps": self.norm_eps,
-            "rope_theta": self.rope_theta,
-            "rope_scaling": dict(self.rope_scaling) if self.rope_scaling else None,
-            "max_position_embeddings": self.max_seq_len,
-            "tie_word_embeddings": self.tie_embeddings,
-            "initializer_range": self.init_std,
-            "hidden_act": "silu",
-            "attention_bias": False,
-            "mlp_bias": False,
-            "attention_dropout": 0.0,
-            "bos_token_id": self.bos_token_id,
-            "eos_token_id": self.eos_token_id,
-        }
+        return hf_io.hf_config_from_args(self)
 
 
 _LLAMA31_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
@@ -332,7 +272,10 @@ class Llama(nn.Module):
         """Training FLOPs per token (forward + backward): 6 per weight plus attention's score/value matmuls."""
         a = self.args
         weights = self.num_params() - (0 if a.tie_embeddings else a.vocab_size * a.dim)  # the embedding lookup is free
-        return 6 * weights + 6 * a.n_layers * a.n_heads * a.head_dim * seq_len
+        # Attention: per layer and token, q @ k^T and probs @ v are 2 * n_heads * head_dim * seq_len
+        # multiply-adds each forward, i.e. 4 * ... FLOPs forward and twice that backward: 12 in all
+        # (the PaLM paper's count; nanoGPT's and torchtitan's too, with no discount for causality).
+        return 6 * weights + 12 * a.n_layers * a.n_heads * a.head_dim * seq_len
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
                 attend_len: int | None = None, logits_at: torch.Tensor | None = None) -> torch.Tensor:
@@ -363,7 +306,7 @@ class Llama(nn.Module):
             x = x[torch.arange(B, device=x.device), logits_at][:, None]
         return self.lm_head(self.norm(x))
 
-    # ---- Hugging Face checkpoints -------------------------------------------------------------
+    # ---- Hugging Face checkpoints (the file formats are in w2s/hf_io.py) ------------------------
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str, dtype: torch.dtype | None = None, device="cpu") -> "Llama":
@@ -373,26 +316,14 @@ class Llama(nn.Module):
         the weights exist once in memory (an 8B model in bf16 needs 16 GB, not 32). Only JSON and
         safetensors files are read. dtype None keeps the stored dtype.
         """
-        directory = path_or_hub_id
-        if not os.path.isdir(directory):
-            if not is_hub_id(directory):
-                raise FileNotFoundError(f"{path_or_hub_id}: no such checkpoint directory")
-            from huggingface_hub import snapshot_download
-
-            directory = snapshot_download(path_or_hub_id, allow_patterns=[
-                "config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
-                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"])
-        config_path = os.path.join(directory, "config.json")
-        if not os.path.exists(config_path):
-            raise FileNotFoundError(f"{config_path}: missing config.json")
-        with open(config_path) as f:
-            args = ModelArgs.from_hf_config(json.load(f), source=config_path)
+        directory = hf_io.checkpoint_directory(path_or_hub_id)
+        args = ModelArgs.from_hf_config(*hf_io.read_hf_config(directory))
         with torch.device("meta"):
             model = cls(args)
         expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
         if args.tie_embeddings:
             expected.pop("lm_head.weight")
-        state = _read_safetensors(directory, expected, device, dtype)
+        state = hf_io.read_safetensors(directory, expected, device, dtype)
         model.load_state_dict(state, strict=False, assign=True)
         if args.tie_embeddings:
             model.lm_head.weight = model.embed_tokens.weight  # assign=True replaced the shared Parameter
@@ -402,80 +333,9 @@ class Llama(nn.Module):
     def save_pretrained(self, out_dir: str, max_shard_bytes: int = 5 * 1024**3) -> None:
         """Write config.json and safetensors in the Hugging Face layout; above `max_shard_bytes`,
         shards `model-0000i-of-0000n.safetensors` with `model.safetensors.index.json`."""
-        from safetensors.torch import save_file
-
-        os.makedirs(out_dir, exist_ok=True)
         state = {}
         for name, t in self.state_dict().items():
             if name == "lm_head.weight" and self.args.tie_embeddings:
                 continue  # tied: stored once, as HF does
             state["model." + name if name != "lm_head.weight" else name] = t.detach().to("cpu").contiguous()
-        shards, current, size = [], {}, 0
-        for name, t in state.items():
-            nbytes = t.numel() * t.element_size()
-            if current and size + nbytes > max_shard_bytes:
-                shards.append(current)
-                current, size = {}, 0
-            current[name] = t
-            size += nbytes
-        shards.append(current)
-        config = self.args.to_hf_config()
-        config["torch_dtype"] = str(next(iter(state.values())).dtype).removeprefix("torch.")
-        with open(os.path.join(out_dir, "config.json"), "w") as f:
-            json.dump(config, f, indent=2)
-        if len(shards) == 1:
-            save_file(shards[0], os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
-            return
-        weight_map = {}
-        for i, shard in enumerate(shards, start=1):
-            file_name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-            save_file(shard, os.path.join(out_dir, file_name), metadata={"format": "pt"})
-            weight_map.update({name: file_name for name in shard})
-        index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
-                 "weight_map": weight_map}
-        with open(os.path.join(out_dir, "model.safetensors.index.json"), "w") as f:
-            json.dump(index, f, indent=2)
-
-
-def _read_safetensors(directory: str, expected: dict[str, tuple], device, dtype) -> dict[str, torch.Tensor]:
-    """Read every tensor of a (possibly sharded) checkpoint, checking names and shapes against
-    `expected` (our names, without HF's `model.` prefix). Errors name the file and the key."""
-    from safetensors import safe_open
-
-    index_path = os.path.join(directory, "model.safetensors.index.json")
-    single_path = os.path.join(directory, "model.safetensors")
-    if os.path.exists(index_path):
-        with open(index_path) as f:
-            weight_map = json.load(f).get("weight_map")
-        if not isinstance(weight_map, dict):
-            raise ValueError(f"{index_path}: missing key 'weight_map'")
-        files = sorted(set(weight_map.values()))
-        where = index_path
-    elif os.path.exists(single_path):
-        files, where = ["model.safetensors"], single_path
-    else:
-        raise FileNotFoundError(f"{directory}: no model.safetensors or model.safetensors.index.json "
-                                "(only safetensors checkpoints are read)")
-    state = {}
-    for file_name in files:
-        path = os.path.join(directory, file_name)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path}: shard listed in {index_path} is missing")
-        with safe_open(path, framework="pt", device=str(device)) as f:
-            for hf_name in f.keys():
-                name = hf_name.removeprefix("model.")
-                if name == "lm_head.weight" and "lm_head.weight" not in expected:
-                    continue  # a tied checkpoint that stores the head anyway: the embedding is the head
-                if name not in expected:
-                    raise ValueError(f"{path}: unexpected tensor {hf_name!r} (not part of a Llama model)")
-                shape = tuple(f.get_slice(hf_name).get_shape())
-                if shape != expected[name]:
-                    raise ValueError(f"{path}: tensor {hf_name!r} has shape {list(shape)}, "
-                                     f"config.json implies {list(expected[name])}")
-                tensor = f.get_tensor(hf_name)
-                state[name] = tensor.to(dtype) if dtype is not None else tensor
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        hf = [("model." + n if n != "lm_head.weight" else n) for n in missing]
-        raise ValueError(f"{where}: missing tensor {hf[0]!r}" + (f" and {len(hf) - 1} more" if len(hf) > 1 else ""))
-    return state
+        hf_io.write_checkpoint(out_dir, self.args.to_hf_config(), state, max_shard_bytes)

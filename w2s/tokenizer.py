@@ -8,11 +8,13 @@ differently at their edges.
 """
 import json
 import os
-import re
 from typing import Iterable
 
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as RawTokenizer
+
+from w2s.errors import MissingFileError, UserError
+from w2s.hf_io import fetch_from_hub, is_hub_id, read_json
 
 BEGIN_OF_TEXT = "<|begin_of_text|>"
 END_OF_TEXT = "<|end_of_text|>"
@@ -43,12 +45,6 @@ SPLIT_PATTERN = (
 )
 
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
-
-
-def is_hub_id(name: str) -> bool:
-    """A Hugging Face Hub repo id ("org/name") rather than a local path: nothing exists at `name`,
-    and it is two plain names joined by one slash (so "./x", "/abs/x" and "a/b/c" are paths)."""
-    return not os.path.exists(name) and re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", name) is not None
 
 
 def _header(role: str) -> str:
@@ -86,10 +82,10 @@ class Tokenizer:
         for token in SPECIAL_TOKENS:
             token_id = raw.token_to_id(token)
             if token_id is None:
-                raise ValueError(f"{source}: tokenizer has no special token {token!r} (not a Llama-3 tokenizer?)")
+                raise UserError(f"{source}: tokenizer has no special token {token!r} (not a Llama-3 tokenizer?)")
             ids[token] = token_id
         if raw.token_to_id(eos_token) is None:
-            raise ValueError(f"{source}: eos_token {eos_token!r} is not in the vocabulary")
+            raise UserError(f"{source}: eos_token {eos_token!r} is not in the vocabulary")
         self.eos_token = eos_token
         self.bos_id = ids[BEGIN_OF_TEXT]
         self.eot_id = ids[EOT]
@@ -113,21 +109,22 @@ class Tokenizer:
             directory = path_or_hub_id
             if not os.path.isdir(directory):
                 if not is_hub_id(directory):
-                    raise FileNotFoundError(f"{path_or_hub_id}: no tokenizer.json (no such directory)")
-                from huggingface_hub import snapshot_download
-
-                directory = snapshot_download(path_or_hub_id, allow_patterns=TOKENIZER_FILES)
+                    raise MissingFileError(f"{path_or_hub_id}: no tokenizer.json (no such folder)")
+                directory = fetch_from_hub(path_or_hub_id, TOKENIZER_FILES)
             tokenizer_file = os.path.join(directory, "tokenizer.json")
         if not os.path.exists(tokenizer_file):
-            raise FileNotFoundError(f"{tokenizer_file}: no tokenizer.json (this loader reads the `tokenizers` format)")
+            raise MissingFileError(f"{tokenizer_file}: no tokenizer.json (this loader reads the `tokenizers` format)")
         eos_token = EOT
         config_file = os.path.join(directory, "tokenizer_config.json")
         if os.path.exists(config_file):
-            with open(config_file) as f:
-                eos = json.load(f).get("eos_token")
+            eos = read_json(config_file).get("eos_token")
             eos = eos.get("content") if isinstance(eos, dict) else eos
             eos_token = eos or EOT
-        return cls(RawTokenizer.from_file(tokenizer_file), eos_token=eos_token, source=tokenizer_file)
+        try:
+            raw = RawTokenizer.from_file(tokenizer_file)
+        except Exception as e:  # the tokenizers library's own error for a file it cannot parse
+            raise UserError(f"{tokenizer_file}: not a tokenizer file ({e})") from None
+        return cls(raw, eos_token=eos_token, source=tokenizer_file)
 
     def save_pretrained(self, out_dir: str) -> None:
         """Write `tokenizer.json` and a `tokenizer_config.json` that `transformers` understands."""

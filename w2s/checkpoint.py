@@ -1,0 +1,125 @@
+"""Training checkpoints: resumable state through torch.distributed.checkpoint, and the exported
+Hugging Face checkpoint at the end of a run.
+
+Reading order: where checkpoints live; RNG state as JSON; save and load (model and optimizer through
+DCP: each rank writes its own shards, and a checkpoint loads into any number of processes; the rest
+as JSON, never pickle); the metrics file cut back to a checkpoint's step; the final export.
+Everything is written into a .tmp directory and renamed when complete, so a run killed mid-save
+leaves the previous one intact.
+"""
+import base64
+import json
+import os
+import re
+import shutil
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
+                                                     set_state_dict)
+
+from w2s.hf_io import read_json
+from w2s.model import Llama
+from w2s.tokenizer import Tokenizer
+
+
+def checkpoint_dir(out: str, step: int) -> str:
+    return os.path.join(out, "checkpoints", f"step_{step:06d}")
+
+
+def latest_checkpoint(out: str) -> str | None:
+    root = os.path.join(out, "checkpoints")
+    if not os.path.isdir(root):
+        return None
+    done = sorted(d for d in os.listdir(root) if re.fullmatch(r"step_\d{6}", d)
+                  and os.path.exists(os.path.join(root, d, "trainer_state.json")))
+    return os.path.join(root, done[-1]) if done else None
+
+
+def rng_state() -> dict:
+    state = {"torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
+    if torch.cuda.is_available():
+        state["cuda"] = base64.b64encode(torch.cuda.get_rng_state().numpy().tobytes()).decode()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    decode = lambda s: torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)  # noqa: E731
+    torch.set_rng_state(decode(state["torch"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(decode(state["cuda"]))
+
+
+def save_checkpoint(out: str, step: int, model, optimizer, scheduler, data_position: dict, config: dict,
+                    keep: int, rank: int) -> None:
+    """Model and optimizer shards, RNG per rank, and trainer_state.json (step, data position, scheduler,
+    the run's settings) as checkpoints/step_NNNNNN; only the newest `keep` are kept."""
+    final = checkpoint_dir(out, step)
+    tmp = final + ".tmp"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+    dist.barrier()
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=tmp)
+    with open(os.path.join(tmp, f"rng_rank{rank}.json"), "w") as f:
+        json.dump(rng_state(), f)
+    dist.barrier()
+    if rank == 0:
+        state = {"step": step, "data": data_position, "scheduler": scheduler.state_dict(), "config": config}
+        with open(os.path.join(tmp, "trainer_state.json"), "w") as f:
+            json.dump(state, f, indent=2)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        root = os.path.join(out, "checkpoints")
+        old = sorted(d for d in os.listdir(root) if re.fullmatch(r"step_\d{6}", d))[:-keep]
+        for name in old:
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    dist.barrier()
+
+
+def load_checkpoint(path: str, model, optimizer, scheduler, rank: int) -> dict:
+    """Restore model, optimizer, scheduler and RNG in place; returns trainer_state.json."""
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    state = {"model": model_state, "optimizer": optimizer_state}
+    dcp.load(state, checkpoint_id=path)
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    trainer_state = read_json(os.path.join(path, "trainer_state.json"))
+    scheduler.load_state_dict(trainer_state["scheduler"])
+    rng_file = os.path.join(path, f"rng_rank{rank}.json")
+    if os.path.exists(rng_file):  # absent when resuming with more processes than saved
+        with open(rng_file) as f:
+            set_rng_state(json.load(f))
+    return trainer_state
+
+
+def truncate_metrics(path: str, last_step: int) -> None:
+    """Keep the rows up to the checkpoint's step, so that each step appears once after a resume."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        rows = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
+    with open(path + ".tmp", "w") as f:
+        f.writelines(rows)
+    os.replace(path + ".tmp", path)
+
+
+def export_final(model, tokenizer: Tokenizer, out: str, dtype: torch.dtype, rank: int) -> str:
+    """Gather full weights and write DIR/final in the Hugging Face layout, with the tokenizer files."""
+    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    final = os.path.join(out, "final")
+    if rank == 0:
+        with torch.device("meta"):
+            export = Llama(model.args)
+        export.load_state_dict({k: v.to(dtype) for k, v in full.items()}, assign=True)
+        if model.args.tie_embeddings:
+            export.lm_head.weight = export.embed_tokens.weight
+        tmp = final + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        export.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    dist.barrier()
+    return final

@@ -1,0 +1,182 @@
+"""Benchmark accuracy: per-problem rows, majority votes, and summaries by group.
+
+Reading order: benchmark names; scoring one problem (the grader's verdict per response, a vote
+over equivalent answers); summaries (overall and by each grouping field the rows carry);
+`evaluate`, which samples, scores and appends rows to a resumable file; summaries as markdown.
+"""
+import os
+import re
+from collections import defaultdict
+
+from w2s.errors import MissingFileError, UserError
+from w2s.grader import extract_answer, grade, is_equiv
+from w2s.jsonl import append_row, read_output_rows, write_jsonl
+from w2s.tasks import Progress, check_output_row, fit_max_new_tokens, sample_tasks
+
+# Fields that are never grouping fields: the task itself and what evaluation adds to it.
+NOT_GROUPS = {"id", "problem", "answer", "solution", "prompt", "responses", "extracted", "correct", "majority",
+              "verdict"}
+MAX_GROUP_VALUES = 50
+
+
+def resolve_bench(name_or_path: str, data_dir: str = "data") -> tuple[str, str]:
+    """(bench name, JSONL path) for a file path or a benchmark name under data_dir/test/."""
+    if name_or_path.endswith(".jsonl") or os.path.sep in name_or_path:
+        if not os.path.exists(name_or_path):
+            raise MissingFileError(f"{name_or_path}: no such benchmark file")
+        return os.path.splitext(os.path.basename(name_or_path))[0], name_or_path
+    path = os.path.join(data_dir, "test", f"{name_or_path}.jsonl")
+    if not os.path.exists(path):
+        test_dir = os.path.join(data_dir, "test")
+        known = sorted(f[:-6] for f in os.listdir(test_dir) if f.endswith(".jsonl")) if os.path.isdir(test_dir) else []
+        raise MissingFileError(f"{path}: no benchmark {name_or_path!r}; known in {test_dir}: "
+                                f"{', '.join(known) or 'none (run data_prep.py first)'}")
+    return name_or_path, path
+
+
+def majority_vote(answers: list[str | None]) -> int | None:
+    """Index of the first response of the largest group of equivalent answers (ties: the group seen
+    first); None when no response has an answer. Equivalence is the grader's, so 1/2 and 0.5 vote together."""
+    groups: list[list[int]] = []  # [index of the group's first response, votes]
+    for i, answer in enumerate(answers):
+        if answer is None:
+            continue
+        for group in groups:
+            first = answers[group[0]]
+            if answer == first or is_equiv(answer, first):
+                group[1] += 1
+                break
+        else:
+            groups.append([i, 1])
+    return max(groups, key=lambda g: g[1])[0] if groups else None
+
+
+def score_row(task: dict, prompt: str, responses: list[str]) -> dict:
+    """A per-problem output row: the task, the responses, their answers and verdicts, the vote."""
+    extracted = [extract_answer(r) for r in responses]
+    correct = [grade(r, task["answer"]) for r in responses]
+    voted = majority_vote(extracted)
+    return {**task, "prompt": prompt, "responses": responses, "extracted": extracted, "correct": correct,
+            "majority": extracted[voted] if voted is not None else None,
+            "verdict": correct[voted] if voted is not None else False}
+
+
+def grouping_fields(rows: list[dict]) -> list[str]:
+    """Fields that split the rows into groups: scalar values, more than one and at most
+    MAX_GROUP_VALUES distinct ones, and fewer than the rows (an id-like field groups nothing)."""
+    fields = []
+    for field in dict.fromkeys(k for row in rows for k in row if k not in NOT_GROUPS):
+        values = [row.get(field) for row in rows]
+        if not all(isinstance(v, (str, int, float, bool)) or v is None for v in values):
+            continue
+        if any(isinstance(v, str) and len(v) > 64 for v in values):
+            continue
+        distinct = set(map(str, values))
+        if 1 < len(distinct) <= MAX_GROUP_VALUES and len(distinct) < len(rows):
+            fields.append(field)
+    return fields
+
+
+def _scores(rows: list[dict], n: int) -> dict:
+    """Accuracy of a set of rows: the voted verdict (greedy: the response's); with n > 1 also maj@n,
+    pass@n (any response right) and the mean accuracy of single responses."""
+    problems = len(rows)
+    scores = {"problems": problems, "accuracy": sum(r["verdict"] for r in rows) / problems}
+    if n > 1:
+        scores[f"maj@{n}"] = scores["accuracy"]
+        scores[f"pass@{n}"] = sum(any(r["correct"]) for r in rows) / problems
+        scores["sample_accuracy"] = sum(sum(r["correct"]) for r in rows) / (problems * n)
+    scores["no_answer"] = sum(a is None for r in rows for a in r["extracted"]) / (problems * n)
+    return scores
+
+
+def summarize(rows: list[dict], n: int, group_by: list[str] | None = None) -> dict:
+    """Overall scores plus scores by each grouping field (given, or found in the rows)."""
+    summary = _scores(rows, n)
+    by = {}
+    for field in (group_by if group_by is not None else grouping_fields(rows)):
+        groups = defaultdict(list)
+        for row in rows:
+            groups[str(row.get(field))].append(row)
+        by[field] = {value: _scores(groups[value], n) for value in sorted(groups, key=_natural_key)}
+    summary["by"] = by
+    return summary
+
+
+def _natural_key(value: str):
+    """Sort "Level 2" before "Level 10" and numbers as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", value)]
+
+
+def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
+             top_k: int = 0, max_new_tokens: int | None = None, batch_size: int = 32, seed: int = 0,
+             template: str = "chat", out_path: str | None = None, group_by: list[str] | None = None,
+             compile: bool = False, progress: bool = True) -> dict:
+    """Evaluate `model` on `tasks` (rows with "answer"); returns the summary (see `summarize`).
+
+    With `out_path`, per-problem rows are appended there as they are produced and problems already
+    in it are not redone; at the end it is rewritten in task order. max_new_tokens None: see
+    `w2s.tasks.fit_max_new_tokens`.
+    """
+    if n < 1:
+        raise UserError(f"--n must be >= 1, got {n}")
+    if n > 1 and temperature == 0:
+        raise UserError(f"--n {n}: {n} samples at temperature 0 would be {n} copies of the greedy answer; "
+                         "set a temperature > 0 for maj@K / pass@K")
+    for i, task in enumerate(tasks):
+        if "answer" not in task:
+            raise UserError(f"task {task.get('id', i)!r}: field 'answer' is missing; evaluation needs gold answers")
+    max_new_tokens = fit_max_new_tokens(model, tokenizer, tasks, template, max_new_tokens)
+    task_ids = {task["id"] for task in tasks}
+    done = {}
+    if out_path:
+        for line_no, row in read_output_rows(out_path):
+            check_output_row(row, f"{out_path}:{line_no}", task_ids, n, "responses")
+            done.setdefault(row["id"], row)
+    remaining = [task for task in tasks if task["id"] not in done]
+    bar = Progress(len(remaining), "problems", enabled=progress)
+    if remaining:
+        out = open(out_path, "a", encoding="utf-8") if out_path else None
+        try:
+            for task, prompt, responses, _ in sample_tasks(
+                    model, tokenizer, remaining, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                    top_p=top_p, top_k=top_k, batch_size=batch_size, seed=seed, template=template,
+                    compile=compile, progress=bar):
+                row = score_row(task, prompt, responses)
+                done[task["id"]] = row
+                if out:
+                    append_row(out, row)
+        finally:
+            if out:
+                out.close()
+    bar.close()
+    rows = [done[task["id"]] for task in tasks]
+    if out_path:
+        write_jsonl(out_path, rows)
+    summary = summarize(rows, n, group_by)
+    summary.update(n=n, temperature=temperature if n > 1 else 0.0, template=template)
+    return summary
+
+
+def markdown(summaries: dict[str, dict]) -> str:
+    """summary.json as tables: one line per benchmark, then one table per benchmark's groups."""
+    def cells(s: dict) -> str:
+        n = s.get("n", 1)
+        extra = f" {s[f'pass@{n}']:.1%} | {s['sample_accuracy']:.1%} |" if n > 1 else ""
+        return f" {s['problems']} | {s['accuracy']:.1%} |{extra}"
+
+    def header(first: str, n: int) -> list[str]:
+        cols = ["problems", "accuracy" if n == 1 else f"maj@{n}"] + ([f"pass@{n}", "sample accuracy"] if n > 1 else [])
+        return [f"| {first} | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+
+    lines = []
+    for name, s in summaries.items():
+        n = s.get("n", 1)
+        mode = "greedy" if n == 1 else f"{n} samples at temperature {s.get('temperature')}"
+        lines += [f"## {name} ({mode}, model {s.get('model', '?')})", ""] + header("benchmark", n)
+        lines.append(f"| {name} |" + cells(s))
+        for field, groups in s.get("by", {}).items():
+            lines += ["", *header(field, n)]
+            lines += [f"| {value} |" + cells({**g, "n": n}) for value, g in groups.items()]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,149 @@
+"""JSON Lines files: reading with errors that name the file and line, atomic writes, and outputs
+that a killed run resumes (rows appended as they are made, settings kept beside them).
+
+Reading order: reading (`read_jsonl_numbered` is the one place a line is decoded and parsed);
+rows with unique ids; writing whole files; resumable outputs and their settings files.
+"""
+import json
+import os
+import sys
+from typing import Callable
+
+from w2s.errors import MissingFileError, UserError
+
+
+def _parse_line(raw: bytes, path: str, line_no: int) -> object:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}:{line_no}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                        "save the file as UTF-8") from None
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{line_no}: bad JSON: {e.msg} (column {e.colno})") from None
+
+
+def read_jsonl_numbered(path: str) -> list[tuple[int, object]]:
+    """(line number, parsed row) pairs, so that validation errors can name the line. Blank lines are allowed."""
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{path}: no such file")
+    out = []
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, 1):
+            if raw.strip():
+                out.append((line_no, _parse_line(raw, path, line_no)))
+    return out
+
+
+def read_jsonl(path: str) -> list[dict]:
+    """Rows of a JSON Lines file. Bad JSON or bytes fail naming the file and line."""
+    return [row for _, row in read_jsonl_numbered(path)]
+
+
+def read_rows_with_unique_ids(path: str, check_row: Callable[[object, str], object], what: str) -> list[dict]:
+    """The rows of a JSONL file, each passed to `check_row(row, "file:line")` (which raises on a bad row);
+    ids must be unique, and the file must hold at least one row (`what` names them: "tasks", "examples")."""
+    rows, first_line = [], {}
+    for line_no, row in read_jsonl_numbered(path):
+        where = f"{path}:{line_no}"
+        check_row(row, where)
+        if row["id"] in first_line:
+            raise UserError(f"{where}: field 'id': duplicate id {row['id']!r} (first on line {first_line[row['id']]})")
+        first_line[row["id"]] = line_no
+        rows.append(row)
+    if not rows:
+        raise UserError(f"{path}: no {what}")
+    return rows
+
+
+def write_jsonl(path: str, rows: list[dict], cache: dict | None = None) -> None:
+    """Write rows as JSON Lines, atomically (a killed run never leaves half a file behind).
+
+    `cache` saves serializing the same row objects again for another file. It is keyed by id(row)
+    and keeps the row itself, so a freed row's id, reused by a new row, never hits a stale line.
+    """
+    tmp = path + ".tmp"
+    cache = {} if cache is None else cache
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            cached = cache.get(id(row))
+            if cached is None or cached[0] is not row:
+                cached = cache[id(row)] = (row, json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(cached[1])
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resumable outputs: appended row by row; the settings that decide the rows in OUT.settings.json
+
+
+def read_output_rows(path: str) -> list[tuple[int, dict]]:
+    """(line number, row) of every complete row of an output file being appended to.
+
+    A last line without its newline is what a killed run leaves behind: it is cut off the file
+    (and reported), so appending can go on from a clean end. A bad line anywhere else is an error.
+    """
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        data = f.read()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        print(f"{path}: dropped an incomplete last line ({len(data) - end} bytes, from an interrupted run)",
+              file=sys.stderr)
+        with open(path, "r+b") as f:
+            f.truncate(end)
+    rows = []
+    for line_no, raw in enumerate(data[:end].split(b"\n")[:-1], 1):
+        if not raw.strip():
+            continue
+        row = _parse_line(raw, path, line_no)
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            raise UserError(f"{path}:{line_no}: field 'id': expected an object with a string id")
+        rows.append((line_no, row))
+    return rows
+
+
+def append_row(f, row: dict) -> None:
+    """One row, one write, flushed: a killed run loses at most the row being written."""
+    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    f.flush()
+
+
+def settings_path(out: str) -> str:
+    return out + ".settings.json"
+
+
+def check_settings(out: str, settings: dict, begun: bool, older: str | None = None) -> None:
+    """An output already begun must be resumed with the settings recorded beside it when it began
+    (OUT.settings.json), or one file would mix rows from two models or two distributions.
+    A begun output without a settings file is refused, unless `older` names the command whose older
+    versions wrote none (sample.py): then resuming goes on with a warning."""
+    path = settings_path(out)
+    if not begun:
+        return
+    if not os.path.exists(path):
+        if older:
+            print(f"{out}: no {path} (written by an older {older}): cannot check that this run's settings "
+                  "match the ones its rows were made with", file=sys.stderr)
+            return
+        raise UserError(f"{out}: no {os.path.basename(path)} beside it, so the settings its rows were made with "
+                        "are unknown; delete it to start afresh, or use another --out")
+    try:
+        with open(path, encoding="utf-8") as f:
+            recorded = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a settings file ({e})") from None
+    differ = [f"{key}: recorded {json.dumps(recorded.get(key))}, now {json.dumps(value)}"
+              for key, value in settings.items() if recorded.get(key) != value]
+    if differ:
+        raise UserError(f"{path}: {out} was made with other settings ({'; '.join(differ)}); "
+                        "rerun with the recorded values to resume, or use another --out")
+
+
+def write_settings(out: str, settings: dict) -> None:
+    tmp = settings_path(out) + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(settings, indent=1) + "\n")
+    os.replace(tmp, settings_path(out))

@@ -1,0 +1,255 @@
+"""Tasks in, generations out: what sample.py and evaluate.py share.
+
+Reading order: task rows (read and checked); prompts; per-sample seeds; how many new tokens fit;
+the sampling loop; output files over tasks (rows checked against the tasks, torchrun's rank files
+merged); the progress line; the generation flags both commands take.
+"""
+import argparse
+import glob
+import hashlib
+import os
+import sys
+import time
+from typing import Iterator
+
+from w2s.data import user_message
+from w2s.errors import MissingFileError, UserError
+from w2s.jsonl import read_output_rows, read_rows_with_unique_ids, write_jsonl
+from w2s.model import Llama
+from w2s.sampler import generate
+from w2s.tokenizer import Tokenizer, chat_template_text
+
+TEMPLATES = ("chat", "plain")
+DEFAULT_MAX_NEW_TOKENS = 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks and prompts
+
+
+def load_tasks(path: str) -> list[dict]:
+    """Read and check a tasks JSONL file: {"id": str, "problem": str, "answer": str (optional), ...}.
+
+    Other fields are kept as they are. A numeric answer is turned into its string. Any bad row fails
+    naming the file, the line and the field; ids must be unique.
+    """
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{path}: no such tasks file")
+    return read_rows_with_unique_ids(path, check_task_row, "tasks")
+
+
+def check_task_row(row: object, where: str) -> None:
+    """One task row; `where` is "file:line". A numeric answer is turned into its string, in place."""
+    if not isinstance(row, dict):
+        raise UserError(f"{where}: a task must be a JSON object, got {type(row).__name__}")
+    if not isinstance(row.get("id"), str) or not row["id"]:
+        raise UserError(f"{where}: field 'id' must be a non-empty string, got {row.get('id')!r}")
+    if not isinstance(row.get("problem"), str) or not row["problem"].strip():
+        raise UserError(f"{where}: field 'problem' must be a non-empty string, got {row.get('problem')!r}"[:300])
+    if "answer" in row:
+        answer = row["answer"]
+        if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+            row["answer"] = str(answer)
+        elif not isinstance(answer, str) or not answer.strip():
+            raise UserError(f"{where}: field 'answer' must be a non-empty string, got {answer!r}"[:300])
+
+
+def build_prompt(tokenizer: Tokenizer, problem: str, template: str = "chat") -> tuple[str, list[int]]:
+    """The prompt as text (what output rows record) and as token ids (what the model reads).
+
+    chat: one user turn, the problem plus the project's step-by-step / \\boxed{} instruction, under the
+    Llama-3 Instruct template, ending with the assistant header. plain (for base models): the same
+    user message as "Question: ...\\nAnswer:".
+    """
+    if template == "chat":
+        messages = [{"role": "user", "content": user_message(problem)}]
+        return chat_template_text(messages)[0], tokenizer.encode_chat(messages)
+    if template == "plain":
+        text = f"Question: {user_message(problem)}\nAnswer:"
+        return text, tokenizer.encode(text, bos=True)
+    raise ValueError(f"unknown template {template!r}; choose from {', '.join(TEMPLATES)}")
+
+
+def finish_completion(text: str, template: str) -> str:
+    """A base model under the plain template goes on to invent the next "Question:": cut it there."""
+    return text.split("\nQuestion:")[0].rstrip() if template == "plain" else text
+
+
+def sample_seed(seed: int, task_id: str, k: int) -> int:
+    """The seed of sample k of a task: stable across batches, processes and resumed runs."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{task_id}/{k}".encode()).digest()[:8], "big")
+
+
+# ---------------------------------------------------------------------------------------------
+# The sampling loop
+
+
+def fit_max_new_tokens(model: Llama, tokenizer: Tokenizer, tasks: list[dict], template: str,
+                       requested: int | None) -> int:
+    """The new-token budget, checked once against the model's context (the one place prompts' lengths
+    are checked before generating).
+
+    Given, it must fit after every prompt: the first that leaves too little room is named. Not given:
+    DEFAULT_MAX_NEW_TOKENS, capped to what the context leaves after the longest prompt of *all* the
+    tasks (not just those left to do, so that a resumed run gets the same number): a small model's
+    512-token context takes no 1024-token answers."""
+    if not tasks:
+        return requested or DEFAULT_MAX_NEW_TOKENS
+    context = model.args.max_seq_len
+    lengths = [len(build_prompt(tokenizer, task["problem"], template)[1]) for task in tasks]
+    longest = max(lengths)
+    if requested is not None:
+        for task, length in zip(tasks, lengths):
+            if length + requested > context:
+                raise UserError(f"task {task['id']!r}: its prompt ({length} tokens) + --max-new-tokens ({requested}) "
+                                f"exceeds the model's maximum length of {context}")
+        return requested
+    room = context - longest
+    if room < 1:
+        raise UserError(f"the longest prompt ({longest} tokens) leaves no room in the model's "
+                        f"{context}-token context for an answer")
+    if room < DEFAULT_MAX_NEW_TOKENS:
+        print(f"max new tokens: {room} (the model's {context}-token context minus the longest "
+              f"prompt, {longest} tokens)", file=sys.stderr)
+    return min(DEFAULT_MAX_NEW_TOKENS, room)
+
+
+def sample_tasks(model: Llama, tokenizer: Tokenizer, tasks: list[dict], *, n: int, max_new_tokens: int,
+                 temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 32,
+                 seed: int = 0, template: str = "chat", compile: bool = False,
+                 progress: "Progress | None" = None) -> Iterator[tuple[dict, str, list[str], list[int]]]:
+    """Yield (task, prompt text, n completions, their token counts) for each task, in task order, as
+    soon as all its samples are done. Batches hold up to `batch_size` sequences; the n samples of a
+    task may span batches, since each sample has its own seed. Lengths: see `fit_max_new_tokens`
+    (generate refuses a prompt that does not fit)."""
+    if n < 1 or batch_size < 1:
+        raise UserError(f"--n and --batch-size must be >= 1, got n={n}, batch_size={batch_size}")
+    prompts = [build_prompt(tokenizer, task["problem"], template) for task in tasks]
+    jobs = [(t, k) for t in range(len(tasks)) for k in range(n)]
+    texts: list[list[str | None]] = [[None] * n for _ in tasks]
+    counts: list[list[int]] = [[0] * n for _ in tasks]
+    next_task = 0
+    for start in range(0, len(jobs), batch_size):
+        batch = jobs[start:start + batch_size]
+        outputs = generate(model, [prompts[t][1] for t, _ in batch], max_new_tokens=max_new_tokens,
+                           temperature=temperature, top_p=top_p, top_k=top_k, stop_ids=tokenizer.stop_ids,
+                           seed=[sample_seed(seed, tasks[t]["id"], k) for t, k in batch], compile=compile)
+        for (t, k), ids in zip(batch, outputs):
+            texts[t][k] = finish_completion(tokenizer.decode(ids), template)
+            counts[t][k] = len(ids)
+        finished_before = next_task
+        while next_task < len(tasks) and all(text is not None for text in texts[next_task]):
+            yield tasks[next_task], prompts[next_task][0], texts[next_task], counts[next_task]
+            next_task += 1
+        if progress is not None:
+            progress.update(done=next_task - finished_before, tokens=sum(len(ids) for ids in outputs))
+
+
+# ---------------------------------------------------------------------------------------------
+# Output files over tasks
+
+
+def check_output_row(row: dict, where: str, task_ids: set, n: int, list_field: str) -> None:
+    """A row already in an output file must belong to these tasks and settings, or resuming would mix runs."""
+    if row["id"] not in task_ids:
+        raise UserError(f"{where}: field 'id': {row['id']!r} is not among the tasks; is this output from another run?")
+    if not isinstance(row.get(list_field), list) or len(row[list_field]) != n:
+        got = len(row[list_field]) if isinstance(row.get(list_field), list) else row.get(list_field)
+        raise UserError(f"{where}: field {list_field!r} has {got} entries but --n is {n}; "
+                        "use the --n of the run that wrote this file, or another --out")
+
+
+def rank_files(out: str) -> list[str]:
+    """OUT.rank<r>: what each process of a torchrun run appends to."""
+    return sorted(glob.glob(glob.escape(out) + ".rank*"))
+
+
+def merge_outputs(out: str, tasks: list[dict], n: int, list_field: str = "samples") -> list[dict]:
+    """Gather the rows of `out` and of any rank files OUT.rank<r> (a torchrun run, finished or not),
+    check them, and rewrite `out` alone, in task order. Returns the rows."""
+    task_ids = {task["id"] for task in tasks}
+    found, duplicates = {}, 0
+    parts = rank_files(out)
+    for path in [out] + parts:
+        for line_no, row in read_output_rows(path):
+            check_output_row(row, f"{path}:{line_no}", task_ids, n, list_field)
+            if row["id"] in found:
+                duplicates += 1  # merged before, but killed before the rank file was removed: same row
+                continue
+            found[row["id"]] = row
+    rows = [found[task["id"]] for task in tasks if task["id"] in found]
+    if parts or duplicates or os.path.exists(out):
+        write_jsonl(out, rows)
+    for path in parts:
+        os.remove(path)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+
+def format_duration(seconds: float) -> str:
+    """1h02m, 3m05s."""
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Progress:
+    """One status line: items done, items/s, new tokens/s, ETA. Redrawn in place on a terminal;
+    in a log file, one line every `log_every` seconds."""
+
+    def __init__(self, total: int, unit: str = "tasks", enabled: bool = True, log_every: float = 30.0):
+        self.total, self.unit, self.enabled, self.log_every = total, unit, enabled, log_every
+        self.done = self.tokens = 0
+        self.start = self.last_log = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int = 0, tokens: int = 0) -> None:
+        self.done += done
+        self.tokens += tokens
+        now = time.perf_counter()
+        if self.enabled and (self.tty or now - self.last_log >= self.log_every or self.done >= self.total):
+            self.last_log = now
+            print(("\r" if self.tty else "") + self.line(), end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def line(self) -> str:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        rate = self.done / elapsed
+        eta = format_duration((self.total - self.done) / rate) if rate > 0 else "?"
+        return f"{self.unit} {self.done}/{self.total} | {rate:.2f} {self.unit}/s | {self.tokens / elapsed:.0f} tok/s | ETA {eta}"
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            print(file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# The generation flags sample.py and evaluate.py share
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with each flag's default, where it has one worth showing (not None, not an off switch)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+
+def add_generation_args(parser: argparse.ArgumentParser, *, temperature: float, top_p: float, seed: int) -> None:
+    """The defaults that differ (a teacher samples, an evaluation decodes greedily) are the caller's."""
+    parser.add_argument("--temperature", type=float, default=temperature, help="sampling temperature; 0: greedy")
+    parser.add_argument("--top-p", type=float, default=top_p, help="nucleus sampling: keep the tokens that make up this mass")
+    parser.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens; 0: all")
+    parser.add_argument("--max-new-tokens", type=int, help=f"tokens per answer (default: {DEFAULT_MAX_NEW_TOKENS}, "
+                        "or less when the model's context cannot hold that after the longest prompt)")
+    parser.add_argument("--batch-size", type=int, default=32, help="sequences per generate call")
+    parser.add_argument("--seed", type=int, default=seed, help="each sample's seed is made from it, the task id and k")
+    parser.add_argument("--template", choices=TEMPLATES, default="chat",
+                        help="chat: Llama-3 Instruct template; plain: 'Question: ...\\nAnswer:' for base models")
+    parser.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), fp32, bf16, fp16")
+    parser.add_argument("--device", help="default: cuda:LOCAL_RANK if a GPU is present, else cpu")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the decode step (GPU)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")

@@ -20,18 +20,23 @@ def test_reference_solution_is_one_step_per_line():
     assert grade(mw.correct_solution(TASK), "62") and not grade(mw.correct_solution(TASK), "67")
 
 
-def test_tasks_stay_small_and_problems_parse_back():
-    rng, config = random.Random(0), mw.WorldConfig()
+@pytest.mark.parametrize("config", [mw.WorldConfig(), mw.WorldConfig(operations="+-*/", max_value=50, add_range=(1, 20))])
+def test_tasks_stay_small_and_problems_parse_back(config):
+    rng = random.Random(0)
     for _ in range(500):
         task = mw.sample_task(rng, rng.randint(1, 7), config)
         assert all(1 <= v <= config.max_value for v in task.values), task
+        assert config.start_range[0] <= task.start <= config.start_range[1]
+        for step in task.steps:
+            low, high = config.mul_range if step.op in "*/" else config.add_range
+            assert low <= step.operand <= high, task
         phrasing = mw.sample_phrasing(rng, task)
         text = mw.render_problem(task, phrasing)
         assert mw.parse_problem(text) == task
         paraphrase = mw.render_problem(task, mw.sample_phrasing(rng, task, avoid=phrasing))
         assert paraphrase != text and mw.parse_problem(paraphrase) == task
     ops = {s.op for _ in range(200) for s in mw.sample_task(rng, 4, config).steps}
-    assert ops == set("+-*/")
+    assert ops == set(config.operations)  # every allowed operation is used, and no other
 
 
 def test_parse_problem_rejects_other_text():

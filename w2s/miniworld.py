@@ -2,20 +2,22 @@
 
 A task is a chain of integer operations on a starting amount, told as a short word problem:
 
-    Ann has 17 coins. She now has 3 times as many. She gets 16 more. She gives away 5.
+    Ann has 17 coins. She now has 3 times as many. She gets 6 more. She gives away 5.
     How many coins does Ann have now?
 
 and its reference solution writes one step per line, each on the previous line's result:
 
     17 * 3 = 51
-    51 + 16 = 67
-    67 - 5 = 62
-    The answer is \\boxed{62}
+    51 + 6 = 57
+    57 - 5 = 52
+    The answer is \\boxed{52}
 
 Everything here is exact, so the study's two quality measures are measured rather than
 estimated: the outcome (is the final answer right) and the step-wise error rate (the share of
-steps that are wrong, by `step_errors`). The world is deliberately small (numbers below 100,
-a few phrasings, short solutions) so that a ~0.5M-parameter model learns it in minutes on a CPU.
+steps that are wrong, by `step_errors`). The world is deliberately small (amounts below 100,
+one-digit operands, + - and * by default, a few phrasings, short solutions) so that a ~0.5M-parameter
+model masters it in minutes on a CPU: the `tiny` preset trained from scratch on 30000 hard tasks gets
+about 98% of the held-out 3-5 step tasks right (the trials behind these sizes: experiments/RESULTS.md).
 """
 import functools
 import random
@@ -69,12 +71,14 @@ class Task:
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Sizes of numbers and tasks. Defaults are tuned for a dim-128, 2-layer model on a CPU."""
+    """Sizes of numbers and tasks. Defaults are tuned for a dim-128, 2-layer model on a CPU: two-digit
+    operands and division made both reading the right operand and the arithmetic itself much harder
+    to learn in budget (see experiments/RESULTS.md, "Trials behind the defaults")."""
     max_value: int = 99  # every intermediate amount of a task stays in 1..max_value
-    start_range: tuple[int, int] = (2, 40)
-    add_range: tuple[int, int] = (1, 20)  # operands of + and -
-    mul_range: tuple[int, int] = (2, 5)  # operands of * and /
-    operations: str = "+-*/"  # the operations tasks may use
+    start_range: tuple[int, int] = (1, 20)
+    add_range: tuple[int, int] = (1, 9)  # operands of + and -
+    mul_range: tuple[int, int] = (2, 9)  # operands of * and /
+    operations: str = "+-*"  # the operations tasks may use (add "/" for exact division)
     hard_steps: tuple[int, int] = (3, 5)  # hard full tasks and the same-distribution test set
     long_steps: tuple[int, int] = (6, 7)  # the harder test set (generalization to more steps)
     foundation_steps: tuple[int, int] = (1, 2)  # stage-1 foundation problems

@@ -24,21 +24,22 @@ from w2s.tokenizer import Tokenizer, train_tokenizer
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+GOOD_STEPS = ["2 + 2 = 4", "3 + 4 = 7", "5 + 1 = 6"]
+BAD_STEPS = ["2 + 2 = 5", "3 + 4 = 8", "5 + 1 = 9"]
+
+
 def toy_rows(n: int = 48, seed: int = 0) -> list[dict]:
-    """Two-step additions; each step right or off by one at random, labelled so."""
+    """Two or three steps drawn from a few known good and bad ones, labelled so."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        value, steps, labels = rng.randint(1, 20), [], []
-        problem = f"Start at {value}."
-        for _ in range(2):
-            add = rng.randint(1, 9)
-            problem += f" Add {add}."
+        steps, labels = [], []
+        for _ in range(rng.randint(2, 3)):
             good = rng.random() < 0.5
-            steps.append(f"{value} + {add} = {value + add + (0 if good else 1)}")
+            steps.append(rng.choice(GOOD_STEPS if good else BAD_STEPS))
             labels.append(good)
-            value += add
-        rows.append({"id": f"r{i}", "prompt": [{"role": "user", "content": problem}], "steps": steps, "labels": labels})
+        rows.append({"id": f"r{i}", "prompt": [{"role": "user", "content": f"Check problem {i % 5}."}],
+                     "steps": steps, "labels": labels})
     return rows
 
 
@@ -198,8 +199,8 @@ def test_a_prm_tells_a_good_step_from_a_bad_one_after_a_few_steps(toy, tmp_path)
     final = train.main(["--objective", "prm", "--data", path, "--out", str(tmp_path / "prm"), "--max-steps", "40",
                         "--batch-size", "16", "--save-every", "100", "--seed", "1"])
     model = Llama.from_pretrained(final).eval()
-    prompt = [{"role": "user", "content": "Start at 7. Add 5. Add 2."}]
-    good_then_bad, bad_then_good = ["7 + 5 = 12", "12 + 2 = 15"], ["7 + 5 = 13", "12 + 2 = 14"]
+    prompt = [{"role": "user", "content": "Check problem 2."}]
+    good_then_bad, bad_then_good = [GOOD_STEPS[1], BAD_STEPS[0]], [BAD_STEPS[1], GOOD_STEPS[0]]
     scores = verifier.score_steps(model, Tokenizer.from_pretrained(final), prompt, [good_then_bad, bad_then_good])
     assert all(0 <= s <= 1 for ss in scores for s in ss)
     assert scores[0][0] > scores[1][0] + 0.2 and scores[1][1] > scores[0][1] + 0.2

@@ -30,9 +30,9 @@ import json
 import os
 import sys
 
-from w2s.errors import run_main
+from w2s.errors import MissingFileError, run_main
 from w2s.evaluation import evaluate, markdown, resolve_bench
-from w2s.hf_io import model_fingerprint
+from w2s.hf_io import is_hub_id, model_fingerprint
 from w2s.jsonl import check_settings, write_settings
 from w2s.runtime import default_device, load_model_and_tokenizer, resolve_dtype
 from w2s.tasks import DefaultsHelpFormatter, add_generation_args, load_tasks
@@ -73,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def evaluate_command(argv=None) -> dict:
     args = parse_args(argv)
+    if args.verifier and not os.path.isdir(args.verifier) and not is_hub_id(args.verifier):
+        raise MissingFileError(f"--verifier {args.verifier}: no such folder (a checkpoint of train.py --objective prm)")
     benches = [resolve_bench(b, args.data_dir) for b in args.bench]
     tasks = {name: load_tasks(path) for name, path in benches}  # check every file before loading the model
     settings = {name: eval_settings(args, path) for name, path in benches}

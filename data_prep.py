@@ -278,6 +278,26 @@ def from_samples_command(args) -> None:
     print(f"wrote {os.path.join(args.out, name + '.jsonl')}")
 
 
+def verifier_data_command(args) -> None:
+    """Step rows for train.py --objective prm (w2s/verifier_data.py): from samples, PRM800K or Math-Shepherd."""
+    from w2s import verifier_data
+
+    if args.verifier_from_samples:
+        source = args.verifier_from_samples
+        name = args.name or f"steps_{os.path.basename(source).rsplit('.', 1)[0]}"
+        rows, report = verifier_data.step_rows_from_samples(source, args.outcome, args.verifier_split)
+    else:
+        source = args.input
+        name = args.name or args.source.replace("-", "_")
+        convert = verifier_data.from_prm800k if args.source == "prm800k" else verifier_data.from_math_shepherd
+        rows, report = convert(source)
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, name + ".jsonl")
+    write_jsonl(path, rows)
+    print(f"{source}: {dict(report)}")
+    print(f"wrote {len(rows)} step rows to {path}")
+
+
 def check_manifest(out: str, manifest: dict, write: bool = True) -> None:
     """One directory holds one world: refuse to mix seeds, sizes or sources (tests would stop being held out).
     The first build into a directory records its settings there (`write`)."""
@@ -476,9 +496,16 @@ examples:
   python data_prep.py --hard-error 0.9 --step-profile low high --sets hard_full
   python data_prep.py --stats data/hard_full_e0.9_low.jsonl
   python sample.py --model runs/weak/final --tasks data/tasks/hard_full.jsonl --out runs/weak/samples.jsonl --n 1
-  python data_prep.py --from-samples runs/weak/samples.jsonl --name weak_model   # -> data/weak_model.jsonl""")
+  python data_prep.py --from-samples runs/weak/samples.jsonl --name weak_model   # -> data/weak_model.jsonl
+verifier step rows {{"id", "prompt", "steps", "labels"}} (train.py --objective prm):
+  python data_prep.py --verifier-from-samples samples.jsonl --name prm_easy     # exact step labels (built-in world)
+  python data_prep.py --verifier-from-samples samples.jsonl --name orm_easy --outcome   # outcome labels
+  python data_prep.py --source prm800k --input phase2_train.jsonl               # -> data/prm800k.jsonl
+  python data_prep.py --source math-shepherd --input math-shepherd.jsonl        # -> data/math_shepherd.jsonl""")
     parser.add_argument("--out", default="data", help="output directory (default: data)")
-    parser.add_argument("--source", choices=["builtin", "hf"], default="builtin", help="the built-in world (default) or the paper's data")
+    parser.add_argument("--source", choices=["builtin", "hf", "prm800k", "math-shepherd"], default="builtin",
+                        help="the built-in world (default), the paper's data, or verifier step rows converted from "
+                             "a downloaded PRM800K / Math-Shepherd file (--input)")
     parser.add_argument("--seed", type=int, help="world / mixture seed (default 0, or the directory's)")
     parser.add_argument("--hard-error", type=float, nargs="+", default=[0.0], metavar="E",
                         help="outcome error rate(s) of hard full tasks (default 0; the paper's grid: 0 0.2 0.5 0.7 0.9 1)")
@@ -509,12 +536,24 @@ examples:
     parser.add_argument("--from-samples", metavar="SAMPLES.jsonl",
                         help="turn a model teacher's samples (sample.py output) into the set DIR/<--name>.jsonl and exit")
     parser.add_argument("--name", help="with --from-samples: the set's name (default weak_<file stem>)")
+    verifier = parser.add_argument_group("verifier step rows (w2s/verifier_data.py)")
+    verifier.add_argument("--verifier-from-samples", metavar="SAMPLES.jsonl",
+                          help="turn samples (sample.py output) into step rows DIR/<--name>.jsonl and exit: exact step "
+                               "labels for built-in world problems, else --outcome")
+    verifier.add_argument("--outcome", action="store_true",
+                          help="label every step with its solution's outcome (an outcome reward model's data)")
+    verifier.add_argument("--verifier-split", choices=["lines", "blank"], default="lines",
+                          help="steps of a sample: its non-empty lines, or its blank-line-separated paragraphs (default lines)")
+    verifier.add_argument("--input", metavar="FILE.jsonl", help="with --source prm800k / math-shepherd: the downloaded file")
     parser.add_argument("--tokenizer", help="with --stats / --from-samples: tokenizer for token counts (default: tokenizer.json beside the file / in --out)")
     args = parser.parse_args(argv)
     for rate in args.hard_error + args.sub_error:
         if not 0 <= rate <= 1:
             parser.error(f"error rates must be in [0, 1], got {rate}")
-    for flag, path in (("--stats", args.stats), ("--from-samples", args.from_samples)):
+    if args.source in ("prm800k", "math-shepherd") and not args.input:
+        parser.error(f"--source {args.source} converts a downloaded file: pass it with --input")
+    for flag, path in (("--stats", args.stats), ("--from-samples", args.from_samples),
+                       ("--verifier-from-samples", args.verifier_from_samples), ("--input", args.input)):
         if path and not os.path.isfile(path):
             parser.error(f"{flag} {path}: no such file")
     if args.hf_dir:
@@ -546,6 +585,8 @@ def prepare(argv: list[str] | None = None) -> None:
         stats_command(args.stats, args.tokenizer)
     elif args.from_samples:
         from_samples_command(args)
+    elif args.verifier_from_samples or args.source in ("prm800k", "math-shepherd"):
+        verifier_data_command(args)
     elif args.source == "hf":
         build_hf(args)
     else:

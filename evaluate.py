@@ -2,6 +2,7 @@
 
     python evaluate.py --model PATH_OR_HUB_ID --bench math500 --out runs/eval
     python evaluate.py --model PATH_OR_HUB_ID --bench my_test.jsonl --n 8 --temperature 0.7 --out runs/eval
+    python evaluate.py --model POLICY --bench miniworld --n 16 --temperature 0.7 --verifier runs/prm/final --out runs/rerank
 
 --bench takes a JSONL file or a NAME, read from data/test/NAME.jsonl (data_prep.py writes benchmarks
 there), and may name several. Benchmark rows are {"id", "problem", "answer", ...}.
@@ -10,6 +11,11 @@ Writes, in --out:
 - <bench>.jsonl: one row per problem, appended as produced (a killed run resumes where it stopped):
   the task's fields, "prompt", "responses", "extracted" (answers), "correct" (verdict per response),
   "majority" (the voted answer) and "verdict" (is the voted answer right; greedy: the one response).
+  With --verifier (a checkpoint of train.py --objective prm): "scores" (each response's score in [0, 1]:
+  its steps' P(good) aggregated by --verifier-agg), "step_scores", "answer_groups", "best_of" (is the
+  highest-scored response right), "weighted_majority" / "weighted_verdict" (each answer voted by the sum
+  of its responses' scores); the summary adds best_of@K, weighted_maj@K, the verifier and its aggregation,
+  and "curves": every measure over the first k = 1, 2, 4, ... K responses.
 - <bench>.jsonl.settings.json: what decides those rows (the model and a fingerprint of its weights,
   the benchmark file, the generation settings). Rerunning into the same --out resumes only with the
   same ones; rows of another model or other settings are refused, never reported.
@@ -24,12 +30,13 @@ import json
 import os
 import sys
 
-from w2s.errors import run_main
+from w2s.errors import MissingFileError, run_main
 from w2s.evaluation import evaluate, markdown, resolve_bench
-from w2s.hf_io import model_fingerprint
+from w2s.hf_io import is_hub_id, model_fingerprint
 from w2s.jsonl import check_settings, write_settings
 from w2s.runtime import default_device, load_model_and_tokenizer, resolve_dtype
 from w2s.tasks import DefaultsHelpFormatter, add_generation_args, load_tasks
+from w2s.verifier import AGGREGATIONS, SPLITS, Verifier
 
 
 def eval_settings(args: argparse.Namespace, bench_path: str) -> dict:
@@ -37,7 +44,10 @@ def eval_settings(args: argparse.Namespace, bench_path: str) -> dict:
     return {"model": args.model, "model_fingerprint": model_fingerprint(args.model), "tokenizer": args.tokenizer,
             "bench": os.path.abspath(bench_path), "n": args.n, "temperature": args.temperature, "top_p": args.top_p,
             "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed, "template": args.template,
-            "dtype": resolve_dtype(args.dtype, args.device or default_device())}
+            "dtype": resolve_dtype(args.dtype, args.device or default_device()),
+            "verifier": args.verifier, "verifier_fingerprint": model_fingerprint(args.verifier) if args.verifier else None,
+            "verifier_agg": args.verifier_agg if args.verifier else None,
+            "verifier_split": args.verifier_split if args.verifier else None}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,11 +61,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=1, help="samples per problem (maj@K and pass@K when > 1)")
     parser.add_argument("--group-by", nargs="*", help="grouping fields (default: found in the rows)")
     add_generation_args(parser, temperature=0.0, top_p=1.0, seed=0)
+    verifier = parser.add_argument_group("re-ranking with a verifier (w2s/verifier.py)")
+    verifier.add_argument("--verifier", metavar="DIR", help="a verifier checkpoint (train.py --objective prm): score every "
+                          "response, report best_of@K and weighted_maj@K beside maj@K and pass@K")
+    verifier.add_argument("--verifier-agg", choices=AGGREGATIONS, default="min",
+                          help="a response's score from its steps': min or prod (a PRM), last (an ORM)")
+    verifier.add_argument("--verifier-split", choices=SPLITS, default="lines",
+                          help="a response's steps: its non-empty lines, or its blank-line-separated paragraphs")
     return parser.parse_args(argv)
 
 
 def evaluate_command(argv=None) -> dict:
     args = parse_args(argv)
+    if args.verifier and not os.path.isdir(args.verifier) and not is_hub_id(args.verifier):
+        raise MissingFileError(f"--verifier {args.verifier}: no such folder (a checkpoint of train.py --objective prm)")
     benches = [resolve_bench(b, args.data_dir) for b in args.bench]
     tasks = {name: load_tasks(path) for name, path in benches}  # check every file before loading the model
     settings = {name: eval_settings(args, path) for name, path in benches}
@@ -63,6 +82,8 @@ def evaluate_command(argv=None) -> dict:
         out_path = os.path.join(args.out, f"{name}.jsonl")
         check_settings(out_path, settings[name], begun=os.path.exists(out_path) and os.path.getsize(out_path) > 0)
     model, tokenizer = load_model_and_tokenizer(args.model, args.tokenizer, args.dtype, args.device)
+    verifier = Verifier(args.verifier, args.verifier_agg, args.verifier_split, args.dtype, args.device,
+                        args.batch_size) if args.verifier else None
     os.makedirs(args.out, exist_ok=True)
     summary_path = os.path.join(args.out, "summary.json")
     summaries = {}
@@ -76,10 +97,13 @@ def evaluate_command(argv=None) -> dict:
         summary = evaluate(model, tokenizer, tasks[name], n=args.n, temperature=args.temperature, top_p=args.top_p,
                            top_k=args.top_k, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                            seed=args.seed, template=args.template, out_path=out_path,
-                           group_by=args.group_by, compile=args.compile, progress=not args.quiet)
+                           group_by=args.group_by, compile=args.compile, progress=not args.quiet, verifier=verifier)
         summaries[name] = {"bench": path, "model": args.model, **summary}
         key = "accuracy" if args.n == 1 else f"maj@{args.n}"
-        print(f"{name}: {key} {summary['accuracy']:.1%} over {summary['problems']} problems")
+        reranked = (f"; best_of@{args.n} {summary[f'best_of@{args.n}']:.1%}, weighted_maj@{args.n} "
+                    f"{summary[f'weighted_maj@{args.n}']:.1%}, pass@{args.n} {summary[f'pass@{args.n}']:.1%}"
+                    if verifier and args.n > 1 else "")
+        print(f"{name}: {key} {summary['accuracy']:.1%} over {summary['problems']} problems{reranked}")
         tmp = summary_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(summaries, f, indent=2)

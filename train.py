@@ -46,6 +46,7 @@ from w2s.sets import builtin_set_args
 from w2s.sft import load_sft_data, sft_loss
 from w2s.tasks import format_duration
 from w2s.tokenizer import Tokenizer
+from w2s.verifier import load_step_data, prm_loss
 
 # ---------------------------------------------------------------------------------------------
 # Arguments. Two sets of defaults: the paper's recipe when fine-tuning a pretrained model, and a
@@ -68,7 +69,8 @@ TRAIN_DTYPES = ("bf16", "fp32")
 # --objective NAME -> (data reader, loss). A reader: (path, tokenizer, max_seq_len, write_cache) ->
 # (examples, report), each example with `.length` (tokens) and `.count` (what its loss sums over).
 # A loss: (model, examples, pad_id, device) -> (summed loss, count).
-OBJECTIVES = {"sft": (load_sft_data, sft_loss)}
+# prm: step rows {"id", "prompt", "steps", "labels"}; the verdict token after each step (w2s/verifier.py).
+OBJECTIVES = {"sft": (load_sft_data, sft_loss), "prm": (load_step_data, prm_loss)}
 
 
 @dataclass
@@ -127,7 +129,8 @@ metrics.jsonl: step, epoch, loss, lr, grad_norm, tokens_per_s, mfu (model FLOPs 
                         help="training JSONL path, or a set name resolved in --data-dir (hard_full -> data/hard_full.jsonl)")
     parser.add_argument("--data-dir", default="data", help="where set names are resolved (default data)")
     parser.add_argument("--objective", choices=OBJECTIVES, default="sft",
-                        help="what the model learns from --data (default sft: next-token loss on assistant turns)")
+                        help="what the model learns from --data (default sft: next-token loss on assistant turns; "
+                             "prm: a verifier, the verdict token after each step of step rows)")
     parser.add_argument("--tokenizer", help="tokenizer file or dir (default: the model's; for a preset, tokenizer.json beside the data)")
     parser.add_argument("--init", metavar="DIR", help="start from another run's exported DIR/final (weights, config, tokenizer)")
     parser.add_argument("--out", help="run directory (default runs/<data>-<model>-seed<seed>)")

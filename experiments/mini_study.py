@@ -18,7 +18,9 @@ two worker processes, which is `python <command>.py ...` without importing torch
 4. The model teacher: a weak model (stage 1 plus a little correct hard data) solves the hard training tasks
    with sample.py; the grader measures its outcome error rate and the world's exact step checker its
    step-wise error rate; its samples are one more training set, and a student is trained on them.
-5. experiments/RESULTS.md (a table per question, the measured quality of every training set) and a
+5. Q6 (experiments/easy_to_hard.py, in the same pool): verifiers trained on easy problems re-rank
+   samples of hard ones.
+6. experiments/RESULTS.md (a table per question, the measured quality of every training set) and a
    figure, experiments/mini_study.png (when matplotlib is installed; it is optional).
 
 Results are written as they come: each run's train.py output (`final/`) and evaluate.py output
@@ -39,6 +41,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared runner beside this script
 
+import easy_to_hard  # noqa: E402
 from runner import (Jobs, Progress, Workers, difference, pct, spearman, step_accuracy, summarize,  # noqa: E402
                     verdict)
 from w2s.data import read_jsonl  # noqa: E402
@@ -289,7 +292,7 @@ class Study:
         stage2_cost = {c: s.stage2_epochs * s.num_hard * size.get(c, 1) for c in CONDITIONS}
         stage1_cost = s.stage1_epochs * s.num_foundation * 0.6  # foundation examples are shorter
         teacher_cost = s.teacher_steps * s.batch_size + s.num_hard * 0.5
-        total = s.seeds * (stage1_cost + sum(stage2_cost.values())) + teacher_cost
+        total = s.seeds * (stage1_cost + sum(stage2_cost.values())) + teacher_cost + easy_to_hard.cost(self)
         progress = Progress(total)
         progress.log(f"mini study: {len(CONDITIONS)} conditions x {s.seeds} seeds, {self.jobs} jobs side by side "
                      f"with {self.threads} thread(s) each; writing {self.out}")
@@ -306,6 +309,7 @@ class Study:
         for seed in range(s.seeds):
             jobs.add(f"{TEACHER_SET}/{seed}", lambda seed=seed: self.train_and_evaluate(
                 TEACHER_SET, seed, progress, stage2_cost[TEACHER_SET]), after=(f"stage1/{seed}", TEACHER_RUN))
+        easy_to_hard.add_jobs(self, jobs, progress)  # Q6: needs the data and each seed's hard_full model
         failures = jobs.wait()
         self.workers.shutdown()
         self.did_work = progress.done_cost > progress.skipped_cost
@@ -476,6 +480,7 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
               "The share of right final answers (and right steps) in each noisy training set, next to the share "
               "its student gets right on the held-out test (same kind of task, never seen in training).", ""]
     lines += weak_to_strong_table(summary, quality)
+    lines += easy_to_hard.report_lines(study, os.path.dirname(path))
     if figure:
         lines += ["", "## Figure", "", f"![mini study]({os.path.basename(figure)})"]
     lines += ["", reading.rstrip() if reading else f"{READING_MARK}\n\n## Reading\n\n(to be written by hand)"]

@@ -15,7 +15,9 @@ from w2s.tasks import Progress, check_output_row, fit_max_new_tokens, sample_tas
 
 # Fields that are never grouping fields: the task itself and what evaluation adds to it.
 NOT_GROUPS = {"id", "problem", "answer", "solution", "prompt", "responses", "extracted", "correct", "majority",
-              "verdict"}
+              "verdict",
+              # a verifier's re-ranking (w2s/verifier.py)
+              "scores", "step_scores", "answer_groups", "best_of", "weighted_majority", "weighted_verdict"}
 MAX_GROUP_VALUES = 50
 
 
@@ -86,6 +88,9 @@ def _scores(rows: list[dict], n: int) -> dict:
         scores[f"maj@{n}"] = scores["accuracy"]
         scores[f"pass@{n}"] = sum(any(r["correct"]) for r in rows) / problems
         scores["sample_accuracy"] = sum(sum(r["correct"]) for r in rows) / (problems * n)
+    if all("scores" in r for r in rows):  # re-ranked by a verifier
+        scores[f"best_of@{n}"] = sum(r["best_of"] for r in rows) / problems
+        scores[f"weighted_maj@{n}"] = sum(r["weighted_verdict"] for r in rows) / problems
     scores["no_answer"] = sum(a is None for r in rows for a in r["extracted"]) / (problems * n)
     return scores
 
@@ -111,12 +116,14 @@ def _natural_key(value: str):
 def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
              top_k: int = 0, max_new_tokens: int | None = None, batch_size: int = 32, seed: int = 0,
              template: str = "chat", out_path: str | None = None, group_by: list[str] | None = None,
-             compile: bool = False, progress: bool = True) -> dict:
+             compile: bool = False, progress: bool = True, verifier=None) -> dict:
     """Evaluate `model` on `tasks` (rows with "answer"); returns the summary (see `summarize`).
 
     With `out_path`, per-problem rows are appended there as they are produced and problems already
     in it are not redone; at the end it is rewritten in task order. max_new_tokens None: see
-    `w2s.tasks.fit_max_new_tokens`.
+    `w2s.tasks.fit_max_new_tokens`. With a `verifier` (w2s.verifier.Verifier) every row also gets each
+    response's score and the re-ranked verdicts, and the summary best_of@n, weighted_maj@n and "curves"
+    (every measure over the first k = 1, 2, 4, ... n responses).
     """
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
@@ -132,6 +139,8 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
     if out_path:
         for line_no, row in read_output_rows(out_path):
             check_output_row(row, f"{out_path}:{line_no}", task_ids, n, "responses")
+            if verifier is not None:
+                check_output_row(row, f"{out_path}:{line_no}", task_ids, n, "scores")
             done.setdefault(row["id"], row)
     remaining = [task for task in tasks if task["id"] not in done]
     bar = Progress(len(remaining), "problems", enabled=progress)
@@ -143,6 +152,8 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
                     top_p=top_p, top_k=top_k, batch_size=batch_size, seed=seed, template=template,
                     compile=compile, progress=bar):
                 row = score_row(task, prompt, responses)
+                if verifier is not None:
+                    row.update(verifier.rerank(task["problem"], row))
                 done[task["id"]] = row
                 if out:
                     append_row(out, row)
@@ -155,6 +166,11 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
         write_jsonl(out_path, rows)
     summary = summarize(rows, n, group_by)
     summary.update(n=n, temperature=temperature if n > 1 else 0.0, template=template)
+    if verifier is not None:
+        from w2s.verifier import curve_ks, rerank_curves
+
+        summary.update(verifier=verifier.path, verifier_agg=verifier.agg, verifier_split=verifier.split,
+                       curves=rerank_curves(rows, curve_ks(n)))
     return summary
 
 
@@ -163,20 +179,26 @@ def markdown(summaries: dict[str, dict]) -> str:
     def cells(s: dict) -> str:
         n = s.get("n", 1)
         extra = f" {s[f'pass@{n}']:.1%} | {s['sample_accuracy']:.1%} |" if n > 1 else ""
+        if f"best_of@{n}" in s:
+            extra += f" {s[f'best_of@{n}']:.1%} | {s[f'weighted_maj@{n}']:.1%} |"
         return f" {s['problems']} | {s['accuracy']:.1%} |{extra}"
 
-    def header(first: str, n: int) -> list[str]:
+    def header(first: str, n: int, reranked: bool) -> list[str]:
         cols = ["problems", "accuracy" if n == 1 else f"maj@{n}"] + ([f"pass@{n}", "sample accuracy"] if n > 1 else [])
+        cols += [f"best_of@{n}", f"weighted_maj@{n}"] if reranked else []
         return [f"| {first} | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
 
     lines = []
     for name, s in summaries.items():
         n = s.get("n", 1)
         mode = "greedy" if n == 1 else f"{n} samples at temperature {s.get('temperature')}"
-        lines += [f"## {name} ({mode}, model {s.get('model', '?')})", ""] + header("benchmark", n)
+        reranked = f"best_of@{n}" in s
+        if reranked:
+            mode += f", re-ranked by {s.get('verifier')} ({s.get('verifier_agg')})"
+        lines += [f"## {name} ({mode}, model {s.get('model', '?')})", ""] + header("benchmark", n, reranked)
         lines.append(f"| {name} |" + cells(s))
         for field, groups in s.get("by", {}).items():
-            lines += ["", *header(field, n)]
+            lines += ["", *header(field, n, reranked)]
             lines += [f"| {value} |" + cells({**g, "n": n}) for value, g in groups.items()]
         lines.append("")
     return "\n".join(lines)

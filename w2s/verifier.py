@@ -1,0 +1,348 @@
+"""Verifiers (Sun et al. 2024, "Easy-to-Hard Generalization"): a plain Llama checkpoint that judges each
+step of a solution, trained with train.py --objective prm and used by evaluate.py --verifier to re-rank
+samples.
+
+Reading order: step rows (the data format) and how a response is split into steps; the layout, the one
+function that turns a problem and its steps into token ids and verdict positions (training and scoring
+both go through it); the training examples, their reader and `prm_loss`; scoring responses; aggregating
+step scores; re-ranking K samples (best-of-K, weighted majority, and the curves over the first k).
+
+The verdict, after Math-Shepherd: the causal LM reads a step tag after each step and predicts, at the
+tag, a verdict token: "+" (a good step) or "-" (a bad one). The loss is the full-vocabulary cross-entropy
+on those positions only, so the checkpoint stays a causal LM that loads anywhere a Llama loads. The
+step's score is the softmax over just those two logits: P(good) in [0, 1]. The tag is a newline, and the
+two verdict tokens are "+" and "-": each is one token in Llama-3's tokenizer and in the built-in world's
+byte-level one (`verdict_ids` checks it). The tag being a newline means a solution written one step per
+line (the built-in world's) is laid out exactly as written.
+
+An outcome reward model (ORM) is the same model trained on rows with one step, the whole solution, and
+its outcome label; it is used with its last verdict (`--verifier-agg last`).
+"""
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from w2s.errors import UserError
+from w2s.jsonl import read_rows_with_unique_ids
+
+STEP_TAG = "\n"  # read after every step; the verdict is predicted at it
+GOOD, BAD = "+", "-"  # the verdict tokens (Math-Shepherd's labels)
+SPLITS = ("lines", "blank")  # free-form text: one step per non-empty line, or per blank-line-separated paragraph
+AGGREGATIONS = ("min", "prod", "last")
+IGNORE_INDEX = -100
+
+
+# ---------------------------------------------------------------------------------------------
+# Step rows {"id", "prompt": [user message], "steps": [str, ...], "labels": [bool, ...]}
+
+
+def check_step_row(row: object, where: str) -> dict:
+    """One step row; `where` is "file:line". Steps and labels must be aligned, one boolean per step."""
+    if not isinstance(row, dict):
+        raise UserError(f"{where}: a step row must be a JSON object, got {type(row).__name__}")
+    if not isinstance(row.get("id"), str) or not row["id"]:
+        raise UserError(f"{where}: field 'id' must be a non-empty string, got {row.get('id')!r}")
+    prompt = row.get("prompt")
+    if (not isinstance(prompt, list) or not prompt or
+            not all(isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") in ("system", "user")
+                    for m in prompt)):
+        raise UserError(f"{where}: field 'prompt' must be a list of {{\"role\": \"user\", \"content\": str}} "
+                        f"messages, got {prompt!r}"[:300])
+    steps, labels = row.get("steps"), row.get("labels")
+    if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
+        raise UserError(f"{where}: field 'steps' must be a non-empty list of strings")
+    if not isinstance(labels, list) or not all(isinstance(v, bool) for v in labels):
+        raise UserError(f"{where}: field 'labels' must be a list of booleans (true: a good step)")
+    if len(labels) != len(steps):
+        raise UserError(f"{where}: field 'labels' has {len(labels)} entries but 'steps' has {len(steps)}; "
+                        "give one label per step")
+    return row
+
+
+def load_step_rows(path: str) -> list[dict]:
+    """Read and check a step-row JSONL file (file:line:field errors; unique ids)."""
+    return read_rows_with_unique_ids(path, check_step_row, "step rows")
+
+
+def split_steps(text: str, split: str = "lines") -> list[str]:
+    """A response's steps: its non-empty lines ("lines") or its blank-line-separated paragraphs ("blank").
+    Never empty: a response with no text is one empty step (it still gets a verdict)."""
+    if split == "lines":
+        steps = [line.strip() for line in text.splitlines()]
+    elif split == "blank":
+        steps, paragraph = [], []
+        for line in text.splitlines() + [""]:
+            if line.strip():
+                paragraph.append(line.rstrip())
+            elif paragraph:
+                steps.append("\n".join(paragraph).strip())
+                paragraph = []
+    else:
+        raise ValueError(f"unknown step split {split!r}; choose from {', '.join(SPLITS)}")
+    steps = [s for s in steps if s]
+    return steps or [text.strip()]
+
+
+# ---------------------------------------------------------------------------------------------
+# The layout: one function for training and scoring
+
+
+def verdict_ids(tokenizer) -> tuple[int, int, int]:
+    """(tag id, good id, bad id); each must be one token of this tokenizer."""
+    ids = []
+    for what, text in (("step tag", STEP_TAG), ("good verdict", GOOD), ("bad verdict", BAD)):
+        encoded = tokenizer.encode(text)
+        if len(encoded) != 1:
+            raise UserError(f"{tokenizer.source}: the {what} {text!r} is {len(encoded)} tokens in this tokenizer; "
+                            "a verifier needs it to be one (see w2s/verifier.py)")
+        ids.append(encoded[0])
+    return tuple(ids)
+
+
+def layout(tokenizer, prompt: list[dict], steps: list[str]) -> tuple[list[int], list[int]]:
+    """Token ids of a problem and its steps, and the position of each step's verdict.
+
+    The prompt is the chat template's user turn and assistant header (what the policy was asked with);
+    then each step (stripped), tokenized on its own, followed by the step tag. The verdict for step i is
+    predicted by the logits at its tag: exactly one position per step, by construction."""
+    tag, _, _ = verdict_ids(tokenizer)
+    ids = tokenizer.encode_chat(prompt, add_generation_prompt=True)
+    positions = []
+    for step in steps:
+        ids += tokenizer.encode(step.strip()) + [tag]
+        positions.append(len(ids) - 1)
+    return ids, positions
+
+
+# ---------------------------------------------------------------------------------------------
+# Training: examples, the data reader (train.py --objective prm) and the loss
+
+
+@dataclass
+class StepExample:
+    input_ids: list[int]
+    positions: list[int]  # one per (kept) step: where its verdict is predicted
+    targets: list[int]  # aligned with positions: the verdict token id ("+" for a good step, "-" for a bad one)
+
+    @property
+    def length(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def count(self) -> int:  # the loss sums over verdicts
+        return len(self.positions)
+
+
+def tokenize_step_rows(rows: list[dict], tokenizer, max_seq_len: int) -> tuple[list[StepExample], dict]:
+    """Step rows -> examples. A row longer than max_seq_len keeps the steps whose verdicts fit (counted as
+    truncated); one whose first verdict does not fit is left out (counted as dropped)."""
+    _, good, bad = verdict_ids(tokenizer)
+    report = {"examples": len(rows), "kept": 0, "truncated": 0, "dropped": 0, "tokens": 0, "verdicts": 0,
+              "good": 0, "bad": 0}
+    examples = []
+    for row in rows:
+        ids, positions = layout(tokenizer, row["prompt"], row["steps"])
+        labels = list(row["labels"])
+        if len(ids) > max_seq_len:
+            keep = sum(p < max_seq_len for p in positions)
+            if keep == 0:
+                report["dropped"] += 1
+                continue
+            ids, positions, labels = ids[:positions[keep - 1] + 1], positions[:keep], labels[:keep]
+            report["truncated"] += 1
+        examples.append(StepExample(ids, positions, [good if label else bad for label in labels]))
+        report["tokens"] += len(ids)
+        report["verdicts"] += len(positions)
+        report["good"] += sum(labels)
+        report["bad"] += len(labels) - sum(labels)
+    report["kept"] = len(examples)
+    report["assistant_tokens"] = report["verdicts"]  # what train.py's log calls the positions trained on
+    return examples, report
+
+
+def load_step_data(path: str, tokenizer, max_seq_len: int, write_cache: bool = True) -> tuple[list[StepExample], dict]:
+    """train.py's reader for --objective prm. Step sets are small (thousands of rows, tokenized in
+    seconds), so unlike SFT data they are not cached (write_cache is unused)."""
+    examples, report = tokenize_step_rows(load_step_rows(path), tokenizer, max_seq_len)
+    if not examples:
+        raise UserError(f"{path}: no step row fits in {max_seq_len} tokens")
+    return examples, report
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int) -> torch.Tensor:
+    """Right-padded ids [B, T]. Causal attention: a real token never sees the padding after it."""
+    input_ids = torch.full((len(sequences), max(map(len, sequences))), pad_id, dtype=torch.long)
+    for b, ids in enumerate(sequences):
+        input_ids[b, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return input_ids
+
+
+def verdict_logits(model: torch.nn.Module, sequences: list[list[int]], positions: list[list[int]], pad_id: int,
+                   device: torch.device) -> torch.Tensor:
+    """One forward over the batch; the logits [N, V] (fp32) at every verdict position, flattened in order."""
+    rows = torch.tensor([b for b, ps in enumerate(positions) for _ in ps], dtype=torch.long, device=device)
+    cols = torch.tensor([p for ps in positions for p in ps], dtype=torch.long, device=device)
+    logits = model(pad_batch(sequences, pad_id).to(device, non_blocking=True))
+    return logits[rows, cols].float()
+
+
+def prm_loss(model: torch.nn.Module, examples: list[StepExample], pad_id: int,
+             device: torch.device) -> tuple[torch.Tensor, int]:
+    """The objective: (sum over every verdict position of the cross-entropy of its verdict token, how many
+    positions). Full-vocabulary cross-entropy in fp32: the model learns to write "+" or "-" at a tag."""
+    logits = verdict_logits(model, [e.input_ids for e in examples], [e.positions for e in examples], pad_id, device)
+    targets = torch.tensor([t for e in examples for t in e.targets], dtype=torch.long, device=device)
+    return F.cross_entropy(logits, targets, reduction="sum"), len(targets)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring responses
+
+
+@torch.no_grad()
+def score_steps(model: torch.nn.Module, tokenizer, prompt: list[dict], step_lists: list[list[str]],
+                batch_size: int = 32) -> list[list[float]]:
+    """P(good) of every step of every response to one prompt: one forward per batch of responses (no
+    KV cache: each response is read once). A response longer than the verifier's context is scored on
+    the steps that fit."""
+    _, good, bad = verdict_ids(tokenizer)
+    context = model.args.max_seq_len
+    device = next(model.parameters()).device
+    laid_out = []
+    for steps in step_lists:
+        ids, positions = layout(tokenizer, prompt, steps)
+        positions = [p for p in positions if p < context]
+        if not positions:
+            raise UserError(f"the verifier's {context}-token context cannot hold the prompt and a first step "
+                            f"({len(ids)} tokens laid out)")
+        laid_out.append((ids[:positions[-1] + 1], positions))
+    scores = []
+    for start in range(0, len(laid_out), batch_size):
+        batch = laid_out[start:start + batch_size]
+        logits = verdict_logits(model, [ids for ids, _ in batch], [ps for _, ps in batch], tokenizer.pad_id, device)
+        p_good = logits[:, [good, bad]].softmax(-1)[:, 0].tolist()
+        for _, positions in batch:
+            scores.append(p_good[:len(positions)])
+            p_good = p_good[len(positions):]
+    return scores
+
+
+def aggregate(step_scores: list[float], how: str = "min") -> float:
+    """A response's score from its steps': the weakest step (min, the PRM default), all steps good (prod),
+    or the last verdict (last: an ORM, whose one verdict follows the whole solution)."""
+    if how == "min":
+        return min(step_scores)
+    if how == "prod":
+        product = 1.0
+        for s in step_scores:
+            product *= s
+        return product
+    if how == "last":
+        return step_scores[-1]
+    raise ValueError(f"unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}")
+
+
+class Verifier:
+    """A verifier checkpoint ready to score responses: its model, tokenizer, aggregation and step split."""
+
+    def __init__(self, path: str, agg: str = "min", split: str = "lines", dtype: str = "auto",
+                 device: str | None = None, batch_size: int = 32):
+        from w2s.runtime import load_model_and_tokenizer
+
+        if agg not in AGGREGATIONS:
+            raise UserError(f"--verifier-agg {agg!r}: choose from {', '.join(AGGREGATIONS)}")
+        if split not in SPLITS:
+            raise UserError(f"--verifier-split {split!r}: choose from {', '.join(SPLITS)}")
+        self.path, self.agg, self.split, self.batch_size = path, agg, split, batch_size
+        self.model, self.tokenizer = load_model_and_tokenizer(path, None, dtype, device)
+        verdict_ids(self.tokenizer)  # refuse a tokenizer without one-token verdicts before any work
+
+    def rerank(self, problem: str, row: dict) -> dict:
+        """What re-ranking adds to an evaluation row (see `rerank_fields`)."""
+        from w2s.data import user_message
+
+        prompt = [{"role": "user", "content": user_message(problem)}]
+        step_scores = score_steps(self.model, self.tokenizer, prompt,
+                                  [split_steps(r, self.split) for r in row["responses"]], self.batch_size)
+        return rerank_fields(row["extracted"], row["correct"], [aggregate(s, self.agg) for s in step_scores],
+                             step_scores)
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-ranking K samples: best-of-K and weighted majority, and the same over the first k of them
+
+
+def answer_groups(answers: list[str | None]) -> list[int | None]:
+    """Each response's group of equivalent answers (numbered in order of first appearance; None: no
+    answer). Groups form in response order, so the first k responses' groups are the prefix of these:
+    every curve over k is read from one grouping."""
+    from w2s.grader import is_equiv
+
+    firsts: list[str] = []
+    groups = []
+    for answer in answers:
+        if answer is None:
+            groups.append(None)
+            continue
+        for g, first in enumerate(firsts):
+            if answer == first or is_equiv(answer, first):
+                groups.append(g)
+                break
+        else:
+            firsts.append(answer)
+            groups.append(len(firsts) - 1)
+    return groups
+
+
+def _vote(groups: list[int | None], weights: list[float]) -> int | None:
+    """Index of the first response of the group with the most weight (ties: the group seen first)."""
+    totals: dict[int, float] = {}
+    first: dict[int, int] = {}
+    for i, (g, w) in enumerate(zip(groups, weights)):
+        if g is not None:
+            totals[g] = totals.get(g, 0.0) + w
+            first.setdefault(g, i)
+    if not totals:
+        return None
+    return first[max(totals, key=lambda g: (totals[g], -g))]
+
+
+def rerank_at(groups: list[int | None], correct: list[bool], scores: list[float], k: int) -> dict[str, bool]:
+    """Verdicts over the first k responses: majority vote, any right (pass), the highest-scored one
+    (best_of; ties: the first), and the weighted majority (each answer voted by its responses' scores)."""
+    groups, correct, scores = groups[:k], correct[:k], scores[:k]
+    voted, weighted = _vote(groups, [1.0] * k), _vote(groups, scores)
+    best = max(range(k), key=lambda i: (scores[i], -i))
+    return {"maj": voted is not None and correct[voted], "pass": any(correct), "best_of": correct[best],
+            "weighted_maj": weighted is not None and correct[weighted]}
+
+
+def rerank_fields(extracted: list[str | None], correct: list[bool], scores: list[float],
+                  step_scores: list[list[float]]) -> dict:
+    """Fields of an evaluation row with a verifier: "scores" (one per response, in [0, 1]), "step_scores",
+    "answer_groups", "best_of" / "weighted_verdict" (is the chosen answer right), "weighted_majority"."""
+    groups = answer_groups(extracted)
+    weighted = _vote(groups, scores)
+    verdicts = rerank_at(groups, correct, scores, len(scores))
+    return {"scores": scores, "step_scores": step_scores, "answer_groups": groups, "best_of": verdicts["best_of"],
+            "weighted_majority": extracted[weighted] if weighted is not None else None,
+            "weighted_verdict": verdicts["weighted_maj"]}
+
+
+def curve_ks(n: int) -> list[int]:
+    """1, 2, 4, ... up to n, and n itself."""
+    ks = [k for k in (2 ** i for i in range(n.bit_length())) if k <= n]
+    return ks + ([n] if ks[-1] != n else [])
+
+
+def rerank_curves(rows: list[dict], ks: list[int]) -> dict[str, dict[str, float]]:
+    """Accuracy over the first k responses of every row, for each k: {"k": {"maj@k", "pass@k",
+    "best_of@k", "weighted_maj@k"}}. Rows need "answer_groups", "correct" and "scores"."""
+    curves = {}
+    for k in ks:
+        verdicts = [rerank_at(r["answer_groups"], r["correct"], r["scores"], k) for r in rows]
+        curves[str(k)] = {f"{name}@{k}": sum(v[name] for v in verdicts) / len(rows)
+                          for name in ("maj", "pass", "best_of", "weighted_maj")}
+    return curves

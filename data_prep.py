@@ -506,6 +506,32 @@ def build_hf(args) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Source 3: the release of "Weak-to-Strong Reasoning" (GAIR-NLP/weak-to-strong-reasoning, w2s/gair.py)
+
+
+def build_gair(args) -> None:
+    from w2s.gair import read_gair
+
+    check_manifest(args.out, {"source": "gair"})
+    tests, sft_sets, pair_sets, task_sets, report = read_gair(args.gair_dir)
+    print(f"GAIR-NLP/weak-to-strong-reasoning at {args.gair_dir}:")
+    for key, value in report.items():
+        print(f"  {key}: {value}")
+    write_tests(args.out, tests)
+    os.makedirs(os.path.join(args.out, "tasks"), exist_ok=True)
+    for name, rows in task_sets.items():
+        write_jsonl(os.path.join(args.out, "tasks", f"{name}.jsonl"), rows)
+        print(f"wrote {os.path.join(args.out, 'tasks', name + '.jsonl')}: {len(rows)} tasks (for sample.py)")
+    for name, rows in pair_sets.items():
+        write_jsonl(os.path.join(args.out, f"{name}.jsonl"), rows)
+        print(f"wrote {os.path.join(args.out, name + '.jsonl')}: {len(rows)} pairs (train.py --objective dpo)")
+    written = {}
+    write_sets(args.out, sft_sets, None, written, {})
+    print()
+    print_table(written)
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -536,7 +562,8 @@ examples:
   python sample.py --model runs/weak/final --tasks data/tasks/hard_full.jsonl --out runs/weak/samples.jsonl --n 1
   python data_prep.py --from-samples runs/weak/samples.jsonl --name weak_model   # -> data/weak_model.jsonl""")
     parser.add_argument("--out", default="data", help="output directory (default: data)")
-    parser.add_argument("--source", choices=["builtin", "hf"], default="builtin", help="the built-in world (default) or the paper's data")
+    parser.add_argument("--source", choices=["builtin", "hf", "gair"], default="builtin",
+                        help="the built-in world (default), the paper's data (hf), or Weak-to-Strong Reasoning's release (gair)")
     parser.add_argument("--seed", type=int, help="world / mixture seed (default 0, or the directory's)")
     parser.add_argument("--hard-error", type=float, nargs="+", default=[0.0], metavar="E",
                         help="outcome error rate(s) of hard full tasks (default 0; the paper's grid: 0 0.2 0.5 0.7 0.9 1)")
@@ -563,6 +590,8 @@ examples:
     hf = parser.add_argument_group("the paper's data (--source hf)")
     hf.add_argument("--hf-dir", help="convert an already-downloaded copy of the dataset instead of downloading")
     hf.add_argument("--hf-subset", help="only this subset folder of task_sol_pairs/ and paraphrase/")
+    parser.add_argument("--gair-dir", metavar="DIR", help="--source gair: a downloaded copy of "
+                        "GAIR-NLP/weak-to-strong-reasoning (or its data/ folder); no download happens")
     parser.add_argument("--stats", metavar="FILE.jsonl", help="report a set's quality (counts, error rates, lengths) and exit")
     parser.add_argument("--from-samples", metavar="SAMPLES.jsonl",
                         help="turn a model teacher's samples (sample.py output) into the set DIR/<--name>.jsonl and exit")
@@ -600,7 +629,13 @@ examples:
         args.source = "hf"
         if not os.path.isdir(args.hf_dir):
             parser.error(f"--hf-dir {args.hf_dir}: no such directory")
-    if args.source == "hf" and args.step_profile != ["mixed"]:
+    if args.gair_dir:
+        args.source = "gair"
+        if not os.path.isdir(args.gair_dir):
+            parser.error(f"--gair-dir {args.gair_dir}: no such directory")
+    elif args.source == "gair":
+        parser.error("--source gair needs --gair-dir DIR (a downloaded copy of GAIR-NLP/weak-to-strong-reasoning)")
+    if args.source != "builtin" and args.step_profile != ["mixed"]:
         parser.error("--step-profile applies to the built-in world only (the paper's data brings its own errors)")
     for name in ("num_hard", "num_test", "num_long_test", "vocab_size", "max_value", "max_start", "max_add"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -631,6 +666,8 @@ def prepare(argv: list[str] | None = None) -> None:
         pairs_command(args)
     elif args.source == "hf":
         build_hf(args)
+    elif args.source == "gair":
+        build_gair(args)
     else:
         build_builtin(args)
 

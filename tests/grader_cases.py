@@ -294,11 +294,211 @@ MALFORMED = [
     (r"\boxed{^^}", "1", False),
 ]
 
+# Real weak-model replies: the four ways the grader went wrong on them.
+REAL_OUTPUT = [
+    (r"The cost is 70 dollars. The answer is: $\$70$", "70", True),
+    (r"The cost is 70 dollars. The answer is: $\$70$", "7", False),
+    ("He spent $70 in all and there are 7 teachers, so he spent $70/7=$10 per teacher.\nEach gift cost $10.", "10",
+     True),
+    ("He spent $70 in all and there are 7 teachers, so he spent $70/7=$10 per teacher.\nEach gift cost $10.", "70",
+     False),
+    ("She sold 48 clips in April and half as many in May, so in May she sold 48 / 2 = ", "24", False),
+    ("First we find the total: 16 - 3 - 4 = 9 eggs. Then she sells them at $2 each, so", "18", False),
+    ("She has 5 apples.\n" * 8, "5", False),
+    ("Let x be the number. Then x + 3 = 8, so x = 5.\nLet x be the number. Then x + 3 = 8, so x = 5.\n" * 4, "5",
+     False),
+    (r"So the average is \boxed{\frac{272}{5} = 54.4}", "54.4", True),
+    (r"So the average is \boxed{\frac{272}{5} = 54.4}", "54", False),
+    (r"\boxed{x = 5+5+1 = 7 = 11}", "11", True),
+    (r"\boxed{x = 5+5+1 = 7 = 11}", "7", False),
+    ("Janet sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = 18 dollars.\nSo she makes 18 dollars every day.", "18",
+     True),
+]
+
+# Answers written as relations.
+RELATIONS = [
+    (r"\boxed{x >= 3}", r"x \geq 3", True),
+    (r"\boxed{x \ge 3}", r"x \geq 3", True),
+    (r"\boxed{x \geqslant 3}", "x >= 3", True),
+    (r"\boxed{x >= 3}", r"x > 3", False),
+    (r"\boxed{x <= -1}", r"x \leq -1", True),
+    (r"\boxed{x <= -1}", r"x \leq 1", False),
+    (r"\boxed{x != 2}", r"x \neq 2", True),
+    (r"\boxed{x \ne 2}", r"x \neq 3", False),
+    (r"\boxed{x \lt 5}", "x < 5", True),
+    (r"\boxed{x \gt 5}", "x > 5", True),
+    (r"\boxed{x \gt 5}", "x < 5", False),
+    (r"\boxed{-x \geq -1}", r"x \leq 1", True),
+    (r"\boxed{-x \geq -1}", r"x \geq 1", False),
+    (r"\boxed{2x < 6}", "x < 3", True),
+    (r"\boxed{x \geq 1}", r"[1, \infty)", True),
+    (r"\boxed{x > 1}", r"[1, \infty)", False),
+    (r"\boxed{1 \leq x}", r"[1, \infty)", True),
+    (r"\boxed{5 > x}", r"(-\infty, 5)", True),
+    (r"\boxed{5 \geq x}", r"(-\infty, 5)", False),
+    (r"\boxed{x < -2 \text{ or } x > 3}", r"(-\infty,-2)\cup(3,\infty)", True),
+    (r"\boxed{x < -2 \text{ or } x \geq 3}", r"(-\infty,-2)\cup(3,\infty)", False),
+    (r"\boxed{x \neq 2}", r"(-\infty, 2) \cup (2, \infty)", True),
+]
+
+# Answers with a name in front: the value is the answer.
+LABELLED = [
+    (r"\boxed{(p,q)=(3,2)}", "(3,2)", True),
+    (r"\boxed{(p,q)=(3,2)}", "(2,3)", False),
+    (r"\boxed{AB=4, CD=5}", "4, 5", True),
+    (r"\boxed{AB=4, CD=5}", "4, 6", False),
+    (r"\boxed{V_1:V_2=11:21}", "11:21", True),
+    (r"\boxed{V_1:V_2=11:21}", "21:11", False),
+    (r"\boxed{\frac{NO}{BO}=\frac{1}{\sqrt6}}", r"\frac{\sqrt{6}}{6}", True),
+    (r"\boxed{\frac{NO}{BO}=\frac{1}{\sqrt6}}", r"\frac{\sqrt{6}}{3}", False),
+    (r"\boxed{f(x) = 2x+3}", "y = 2x+3", True),
+    (r"\boxed{f(x) = 2x+3}", "y = 2x-3", False),
+    (r"\boxed{x = 3}", "y = 3", False),
+    (r"\boxed{m\angle ABC = 40}", "40", True),
+    (r"\boxed{2x + 4y = 6}", "6", False),
+]
+
+# Several answers: sets, tuples in any order, other separators.
+COLLECTIONS = [
+    (r"\boxed{\{(1,2),(3,4)\}}", "(3,4),(1,2)", True),
+    (r"\boxed{(3,4),(1,2)}", r"\{(1,2),(3,4)\}", True),
+    (r"\boxed{(3,4),(2,1)}", r"\{(1,2),(3,4)\}", False),
+    (r"\boxed{(1,2); (3,4)}", "(3,4), (1,2)", True),
+    (r"\boxed{1; 2; 3}", "3, 2, 1", True),
+    (r"\boxed{1; 2}", "1, 2, 3", False),
+    (r"The solutions are $x=1$ or $x=2$.", "1, 2", True),
+    (r"\boxed{1 \text{ or } 2}", "2, 1", True),
+    (r"\boxed{1 \text{ or } 2}", "2", False),
+    (r"\boxed{\{1, 2, 3\}}", "1, 2, 3", True),
+    (r"\boxed{1, 2, 3}", r"\{1, 2\}", False),
+    (r"\boxed{{1, 2, 3}}", r"\{3, 2, 1\}", True),
+    (r"\boxed{{1, 2}}", r"\{1, 2, 3\}", False),
+    (r"\boxed{\{(1,2)\}}", "(1,2)", True),
+]
+
+# How numbers are written.
+NUMBER_FORMATS = [
+    (r"\boxed{1000,99}", "1000.99", True),
+    (r"\boxed{0,111}", "0.111", True),
+    (r"\boxed{0,111}", "111", False),
+    (r"\boxed{1,000}", "1000", True),
+    (r"\boxed{1,000}", "1", False),
+    (r"\boxed{12,5}", "12.5", True),
+    (r"\boxed{1,2}", "1, 2", True),
+    (r"\boxed{1 1/2}", r"\frac{3}{2}", True),
+    (r"\boxed{1 1/2}", "1.2", False),
+    (r"\boxed{2\frac{3}{4}}", "2.75", True),
+    (r"\boxed{4210_{7}}", "4210_7", True),
+    (r"\boxed{4210_{7}}", "4210_8", False),
+    (r"\boxed{20:34}", "20:34:00", True),
+    (r"\boxed{20:34}", "20:35", False),
+]
+
+# Numeric tolerance: both sides of each rule in the policy (w2s/grader.py, scalars).
+TOLERANCE = [
+    (r"\boxed{125.663}", r"40\pi", True),  # 6 digits, within one unit of the last
+    (r"\boxed{125.66}", r"40\pi", True),  # 5 digits
+    (r"\boxed{125.7}", r"40\pi", False),  # 4 digits: a different number as far as we can tell
+    (r"\boxed{125.665}", r"40\pi", False),  # 6 digits but off by more than one unit
+    (r"\boxed{1.0001}", "1", False),
+    (r"\boxed{1.00001}", "1", False),
+    (r"\boxed{1.00000}", "1", True),
+    (r"\boxed{0.99999}", "1", False),
+    (r"\boxed{3.14159}", r"\pi", True),
+    (r"\boxed{3.1416}", r"\pi", True),
+    (r"\boxed{3.142}", r"\pi", False),
+    (r"\boxed{0.33333}", r"\frac{1}{3}", True),
+    (r"\boxed{0.3333}", r"\frac{1}{3}", False),
+    (r"\boxed{25\%}", "0.25", True),
+    (r"\boxed{25\%}", r"\frac{1}{4}", True),
+    (r"\boxed{0.25}", r"25\%", True),
+    (r"\boxed{25}", "0.25", False),
+    (r"\boxed{25\%}", "0.26", False),
+    (r"\boxed{25 \text{ percent}}", "25", True),
+    (r"\boxed{25 pct}", "0.25", True),
+    (r"\boxed{25 percentage}", "26", False),
+]
+
+# Final answers stated in prose, with no box.
+PROSE = [
+    ("Final Answer: The largest $n$ is 34.", "34", True),
+    ("Final Answer: The largest $n$ is 34.", "n", False),
+    (r"We compute the sum step by step. Therefore, the value of $x$ is $\frac{5}{2}$.", "2.5", True),
+    (r"We compute the sum step by step. Therefore, the value of $x$ is $\frac{5}{2}$.", "x", False),
+    ("Adding the two parts, the total is 48 + 24 = 72. So Natalia sold 72 clips.", "72", True),
+    ("Adding the two parts, the total is 48 + 24 = 72. So Natalia sold 72 clips.", "24", False),
+    (r"Thus the area of the triangle is $\frac{1}{2} \cdot 6 \cdot 4 = 12$.", "12", True),
+    ("The roots are $2$ and $-3$.", "-3, 2", True),
+    ("The roots are $2$ and $-3$.", "2", False),
+    ("Answer: 42", "42", True),
+]
+
+# LaTeX spellings of the same thing.
+SPELLINGS = [
+    (r"\boxed{\cfrac{3}{4}}", "0.75", True),
+    (r"\boxed{\\frac{1}{2}}", "0.5", True),
+    (r"\boxed{\\sqrt{2}}", r"\sqrt{3}", False),
+    (r"\boxed{12\textnormal{ miles}}", "12", True),
+    (r"\boxed{12\textnormal{ miles}}", "13", False),
+    (r"\boxed{\sin(30^\circ)}", r"\frac{1}{2}", True),
+    (r"\boxed{\cos 60^{\circ}}", r"\frac{1}{2}", True),
+    (r"\boxed{\sin(30^\circ)}", r"\frac{\sqrt{3}}{2}", False),
+    (r"\boxed{\left[\begin{array}{cc} 1 & 2 \end{array}\right]}", "[1, 2]", True),
+    (r"\boxed{\begin{matrix} 1 & 2 \end{matrix}}", "1, 2", True),
+    (r"\boxed{\begin{matrix} 1 & 2 \end{matrix}}", "2, 1", False),
+    (r"\boxed{\left[\begin{array}{cc} 1 & 2 \\ 3 & 4 \end{array}\right]}",
+     r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", True),
+]
+
+# Juxtaposition is multiplication, not a function call.
+PRODUCTS = [
+    (r"\boxed{i(2-i)}", "1+2i", True),
+    (r"\boxed{i(2-i)}", "2i-1", False),
+    (r"\boxed{x(2-x)}", "2x - x^2", True),
+    (r"\boxed{x(2-x)}", "2x + x^2", False),
+    (r"\boxed{2^6 3^5 5^4}", r"2^6 \cdot 3^5 \cdot 5^4", True),
+    (r"\boxed{2^6 3^5 5^4}", r"2^6 \cdot 3^4 \cdot 5^5", False),
+]
+
+# Junk after the answer.
+TRAILING_JUNK = [
+    (r"\boxed{185\ }", "185", True),
+    ("185\\", "185", True),
+    ("185\\", "186", False),
+    (r"\boxed{\frac{\sqrt3}{3} \approx 0.577}", r"\frac{1}{\sqrt3}", True),
+    (r"\boxed{\frac{\sqrt3}{3} \approx 0.577}", r"\frac{1}{3}", False),
+    (r"\boxed{-2\pi}", "-2*pi", True),
+    (r"\boxed{2\pi}", "-2*pi", False),
+]
+
+# A reply that hedges or contradicts itself is not right because one of its answers is.
+HEDGING = [
+    (r"The answer is $\boxed{3}$ or $\boxed{4}$.", "4", False),
+    (r"The answer is $\boxed{3}$ or $\boxed{4}$.", "3", False),
+    (r"$x = \boxed{2}$ and $x = \boxed{-5}$", "2, -5", True),
+    ("So the answer is \\boxed{3}.\nThe answer is 4.", "3", False),
+    ("So the answer is \\boxed{3}.\nThe answer is 4.", "4", False),
+    ("So the answer is \\boxed{3}.\nThe answer is 3.", "3", True),
+    ("So we get \\boxed{12}.\n#### 12", "12", True),
+]
+
+# The gold written as a whole solution, with or without a box.
+GOLD_SOLUTIONS = [
+    (r"\boxed{9}", "Natalia sold 48/2 = 24 clips in May, and 48 + 24 = 72 in all, so the answer is 9.", True),
+    (r"\boxed{72}", "Natalia sold 48/2 = 24 clips in May, and 48 + 24 = 72 in all, so the answer is 9.", False),
+    (r"\boxed{\frac{1}{2}}", r"We divide both sides by two, so the probability is $\frac{1}{2}$.", True),
+    (r"\boxed{2}", r"We divide both sides by two, so the probability is $\frac{1}{2}$.", False),
+]
+
+
 KINDS = {
     "extraction": EXTRACTION, "numbers": NUMBERS, "formatting": FORMATTING, "symbolic": SYMBOLIC,
     "tuples": TUPLES, "intervals": INTERVALS, "sets": SETS, "lists": LISTS, "matrices": MATRICES,
     "equations": EQUATIONS, "plus_minus": PLUS_MINUS, "infinity": INFINITY,
     "choices_and_text": CHOICES_AND_TEXT, "traps": TRAPS, "malformed": MALFORMED,
+    "real_output": REAL_OUTPUT, "relations": RELATIONS, "labelled": LABELLED, "collections": COLLECTIONS,
+    "number_formats": NUMBER_FORMATS, "tolerance": TOLERANCE, "prose": PROSE, "spellings": SPELLINGS,
+    "products": PRODUCTS, "trailing_junk": TRAILING_JUNK, "hedging": HEDGING, "gold_solutions": GOLD_SOLUTIONS,
 }
 
 CASES = [(response, gold, verdict, kind) for kind, cases in KINDS.items() for response, gold, verdict in cases]

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.grader_cases import CASES, KINDS
-from w2s import grader
+from w2s import grader, sympy_check
 from w2s.grader import extract_answer, grade, is_equiv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,13 +41,18 @@ def test_labelled_cases_are_many_and_varied():
     ("It costs 12 dollars, then 15 dollars.", "15"),
     (r"\frac{1}{2}", r"\frac{1}{2}"),
     ("0.5", "0.5"),
+    (r"The answer is: $\$70$", r"\$70"),
+    ("so he spent $70/7=$10 per teacher.\nEach gift cost $10.", "$10"),
+    ("Final Answer: The largest $n$ is 34.", "34"),
+    (r"The answer is \boxed{2} or \boxed{3}.", "2, 3"),
 ])
 def test_extract_answer(text, answer):
     assert extract_answer(text) == answer
 
 
 @pytest.mark.parametrize("text", [r"the answer is \boxed{12", r"\boxed{\frac{1}{2}", r"\boxed{}", "no numbers here at all",
-                                  ""])
+                                  "", "In May she sold 48 / 2 = ", "First 16 - 3 - 4 = 9 eggs. Then she sells them at",
+                                  "She has 5 apples.\n" * 8, "So the answer is \\boxed{3}.\nThe answer is 4."])
 def test_extract_answer_none(text):
     assert extract_answer(text) is None
 
@@ -165,7 +170,7 @@ def test_helpers_outlive_the_thread_that_started_them():
     thread.start()
     thread.join()
     time.sleep(0.5)  # a helper tied to the finished thread would be killed by now
-    assert grader._pool.helpers and all(helper.alive() for helper in grader._pool.helpers)
+    assert sympy_check._pool.helpers and all(helper.alive() for helper in sympy_check._pool.helpers)
     assert is_equiv(r"\sqrt{18}", r"3\sqrt{2}")
 
 

@@ -9,6 +9,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 
 import mini_study  # noqa: E402
+import runner  # noqa: E402
 
 
 def run_smoke(out: str) -> subprocess.CompletedProcess:
@@ -44,6 +45,7 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
         assert f"`{condition}`" in report
     for question in mini_study.QUESTIONS:
         assert question.title in report
+    assert "## Weak to strong" in report
 
     # A rerun finds every run finished: nothing is trained again, no row is added.
     second = run_smoke(out)
@@ -54,13 +56,13 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
 
 
 def test_statistics():
-    stats = mini_study.mean_and_spread([0.5, 0.6, 0.7])
+    stats = runner.mean_and_spread([0.5, 0.6, 0.7])
     assert abs(stats["mean"] - 0.6) < 1e-12 and abs(stats["std"] - 0.1) < 1e-12
     assert abs(stats["se"] - 0.1 / 3 ** 0.5) < 1e-12
-    assert mini_study.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
-    assert mini_study.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
-    assert "agrees" in mini_study.verdict((0.10, 0.02)) and "disagrees" in mini_study.verdict((-0.10, 0.02))
-    assert "no clear difference" in mini_study.verdict((0.01, 0.02))
+    assert runner.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert runner.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert "agrees" in runner.verdict((0.10, 0.02)) and "disagrees" in runner.verdict((-0.10, 0.02))
+    assert "no clear difference" in runner.verdict((0.01, 0.02))
 
 
 def test_differences_are_paired_by_seed():
@@ -72,7 +74,21 @@ def test_differences_are_paired_by_seed():
     # A seed's stage 1 moves both conditions together; b is always 0.1 behind a.
     results = [row("a", s, acc) for s, acc in [(0, 0.2), (1, 0.5), (2, 0.8)]]
     results += [row("b", s, acc - 0.1) for s, acc in [(2, 0.8), (0, 0.2), (1, 0.5)]]  # any order in the file
-    summary = mini_study.summarize(results)
-    diff, se = mini_study.difference(summary, "a", "b")
+    summary = runner.summarize(results)
+    diff, se = runner.difference(summary, "a", "b")
     assert abs(diff - 0.1) < 1e-12 and se < 1e-12
-    assert "agrees" in mini_study.verdict((diff, se))
+    assert "agrees" in runner.verdict((diff, se))
+
+
+def test_weak_to_strong_table_puts_each_student_next_to_its_supervision():
+    def row(condition, seed, accuracy, steps):
+        return {"condition": condition, "seed": seed,
+                "benches": {"miniworld": {"problems": 1000, "accuracy": accuracy, "step_accuracy": steps}}}
+
+    summary = runner.summarize([row("hard_full_e0.9", s, 0.6, 0.8) for s in range(3)])
+    quality = {"hard_full_e0.9": {"outcome_error": 0.9, "step_error": 0.5, "examples": 10}}
+    header, rule, line = mini_study.weak_to_strong_table(summary, quality)
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    # supervision 10% right -> student 60%: +50 points; steps 50% -> 80%: +30 points.
+    assert cells[1:] == ["10.0", "60.0 ± 0.0", "+50.0", "50.0", "80.0 ± 0.0", "+30.0"]
+    assert len(mini_study.weak_to_strong_table({}, quality)) == 2  # a condition not run has no row

@@ -1,0 +1,240 @@
+"""What every study script in experiments/ shares: running the project's commands in worker processes,
+a pool of jobs that start when what they need is done, progress with an ETA, and the statistics
+(mean and standard error over seeds, differences paired by seed, verdicts, rank correlation).
+
+Reading order: the commands and the pools; the statistics.
+"""
+import math
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from w2s import miniworld  # noqa: E402
+from w2s.data import read_jsonl  # noqa: E402
+
+
+# ---------------------------------------------------------------------------------------------
+# Running commands, and a pool that runs jobs as soon as what they need is done
+
+
+class Progress:
+    """One line per job started or finished, with the elapsed time and an ETA from the work done so far."""
+
+    def __init__(self, total_cost: float):
+        self.total_cost, self.done_cost, self.lock = total_cost, 0.0, threading.Lock()
+        self.start = time.time()
+        self.finished = self.skipped_cost = 0.0
+
+    def log(self, message: str) -> None:
+        elapsed = time.time() - self.start
+        with self.lock:
+            worked = self.done_cost - self.skipped_cost
+            left = self.total_cost - self.done_cost
+            eta = f", ETA {left * elapsed / worked / 60:.0f} min" if worked > 0 and left > 0 else ""
+            print(f"[{time.strftime('%H:%M:%S')} +{elapsed / 60:.1f} min{eta}] {message}", flush=True)
+
+    def add(self, cost: float, skipped: bool = False) -> None:
+        with self.lock:
+            self.done_cost += cost
+            self.skipped_cost += cost if skipped else 0.0
+
+
+def run_stage(script: str, argv: list[str], log_path: str) -> None:
+    """`python <script>.py <argv>`, run by calling the script's main(argv) in this (worker) process, its
+    output appended to log_path. The same as the command line, without importing torch again for each
+    of the study's ~80 stages (about 3 s of CPU each)."""
+    import importlib
+    from contextlib import redirect_stderr, redirect_stdout
+
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, "a") as log, redirect_stdout(log), redirect_stderr(log):
+        print(f"\n$ python {script}.py {' '.join(argv)}", flush=True)
+        try:
+            importlib.import_module(script).main(argv)
+            code = 0
+        except SystemExit as e:  # argparse and the scripts' own errors exit; a failed stage must not end the worker
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            if e.code not in (None, 0) and not isinstance(e.code, int):
+                print(e.code)
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+    if code != 0:
+        with open(log_path) as f:
+            tail = "".join(f.readlines()[-15:])
+        raise RuntimeError(f"`python {script}.py {' '.join(argv)}` failed (exit {code}); its log is {log_path}:\n{tail}")
+
+
+def start_worker(threads: int) -> None:
+    """A worker process runs one stage at a time with `threads` threads, from the repository root."""
+    import torch
+
+    os.chdir(REPO)
+    torch.set_num_threads(threads)
+
+
+class Jobs:
+    """A pool of `workers` threads, each running one command at a time. A job waits for the jobs it
+    depends on; jobs are added in an order where dependencies come first, so a waiting job only ever
+    waits on jobs already running or done (no deadlock)."""
+
+    def __init__(self, workers: int):
+        self.pool = ThreadPoolExecutor(workers)
+        self.futures = {}
+
+    def add(self, name: str, work, after: tuple[str, ...] = ()) -> None:
+        needed = [self.futures[a] for a in after]
+
+        def job():
+            for future in needed:
+                future.result()  # a failed dependency fails this job too
+            return work()
+
+        self.futures[name] = self.pool.submit(job)
+
+    def wait(self) -> dict[str, BaseException]:
+        """Wait for every job; the failures by job name."""
+        failures = {}
+        for name, future in self.futures.items():
+            try:
+                future.result()
+            except BaseException as e:  # noqa: BLE001 - reported below, the other jobs go on
+                failures[name] = e
+        self.pool.shutdown()
+        return failures
+
+
+class Workers:
+    """`jobs` worker processes (spawned: a clean interpreter each, nothing inherited from this one's
+    threads), each importing torch once and running command after command with `threads` threads."""
+
+    def __init__(self, jobs: int, threads: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.jobs, self.threads = jobs, threads
+        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=start_worker, initargs=(threads,))
+
+    def run(self, script: str, argv: list[str], log_path: str) -> None:
+        """A project command (`python <script>.py <argv>`), in the next free worker process."""
+        self.pool.submit(run_stage, script, argv, log_path).result()
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def step_accuracy(eval_rows_path: str) -> float:
+    """The share of test-problem steps a model's greedy solutions get right, by the world's exact step
+    checker (a missing or extra step is a wrong one). Finer than final-answer accuracy: a solution
+    with one slip in five steps scores 0.8 here and 0 there."""
+    wrong = total = 0
+    for row in read_jsonl(eval_rows_path):
+        errors = miniworld.step_errors(row["responses"][0], row["problem"])
+        wrong, total = wrong + sum(errors), total + len(errors)
+    return 1 - wrong / total
+
+
+def mean_and_spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation across seeds, standard error of the mean, min and max."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
+    return {"n": n, "mean": mean, "std": std, "se": std / math.sqrt(n) if n > 1 else float("nan"),
+            "min": min(values), "max": max(values), "values": values}
+
+
+def summarize(results: list[dict]) -> dict[str, dict[str, dict]]:
+    """condition -> bench -> accuracy statistics over seeds (in seed order), and the test-sampling
+    standard error of one run."""
+    by_condition: dict[str, dict[str, list]] = {}
+    for row in sorted(results, key=lambda r: (r["condition"], -1 if r["seed"] is None else r["seed"])):
+        for bench, r in row["benches"].items():
+            by_condition.setdefault(row["condition"], {}).setdefault(bench, []).append({**r, "seed": row["seed"]})
+    summary = {}
+    for condition, benches in by_condition.items():
+        summary[condition] = {}
+        for bench, runs in benches.items():
+            stats = mean_and_spread([r["accuracy"] for r in runs])
+            problems = runs[0]["problems"]
+            # The binomial standard error of one run's accuracy: what a bigger test set would shrink.
+            stats["test_se"] = math.sqrt(stats["mean"] * (1 - stats["mean"]) / problems)
+            stats["problems"] = problems
+            stats["seeds"] = [r["seed"] for r in runs]
+            stats["step"] = mean_and_spread([r["step_accuracy"] for r in runs])
+            summary[condition][bench] = stats
+    return summary
+
+
+def difference(summary: dict, a: str, b: str, steps: bool = False, bench: str = "miniworld") -> tuple[float, float] | None:
+    """acc(a) - acc(b) (final answers, or with `steps` the share of steps right) and its standard error.
+
+    Paired by seed where both conditions ran the same seeds: a seed's conditions all start from that
+    seed's stage-1 model, so the per-seed differences cancel how good that stage 1 happened to be (the
+    largest source of spread here), and the standard error is that of the mean per-seed difference.
+    Otherwise unpaired (from each side's spread; with one run, the final answers' binomial error)."""
+    if a not in summary or b not in summary:
+        return None
+    sa, sb = summary[a][bench], summary[b][bench]
+    va, vb = (sa["step"]["values"], sb["step"]["values"]) if steps else (sa["values"], sb["values"])
+    if sa["seeds"] == sb["seeds"] and len(va) > 1:
+        diffs = mean_and_spread([x - y for x, y in zip(va, vb)])
+        return diffs["mean"], diffs["se"]
+    if steps:
+        sa, sb = sa["step"], sb["step"]
+    se = lambda s: s["se"] if s["n"] > 1 else s.get("test_se", float("nan"))  # noqa: E731
+    return sa["mean"] - sb["mean"], math.sqrt(se(sa) ** 2 + se(sb) ** 2)
+
+
+def verdict(diff: tuple[float, float] | None, expected_sign: int = 1) -> str:
+    """Whether a difference goes the paper's way, beyond two standard errors or within the noise."""
+    if diff is None:
+        return "not measured"
+    d, se = diff
+    text = f"{d * 100:+.1f} points (± {se * 100:.1f})"
+    if d * expected_sign > 2 * se:
+        return f"{text}: agrees with the paper"
+    if d * expected_sign < -2 * se:
+        return f"{text}: disagrees with the paper"
+    return f"{text}: within two standard errors (no clear difference)"
+
+
+def spearman(xs: list[float], ys: list[float]) -> float:
+    """Rank correlation (average ranks for ties), without scipy."""
+    def ranks(values):
+        order = sorted(range(len(values)), key=lambda i: values[i])
+        r = [0.0] * len(values)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2
+            i = j + 1
+        return r
+
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    var = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+    return cov / var if var else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None or x != x else f"{x * 100:.{digits}f}"

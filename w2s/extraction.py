@@ -1,0 +1,358 @@
+"""Answer text: find the final answer in a solution, then clean it into a canonical string.
+
+Plain string work, no sympy. Reading order:
+
+1. `extract_answer`: find the final answer in a model's text (`\\boxed{}` first, then fallbacks).
+2. `normalize`: plain string clean-up (`$`, `\\left`, `\\dfrac`, units, `\\%`, choice letters...).
+"""
+import re
+
+# --------------------------------------------------------------------------- extraction
+
+# "The answer is X", "Final Answer: X", "The answer to the question is X", "Answer: X".
+_ANSWER_MARKER = re.compile(
+    r"(?:final answer|the answer(?: to [^.\n]{0,80}?)?|^\s*\**answer\**)\s*(?:is|:|=)\s*:?\**\s*", re.I | re.M)
+_GSM8K = re.compile(r"####\s*(.+)")
+_DELIMITER = re.compile(r"\\\(|\\\[|\$\$|(?<!\\)\$")
+_CLOSER = {"\\(": "\\)", "\\[": "\\]", "$$": "$$", "$": "$"}
+_UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
+_NUMBER_IN_TEXT = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+_NUMBER_TOKEN = re.compile(r"-?\\?\$?\s*-?\d[\d,]*(?:\.\d+)?(?:/\d+)?(?:\s*\\?%)?")
+_PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+# The verb before a stated value: "the largest $n$ is 34", "the roots are 2 and 3".
+_COPULA = re.compile(r"\s(?:is|are|was|were|equals|be|becomes)\s+(?:equal to\s+|about\s+|approximately\s+)?", re.I)
+# Words that show a last line draws a conclusion even without a final full stop.
+_CONCLUSION_WORD = re.compile(r"\b(?:so|thus|therefore|hence|total|altogether|in all|finally|answer|result|each)\b",
+                              re.I)
+# Between boxes, only these may stand for the boxes to be one answer (`\boxed{2}` or `\boxed{3}`).
+_BOX_CONNECTOR = re.compile(r"\$|\\[()\[\]]|\\text\s*\{\s*(?:or|and)\s*\}|\\q?quad|\b(?:or|and)\b|[,;\s]|"
+                            r"(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*=")
+
+
+def _braced(text: str, start: int) -> tuple[str, int] | None:
+    """The contents of the `{...}` group that opens at text[start], and the index after it."""
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == "\\":
+            continue
+        if text[i] == "{" and text[i - 1] != "\\":
+            depth += 1
+        elif text[i] == "}" and text[i - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1:i], i + 1
+    return None
+
+
+def _boxes(text: str) -> list[tuple[int, int, str | None]]:
+    """Every `\\boxed{...}` / `\\boxed x` / `\\fbox{...}` as (start, end, contents); contents None if unclosed."""
+    found = []
+    for match in re.finditer(r"\\(?:boxed|fbox)(?![a-zA-Z])\s*", text):
+        rest = match.end()
+        if rest < len(text) and text[rest] == "{":
+            group = _braced(text, rest)
+            if group is None:
+                found.append((match.start(), len(text), None))
+                break  # an unclosed box swallows the rest of the text
+            found.append((match.start(), group[1], group[0].strip()))
+        else:  # `\boxed 5`: TeX takes the next token as the argument; we take the word after it.
+            word = re.match(r"[^\s$]+", text[rest:])
+            found.append((match.start(), rest + (word.end() if word else 0), word.group(0) if word else ""))
+    return found
+
+
+def _final_boxed(text: str) -> str | None:
+    """The answer in the last box; boxes joined only by `or`, `,`, `x =` are one answer together.
+
+    `\\boxed{2} or \\boxed{3}` is the answer `2, 3`, so a hedge never matches a single gold. Boxes
+    with prose between them ("\\boxed{3}, but rechecking, ... \\boxed{4}") are a correction: the last wins.
+    """
+    boxes = _boxes(text)
+    if not boxes or boxes[-1][2] is None:
+        return None  # cut off inside the box: the model never finished, no fallback may guess
+    group = [boxes[-1]]
+    for box in reversed(boxes[:-1]):
+        if box[2] is None or _BOX_CONNECTOR.sub("", text[box[1]:group[0][0]]):
+            break
+        group.insert(0, box)
+    answers = list(dict.fromkeys(contents for _, _, contents in group if contents))
+    return ", ".join(answers) or None
+
+
+def _math_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, contents) of each `$...$`, `$$...$$`, `\\(...\\)`, `\\[...\\]` in order.
+
+    `\\$` is an escaped dollar, not a delimiter. A `$` that opens a number is a currency sign
+    when what it would pair with also opens a number (`$70/7=$10`) or the span reads as prose
+    (`$5 and the pen costs $`): it is skipped, so prose prices never become math spans.
+    """
+    spans, i = [], 0
+    while True:
+        match = _DELIMITER.search(text, i)
+        if not match:
+            return spans
+        opener, start = match.group(0), match.end()
+        if opener == "$":
+            closer = _UNESCAPED_DOLLAR.search(text, start)
+            end = closer.start() if closer else -1
+        else:
+            end = text.find(_CLOSER[opener], start)
+        if end < 0:
+            i = start
+            continue
+        contents = text[start:end]
+        currency = opener == "$" and text[start:start + 1].isdigit() and (
+            text[end + 1:end + 2].isdigit() or len(_PROSE_WORD.findall(contents)) >= 2)
+        if currency:
+            i = start
+            continue
+        i = end + len(_CLOSER[opener])
+        spans.append((match.start(), i, contents.strip()))
+
+
+def _sentences(line: str) -> list[str]:
+    """Split a line at `. `, `! `, `? ` outside math spans (a decimal point is not a full stop)."""
+    spans = [(start, end) for start, end, _ in _math_spans(line)]
+    pieces, begin = [], 0
+    for match in re.finditer(r"(?<!\d)[.!?](?=\s|$)|[.!?](?=\s+[A-Z])", line):
+        if not any(a <= match.start() < b for a, b in spans):
+            pieces.append(line[begin:match.end()])
+            begin = match.end()
+    pieces.append(line[begin:])
+    return [p.strip() for p in pieces if p.strip()]
+
+
+def _value_in_sentence(sentence: str, opens_with_value: bool = False) -> str | None:
+    """The value a sentence states: after its last "is"/"are" if any, a math span or a number.
+
+    Without such a verb, the last one of a concluding sentence ("so she has 12 apples"), or the
+    first when the sentence follows an answer marker ("The answer is: 7 apples and 3 pears").
+    """
+    masked = sentence
+    for start, end, _ in _math_spans(sentence):  # "is" inside a math span does not count
+        masked = masked[:start] + "#" * (end - start) + masked[end:]
+    copulas = list(_COPULA.finditer(masked))
+    tail = sentence[copulas[-1].end():] if copulas else sentence
+    spans = [span for span in _math_spans(tail) if span[2]]
+    if spans and copulas:  # "the roots are $2$ and $3$": spans joined by and/or/commas are one answer
+        joined = [spans[0]]
+        for span in spans[1:]:
+            if _BOX_CONNECTOR.sub("", tail[joined[-1][1]:span[0]]):
+                break
+            joined.append(span)
+        return ", ".join(contents for _, _, contents in joined)
+    if spans:
+        return spans[-1][2]
+    stripped = tail.strip().rstrip(".!").strip()
+    if copulas and stripped and not _PROSE_WORD.search(re.sub(r"\\[a-zA-Z]+", "", stripped)):
+        return stripped  # "the answer is 2x+1": the whole tail is the value
+    numbers = _NUMBER_TOKEN.findall(tail)
+    if numbers:
+        return (numbers[0] if copulas or opens_with_value else numbers[-1]).strip()
+    return None
+
+
+def _clean_sentence_answer(answer: str) -> str | None:
+    """The value after an answer marker: the first sentence of the rest of its line."""
+    line = answer.strip().splitlines()[0] if answer.strip() else ""
+    sentences = _sentences(line)
+    if not sentences:
+        return None
+    sentence = sentences[0]
+    spans = [contents for _, _, contents in _math_spans(sentence) if contents]
+    masked_words = _PROSE_WORD.findall(re.sub(r"\$[^$]*\$|\\[a-zA-Z]+", " ", sentence))
+    if spans and not _COPULA.search(sentence):
+        return spans[0]
+    if masked_words and _COPULA.search(sentence) or (not spans and masked_words):
+        value = _value_in_sentence(sentence, opens_with_value=True)  # "Final Answer: The largest $n$ is 34."
+        if value:
+            return value
+    return sentence.rstrip(".").strip() or None
+
+
+def _concludes(text: str) -> bool:
+    """Does the reply end by stating something, rather than being cut off or looping?
+
+    A reply cut off by the token limit ends mid-sentence; one that loops repeats its last lines.
+    Neither stated an answer, so the fallbacks must not pick a number out of it.
+    """
+    units = [u for line in text.splitlines() for u in _sentences(line.strip())]
+    tail = units[-12:]
+    if len(tail) >= 6 and len(set(tail)) <= len(tail) // 2:
+        return False  # looping
+    last = text.rstrip()
+    if re.search(r"[.!]\**$|\$$|\\\]$|\\\)$", last):
+        return True
+    last_line = last.splitlines()[-1]
+    return bool(_CONCLUSION_WORD.search(last_line)) and not re.search(r"[-+*/=,(^]\s*$|\b(?:and|of|the|is)$",
+                                                                      last_line)
+
+
+def _later_statement(text: str) -> str | None:
+    """An answer stated after the last box ("The answer is 4", "#### 4"), which must agree with it."""
+    markers = list(_ANSWER_MARKER.finditer(text))
+    if markers:
+        return _clean_sentence_answer(text[markers[-1].end():])
+    gsm8k = _GSM8K.findall(text)
+    return gsm8k[-1].strip() if gsm8k else None
+
+
+def _same_answer(a: str, b: str) -> bool:
+    if normalize(a).replace(" ", "") == normalize(b).replace(" ", ""):
+        return True
+    from w2s.grader import is_equiv  # imported here: the grader imports this module
+
+    return is_equiv(a, b, timeout=1.0)
+
+
+def extract_answer(text: str, strict: bool = False) -> str | None:
+    """The final answer in `text`, or None when the text never states one.
+
+    Tried in this order; the first that matches wins:
+    1. the last `\\boxed{...}` (nested braces), `\\boxed x` or `\\fbox{...}`: what we ask every
+       model for. An unclosed last box (cut off by the token limit) gives None. Boxes side by
+       side (`\\boxed{2}` or `\\boxed{3}`) are one answer `2, 3`; a later "The answer is" or
+       `####` that disagrees with the box makes the reply's answer None (a hedge, not an answer).
+    2. "The answer is X" / "Final Answer: X" / "Answer: X": how instruction-tuned models end when
+       they forget the box. In "Final Answer: The largest $n$ is 34." the value is 34.
+    3. GSM8K's `#### X`: the reference format of GSM8K-style data.
+    4. a short line with no prose words taken whole (`0.5`, `$\\frac12$`, `x = 3`).
+    5. only if the text concludes (ends with a full sentence or a "so ... 8" line, and does not
+       loop): the value its last sentence states (after its last "is"/"are", a math span, or a
+       number), else the last math span or number of the text. A reply cut off mid-computation
+       gets None rather than a guess from its last number.
+    `$` that opens a price (`$70/7=$10`) and `\\$` are not math delimiters.
+    With `strict=True` only step 1 is used (for reference solutions that must carry a box).
+    """
+    if not text:
+        return None
+    if "\\boxed" in text or "\\fbox" in text:
+        answer = _final_boxed(text)
+        if answer is None or strict:
+            return answer
+        later = _later_statement(text[_boxes(text)[-1][1]:])
+        return answer if later is None or _same_answer(later, answer) else None
+    if strict:
+        return None
+    markers = list(_ANSWER_MARKER.finditer(text))
+    for marker in reversed(markers):
+        answer = _clean_sentence_answer(text[marker.end():])
+        if answer:
+            return answer
+    matches = _GSM8K.findall(text)
+    if matches and matches[-1].strip():
+        return matches[-1].strip()
+    stripped = text.strip()
+    if "\n" not in stripped and len(stripped) <= 80 and not _PROSE_WORD.search(re.sub(r"\\[a-zA-Z]+", "", stripped)):
+        spans = _math_spans(stripped)
+        return (spans[-1][2] if spans else stripped.rstrip(".").strip()) or None
+    if not _concludes(text):
+        return None
+    lines = [line for line in stripped.splitlines() if line.strip()]
+    for sentence in reversed(_sentences(lines[-1].strip())[-2:]):
+        value = _value_in_sentence(sentence)
+        if value:
+            return value
+    spans = _math_spans(text)
+    if spans and spans[-1][2]:
+        return spans[-1][2]
+    numbers = _NUMBER_IN_TEXT.findall(lines[-1])
+    return numbers[-1] if numbers else None
+
+
+# --------------------------------------------------------------------------- normalization
+
+_UNIT_WORDS = (
+    "units?|square units|sq units|cm|centimeters?|mm|millimeters?|meters?|km|kilometers?|inch(?:es)?|"
+    "feet|foot|ft|yards?|miles?|mph|grams?|kg|kilograms?|pounds?|lbs?|ounces?|oz|liters?|ml|"
+    "seconds?|sec|minutes?|min|hours?|hrs?|days?|weeks?|months?|years?|degrees?|radians?|"
+    "dollars?|cents?|percent(?:age)?|pct|people|students|cups?|pages|points|ways|mm\\^2|cm\\^2|m\\^2|"
+    "square (?:feet|inches|meters|centimeters|units)|cubic (?:feet|inches|meters|centimeters|units)"
+)
+_TRAILING_UNIT = re.compile(rf"(?<=[\d}}\s])\s*\b(?:{_UNIT_WORDS})(?:\s*\^\s*\{{?\d\}}?)?\s*$", re.I)
+_TEXT_NAMES = "text|textbf|textit|textnormal|textrm|textsf|texttt|textup|mathrm|mathbf|mathit|mathsf|mathtt|mbox"
+_TEXT_COMMANDS = re.compile(rf"\\(?:{_TEXT_NAMES}|operatorname|boldsymbol)\s*\{{")
+_CHOICE = re.compile(r"^\(?([A-E](?:\s*,?\s*[A-E])*)\)?[.:]?$")  # (C), B., multi-answer ABD
+_CHOICE_PREFIX = re.compile(r"^\(([A-E])\)|^([A-E])[.)]\s")  # "(C) 12" or "C. 12": the letter is the answer
+_VARIABLE_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-z]+)(?:_\{?[a-zA-Z0-9]+\}?)?'?(?:\([a-z]\))?\s*(?:=|\\in)\s*(?=\S)")
+# Commands JSON-escaped twice arrive as `\\frac`; a matrix row break `\\` is never followed by a command name.
+_DOUBLED_BACKSLASH = re.compile(
+    r"\\\\(?=(?:[dtc]?frac|sqrt|pi|cdot|times|div|pm|mp|infty|left|right|text\w*|math\w+|boxed|begin|end|"
+    r"[lg]eq?|neq?|[lg]t|circ|sin|cos|tan|cot|sec|csc|log|ln|exp|alpha|beta|gamma|theta|cup|cap|emptyset|"
+    r"varnothing|binom|dbinom|overline|angle|approx|in)(?![a-zA-Z]))")
+_RELATIONS = [  # spellings of one relation, to the one sympy reads
+    (r">=|≥|\\geqslant|\\geq?(?![a-zA-Z])", r"\\geq "), (r"<=|≤|\\leqslant|\\leq?(?![a-zA-Z])", r"\\leq "),
+    (r"!=|≠|\\neq?(?![a-zA-Z])", r"\\neq "), (r"\\gt(?![a-zA-Z])", ">"), (r"\\lt(?![a-zA-Z])", "<"),
+]
+_DEGREES = r"\s*\^\s*\{\s*\\circ\s*\}|\s*\^\s*\\circ|\\circ|\\degree|°"
+
+
+def _unwrap_text_commands(s: str) -> str:
+    """`\\text{cm}` -> ` cm `: the words stay (units are then removed), the command goes."""
+    while True:
+        match = _TEXT_COMMANDS.search(s)
+        if not match:
+            return s
+        group = _braced(s, match.end() - 1)
+        if group is None:
+            return s[:match.start()] + s[match.end():]
+        inner, end = group
+        s = s[:match.start()] + f" {inner} " + s[end:]
+
+
+def _separators(s: str) -> str:
+    """`1,000` is a thousand and `1000,99` / `0,111` are decimal commas: the digit grouping decides.
+
+    `12,5` and `0,1` fit neither and stay a list of two (`\\boxed{0,1}` for two roots is common);
+    the grader reads them as a decimal only against a gold that is itself a decimal number.
+    """
+    compact = s.replace(" ", "")
+    if re.fullmatch(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?", compact):
+        return compact.replace(",", "")  # thousands separators
+    if re.fullmatch(r"-?0,\d{3,}|-?\d{4,},\d+|-?\d+,\d{4,}", s):
+        return s.replace(",", ".")  # a decimal comma: no thousands grouping reads this way
+    return s
+
+
+def normalize(answer: str) -> str:
+    """A canonical string for an answer: formatting that never changes the value is removed."""
+    s = _DOUBLED_BACKSLASH.sub(r"\\", answer.strip())
+    s = re.sub(r"\\\$|\\%|%|\$|\\\(|\\\)|\\\[|\\\]", "", s)  # math delimiters, dollars, percent
+    s = s.replace("\\displaystyle", "").replace("\\!", "").replace("{,}", "").replace("\\,", " ")
+    s = re.sub(r"(?<!\\)\\[;: ]|\\q?quad|~", " ", s)
+    s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])", "", s)
+    s = re.sub(r"\\[dtc]frac", r"\\frac", s).replace("\\dbinom", "\\binom")
+    # \text{ or } between answers is a list separator, not a unit.
+    s = re.sub(r"\\text\s*\{\s*(?:or|and|,)\s*\}", ",", s)
+    # A \text{...} of words after the value is a unit or a remark ("4 \text{ m}", "\text{ of the pie}").
+    s = re.sub(rf"(?<=\S)\s*\\(?:{_TEXT_NAMES})\s*\{{\s*[a-zA-Z][a-zA-Z .]*\}}\s*(?:\^\s*\{{?\d\}}?)?\s*\.?$", "", s)
+    s = _unwrap_text_commands(s)
+    s = re.sub(r"\s+(?:or|and)\s+", ",", s)
+    s = re.sub(r"\s*\\approx.*$", "", s, flags=re.S) or s  # `\frac{\sqrt3}{3} \approx 0.577`: the exact value
+    if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)", s):  # \sin(30^\circ) is 1/2: degrees to radians
+        s = re.sub(r"(\d+(?:\.\d+)?)(?:" + _DEGREES + ")", r"\\frac{\1\\pi}{180}", s)
+    s = re.sub(_DEGREES, "", s)
+    s = s.replace("\\infinity", "\\infty").replace("+\\infty", "\\infty")
+    for spellings, relation in _RELATIONS:
+        s = re.sub(spellings, relation, s)
+    s = re.sub(r"\\(?:varnothing|emptyset)", r"\\emptyset", s)
+    # Plain-text math (`-2*pi`, `sqrt(3)`, `2**10`), as some golds and models write it, in LaTeX.
+    s = s.replace("**", "^")
+    s = re.sub(r"(?<![\\a-zA-Z])pi(?![a-zA-Z])", r"\\pi", s)
+    s = re.sub(r"(?<![\\a-zA-Z])sqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)
+    s = re.sub(r"(?<=[\w)}\s])\*(?=[\w(\\\s])", r" \\cdot ", s)
+    s = re.sub(r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}", s)  # \sqrt2 -> \sqrt{2}
+    s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\frac{\1}{\2}", s)  # \frac12
+    s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*(?=\{)", r"\\frac{\1}", s)
+    s = re.sub(r"(?<=\d)_\{\s*(\d+)\s*\}", r"_\1", s)  # base subscripts: 4210_{7} is 4210_7
+    s = re.sub(r"^(\d{1,2}:\d{2}):00$", r"\1", s.strip())  # a time: 20:34:00 is 20:34
+    s = re.sub(r"\s+", " ", s).strip()
+    for _ in range(3):  # units, punctuation and a stray backslash can be stacked: "5 cm.", "185\"
+        s = s.rstrip(".;,\\").strip()
+        s = _TRAILING_UNIT.sub("", s).strip()
+    s = _separators(s)
+    s = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", s)  # .5 -> 0.5
+    choice = _CHOICE.match(s)
+    if choice:
+        s = "".join(sorted(set(re.sub(r"[^A-E]", "", choice.group(1)))))
+    return s

@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared run
 from runner import (Jobs, Progress, Workers, difference, pct, spearman, step_accuracy, summarize,  # noqa: E402
                     verdict)
 from w2s.data import read_jsonl  # noqa: E402
+import weak_to_strong  # noqa: E402  (Q5: its jobs join this study's pool, its section this report)
 
 # ---------------------------------------------------------------------------------------------
 # What is run: sizes, conditions, questions
@@ -306,6 +307,7 @@ class Study:
         for seed in range(s.seeds):
             jobs.add(f"{TEACHER_SET}/{seed}", lambda seed=seed: self.train_and_evaluate(
                 TEACHER_SET, seed, progress, stage2_cost[TEACHER_SET]), after=(f"stage1/{seed}", TEACHER_RUN))
+        weak_to_strong.add_jobs(self, jobs, progress)
         failures = jobs.wait()
         self.workers.shutdown()
         self.did_work = progress.done_cost > progress.skipped_cost
@@ -476,6 +478,7 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
               "The share of right final answers (and right steps) in each noisy training set, next to the share "
               "its student gets right on the held-out test (same kind of task, never seen in training).", ""]
     lines += weak_to_strong_table(summary, quality)
+    lines += weak_to_strong.report_lines(study, os.path.dirname(path))
     if figure:
         lines += ["", "## Figure", "", f"![mini study]({os.path.basename(figure)})"]
     lines += ["", reading.rstrip() if reading else f"{READING_MARK}\n\n## Reading\n\n(to be written by hand)"]

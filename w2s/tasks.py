@@ -83,10 +83,11 @@ def build_prompt(tokenizer: Tokenizer, problem: str, template: str = "chat",
 def load_few_shot(path: str) -> list[dict]:
     """Solved examples as {"id", "problem", "solution"}, from an SFT set ({"messages"}: the user turn's
     problem, the last assistant turn), a sample.py output ({"problem", "samples"}: the first sample)
-    or rows {"problem", "solution"}. A row without an id is named by its line."""
+    or rows {"problem", "solution"}. A row without an id is named by its line. A sample.py row whose
+    first sample is empty (a model that answered nothing) is skipped, and counted on stderr."""
     if not os.path.isfile(path):
         raise MissingFileError(f"{path}: no such few-shot file")
-    out = []
+    out, empty = [], 0
     for line_no, row in read_jsonl_numbered(path):
         where = f"{path}:{line_no}"
         if not isinstance(row, dict):
@@ -97,12 +98,17 @@ def load_few_shot(path: str) -> list[dict]:
             problem, solution = problem_from_user_message(str(turns.get("user", ""))), turns.get("assistant")
         elif isinstance(row.get("samples"), list) and row["samples"]:
             problem, solution = row.get("problem"), row["samples"][0]
+            if isinstance(solution, str) and not solution.strip():
+                empty += 1
+                continue
         else:
             problem, solution = row.get("problem"), row.get("solution")
         for field, value in (("problem", problem), ("solution", solution)):
             if not isinstance(value, str) or not value.strip():
                 raise UserError(f"{where}: field '{field}' (or messages / samples giving it) must be a non-empty string")
         out.append({"id": row_id, "problem": problem, "solution": solution})
+    if empty:
+        print(f"{path}: {empty} rows skipped as few-shot examples (their first sample is empty)", file=sys.stderr)
     if not out:
         raise UserError(f"{path}: no few-shot examples")
     return out

@@ -296,6 +296,62 @@ def verifier_data_command(args) -> None:
     write_jsonl(path, rows)
     print(f"{source}: {dict(report)}")
     print(f"wrote {len(rows)} step rows to {path}")
+# ---------------------------------------------------------------------------------------------
+# Weak-to-strong reasoning (Yang et al. 2024): sets selected from samples without gold (w2s/selection.py)
+
+
+def _write_selection(out: str, name: str, rows: list[dict], report: dict) -> None:
+    """OUT/NAME.jsonl and, beside it, NAME.report.json (the counts and the measured quality)."""
+    os.makedirs(out, exist_ok=True)
+    write_jsonl(os.path.join(out, f"{name}.jsonl"), rows)
+    with open(os.path.join(out, f"{name}.report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    for key, value in report.items():
+        print(f"  {key}: {value}")
+    print(f"wrote {os.path.join(out, name + '.jsonl')}: {len(rows)} rows (report in {name}.report.json)")
+
+
+def _stem(path: str) -> str:
+    return os.path.basename(path).rsplit(".", 1)[0]
+
+
+def agree_command(args) -> dict:
+    """--agree A B: the hybrid SFT set of the tasks whose first samples' final answers agree."""
+    from w2s import selection
+
+    path_a, path_b = args.agree
+    rows_a, rows_b = selection.load_samples(path_a), selection.load_samples(path_b)
+    by_id = selection.same_tasks(rows_a, path_a, rows_b, path_b)
+    source_a, source_b = (_stem(path_a), _stem(path_b)) if _stem(path_a) != _stem(path_b) else ("a", "b")
+    rows, counts = selection.agreement_set(rows_a, by_id, source_a, source_b)
+    report = {"sources": {source_a: path_a, source_b: path_b}, **counts, "examples": len(rows)}
+    quality = selection.diagnose_hybrid(rows, {r["id"]: r for r in rows_a})  # gold, for the report only
+    if quality is not None:
+        report.update(quality, first_sample_accuracy={source_a: selection.first_sample_accuracy(rows_a),
+                                                      source_b: selection.first_sample_accuracy(list(by_id.values()))})
+    print(f"agreement of {path_a} and {path_b}:")
+    _write_selection(args.out, args.name, rows, report)
+    return report
+
+
+def pairs_command(args) -> dict:
+    """--pairs STRONG --weak WEAK: DPO pairs by the strong samples' confidence and the weak answer."""
+    from w2s import selection
+
+    strong = selection.load_samples(args.pairs)
+    weak = selection.same_tasks(strong, args.pairs, selection.load_samples(args.weak), args.weak)
+    rows, counts = selection.confidence_pairs(strong, weak, min_confidence=args.min_confidence,
+                                              flip_confidence=args.flip_confidence, max_pairs=args.max_pairs,
+                                              seed=args.seed or 0)
+    report = {"strong": args.pairs, "weak": args.weak, "min_confidence": args.min_confidence,
+              "flip_confidence": args.flip_confidence, "max_pairs": args.max_pairs, "seed": args.seed or 0,
+              **dict(sorted(counts.items())), "pairs": len(rows)}
+    quality = selection.diagnose_pairs(rows, {r["id"]: r for r in strong})  # gold, for the report only
+    if quality is not None:
+        report.update(quality)
+    print(f"confidence pairs from {args.pairs} (weak: {args.weak}):")
+    _write_selection(args.out, args.name, rows, report)
+    return report
 
 
 def check_manifest(out: str, manifest: dict, write: bool = True) -> None:
@@ -468,6 +524,32 @@ def build_hf(args) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Source 3: the release of "Weak-to-Strong Reasoning" (GAIR-NLP/weak-to-strong-reasoning, w2s/gair.py)
+
+
+def build_gair(args) -> None:
+    from w2s.gair import read_gair
+
+    check_manifest(args.out, {"source": "gair"})
+    tests, sft_sets, pair_sets, task_sets, report = read_gair(args.gair_dir)
+    print(f"GAIR-NLP/weak-to-strong-reasoning at {args.gair_dir}:")
+    for key, value in report.items():
+        print(f"  {key}: {value}")
+    write_tests(args.out, tests)
+    os.makedirs(os.path.join(args.out, "tasks"), exist_ok=True)
+    for name, rows in task_sets.items():
+        write_jsonl(os.path.join(args.out, "tasks", f"{name}.jsonl"), rows)
+        print(f"wrote {os.path.join(args.out, 'tasks', name + '.jsonl')}: {len(rows)} tasks (for sample.py)")
+    for name, rows in pair_sets.items():
+        write_jsonl(os.path.join(args.out, f"{name}.jsonl"), rows)
+        print(f"wrote {os.path.join(args.out, name + '.jsonl')}: {len(rows)} pairs (train.py --objective dpo)")
+    written = {}
+    write_sets(args.out, sft_sets, None, written, {})
+    print()
+    print_table(written)
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -503,9 +585,9 @@ verifier step rows {{"id", "prompt", "steps", "labels"}} (train.py --objective p
   python data_prep.py --source prm800k --input phase2_train.jsonl               # -> data/prm800k.jsonl
   python data_prep.py --source math-shepherd --input math-shepherd.jsonl        # -> data/math_shepherd.jsonl""")
     parser.add_argument("--out", default="data", help="output directory (default: data)")
-    parser.add_argument("--source", choices=["builtin", "hf", "prm800k", "math-shepherd"], default="builtin",
-                        help="the built-in world (default), the paper's data, or verifier step rows converted from "
-                             "a downloaded PRM800K / Math-Shepherd file (--input)")
+    parser.add_argument("--source", choices=["builtin", "hf", "gair", "prm800k", "math-shepherd"], default="builtin",
+                        help="the built-in world (default), the paper's data (hf), Weak-to-Strong Reasoning's release "
+                             "(gair), or verifier step rows converted from a downloaded PRM800K / Math-Shepherd file (--input)")
     parser.add_argument("--seed", type=int, help="world / mixture seed (default 0, or the directory's)")
     parser.add_argument("--hard-error", type=float, nargs="+", default=[0.0], metavar="E",
                         help="outcome error rate(s) of hard full tasks (default 0; the paper's grid: 0 0.2 0.5 0.7 0.9 1)")
@@ -532,6 +614,8 @@ verifier step rows {{"id", "prompt", "steps", "labels"}} (train.py --objective p
     hf = parser.add_argument_group("the paper's data (--source hf)")
     hf.add_argument("--hf-dir", help="convert an already-downloaded copy of the dataset instead of downloading")
     hf.add_argument("--hf-subset", help="only this subset folder of task_sol_pairs/ and paraphrase/")
+    parser.add_argument("--gair-dir", metavar="DIR", help="--source gair: a downloaded copy of "
+                        "GAIR-NLP/weak-to-strong-reasoning (or its data/ folder); no download happens")
     parser.add_argument("--stats", metavar="FILE.jsonl", help="report a set's quality (counts, error rates, lengths) and exit")
     parser.add_argument("--from-samples", metavar="SAMPLES.jsonl",
                         help="turn a model teacher's samples (sample.py output) into the set DIR/<--name>.jsonl and exit")
@@ -545,6 +629,21 @@ verifier step rows {{"id", "prompt", "steps", "labels"}} (train.py --objective p
     verifier.add_argument("--verifier-split", choices=["lines", "blank"], default="lines",
                           help="steps of a sample: its non-empty lines, or its blank-line-separated paragraphs (default lines)")
     verifier.add_argument("--input", metavar="FILE.jsonl", help="with --source prm800k / math-shepherd: the downloaded file")
+    parser.add_argument("--name", help="with --from-samples: the set's name (default weak_<file stem>); "
+                        "with --agree / --pairs (required): the output OUT/NAME.jsonl")
+    w2s_group = parser.add_argument_group("weak-to-strong reasoning (Yang et al. 2024): selection without gold answers")
+    w2s_group.add_argument("--agree", nargs=2, metavar=("A.jsonl", "B.jsonl"),
+                           help="two sample.py outputs over the same tasks: keep the tasks whose first samples' final "
+                                "answers agree (the grader's is_equiv), and write both responses as an SFT set (hybrid)")
+    w2s_group.add_argument("--pairs", metavar="STRONG.jsonl",
+                           help="the strong model's samples (e.g. 10 at temperature 1): DPO pairs against --weak")
+    w2s_group.add_argument("--weak", metavar="WEAK.jsonl", help="with --pairs: the weak model's samples (its first is its response)")
+    w2s_group.add_argument("--min-confidence", type=float, default=0.6,
+                           help="with --pairs: skip a task whose majority answer has a smaller share of the samples (default 0.6)")
+    w2s_group.add_argument("--flip-confidence", type=float, default=0.8,
+                           help="with --pairs: a weak answer outside the majority is rejected (against a majority "
+                                "sample) only at this confidence or above (default 0.8)")
+    w2s_group.add_argument("--max-pairs", type=int, default=1, help="with --pairs: pairs per task at most (default 1; the paper's MATH: 3)")
     parser.add_argument("--tokenizer", help="with --stats / --from-samples: tokenizer for token counts (default: tokenizer.json beside the file / in --out)")
     args = parser.parse_args(argv)
     for rate in args.hard_error + args.sub_error:
@@ -553,14 +652,27 @@ verifier step rows {{"id", "prompt", "steps", "labels"}} (train.py --objective p
     if args.source in ("prm800k", "math-shepherd") and not args.input:
         parser.error(f"--source {args.source} converts a downloaded file: pass it with --input")
     for flag, path in (("--stats", args.stats), ("--from-samples", args.from_samples),
-                       ("--verifier-from-samples", args.verifier_from_samples), ("--input", args.input)):
+                       ("--verifier-from-samples", args.verifier_from_samples), ("--input", args.input),
+                       ("--pairs", args.pairs), ("--weak", args.weak), *(("--agree", p) for p in args.agree or [])):
         if path and not os.path.isfile(path):
             parser.error(f"{flag} {path}: no such file")
+    if (args.agree or args.pairs) and not args.name:
+        parser.error("--agree and --pairs need --name (the output OUT/NAME.jsonl)")
+    if args.pairs and not args.weak:
+        parser.error("--pairs needs --weak WEAK.jsonl (the weak model's samples)")
+    if not 0 <= args.min_confidence <= args.flip_confidence <= 1 or args.max_pairs < 1:
+        parser.error("need 0 <= --min-confidence <= --flip-confidence <= 1 and --max-pairs >= 1")
     if args.hf_dir:
         args.source = "hf"
         if not os.path.isdir(args.hf_dir):
             parser.error(f"--hf-dir {args.hf_dir}: no such directory")
-    if args.source == "hf" and args.step_profile != ["mixed"]:
+    if args.gair_dir:
+        args.source = "gair"
+        if not os.path.isdir(args.gair_dir):
+            parser.error(f"--gair-dir {args.gair_dir}: no such directory")
+    elif args.source == "gair":
+        parser.error("--source gair needs --gair-dir DIR (a downloaded copy of GAIR-NLP/weak-to-strong-reasoning)")
+    if args.source != "builtin" and args.step_profile != ["mixed"]:
         parser.error("--step-profile applies to the built-in world only (the paper's data brings its own errors)")
     for name in ("num_hard", "num_test", "num_long_test", "vocab_size", "max_value", "max_start", "max_add"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -587,8 +699,14 @@ def prepare(argv: list[str] | None = None) -> None:
         from_samples_command(args)
     elif args.verifier_from_samples or args.source in ("prm800k", "math-shepherd"):
         verifier_data_command(args)
+    elif args.agree:
+        agree_command(args)
+    elif args.pairs:
+        pairs_command(args)
     elif args.source == "hf":
         build_hf(args)
+    elif args.source == "gair":
+        build_gair(args)
     else:
         build_builtin(args)
 

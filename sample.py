@@ -30,8 +30,8 @@ from w2s.errors import run_main
 from w2s.grader import grade
 from w2s.jsonl import append_row, check_settings, read_output_rows, write_settings
 from w2s.runtime import default_device, init_distributed, load_model_and_tokenizer, rank_and_world, resolve_dtype
-from w2s.tasks import (DefaultsHelpFormatter, Progress, add_generation_args, fit_max_new_tokens, load_tasks, merge_outputs, rank_files,
-                       sample_tasks)
+from w2s.tasks import (DefaultsHelpFormatter, Progress, add_generation_args, choose_shots, fit_max_new_tokens, load_few_shot,
+                       load_tasks, merge_outputs, rank_files, sample_tasks)
 
 
 def sample_settings(args: argparse.Namespace) -> dict:
@@ -39,7 +39,8 @@ def sample_settings(args: argparse.Namespace) -> dict:
     sample has its own seed (w2s.tasks.sample_seed)."""
     return {"model": args.model, "tokenizer": args.tokenizer, "n": args.n, "temperature": args.temperature,
             "top_p": args.top_p, "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
-            "template": args.template, "dtype": resolve_dtype(args.dtype, args.device or default_device())}
+            "template": args.template, "dtype": resolve_dtype(args.dtype, args.device or default_device()),
+            "few_shot": args.few_shot, "shots": args.shots if args.few_shot else None}
 
 
 def sample_rows(model, tokenizer, tasks, args, progress) -> Iterator[dict]:
@@ -47,7 +48,8 @@ def sample_rows(model, tokenizer, tasks, args, progress) -> Iterator[dict]:
     for task, _, samples, _ in sample_tasks(
             model, tokenizer, tasks, n=args.n, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
             top_p=args.top_p, top_k=args.top_k, batch_size=args.batch_size, seed=args.seed,
-            template=args.template, compile=args.compile, progress=progress):
+            template=args.template, compile=args.compile, progress=progress, few_shot=args.chosen_shots,
+            shots=args.shots):
         row = {**task, "samples": samples}
         if "answer" in task:
             row["correct"] = [grade(sample, task["answer"]) for sample in samples]
@@ -72,6 +74,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="samples JSONL (appended to; rerun to resume)")
     parser.add_argument("--n", "--num-samples", dest="n", type=int, default=4,
                         help="samples per task (under torchrun write --num-samples: torchrun reads --n as its own)")
+    parser.add_argument("--few-shot", metavar="FILE", help="solved examples to show before each task (an SFT set, "
+                        "a sample.py output, or rows {problem, solution}): weak-ICL")
+    parser.add_argument("--shots", type=int, default=4, help="with --few-shot: how many, drawn by --seed, the same for "
+                        "every task and never the task itself")
     add_generation_args(parser, temperature=0.7, top_p=0.9, seed=42)
     return parser.parse_args(argv)
 
@@ -79,6 +85,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def sample(argv=None) -> None:
     args = parse_args(argv)
     tasks = load_tasks(args.tasks)
+    args.chosen_shots = choose_shots(load_few_shot(args.few_shot), args.shots, args.seed) if args.few_shot else []
     rank, world = rank_and_world()
     if world > 1:
         init_distributed("cpu", backend="gloo")  # only barriers: gloo works with or without GPUs
@@ -100,7 +107,8 @@ def sample(argv=None) -> None:
         mine = remaining[rank::world]
         if mine:
             model, tokenizer = load_model_and_tokenizer(args.model, args.tokenizer, args.dtype, args.device)
-            args.max_new_tokens = fit_max_new_tokens(model, tokenizer, tasks, args.template, args.max_new_tokens)
+            args.max_new_tokens = fit_max_new_tokens(model, tokenizer, tasks, args.template, args.max_new_tokens,
+                                                     args.chosen_shots, args.shots)
             progress = Progress(len(mine), "tasks", enabled=not args.quiet and rank == 0)
             with open(args.out if world == 1 else f"{args.out}.rank{rank}", "a", encoding="utf-8") as f:
                 for row in sample_rows(model, tokenizer, mine, args, progress):

@@ -4,6 +4,7 @@
     torchrun --nproc_per_node 8 train.py --model meta-llama/Meta-Llama-3-8B --data hard_full
     python train.py --data hard_full --init runs/stage1/final         # stage 2 starts from stage 1
     python train.py --data hard_full --out runs/x                     # again: resumes, or says it is done
+    python train.py --objective dpo --data pairs.jsonl --init runs/stage1/final --beta 0.1   # DPO (w2s/dpo.py)
 
 Reading order: arguments and their defaults; the settings resolved and checked (every mistake
 found here is one line on stderr); the model (FSDP2) and the optimizer; `train_step`, one global
@@ -38,8 +39,9 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from w2s.batches import global_batches, num_micro_steps, split_global_batch
 from w2s.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint, truncate_metrics
+from w2s.dpo import DEFAULT_BETA, dpo_loss, load_dpo_data, reference_pass
 from w2s.errors import UserError, run_main
-from w2s.hf_io import fetch_from_hub, is_hub_id, read_hf_config
+from w2s.hf_io import fetch_from_hub, is_hub_id, model_fingerprint, read_hf_config
 from w2s.model import PRESETS, Llama, ModelArgs
 from w2s.runtime import DTYPES, check_tokenizer_fits, default_device, init_distributed
 from w2s.sets import builtin_set_args
@@ -68,9 +70,15 @@ TRAIN_DTYPES = ("bf16", "fp32")
 
 # --objective NAME -> (data reader, loss). A reader: (path, tokenizer, max_seq_len, write_cache) ->
 # (examples, report), each example with `.length` (tokens) and `.count` (what its loss sums over).
-# A loss: (model, examples, pad_id, device) -> (summed loss, count).
+# A loss: (model, examples, pad_id, device) -> (summed loss, count), or (summed loss, count, sums of
+# metrics over the examples), which metrics.jsonl gets as means over the global batch like the loss.
+# An optional third function is a pass over the examples with the starting weights, before training
+# and before a resumed run loads its checkpoint (DPO: the reference log-probs, cached beside the data):
+# (model, examples, pad_id, device, data_path=, start=, batch_size=) -> a line for the log.
 # prm: step rows {"id", "prompt", "steps", "labels"}; the verdict token after each step (w2s/verifier.py).
-OBJECTIVES = {"sft": (load_sft_data, sft_loss), "prm": (load_step_data, prm_loss)}
+OBJECTIVES = {"sft": (load_sft_data, sft_loss),
+              "dpo": (load_dpo_data, dpo_loss, reference_pass),
+              "prm": (load_step_data, prm_loss)}
 
 
 @dataclass
@@ -100,6 +108,7 @@ class Config:
     compile: bool
     device: str
     objective: str = "sft"
+    beta: float | None = None  # dpo only: the KL penalty's weight (None for other objectives)
 
 
 # Settings a rerun may change: how often to save and how many checkpoints to keep.
@@ -119,7 +128,8 @@ defaults (a flag overrides either set):
 reruns: the same command again resumes an interrupted run from its last checkpoint, and says a
   finished one is done; other settings than DIR/args.json are refused (--save-every and
   --keep-checkpoints may change).
-metrics.jsonl: step, epoch, loss, lr, grad_norm, tokens_per_s, mfu (model FLOPs / measured matmul peak;
+metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejected, rewards/accuracies,
+  rewards/margins, logps/chosen, logps/rejected: means over the step's pairs), lr, grad_norm, tokens_per_s, mfu (model FLOPs / measured matmul peak;
   approximate on a CPU, whose peak moves with load: re-measured when exceeded, capped at 1), peak memory,
   elapsed_s.""")
     recipe = "default: see the two recipes below"
@@ -130,7 +140,9 @@ metrics.jsonl: step, epoch, loss, lr, grad_norm, tokens_per_s, mfu (model FLOPs 
     parser.add_argument("--data-dir", default="data", help="where set names are resolved (default data)")
     parser.add_argument("--objective", choices=OBJECTIVES, default="sft",
                         help="what the model learns from --data (default sft: next-token loss on assistant turns; "
-                             "prm: a verifier, the verdict token after each step of step rows)")
+                             "prm: a verifier, the verdict token after each step of step rows; "
+                             "dpo: preference pairs, the starting model being the reference)")
+    parser.add_argument("--beta", type=float, help=f"dpo: weight of the KL penalty, the reward's scale (default {DEFAULT_BETA})")
     parser.add_argument("--tokenizer", help="tokenizer file or dir (default: the model's; for a preset, tokenizer.json beside the data)")
     parser.add_argument("--init", metavar="DIR", help="start from another run's exported DIR/final (weights, config, tokenizer)")
     parser.add_argument("--out", help="run directory (default runs/<data>-<model>-seed<seed>)")
@@ -200,7 +212,12 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, list[str] | None]:
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda, but torch sees no GPU (torch.cuda.is_available() is False)")
 
+    if args.beta is not None and (args.objective != "dpo" or not args.beta > 0):
+        raise UserError(f"--beta {args.beta}: only for --objective dpo, and must be > 0")
+    beta = (DEFAULT_BETA if args.beta is None else args.beta) if args.objective == "dpo" else None
     data_path, build_args = resolve_data_path(args.data, args.data_dir)
+    if args.objective != "sft" and build_args is not None:
+        raise UserError(f"--data {args.data}: {data_path} not found (only sft sets are built on demand)")
     if not os.path.exists(data_path) and build_args is None:
         raise UserError(f"--data {args.data}: {data_path} not found. Build the data first "
                         f"(python data_prep.py --out {args.data_dir}; --help lists the set names) or pass a JSONL path")
@@ -237,7 +254,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, list[str] | None]:
                     weight_decay=pick["weight_decay"], clip=args.clip, seed=args.seed, save_every=pick["save_every"],
                     keep_checkpoints=args.keep_checkpoints, group_by_length=args.group_by_length,
                     activation_checkpointing=args.activation_checkpointing,
-                    compile=args.compile, device=device, objective=args.objective)
+                    compile=args.compile, device=device, objective=args.objective, beta=beta)
     check_same_run(config)
     return config, build_args
 
@@ -253,6 +270,7 @@ def check_same_run(config: Config) -> None:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not a settings file ({e}); use another --out") from None
     saved.setdefault("objective", "sft")  # written before there was a choice
+    saved.setdefault("beta", None)
     changed = [f"{k} (was {saved.get(k)!r}, now {v!r})" for k, v in asdict(config).items()
                if k not in RERUN_MAY_CHANGE and saved.get(k) != v]
     if changed:
@@ -379,9 +397,11 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
 
 
 def train_step(model, loss_fn, micro_batches: list[list], num_micro_steps: int, count: int, filler,
-               pad_id: int, device: torch.device, sharded: bool) -> torch.Tensor:
+               pad_id: int, device: torch.device, sharded: bool,
+               metric_sums: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Forward and backward over this rank's micro-batches of one global batch; returns this rank's
-    summed loss, on the device (no host sync).
+    summed loss, on the device (no host sync). A loss that also returns metric sums (DPO's rewards)
+    has them added up into `metric_sums` (every rank gets every name, zeros from a filler micro-step).
 
     Each micro-batch adds (its summed loss) / (the count of the whole global batch) to the gradient,
     so the gradients summed over micro-steps and ranks (FSDP sums them: build_model) are those of the
@@ -394,11 +414,14 @@ def train_step(model, loss_fn, micro_batches: list[list], num_micro_steps: int, 
         if sharded:
             model.set_requires_gradient_sync(k == num_micro_steps - 1)
         examples = micro_batches[k] if k < len(micro_batches) else [filler]
-        loss, _ = loss_fn(model, examples, pad_id, device)
+        loss, _, *extra = loss_fn(model, examples, pad_id, device)
         weight = 1.0 / count if k < len(micro_batches) else 0.0
         (loss * weight).backward()
         if weight:
             loss_sum += loss.detach()
+        if extra and metric_sums is not None:
+            for name, value in extra[0].items():
+                metric_sums[name] = metric_sums.get(name, 0) + (value.detach() if weight else torch.zeros_like(value))
     return loss_sum
 
 
@@ -481,7 +504,9 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
     if build_args is not None and not os.path.exists(config.data):
         build_missing_data(config, build_args, rank)
 
-    read_data, loss_fn = OBJECTIVES[config.objective]
+    read_data, loss_fn, *prepass = OBJECTIVES[config.objective]
+    if config.beta is not None:
+        loss_fn = partial(loss_fn, beta=config.beta)
     tokenizer = Tokenizer.from_pretrained(config.tokenizer)
     examples, report = read_data(config.data, tokenizer, config.max_seq_len, write_cache=rank == 0)
     log(f"data {config.data}: {report['kept']} examples ({report['truncated']} truncated to {config.max_seq_len} "
@@ -494,8 +519,15 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
     warmup_steps = max(1, round(config.warmup_ratio * total_steps))
 
     checkpoint = latest_checkpoint(config.out)
-    model = build_model(config, tokenizer, device, world_size, rank, load_weights=checkpoint is None)
+    # A pre-pass needs the starting weights, even when a checkpoint replaces them afterwards.
+    model = build_model(config, tokenizer, device, world_size, rank, load_weights=checkpoint is None or bool(prepass))
     sharded = isinstance(model, FSDPModule)
+    if prepass:
+        source = config.init or (f"preset {config.model} seed {config.seed}" if config.from_scratch else config.model)
+        log(prepass[0](model, examples, tokenizer.pad_id, device, data_path=config.data, batch_size=config.batch_size,
+                       start=f"{model_fingerprint(source)}/{config.dtype}/{config.max_seq_len}"))
+        if sharded:  # FSDP2 keeps the root's parameters gathered after a forward with no backward:
+            model.reshard()  # shard them again, or the optimizer would take the gathered copies
     optimizer = build_optimizer(model, config.lr, config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_factor, warmup_steps=warmup_steps, total_steps=total_steps))
@@ -538,14 +570,18 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
             step_start = time.perf_counter()
             mine = split_global_batch(batch, lengths, world_size, rank, config.batch_size)
             count = sum(examples[i].count for i in batch)  # every rank knows the whole global batch
+            metric_sums: dict[str, torch.Tensor] = {}
             loss_sum = train_step(model, loss_fn, [[examples[i] for i in mb] for mb in mine],
                                   num_micro_steps(len(batch), world_size, config.batch_size), count,
-                                  examples[batch[0]], tokenizer.pad_id, device, sharded)
+                                  examples[batch[0]], tokenizer.pad_id, device, sharded, metric_sums)
+            names = sorted(metric_sums)
+            sums = torch.stack([loss_sum, *(metric_sums[k].float() for k in names)])
             if world_size > 1:
-                dist.all_reduce(loss_sum)
+                dist.all_reduce(sums)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip if config.clip > 0 else float("inf"))
             grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-            loss, grad_norm = torch.stack([loss_sum / count, grad_norm.float()]).tolist()  # the step's one host sync
+            values = torch.cat([sums / count, grad_norm.float().reshape(1)]).tolist()  # the step's one host sync
+            loss, means, grad_norm = values[0], values[1:-1], values[-1]
             if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                 last = latest_checkpoint(config.out)
                 raise FloatingPointError(
@@ -560,7 +596,7 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
             tokens = sum(lengths[i] for i in batch)
             tokens_seen += tokens
             flops = flops_a * tokens + flops_b * sum(lengths[i] ** 2 for i in batch)
-            row = {"step": step, "epoch": epoch, "loss": loss, "lr": lr, "grad_norm": grad_norm,
+            row = {"step": step, "epoch": epoch, "loss": loss, **dict(zip(names, means)), "lr": lr, "grad_norm": grad_norm,
                    "tokens_per_s": tokens / seconds, "mfu": mfu(flops, seconds),
                    "peak_memory_gb": peak_memory_gb(device),
                    "elapsed_s": round(elapsed_before + time.perf_counter() - run_start, 3), "time": time.time()}

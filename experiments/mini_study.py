@@ -45,6 +45,7 @@ import easy_to_hard  # noqa: E402
 from runner import (Jobs, Progress, Workers, difference, pct, spearman, step_accuracy, summarize,  # noqa: E402
                     verdict)
 from w2s.data import read_jsonl  # noqa: E402
+import weak_to_strong  # noqa: E402  (Q5: its jobs join this study's pool, its section this report)
 
 # ---------------------------------------------------------------------------------------------
 # What is run: sizes, conditions, questions
@@ -310,6 +311,7 @@ class Study:
             jobs.add(f"{TEACHER_SET}/{seed}", lambda seed=seed: self.train_and_evaluate(
                 TEACHER_SET, seed, progress, stage2_cost[TEACHER_SET]), after=(f"stage1/{seed}", TEACHER_RUN))
         easy_to_hard.add_jobs(self, jobs, progress)  # Q6: needs the data and each seed's hard_full model
+        weak_to_strong.add_jobs(self, jobs, progress)
         failures = jobs.wait()
         self.workers.shutdown()
         self.did_work = progress.done_cost > progress.skipped_cost
@@ -481,6 +483,7 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
               "its student gets right on the held-out test (same kind of task, never seen in training).", ""]
     lines += weak_to_strong_table(summary, quality)
     lines += easy_to_hard.report_lines(study, os.path.dirname(path))
+    lines += weak_to_strong.report_lines(study, os.path.dirname(path))
     if figure:
         lines += ["", "## Figure", "", f"![mini study]({os.path.basename(figure)})"]
     lines += ["", reading.rstrip() if reading else f"{READING_MARK}\n\n## Reading\n\n(to be written by hand)"]

@@ -10,6 +10,7 @@ sys.path.insert(0, os.path.join(ROOT, "experiments"))
 
 import mini_study  # noqa: E402
 import runner  # noqa: E402
+import weak_to_strong  # noqa: E402
 
 
 def run_smoke(out: str) -> subprocess.CompletedProcess:
@@ -25,7 +26,9 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
     with open(os.path.join(out, "results.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     conditions = {row["condition"] for row in rows}
-    assert conditions == set(mini_study.CONDITIONS) | {"stage1", mini_study.TEACHER_RUN}
+    q5_measured = {weak_to_strong.TEACHER, weak_to_strong.BASE, "q5_naive", weak_to_strong.CEILING}  # q5_stage1, q5_dpo
+    assert set(mini_study.CONDITIONS) | {"stage1", mini_study.TEACHER_RUN} | q5_measured <= conditions  # need agreeing
+    assert conditions <= set(mini_study.CONDITIONS) | {"stage1", mini_study.TEACHER_RUN} | set(weak_to_strong.CONDITIONS)
     assert len(rows) == len(conditions)  # one seed in the smoke study, one row per run
     for row in rows:
         for bench in mini_study.BENCHES:
@@ -46,6 +49,13 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
     for question in mini_study.QUESTIONS:
         assert question.title in report
     assert "## Weak to strong" in report
+    # Q5 (experiments/weak_to_strong.py): every model measured, PGR and label quality computed from the files.
+    q5 = report.split("## Q5.")[1]
+    for condition in (weak_to_strong.TEACHER, weak_to_strong.BASE, "q5_naive", weak_to_strong.CEILING):
+        assert f"(`{condition}`) |" in q5  # measured (stages I and II need agreeing answers: not at toy size)
+    assert "weak labels (the teacher's answers on the" in q5 and "PGR" in q5
+    assert os.path.exists(os.path.join(out, "q5", "data", "q5_hybrid_seed0.report.json"))
+    assert os.path.exists(os.path.join(out, "weak_to_strong.png"))
 
     # Q6: every verifier of every seed re-ranked K samples of both test sets, never above pass@K.
     import easy_to_hard

@@ -89,7 +89,7 @@ def test_resume_with_other_settings_fails_before_loading_the_model(checkpoint, t
     run(checkpoint, write_jsonl(str(tmp_path / "first.jsonl"), TASKS[:2]), out)
     assert json.load(open(out + ".settings.json")) == {
         "model": checkpoint, "tokenizer": None, "n": 3, "temperature": 1.0, "top_p": 0.95, "top_k": 0,
-        "max_new_tokens": 12, "seed": 5, "template": "chat", "dtype": "fp32"}
+        "max_new_tokens": 12, "seed": 5, "template": "chat", "dtype": "fp32", "few_shot": None, "shots": None}
     before = {path: open(path).read() for path in (out, out + ".settings.json")}
 
     def must_not_load(*args, **kwargs):

@@ -8,13 +8,14 @@ import argparse
 import glob
 import hashlib
 import os
+import random
 import sys
 import time
 from typing import Iterator
 
-from w2s.data import user_message
+from w2s.data import problem_from_user_message, user_message
 from w2s.errors import MissingFileError, UserError
-from w2s.jsonl import read_output_rows, read_rows_with_unique_ids, write_jsonl
+from w2s.jsonl import read_jsonl_numbered, read_output_rows, read_rows_with_unique_ids, write_jsonl
 from w2s.model import Llama
 from w2s.sampler import generate
 from w2s.tokenizer import Tokenizer, chat_template_text
@@ -54,20 +55,81 @@ def check_task_row(row: object, where: str) -> None:
             raise UserError(f"{where}: field 'answer' must be a non-empty string, got {answer!r}"[:300])
 
 
-def build_prompt(tokenizer: Tokenizer, problem: str, template: str = "chat") -> tuple[str, list[int]]:
+def build_prompt(tokenizer: Tokenizer, problem: str, template: str = "chat",
+                 shots: list[dict] = ()) -> tuple[str, list[int]]:
     """The prompt as text (what output rows record) and as token ids (what the model reads).
 
     chat: one user turn, the problem plus the project's step-by-step / \\boxed{} instruction, under the
     Llama-3 Instruct template, ending with the assistant header. plain (for base models): the same
-    user message as "Question: ...\\nAnswer:".
+    user message as "Question: ...\\nAnswer:". `shots` ({"problem", "solution"}) come first, as
+    earlier user / assistant turns (chat) or answered questions (plain).
     """
     if template == "chat":
-        messages = [{"role": "user", "content": user_message(problem)}]
+        messages = [m for shot in shots for m in ({"role": "user", "content": user_message(shot["problem"])},
+                                                   {"role": "assistant", "content": shot["solution"]})]
+        messages.append({"role": "user", "content": user_message(problem)})
         return chat_template_text(messages)[0], tokenizer.encode_chat(messages)
     if template == "plain":
-        text = f"Question: {user_message(problem)}\nAnswer:"
+        text = "".join(f"Question: {user_message(shot['problem'])}\nAnswer: {shot['solution'].strip()}\n\n" for shot in shots)
+        text += f"Question: {user_message(problem)}\nAnswer:"
         return text, tokenizer.encode(text, bos=True)
     raise ValueError(f"unknown template {template!r}; choose from {', '.join(TEMPLATES)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Few-shot examples (weak-ICL: the strong model shown a few of the weak model's solved examples)
+
+
+def load_few_shot(path: str) -> list[dict]:
+    """Solved examples as {"id", "problem", "solution"}, from an SFT set ({"messages"}: the user turn's
+    problem, the last assistant turn), a sample.py output ({"problem", "samples"}: the first sample)
+    or rows {"problem", "solution"}. A row without an id is named by its line. A sample.py row whose
+    first sample is empty (a model that answered nothing) is skipped, and counted on stderr."""
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{path}: no such few-shot file")
+    out, empty = [], 0
+    for line_no, row in read_jsonl_numbered(path):
+        where = f"{path}:{line_no}"
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: a row must be a JSON object")
+        row_id = str(row.get("id", f"line{line_no}"))
+        if isinstance(row.get("messages"), list):
+            turns = {m.get("role"): m.get("content") for m in row["messages"] if isinstance(m, dict)}
+            problem, solution = problem_from_user_message(str(turns.get("user", ""))), turns.get("assistant")
+        elif isinstance(row.get("samples"), list) and row["samples"]:
+            problem, solution = row.get("problem"), row["samples"][0]
+            if isinstance(solution, str) and not solution.strip():
+                empty += 1
+                continue
+        else:
+            problem, solution = row.get("problem"), row.get("solution")
+        for field, value in (("problem", problem), ("solution", solution)):
+            if not isinstance(value, str) or not value.strip():
+                raise UserError(f"{where}: field '{field}' (or messages / samples giving it) must be a non-empty string")
+        out.append({"id": row_id, "problem": problem, "solution": solution})
+    if empty:
+        print(f"{path}: {empty} rows skipped as few-shot examples (their first sample is empty)", file=sys.stderr)
+    if not out:
+        raise UserError(f"{path}: no few-shot examples")
+    return out
+
+
+def choose_shots(examples: list[dict], shots: int, seed: int) -> list[dict]:
+    """shots + 1 examples drawn by `seed` (the same whatever the file's order): a task gets the first
+    `shots` of them that are not the task itself (`shots_for`), so every task sees the same ones
+    except a task that is among them."""
+    if shots < 0:
+        raise UserError(f"--shots must be >= 0, got {shots}")
+    if shots and len(examples) < shots + 1:
+        raise UserError(f"--shots {shots} needs at least {shots + 1} few-shot examples (one spare, for a task "
+                        f"that is itself among them); the file has {len(examples)}")
+    ordered = sorted(examples, key=lambda e: (e["id"], e["problem"]))
+    return random.Random(f"few_shot/{seed}").sample(ordered, shots + 1) if shots else []
+
+
+def shots_for(task: dict, chosen: list[dict], shots: int) -> list[dict]:
+    """The shots a task's prompt shows: never the task itself (same id or same problem)."""
+    return [e for e in chosen if e["id"] != task["id"] and e["problem"].strip() != task["problem"].strip()][:shots]
 
 
 def finish_completion(text: str, template: str) -> str:
@@ -85,7 +147,7 @@ def sample_seed(seed: int, task_id: str, k: int) -> int:
 
 
 def fit_max_new_tokens(model: Llama, tokenizer: Tokenizer, tasks: list[dict], template: str,
-                       requested: int | None) -> int:
+                       requested: int | None, few_shot: list[dict] = (), shots: int = 0) -> int:
     """The new-token budget, checked once against the model's context (the one place prompts' lengths
     are checked before generating).
 
@@ -96,7 +158,7 @@ def fit_max_new_tokens(model: Llama, tokenizer: Tokenizer, tasks: list[dict], te
     if not tasks:
         return requested or DEFAULT_MAX_NEW_TOKENS
     context = model.args.max_seq_len
-    lengths = [len(build_prompt(tokenizer, task["problem"], template)[1]) for task in tasks]
+    lengths = [len(build_prompt(tokenizer, task["problem"], template, shots_for(task, few_shot, shots))[1]) for task in tasks]
     longest = max(lengths)
     if requested is not None:
         for task, length in zip(tasks, lengths):
@@ -117,14 +179,16 @@ def fit_max_new_tokens(model: Llama, tokenizer: Tokenizer, tasks: list[dict], te
 def sample_tasks(model: Llama, tokenizer: Tokenizer, tasks: list[dict], *, n: int, max_new_tokens: int,
                  temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 32,
                  seed: int = 0, template: str = "chat", compile: bool = False,
-                 progress: "Progress | None" = None) -> Iterator[tuple[dict, str, list[str], list[int]]]:
+                 progress: "Progress | None" = None, few_shot: list[dict] = (),
+                 shots: int = 0) -> Iterator[tuple[dict, str, list[str], list[int]]]:
     """Yield (task, prompt text, n completions, their token counts) for each task, in task order, as
     soon as all its samples are done. Batches hold up to `batch_size` sequences; the n samples of a
     task may span batches, since each sample has its own seed. Lengths: see `fit_max_new_tokens`
-    (generate refuses a prompt that does not fit)."""
+    (generate refuses a prompt that does not fit). `few_shot`: choose_shots's examples, `shots` of them
+    shown before each task."""
     if n < 1 or batch_size < 1:
         raise UserError(f"--n and --batch-size must be >= 1, got n={n}, batch_size={batch_size}")
-    prompts = [build_prompt(tokenizer, task["problem"], template) for task in tasks]
+    prompts = [build_prompt(tokenizer, task["problem"], template, shots_for(task, few_shot, shots)) for task in tasks]
     jobs = [(t, k) for t in range(len(tasks)) for k in range(n)]
     texts: list[list[str | None]] = [[None] * n for _ in tasks]
     counts: list[list[int]] = [[0] * n for _ in tasks]

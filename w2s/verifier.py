@@ -18,7 +18,6 @@ line (the built-in world's) is laid out exactly as written.
 An outcome reward model (ORM) is the same model trained on rows with one step, the whole solution, and
 its outcome label; it is used with its last verdict (`--verifier-agg last`).
 """
-import sys
 from dataclasses import dataclass
 
 import torch

@@ -1,0 +1,226 @@
+"""train.py --objective dpo: ln 2 at the first step, learning, 2 processes = 1, exact resume, the
+loss and gradients against a plain DPO on transformers' Llama, and pair rows checked."""
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+import train
+from w2s.dpo import dpo_loss, load_dpo_data, reference_pass, tokenize_pairs
+from w2s.model import Llama, ModelArgs
+from w2s.tokenizer import Tokenizer, train_tokenizer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pair_rows(n: int = 24, seed: int = 0) -> list[dict]:
+    """Chains of additions: chosen ends in the right sum, rejected in a wrong one (same steps otherwise)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        value = rng.randint(1, 50)
+        problem, lines = f"Start at {value}.", []
+        for _ in range(rng.randint(1, 3)):
+            add = rng.randint(1, 50)
+            problem += f" Add {add}."
+            lines.append(f"{value} + {add} = {value + add}")
+            value += add
+        wrong = value + rng.randint(1, 9)
+        rows.append({"id": f"p{i}", "prompt": [{"role": "user", "content": problem}],
+                     "chosen": [{"role": "assistant", "content": "\n".join(lines + [f"The answer is \\boxed{{{value}}}"])}],
+                     "rejected": [{"role": "assistant", "content": "\n".join(lines[:-1] + [f"The answer is \\boxed{{{wrong}}}"])}],
+                     "meta": {}})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> tuple[str, str]:
+    """(pairs file, an --init checkpoint of the tiny preset with its tokenizer)."""
+    directory = tmp_path_factory.mktemp("dpo")
+    rows = pair_rows()
+    with open(directory / "pairs.jsonl", "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    texts = [m["content"] for row in rows for key in ("prompt", "chosen", "rejected") for m in row[key]]
+    tokenizer = train_tokenizer(texts, vocab_size=300)
+    init = str(directory / "init")
+    torch.manual_seed(0)
+    Llama(ModelArgs.preset("tiny", vocab_size=tokenizer.vocab_size, bos_token_id=tokenizer.bos_id,
+                           eos_token_id=tokenizer.eos_id)).save_pretrained(init)
+    tokenizer.save_pretrained(init)
+    return str(directory / "pairs.jsonl"), init
+
+
+def run(data: str, init: str, out: str, *extra: str) -> str:
+    return train.main(["--objective", "dpo", "--data", data, "--init", init, "--out", out, "--save-every", "100", *extra])
+
+
+def metrics(out: str) -> list[dict]:
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def copy_data(data: str, directory) -> str:
+    """The pairs in a fresh folder: no cached reference log-probs there, so a run computes its own."""
+    os.makedirs(directory, exist_ok=True)
+    return shutil.copy(data, directory)
+
+
+# A plain DPO on transformers' Llama: the independent reference the tests compare against.
+
+def hf_response_logps(model, tokenizer: Tokenizer, row: dict, side: str) -> torch.Tensor:
+    ids, mask = tokenizer.encode_chat_for_training(row["prompt"] + row[side])
+    log_probs = F.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), dim=-1)
+    return sum(log_probs[t - 1, ids[t]] for t in range(1, len(ids)) if mask[t])
+
+
+def hf_margins(model, tokenizer: Tokenizer, rows: list[dict]) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.stack([hf_response_logps(model, tokenizer, r, "chosen") - hf_response_logps(model, tokenizer, r, "rejected")
+                            for r in rows])
+
+
+def test_dpo_starts_at_ln2_learns_and_prefers_chosen_more_than_its_reference(setup, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    data, init = setup
+    final = run(data, init, str(tmp_path / "run"), "--max-steps", "12", "--batch-size", "8", "--lr", "1e-3",
+                "--beta", "0.5")
+    rows = metrics(str(tmp_path / "run"))
+    for name in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"):
+        assert name in rows[0]
+    assert rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-5)
+    assert rows[0]["rewards/margins"] == pytest.approx(0, abs=1e-5)
+    assert rows[0]["rewards/chosen"] == pytest.approx(0, abs=1e-5)
+    early, late = rows[:3], rows[-3:]
+    assert sum(r["loss"] for r in late) < sum(r["loss"] for r in early)
+    assert sum(r["rewards/accuracies"] for r in late) > sum(r["rewards/accuracies"] for r in early)
+    # Independently: transformers' Llama on the exported policy and on its reference.
+    tokenizer = Tokenizer.from_pretrained(init)
+    pairs = [json.loads(line) for line in open(data)]
+    policy = transformers.LlamaForCausalLM.from_pretrained(final, dtype=torch.float32)
+    reference = transformers.LlamaForCausalLM.from_pretrained(init, dtype=torch.float32)
+    assert hf_margins(policy, tokenizer, pairs).mean() > hf_margins(reference, tokenizer, pairs).mean() + 0.1
+
+
+def test_loss_and_gradients_match_a_plain_dpo_on_transformers(setup, tmp_path):
+    """dpo_loss over two micro-batches (train_step), with reference_pass's cached numbers, against
+    -log sigmoid(beta * margin) written by hand on transformers' LlamaForCausalLM; the policy is the
+    reference moved by noise, so the loss is not ln 2 and both sides' gradients matter."""
+    transformers = pytest.importorskip("transformers")
+    data, init = setup
+    data = copy_data(data, tmp_path / "data")
+    tokenizer = Tokenizer.from_pretrained(init)
+    rows = [json.loads(line) for line in open(data)][:5]
+    beta = 0.3
+
+    ours = Llama.from_pretrained(init, dtype=torch.float32)
+    examples, _ = tokenize_pairs(rows, tokenizer, max_seq_len=512)
+    reference_pass(ours, examples, tokenizer.pad_id, torch.device("cpu"), data_path=data, start="test", batch_size=2)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    policy_dir = str(tmp_path / "policy")
+    ours.save_pretrained(policy_dir)
+    hf_policy = transformers.LlamaForCausalLM.from_pretrained(policy_dir, dtype=torch.float32)
+    hf_reference = transformers.LlamaForCausalLM.from_pretrained(init, dtype=torch.float32).eval()
+
+    losses = []
+    for row in rows:
+        with torch.no_grad():
+            ref_c, ref_r = (hf_response_logps(hf_reference, tokenizer, row, s) for s in ("chosen", "rejected"))
+        pol_c, pol_r = (hf_response_logps(hf_policy, tokenizer, row, s) for s in ("chosen", "rejected"))
+        losses.append(-F.logsigmoid(beta * ((pol_c - ref_c) - (pol_r - ref_r))))
+    hand_loss = torch.stack(losses).mean()
+    hand_loss.backward()
+
+    from functools import partial
+    loss_sum = train.train_step(ours, partial(dpo_loss, beta=beta), [examples[:3], examples[3:]], 2, len(examples),
+                                examples[0], tokenizer.pad_id, torch.device("cpu"), sharded=False)
+    assert abs(hand_loss.item() - math.log(2)) > 1e-3
+    assert abs(loss_sum.item() / len(examples) - hand_loss.item()) < 1e-5
+    theirs = dict(hf_policy.named_parameters())
+    for name, p in ours.named_parameters():
+        g = theirs["lm_head.weight" if name == "lm_head.weight" else "model." + name].grad
+        assert ((p.grad - g).abs().max() / g.abs().max()).item() < 1e-5, name
+
+
+def test_two_processes_match_one(setup, tmp_path):
+    """FSDP2 over 2 gloo processes (each computing half the reference log-probs) = one process:
+    global batches of 10 from 24 pairs, the last one partial (4 pairs: rank 1 runs a filler micro-step)."""
+    data, init = setup
+    common = ["--max-steps", "3", "--lr", "1e-3"]
+    run(copy_data(data, tmp_path / "d1"), init, str(tmp_path / "one"), "--batch-size", "10", "--grad-accum", "1", *common)
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               os.path.join(ROOT, "train.py"), "--objective", "dpo", "--data", copy_data(data, tmp_path / "d2"),
+               "--init", init, "--out", str(tmp_path / "two"), "--batch-size", "1", "--grad-accum", "5", *common]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "FSDP2 over 2 processes" in result.stdout and "computed in" in result.stdout
+    one, two = metrics(str(tmp_path / "one")), metrics(str(tmp_path / "two"))
+    assert [r["step"] for r in two] == [1, 2, 3]
+    for a, b in zip(one, two):
+        for name in ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"):
+            assert a[name] == pytest.approx(b[name], rel=1e-4, abs=1e-6), name
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+
+
+def test_resume_continues_exactly_and_reads_the_cached_reference(setup, tmp_path, monkeypatch, capsys):
+    data, init = setup
+    data = copy_data(data, tmp_path / "data")
+    common = ["--max-steps", "4", "--lr", "1e-3", "--batch-size", "6"]
+    run(data, init, str(tmp_path / "straight"), *common)
+    real_step, calls = train.train_step, []
+
+    def killed_at_step_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_step", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(data, init, str(tmp_path / "resumed"), *common, "--save-every", "2")
+    monkeypatch.setattr(train, "train_step", real_step)
+    capsys.readouterr()
+    run(data, init, str(tmp_path / "resumed"), *common, "--save-every", "2")
+    assert "reference log-probs of 24 pairs: read from" in capsys.readouterr().out
+    straight, resumed = metrics(str(tmp_path / "straight")), metrics(str(tmp_path / "resumed"))
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4]
+    for a, b in zip(straight, resumed):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+        assert a["rewards/margins"] == pytest.approx(b["rewards/margins"], rel=1e-5, abs=1e-7)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.pop("chosen"), "pairs.jsonl:2: field 'chosen' must be a non-empty list"),
+    (lambda r: r.update(rejected=[{"role": "user", "content": "x"}]), "pairs.jsonl:2: field 'rejected[0].role'"),
+    (lambda r: r.update(prompt="text"), "pairs.jsonl:2: field 'prompt' must be a non-empty list"),
+    (lambda r: r["chosen"].append({"role": "assistant", "content": "more"}), "field 'chosen' must hold one"),
+])
+def test_bad_pair_rows_fail_with_file_line_and_field(setup, tmp_path, capsys, change, message):
+    data, init = setup
+    rows = [json.loads(line) for line in open(data)][:3]
+    change(rows[1])
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(SystemExit) as exit_info:
+        run(str(path), init, str(tmp_path / "run"), "--max-steps", "1")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_beta_is_refused_for_sft(setup, tmp_path, capsys):
+    data, init = setup
+    with pytest.raises(SystemExit):
+        train.main(["--data", data, "--init", init, "--out", str(tmp_path / "x"), "--beta", "0.2"])
+    assert "--beta 0.2: only for --objective dpo" in capsys.readouterr().err

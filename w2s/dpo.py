@@ -1,0 +1,283 @@
+"""The DPO objective (Rafailov et al. 2023): preference pairs -> token ids (cached), the reference
+log-probs computed once before training (cached), and the loss with TRL's per-step metrics.
+
+Reading order: pair rows read and checked (TRL's conversational preference format); the tokenized
+pair; tokenization and the on-disk cache (`load_dpo_data`, train.py's data reader for --objective
+dpo); log-probs of responses; `reference_pass`, the one pass with the starting weights that stores
+each pair's reference log-probs; `dpo_loss`, the objective.
+
+Why a pre-pass: DPO compares the policy with a frozen reference, here the model training starts
+from (--init). Computing the reference's log-probs once, before the first step, means training
+holds one model, not two, and costs one forward per pair instead of one per pair per epoch. The
+numbers are cached beside the data, keyed by the tokens and the starting weights, so a resumed run
+(or another seed on the same data) reads them instead of recomputing.
+
+A reward is beta * (policy - reference) log-prob of a response, summed over the response's tokens
+(its assistant turn and closing <|eot_id|>, never the prompt). The loss of a pair is
+-log sigmoid(reward(chosen) - reward(rejected)): ln 2 at the first step, when policy = reference.
+"""
+import hashlib
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from w2s.errors import UserError
+from w2s.jsonl import read_rows_with_unique_ids
+from w2s.sft import IGNORE_INDEX
+
+DEFAULT_BETA = 0.1  # TRL's DPOConfig default, and the value Yang et al. used
+
+
+# ---------------------------------------------------------------------------------------------
+# Pair rows: {"id", "prompt": [user message], "chosen": [assistant message], "rejected": [...], "meta"?}
+
+
+def _check_messages(row: dict, field: str, roles: tuple[str, ...], where: str) -> None:
+    messages = row.get(field)
+    if not isinstance(messages, list) or not messages:
+        raise UserError(f"{where}: field '{field}' must be a non-empty list of messages, got {messages!r}"[:300])
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in roles:
+            raise UserError(f"{where}: field '{field}[{i}].role' must be one of {roles}, "
+                            f"got {message.get('role') if isinstance(message, dict) else message!r}"[:300])
+        if not isinstance(message.get("content"), str) or not message["content"].strip():
+            raise UserError(f"{where}: field '{field}[{i}].content' must be a non-empty string")
+
+
+def validate_pair_row(row: object, where: str) -> dict:
+    """Check one preference pair in TRL's conversational format; `where` is "file:line"."""
+    if not isinstance(row, dict):
+        raise UserError(f"{where}: a pair must be a JSON object, got {type(row).__name__}")
+    if not isinstance(row.get("id"), str) or not row["id"]:
+        raise UserError(f"{where}: field 'id' must be a non-empty string, got {row.get('id')!r}")
+    _check_messages(row, "prompt", ("system", "user"), where)
+    for field in ("chosen", "rejected"):
+        _check_messages(row, field, ("assistant",), where)
+        if len(row[field]) != 1:
+            raise UserError(f"{where}: field '{field}' must hold one assistant message, got {len(row[field])}")
+    if not isinstance(row.get("meta", {}), dict):
+        raise UserError(f"{where}: field 'meta' must be an object")
+    return row
+
+
+def load_pair_rows(path: str) -> list[dict]:
+    """Read and check a pairs JSONL file; any bad row fails with file, line and field; ids are unique."""
+    return read_rows_with_unique_ids(path, validate_pair_row, "pairs")
+
+
+def pair_row(row_id: str, prompt: str, chosen: str, rejected: str, **meta) -> dict:
+    """A pair row from texts: the prompt as one user turn, each response as one assistant turn."""
+    return {"id": row_id, "prompt": [{"role": "user", "content": prompt}],
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}], "meta": meta}
+
+
+# ---------------------------------------------------------------------------------------------
+# A tokenized pair
+
+
+@dataclass
+class PairExample:
+    chosen_ids: list[int]
+    chosen_mask: list[bool]  # True on response tokens (what the log-prob sums over)
+    rejected_ids: list[int]
+    rejected_mask: list[bool]
+    # The reference's summed log-probs of each response: set by reference_pass before training.
+    ref_chosen: float = math.nan
+    ref_rejected: float = math.nan
+
+    # What train.py's loop asks of any objective's examples: tokens processed (both sequences go
+    # through the model) and the count the loss sums over (pairs).
+    @property
+    def length(self) -> int:
+        return len(self.chosen_ids) + len(self.rejected_ids)
+
+    @property
+    def count(self) -> int:
+        return 1
+
+
+def tokenize_pairs(rows: list[dict], tokenizer, max_seq_len: int) -> tuple[list[PairExample], dict]:
+    """Pair rows -> token ids and response masks under the chat template.
+
+    A sequence longer than `max_seq_len` is cut at the end (counted under "truncated"); a pair
+    whose chosen or rejected response keeps no token is left out (counted under "dropped").
+    Report keys (as SFT's, so train.py logs them alike): examples, kept, truncated, dropped,
+    tokens, assistant_tokens (the response tokens the log-probs sum over).
+    """
+    if max_seq_len < 2:
+        raise ValueError(f"max_seq_len must be at least 2, got {max_seq_len}")
+    out, report = [], {"examples": len(rows), "kept": 0, "truncated": 0, "dropped": 0, "tokens": 0, "assistant_tokens": 0}
+    for row in rows:
+        sides, truncated = [], False
+        for field in ("chosen", "rejected"):
+            ids, mask = tokenizer.encode_chat_for_training(row["prompt"] + row[field])
+            if len(ids) > max_seq_len:
+                ids, mask, truncated = ids[:max_seq_len], mask[:max_seq_len], True
+            sides.append((list(ids), list(mask)))
+        if not all(any(mask[1:]) for _, mask in sides):
+            report["dropped"] += 1
+            continue
+        report["truncated"] += truncated
+        out.append(PairExample(sides[0][0], sides[0][1], sides[1][0], sides[1][1]))
+        report["tokens"] += out[-1].length
+        report["assistant_tokens"] += sum(sum(mask[1:]) for _, mask in sides)
+    report["kept"] = len(out)
+    return out, report
+
+
+def _file_key(path: str, *parts) -> "hashlib._Hash":
+    stat = os.stat(path)
+    key = hashlib.sha256(json.dumps([stat.st_size, stat.st_mtime_ns, *parts]).encode())
+    return key
+
+
+def _cache_path(data_path: str, kind: str, digest: str) -> str:
+    return os.path.join(os.path.dirname(data_path) or ".", ".cache", f"{os.path.basename(data_path)}.{kind}.{digest[:16]}.npz")
+
+
+def _save_npz(path: str, **arrays) -> None:
+    """Write a cache file atomically; a read-only data directory just means no cache."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + f".{os.getpid()}.tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except OSError as e:
+        print(f"not caching at {path}: {e}", file=sys.stderr)
+
+
+def load_dpo_data(data_path: str, tokenizer, max_seq_len: int, write_cache: bool = True) -> tuple[list[PairExample], dict]:
+    """The pairs of a JSONL file, tokenized, and tokenize_pairs's report, through a cache beside the
+    file (plain int arrays, no pickle), keyed like SFT's: the file, the length, the tokenizer, this code."""
+    key = _file_key(data_path, max_seq_len)
+    key.update(tokenizer.raw.to_str().encode())
+    for module_file in (__file__, sys.modules[type(tokenizer).__module__].__file__):
+        with open(module_file, "rb") as f:
+            key.update(f.read())
+    cache = _cache_path(data_path, "pairs", key.hexdigest())
+    if os.path.exists(cache):
+        with np.load(cache, allow_pickle=False) as arrays:
+            ids, mask, offsets = arrays["ids"].tolist(), arrays["mask"].astype(bool).tolist(), arrays["offsets"].tolist()
+            report = json.loads(arrays["report"].tobytes())
+        spans = list(zip(offsets, offsets[1:]))
+        examples = [PairExample(ids[a:b], mask[a:b], ids[c:d], mask[c:d])
+                    for (a, b), (c, d) in zip(spans[0::2], spans[1::2])]
+        return examples, report
+    examples, report = tokenize_pairs(load_pair_rows(data_path), tokenizer, max_seq_len)
+    if not examples:
+        raise UserError(f"{data_path}: no pair keeps a response token within --max-seq-len {max_seq_len}")
+    if write_cache:
+        sequences = [s for e in examples for s in ((e.chosen_ids, e.chosen_mask), (e.rejected_ids, e.rejected_mask))]
+        _save_npz(cache, ids=np.array([t for ids, _ in sequences for t in ids], dtype=np.int32),
+                  mask=np.array([m for _, mask in sequences for m in mask], dtype=np.uint8),
+                  offsets=np.cumsum([0] + [len(ids) for ids, _ in sequences], dtype=np.int64),
+                  report=np.frombuffer(json.dumps(report).encode(), dtype=np.uint8))
+    return examples, report
+
+
+# ---------------------------------------------------------------------------------------------
+# Log-probs of responses
+
+
+def response_logps(model: torch.nn.Module, sequences: list[tuple[list[int], list[bool]]], pad_id: int,
+                   device: torch.device) -> torch.Tensor:
+    """[N] summed log-probs of each sequence's response tokens, in one right-padded forward (fp32)."""
+    width = max(len(ids) for ids, _ in sequences)
+    tokens = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(sequences), width), IGNORE_INDEX, dtype=torch.long)
+    for row, (ids, mask) in enumerate(sequences):
+        tokens[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        labels[row, :len(ids)] = torch.tensor([t if m else IGNORE_INDEX for t, m in zip(ids, mask)], dtype=torch.long)
+    tokens, labels = tokens.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    logits = model(tokens)
+    targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # position t predicts token t+1
+    token_logps = -F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX,
+                                   reduction="none")  # 0 where ignored
+    return token_logps.view(len(sequences), width).sum(dim=1)
+
+
+def _pair_sequences(examples: list[PairExample]) -> list[tuple[list[int], list[bool]]]:
+    """Chosen responses first, then rejected: one forward for the whole micro-batch."""
+    return [(e.chosen_ids, e.chosen_mask) for e in examples] + [(e.rejected_ids, e.rejected_mask) for e in examples]
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference pass (train.py runs it once, with the starting weights, before the first step)
+
+
+@torch.no_grad()
+def reference_pass(model: torch.nn.Module, examples: list[PairExample], pad_id: int, device: torch.device, *,
+                   data_path: str, start: str, batch_size: int) -> str:
+    """Set every example's ref_chosen / ref_rejected from `model` as it is now (the starting
+    weights); returns a line for the log.
+
+    Cached beside the data, keyed by the pairs' tokens and `start` (a fingerprint of the starting
+    weights and the compute dtype). Otherwise each rank computes every world_size-th pair (batches
+    of `batch_size` pairs; every rank runs the same number of forwards, since FSDP's are
+    collective) and the ranks sum their shares, so all ranks end with every pair's numbers.
+    """
+    key = hashlib.sha256(start.encode())
+    for e in examples:
+        key.update(np.asarray(e.chosen_ids + [-1] + e.rejected_ids + [-2], dtype=np.int64).tobytes())
+        key.update(np.asarray(e.chosen_mask + e.rejected_mask, dtype=np.uint8).tobytes())
+    cache = _cache_path(data_path, "reference", key.hexdigest())
+    if os.path.exists(cache):
+        with np.load(cache, allow_pickle=False) as arrays:
+            values = arrays["logps"]
+        source = f"read from {cache}"
+    else:
+        rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        mine = list(range(rank, len(examples), world_size))
+        forwards = math.ceil(math.ceil(len(examples) / world_size) / batch_size)
+        values_t = torch.zeros(len(examples), 2, dtype=torch.float64, device=device)
+        for k in range(forwards):
+            indices = mine[k * batch_size:(k + 1) * batch_size]
+            batch = [examples[i] for i in indices] or [examples[0]]  # a rank with none left still joins
+            logps = response_logps(model, _pair_sequences(batch), pad_id, device).double().view(2, -1).T
+            if indices:
+                values_t[indices] = logps
+        if world_size > 1:
+            dist.all_reduce(values_t)
+        values = values_t.cpu().numpy()
+        if rank == 0:
+            _save_npz(cache, logps=values)
+        source = f"computed in {forwards} forwards per process, cached in {cache}"
+    for e, (chosen, rejected) in zip(examples, values.tolist()):
+        e.ref_chosen, e.ref_rejected = chosen, rejected
+    return f"reference log-probs of {len(examples)} pairs: {source}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The objective
+
+
+def dpo_loss(model: torch.nn.Module, examples: list[PairExample], pad_id: int, device: torch.device,
+             beta: float = DEFAULT_BETA) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
+    """(sum over pairs of -log sigmoid(beta * margin of log-ratios), pairs, metric sums).
+
+    The metric sums are over the pairs of this micro-batch; train.py sums them over the global
+    batch and divides by its pairs, giving TRL's per-step means: rewards/chosen, rewards/rejected,
+    rewards/accuracies (the share of pairs whose chosen reward is strictly higher), rewards/margins,
+    and logps/chosen, logps/rejected (the policy's summed log-probs).
+    """
+    if any(math.isnan(e.ref_chosen) or math.isnan(e.ref_rejected) for e in examples):
+        raise RuntimeError("dpo_loss needs reference log-probs: run reference_pass first")
+    logps = response_logps(model, _pair_sequences(examples), pad_id, device)
+    chosen, rejected = logps[:len(examples)], logps[len(examples):]
+    ref = torch.tensor([[e.ref_chosen, e.ref_rejected] for e in examples], dtype=torch.float32, device=device)
+    chosen_rewards, rejected_rewards = beta * (chosen - ref[:, 0]), beta * (rejected - ref[:, 1])
+    losses = -F.logsigmoid(chosen_rewards - rejected_rewards)
+    chosen_rewards, rejected_rewards = chosen_rewards.detach(), rejected_rewards.detach()
+    metrics = {"rewards/chosen": chosen_rewards.sum(), "rewards/rejected": rejected_rewards.sum(),
+               "rewards/accuracies": (chosen_rewards > rejected_rewards).float().sum(),
+               "rewards/margins": (chosen_rewards - rejected_rewards).sum(),
+               "logps/chosen": chosen.detach().sum(), "logps/rejected": rejected.detach().sum()}
+    return losses.sum(), len(examples), metrics

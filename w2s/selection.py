@@ -1,0 +1,222 @@
+"""Selecting weak supervision without gold answers (Yang, Ma, Liu 2024, "Weak-to-Strong Reasoning").
+
+Reading order: sample files (sample.py output) read and checked; final answers grouped by
+equivalence; stage I, agreement (keep the tasks where two sources' first answers agree, train on
+both responses: the "hybrid" set); stage II, confidence pairs for DPO; the diagnosis, which alone
+reads gold answers.
+
+Answers are compared with the grader's `is_equiv`, never as strings ("1/2" and "0.5" agree). A
+sample with no extractable answer votes for nothing (it still counts in a confidence's denominator:
+a model that often fails to answer is not confident). Selection never reads a task's gold answer:
+`agreement_set` and `confidence_pairs` look at samples only; when the tasks carry answers, the
+diagnosis functions measure what was selected (the right-label share), for the report and the rows'
+meta (where data_prep's --stats finds it), never for the choice.
+"""
+import random
+from collections import Counter
+
+from w2s.data import user_message
+from w2s.dpo import pair_row
+from w2s.errors import UserError
+from w2s.grader import extract_answer, grade, is_equiv
+from w2s.jsonl import read_rows_with_unique_ids
+
+# ---------------------------------------------------------------------------------------------
+# Sample files: {"id", "problem", "answer"?, "samples": [str, ...], "correct"?}
+
+
+def check_samples_row(row: object, where: str) -> None:
+    if not isinstance(row, dict):
+        raise UserError(f"{where}: a row must be a JSON object, got {type(row).__name__}")
+    for field in ("id", "problem"):
+        if not isinstance(row.get(field), str) or not row[field].strip():
+            raise UserError(f"{where}: field '{field}' must be a non-empty string, got {row.get(field)!r}"[:300])
+    samples = row.get("samples")
+    if not isinstance(samples, list) or not samples or not all(isinstance(s, str) for s in samples):
+        raise UserError(f"{where}: field 'samples' must be a non-empty list of strings (sample.py output)")
+
+
+def load_samples(path: str) -> list[dict]:
+    """Rows of a sample.py output file, checked; ids unique."""
+    return read_rows_with_unique_ids(path, check_samples_row, "sampled tasks")
+
+
+def same_tasks(rows_a: list[dict], path_a: str, rows_b: list[dict], path_b: str) -> dict[str, dict]:
+    """`rows_b` by id, after checking it covers every task of `rows_a` with the same problem."""
+    by_id = {row["id"]: row for row in rows_b}
+    for row in rows_a:
+        other = by_id.get(row["id"])
+        if other is None:
+            raise UserError(f"{path_b}: field 'id': no row for task {row['id']!r} of {path_a} (sample both over the same tasks)")
+        if other["problem"].strip() != row["problem"].strip():
+            raise UserError(f"{path_b}: field 'problem' of task {row['id']!r} differs from {path_a}'s")
+    return by_id
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers grouped by equivalence
+
+
+def same_answer(a: str | None, b: str | None) -> bool:
+    """Two extracted answers mean the same (either way round: is_equiv takes its second as gold)."""
+    return a is not None and b is not None and (is_equiv(a, b) or is_equiv(b, a))
+
+
+def answer_groups(answers: list[str | None]) -> list[list[int]]:
+    """Indices of equivalent answers, each group led by its first member; None votes for nothing.
+    Groups come largest first, ties in order of first appearance."""
+    groups: list[list[int]] = []
+    for i, answer in enumerate(answers):
+        if answer is None:
+            continue
+        for group in groups:
+            if same_answer(answer, answers[group[0]]):
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage I: agreement
+
+
+def hybrid_row(task: dict, response: str, source: str, label: str) -> dict:
+    return {"id": f"{task['id']}/{source}",
+            "messages": [{"role": "user", "content": user_message(task["problem"])},
+                         {"role": "assistant", "content": response}],
+            "meta": {"task_id": task["id"], "kind": "hybrid", "source": source, "label": label}}
+
+
+def agreement_set(rows_a: list[dict], rows_b: dict[str, dict], source_a: str, source_b: str) -> tuple[list[dict], Counter]:
+    """The hybrid SFT set: for each task of `rows_a` (in order) whose first sample's final answer
+    agrees with `rows_b`'s first sample's, both responses. Report: tasks, agree, disagree,
+    no_answer (either first sample has none)."""
+    out, report = [], Counter(tasks=len(rows_a))
+    for row in rows_a:
+        other = rows_b[row["id"]]
+        text_a, text_b = row["samples"][0], other["samples"][0]
+        answer_a, answer_b = extract_answer(text_a), extract_answer(text_b)
+        if answer_a is None or answer_b is None:
+            report["no_answer"] += 1
+        elif same_answer(answer_a, answer_b):
+            report["agree"] += 1
+            out += [hybrid_row(row, text_a, source_a, answer_a), hybrid_row(row, text_b, source_b, answer_a)]
+        else:
+            report["disagree"] += 1
+    return out, report
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage II: confidence pairs
+
+RULES = ("weak_is_majority", "confident_flip")
+SKIPS = ("no_answer", "tie", "low_confidence", "unanimous", "weak_in_minority_below_flip", "weak_empty")
+
+
+def confidence_pairs(strong: list[dict], weak: dict[str, dict], *, min_confidence: float = 0.6,
+                     flip_confidence: float = 0.8, max_pairs: int = 1, seed: int = 0) -> tuple[list[dict], Counter]:
+    """Pair rows from the strong model's samples and the weak model's response (its first sample).
+
+    Confidence is the share of the strong samples in the largest answer group (a tie for largest:
+    skipped, no majority). Below `min_confidence`: skipped. If the weak answer is the majority's:
+    chosen = the weak response, rejected = a non-majority sample (one with another answer or none).
+    Otherwise, at confidence >= `flip_confidence`: chosen = a majority sample, rejected = the weak
+    response. Up to `max_pairs` pairs a task, on distinct texts, drawn by (seed, task id), so the
+    output depends only on the inputs and the seed. Report: a count per rule (pairs and tasks) and
+    per reason to skip.
+    """
+    out, report = [], Counter(tasks=len(strong))
+    for row in strong:
+        weak_text = weak[row["id"]]["samples"][0]
+        samples = row["samples"]
+        answers = [extract_answer(s) for s in samples]
+        groups = answer_groups(answers)
+        if not weak_text.strip():
+            report["skip/weak_empty"] += 1
+            continue
+        if not groups:
+            report["skip/no_answer"] += 1
+            continue
+        if len(groups) > 1 and len(groups[1]) == len(groups[0]):
+            report["skip/tie"] += 1
+            continue
+        majority = groups[0]
+        confidence = len(majority) / len(samples)
+        if confidence < min_confidence:
+            report["skip/low_confidence"] += 1
+            continue
+        label = answers[majority[0]]
+        rng = random.Random(f"confidence_pairs/{seed}/{row['id']}")
+        if same_answer(extract_answer(weak_text), label):
+            rule = "weak_is_majority"
+            candidates = _distinct([i for i in range(len(samples)) if i not in majority], samples)
+            if not candidates:
+                report["skip/unanimous"] += 1
+                continue
+            sides = [(weak_text, samples[i]) for i in rng.sample(candidates, min(max_pairs, len(candidates)))]
+        elif confidence >= flip_confidence:
+            rule = "confident_flip"
+            candidates = _distinct(majority, samples)
+            sides = [(samples[i], weak_text) for i in rng.sample(candidates, min(max_pairs, len(candidates)))]
+        else:
+            report["skip/weak_in_minority_below_flip"] += 1
+            continue
+        report[f"tasks/{rule}"] += 1
+        report[f"pairs/{rule}"] += len(sides)
+        for k, (chosen, rejected) in enumerate(sides):
+            out.append(pair_row(f"{row['id']}/p{k}", user_message(row["problem"]), chosen, rejected,
+                                task_id=row["id"], rule=rule, confidence=confidence, label=label))
+    return out, report
+
+
+def _distinct(indices: list[int], samples: list[str]) -> list[int]:
+    """The first index of each distinct non-empty text (a repeated text would make a repeated pair)."""
+    seen, out = set(), []
+    for i in indices:
+        if samples[i].strip() and samples[i] not in seen:
+            seen.add(samples[i])
+            out.append(i)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Diagnosis: the only place gold answers are read
+
+
+def diagnose_hybrid(rows: list[dict], tasks: dict[str, dict]) -> dict | None:
+    """Adds meta.answer and meta.correct (the response graded against gold) to each hybrid row whose
+    task has an answer; returns the right-label share of the selected tasks and of the responses."""
+    graded = [r for r in rows if "answer" in tasks[r["meta"]["task_id"]]]
+    for r in graded:
+        gold = tasks[r["meta"]["task_id"]]["answer"]
+        r["meta"].update(answer=gold, correct=grade(r["messages"][-1]["content"], gold))
+    if not graded:
+        return None
+    labels = {r["meta"]["task_id"]: is_equiv(r["meta"]["label"], r["meta"]["answer"]) for r in graded}
+    return {"label_accuracy": sum(labels.values()) / len(labels),
+            "response_accuracy": sum(r["meta"]["correct"] for r in graded) / len(graded), "graded_tasks": len(labels)}
+
+
+def first_sample_accuracy(rows: list[dict]) -> float | None:
+    """Share of tasks whose first sample is right, where the tasks carry answers (a source's quality)."""
+    graded = [grade(r["samples"][0], r["answer"]) for r in rows if "answer" in r]
+    return sum(graded) / len(graded) if graded else None
+
+
+def diagnose_pairs(rows: list[dict], tasks: dict[str, dict]) -> dict | None:
+    """Adds meta.answer, chosen_correct and rejected_correct to each pair whose task has an answer;
+    returns the shares of pairs whose chosen is right, whose rejected is wrong, and both."""
+    graded = [r for r in rows if "answer" in tasks[r["meta"]["task_id"]]]
+    for r in graded:
+        gold = tasks[r["meta"]["task_id"]]["answer"]
+        r["meta"].update(answer=gold, chosen_correct=grade(r["chosen"][0]["content"], gold),
+                         rejected_correct=grade(r["rejected"][0]["content"], gold))
+    if not graded:
+        return None
+    n = len(graded)
+    return {"chosen_right": sum(r["meta"]["chosen_correct"] for r in graded) / n,
+            "rejected_wrong": sum(not r["meta"]["rejected_correct"] for r in graded) / n,
+            "chosen_right_and_rejected_wrong": sum(r["meta"]["chosen_correct"] and not r["meta"]["rejected_correct"]
+                                                   for r in graded) / n, "graded_pairs": n}

@@ -619,7 +619,6 @@ verifier step rows {{"id", "prompt", "steps", "labels"}} (train.py --objective p
     parser.add_argument("--stats", metavar="FILE.jsonl", help="report a set's quality (counts, error rates, lengths) and exit")
     parser.add_argument("--from-samples", metavar="SAMPLES.jsonl",
                         help="turn a model teacher's samples (sample.py output) into the set DIR/<--name>.jsonl and exit")
-    parser.add_argument("--name", help="with --from-samples: the set's name (default weak_<file stem>)")
     verifier = parser.add_argument_group("verifier step rows (w2s/verifier_data.py)")
     verifier.add_argument("--verifier-from-samples", metavar="SAMPLES.jsonl",
                           help="turn samples (sample.py output) into step rows DIR/<--name>.jsonl and exit: exact step "
@@ -629,7 +628,8 @@ verifier step rows {{"id", "prompt", "steps", "labels"}} (train.py --objective p
     verifier.add_argument("--verifier-split", choices=["lines", "blank"], default="lines",
                           help="steps of a sample: its non-empty lines, or its blank-line-separated paragraphs (default lines)")
     verifier.add_argument("--input", metavar="FILE.jsonl", help="with --source prm800k / math-shepherd: the downloaded file")
-    parser.add_argument("--name", help="with --from-samples: the set's name (default weak_<file stem>); "
+    parser.add_argument("--name", help="with --from-samples: the set's name (default weak_<file stem>); with "
+                        "--verifier-from-samples: the step rows' name (default steps_<file stem>); "
                         "with --agree / --pairs (required): the output OUT/NAME.jsonl")
     w2s_group = parser.add_argument_group("weak-to-strong reasoning (Yang et al. 2024): selection without gold answers")
     w2s_group.add_argument("--agree", nargs=2, metavar=("A.jsonl", "B.jsonl"),

@@ -11,113 +11,20 @@ Set names carry the quality they were built at, so one directory holds many vari
 combinations are named by their parts (`hard_full_e0.9+easy_sub`, `hard_full_e0.9_x2`, ...).
 """
 import argparse
-import json
 import os
-import re
 import sys
 import time
-from collections import Counter
 
-from w2s import miniworld
-from w2s.data import PoolItem, Solution, build_sets, load_sft_examples, problem_from_user_message
+from w2s import miniworld, quality, selection
+from w2s.datadir import (WORLD_DEFAULTS, build_builtin, build_gair, build_hf, step_range, write_selection,
+                         write_sets)
 from w2s.errors import run_main
-from w2s.jsonl import write_jsonl
-from w2s.release import HF_REPO, HF_TESTS, read_release, string_field
-from w2s.errors import UserError
-from w2s.sets import SET_KINDS, builtin_set_args, set_names  # noqa: F401  (builtin_set_args: tests)
+from w2s.release import HF_TESTS
+from w2s.sets import SET_KINDS
 
 BUILTIN_SETS = SET_KINDS  # the built-in world's sets at their default quality (outcome error 0)
 BUILTIN_TESTS = tuple(miniworld.TEST_SETS)  # DIR/test/<name>.jsonl
-# The settings a built-in world directory is built with (recorded in DIR/manifest.json). A flag left
-# out takes the directory's recorded value, so adding a variant to a directory never needs them again.
-WORLD_DEFAULTS = {"seed": 0, "num_hard": 30000, "num_foundation": 10000, "num_test": 1000, "num_long_test": 500,
-                  "vocab_size": 512, "max_value": miniworld.WorldConfig.max_value,
-                  "max_start": miniworld.WorldConfig.start_range[1], "max_add": miniworld.WorldConfig.add_range[1],
-                  "max_mul": miniworld.WorldConfig.mul_range[1], "operations": miniworld.WorldConfig.operations,
-                  "hard_steps": "3-5",
-                  "long_steps": "6-7", "foundation_steps": "1-2", "phrasings": miniworld.WorldConfig.phrasings}
-
-
-# ---------------------------------------------------------------------------------------------
-# Measuring a set
-
-
-def solution_step_errors(row: dict) -> list[bool] | None:
-    """Step errors of a row's solution by the exact checker, when its problem is of the built-in world."""
-    problem = problem_from_user_message(next(m["content"] for m in row["messages"] if m["role"] == "user"))
-    try:
-        task = miniworld.parse_problem(problem)
-    except ValueError:
-        return None
-    return miniworld.step_errors(row["messages"][-1]["content"], task)
-
-
-def measure(rows: list[dict], token_lengths: list[int] | None = None, recheck_steps: bool = False) -> dict:
-    """Examples, tokens, outcome error rate, step-wise error rate (wrong steps / all steps)."""
-    known = [r["meta"]["correct"] for r in rows if isinstance(r.get("meta", {}).get("correct"), bool)]
-    wrong_steps = all_steps = 0
-    unknown_steps = 0
-    for row in rows:
-        errors = solution_step_errors(row) if recheck_steps else None
-        if errors is not None:
-            wrong_steps, all_steps = wrong_steps + sum(errors), all_steps + len(errors)
-            continue
-        meta = row.get("meta", {})
-        if meta.get("step_error_rate") is not None and meta.get("steps"):
-            wrong_steps += round(meta["step_error_rate"] * meta["steps"])
-            all_steps += meta["steps"]
-        else:
-            unknown_steps += 1
-    return {
-        "examples": len(rows),
-        "tokens": sum(token_lengths) if token_lengths is not None else None,
-        "outcome_error": 1 - sum(known) / len(known) if known else None,
-        "step_error": wrong_steps / all_steps if all_steps else None,
-        "unknown_correctness": len(rows) - len(known),
-        "unknown_step_error": unknown_steps,
-    }
-
-
-def token_lengths(rows: list[dict], tokenizer, cache: dict | None = None, verify: int = 50) -> list[int]:
-    """Tokens of each row under the chat template.
-
-    Tokenizing 300k rows whole takes minutes; but the pre-tokenizer never merges across a newline
-    or across ". " / "? ", so a text's count is the sum of its lines' and sentences' counts, and
-    those repeat a lot (cached). The first `verify` rows are also tokenized whole, as a check.
-    """
-    from w2s.tokenizer import chat_template_text
-
-    cache = {} if cache is None else cache
-
-    def count(text: str) -> int:
-        if text in cache:
-            return cache[text]
-        total = 0
-        for chunk in _CHUNK.split(text):
-            if chunk not in cache:
-                cache[chunk] = len(tokenizer.raw.encode(chunk, add_special_tokens=False).ids)
-            total += cache[chunk]
-        cache[text] = total
-        return total
-
-    # The template around the turns: tokens of the rendered text minus those of the contents.
-    def overhead(messages: list[dict]) -> int:
-        key = ("<template>",) + tuple(m["role"] for m in messages)
-        if key not in cache:
-            empty = [dict(m, content="") for m in messages]
-            cache[key] = len(tokenizer.encode_chat_for_training(empty)[0])
-        return cache[key]
-
-    def exact(row: dict) -> int:
-        return len(tokenizer.raw.encode(chat_template_text(row["messages"], False)[0], add_special_tokens=False).ids)
-
-    lengths = [overhead(r["messages"]) + sum(count(m["content"].strip()) for m in r["messages"]) for r in rows]
-    if any(exact(row) != length for row, length in zip(rows[:verify], lengths)):
-        return [exact(row) for row in rows]  # some other tokenizer or text: count the slow way
-    return lengths
-
-
-_CHUNK = re.compile(r"(?<=\n)(?!\n)|(?<=[.?])(?= )")
+WORLD_FLAGS = tuple(WORLD_DEFAULTS)  # --seed, --num-hard, ...: None = the directory's manifest, else the default
 
 
 def _rate(x: float | None) -> str:
@@ -136,141 +43,34 @@ def print_table(stats: dict[str, dict]) -> None:
         print(f"{name:<{width}}{s['examples']:>9}{tokens:>11}{_rate(s['outcome_error']):>13}{_rate(s['step_error']):>10}")
 
 
-def histogram(values: list[int], bins: int = 10) -> list[tuple[int, int, int]]:
-    """(low, high, count) for equal-width bins over the values."""
-    low, high = min(values), max(values)
-    width = max(1, -(-(high - low + 1) // bins))
-    counts = Counter((v - low) // width for v in values)
-    return [(low + b * width, low + (b + 1) * width - 1, counts.get(b, 0)) for b in range(-(-(high - low + 1) // width))]
+# ---------------------------------------------------------------------------------------------
+# The commands: each calls w2s/ and reports
 
 
 def stats_command(path: str, tokenizer_path: str | None) -> dict:
     """--stats: counts, outcome and step-wise error rates (rechecked when the rows are built-in world ones), lengths."""
-    from w2s.grader import grade
-
-    rows = load_sft_examples(path)
-    tokenizer = _find_tokenizer(path, tokenizer_path)
-    lengths = token_lengths(rows, tokenizer) if tokenizer else [sum(len(m["content"]) for m in r["messages"]) for r in rows]
-    unit = "tokens" if tokenizer else "characters"
-    s = measure(rows, lengths if tokenizer else None, recheck_steps=True)
-    # Outcome by the grader, against the gold answer in meta, next to what the rows claim.
-    graded = [(grade(r["messages"][-1]["content"], str(r["meta"]["answer"])), r["meta"].get("correct"))
-              for r in rows if r.get("meta", {}).get("answer") not in (None, "")]
-    s["graded"] = len(graded)
-    s["outcome_error_by_grader"] = 1 - sum(g for g, _ in graded) / len(graded) if graded else None
-    s["grader_disagrees_with_meta"] = sum(isinstance(c, bool) and g != c for g, c in graded)
-    s["kinds"] = dict(Counter(r.get("meta", {}).get("kind", "?") for r in rows))
+    s, lengths, unit = quality.set_report(path, tokenizer_path)
     print(f"{path}: {s['examples']} examples, kinds {s['kinds']}")
     print(f"  outcome error rate: {_rate(s['outcome_error'])} from meta.correct ({s['unknown_correctness']} rows without), "
           f"{_rate(s['outcome_error_by_grader'])} by the grader on {s['graded']} rows with a gold answer "
           f"({s['grader_disagrees_with_meta']} disagree with meta)")
     print(f"  step-wise error rate: {_rate(s['step_error'])} ({s['unknown_step_error']} rows unknown)")
     print(f"  length in {unit}: total {sum(lengths)}, mean {sum(lengths) / len(lengths):.1f}, max {max(lengths)}")
-    for low, high, count in histogram(lengths):
+    for low, high, count in quality.histogram(lengths):
         print(f"    {low:>6}-{high:<6} {count:>8} {'#' * round(50 * count / len(lengths))}")
     return s
 
 
-def _find_tokenizer(path: str, tokenizer_path: str | None):
-    from w2s.tokenizer import Tokenizer
-
-    candidate = tokenizer_path or os.path.join(os.path.dirname(os.path.abspath(path)), "tokenizer.json")
-    return Tokenizer.from_pretrained(candidate) if tokenizer_path or os.path.exists(candidate) else None
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-
-
-def check_outcomes_with_grader(pool: list[PoolItem]) -> int:
-    """The grader must agree with the world's exact check on every solution (a guard on both). Returns the count."""
-    from w2s.grader import grade
-
-    checked, seen = 0, set()
-    for item in pool:
-        for it in [item] + item.subtasks + item.paraphrases:
-            for sol in it.correct + it.incorrect:
-                if (sol.text, it.answer) in seen:
-                    continue
-                seen.add((sol.text, it.answer))
-                if grade(sol.text, it.answer) != sol.correct:
-                    raise RuntimeError(f"{it.id}: the grader says correct={not sol.correct} but the exact check says "
-                                       f"{sol.correct} for answer {it.answer!r}:\n{sol.text}")
-                checked += 1
-    return checked
-
-
-def write_sets(out: str, sets: dict[str, list[dict]], tokenizer, written: dict[str, dict], cache: dict) -> None:
-    for name, rows in sets.items():
-        if name in written:
-            continue
-        write_jsonl(os.path.join(out, f"{name}.jsonl"), rows, cache.setdefault("<lines>", {}))
-        written[name] = measure(rows, token_lengths(rows, tokenizer, cache.setdefault("<tokens>", {})) if tokenizer else None)
-
-
-def write_tests(out: str, tests: dict[str, list[dict]]) -> None:
-    os.makedirs(os.path.join(out, "test"), exist_ok=True)
-    for name, rows in tests.items():
-        write_jsonl(os.path.join(out, "test", f"{name}.jsonl"), rows)
-        print(f"wrote {os.path.join(out, 'test', name + '.jsonl')}: {len(rows)} problems")
-
-
-def write_hard_tasks(out: str, tasks: list[dict]) -> None:
-    """The hard training tasks as task rows, for a model teacher to solve (sample.py --tasks)."""
-    os.makedirs(os.path.join(out, "tasks"), exist_ok=True)
-    write_jsonl(os.path.join(out, "tasks", "hard_full.jsonl"), tasks)
-    print(f"wrote {os.path.join(out, 'tasks', 'hard_full.jsonl')}: {len(tasks)} tasks (for sample.py)")
-
-
-# ---------------------------------------------------------------------------------------------
-# A model teacher's samples (sample.py output) as a training set
-
-
-def sft_from_samples(path: str, teacher: str) -> tuple[list[dict], Counter]:
-    """Rows {"id", "problem", "answer", "samples": [...], "correct": [...]?} -> one SFT example per sample.
-
-    Correctness is sample.py's grader verdict (or the grader's, where the row has none); the
-    step-wise error rate is measured by the step checker when the problem is of the built-in world.
-    """
-    from w2s.data import sft_row
-    from w2s.jsonl import read_jsonl_numbered
-    from w2s.grader import grade
-
-    rows, report = [], Counter()
-    for line_no, row in read_jsonl_numbered(path):
-        where = f"{path}:{line_no}"
-        if not isinstance(row, dict):
-            raise UserError(f"{where}: a row must be a JSON object")
-        task_id, problem, answer = string_field(row, "id", where), string_field(row, "problem", where), string_field(row, "answer", where)
-        samples, verdicts = row.get("samples"), row.get("correct")
-        if not isinstance(samples, list) or not all(isinstance(x, str) for x in samples):
-            raise UserError(f"{where}: field 'samples' must be a list of strings")
-        if verdicts is not None and (not isinstance(verdicts, list) or len(verdicts) != len(samples)
-                                     or not all(isinstance(v, bool) for v in verdicts)):
-            raise UserError(f"{where}: field 'correct' must be a list of booleans, one per sample")
-        item = PoolItem(task_id, problem, answer, [], meta={"source": f"samples/{teacher}", "teacher": teacher})
-        for k, text in enumerate(samples):
-            if not text.strip():
-                report["empty samples (skipped)"] += 1
-                continue
-            correct = verdicts[k] if verdicts is not None else grade(text, answer)
-            row_out = sft_row(f"{task_id}/s{k}", item, Solution(text, correct), "weak_teacher")
-            errors = solution_step_errors(row_out)
-            if errors is not None:
-                row_out["meta"].update(step_error_rate=sum(errors) / len(errors), steps=len(errors))
-            rows.append(row_out)
-            report["samples"] += 1
-    if not rows:
-        raise UserError(f"{path}: no samples to train on")
-    return rows, report
+def _stem(path: str) -> str:
+    return os.path.basename(path).rsplit(".", 1)[0]
 
 
 def from_samples_command(args) -> None:
-    stem = os.path.basename(args.from_samples).rsplit(".", 1)[0]
-    name = args.name or f"weak_{stem}"
-    rows, report = sft_from_samples(args.from_samples, name)
+    """--from-samples: every sample of a model teacher as an SFT example, measured."""
+    name = args.name or f"weak_{_stem(args.from_samples)}"
+    rows, report = selection.sft_from_samples(args.from_samples, name)
     os.makedirs(args.out, exist_ok=True)
-    tokenizer = _find_tokenizer(os.path.join(args.out, "x.jsonl"), args.tokenizer)
+    tokenizer = quality.find_tokenizer(os.path.join(args.out, "x.jsonl"), args.tokenizer)
     written = {}
     write_sets(args.out, {name: rows}, tokenizer, written, {})
     print(f"{args.from_samples}: {dict(report)}")
@@ -281,10 +81,11 @@ def from_samples_command(args) -> None:
 def verifier_data_command(args) -> None:
     """Step rows for train.py --objective prm (w2s/verifier_data.py): from samples, PRM800K or Math-Shepherd."""
     from w2s import verifier_data
+    from w2s.jsonl import write_jsonl
 
     if args.verifier_from_samples:
         source = args.verifier_from_samples
-        name = args.name or f"steps_{os.path.basename(source).rsplit('.', 1)[0]}"
+        name = args.name or f"steps_{_stem(source)}"
         rows, report = verifier_data.step_rows_from_samples(source, args.outcome, args.verifier_split)
     else:
         source = args.input
@@ -296,260 +97,57 @@ def verifier_data_command(args) -> None:
     write_jsonl(path, rows)
     print(f"{source}: {dict(report)}")
     print(f"wrote {len(rows)} step rows to {path}")
-# ---------------------------------------------------------------------------------------------
-# Weak-to-strong reasoning (Yang et al. 2024): sets selected from samples without gold (w2s/selection.py)
 
 
-def _write_selection(out: str, name: str, rows: list[dict], report: dict) -> None:
-    """OUT/NAME.jsonl and, beside it, NAME.report.json (the counts and the measured quality)."""
-    os.makedirs(out, exist_ok=True)
-    write_jsonl(os.path.join(out, f"{name}.jsonl"), rows)
-    with open(os.path.join(out, f"{name}.report.json"), "w") as f:
-        json.dump(report, f, indent=2)
+def _report_selection(out: str, name: str, rows: list[dict], report: dict) -> None:
+    path = write_selection(out, name, rows, report)
     for key, value in report.items():
         print(f"  {key}: {value}")
-    print(f"wrote {os.path.join(out, name + '.jsonl')}: {len(rows)} rows (report in {name}.report.json)")
-
-
-def _stem(path: str) -> str:
-    return os.path.basename(path).rsplit(".", 1)[0]
+    print(f"wrote {path}: {len(rows)} rows (report in {name}.report.json)")
 
 
 def agree_command(args) -> dict:
     """--agree A B: the hybrid SFT set of the tasks whose first samples' final answers agree."""
-    from w2s import selection
-
-    path_a, path_b = args.agree
-    rows_a, rows_b = selection.load_samples(path_a), selection.load_samples(path_b)
-    by_id = selection.same_tasks(rows_a, path_a, rows_b, path_b)
-    source_a, source_b = (_stem(path_a), _stem(path_b)) if _stem(path_a) != _stem(path_b) else ("a", "b")
-    rows, counts = selection.agreement_set(rows_a, by_id, source_a, source_b)
-    report = {"sources": {source_a: path_a, source_b: path_b}, **counts, "examples": len(rows)}
-    quality = selection.diagnose_hybrid(rows, {r["id"]: r for r in rows_a})  # gold, for the report only
-    if quality is not None:
-        report.update(quality, first_sample_accuracy={source_a: selection.first_sample_accuracy(rows_a),
-                                                      source_b: selection.first_sample_accuracy(list(by_id.values()))})
-    print(f"agreement of {path_a} and {path_b}:")
-    _write_selection(args.out, args.name, rows, report)
+    rows, report = selection.agreement_from_files(*args.agree)
+    print(f"agreement of {args.agree[0]} and {args.agree[1]}:")
+    _report_selection(args.out, args.name, rows, report)
     return report
 
 
 def pairs_command(args) -> dict:
     """--pairs STRONG --weak WEAK: DPO pairs by the strong samples' confidence and the weak answer."""
-    from w2s import selection
-
-    strong = selection.load_samples(args.pairs)
-    weak = selection.same_tasks(strong, args.pairs, selection.load_samples(args.weak), args.weak)
-    rows, counts = selection.confidence_pairs(strong, weak, min_confidence=args.min_confidence,
+    rows, report = selection.pairs_from_files(args.pairs, args.weak, min_confidence=args.min_confidence,
                                               flip_confidence=args.flip_confidence, max_pairs=args.max_pairs,
                                               seed=args.seed or 0)
-    report = {"strong": args.pairs, "weak": args.weak, "min_confidence": args.min_confidence,
-              "flip_confidence": args.flip_confidence, "max_pairs": args.max_pairs, "seed": args.seed or 0,
-              **dict(sorted(counts.items())), "pairs": len(rows)}
-    quality = selection.diagnose_pairs(rows, {r["id"]: r for r in strong})  # gold, for the report only
-    if quality is not None:
-        report.update(quality)
     print(f"confidence pairs from {args.pairs} (weak: {args.weak}):")
-    _write_selection(args.out, args.name, rows, report)
+    _report_selection(args.out, args.name, rows, report)
     return report
 
 
-def check_manifest(out: str, manifest: dict, write: bool = True) -> None:
-    """One directory holds one world: refuse to mix seeds, sizes or sources (tests would stop being held out).
-    The first build into a directory records its settings there (`write`)."""
-    path = os.path.join(out, "manifest.json")
-    if os.path.exists(path):
-        old = read_manifest(out)
-        if old != manifest:
-            diff = {k: (old.get(k), manifest.get(k)) for k in set(old) | set(manifest) if old.get(k) != manifest.get(k)}
-            raise UserError(f"{out} was built with other settings {diff} (was, now): use another --out, or delete {out}")
-    elif write:
-        os.makedirs(out, exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(manifest, f, indent=2)
-
-
-def read_manifest(out: str) -> dict:
-    path = os.path.join(out, "manifest.json")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
-
-
-def step_range(text: str) -> tuple[int, int]:
-    """'3-5' -> (3, 5); '4' -> (4, 4)."""
-    low, _, high = str(text).partition("-")
-    try:
-        low, high = int(low), int(high or low)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a step range like 3-5, got {text!r}") from None
-    if not 1 <= low <= high:
-        raise argparse.ArgumentTypeError(f"expected 1 <= low <= high in a step range, got {text!r}")
-    return low, high
+def build_command(args) -> None:
+    """A data directory from one of the three sources, and the table of the sets written."""
+    t0 = time.time()
+    if args.source == "hf":
+        written = build_hf(args.out, args.hf_dir, args.hf_subset, args.seed, args.sets, args.hard_error, args.sub_error)
+    elif args.source == "gair":
+        written = build_gair(args.out, args.gair_dir)
+    else:
+        written = build_builtin(args.out, {k: getattr(args, k) for k in WORLD_FLAGS}, args.sets,
+                                args.hard_error, args.sub_error, args.step_profile)
+    print()
+    print_table(written)
+    if args.source != "gair":
+        print(f"\nwrote {len(written)} sets to {args.out}/ in {time.time() - t0:.1f}s")
 
 
 # ---------------------------------------------------------------------------------------------
-# Source 1: the built-in world
 
 
-def world_settings(args) -> tuple[dict, miniworld.WorldConfig]:
-    """The world's settings: the flags given, else the directory's manifest, else WORLD_DEFAULTS."""
-    recorded = read_manifest(args.out)
-    settings = {k: getattr(args, k) if getattr(args, k) is not None else recorded.get(k, default)
-                for k, default in WORLD_DEFAULTS.items()}
-    config = miniworld.WorldConfig(max_value=settings["max_value"], start_range=(1, settings["max_start"]),
-                                   add_range=(1, settings["max_add"]), mul_range=(2, settings["max_mul"]),
-                                   operations=settings["operations"], hard_steps=step_range(settings["hard_steps"]),
-                                   long_steps=step_range(settings["long_steps"]),
-                                   foundation_steps=step_range(settings["foundation_steps"]), phrasings=settings["phrasings"])
-    if config.hard_steps[0] < 3:
-        raise UserError(f"--hard-steps {settings['hard_steps']}: hard tasks need at least 3 steps to have sub-tasks")
-    return settings, config
-
-
-def world_tokenizer(out: str, world: miniworld.World, vocab_size: int):
-    """DIR/tokenizer.json: trained once, on training text only (the same text whatever the qualities asked for)."""
-    from w2s.tokenizer import Tokenizer, train_tokenizer
-
-    if os.path.exists(os.path.join(out, "tokenizer.json")):
-        return Tokenizer.from_pretrained(out)
-    tokenizer = train_tokenizer(list(miniworld.corpus(world)), vocab_size)
-    tokenizer.save_pretrained(out)
-    print(f"wrote {os.path.join(out, 'tokenizer.json')}: vocabulary {tokenizer.vocab_size}")
-    return tokenizer
-
-
-def write_builtin_sets(args, world: miniworld.World, tokenizer) -> dict[str, dict]:
-    """Every asked-for set kind at every asked-for quality; returns each written set's measurements."""
-    from w2s.data import sft_row
-
-    kinds = args.sets or list(SET_KINDS)
-    written, cache = {}, {}
-    if "foundation" in kinds:
-        items = miniworld.to_pool(world.foundation, args.seed, subtasks=False, paraphrases=False)
-        check_outcomes_with_grader(items)
-        write_sets(args.out, {"foundation": [sft_row(it.id, it, it.correct[0], "foundation") for it in items]},
-                   tokenizer, written, cache)
-    hard_kinds = [k for k in kinds if k != "foundation"]
-    if not hard_kinds:
-        return written
-    # Draw only what the asked-for sets use: incorrect solutions cost time, sub-tasks and paraphrases too.
-    with_subs = any("easy_sub" in k for k in hard_kinds)
-    with_paraphrases = "hard_full+paraphrase" in hard_kinds
-    hard_errors = any(e > 0 for e in args.hard_error) and any(k != "easy_sub" for k in hard_kinds)
-    sub_errors = with_subs and any(e > 0 for e in args.sub_error)
-    for profile in args.step_profile if hard_errors or sub_errors else ["mixed"]:
-        pool = miniworld.to_pool(world.hard, args.seed, profile if hard_errors else None, profile if sub_errors else None,
-                                 subtasks=with_subs, paraphrases=with_paraphrases)
-        checked = check_outcomes_with_grader(pool)
-        print(f"step profile {profile if hard_errors or sub_errors else '-'}: {checked} solutions graded, "
-              "all agree with the exact check")
-        for hard_error in args.hard_error if hard_errors else [0.0]:
-            for sub_error in args.sub_error if sub_errors else [0.0]:
-                sets, _ = build_sets(pool, hard_error, sub_error, args.seed)
-                names = set_names(hard_error, sub_error, profile)
-                write_sets(args.out, {names[k]: rows for k, rows in sets.items() if k in kinds}, tokenizer, written, cache)
-    return written
-
-
-def build_builtin(args) -> None:
-    t0 = time.time()
-    settings, config = world_settings(args)
-    manifest = {"source": "miniworld", **settings}
-    check_manifest(args.out, manifest, write=False)  # fail before the work; record only once it is done
-    for key in ("seed", "num_hard", "num_foundation", "num_test", "num_long_test", "vocab_size"):
-        setattr(args, key, settings[key])
+def _step_range_arg(text: str) -> tuple[int, int]:
     try:
-        world = miniworld.build_world(args.seed, args.num_hard, args.num_foundation, args.num_test, args.num_long_test, config)
+        return step_range(text)
     except ValueError as e:
-        raise UserError(str(e)) from None
-    check_manifest(args.out, manifest)
-    print(f"built-in world (seed {args.seed}): {len(world.hard)} hard tasks, "
-          f"{sum(len(p.subtasks) for p in world.hard)} sub-tasks, {len(world.foundation)} foundation problems; "
-          f"draws left out: {world.report}")
-    tokenizer = world_tokenizer(args.out, world, args.vocab_size)
-
-    def task_row(p: miniworld.Problem) -> dict:
-        return {"id": p.id, "problem": p.text, "answer": str(p.task.answer), "steps": len(p.task.steps)}
-
-    write_tests(args.out, {name: [task_row(p) for p in problems] for name, problems in world.tests.items()})
-    write_hard_tasks(args.out, [task_row(p) for p in world.hard])
-    written = write_builtin_sets(args, world, tokenizer)
-    print()
-    print_table(written)
-    print(f"\nwrote {len(written)} sets to {args.out}/ in {time.time() - t0:.1f}s")
-
-
-# ---------------------------------------------------------------------------------------------
-# Source 2: the paper's released data
-
-
-def download_hf(cache_dir: str | None = None) -> str:
-    from huggingface_hub import snapshot_download
-
-    try:
-        return snapshot_download(HF_REPO, repo_type="dataset", cache_dir=cache_dir)
-    except Exception as e:  # network, auth, missing repo: all end the same way for the user
-        raise UserError(f"could not download {HF_REPO}: {type(e).__name__}: {e}; "
-                         f"download it where the hub is reachable and convert it with --hf-dir LOCAL_DIR") from None
-
-
-def build_hf(args) -> None:
-    t0 = time.time()
-    if args.seed is None:
-        args.seed = read_manifest(args.out).get("seed", WORLD_DEFAULTS["seed"])
-    root = args.hf_dir or download_hf()
-    check_manifest(args.out, {"source": "hf", "dataset": HF_REPO, "subset": args.hf_subset, "seed": args.seed})
-    pool, weak_sets, tests, report = read_release(root, args.hf_subset)
-    print(f"{HF_REPO} at {root}:")
-    for key, value in report.items():
-        print(f"  {key}: {value}")
-    write_tests(args.out, tests)
-    write_hard_tasks(args.out, [{"id": it.id, "problem": it.problem, "answer": it.answer} for it in pool])
-    kinds = args.sets or [k for k in SET_KINDS if k != "foundation"]
-    written = {}
-    for hard_error in args.hard_error:
-        for sub_error in args.sub_error:
-            sets, notes = build_sets(pool, hard_error, sub_error, args.seed)
-            for key, value in notes.items():
-                if value:
-                    print(f"  {key}: {value}")
-            names = set_names(hard_error, sub_error)
-            write_sets(args.out, {names[k]: rows for k, rows in sets.items() if k in kinds}, None, written, {})
-    write_sets(args.out, weak_sets, None, written, {})
-    print()
-    print_table(written)
-    print(f"\nwrote {len(written)} sets to {args.out}/ in {time.time() - t0:.1f}s")
-
-
-# ---------------------------------------------------------------------------------------------
-# Source 3: the release of "Weak-to-Strong Reasoning" (GAIR-NLP/weak-to-strong-reasoning, w2s/gair.py)
-
-
-def build_gair(args) -> None:
-    from w2s.gair import read_gair
-
-    check_manifest(args.out, {"source": "gair"})
-    tests, sft_sets, pair_sets, task_sets, report = read_gair(args.gair_dir)
-    print(f"GAIR-NLP/weak-to-strong-reasoning at {args.gair_dir}:")
-    for key, value in report.items():
-        print(f"  {key}: {value}")
-    write_tests(args.out, tests)
-    os.makedirs(os.path.join(args.out, "tasks"), exist_ok=True)
-    for name, rows in task_sets.items():
-        write_jsonl(os.path.join(args.out, "tasks", f"{name}.jsonl"), rows)
-        print(f"wrote {os.path.join(args.out, 'tasks', name + '.jsonl')}: {len(rows)} tasks (for sample.py)")
-    for name, rows in pair_sets.items():
-        write_jsonl(os.path.join(args.out, f"{name}.jsonl"), rows)
-        print(f"wrote {os.path.join(args.out, name + '.jsonl')}: {len(rows)} pairs (train.py --objective dpo)")
-    written = {}
-    write_sets(args.out, sft_sets, None, written, {})
-    print()
-    print_table(written)
-
-
-# ---------------------------------------------------------------------------------------------
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -600,9 +198,9 @@ verifier step rows {{"id", "prompt", "steps", "labels"}} (train.py --objective p
     world.add_argument("--num-foundation", type=int, help=f"stage-1 foundation problems ({WORLD_DEFAULTS['num_foundation']})")
     world.add_argument("--num-test", type=int, help=f"same-distribution test problems ({WORLD_DEFAULTS['num_test']})")
     world.add_argument("--num-long-test", type=int, help=f"longer test problems ({WORLD_DEFAULTS['num_long_test']})")
-    world.add_argument("--hard-steps", type=step_range, help=f"steps of hard tasks and the same-distribution test ({WORLD_DEFAULTS['hard_steps']})")
-    world.add_argument("--long-steps", type=step_range, help=f"steps of the longer test ({WORLD_DEFAULTS['long_steps']})")
-    world.add_argument("--foundation-steps", type=step_range, help=f"steps of foundation problems ({WORLD_DEFAULTS['foundation_steps']})")
+    world.add_argument("--hard-steps", type=_step_range_arg, help=f"steps of hard tasks and the same-distribution test ({WORLD_DEFAULTS['hard_steps']})")
+    world.add_argument("--long-steps", type=_step_range_arg, help=f"steps of the longer test ({WORLD_DEFAULTS['long_steps']})")
+    world.add_argument("--foundation-steps", type=_step_range_arg, help=f"steps of foundation problems ({WORLD_DEFAULTS['foundation_steps']})")
     world.add_argument("--max-value", type=int, help=f"largest amount in a task ({WORLD_DEFAULTS['max_value']})")
     world.add_argument("--max-start", type=int, help=f"largest starting amount ({WORLD_DEFAULTS['max_start']})")
     world.add_argument("--max-add", type=int, help=f"largest operand of + and - ({WORLD_DEFAULTS['max_add']})")
@@ -703,12 +301,8 @@ def prepare(argv: list[str] | None = None) -> None:
         agree_command(args)
     elif args.pairs:
         pairs_command(args)
-    elif args.source == "hf":
-        build_hf(args)
-    elif args.source == "gair":
-        build_gair(args)
     else:
-        build_builtin(args)
+        build_command(args)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -327,13 +327,13 @@ class Study:
 def training_set_quality(study: Study) -> dict[str, dict]:
     """Examples, outcome error rate (the rows' verdicts) and step-wise error rate (rechecked here by the
     exact step checker: wrong steps / all steps) of every training set, as measured on the files."""
-    import data_prep
+    from w2s.quality import measure
 
     quality = {}
     for name in ["foundation"] + CONDITIONS:
         path = study.set_path(name)
         if os.path.exists(path):
-            stats = data_prep.measure(read_jsonl(path), recheck_steps=True)
+            stats = measure(read_jsonl(path), recheck_steps=True)
             quality[name] = {k: stats[k] for k in ("examples", "outcome_error", "step_error")}
     return quality
 

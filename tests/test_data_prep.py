@@ -1,4 +1,4 @@
-"""data_prep.py: the built-in world's data directory, set names, --stats, and the paper's data on a fixture."""
+"""data_prep.py (w2s/datadir.py, w2s/quality.py): the built-in world's data directory, set names, --stats, and the paper's data on a fixture."""
 import json
 import os
 import random
@@ -7,8 +7,10 @@ import pytest
 
 import data_prep
 from w2s import miniworld as mw
+from w2s import quality
 from w2s.data import load_sft_examples, problem_from_user_message, read_jsonl
 from w2s.grader import grade
+from w2s.sets import builtin_set_args, set_names
 from w2s.tokenizer import Tokenizer
 
 SMALL = ["--num-hard", "300", "--num-foundation", "100", "--num-test", "200", "--num-long-test", "50"]
@@ -56,7 +58,7 @@ def test_measured_error_rates_equal_the_requested(built, name, outcome, step_rat
     assert abs(wrong - outcome * len(rows)) <= 1
     errors = [mw.step_errors(solution(r), problem(r)) for r in rows]
     assert step_rate(sum(map(sum, errors)) / sum(map(len, errors)))
-    stats = data_prep.measure(rows, recheck_steps=True)
+    stats = quality.measure(rows, recheck_steps=True)
     assert abs(stats["outcome_error"] - outcome) <= 1 / len(rows) and step_rate(stats["step_error"])
 
 
@@ -79,18 +81,18 @@ def test_no_test_problem_in_any_training_set(built):
 
 def test_set_names_round_trip_through_builtin_set_args(built):
     for name in [f[:-6] for f in os.listdir(built) if f.endswith(".jsonl")]:
-        args = data_prep.builtin_set_args(name)
+        args = builtin_set_args(name)
         assert args is not None, name
         parsed = data_prep.parse_args(["--out", "x"] + args)
-        names = data_prep.set_names(parsed.hard_error[0], parsed.sub_error[0], parsed.step_profile[0])
+        names = set_names(parsed.hard_error[0], parsed.sub_error[0], parsed.step_profile[0])
         assert names[(parsed.sets or ["foundation"])[0]] == name
     for name in ["hard_full_e0.90", "hard_full_e2", "easy_sub_x2", "weak_gpt", "hard_full_e0_low", "hard_full_e0.9_low+easy_sub_e0.5_high"]:
-        assert data_prep.builtin_set_args(name) is None, name
+        assert builtin_set_args(name) is None, name
 
 
 def test_a_missing_variant_is_built_with_the_directorys_settings(built):
     # What train.py does for a set name that is not there yet: no sizes given, the manifest's are used.
-    data_prep.main(["--out", built] + data_prep.builtin_set_args("hard_full_e0.2_high"))
+    data_prep.main(["--out", built] + builtin_set_args("hard_full_e0.2_high"))
     rows = load_sft_examples(os.path.join(built, "hard_full_e0.2_high.jsonl"))
     assert len(rows) == 300 and sum(not r["meta"]["correct"] for r in rows) == 60
     assert not os.path.exists(os.path.join(built, "hard_full_e0.2_high+easy_sub.jsonl"))  # only the set asked for

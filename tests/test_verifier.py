@@ -16,7 +16,7 @@ import evaluate
 import sample
 import train
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
-from w2s import miniworld, verifier, verifier_data
+from w2s import datadir, miniworld, verifier, verifier_data
 from w2s.errors import UserError
 from w2s.model import Llama
 from w2s.tokenizer import Tokenizer, train_tokenizer
@@ -82,7 +82,7 @@ def test_verdict_tokens_are_single_tokens_of_the_world_tokenizer(toy, tmp_path):
     _, tokenizer = toy
     assert len(set(verifier.verdict_ids(tokenizer))) == 3
     world = miniworld.build_world(0, num_hard=20, num_foundation=5, num_test=5, num_long_test=5)
-    world_tokenizer = data_prep.world_tokenizer(str(tmp_path), world, 512)
+    world_tokenizer = datadir.world_tokenizer(str(tmp_path), world, 512)
     assert len(set(verifier.verdict_ids(world_tokenizer))) == 3
 
 

@@ -1,7 +1,7 @@
 """Selecting weak supervision without gold answers (Yang, Ma, Liu 2024, "Weak-to-Strong Reasoning").
 
-Reading order: sample files (sample.py output) read and checked; final answers grouped by
-equivalence; stage I, agreement (keep the tasks where two sources' first answers agree, train on
+Reading order: sample files (sample.py output) read and checked; every sample as an SFT example
+(the naive set, no selection); final answers grouped by equivalence; stage I, agreement (keep the tasks where two sources' first answers agree, train on
 both responses: the "hybrid" set); stage II, confidence pairs for DPO; the diagnosis, which alone
 reads gold answers.
 
@@ -12,14 +12,17 @@ a model that often fails to answer is not confident). Selection never reads a ta
 diagnosis functions measure what was selected (the right-label share), for the report and the rows'
 meta (where data_prep's --stats finds it), never for the choice.
 """
+import os
 import random
 from collections import Counter
 
-from w2s.data import user_message
+from w2s.data import PoolItem, Solution, sft_row, user_message
 from w2s.dpo import pair_row
 from w2s.errors import UserError
 from w2s.grader import extract_answer, grade, is_equiv
-from w2s.jsonl import read_rows_with_unique_ids
+from w2s.jsonl import read_jsonl_numbered, read_rows_with_unique_ids
+from w2s.quality import solution_step_errors
+from w2s.release import string_field
 
 # ---------------------------------------------------------------------------------------------
 # Sample files: {"id", "problem", "answer"?, "samples": [str, ...], "correct"?}
@@ -51,6 +54,46 @@ def same_tasks(rows_a: list[dict], path_a: str, rows_b: list[dict], path_b: str)
         if other["problem"].strip() != row["problem"].strip():
             raise UserError(f"{path_b}: field 'problem' of task {row['id']!r} differs from {path_a}'s")
     return by_id
+
+
+# ---------------------------------------------------------------------------------------------
+# The naive set: every sample, right or wrong
+
+
+def sft_from_samples(path: str, teacher: str) -> tuple[list[dict], Counter]:
+    """Rows {"id", "problem", "answer", "samples": [...], "correct": [...]?} -> one SFT example per sample.
+
+    Correctness is sample.py's grader verdict (or the grader's, where the row has none); the
+    step-wise error rate is measured by the step checker when the problem is of the built-in world.
+    Empty samples are skipped and counted.
+    """
+    rows, report = [], Counter()
+    for line_no, row in read_jsonl_numbered(path):
+        where = f"{path}:{line_no}"
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: a row must be a JSON object")
+        task_id, problem, answer = string_field(row, "id", where), string_field(row, "problem", where), string_field(row, "answer", where)
+        samples, verdicts = row.get("samples"), row.get("correct")
+        if not isinstance(samples, list) or not all(isinstance(x, str) for x in samples):
+            raise UserError(f"{where}: field 'samples' must be a list of strings")
+        if verdicts is not None and (not isinstance(verdicts, list) or len(verdicts) != len(samples)
+                                     or not all(isinstance(v, bool) for v in verdicts)):
+            raise UserError(f"{where}: field 'correct' must be a list of booleans, one per sample")
+        item = PoolItem(task_id, problem, answer, [], meta={"source": f"samples/{teacher}", "teacher": teacher})
+        for k, text in enumerate(samples):
+            if not text.strip():
+                report["empty samples (skipped)"] += 1
+                continue
+            correct = verdicts[k] if verdicts is not None else grade(text, answer)
+            row_out = sft_row(f"{task_id}/s{k}", item, Solution(text, correct), "weak_teacher")
+            errors = solution_step_errors(row_out)
+            if errors is not None:
+                row_out["meta"].update(step_error_rate=sum(errors) / len(errors), steps=len(errors))
+            rows.append(row_out)
+            report["samples"] += 1
+    if not rows:
+        raise UserError(f"{path}: no samples to train on")
+    return rows, report
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,3 +263,43 @@ def diagnose_pairs(rows: list[dict], tasks: dict[str, dict]) -> dict | None:
             "rejected_wrong": sum(not r["meta"]["rejected_correct"] for r in graded) / n,
             "chosen_right_and_rejected_wrong": sum(r["meta"]["chosen_correct"] and not r["meta"]["rejected_correct"]
                                                    for r in graded) / n, "graded_pairs": n}
+
+
+# ---------------------------------------------------------------------------------------------
+# From files to a selection and its report (data_prep.py --agree / --pairs)
+
+
+def _stem(path: str) -> str:
+    return os.path.basename(path).rsplit(".", 1)[0]
+
+
+def agreement_from_files(path_a: str, path_b: str) -> tuple[list[dict], dict]:
+    """The hybrid set of two sample files over the same tasks, and its report (counts; with gold
+    answers in the tasks, the diagnosis and each source's first-sample accuracy)."""
+    rows_a, rows_b = load_samples(path_a), load_samples(path_b)
+    by_id = same_tasks(rows_a, path_a, rows_b, path_b)
+    source_a, source_b = (_stem(path_a), _stem(path_b)) if _stem(path_a) != _stem(path_b) else ("a", "b")
+    rows, counts = agreement_set(rows_a, by_id, source_a, source_b)
+    report = {"sources": {source_a: path_a, source_b: path_b}, **counts, "examples": len(rows)}
+    quality = diagnose_hybrid(rows, {r["id"]: r for r in rows_a})  # gold, for the report only
+    if quality is not None:
+        report.update(quality, first_sample_accuracy={source_a: first_sample_accuracy(rows_a),
+                                                      source_b: first_sample_accuracy(list(by_id.values()))})
+    return rows, report
+
+
+def pairs_from_files(strong_path: str, weak_path: str, *, min_confidence: float, flip_confidence: float,
+                     max_pairs: int, seed: int) -> tuple[list[dict], dict]:
+    """DPO pairs from the strong model's samples and the weak model's, and their report (the
+    settings, counts per rule and skip, and with gold answers the diagnosis)."""
+    strong = load_samples(strong_path)
+    weak = same_tasks(strong, strong_path, load_samples(weak_path), weak_path)
+    rows, counts = confidence_pairs(strong, weak, min_confidence=min_confidence, flip_confidence=flip_confidence,
+                                    max_pairs=max_pairs, seed=seed)
+    report = {"strong": strong_path, "weak": weak_path, "min_confidence": min_confidence,
+              "flip_confidence": flip_confidence, "max_pairs": max_pairs, "seed": seed,
+              **dict(sorted(counts.items())), "pairs": len(rows)}
+    quality = diagnose_pairs(rows, {r["id"]: r for r in strong})  # gold, for the report only
+    if quality is not None:
+        report.update(quality)
+    return rows, report

@@ -1,0 +1,262 @@
+"""The data directory (data_prep.py --out DIR): one world per directory, the sets written into it
+with their measured quality, its benchmarks and task files, from any of the three sources.
+
+Reading order: the manifest (a directory holds one world: the settings it was built with);
+writing sets, benchmarks, task files and selected sets; source 1, the built-in world (its settings,
+tokenizer and sets at every asked-for quality); source 2, the paper's release; source 3, the
+release of "Weak-to-Strong Reasoning".
+
+Each build takes a `log` for its progress lines and returns what it wrote: set name -> its
+`quality.measure`, which data_prep.py prints as a table.
+"""
+import json
+import os
+from typing import Callable
+
+from w2s import miniworld
+from w2s.data import build_sets, sft_row
+from w2s.errors import UserError
+from w2s.jsonl import write_jsonl
+from w2s.quality import check_outcomes_with_grader, measure, token_lengths
+from w2s.release import HF_REPO, read_release
+from w2s.sets import SET_KINDS, set_names
+
+Log = Callable[[str], None]
+
+# The settings a built-in world directory is built with (recorded in DIR/manifest.json). A setting
+# left out takes the directory's recorded value, so adding a variant to a directory never needs them again.
+WORLD_DEFAULTS = {"seed": 0, "num_hard": 30000, "num_foundation": 10000, "num_test": 1000, "num_long_test": 500,
+                  "vocab_size": 512, "max_value": miniworld.WorldConfig.max_value,
+                  "max_start": miniworld.WorldConfig.start_range[1], "max_add": miniworld.WorldConfig.add_range[1],
+                  "max_mul": miniworld.WorldConfig.mul_range[1], "operations": miniworld.WorldConfig.operations,
+                  "hard_steps": "3-5",
+                  "long_steps": "6-7", "foundation_steps": "1-2", "phrasings": miniworld.WorldConfig.phrasings}
+
+
+# ---------------------------------------------------------------------------------------------
+# The manifest
+
+
+def read_manifest(out: str) -> dict:
+    path = os.path.join(out, "manifest.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def check_manifest(out: str, manifest: dict, write: bool = True) -> None:
+    """One directory holds one world: refuse to mix seeds, sizes or sources (tests would stop being held out).
+    The first build into a directory records its settings there (`write`)."""
+    path = os.path.join(out, "manifest.json")
+    if os.path.exists(path):
+        old = read_manifest(out)
+        if old != manifest:
+            diff = {k: (old.get(k), manifest.get(k)) for k in set(old) | set(manifest) if old.get(k) != manifest.get(k)}
+            raise UserError(f"{out} was built with other settings {diff} (was, now): use another --out, or delete {out}")
+    elif write:
+        os.makedirs(out, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(manifest, f, indent=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_sets(out: str, sets: dict[str, list[dict]], tokenizer, written: dict[str, dict], cache: dict) -> None:
+    """DIR/<name>.jsonl for each set not `written` yet; `written[name]` gets its measurements."""
+    for name, rows in sets.items():
+        if name in written:
+            continue
+        write_jsonl(os.path.join(out, f"{name}.jsonl"), rows, cache.setdefault("<lines>", {}))
+        written[name] = measure(rows, token_lengths(rows, tokenizer, cache.setdefault("<tokens>", {})) if tokenizer else None)
+
+
+def write_tests(out: str, tests: dict[str, list[dict]], log: Log = print) -> None:
+    os.makedirs(os.path.join(out, "test"), exist_ok=True)
+    for name, rows in tests.items():
+        write_jsonl(os.path.join(out, "test", f"{name}.jsonl"), rows)
+        log(f"wrote {os.path.join(out, 'test', name + '.jsonl')}: {len(rows)} problems")
+
+
+def write_tasks(out: str, task_sets: dict[str, list[dict]], log: Log = print) -> None:
+    """Training tasks as task rows DIR/tasks/<name>.jsonl, for a model teacher to solve (sample.py --tasks)."""
+    os.makedirs(os.path.join(out, "tasks"), exist_ok=True)
+    for name, rows in task_sets.items():
+        write_jsonl(os.path.join(out, "tasks", f"{name}.jsonl"), rows)
+        log(f"wrote {os.path.join(out, 'tasks', name + '.jsonl')}: {len(rows)} tasks (for sample.py)")
+
+
+def write_selection(out: str, name: str, rows: list[dict], report: dict) -> str:
+    """OUT/NAME.jsonl and, beside it, NAME.report.json (the counts and the measured quality); the first's path."""
+    os.makedirs(out, exist_ok=True)
+    write_jsonl(os.path.join(out, f"{name}.jsonl"), rows)
+    with open(os.path.join(out, f"{name}.report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    return os.path.join(out, f"{name}.jsonl")
+
+
+# ---------------------------------------------------------------------------------------------
+# Source 1: the built-in world
+
+
+def step_range(text: str) -> tuple[int, int]:
+    """'3-5' -> (3, 5); '4' -> (4, 4). Raises ValueError on anything else."""
+    low, _, high = str(text).partition("-")
+    try:
+        low, high = int(low), int(high or low)
+    except ValueError:
+        raise ValueError(f"expected a step range like 3-5, got {text!r}") from None
+    if not 1 <= low <= high:
+        raise ValueError(f"expected 1 <= low <= high in a step range, got {text!r}")
+    return low, high
+
+
+def world_settings(out: str, given: dict) -> tuple[dict, miniworld.WorldConfig]:
+    """The world's settings: those `given` (not None), else the directory's manifest, else WORLD_DEFAULTS."""
+    recorded = read_manifest(out)
+    settings = {k: given[k] if given.get(k) is not None else recorded.get(k, default) for k, default in WORLD_DEFAULTS.items()}
+    config = miniworld.WorldConfig(max_value=settings["max_value"], start_range=(1, settings["max_start"]),
+                                   add_range=(1, settings["max_add"]), mul_range=(2, settings["max_mul"]),
+                                   operations=settings["operations"], hard_steps=step_range(settings["hard_steps"]),
+                                   long_steps=step_range(settings["long_steps"]),
+                                   foundation_steps=step_range(settings["foundation_steps"]), phrasings=settings["phrasings"])
+    if config.hard_steps[0] < 3:
+        raise UserError(f"--hard-steps {settings['hard_steps']}: hard tasks need at least 3 steps to have sub-tasks")
+    return settings, config
+
+
+def world_tokenizer(out: str, world: miniworld.World, vocab_size: int, log: Log = print):
+    """DIR/tokenizer.json: trained once, on training text only (the same text whatever the qualities asked for)."""
+    from w2s.tokenizer import Tokenizer, train_tokenizer
+
+    if os.path.exists(os.path.join(out, "tokenizer.json")):
+        return Tokenizer.from_pretrained(out)
+    tokenizer = train_tokenizer(list(miniworld.corpus(world)), vocab_size)
+    tokenizer.save_pretrained(out)
+    log(f"wrote {os.path.join(out, 'tokenizer.json')}: vocabulary {tokenizer.vocab_size}")
+    return tokenizer
+
+
+def write_builtin_sets(out: str, world: miniworld.World, tokenizer, seed: int, kinds: list[str],
+                       hard_errors: list[float], sub_errors: list[float], profiles: list[str],
+                       log: Log = print) -> dict[str, dict]:
+    """Every asked-for set kind at every asked-for quality; returns each written set's measurements."""
+    written, cache = {}, {}
+    if "foundation" in kinds:
+        items = miniworld.to_pool(world.foundation, seed, subtasks=False, paraphrases=False)
+        check_outcomes_with_grader(items)
+        write_sets(out, {"foundation": [sft_row(it.id, it, it.correct[0], "foundation") for it in items]},
+                   tokenizer, written, cache)
+    hard_kinds = [k for k in kinds if k != "foundation"]
+    if not hard_kinds:
+        return written
+    # Draw only what the asked-for sets use: incorrect solutions cost time, sub-tasks and paraphrases too.
+    with_subs = any("easy_sub" in k for k in hard_kinds)
+    with_paraphrases = "hard_full+paraphrase" in hard_kinds
+    with_hard_errors = any(e > 0 for e in hard_errors) and any(k != "easy_sub" for k in hard_kinds)
+    with_sub_errors = with_subs and any(e > 0 for e in sub_errors)
+    for profile in profiles if with_hard_errors or with_sub_errors else ["mixed"]:
+        pool = miniworld.to_pool(world.hard, seed, profile if with_hard_errors else None,
+                                 profile if with_sub_errors else None, subtasks=with_subs, paraphrases=with_paraphrases)
+        checked = check_outcomes_with_grader(pool)
+        log(f"step profile {profile if with_hard_errors or with_sub_errors else '-'}: {checked} solutions graded, "
+            "all agree with the exact check")
+        for hard_error in hard_errors if with_hard_errors else [0.0]:
+            for sub_error in sub_errors if with_sub_errors else [0.0]:
+                sets, _ = build_sets(pool, hard_error, sub_error, seed)
+                names = set_names(hard_error, sub_error, profile)
+                write_sets(out, {names[k]: rows for k, rows in sets.items() if k in kinds}, tokenizer, written, cache)
+    return written
+
+
+def build_builtin(out: str, given: dict, kinds: list[str] | None, hard_errors: list[float], sub_errors: list[float],
+                  profiles: list[str], log: Log = print) -> dict[str, dict]:
+    """The built-in world into `out`: its benchmarks, tasks, tokenizer and the asked-for sets
+    (`kinds`, None for all). `given`: world settings (WORLD_DEFAULTS' keys; None = the directory's)."""
+    settings, config = world_settings(out, given)
+    manifest = {"source": "miniworld", **settings}
+    check_manifest(out, manifest, write=False)  # fail before the work; record only once it is done
+    try:
+        world = miniworld.build_world(settings["seed"], settings["num_hard"], settings["num_foundation"],
+                                      settings["num_test"], settings["num_long_test"], config)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    check_manifest(out, manifest)
+    log(f"built-in world (seed {settings['seed']}): {len(world.hard)} hard tasks, "
+        f"{sum(len(p.subtasks) for p in world.hard)} sub-tasks, {len(world.foundation)} foundation problems; "
+        f"draws left out: {world.report}")
+    tokenizer = world_tokenizer(out, world, settings["vocab_size"], log)
+
+    def task_row(p: miniworld.Problem) -> dict:
+        return {"id": p.id, "problem": p.text, "answer": str(p.task.answer), "steps": len(p.task.steps)}
+
+    write_tests(out, {name: [task_row(p) for p in problems] for name, problems in world.tests.items()}, log)
+    write_tasks(out, {"hard_full": [task_row(p) for p in world.hard]}, log)
+    return write_builtin_sets(out, world, tokenizer, settings["seed"], kinds or list(SET_KINDS),
+                              hard_errors, sub_errors, profiles, log)
+
+
+# ---------------------------------------------------------------------------------------------
+# Source 2: the paper's released data (w2s/release.py)
+
+
+def download_hf(cache_dir: str | None = None) -> str:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(HF_REPO, repo_type="dataset", cache_dir=cache_dir)
+    except Exception as e:  # network, auth, missing repo: all end the same way for the user
+        raise UserError(f"could not download {HF_REPO}: {type(e).__name__}: {e}; "
+                        f"download it where the hub is reachable and convert it with --hf-dir LOCAL_DIR") from None
+
+
+def build_hf(out: str, hf_dir: str | None, subset: str | None, seed: int | None, kinds: list[str] | None,
+             hard_errors: list[float], sub_errors: list[float], log: Log = print) -> dict[str, dict]:
+    """The paper's data into `out` (downloaded unless `hf_dir` holds a copy): benchmarks, tasks, the
+    sets at every asked-for outcome error rate, and the weaker teachers' sets."""
+    if seed is None:
+        seed = read_manifest(out).get("seed", WORLD_DEFAULTS["seed"])
+    root = hf_dir or download_hf()
+    check_manifest(out, {"source": "hf", "dataset": HF_REPO, "subset": subset, "seed": seed})
+    pool, weak_sets, tests, report = read_release(root, subset)
+    log(f"{HF_REPO} at {root}:")
+    for key, value in report.items():
+        log(f"  {key}: {value}")
+    write_tests(out, tests, log)
+    write_tasks(out, {"hard_full": [{"id": it.id, "problem": it.problem, "answer": it.answer} for it in pool]}, log)
+    kinds = kinds or [k for k in SET_KINDS if k != "foundation"]
+    written = {}
+    for hard_error in hard_errors:
+        for sub_error in sub_errors:
+            sets, notes = build_sets(pool, hard_error, sub_error, seed)
+            for key, value in notes.items():
+                if value:
+                    log(f"  {key}: {value}")
+            names = set_names(hard_error, sub_error)
+            write_sets(out, {names[k]: rows for k, rows in sets.items() if k in kinds}, None, written, {})
+    write_sets(out, weak_sets, None, written, {})
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# Source 3: the release of "Weak-to-Strong Reasoning" (GAIR-NLP/weak-to-strong-reasoning, w2s/gair.py)
+
+
+def build_gair(out: str, gair_dir: str, log: Log = print) -> dict[str, dict]:
+    from w2s.gair import read_gair
+
+    check_manifest(out, {"source": "gair"})
+    tests, sft_sets, pair_sets, task_sets, report = read_gair(gair_dir)
+    log(f"GAIR-NLP/weak-to-strong-reasoning at {gair_dir}:")
+    for key, value in report.items():
+        log(f"  {key}: {value}")
+    write_tests(out, tests, log)
+    write_tasks(out, task_sets, log)
+    for name, rows in pair_sets.items():
+        write_jsonl(os.path.join(out, f"{name}.jsonl"), rows)
+        log(f"wrote {os.path.join(out, name + '.jsonl')}: {len(rows)} pairs (train.py --objective dpo)")
+    written = {}
+    write_sets(out, sft_sets, None, written, {})
+    return written

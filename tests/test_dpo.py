@@ -14,6 +14,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 import train
+from tests.addition_chains import addition_chain
 from w2s.dpo import dpo_loss, load_dpo_data, reference_pass, tokenize_pairs
 from w2s.model import Llama, ModelArgs
 from w2s.tokenizer import Tokenizer, train_tokenizer
@@ -26,13 +27,7 @@ def pair_rows(n: int = 24, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        value = rng.randint(1, 50)
-        problem, lines = f"Start at {value}.", []
-        for _ in range(rng.randint(1, 3)):
-            add = rng.randint(1, 50)
-            problem += f" Add {add}."
-            lines.append(f"{value} + {add} = {value + add}")
-            value += add
+        problem, lines, value = addition_chain(rng, 3)
         wrong = value + rng.randint(1, 9)
         rows.append({"id": f"p{i}", "prompt": [{"role": "user", "content": problem}],
                      "chosen": [{"role": "assistant", "content": "\n".join(lines + [f"The answer is \\boxed{{{value}}}"])}],

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import train
+from tests.addition_chains import addition_chain
 from w2s.sft import IGNORE_INDEX, TokenizedExample, load_sft_data, sft_loss, tokenize_sft
 from w2s.model import Llama, ModelArgs
 from w2s.tokenizer import Tokenizer, train_tokenizer
@@ -28,13 +29,7 @@ def synthetic_rows(n: int = 45, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        value = rng.randint(1, 50)
-        problem, lines = f"Start at {value}.", []
-        for _ in range(rng.randint(1, 4)):
-            add = rng.randint(1, 50)
-            problem += f" Add {add}."
-            lines.append(f"{value} + {add} = {value + add}")
-            value += add
+        problem, lines, value = addition_chain(rng, 4)
         lines.append(f"The answer is \\boxed{{{value}}}")
         rows.append({"id": f"s{i}", "messages": [{"role": "user", "content": problem},
                                                  {"role": "assistant", "content": "\n".join(lines)}], "meta": {}})

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 
 from w2s.errors import UserError
-from w2s.jsonl import read_jsonl, read_rows_with_unique_ids  # noqa: F401  (read_jsonl: experiments/ import it from here)
+from w2s.jsonl import check_meta, check_object_with_id, read_jsonl, read_rows_with_unique_ids  # noqa: F401  (read_jsonl: experiments/ import it from here)
 
 # One instruction for every prompt the project makes (SFT data, sampling, evaluation), so a
 # model trained on our data is asked questions exactly the way it was taught.
@@ -36,10 +36,7 @@ def problem_from_user_message(content: str) -> str:
 
 def validate_sft_row(row: object, where: str) -> dict:
     """Check one SFT row {"id", "messages": [{"role", "content"}, ...], "meta"}; `where` is "file:line"."""
-    if not isinstance(row, dict):
-        raise UserError(f"{where}: a row must be a JSON object, got {type(row).__name__}")
-    if not isinstance(row.get("id"), str) or not row["id"]:
-        raise UserError(f"{where}: field 'id' must be a non-empty string, got {row.get('id')!r}")
+    check_object_with_id(row, where)
     messages = row.get("messages")
     if not isinstance(messages, list) or not messages:
         raise UserError(f"{where}: field 'messages' must be a non-empty list, got {messages!r}"[:300])
@@ -52,9 +49,7 @@ def validate_sft_row(row: object, where: str) -> dict:
             raise UserError(f"{where}: field 'messages[{i}].content' must be a string")
     if not any(m["role"] == "assistant" for m in messages):
         raise UserError(f"{where}: field 'messages' has no assistant turn: nothing to train on")
-    if not isinstance(row.get("meta", {}), dict):
-        raise UserError(f"{where}: field 'meta' must be an object")
-    return row
+    return check_meta(row, where)
 
 
 def load_sft_examples(path: str) -> list[dict]:

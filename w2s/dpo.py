@@ -29,7 +29,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from w2s.errors import UserError
-from w2s.jsonl import read_rows_with_unique_ids
+from w2s.jsonl import check_meta, check_object_with_id, read_rows_with_unique_ids
 from w2s.sft import IGNORE_INDEX
 
 DEFAULT_BETA = 0.1  # TRL's DPOConfig default, and the value Yang et al. used
@@ -53,18 +53,13 @@ def _check_messages(row: dict, field: str, roles: tuple[str, ...], where: str) -
 
 def validate_pair_row(row: object, where: str) -> dict:
     """Check one preference pair in TRL's conversational format; `where` is "file:line"."""
-    if not isinstance(row, dict):
-        raise UserError(f"{where}: a pair must be a JSON object, got {type(row).__name__}")
-    if not isinstance(row.get("id"), str) or not row["id"]:
-        raise UserError(f"{where}: field 'id' must be a non-empty string, got {row.get('id')!r}")
+    check_object_with_id(row, where, "a pair")
     _check_messages(row, "prompt", ("system", "user"), where)
     for field in ("chosen", "rejected"):
         _check_messages(row, field, ("assistant",), where)
         if len(row[field]) != 1:
             raise UserError(f"{where}: field '{field}' must hold one assistant message, got {len(row[field])}")
-    if not isinstance(row.get("meta", {}), dict):
-        raise UserError(f"{where}: field 'meta' must be an object")
-    return row
+    return check_meta(row, where)
 
 
 def load_pair_rows(path: str) -> list[dict]:

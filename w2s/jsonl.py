@@ -41,6 +41,23 @@ def read_jsonl(path: str) -> list[dict]:
     return [row for _, row in read_jsonl_numbered(path)]
 
 
+def check_object_with_id(row: object, where: str, what: str = "a row") -> dict:
+    """`row` if it is a JSON object with a non-empty string id (what every row format here starts
+    with); else a UserError naming `where` ("file:line") and `what` ("a pair", "a step row")."""
+    if not isinstance(row, dict):
+        raise UserError(f"{where}: {what} must be a JSON object, got {type(row).__name__}")
+    if not isinstance(row.get("id"), str) or not row["id"]:
+        raise UserError(f"{where}: field 'id' must be a non-empty string, got {row.get('id')!r}")
+    return row
+
+
+def check_meta(row: dict, where: str) -> dict:
+    """`row` if its optional 'meta' is an object."""
+    if not isinstance(row.get("meta", {}), dict):
+        raise UserError(f"{where}: field 'meta' must be an object")
+    return row
+
+
 def read_rows_with_unique_ids(path: str, check_row: Callable[[object, str], object], what: str) -> list[dict]:
     """The rows of a JSONL file, each passed to `check_row(row, "file:line")` (which raises on a bad row);
     ids must be unique, and the file must hold at least one row (`what` names them: "tasks", "examples")."""

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from w2s.errors import UserError
-from w2s.jsonl import read_rows_with_unique_ids
+from w2s.jsonl import check_object_with_id, read_rows_with_unique_ids
 
 STEP_TAG = "\n"  # read after every step; the verdict is predicted at it
 GOOD, BAD = "+", "-"  # the verdict tokens (Math-Shepherd's labels)
@@ -39,10 +39,7 @@ IGNORE_INDEX = -100
 
 def check_step_row(row: object, where: str) -> dict:
     """One step row; `where` is "file:line". Steps and labels must be aligned, one boolean per step."""
-    if not isinstance(row, dict):
-        raise UserError(f"{where}: a step row must be a JSON object, got {type(row).__name__}")
-    if not isinstance(row.get("id"), str) or not row["id"]:
-        raise UserError(f"{where}: field 'id' must be a non-empty string, got {row.get('id')!r}")
+    check_object_with_id(row, where, "a step row")
     prompt = row.get("prompt")
     if (not isinstance(prompt, list) or not prompt or
             not all(isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") in ("system", "user")

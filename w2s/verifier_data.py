@@ -28,6 +28,14 @@ def prompt_for(problem: str) -> list[dict]:
     return [{"role": "user", "content": user_message(problem)}]
 
 
+def add_step_row(rows: list[dict], report: Counter, row_id: str, problem: str, steps: list[str], labels: list[bool],
+                 meta: dict) -> None:
+    """Append a step row to `rows`, and count its steps and good steps in `report`."""
+    rows.append({"id": row_id, "prompt": prompt_for(problem), "steps": steps, "labels": labels, "meta": meta})
+    report["steps"] += len(steps)
+    report["good steps"] += sum(labels)
+
+
 # ---------------------------------------------------------------------------------------------
 # The built-in world: exact step labels
 
@@ -83,13 +91,10 @@ def step_rows_from_samples(path: str, outcome: bool = False, split: str = "lines
             correct = verdicts[k] if verdicts is not None else grade(text, row["answer"])
             steps = split_steps(text, split)
             labels = world_step_labels(steps, task, correct) if task is not None else [correct] * len(steps)
-            rows.append({"id": f"{row['id']}/s{k}", "prompt": prompt_for(row["problem"]), "steps": steps,
-                         "labels": labels, "meta": {"task_id": row["id"], "correct": correct,
-                                                    "labels": "world step checker" if task else "outcome"}})
             report["samples"] += 1
             report["correct samples"] += correct
-            report["steps"] += len(steps)
-            report["good steps"] += sum(labels)
+            add_step_row(rows, report, f"{row['id']}/s{k}", row["problem"], steps, labels,
+                         {"task_id": row["id"], "correct": correct, "labels": "world step checker" if task else "outcome"})
     if not rows:
         raise UserError(f"{path}: no samples")
     return rows, report
@@ -152,11 +157,8 @@ def from_prm800k(path: str) -> tuple[list[dict], Counter]:
         if not steps:
             report["rows without a rated step (skipped)"] += 1
             continue
-        rows.append({"id": f"{stem}:{line_no}", "prompt": prompt_for(problem), "steps": steps, "labels": labels,
-                     "meta": {"source": "prm800k"}})
         report["rows"] += 1
-        report["steps"] += len(steps)
-        report["good steps"] += sum(labels)
+        add_step_row(rows, report, f"{stem}:{line_no}", problem, steps, labels, {"source": "prm800k"})
     if not rows:
         raise UserError(f"{path}: no PRM800K row with a rated step")
     return rows, report
@@ -192,11 +194,9 @@ def from_math_shepherd(path: str) -> tuple[list[dict], Counter]:
                             "after the question)")
         question = pieces[0][:start]
         steps = [pieces[0][start:].strip()] + [p.strip() for p in pieces[1:-1]]
-        rows.append({"id": f"{stem}:{line_no}", "prompt": prompt_for(question), "steps": steps, "labels": labels,
-                     "meta": {"source": "math-shepherd", **({"task": row["task"]} if isinstance(row.get("task"), str) else {})}})
         report["rows"] += 1
-        report["steps"] += len(steps)
-        report["good steps"] += sum(labels)
+        add_step_row(rows, report, f"{stem}:{line_no}", question, steps, labels,
+                     {"source": "math-shepherd", **({"task": row["task"]} if isinstance(row.get("task"), str) else {})})
     if not rows:
         raise UserError(f"{path}: no Math-Shepherd rows")
     return rows, report

@@ -6,9 +6,10 @@
     python train.py --data hard_full --out runs/x                     # again: resumes, or says it is done
     python train.py --objective dpo --data pairs.jsonl --init runs/stage1/final --beta 0.1   # DPO (w2s/dpo.py)
 
-Reading order: arguments and their defaults; the settings resolved and checked (every mistake
-found here is one line on stderr); the model (FSDP2) and the optimizer; `train_step`, one global
-batch's forward and backward; `train`, the loop; what a run leaves (summary, loss curve).
+Reading order: arguments and their defaults (resolved and checked in w2s/train_config.py: every
+mistake found there is one line on stderr); the model (FSDP2) and the optimizer; `train_step`, one
+global batch's forward and backward; `update`, one optimizer step; `train`, the loop; what a run
+leaves (summary, loss curve).
 
 An objective is a plain function next to its data reader (OBJECTIVES): it turns a micro-batch into
 a summed loss and its count (tokens, pairs). The loop divides by the count of the whole global
@@ -28,7 +29,7 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 
 import torch
@@ -41,13 +42,13 @@ from w2s.batches import global_batches, num_micro_steps, split_global_batch
 from w2s.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint, truncate_metrics
 from w2s.dpo import DEFAULT_BETA, dpo_loss, load_dpo_data, reference_pass
 from w2s.errors import UserError, run_main
-from w2s.hf_io import fetch_from_hub, is_hub_id, model_fingerprint, read_hf_config
+from w2s.hf_io import fetch_from_hub, model_fingerprint, read_hf_config
 from w2s.model import PRESETS, Llama, ModelArgs
-from w2s.runtime import DTYPES, check_tokenizer_fits, default_device, init_distributed
-from w2s.sets import builtin_set_args
+from w2s.runtime import DTYPES, check_tokenizer_fits, init_distributed
 from w2s.sft import load_sft_data, sft_loss
 from w2s.tasks import format_duration
 from w2s.tokenizer import Tokenizer
+from w2s.train_config import Config, finished_run, resolve_config
 from w2s.verifier import load_step_data, prm_loss
 
 # ---------------------------------------------------------------------------------------------
@@ -69,7 +70,9 @@ SCRATCH_DEFAULTS = dict(dtype="fp32", lr=3e-3, warmup_ratio=0.05, epochs=2, batc
 TRAIN_DTYPES = ("bf16", "fp32")
 
 # --objective NAME -> (data reader, loss). A reader: (path, tokenizer, max_seq_len, write_cache) ->
-# (examples, report), each example with `.length` (tokens) and `.count` (what its loss sums over).
+# (examples, report), each example with `.length` (tokens), `.count` (what its loss sums over) and,
+# when it is more than one sequence, `.sequence_lengths` (for the FLOPs); the report counts examples
+# kept, truncated and dropped, tokens, and loss_tokens (the positions the loss is computed on).
 # A loss: (model, examples, pad_id, device) -> (summed loss, count), or (summed loss, count, sums of
 # metrics over the examples), which metrics.jsonl gets as means over the global batch like the loss.
 # An optional third function is a pass over the examples with the starting weights, before training
@@ -79,40 +82,6 @@ TRAIN_DTYPES = ("bf16", "fp32")
 OBJECTIVES = {"sft": (load_sft_data, sft_loss),
               "dpo": (load_dpo_data, dpo_loss, reference_pass),
               "prm": (load_step_data, prm_loss)}
-
-
-@dataclass
-class Config:
-    """The resolved settings of a run (written to DIR/args.json; a rerun checks they are unchanged)."""
-    model: str
-    from_scratch: bool
-    data: str  # path of the training JSONL file
-    tokenizer: str  # file or directory the tokenizer is loaded from
-    init: str | None
-    out: str
-    dtype: str
-    lr: float
-    warmup_ratio: float
-    epochs: int
-    max_steps: int | None
-    batch_size: int  # per process, per micro-step
-    grad_accum: int
-    max_seq_len: int
-    weight_decay: float
-    clip: float
-    seed: int
-    save_every: int
-    keep_checkpoints: int
-    group_by_length: bool
-    activation_checkpointing: bool
-    compile: bool
-    device: str
-    objective: str = "sft"
-    beta: float | None = None  # dpo only: the KL penalty's weight (None for other objectives)
-
-
-# Settings a rerun may change: how often to save and how many checkpoints to keep.
-RERUN_MAY_CHANGE = ("save_every", "keep_checkpoints")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -172,119 +141,6 @@ metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejecte
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="default auto: cuda when torch sees a GPU, else cpu")
     return parser.parse_args(argv)
-
-
-# ---------------------------------------------------------------------------------------------
-# Settings: every argument and input checked before any process-group work
-
-
-def resolve_data_path(data: str, data_dir: str) -> tuple[str, list[str] | None]:
-    """(path, data_prep.py arguments that build it if it is a missing built-in set, else None)."""
-    if data.endswith(".jsonl") or os.sep in data or os.path.exists(data):
-        return data, None
-    path = os.path.join(data_dir, data + ".jsonl")
-    if os.path.exists(path):
-        return path, None
-    return path, builtin_set_args(data)
-
-
-def resolve_config(args: argparse.Namespace) -> tuple[Config, list[str] | None]:
-    """Check every argument and input file; fill in the defaults. Raises UserError saying what to run."""
-    from_scratch = args.model in PRESETS
-    if not from_scratch and not (os.path.isdir(args.model) or is_hub_id(args.model)):
-        raise UserError(f"--model {args.model}: no such folder (nor a preset: {', '.join(PRESETS)}; "
-                        "nor a hub id like meta-llama/Meta-Llama-3-8B)")
-    defaults = SCRATCH_DEFAULTS if from_scratch else FINETUNE_DEFAULTS
-    pick = {k: getattr(args, k) if getattr(args, k, None) is not None else v for k, v in defaults.items()}
-    if pick["max_seq_len"] is None:
-        pick["max_seq_len"] = PRESETS[args.model].get("max_seq_len", 8192)
-    for name in ("epochs", "batch_size", "grad_accum", "max_seq_len", "save_every", "keep_checkpoints"):
-        value = pick[name] if name in pick else getattr(args, name)
-        if value < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise UserError(f"--max-steps must be at least 1, got {args.max_steps}")
-    if not pick["lr"] > 0 or not 0 <= pick["warmup_ratio"] < 1 or args.clip < 0 or pick["weight_decay"] < 0:
-        raise UserError("need --lr > 0, 0 <= --warmup-ratio < 1, --clip >= 0, --weight-decay >= 0")
-    if pick["max_seq_len"] < 2:
-        raise UserError(f"--max-seq-len must be at least 2, got {pick['max_seq_len']}")
-    device = args.device if args.device != "auto" else torch.device(default_device()).type
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda, but torch sees no GPU (torch.cuda.is_available() is False)")
-
-    if args.beta is not None and (args.objective != "dpo" or not args.beta > 0):
-        raise UserError(f"--beta {args.beta}: only for --objective dpo, and must be > 0")
-    beta = (DEFAULT_BETA if args.beta is None else args.beta) if args.objective == "dpo" else None
-    data_path, build_args = resolve_data_path(args.data, args.data_dir)
-    if args.objective != "sft" and build_args is not None:
-        raise UserError(f"--data {args.data}: {data_path} not found (only sft sets are built on demand)")
-    if not os.path.exists(data_path) and build_args is None:
-        raise UserError(f"--data {args.data}: {data_path} not found. Build the data first "
-                        f"(python data_prep.py --out {args.data_dir}; --help lists the set names) or pass a JSONL path")
-
-    if args.init is not None:
-        for name in ("config.json", "tokenizer.json"):
-            if not os.path.exists(os.path.join(args.init, name)):
-                raise UserError(f"--init {args.init}: no {name}; pass another run's exported DIR/final")
-        if from_scratch:
-            init_args = ModelArgs.from_hf_config(*read_hf_config(args.init))
-            preset = ModelArgs.preset(args.model)
-            shape = ("dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim")
-            if any(getattr(init_args, k) != getattr(preset, k) for k in shape):
-                raise UserError(f"--init {args.init} is not a {args.model!r} model "
-                                f"({', '.join(f'{k}={getattr(init_args, k)}' for k in shape)}); pass its --model")
-    if args.tokenizer and not os.path.exists(args.tokenizer) and not is_hub_id(args.tokenizer):
-        raise UserError(f"--tokenizer {args.tokenizer}: no such file or directory")
-    tokenizer = args.tokenizer or args.init or (os.path.join(os.path.dirname(data_path) or ".", "tokenizer.json")
-                                                if from_scratch else args.model)
-    if from_scratch and not os.path.exists(tokenizer) and build_args is None:
-        raise UserError(f"no tokenizer at {tokenizer}: a preset trains with the tokenizer beside its data "
-                        "(python data_prep.py writes data/tokenizer.json) or one given with --tokenizer")
-    if from_scratch and args.init is None and pick["max_seq_len"] > PRESETS[args.model].get("max_seq_len", 8192):
-        raise UserError(f"--max-seq-len {pick['max_seq_len']} exceeds the {args.model} preset's "
-                        f"{PRESETS[args.model]['max_seq_len']}")
-
-    model_name = os.path.basename(os.path.normpath(args.model))
-    data_name = os.path.basename(data_path).removesuffix(".jsonl")
-    out = args.out or os.path.join("runs", f"{data_name}-{model_name}-seed{args.seed}")
-    config = Config(model=args.model, from_scratch=from_scratch, data=data_path, tokenizer=tokenizer, init=args.init,
-                    out=out, dtype=pick["dtype"], lr=pick["lr"], warmup_ratio=pick["warmup_ratio"],
-                    epochs=pick["epochs"], max_steps=args.max_steps, batch_size=pick["batch_size"],
-                    grad_accum=pick["grad_accum"], max_seq_len=pick["max_seq_len"],
-                    weight_decay=pick["weight_decay"], clip=args.clip, seed=args.seed, save_every=pick["save_every"],
-                    keep_checkpoints=args.keep_checkpoints, group_by_length=args.group_by_length,
-                    activation_checkpointing=args.activation_checkpointing,
-                    compile=args.compile, device=device, objective=args.objective, beta=beta)
-    check_same_run(config)
-    return config, build_args
-
-
-def check_same_run(config: Config) -> None:
-    """A rerun into a run directory continues that run, so its settings must be the ones in args.json."""
-    path = os.path.join(config.out, "args.json")
-    if not os.path.exists(path):
-        return
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not a settings file ({e}); use another --out") from None
-    saved.setdefault("objective", "sft")  # written before there was a choice
-    saved.setdefault("beta", None)
-    changed = [f"{k} (was {saved.get(k)!r}, now {v!r})" for k, v in asdict(config).items()
-               if k not in RERUN_MAY_CHANGE and saved.get(k) != v]
-    if changed:
-        raise UserError(f"{path}: {config.out} holds a run with other settings: {', '.join(changed)}; rerun with "
-                        "its settings to resume it, or pick another --out")
-
-
-def finished_run(out: str) -> dict | None:
-    """The summary of a run that has finished (summary.json is written last), else None."""
-    path = os.path.join(out, "summary.json")
-    if not (os.path.exists(path) and os.path.exists(os.path.join(out, "final", "config.json"))):
-        return None
-    with open(path) as f:
-        return json.load(f)
 
 
 def build_missing_data(config: Config, build_args: list[str], rank: int) -> None:
@@ -425,6 +281,36 @@ def train_step(model, loss_fn, micro_batches: list[list], num_micro_steps: int, 
     return loss_sum
 
 
+def update(model, optimizer, scheduler, loss_fn, examples: list, lengths: list[int], batch: list[int], config: Config,
+           world_size: int, rank: int, pad_id: int, device: torch.device, sharded: bool) -> dict:
+    """One optimizer step on a global batch (indices into `examples`, the same on every rank): this
+    rank's share forward and backward (`train_step`), the loss and metrics summed over ranks and
+    divided by the batch's count, gradients clipped, the step taken. Returns the step's loss, metric
+    means, learning rate and gradient norm; raises FloatingPointError, without updating, when the loss
+    or the gradient norm is not finite."""
+    mine = split_global_batch(batch, lengths, world_size, rank, config.batch_size)
+    count = sum(examples[i].count for i in batch)
+    metric_sums: dict[str, torch.Tensor] = {}
+    loss_sum = train_step(model, loss_fn, [[examples[i] for i in mb] for mb in mine],
+                          num_micro_steps(len(batch), world_size, config.batch_size), count,
+                          examples[batch[0]], pad_id, device, sharded, metric_sums)
+    names = sorted(metric_sums)
+    sums = torch.stack([loss_sum, *(metric_sums[k].float() for k in names)])
+    if world_size > 1:
+        dist.all_reduce(sums)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip if config.clip > 0 else float("inf"))
+    grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+    values = torch.cat([sums / count, grad_norm.float().reshape(1)]).tolist()  # the step's one host sync
+    loss, means, grad_norm = values[0], values[1:-1], values[-1]
+    if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+        raise FloatingPointError(f"loss {loss}, gradient norm {grad_norm}")
+    lr = scheduler.get_last_lr()[0]
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()
+    return {"loss": loss, **dict(zip(names, means)), "lr": lr, "grad_norm": grad_norm}
+
+
 # ---------------------------------------------------------------------------------------------
 # Measuring
 
@@ -479,7 +365,7 @@ def peak_memory_gb(device: torch.device) -> float:
 def train_command(argv: list[str] | None = None) -> str:
     """Train; returns the path of the exported DIR/final."""
     args = parse_args(argv)
-    config, build_args = resolve_config(args)
+    config, build_args = resolve_config(args, SCRATCH_DEFAULTS, FINETUNE_DEFAULTS)
     done = finished_run(config.out)
     if done is not None:
         if int(os.environ.get("RANK", 0)) == 0:
@@ -510,8 +396,10 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
     tokenizer = Tokenizer.from_pretrained(config.tokenizer)
     examples, report = read_data(config.data, tokenizer, config.max_seq_len, write_cache=rank == 0)
     log(f"data {config.data}: {report['kept']} examples ({report['truncated']} truncated to {config.max_seq_len} "
-        f"tokens, {report['dropped']} dropped), {report['tokens']} tokens, {report['assistant_tokens']} trained on")
+        f"tokens, {report['dropped']} dropped), {report['tokens']} tokens, {report['loss_tokens']} trained on")
     lengths = [e.length for e in examples]
+    # Attention FLOPs grow with the square of each sequence's length; a pair is two sequences.
+    squares = [sum(n * n for n in getattr(e, "sequence_lengths", (e.length,))) for e in examples]
 
     global_batch_size = config.batch_size * config.grad_accum * world_size
     steps_per_epoch = math.ceil(len(examples) / global_batch_size)
@@ -531,7 +419,7 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
     optimizer = build_optimizer(model, config.lr, config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_factor, warmup_steps=warmup_steps, total_steps=total_steps))
-    # Model FLOPs per example are a + b * length per token (weights, then attention): two numbers.
+    # Model FLOPs of a sequence are (a + b * length) per token (weights, then attention): two numbers.
     flops_a, flops_b = model.flops_per_token(0), model.flops_per_token(1) - model.flops_per_token(0)
 
     os.makedirs(config.out, exist_ok=True)
@@ -568,36 +456,20 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
                                                           config.group_by_length)}
             batch = batches_by_epoch[epoch][index]
             step_start = time.perf_counter()
-            mine = split_global_batch(batch, lengths, world_size, rank, config.batch_size)
-            count = sum(examples[i].count for i in batch)  # every rank knows the whole global batch
-            metric_sums: dict[str, torch.Tensor] = {}
-            loss_sum = train_step(model, loss_fn, [[examples[i] for i in mb] for mb in mine],
-                                  num_micro_steps(len(batch), world_size, config.batch_size), count,
-                                  examples[batch[0]], tokenizer.pad_id, device, sharded, metric_sums)
-            names = sorted(metric_sums)
-            sums = torch.stack([loss_sum, *(metric_sums[k].float() for k in names)])
-            if world_size > 1:
-                dist.all_reduce(sums)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip if config.clip > 0 else float("inf"))
-            grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-            values = torch.cat([sums / count, grad_norm.float().reshape(1)]).tolist()  # the step's one host sync
-            loss, means, grad_norm = values[0], values[1:-1], values[-1]
-            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                last = latest_checkpoint(config.out)
+            try:
+                row = update(model, optimizer, scheduler, loss_fn, examples, lengths, batch, config, world_size,
+                             rank, tokenizer.pad_id, device, sharded)
+            except FloatingPointError as e:
                 raise FloatingPointError(
-                    f"step {step}: loss {loss}, gradient norm {grad_norm}: training diverged, stopping without updating. "
-                    f"The last good checkpoint is {last or '(none yet)'}: rerunning the same command (or with --resume) "
-                    "retries from it; a lower --lr is another run's settings, so give it another --out.")
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
+                    f"step {step}: {e}: training diverged, stopping without updating. The last good checkpoint is "
+                    f"{latest_checkpoint(config.out) or '(none yet)'}: rerunning the same command (or with --resume) "
+                    "retries from it; a lower --lr is another run's settings, so give it another --out.") from None
             seconds = time.perf_counter() - step_start
             tokens = sum(lengths[i] for i in batch)
             tokens_seen += tokens
-            flops = flops_a * tokens + flops_b * sum(lengths[i] ** 2 for i in batch)
-            row = {"step": step, "epoch": epoch, "loss": loss, **dict(zip(names, means)), "lr": lr, "grad_norm": grad_norm,
-                   "tokens_per_s": tokens / seconds, "mfu": mfu(flops, seconds),
+            flops = flops_a * tokens + flops_b * sum(squares[i] for i in batch)
+            loss, lr, grad_norm = row["loss"], row["lr"], row["grad_norm"]
+            row = {"step": step, "epoch": epoch, **row, "tokens_per_s": tokens / seconds, "mfu": mfu(flops, seconds),
                    "peak_memory_gb": peak_memory_gb(device),
                    "elapsed_s": round(elapsed_before + time.perf_counter() - run_start, 3), "time": time.time()}
             if rank == 0:

@@ -79,7 +79,7 @@ def test_labels_cover_exactly_the_assistant_tokens(tokenizer):
                 {"role": "assistant", "content": "The answer is \\boxed{2}"}]}]
     examples, report = tokenize_sft(rows, tokenizer, max_seq_len=512)
     assert report == {"examples": 2, "kept": 2, "truncated": 0, "dropped": 0,
-                      "tokens": sum(len(e.input_ids) for e in examples), "assistant_tokens": sum(e.num_targets for e in examples)}
+                      "tokens": sum(len(e.input_ids) for e in examples), "loss_tokens": sum(e.num_targets for e in examples)}
     first = examples[0]
     assert len(first.labels) == len(first.input_ids)
     kept = [t for t, label in zip(first.input_ids, first.labels) if label != IGNORE_INDEX]

@@ -179,3 +179,20 @@ def test_data_prep_errors_are_one_line(tmp_path, capsys):
     samples = bad_file(tmp_path / "s.jsonl", '{"id": "a", "problem": "p", "answer": "1", "samples": "x"}\n')
     line = one_line_error(capsys, data_prep.main, ["--out", str(tmp_path / "out"), "--from-samples", samples])
     assert line.startswith("data_prep.py: error: ") and f"{samples}:1: field 'samples'" in line
+
+
+@pytest.mark.parametrize("damage", [".metadata", "trainer_state.json"])
+def test_a_damaged_checkpoint_is_one_line_naming_its_folder(sft_dir, tmp_path, capsys, damage):
+    data = str(sft_dir / "good.jsonl")
+    write_jsonl(data, synthetic_rows(8))
+    out = str(tmp_path / "run")
+    argv = ["--data", data, "--out", out, "--max-steps", "2", "--save-every", "1", "--batch-size", "4"]
+    train.main(argv)
+    # What a run killed before its end leaves: checkpoints, no summary or final export.
+    os.remove(os.path.join(out, "summary.json"))
+    shutil.rmtree(os.path.join(out, "final"))
+    folder = os.path.join(out, "checkpoints", "step_000002")
+    with open(os.path.join(folder, damage), "wb") as f:
+        f.write(b"\x00garbage")
+    line = one_line_error(capsys, train.main, argv)
+    assert line.startswith(f"train.py: error: {folder}: a damaged checkpoint") and "delete this folder" in line

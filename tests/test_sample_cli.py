@@ -160,3 +160,14 @@ def test_torchrun_shares_merge_into_the_single_process_file(checkpoint, tmp_path
     assert open(parallel).read() == open(single).read()
     assert open(parallel + ".settings.json").read() == open(single + ".settings.json").read()  # rank 0's
     assert not [p for p in os.listdir(tmp_path) if ".rank" in p or p.endswith(".tmp")]
+
+
+def test_settings_recorded_then_but_absent_now_are_compared(tmp_path):
+    from w2s.errors import UserError
+
+    out = str(tmp_path / "samples.jsonl")
+    jsonl.write_settings(out, {"model": "m", "seed": 1, "removed": 5, "unused": None})
+    jsonl.check_settings(out, {"model": "m", "seed": 1, "removed": 5}, begun=True)  # None and absent agree
+    jsonl.check_settings(out, {"model": "m", "seed": 1, "removed": 5, "unused": None, "added": None}, begun=True)
+    with pytest.raises(UserError, match=r"removed: recorded 5, now null"):
+        jsonl.check_settings(out, {"model": "m", "seed": 1}, begun=True)

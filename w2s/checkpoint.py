@@ -3,7 +3,8 @@ Hugging Face checkpoint at the end of a run.
 
 Reading order: where checkpoints live; RNG state as JSON; save and load (model and optimizer through
 DCP: each rank writes its own shards, and a checkpoint loads into any number of processes; the rest
-as JSON, never pickle); the metrics file cut back to a checkpoint's step; the final export.
+as JSON, never pickle; a damaged checkpoint is one line naming its folder); the metrics file cut
+back to a checkpoint's step; the final export.
 Everything is written into a .tmp directory and renamed when complete, so a run killed mid-save
 leaves the previous one intact.
 """
@@ -19,6 +20,7 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
                                                      set_state_dict)
 
+from w2s.errors import UserError
 from w2s.hf_io import read_json
 from w2s.model import Llama
 from w2s.tokenizer import Tokenizer
@@ -80,7 +82,21 @@ def save_checkpoint(out: str, step: int, model, optimizer, scheduler, data_posit
 
 
 def load_checkpoint(path: str, model, optimizer, scheduler, rank: int) -> dict:
-    """Restore model, optimizer, scheduler and RNG in place; returns trainer_state.json."""
+    """Restore model, optimizer, scheduler and RNG in place; returns trainer_state.json.
+
+    A checkpoint folder whose files are damaged (a disk filled up, a file cut short or edited)
+    fails whichever way DCP, JSON or torch happen to notice it; that becomes one UserError naming
+    the folder and what to do, since the remedy is the same whatever broke."""
+    try:
+        return _load_checkpoint(path, model, optimizer, scheduler, rank)
+    except (Exception, dcp.CheckpointException) as e:  # DCP's is a BaseException, not an Exception
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        detail = lines[-1][:300] if lines else ""  # DCP's message is a rank's traceback: its last line says what
+        raise UserError(f"{path}: a damaged checkpoint ({type(e).__name__}: {detail}); delete this folder to resume "
+                        "from the checkpoint before it (or from the start), or use another --out") from None
+
+
+def _load_checkpoint(path: str, model, optimizer, scheduler, rank: int) -> dict:
     model_state, optimizer_state = get_state_dict(model, optimizer)
     state = {"model": model_state, "optimizer": optimizer_state}
     dcp.load(state, checkpoint_id=path)

@@ -98,6 +98,10 @@ class PairExample:
     def count(self) -> int:
         return 1
 
+    @property
+    def sequence_lengths(self) -> tuple[int, int]:  # two sequences: attention costs each one's square
+        return len(self.chosen_ids), len(self.rejected_ids)
+
 
 def tokenize_pairs(rows: list[dict], tokenizer, max_seq_len: int) -> tuple[list[PairExample], dict]:
     """Pair rows -> token ids and response masks under the chat template.
@@ -105,11 +109,11 @@ def tokenize_pairs(rows: list[dict], tokenizer, max_seq_len: int) -> tuple[list[
     A sequence longer than `max_seq_len` is cut at the end (counted under "truncated"); a pair
     whose chosen or rejected response keeps no token is left out (counted under "dropped").
     Report keys (as SFT's, so train.py logs them alike): examples, kept, truncated, dropped,
-    tokens, assistant_tokens (the response tokens the log-probs sum over).
+    tokens, loss_tokens (the response tokens the log-probs sum over).
     """
     if max_seq_len < 2:
         raise ValueError(f"max_seq_len must be at least 2, got {max_seq_len}")
-    out, report = [], {"examples": len(rows), "kept": 0, "truncated": 0, "dropped": 0, "tokens": 0, "assistant_tokens": 0}
+    out, report = [], {"examples": len(rows), "kept": 0, "truncated": 0, "dropped": 0, "tokens": 0, "loss_tokens": 0}
     for row in rows:
         sides, truncated = [], False
         for field in ("chosen", "rejected"):
@@ -123,7 +127,7 @@ def tokenize_pairs(rows: list[dict], tokenizer, max_seq_len: int) -> tuple[list[
         report["truncated"] += truncated
         out.append(PairExample(sides[0][0], sides[0][1], sides[1][0], sides[1][1]))
         report["tokens"] += out[-1].length
-        report["assistant_tokens"] += sum(sum(mask[1:]) for _, mask in sides)
+        report["loss_tokens"] += sum(sum(mask[1:]) for _, mask in sides)
     report["kept"] = len(out)
     return out, report
 

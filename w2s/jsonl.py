@@ -152,8 +152,11 @@ def check_settings(out: str, settings: dict, begun: bool, older: str | None = No
             recorded = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not a settings file ({e})") from None
-    differ = [f"{key}: recorded {json.dumps(recorded.get(key))}, now {json.dumps(value)}"
-              for key, value in settings.items() if recorded.get(key) != value]
+    # Both key sets: a setting recorded then but gone now differs too. A key missing on one side
+    # reads as None, so a setting added to a command later (None when unused) keeps older outputs resumable.
+    keys = list(settings) + [key for key in recorded if key not in settings]
+    differ = [f"{key}: recorded {json.dumps(recorded.get(key))}, now {json.dumps(settings.get(key))}"
+              for key in keys if recorded.get(key) != settings.get(key)]
     if differ:
         raise UserError(f"{path}: {out} was made with other settings ({'; '.join(differ)}); "
                         "rerun with the recorded values to resume, or use another --out")

@@ -51,13 +51,13 @@ def tokenize_sft(rows: list[dict], tokenizer, max_seq_len: int, overflow: str = 
     Examples longer than `max_seq_len` are cut at the end ("truncate") or left out ("drop"); both
     are counted in the returned report. A truncated example that keeps no assistant token is left
     out too (it would add nothing to the loss) and counted under "dropped".
-    Report keys: examples (rows in), kept, truncated, dropped, tokens, assistant_tokens.
+    Report keys: examples (rows in), kept, truncated, dropped, tokens, loss_tokens (the assistant tokens).
     """
     if overflow not in ("truncate", "drop"):
         raise ValueError(f"overflow must be 'truncate' or 'drop', got {overflow!r}")
     if max_seq_len < 2:
         raise ValueError(f"max_seq_len must be at least 2, got {max_seq_len}")
-    out, report = [], {"examples": len(rows), "kept": 0, "truncated": 0, "dropped": 0, "tokens": 0, "assistant_tokens": 0}
+    out, report = [], {"examples": len(rows), "kept": 0, "truncated": 0, "dropped": 0, "tokens": 0, "loss_tokens": 0}
     for row in rows:
         ids, mask = tokenizer.encode_chat_for_training(row["messages"])
         if len(ids) > max_seq_len:
@@ -73,7 +73,7 @@ def tokenize_sft(rows: list[dict], tokenizer, max_seq_len: int, overflow: str = 
         example = TokenizedExample(input_ids=list(ids), labels=labels)
         out.append(example)
         report["tokens"] += len(ids)
-        report["assistant_tokens"] += example.num_targets
+        report["loss_tokens"] += example.num_targets
     report["kept"] = len(out)
     return out, report
 

@@ -154,7 +154,7 @@ def tokenize_step_rows(rows: list[dict], tokenizer, max_seq_len: int) -> tuple[l
         report["good"] += sum(labels)
         report["bad"] += len(labels) - sum(labels)
     report["kept"] = len(examples)
-    report["assistant_tokens"] = report["verdicts"]  # what train.py's log calls the positions trained on
+    report["loss_tokens"] = report["verdicts"]  # the readers' common name for the positions the loss is computed on
     return examples, report
 
 

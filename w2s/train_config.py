@@ -1,0 +1,178 @@
+"""The settings of a training run (train.py): resolved from its arguments and checked before any
+process-group work, so that every mistake is one line on stderr, and compared with a run
+directory's recorded settings so that a rerun resumes the same run.
+
+Reading order: `Config`, the resolved settings (DIR/args.json); where --data points (a file, or a
+set name that data_prep.py can build); `resolve_config`, every argument and input checked and
+the recipe's defaults filled in; `check_same_run` and `finished_run`, what a run directory holds.
+"""
+import argparse
+import json
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+from w2s.dpo import DEFAULT_BETA
+from w2s.errors import UserError
+from w2s.hf_io import is_hub_id, read_hf_config
+from w2s.model import PRESETS, ModelArgs
+from w2s.runtime import default_device
+from w2s.sets import builtin_set_args
+
+
+@dataclass
+class Config:
+    """The resolved settings of a run (written to DIR/args.json; a rerun checks they are unchanged)."""
+    model: str
+    from_scratch: bool
+    data: str  # path of the training JSONL file
+    tokenizer: str  # file or directory the tokenizer is loaded from
+    init: str | None
+    out: str
+    dtype: str
+    lr: float
+    warmup_ratio: float
+    epochs: int
+    max_steps: int | None
+    batch_size: int  # per process, per micro-step
+    grad_accum: int
+    max_seq_len: int
+    weight_decay: float
+    clip: float
+    seed: int
+    save_every: int
+    keep_checkpoints: int
+    group_by_length: bool
+    activation_checkpointing: bool
+    compile: bool
+    device: str
+    objective: str = "sft"
+    beta: float | None = None  # dpo only: the KL penalty's weight (None for other objectives)
+
+
+# Settings a rerun may change: how often to save and how many checkpoints to keep.
+RERUN_MAY_CHANGE = ("save_every", "keep_checkpoints")
+
+
+# ---------------------------------------------------------------------------------------------
+# Where --data points
+
+
+def resolve_data_path(data: str, data_dir: str) -> tuple[str, list[str] | None]:
+    """(path, data_prep.py arguments that build it if it is a missing built-in set, else None)."""
+    if data.endswith(".jsonl") or os.sep in data or os.path.exists(data):
+        return data, None
+    path = os.path.join(data_dir, data + ".jsonl")
+    if os.path.exists(path):
+        return path, None
+    return path, builtin_set_args(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every argument and input checked
+
+
+def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_defaults: dict) -> tuple[Config, list[str] | None]:
+    """Check every argument and input file; fill in the defaults (the recipe from scratch for a preset
+    --model, else the fine-tuning one). Returns the settings and, when --data is a built-in set not
+    built yet, the data_prep.py arguments that build it. Raises UserError saying what to run."""
+    from_scratch = args.model in PRESETS
+    if not from_scratch and not (os.path.isdir(args.model) or is_hub_id(args.model)):
+        raise UserError(f"--model {args.model}: no such folder (nor a preset: {', '.join(PRESETS)}; "
+                        "nor a hub id like meta-llama/Meta-Llama-3-8B)")
+    defaults = scratch_defaults if from_scratch else finetune_defaults
+    pick = {k: getattr(args, k) if getattr(args, k, None) is not None else v for k, v in defaults.items()}
+    if pick["max_seq_len"] is None:
+        pick["max_seq_len"] = PRESETS[args.model].get("max_seq_len", 8192)
+    for name in ("epochs", "batch_size", "grad_accum", "max_seq_len", "save_every", "keep_checkpoints"):
+        value = pick[name] if name in pick else getattr(args, name)
+        if value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise UserError(f"--max-steps must be at least 1, got {args.max_steps}")
+    if not pick["lr"] > 0 or not 0 <= pick["warmup_ratio"] < 1 or args.clip < 0 or pick["weight_decay"] < 0:
+        raise UserError("need --lr > 0, 0 <= --warmup-ratio < 1, --clip >= 0, --weight-decay >= 0")
+    if pick["max_seq_len"] < 2:
+        raise UserError(f"--max-seq-len must be at least 2, got {pick['max_seq_len']}")
+    device = args.device if args.device != "auto" else torch.device(default_device()).type
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda, but torch sees no GPU (torch.cuda.is_available() is False)")
+
+    if args.beta is not None and (args.objective != "dpo" or not args.beta > 0):
+        raise UserError(f"--beta {args.beta}: only for --objective dpo, and must be > 0")
+    beta = (DEFAULT_BETA if args.beta is None else args.beta) if args.objective == "dpo" else None
+    data_path, build_args = resolve_data_path(args.data, args.data_dir)
+    if args.objective != "sft" and build_args is not None:
+        raise UserError(f"--data {args.data}: {data_path} not found (only sft sets are built on demand)")
+    if not os.path.exists(data_path) and build_args is None:
+        raise UserError(f"--data {args.data}: {data_path} not found. Build the data first "
+                        f"(python data_prep.py --out {args.data_dir}; --help lists the set names) or pass a JSONL path")
+
+    if args.init is not None:
+        for name in ("config.json", "tokenizer.json"):
+            if not os.path.exists(os.path.join(args.init, name)):
+                raise UserError(f"--init {args.init}: no {name}; pass another run's exported DIR/final")
+        if from_scratch:
+            init_args = ModelArgs.from_hf_config(*read_hf_config(args.init))
+            preset = ModelArgs.preset(args.model)
+            shape = ("dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim")
+            if any(getattr(init_args, k) != getattr(preset, k) for k in shape):
+                raise UserError(f"--init {args.init} is not a {args.model!r} model "
+                                f"({', '.join(f'{k}={getattr(init_args, k)}' for k in shape)}); pass its --model")
+    if args.tokenizer and not os.path.exists(args.tokenizer) and not is_hub_id(args.tokenizer):
+        raise UserError(f"--tokenizer {args.tokenizer}: no such file or directory")
+    tokenizer = args.tokenizer or args.init or (os.path.join(os.path.dirname(data_path) or ".", "tokenizer.json")
+                                                if from_scratch else args.model)
+    if from_scratch and not os.path.exists(tokenizer) and build_args is None:
+        raise UserError(f"no tokenizer at {tokenizer}: a preset trains with the tokenizer beside its data "
+                        "(python data_prep.py writes data/tokenizer.json) or one given with --tokenizer")
+    if from_scratch and args.init is None and pick["max_seq_len"] > PRESETS[args.model].get("max_seq_len", 8192):
+        raise UserError(f"--max-seq-len {pick['max_seq_len']} exceeds the {args.model} preset's "
+                        f"{PRESETS[args.model]['max_seq_len']}")
+
+    model_name = os.path.basename(os.path.normpath(args.model))
+    data_name = os.path.basename(data_path).removesuffix(".jsonl")
+    out = args.out or os.path.join("runs", f"{data_name}-{model_name}-seed{args.seed}")
+    config = Config(model=args.model, from_scratch=from_scratch, data=data_path, tokenizer=tokenizer, init=args.init,
+                    out=out, dtype=pick["dtype"], lr=pick["lr"], warmup_ratio=pick["warmup_ratio"],
+                    epochs=pick["epochs"], max_steps=args.max_steps, batch_size=pick["batch_size"],
+                    grad_accum=pick["grad_accum"], max_seq_len=pick["max_seq_len"],
+                    weight_decay=pick["weight_decay"], clip=args.clip, seed=args.seed, save_every=pick["save_every"],
+                    keep_checkpoints=args.keep_checkpoints, group_by_length=args.group_by_length,
+                    activation_checkpointing=args.activation_checkpointing,
+                    compile=args.compile, device=device, objective=args.objective, beta=beta)
+    check_same_run(config)
+    return config, build_args
+
+
+# ---------------------------------------------------------------------------------------------
+# What a run directory holds
+
+
+def check_same_run(config: Config) -> None:
+    """A rerun into a run directory continues that run, so its settings must be the ones in args.json."""
+    path = os.path.join(config.out, "args.json")
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a settings file ({e}); use another --out") from None
+    saved.setdefault("objective", "sft")  # written before there was a choice
+    saved.setdefault("beta", None)
+    changed = [f"{k} (was {saved.get(k)!r}, now {v!r})" for k, v in asdict(config).items()
+               if k not in RERUN_MAY_CHANGE and saved.get(k) != v]
+    if changed:
+        raise UserError(f"{path}: {config.out} holds a run with other settings: {', '.join(changed)}; rerun with "
+                        "its settings to resume it, or pick another --out")
+
+
+def finished_run(out: str) -> dict | None:
+    """The summary of a run that has finished (summary.json is written last), else None."""
+    path = os.path.join(out, "summary.json")
+    if not (os.path.exists(path) and os.path.exists(os.path.join(out, "final", "config.json"))):
+        return None
+    with open(path) as f:
+        return json.load(f)

@@ -490,6 +490,37 @@ GOLD_SOLUTIONS = [
     (r"\boxed{2}", r"We divide both sides by two, so the probability is $\frac{1}{2}$.", False),
 ]
 
+# How weak models end GSM8K replies: markers, Markdown bold, a last line of working, a missed stop token.
+WEAK_MODEL_ENDINGS = [
+    ("Step 1: 16 - 3 - 4 = 9\nStep 2: 9 * 2 = 18\n**Answer: 18**", "18", True),
+    ("Step 1: 16 - 3 - 4 = 9\nStep 2: 9 * 2 = 18\n**Answer:** 18", "18", True),
+    ("Step 1: 16 - 3 - 4 = 9\nStep 2: 9 * 2 = 18\n**Answer:** 18", "9", False),
+    ("Janet has 16 - 3 - 4 = 9 eggs left.\nShe makes 9 * 2 = $18.\n\n18", "18", True),
+    ("Janet has 16 - 3 - 4 = 9 eggs left.\nShe makes 9 * 2 = $18.\n\n18", "9", False),
+    ("Therefore, Natalia sold a total of **72 clips**.", "72", True),
+    ("**Solution:**\n\n* April: 48 clips\n* May: 48 / 2 = 24 clips\n* Total: 48 + 24 = **72 clips**", "72", True),
+    ("**Solution:**\n\n* April: 48 clips\n* May: 48 / 2 = 24 clips\n* Total: 48 + 24 = **72 clips**", "24", False),
+    ("May: 48 / 2 = 24\nApril and May: 48 + 24 = 72", "72", True),
+    ("48 / 2 = 24\n48 + 24 = 72", "72", True),
+    ("48 / 2 = 24\n48 + 24 = 72", "24", False),
+    ("May: 48 / 2 = 24\nTotal = 48 + 24\n= 72", "72", True),
+    ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether.", "72",
+     True),
+    ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether.", "24",
+     False),
+    ("#### $1,234", "1234", True),
+    ("The answer is $12.50.", "12.5", True),
+    ("So the answer is 72 clips.\n\nQuestion: Weng earns $12 an hour for babysitting.", "72", True),
+    ("So the total number of marbles is 45. <|im_start|>user\nWhat is 2 + 2?", "45", True),
+    ("So the total number of marbles is 45.</s>", "45", True),
+    ("Thus she has 30 dollars left.<end_of_turn>\n<start_of_turn>user\nThanks! Now 7 + 8?", "30", True),
+    ("Thus she has 30 dollars left.<end_of_turn>\n<start_of_turn>user\nThanks! Now 7 + 8?", "15", False),
+    # Cut off: the last number is not an answer, whatever words came before it.
+    ("First 48/2 = 24. Then 48 + 24 = 72. So she sold 72 clips in all. Next, we need to", "72", False),
+    ("He has 5 * 4 = 20 apples. He gives away 20 / 2 = 10 apples. He has 20 - 10 =", "10", False),
+    ("First, 3 + 4 = 7. Then 7 * 2 = 14. Then 14 - 1 = 13. Then 13 + 2 = 15. Then 15 is split into", "15", False),
+]
+
 
 KINDS = {
     "extraction": EXTRACTION, "numbers": NUMBERS, "formatting": FORMATTING, "symbolic": SYMBOLIC,
@@ -499,6 +530,7 @@ KINDS = {
     "real_output": REAL_OUTPUT, "relations": RELATIONS, "labelled": LABELLED, "collections": COLLECTIONS,
     "number_formats": NUMBER_FORMATS, "tolerance": TOLERANCE, "prose": PROSE, "spellings": SPELLINGS,
     "products": PRODUCTS, "trailing_junk": TRAILING_JUNK, "hedging": HEDGING, "gold_solutions": GOLD_SOLUTIONS,
+    "weak_model_endings": WEAK_MODEL_ENDINGS,
 }
 
 CASES = [(response, gold, verdict, kind) for kind, cases in KINDS.items() for response, gold, verdict in cases]

@@ -19,6 +19,10 @@ _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _NUMBER_IN_TEXT = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
 _NUMBER_TOKEN = re.compile(r"-?\\?\$?\s*-?\d[\d,]*(?:\.\d+)?(?:/\d+)?(?:\s*\\?%)?")
 _PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+# A model that misses its stop token writes the next chat turn ("<|im_start|>user ...", "</s>"): not its answer.
+_END_OF_TURN = re.compile(r"<\|[a-z_]+\|>|</s>|<eos>|<(?:start|end)_of_turn>")
+# Markdown bold (`**72 clips**`, `**Answer:** 18`) but not a plain-text power (`2**10`).
+_MARKDOWN_BOLD = re.compile(r"(?<![\w)}])\*\*|\*\*(?![\w({])")
 # The verb before a stated value: "the largest $n$ is 34", "the roots are 2 and 3".
 _COPULA = re.compile(r"\s(?:is|are|was|were|equals|be|becomes)\s+(?:equal to\s+|about\s+|approximately\s+)?", re.I)
 # Words that show a last line draws a conclusion even without a final full stop.
@@ -183,9 +187,15 @@ def _concludes(text: str) -> bool:
     last = text.rstrip()
     if re.search(r"[.!]\**$|\$$|\\\]$|\\\)$", last):
         return True
-    last_line = last.splitlines()[-1]
-    return bool(_CONCLUSION_WORD.search(last_line)) and not re.search(r"[-+*/=,(^]\s*$|\b(?:and|of|the|is)$",
-                                                                      last_line)
+    last_line = last.splitlines()[-1].strip()
+    if re.search(r"[-+*/=,(^]\s*$|\b(?:and|of|the|is|are|to|at|by|for|with|from|than|then|a|an)$", last_line):
+        return False  # stopped mid-sentence or mid-computation
+    last_sentence = _sentences(last_line)[-1]
+    if _CONCLUSION_WORD.search(last_sentence):
+        return True  # "So she has 8 apples in total"
+    # A line of working that ends on its result ("48 + 24 = 72", "= 72", "72"), as GSM8K-style replies end.
+    ends_on_number = re.search(r"(?:^|=)\s*\\?\$?\s*-?\d[\d,]*(?:\.\d+)?\s*(?:[a-zA-Z]+\s*){0,2}$", last_sentence)
+    return bool(ends_on_number) and ("=" in last_sentence or not _PROSE_WORD.search(last_sentence))
 
 
 def _later_statement(text: str) -> str | None:
@@ -217,15 +227,19 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
        they forget the box. In "Final Answer: The largest $n$ is 34." the value is 34.
     3. GSM8K's `#### X`: the reference format of GSM8K-style data.
     4. a short line with no prose words taken whole (`0.5`, `$\\frac12$`, `x = 3`).
-    5. only if the text concludes (ends with a full sentence or a "so ... 8" line, and does not
-       loop): the value its last sentence states (after its last "is"/"are", a math span, or a
-       number), else the last math span or number of the text. A reply cut off mid-computation
-       gets None rather than a guess from its last number.
-    `$` that opens a price (`$70/7=$10`) and `\\$` are not math delimiters.
+    5. only if the text concludes (ends with a full sentence, a "so ... 8" line, or a line of
+       working that ends on its result, `48 + 24 = 72`; and does not loop): the value its last
+       sentence states (after its last "is"/"are", a math span, or a number), else the last math
+       span or number of the text. A reply cut off mid-computation or mid-sentence gets None
+       rather than a guess from its last number.
+    `$` that opens a price (`$70/7=$10`) and `\\$` are not math delimiters. Markdown bold is
+    dropped, and so is everything after a chat end-of-turn token (`</s>`, `<|im_start|>`): a
+    model that misses its stop token goes on to write the next turn.
     With `strict=True` only step 1 is used (for reference solutions that must carry a box).
     """
     if not text:
         return None
+    text = _MARKDOWN_BOLD.sub("", _END_OF_TURN.split(text, maxsplit=1)[0])
     if "\\boxed" in text or "\\fbox" in text:
         answer = _final_boxed(text)
         if answer is None or strict:

@@ -108,6 +108,10 @@ SYMBOLIC = [
     (r"\boxed{2^{10}}", "1024", True),
     (r"\boxed{\binom{5}{2}}", "10", True),
     (r"\boxed{5!}", "120", True),
+    (r"\boxed{{10 \choose 3}}", "120", True),
+    (r"\boxed{{10 \choose 3}}", "720", False),
+    (r"\boxed{√2/2}", r"\frac{\sqrt{2}}{2}", True),
+    (r"\boxed{2π}", r"2\pi", True),
     (r"\boxed{\log_2 8}", "3", True),
     (r"\boxed{e^{i\pi}}", "-1", True),
     (r"\boxed{\sin^2 x + \cos^2 x}", "1", True),
@@ -174,6 +178,13 @@ SETS = [
     (r"\boxed{\{-1, \frac{1}{2}\}}", r"\{0.5,-1\}", True),
     (r"\boxed{\{\sqrt{2}, -\sqrt{2}\}}", r"\{-\sqrt2,\sqrt2\}", True),
     (r"\boxed{\emptyset}", r"\varnothing", True),
+    (r"\boxed{\emptyset}", r"\{\}", True),
+    (r"\boxed{\emptyset}", "0", False),
+    (r"\boxed{(-\infty, \infty)}", r"\mathbb{R}", True),
+    (r"\boxed{(0, \infty)}", r"\mathbb{R}", False),
+    (r"\boxed{\langle 1, -2, 3 \rangle}", "(1, -2, 3)", True),
+    (r"\boxed{\langle 1, -2, 3 \rangle}", "(1, 2, 3)", False),
+    (r"\boxed{\{1, 3\}}", "(1, 3)", False),
 ]
 
 # Several answers ("all solutions"): order-free.
@@ -256,6 +267,14 @@ CHOICES_AND_TEXT = [
     (r"\boxed{\text{odd}}", r"\text{even}", False),
     (r"\boxed{\text{odd}}", r"\text{odd}", True),
     (r"\boxed{\text{Sunday}}", "Sunday", True),
+    (r"\boxed{\text{(A), (C)}}", "A, C", True),
+    (r"\boxed{\text{(A), (C)}}", "A", False),
+    (r"\boxed{B}", "(B) 14", True),  # a gold that gives the option's value too
+    (r"\boxed{14}", "(B) 14", True),
+    (r"\boxed{(B) 14}", "(B) 14", True),
+    (r"\boxed{(C) 14}", "(B) 14", False),
+    (r"\boxed{C}", "(B) 14", False),
+    (r"\boxed{15}", "(B) 14", False),
 ]
 
 # Traps: pairs that look alike, which popular graders accept.
@@ -383,13 +402,29 @@ NUMBER_FORMATS = [
     (r"\boxed{0,111}", "111", False),
     (r"\boxed{1,000}", "1000", True),
     (r"\boxed{1,000}", "1", False),
-    (r"\boxed{12,5}", "12.5", True),
+    (r"\boxed{12,5}", "12.5", False),  # one digit after the comma: a list of two, as MATH writes them
+    (r"\boxed{12,50}", "12.5", True),
+    (r"\boxed{2,74}", "2.74", True),
+    (r"\boxed{1,2}", "1.2", False),
+    (r"\boxed{0,5}", "0.5", False),
+    (r"\boxed{2, 74}", "2.74", False),
+    (r"\boxed{45,\! 678}", "45678", True),
+    (r"\boxed{45, 678}", "45678", False),
+    (r"\boxed{12 345}", "12345", True),
+    (r"\boxed{1\,000\,000}", "1000000", True),
+    (r"\boxed{−3}", "-3", True),  # a Unicode minus
+    (r"\boxed{3 × 10^{4}}", "30000", True),
     (r"\boxed{1,2}", "1, 2", True),
     (r"\boxed{1 1/2}", r"\frac{3}{2}", True),
     (r"\boxed{1 1/2}", "1.2", False),
     (r"\boxed{2\frac{3}{4}}", "2.75", True),
     (r"\boxed{4210_{7}}", "4210_7", True),
     (r"\boxed{4210_{7}}", "4210_8", False),
+    (r"\boxed{1011}", "1011_2", True),  # the base left off: the same digits
+    (r"\boxed{1011_{2}}", "1011", True),
+    (r"\boxed{2A_{16}}", "2A_{16}", True),
+    (r"\boxed{11}", "1011_2", False),  # its value in base 10 is not what was asked
+    (r"\boxed{1011_3}", "1011_2", False),
     (r"\boxed{20:34}", "20:34:00", True),
     (r"\boxed{20:34}", "20:35", False),
 ]

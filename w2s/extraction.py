@@ -286,7 +286,7 @@ _UNIT_WORDS = (
 _TRAILING_UNIT = re.compile(rf"(?<=[\d}}\s])\s*\b(?:{_UNIT_WORDS})(?:\s*\^\s*\{{?\d\}}?)?\s*$", re.I)
 _TEXT_NAMES = "text|textbf|textit|textnormal|textrm|textsf|texttt|textup|mathrm|mathbf|mathit|mathsf|mathtt|mbox"
 _TEXT_COMMANDS = re.compile(rf"\\(?:{_TEXT_NAMES}|operatorname|boldsymbol)\s*\{{")
-_CHOICE = re.compile(r"^\(?([A-E](?:\s*,?\s*[A-E])*)\)?[.:]?$")  # (C), B., multi-answer ABD
+_CHOICE = re.compile(r"^\(?([A-E](?:\)?\s*,?\s*\(?[A-E])*)\)?[.:]?$")  # (C), B., multi-answer ABD or (A), (C)
 _CHOICE_PREFIX = re.compile(r"^\(([A-E])\)|^([A-E])[.)]\s")  # "(C) 12" or "C. 12": the letter is the answer
 _VARIABLE_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-z]+)(?:_\{?[a-zA-Z0-9]+\}?)?'?(?:\([a-z]\))?\s*(?:=|\\in)\s*(?=\S)")
 # Commands JSON-escaped twice arrive as `\\frac`; a matrix row break `\\` is never followed by a command name.
@@ -298,6 +298,8 @@ _RELATIONS = [  # spellings of one relation, to the one sympy reads
     (r">=|≥|\\geqslant|\\geq?(?![a-zA-Z])", r"\\geq "), (r"<=|≤|\\leqslant|\\leq?(?![a-zA-Z])", r"\\leq "),
     (r"!=|≠|\\neq?(?![a-zA-Z])", r"\\neq "), (r"\\gt(?![a-zA-Z])", ">"), (r"\\lt(?![a-zA-Z])", "<"),
 ]
+_UNICODE_MATH = [("\u2212", "-"), ("\u00d7", "\\times "), ("\u00b7", "\\cdot "), ("\u00f7", "\\div "),
+                 ("\u221a", "\\sqrt"), ("\u03c0", "\\pi "), ("\u221e", "\\infty ")]  # − × · ÷ √ π ∞
 _DEGREES = r"\s*\^\s*\{\s*\\circ\s*\}|\s*\^\s*\\circ|\\circ|\\degree|°"
 
 
@@ -317,12 +319,12 @@ def _unwrap_text_commands(s: str) -> str:
 def _separators(s: str) -> str:
     """`1,000` is a thousand and `1000,99` / `0,111` are decimal commas: the digit grouping decides.
 
-    `12,5` and `0,1` fit neither and stay a list of two (`\\boxed{0,1}` for two roots is common);
-    the grader reads them as a decimal only against a gold that is itself a decimal number.
+    `12,5`, `0,1` and `2,74` fit neither and stay a list of two (`\\boxed{0,1}` for two roots is
+    common); the grader reads two digits after the comma (`2,74`) as a decimal only against a gold
+    that is itself a decimal number, and one digit (`1,2`) never. `32, 349` (a space) is a list.
     """
-    compact = s.replace(" ", "")
-    if re.fullmatch(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?", compact):
-        return compact.replace(",", "")  # thousands separators
+    if re.fullmatch(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?", s):
+        return s.replace(",", "").replace(" ", "")  # thousands separators (`32, 349` is a list of two)
     if re.fullmatch(r"-?0,\d{3,}|-?\d{4,},\d+|-?\d+,\d{4,}", s):
         return s.replace(",", ".")  # a decimal comma: no thousands grouping reads this way
     return s
@@ -331,6 +333,9 @@ def _separators(s: str) -> str:
 def normalize(answer: str) -> str:
     """A canonical string for an answer: formatting that never changes the value is removed."""
     s = _DOUBLED_BACKSLASH.sub(r"\\", answer.strip())
+    for symbol, latex in _UNICODE_MATH:
+        s = s.replace(symbol, latex)
+    s = re.sub(r",\\!\s*|\{,\}\s*", ",", s)  # `11,\! 111`: a thousands comma, however spaced
     s = re.sub(r"\\\$|\\%|%|\$|\\\(|\\\)|\\\[|\\\]", "", s)  # math delimiters, dollars, percent
     s = s.replace("\\displaystyle", "").replace("\\!", "").replace("{,}", "").replace("\\,", " ")
     s = re.sub(r"(?<!\\)\\[;: ]|\\q?quad|~", " ", s)
@@ -349,7 +354,10 @@ def normalize(answer: str) -> str:
     s = s.replace("\\infinity", "\\infty").replace("+\\infty", "\\infty")
     for spellings, relation in _RELATIONS:
         s = re.sub(spellings, relation, s)
-    s = re.sub(r"\\(?:varnothing|emptyset)", r"\\emptyset", s)
+    s = re.sub(r"\\(?:varnothing|emptyset)|\\\{\s*\\\}", r"\\emptyset", s)
+    s = re.sub(r"\\mathbb\s*\{?R\}?", r"(-\\infty, \\infty)", s)  # all real numbers
+    s = s.replace("\\langle", "(").replace("\\rangle", ")")  # a vector <1, 2> is the tuple (1, 2)
+    s = re.sub(r"\{([^{}]*)\\choose([^{}]*)\}", r"\\binom{\1}{\2}", s)
     # Plain-text math (`-2*pi`, `sqrt(3)`, `2**10`), as some golds and models write it, in LaTeX.
     s = s.replace("**", "^")
     s = re.sub(r"(?<![\\a-zA-Z])pi(?![a-zA-Z])", r"\\pi", s)

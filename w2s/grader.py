@@ -251,9 +251,11 @@ def _equiv(pred: str, gold: str, deadline: float) -> bool:
         if _same_multiset(pred_items, gold_items, deadline):
             return True
     if "scalar" in (pred_kind, gold_kind):
-        decimal_comma = re.fullmatch(r"(-?\d+),(\d+)", (pred if pred_kind == "list" else gold).replace(" ", ""))
+        # `2,74` against `2.74`: a decimal comma (prices are written so). With one digit after it,
+        # `1,2` is a list of two, as in MATH (`\boxed{0,5}` for two roots), never 1.2.
+        decimal_comma = re.fullmatch(r"(-?\d+),(\d\d)", pred if pred_kind == "list" else gold)
         scalar = pred if pred_kind == "scalar" else gold
-        if decimal_comma and re.fullmatch(r"-?\d*\.\d+", scalar):  # `12,5` against `12.5`: a decimal comma
+        if decimal_comma and re.fullmatch(r"-?\d*\.\d+", scalar):
             return _scalar_equiv(".".join(decimal_comma.groups()), scalar, deadline)
     for one, other in ((pred_structure, gold), (gold_structure, pred)):
         # A collection of exactly one answer (`\{6\}`, `\{(1,2)\}`) is that answer.
@@ -403,6 +405,10 @@ def _scalar_equiv(pred: str, gold: str, deadline: float) -> bool:
     pred_number, gold_number = _as_number(pred), _as_number(gold)
     if pred_number is not None and gold_number is not None:
         return _numbers_equal(pred_number, gold_number)  # plain numbers never reach sympy
+    based = [re.fullmatch(r"([0-9A-Z]+)_\{?\d+\}?", side) for side in (pred, gold)]
+    if any(based):  # `1011_2` against `1011`: the base written on one side only, the same digits
+        digits = [match.group(1) if match else side for match, side in zip(based, (pred, gold))]
+        return all(based) is False and digits[0] == digits[1]
     if _is_text(pred) or _is_text(gold):
         return pred.lower().replace(" ", "") == gold.lower().replace(" ", "")
     if _CHOICE.match(pred) or _CHOICE.match(gold):
@@ -432,6 +438,13 @@ def _is_equiv_uncached(pred: str, gold: str, timeout: float) -> bool:
         prefix = _CHOICE_PREFIX.match(pred_norm)
         pred_letters = (prefix.group(1) or prefix.group(2)) if prefix else pred_norm
         return pred_letters == gold_norm
+    gold_prefix = _CHOICE_PREFIX.match(gold_norm)
+    if gold_prefix:  # gold `(A) 5`: answered by its letter or by its value
+        pred_prefix = _CHOICE_PREFIX.match(pred_norm)
+        if pred_prefix or _CHOICE.match(pred_norm):
+            pred_letter = (pred_prefix.group(1) or pred_prefix.group(2)) if pred_prefix else pred_norm
+            return pred_letter == (gold_prefix.group(1) or gold_prefix.group(2))
+        gold_norm = gold_norm[gold_prefix.end():].strip() or gold_norm
     return _equiv(pred_norm, gold_norm, deadline) or _percent_equal(pred, gold, pred_norm, gold_norm)
 
 

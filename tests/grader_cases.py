@@ -375,6 +375,15 @@ LABELLED = [
     (r"\boxed{x = 3}", "y = 3", False),
     (r"\boxed{m\angle ABC = 40}", "40", True),
     (r"\boxed{2x + 4y = 6}", "6", False),
+    (r"\boxed{f(3) = 10}", "10", True),  # a function at a point is a name too
+    (r"\boxed{f(3) = 10}", "3", False),
+    (r"\boxed{g(-1) = \frac{1}{2}}", "0.5", True),
+    (r"\boxed{P(A) = \frac{1}{3}}", r"\frac13", True),
+    (r"\boxed{P(A) = \frac{1}{3}}", r"\frac23", False),
+    (r"\boxed{q(x) = 2x^2 + 1}", "2x^2+1", True),
+    (r"\boxed{q(x) = 2x^2 + 1}", "2x^2-1", False),
+    (r"\boxed{S_{10} = 55}", "55", True),
+    (r"\boxed{a_n = 2n+1}", "2n+1", True),
 ]
 
 # Several answers: sets, tuples in any order, other separators.
@@ -515,6 +524,16 @@ HEDGING = [
     ("So the answer is \\boxed{3}.\nThe answer is 4.", "4", False),
     ("So the answer is \\boxed{3}.\nThe answer is 3.", "3", True),
     ("So we get \\boxed{12}.\n#### 12", "12", True),
+    ("The answer is 4 or 5.", "4", False),
+    ("The answer is either 4 or 5.", "4", False),
+    ("The answer is $4$ or $5$.", "5", False),
+    ("The answer is $4$ or $5$.", "4, 5", True),
+    ("So \\boxed{5}.\n\nFinal Answer: The final answer is 6. I hope it is correct.", "5", False),
+    ("So \\boxed{5}.\n\nFinal Answer: The final answer is 6. I hope it is correct.", "6", False),
+    ("So \\boxed{\\frac12}.\nThe answer is 0.5.", "0.5", True),
+    ("We get \\boxed{10}. Wait, let me recheck: the total is actually \\boxed{12}.", "10", False),
+    ("\\boxed{6}, \\boxed{8}", "8", False),
+    ("#### 5\n#### 6", "5", False),
 ]
 
 # The gold written as a whole solution, with or without a box.

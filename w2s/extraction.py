@@ -18,6 +18,7 @@ _CLOSER = {"\\(": "\\)", "\\[": "\\]", "$$": "$$", "$": "$"}
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _NUMBER_IN_TEXT = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
 _NUMBER_TOKEN = re.compile(r"-?\\?\$?\s*-?\d[\d,]*(?:\.\d+)?(?:/\d+)?(?:\s*\\?%)?")
+_NUMBERS_JOINED = re.compile(r"-?\d+(?:\.\d+)?(?:\s*(?:,|,?\s*\b(?:or|and)\b)\s*-?\d+(?:\.\d+)?)+")
 _PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
 # A model that misses its stop token writes the next chat turn ("<|im_start|>user ...", "</s>"): not its answer.
 _END_OF_TURN = re.compile(r"<\|[a-z_]+\|>|</s>|<eos>|<(?:start|end)_of_turn>")
@@ -126,6 +127,16 @@ def _sentences(line: str) -> list[str]:
     return [p.strip() for p in pieces if p.strip()]
 
 
+def _joined_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """The first math span and those joined to it by and/or/commas (`$2$ and $3$`): one answer."""
+    joined = [spans[0]]
+    for span in spans[1:]:
+        if _BOX_CONNECTOR.sub("", text[joined[-1][1]:span[0]]):
+            break
+        joined.append(span)
+    return ", ".join(contents for _, _, contents in joined)
+
+
 def _value_in_sentence(sentence: str, opens_with_value: bool = False) -> str | None:
     """The value a sentence states: after its last "is"/"are" if any, a math span or a number.
 
@@ -138,13 +149,8 @@ def _value_in_sentence(sentence: str, opens_with_value: bool = False) -> str | N
     copulas = list(_COPULA.finditer(masked))
     tail = sentence[copulas[-1].end():] if copulas else sentence
     spans = [span for span in _math_spans(tail) if span[2]]
-    if spans and copulas:  # "the roots are $2$ and $3$": spans joined by and/or/commas are one answer
-        joined = [spans[0]]
-        for span in spans[1:]:
-            if _BOX_CONNECTOR.sub("", tail[joined[-1][1]:span[0]]):
-                break
-            joined.append(span)
-        return ", ".join(contents for _, _, contents in joined)
+    if spans and copulas:  # "the roots are $2$ and $3$"
+        return _joined_spans(tail, spans)
     if spans:
         return spans[-1][2]
     stripped = tail.strip().rstrip(".!").strip()
@@ -159,14 +165,17 @@ def _value_in_sentence(sentence: str, opens_with_value: bool = False) -> str | N
 def _clean_sentence_answer(answer: str) -> str | None:
     """The value after an answer marker: the first sentence of the rest of its line."""
     line = answer.strip().splitlines()[0] if answer.strip() else ""
+    line = re.sub(r"^(?:either|both)\s+", "", line, flags=re.I)  # "either 4 or 5" is the hedge `4, 5`
     sentences = _sentences(line)
     if not sentences:
         return None
     sentence = sentences[0]
-    spans = [contents for _, _, contents in _math_spans(sentence) if contents]
+    if _NUMBERS_JOINED.fullmatch(sentence.rstrip(".").strip()):
+        return sentence.rstrip(".").strip()  # "4 or 5", "2 and 3": every value, so a hedge stays one
+    spans = [span for span in _math_spans(sentence) if span[2]]
     masked_words = _PROSE_WORD.findall(re.sub(r"\$[^$]*\$|\\[a-zA-Z]+", " ", sentence))
     if spans and not _COPULA.search(sentence):
-        return spans[0]
+        return _joined_spans(sentence, spans)
     if masked_words and _COPULA.search(sentence) or (not spans and masked_words):
         value = _value_in_sentence(sentence, opens_with_value=True)  # "Final Answer: The largest $n$ is 34."
         if value:

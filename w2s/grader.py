@@ -164,6 +164,8 @@ _LABEL_COMMANDS = re.compile(r"\\(?!(?:sin|cos|tan|cot|sec|csc|log|ln|exp|sqrt)(
 
 def _is_label(s: str) -> bool:
     """A name rather than a value: `x`, `AB`, `(p,q)`, `V_1:V_2`, `\\frac{NO}{BO}`, `f(x)`, `\\angle A`."""
+    if re.fullmatch(r"[a-zA-Z](?:\^\{-1\})?\(\s*-?[\w./\\{} ]+\)", s):
+        return True  # a function at a point: `f(3)`, `g(-1)`, `f^{-1}(2)`
     bare = re.sub(r"_\{[^{}]*\}|_\w|\^\{-1\}|'", "", s)
     bare = _LABEL_COMMANDS.sub("", bare)
     return bool(re.fullmatch(r"[a-zA-Z(){}\[\],:\s]*[a-zA-Z][a-zA-Z(){}\[\],:\s]*", bare))

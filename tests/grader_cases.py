@@ -92,6 +92,17 @@ FORMATTING = [
     (r"\boxed{25\%}", "26", False),
     (r"\boxed{x = 4}", "-4", False),
     (r"\boxed{30^\circ}", "60", False),
+    (r"\boxed{5^{\text{th}}}", "5", True),  # ordinals
+    (r"\boxed{21^\text{st}}", "21", True),
+    (r"\boxed{21^\text{st}}", "20", False),
+    (r"\boxed{4\text{ km/h}}", "4", True),
+    (r"\boxed{\text{3 apples}}", "3", True),
+    (r"\boxed{\text{3 apples}}", "4", False),
+    (r"\boxed{12 \text{ ways}}", "12", True),
+    (r"\boxed{27 \text{ cubic feet}}", "27", True),
+    (r"\boxed{2\text{ hours}}", "120", False),  # a unit is dropped, never converted
+    (r"\boxed{25 \text{ cents}}", "0.25", False),
+    (r"\boxed{1 \text{ million}}", "1", False),
 ]
 
 # Expressions sympy has to decide.

@@ -353,7 +353,8 @@ def normalize(answer: str) -> str:
     # \text{ or } between answers is a list separator, not a unit.
     s = re.sub(r"\\text\s*\{\s*(?:or|and|,)\s*\}", ",", s)
     # A \text{...} of words after the value is a unit or a remark ("4 \text{ m}", "\text{ of the pie}").
-    s = re.sub(rf"(?<=\S)\s*\\(?:{_TEXT_NAMES})\s*\{{\s*[a-zA-Z][a-zA-Z .]*\}}\s*(?:\^\s*\{{?\d\}}?)?\s*\.?$", "", s)
+    s = re.sub(rf"(?<=\d)\s*\^\s*\{{?\s*(?:\\(?:{_TEXT_NAMES})\s*)?\{{?(?:st|nd|rd|th)\}}?\s*\}}?", "", s)  # 5^{\text{th}}
+    s = re.sub(rf"(?<=\S)\s*\\(?:{_TEXT_NAMES})\s*\{{\s*[a-zA-Z][a-zA-Z ./]*\}}\s*(?:\^\s*\{{?\d\}}?)?\s*\.?$", "", s)
     s = _unwrap_text_commands(s)
     s = re.sub(r"\s+(?:or|and)\s+", ",", s)
     s = re.sub(r"\s*\\approx.*$", "", s, flags=re.S) or s  # `\frac{\sqrt3}{3} \approx 0.577`: the exact value
@@ -381,6 +382,10 @@ def normalize(answer: str) -> str:
     for _ in range(3):  # units, punctuation and a stray backslash can be stacked: "5 cm.", "185\"
         s = s.rstrip(".;,\\").strip()
         s = _TRAILING_UNIT.sub("", s).strip()
+    # A number and a word or two of what it counts ("3 apples", from `\text{3 apples}`) is the number;
+    # not "1 million", whose word is part of the value.
+    counted = re.fullmatch(r"(-?[\d.,/]*\d)\s+(?!(?:hundred|thousand|million|billion)\b)[a-zA-Z]{3,}(?:\s+[a-zA-Z]+)?", s)
+    s = counted.group(1) if counted else s
     s = _separators(s)
     s = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", s)  # .5 -> 0.5
     choice = _CHOICE.match(s)

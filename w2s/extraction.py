@@ -307,6 +307,7 @@ _RELATIONS = [  # spellings of one relation, to the one sympy reads
     (r">=|≥|\\geqslant|\\geq?(?![a-zA-Z])", r"\\geq "), (r"<=|≤|\\leqslant|\\leq?(?![a-zA-Z])", r"\\leq "),
     (r"!=|≠|\\neq?(?![a-zA-Z])", r"\\neq "), (r"\\gt(?![a-zA-Z])", ">"), (r"\\lt(?![a-zA-Z])", "<"),
 ]
+_MAGNITUDES = r"(?:hundred|thousand|million|billion|trillion)\b"  # words that are part of a value
 _UNICODE_MATH = [("\u2212", "-"), ("\u00d7", "\\times "), ("\u00b7", "\\cdot "), ("\u00f7", "\\div "),
                  ("\u221a", "\\sqrt"), ("\u03c0", "\\pi "), ("\u221e", "\\infty ")]  # − × · ÷ √ π ∞
 _DEGREES = r"\s*\^\s*\{\s*\\circ\s*\}|\s*\^\s*\\circ|\\circ|\\degree|°"
@@ -354,7 +355,7 @@ def normalize(answer: str) -> str:
     s = re.sub(r"\\text\s*\{\s*(?:or|and|,)\s*\}", ",", s)
     # A \text{...} of words after the value is a unit or a remark ("4 \text{ m}", "\text{ of the pie}").
     s = re.sub(rf"(?<=\d)\s*\^\s*\{{?\s*(?:\\(?:{_TEXT_NAMES})\s*)?\{{?(?:st|nd|rd|th)\}}?\s*\}}?", "", s)  # 5^{\text{th}}
-    s = re.sub(rf"(?<=\S)\s*\\(?:{_TEXT_NAMES})\s*\{{\s*[a-zA-Z][a-zA-Z ./]*\}}\s*(?:\^\s*\{{?\d\}}?)?\s*\.?$", "", s)
+    s = re.sub(rf"(?<=\S)\s*\\(?:{_TEXT_NAMES})\s*\{{\s*(?!{_MAGNITUDES})[a-zA-Z][a-zA-Z ./]*\}}\s*(?:\^\s*\{{?\d\}}?)?\s*\.?$", "", s)
     s = _unwrap_text_commands(s)
     s = re.sub(r"\s+(?:or|and)\s+", ",", s)
     s = re.sub(r"\s*\\approx.*$", "", s, flags=re.S) or s  # `\frac{\sqrt3}{3} \approx 0.577`: the exact value
@@ -384,7 +385,7 @@ def normalize(answer: str) -> str:
         s = _TRAILING_UNIT.sub("", s).strip()
     # A number and a word or two of what it counts ("3 apples", from `\text{3 apples}`) is the number;
     # not "1 million", whose word is part of the value.
-    counted = re.fullmatch(r"(-?[\d.,/]*\d)\s+(?!(?:hundred|thousand|million|billion)\b)[a-zA-Z]{3,}(?:\s+[a-zA-Z]+)?", s)
+    counted = re.fullmatch(rf"(-?[\d.,/]*\d)\s+(?!{_MAGNITUDES})[a-zA-Z]{{3,}}(?:\s+[a-zA-Z]+)?", s)
     s = counted.group(1) if counted else s
     s = _separators(s)
     s = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", s)  # .5 -> 0.5

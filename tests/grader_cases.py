@@ -179,6 +179,11 @@ INTERVALS = [
     (r"\boxed{-2 < x \leq 5}", r"(-2, 5]", True),
     (r"\boxed{x > 1}", r"[1, \infty)", False),
     (r"\boxed{(-\infty, 3)}", r"x < 3", True),
+    (r"\boxed{1 < x < 3}", "3 > x > 1", True),
+    (r"\boxed{1 < x < 3}", r"3 > x \geq 1", False),
+    (r"\boxed{x \in [1,3)}", r"1 \le x < 3", True),
+    (r"\boxed{1 \le x < 3}", "(1, 3]", False),
+    (r"\boxed{x \leq -\frac{1}{2}}", r"(-\infty, -\frac12)", False),
 ]
 
 # Sets: order-free, every element must match.
@@ -385,7 +390,13 @@ LABELLED = [
     (r"\boxed{f(x) = 2x+3}", "y = 2x-3", False),
     (r"\boxed{x = 3}", "y = 3", False),
     (r"\boxed{m\angle ABC = 40}", "40", True),
-    (r"\boxed{2x + 4y = 6}", "6", False),
+    (r"\boxed{2x + 4y = 6}", "6", True),  # "find 2x + 4y": the gold is a number, not a line
+    (r"\boxed{2x + 4y = 6}", "x + 2y = 3", True),
+    (r"\boxed{6}", "2x + 4y = 6", False),  # the gold is an equation: a number is not one
+    (r"\boxed{2x = 6}", "6", False),  # one unknown: an equation still to solve
+    (r"\boxed{x + 1 = 6}", "6", False),
+    ("We find $a = 2$ and $b = 3$, so $a + b = 5$.", "5", True),
+    ("We find $a = 2$ and $b = 3$, so $a + b = 5$.", "3", False),
     (r"\boxed{f(3) = 10}", "10", True),  # a function at a point is a name too
     (r"\boxed{f(3) = 10}", "3", False),
     (r"\boxed{g(-1) = \frac{1}{2}}", "0.5", True),
@@ -486,6 +497,13 @@ PROSE = [
     ("The roots are $2$ and $-3$.", "-3, 2", True),
     ("The roots are $2$ and $-3$.", "2", False),
     ("Answer: 42", "42", True),
+    ("The answer is $\\frac{1}{2}$ because half the marbles are red.", r"\frac12", True),
+    ("The answer is $\\frac{1}{2}$ because half the marbles are red.", "2", False),
+    ("Final Answer: The final answer is $\\$18$. I hope it is correct.", "18", True),
+    ("Final Answer: The final answer is $(2,3)$. I hope it is correct.", "(3,2)", False),
+    ("The number of ways is $\\binom{5}{2} = 10$.", "10", True),
+    ("Therefore the perimeter is $4 \\cdot 6 = 24$ cm.", "24", True),
+    ("Therefore the perimeter is $4 \\cdot 6 = 24$ cm.", "6", False),
 ]
 
 # LaTeX spellings of the same thing.

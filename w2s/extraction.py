@@ -174,8 +174,8 @@ def _clean_sentence_answer(answer: str) -> str | None:
         return sentence.rstrip(".").strip()  # "4 or 5", "2 and 3": every value, so a hedge stays one
     spans = [span for span in _math_spans(sentence) if span[2]]
     masked_words = _PROSE_WORD.findall(re.sub(r"\$[^$]*\$|\\[a-zA-Z]+", " ", sentence))
-    if spans and not _COPULA.search(sentence):
-        return _joined_spans(sentence, spans)
+    if spans and (not _COPULA.search(sentence) or spans[0][0] == 0):
+        return _joined_spans(sentence, spans)  # "$\frac12$ because half are red": the value comes first
     if masked_words and _COPULA.search(sentence) or (not spans and masked_words):
         value = _value_in_sentence(sentence, opens_with_value=True)  # "Final Answer: The largest $n$ is 34."
         if value:

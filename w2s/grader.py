@@ -201,6 +201,12 @@ def _drop_labels(pred: str, gold: str) -> tuple[str, str]:
     """
     pred, gold = _strip_variable(pred), _strip_variable(gold)
     (pred_label, pred_value), (gold_label, gold_value) = _value_of(pred), _value_of(gold)
+    # `a + b = 5` answers "find a + b" (gold 5). With one unknown (`2x = 6`) it is an equation still
+    # to solve, and a gold that is an equation needs one.
+    sides = _split_top_level(pred_value, "=")
+    if ("=" not in gold and len(sides) == 2 and not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", sides[1]))
+            and len(set(re.findall(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", sides[0])))) >= 2):
+        return sides[1], gold_value
     if "=" not in pred_value and "=" not in gold_value:
         if pred_label is None or gold_label is None:
             return pred_value, gold_value
@@ -221,6 +227,9 @@ def _equiv(pred: str, gold: str, deadline: float) -> bool:
     pred, gold = _drop_labels(pred, gold)
     pred_structure, gold_structure = _structure(pred), _structure(gold)
     pred_kind, gold_kind = pred_structure[0], gold_structure[0]
+    pred_interval, gold_interval = _inequality_as_interval(pred), _inequality_as_interval(gold)
+    if pred_interval and gold_interval and (pred_interval, gold_interval) != (pred, gold):
+        return _equiv(pred_interval, gold_interval, deadline)  # `1 < x < 3` is `3 > x > 1`
     if pred_kind == "scalar" and gold_kind in ("tuple", "union") and _inequality_as_interval(pred):
         return _equiv(_inequality_as_interval(pred), gold, deadline)  # `x < 3` answers `(-\infty, 3)`
     if gold_kind == "scalar" and pred_kind in ("tuple", "union") and _inequality_as_interval(gold):

@@ -604,6 +604,22 @@ WEAK_MODEL_ENDINGS = [
     ("First, 3 + 4 = 7. Then 7 * 2 = 14. Then 14 - 1 = 13. Then 13 + 2 = 15. Then 15 is split into", "15", False),
 ]
 
+# Replies that never commit to one answer must not score by luck.
+GUESSING = [
+    ("I don't know. Maybe 5?", "5", False),
+    ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips "
+     "did Natalia sell altogether in April and May?", "48", False),  # the question restated
+    ("The answer could be 1, 2, 3, 4, or 5.", "3", False),
+    ("The answer is between 3 and 5.", "3", False),
+    (r"\boxed{1, 2, 3, 4, 5, 6}", "3", False),
+    (r"\boxed{3 \text{ or } 4}", "3", False),
+    ("Step 1: 5 + 7 = 12\nStep 2: 12 * 2 = 24\nStep 3: 24 - 1 = 23\nStep 4:", "23", False),
+    ("5 + 7 = 12\n12 * 2 = 24\n24 - 1 = 23\n23 + 2 = 25\n25 + 1 = 26\n26 - 1 = 25\n25 + 1 = 26\n26 - 1 = 25\n"
+     "25 + 1 = 26\n26 - 1 = 25\n25 + 1 = 26", "26", False),  # looping through two lines
+    ("5 + 7 = 12\n12 * 2 = 24\n24 - 1 = 23\n23 + 2 = 25\n25 + 1 = 26", "26", True),
+    ("The answer is approximately 4.", "4", True),
+]
+
 
 KINDS = {
     "extraction": EXTRACTION, "numbers": NUMBERS, "formatting": FORMATTING, "symbolic": SYMBOLIC,
@@ -613,7 +629,7 @@ KINDS = {
     "real_output": REAL_OUTPUT, "relations": RELATIONS, "labelled": LABELLED, "collections": COLLECTIONS,
     "number_formats": NUMBER_FORMATS, "tolerance": TOLERANCE, "prose": PROSE, "spellings": SPELLINGS,
     "products": PRODUCTS, "trailing_junk": TRAILING_JUNK, "hedging": HEDGING, "gold_solutions": GOLD_SOLUTIONS,
-    "weak_model_endings": WEAK_MODEL_ENDINGS,
+    "weak_model_endings": WEAK_MODEL_ENDINGS, "guessing": GUESSING,
 }
 
 CASES = [(response, gold, verdict, kind) for kind, cases in KINDS.items() for response, gold, verdict in cases]

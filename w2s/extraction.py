@@ -165,7 +165,7 @@ def _value_in_sentence(sentence: str, opens_with_value: bool = False) -> str | N
 def _clean_sentence_answer(answer: str) -> str | None:
     """The value after an answer marker: the first sentence of the rest of its line."""
     line = answer.strip().splitlines()[0] if answer.strip() else ""
-    line = re.sub(r"^(?:either|both)\s+", "", line, flags=re.I)  # "either 4 or 5" is the hedge `4, 5`
+    line = re.sub(r"^(?:either|both|between)\s+", "", line, flags=re.I)  # "either 4 or 5" is the hedge `4, 5`
     sentences = _sentences(line)
     if not sentences:
         return None
@@ -193,7 +193,12 @@ def _concludes(text: str) -> bool:
     tail = units[-12:]
     if len(tail) >= 6 and len(set(tail)) <= len(tail) // 2:
         return False  # looping
+    for period in (1, 2, 3, 4):  # looping through a cycle of a few lines ("+ 1 = 26", "- 1 = 25", ...)
+        if len(units) >= 3 * period and units[-period:] * 3 == units[-3 * period:]:
+            return False
     last = text.rstrip()
+    if last.endswith("?"):
+        return False  # a question (often the problem restated) is not an answer
     if re.search(r"[.!]\**$|\$$|\\\]$|\\\)$", last):
         return True
     last_line = last.splitlines()[-1].strip()

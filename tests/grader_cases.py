@@ -618,6 +618,7 @@ GUESSING = [
      "25 + 1 = 26\n26 - 1 = 25\n25 + 1 = 26", "26", False),  # looping through two lines
     ("5 + 7 = 12\n12 * 2 = 24\n24 - 1 = 23\n23 + 2 = 25\n25 + 1 = 26", "26", True),
     ("The answer is approximately 4.", "4", True),
+    ("So 1 + 1 = 2. " * 30, "2", False),  # one computation looping on one line
 ]
 
 

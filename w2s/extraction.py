@@ -119,7 +119,7 @@ def _sentences(line: str) -> list[str]:
     """Split a line at `. `, `! `, `? ` outside math spans (a decimal point is not a full stop)."""
     spans = [(start, end) for start, end, _ in _math_spans(line)]
     pieces, begin = [], 0
-    for match in re.finditer(r"(?<!\d)[.!?](?=\s|$)|[.!?](?=\s+[A-Z])", line):
+    for match in re.finditer(r"(?<!\d)[.!?](?=\s|$)|[.!?](?=\s+[A-Z]|\s+\d+\s*[-+*/=])", line):
         if not any(a <= match.start() < b for a, b in spans):
             pieces.append(line[begin:match.end()])
             begin = match.end()

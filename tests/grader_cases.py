@@ -216,6 +216,11 @@ LISTS = [
     (r"\boxed{\frac{1}{2}, 2}", "2, 0.5", True),
     (r"\boxed{1, 1, 2}", "1, 2, 2", False),
     (r"\boxed{2, -5}", "2, 5", False),
+    (r"\boxed{-1, 3, 8}", "8, -1, 3", True),  # one side in increasing order: all the solutions, any order
+    (r"\boxed{8, -1, 3}", "3, 8, -1", False),  # neither: answers in a given order (parts a, b, c)
+    (r"\boxed{0.5, 6, 2}", "6, .5, 2", False),
+    (r"\boxed{0.5, 6, 2}", "0.5, 6, 2", True),
+    (r"\boxed{\{8, -1, 3\}}", "3, 8, -1", True),  # a set is never ordered
 ]
 
 # Matrices and vectors.

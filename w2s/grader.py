@@ -135,6 +135,20 @@ def _vector_items(structure) -> list[str] | None:
     return None
 
 
+def _ordered_list(items: list[str]) -> bool:
+    """Is a bare list of numbers one whose order means something (`10, 4, -2`)?
+
+    All the solutions of an equation are written in any order, most often increasing (`-2, 1`),
+    so lists are matched order-free; but three or more numbers in no increasing order are
+    answers in a given order (parts a, b, c), as MATH's own checker reads them.
+    """
+    numbers = [_as_number(item) for item in items]
+    if len(items) < 3 or any(number is None for number in numbers):
+        return False
+    values = [number.value for number in numbers]
+    return values != sorted(values)
+
+
 def _all_pairwise(preds: list[str], golds: list[str], deadline: float) -> bool:
     if len(golds) > MAX_ITEMS:
         return preds == golds
@@ -259,6 +273,8 @@ def _equiv(pred: str, gold: str, deadline: float) -> bool:
         gold_items = [_value_of(_strip_variable(g))[1] for g in gold_structure[1]]
         if pred_kind == "set" or gold_kind == "set":
             pred_items, gold_items = list(dict.fromkeys(pred_items)), list(dict.fromkeys(gold_items))
+        elif _ordered_list(pred_items) and _ordered_list(gold_items):
+            return _all_pairwise(pred_items, gold_items, deadline)
         if _same_multiset(pred_items, gold_items, deadline):
             return True
     if "scalar" in (pred_kind, gold_kind):

@@ -234,6 +234,12 @@ MATRICES = [
     (r"\boxed{(1, -2)}", r"\begin{pmatrix}1\\-2\\3\end{pmatrix}", False),
     (r"\boxed{\begin{pmatrix} 1 & 2 \end{pmatrix}}", r"\begin{pmatrix}1\\2\end{pmatrix}", False),
     (r"\boxed{\begin{pmatrix} \sqrt{4} \\ 1 \end{pmatrix}}", r"\begin{pmatrix}2\\1\end{pmatrix}", True),
+    # A row break right before \end (three backslashes) is not a JSON-doubled \end.
+    (r"\boxed{\begin{pmatrix} 5 & 6 \\ 7 & 8 \end{pmatrix}}", r"(\begin{pmatrix}5&6\\7&8\\\end{pmatrix})", True),
+    (r"\boxed{\begin{pmatrix} 5 & 6 \\ 7 & 9 \end{pmatrix}}", r"(\begin{pmatrix}5&6\\7&8\\\end{pmatrix})", False),
+    (r"\boxed{\begin{pmatrix} -10 \\ 6 \end{pmatrix}}", r"\begin{pmatrix}-10\\6\end{pmatrix}", True),
+    (r"\boxed{\begin{pmatrix} 0 \\ 0 \end{pmatrix}}", "0", False),
+    (r"\boxed{\begin{pmatrix} 1 & 0 \\ 0 & 1 \end{pmatrix}}", "I", False),
 ]
 
 # Equations: same solution set; the constants matter.

@@ -305,7 +305,7 @@ _CHOICE_PREFIX = re.compile(r"^\(([A-E])\)|^([A-E])[.)]\s")  # "(C) 12" or "C. 1
 _VARIABLE_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-z]+)(?:_\{?[a-zA-Z0-9]+\}?)?'?(?:\([a-z]\))?\s*(?:=|\\in)\s*(?=\S)")
 # Commands JSON-escaped twice arrive as `\\frac`; a matrix row break `\\` is never followed by a command name.
 _DOUBLED_BACKSLASH = re.compile(
-    r"\\\\(?=(?:[dtc]?frac|sqrt|pi|cdot|times|div|pm|mp|infty|left|right|text\w*|math\w+|boxed|begin|end|"
+    r"(?<!\\)\\\\(?=(?:[dtc]?frac|sqrt|pi|cdot|times|div|pm|mp|infty|left|right|text\w*|math\w+|boxed|begin|end|"
     r"[lg]eq?|neq?|[lg]t|circ|sin|cos|tan|cot|sec|csc|log|ln|exp|alpha|beta|gamma|theta|cup|cap|emptyset|"
     r"varnothing|binom|dbinom|overline|angle|approx|in)(?![a-zA-Z]))")
 _RELATIONS = [  # spellings of one relation, to the one sympy reads

@@ -630,6 +630,12 @@ GUESSING = [
     ("5 + 7 = 12\n12 * 2 = 24\n24 - 1 = 23\n23 + 2 = 25\n25 + 1 = 26", "26", True),
     ("The answer is approximately 4.", "4", True),
     ("So 1 + 1 = 2. " * 30, "2", False),  # one computation looping on one line
+    ("First, 3 + 4 = 7. Then 7 * 2 = 14. Then 14 - 1 = 13. Then 13 + 2 = 15. Then 15", "15", False),
+    ("It costs $7.00", "7", True),  # one short sentence: not cut off
+    (r"\boxed{7 5/5}", "8", False),  # not a mixed number anyone writes
+    (r"\boxed{7 9/5}", "44/5", False),
+    ("The answer is 3 2/5.", "17/5", True),
+    ("The answer is 3 2/5.", "3", False),
 ]
 
 

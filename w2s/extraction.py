@@ -208,8 +208,10 @@ def _concludes(text: str) -> bool:
     if _CONCLUSION_WORD.search(last_sentence):
         return True  # "So she has 8 apples in total"
     # A line of working that ends on its result ("48 + 24 = 72", "= 72", "72"), as GSM8K-style replies end.
-    ends_on_number = re.search(r"(?:^|=)\s*\\?\$?\s*-?\d[\d,]*(?:\.\d+)?\s*(?:[a-zA-Z]+\s*){0,2}$", last_sentence)
-    return bool(ends_on_number) and ("=" in last_sentence or not _PROSE_WORD.search(last_sentence))
+    ends_on_number = re.search(r"(?:^|=|\s)\s*\\?\$?\s*-?\d[\d,]*(?:\.\d+)?\s*(?:[a-zA-Z]+\s*){0,2}$", last_sentence)
+    # A reply of one short sentence ("It costs $7.00") was not cut off by a token limit either.
+    short = len(units) == 1 and len(text) < 200
+    return bool(ends_on_number) and ("=" in last_sentence or short or not _PROSE_WORD.search(last_sentence))
 
 
 def _later_statement(text: str) -> str | None:

@@ -373,8 +373,8 @@ def _as_number(s: str) -> Number | None:
     for kind, whole, num, den in (("mixed", "whole", "mnum", "mden"), ("plainmixed", "pwhole", "pnum", "pden"),
                                   ("frac", None, "num", "den"), ("ratio", None, "rnum", "rden")):
         if match.group(kind):
-            if int(match.group(den)) == 0:
-                return None
+            if int(match.group(den)) == 0 or (whole and int(match.group(num)) >= int(match.group(den))):
+                return None  # 1/0, or a "mixed number" 7 9/5 that no one writes
             integer = int(match.group(whole)) if whole else 0
             return Number(sign * (integer + Fraction(int(match.group(num)), int(match.group(den)))), None)
     if match.group("repeating"):  # 0.1\overline{6} = 1/6

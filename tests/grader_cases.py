@@ -157,6 +157,14 @@ TUPLES = [
     (r"\boxed{(2, 4)}", "(2, 5)", False),
     (r"\boxed{(-1, 0)}", "(0, -1)", False),
     (r"\boxed{(x+1, 2)}", "(1+x, 2)", True),
+    (r"\boxed{x=2, y=3}", "(2,3)", True),  # named values, in the order of their names
+    (r"\boxed{y=3, x=2}", "(2,3)", True),
+    (r"\boxed{x=3, y=2}", "(2,3)", False),
+    (r"\boxed{x=2, x=3}", "(2,3)", False),
+    (r"\boxed{x=2, y=3}", "[2,3]", False),  # an interval has no named ends
+    (r"\boxed{a=1, b=-2, c=5}", "(1,-2,5)", True),
+    (r"\boxed{a=1, b=-2, c=5}", "(1,5,-2)", False),
+    (r"\boxed{2, 3}", "(2,3)", False),
 ]
 
 # Intervals: the bracket types are part of the answer.
@@ -278,6 +286,9 @@ INFINITY = [
     (r"\boxed{+\infty}", r"\infty", True),
     (r"\boxed{-\infty}", r"\infty", False),
     (r"\boxed{\infty}", "1000000", False),
+    (r"\boxed{(0, inf)}", r"(0,\infty)", True),
+    (r"\boxed{[1, infinity)}", r"[1,\infty)", True),
+    (r"\boxed{[1, infinity)}", r"(1,\infty)", False),
 ]
 
 # Multiple choice and words.
@@ -494,6 +505,9 @@ TOLERANCE = [
     (r"\boxed{25 \text{ percent}}", "25", True),
     (r"\boxed{25 pct}", "0.25", True),
     (r"\boxed{25 percentage}", "26", False),
+    (r"$\boxed{28}\%$", "0.28", True),  # the sign written after the box
+    (r"$\boxed{28}$ percent", "0.28", True),
+    (r"$\boxed{28}\%$", "0.29", False),
 ]
 
 # Final answers stated in prose, with no box.

@@ -81,6 +81,9 @@ def _final_boxed(text: str) -> str | None:
             break
         group.insert(0, box)
     answers = list(dict.fromkeys(contents for _, _, contents in group if contents))
+    percent = re.match(r"\s*\$?\s*(?:\\%|%|percent\b|pct\b)", text[boxes[-1][1]:])
+    if percent and len(answers) == 1:  # `$\boxed{28}\%$`: the sign is part of the answer
+        answers[0] += "\\%"
     return ", ".join(answers) or None
 
 
@@ -370,6 +373,7 @@ def normalize(answer: str) -> str:
         s = re.sub(r"(\d+(?:\.\d+)?)(?:" + _DEGREES + ")", r"\\frac{\1\\pi}{180}", s)
     s = re.sub(_DEGREES, "", s)
     s = s.replace("\\infinity", "\\infty").replace("+\\infty", "\\infty")
+    s = re.sub(r"(?<![a-zA-Z\\])inf(?:inity)?(?![a-zA-Z])|\\inf(?![a-zA-Z])", r"\\infty", s)  # (0, inf)
     for spellings, relation in _RELATIONS:
         s = re.sub(spellings, relation, s)
     s = re.sub(r"\\(?:varnothing|emptyset)|\\\{\s*\\\}", r"\\emptyset", s)

@@ -289,6 +289,14 @@ def _equiv(pred: str, gold: str, deadline: float) -> bool:
         if one[0] in ("set", "list") and len(set(one[1])) == 1 and _structure(other)[0] not in ("set", "list"):
             item = one[1][0]
             return _equiv(item, other, deadline) if one is pred_structure else _equiv(other, item, deadline)
+    for one, other in ((pred_structure, gold_structure), (gold_structure, pred_structure)):
+        # `x = 2, y = 3` for the ordered pair `(2, 3)`: the values in the order of their names.
+        if one[0] == "list" and other[0] == "tuple" and other[1:3] == ("(", ")"):
+            named = [re.fullmatch(r"([a-zA-Z]|\\[a-zA-Z]+)\s*=\s*(.+)", item) for item in one[1]]
+            if all(named) and len({m.group(1) for m in named}) == len(named):
+                values = [m.group(2) for m in sorted(named, key=lambda m: m.group(1).lstrip("\\"))]
+                return (_all_pairwise(values, other[3], deadline) if one is pred_structure
+                        else _all_pairwise(other[3], values, deadline))
     return False  # different shapes: a tuple is not a list, an interval is not a number
 
 

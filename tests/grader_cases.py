@@ -588,6 +588,10 @@ HEDGING = [
     ("We get \\boxed{10}. Wait, let me recheck: the total is actually \\boxed{12}.", "10", False),
     ("\\boxed{6}, \\boxed{8}", "8", False),
     ("#### 5\n#### 6", "5", False),
+    ("The answer is \\boxed{3}. Alternatively, it could be \\boxed{4}.", "4", False),
+    ("It is \\boxed{3}, or maybe \\boxed{4}.", "4", False),
+    ("So $x=\\boxed{3}$. Then $y = 2x = \\boxed{6}$.", "6", True),
+    ("So $x=\\boxed{3}$. Then $y = 2x = \\boxed{6}$.", "3", False),
 ]
 
 # The gold written as a whole solution, with or without a box.

@@ -29,6 +29,8 @@ _COPULA = re.compile(r"\s(?:is|are|was|were|equals|be|becomes)\s+(?:equal to\s+|
 # Words that show a last line draws a conclusion even without a final full stop.
 _CONCLUSION_WORD = re.compile(r"\b(?:so|thus|therefore|hence|total|altogether|in all|finally|answer|result|each)\b",
                               re.I)
+# Words that offer a second answer beside the first rather than correcting it.
+_HEDGE = re.compile(r"\b(?:alternatively|maybe|perhaps|possibly|could|might|or)\b", re.I)
 # Between boxes, only these may stand for the boxes to be one answer (`\boxed{2}` or `\boxed{3}`).
 _BOX_CONNECTOR = re.compile(r"\$|\\[()\[\]]|\\text\s*\{\s*(?:or|and)\s*\}|\\q?quad|\b(?:or|and)\b|[,;\s]|"
                             r"(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*=")
@@ -69,15 +71,18 @@ def _boxes(text: str) -> list[tuple[int, int, str | None]]:
 def _final_boxed(text: str) -> str | None:
     """The answer in the last box; boxes joined only by `or`, `,`, `x =` are one answer together.
 
-    `\\boxed{2} or \\boxed{3}` is the answer `2, 3`, so a hedge never matches a single gold. Boxes
-    with prose between them ("\\boxed{3}, but rechecking, ... \\boxed{4}") are a correction: the last wins.
+    `\\boxed{2} or \\boxed{3}` is the answer `2, 3`, so a hedge never matches a single gold; so is
+    "\\boxed{3}. Alternatively, it could be \\boxed{4}". Boxes with other prose between them
+    ("\\boxed{3}, but rechecking, ... \\boxed{4}") are a correction: the last wins.
     """
     boxes = _boxes(text)
     if not boxes or boxes[-1][2] is None:
         return None  # cut off inside the box: the model never finished, no fallback may guess
     group = [boxes[-1]]
     for box in reversed(boxes[:-1]):
-        if box[2] is None or _BOX_CONNECTOR.sub("", text[box[1]:group[0][0]]):
+        between = text[box[1]:group[0][0]]
+        hedge = len(between) < 80 and _HEDGE.search(between)  # far apart, boxes answer different steps
+        if box[2] is None or _BOX_CONNECTOR.sub("", between) and not hedge:
             break
         group.insert(0, box)
     answers = list(dict.fromkeys(contents for _, _, contents in group if contents))

@@ -627,6 +627,11 @@ WEAK_MODEL_ENDINGS = [
     ("So the total number of marbles is 45.</s>", "45", True),
     ("Thus she has 30 dollars left.<end_of_turn>\n<start_of_turn>user\nThanks! Now 7 + 8?", "30", True),
     ("Thus she has 30 dollars left.<end_of_turn>\n<start_of_turn>user\nThanks! Now 7 + 8?", "15", False),
+    ("Janet makes $18 every day.\n\nI hope this helps!", "18", True),  # a sign-off states nothing
+    ("Janet makes 9 * 2 = 18 dollars every day.\n\nLet me know if you have any other questions.", "18", True),
+    ("Janet makes 9 * 2 = 18 dollars every day.\n\nLet me know if you have any other questions.", "9", False),
+    ("She sells 16 - 3 - 4 = 9 eggs for $2 each, making 9 * 2 = $18.\n\nHope that helps!", "18", True),
+    ("I hope this helps!", "18", False),
     # Cut off: the last number is not an answer, whatever words came before it.
     ("First 48/2 = 24. Then 48 + 24 = 72. So she sold 72 clips in all. Next, we need to", "72", False),
     ("He has 5 * 4 = 20 apples. He gives away 20 / 2 = 10 apples. He has 20 - 10 =", "10", False),

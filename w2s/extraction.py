@@ -29,6 +29,8 @@ _COPULA = re.compile(r"\s(?:is|are|was|were|equals|be|becomes)\s+(?:equal to\s+|
 # Words that show a last line draws a conclusion even without a final full stop.
 _CONCLUSION_WORD = re.compile(r"\b(?:so|thus|therefore|hence|total|altogether|in all|finally|answer|result|each)\b",
                               re.I)
+_SIGN_OFF = re.compile(r"(?:I hope|Hope (?:this|that|it)|Let me know|Feel free|Is there anything|If you have any|"
+                       r"Thank you|Thanks|Good luck|Happy to help|Please let me know)", re.I)
 # Words that offer a second answer beside the first rather than correcting it.
 _HEDGE = re.compile(r"\b(?:alternatively|maybe|perhaps|possibly|could|might|or)\b", re.I)
 # Between boxes, only these may stand for the boxes to be one answer (`\boxed{2}` or `\boxed{3}`).
@@ -222,6 +224,17 @@ def _concludes(text: str) -> bool:
     return bool(ends_on_number) and ("=" in last_sentence or short or not _PROSE_WORD.search(last_sentence))
 
 
+def _drop_sign_off(text: str) -> str:
+    """The text without its closing courtesies ("I hope this helps!"), which state nothing."""
+    for _ in range(4):
+        lines = text.rstrip().splitlines()
+        last = _sentences(lines[-1].strip())[-1] if lines and lines[-1].strip() else ""
+        if not last or not _SIGN_OFF.match(last):
+            return text
+        text = text[:text.rstrip().rfind(last)]
+    return text
+
+
 def _later_statement(text: str) -> str | None:
     """An answer stated after the last box ("The answer is 4", "#### 4"), which must agree with it."""
     markers = list(_ANSWER_MARKER.finditer(text))
@@ -280,6 +293,7 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
     matches = _GSM8K.findall(text)
     if matches and matches[-1].strip():
         return matches[-1].strip()
+    text = _drop_sign_off(text)
     stripped = text.strip()
     if "\n" not in stripped and len(stripped) <= 80 and not _PROSE_WORD.search(re.sub(r"\\[a-zA-Z]+", "", stripped)):
         spans = _math_spans(stripped)

@@ -412,6 +412,11 @@ LABELLED = [
     (r"\boxed{f(x) = 2x+3}", "y = 2x-3", False),
     (r"\boxed{x = 3}", "y = 3", False),
     (r"\boxed{m\angle ABC = 40}", "40", True),
+    (r"\boxed{\frac{AE}{EC}=\frac{2}{3}}", r"\frac23", True),
+    (r"\boxed{\frac{AE}{EC}=\frac{2}{3}}", r"\frac32", False),
+    (r"\boxed{BD=6,DC=8}", "8,6", True),
+    (r"\boxed{(a, b, c) = (1, 2, 3)}", "(1,3,2)", False),
+    (r"\boxed{m\angle C = 110^\circ}", "110", True),
     (r"\boxed{2x + 4y = 6}", "6", True),  # "find 2x + 4y": the gold is a number, not a line
     (r"\boxed{2x + 4y = 6}", "x + 2y = 3", True),
     (r"\boxed{6}", "2x + 4y = 6", False),  # the gold is an equation: a number is not one
@@ -534,6 +539,9 @@ PROSE = [
 # LaTeX spellings of the same thing.
 SPELLINGS = [
     (r"\boxed{\cfrac{3}{4}}", "0.75", True),
+    (r"\boxed{\theta = \frac{\pi}{4}}", r"\frac\pi4", True),  # an unbraced command as an argument
+    (r"\boxed{\frac{\pi}{3}}", r"\frac\pi4", False),
+    (r"\boxed{\frac{\pi}{4}}", r"\frac{\pi}4", True),
     (r"\boxed{\\frac{1}{2}}", "0.5", True),
     (r"\boxed{\\sqrt{2}}", r"\sqrt{3}", False),
     (r"\boxed{12\textnormal{ miles}}", "12", True),

@@ -405,8 +405,10 @@ def normalize(answer: str) -> str:
     s = re.sub(r"(?<![\\a-zA-Z])sqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)
     s = re.sub(r"(?<=[\w)}\s])\*(?=[\w(\\\s])", r" \\cdot ", s)
     s = re.sub(r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}", s)  # \sqrt2 -> \sqrt{2}
-    s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\frac{\1}{\2}", s)  # \frac12
-    s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*(?=\{)", r"\\frac{\1}", s)
+    one_token = r"(\\[a-zA-Z]+|[0-9a-zA-Z])"  # an unbraced argument: one character or one command
+    s = re.sub(rf"\\frac\s*{one_token}\s*{one_token}", r"\\frac{\1}{\2}", s)  # \frac12, \frac\pi4
+    s = re.sub(rf"\\frac\s*{one_token}\s*(?=\{{)", r"\\frac{\1}", s)
+    s = re.sub(r"\\frac(\{[^{}]*\})\s*([0-9a-zA-Z])", r"\\frac\1{\2}", s)  # \frac{\pi}4
     s = re.sub(r"(?<=\d)_\{\s*(\d+)\s*\}", r"_\1", s)  # base subscripts: 4210_{7} is 4210_7
     s = re.sub(r"^(\d{1,2}:\d{2}):00$", r"\1", s.strip())  # a time: 20:34:00 is 20:34
     s = re.sub(r"\s+", " ", s).strip()

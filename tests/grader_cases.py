@@ -640,6 +640,9 @@ WEAK_MODEL_ENDINGS = [
     ("Janet makes 9 * 2 = 18 dollars every day.\n\nLet me know if you have any other questions.", "9", False),
     ("She sells 16 - 3 - 4 = 9 eggs for $2 each, making 9 * 2 = $18.\n\nHope that helps!", "18", True),
     ("I hope this helps!", "18", False),
+    ("Work: 9 * 2 = 18\n#### Final Answer\n18", "18", True),  # a Markdown heading, not GSM8K's marker
+    ("#### Step 1: Eggs left\n16 - 3 - 4 = 9\n#### Step 2: Money\n9 * 2 = 18", "18", True),
+    ("#### Step 1: Eggs left\n16 - 3 - 4 = 9\n#### Step 2: Money\n9 * 2 = 18", "2", False),
     # Cut off: the last number is not an answer, whatever words came before it.
     ("First 48/2 = 24. Then 48 + 24 = 72. So she sold 72 clips in all. Next, we need to", "72", False),
     ("He has 5 * 4 = 20 apples. He gives away 20 / 2 = 10 apples. He has 20 - 10 =", "10", False),

@@ -12,7 +12,7 @@ import re
 # "The answer is X", "Final Answer: X", "The answer to the question is X", "Answer: X".
 _ANSWER_MARKER = re.compile(
     r"(?:final answer|the answer(?: to [^.\n]{0,80}?)?|^\s*\**answer\**)\s*(?:is|:|=)\s*:?\**\s*", re.I | re.M)
-_GSM8K = re.compile(r"####\s*(.+)")
+_GSM8K = re.compile(r"####\s*(?=[-+$\\\d(.]|[a-zA-Z]\s*=)(.+)")  # "#### 72", not a Markdown heading "#### Step 2"
 _DELIMITER = re.compile(r"\\\(|\\\[|\$\$|(?<!\\)\$")
 _CLOSER = {"\\(": "\\)", "\\[": "\\]", "$$": "$$", "$": "$"}
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")

@@ -206,6 +206,8 @@ SETS = [
     (r"\boxed{\emptyset}", "0", False),
     (r"\boxed{(-\infty, \infty)}", r"\mathbb{R}", True),
     (r"\boxed{(0, \infty)}", r"\mathbb{R}", False),
+    (r"\boxed{\text{all real numbers}}", r"(-\infty,\infty)", True),
+    (r"\boxed{\text{all real numbers}}", r"(0,\infty)", False),
     (r"\boxed{\langle 1, -2, 3 \rangle}", "(1, -2, 3)", True),
     (r"\boxed{\langle 1, -2, 3 \rangle}", "(1, 2, 3)", False),
     (r"\boxed{\{1, 3\}}", "(1, 3)", False),
@@ -640,6 +642,11 @@ WEAK_MODEL_ENDINGS = [
     ("Janet makes 9 * 2 = 18 dollars every day.\n\nLet me know if you have any other questions.", "9", False),
     ("She sells 16 - 3 - 4 = 9 eggs for $2 each, making 9 * 2 = $18.\n\nHope that helps!", "18", True),
     ("I hope this helps!", "18", False),
+    ("The answer is not 5. It is 6.", "6", True),  # a value ruled out is not the answer
+    ("The answer is not 5. It is 6.", "5", False),
+    ("The answer is not 5.", "5", False),
+    ("The answer is never 5.", "5", False),
+    ("The answer isn't 5; it's 6.", "6", True),
     ("Work: 9 * 2 = 18\n#### Final Answer\n18", "18", True),  # a Markdown heading, not GSM8K's marker
     ("#### Step 1: Eggs left\n16 - 3 - 4 = 9\n#### Step 2: Money\n9 * 2 = 18", "18", True),
     ("#### Step 1: Eggs left\n16 - 3 - 4 = 9\n#### Step 2: Money\n9 * 2 = 18", "2", False),

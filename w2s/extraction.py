@@ -11,7 +11,8 @@ import re
 
 # "The answer is X", "Final Answer: X", "The answer to the question is X", "Answer: X".
 _ANSWER_MARKER = re.compile(
-    r"(?:final answer|the answer(?: to [^.\n]{0,80}?)?|^\s*\**answer\**)\s*(?:is|:|=)\s*:?\**\s*", re.I | re.M)
+    r"(?:final answer|the answer(?: to [^.\n]{0,80}?)?|^\s*\**answer\**)\s*(?:is\b|:|=)"
+    r"(?!\s*(?:not|never)\b)\s*:?\**\s*", re.I | re.M)  # "The answer is not 5" states no answer
 _GSM8K = re.compile(r"####\s*(?=[-+$\\\d(.]|[a-zA-Z]\s*=)(.+)")  # "#### 72", not a Markdown heading "#### Step 2"
 _DELIMITER = re.compile(r"\\\(|\\\[|\$\$|(?<!\\)\$")
 _CLOSER = {"\\(": "\\)", "\\[": "\\]", "$$": "$$", "$": "$"}
@@ -158,6 +159,8 @@ def _value_in_sentence(sentence: str, opens_with_value: bool = False) -> str | N
         masked = masked[:start] + "#" * (end - start) + masked[end:]
     copulas = list(_COPULA.finditer(masked))
     tail = sentence[copulas[-1].end():] if copulas else sentence
+    if copulas and re.match(r"(?:not|never)\b", tail, re.I):
+        return None  # "the answer is not 5"
     spans = [span for span in _math_spans(tail) if span[2]]
     if spans and copulas:  # "the roots are $2$ and $3$"
         return _joined_spans(tail, spans)
@@ -305,6 +308,8 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
         value = _value_in_sentence(sentence)
         if value:
             return value
+    if re.search(r"\b(?:is|are|was|were)\s+(?:not|never)\b|n't\b", _sentences(lines[-1].strip())[-1], re.I):
+        return None  # the text ends by ruling a value out ("The answer is not 5."), not by stating one
     spans = _math_spans(text)
     if spans and spans[-1][2]:
         return spans[-1][2]
@@ -396,7 +401,7 @@ def normalize(answer: str) -> str:
     for spellings, relation in _RELATIONS:
         s = re.sub(spellings, relation, s)
     s = re.sub(r"\\(?:varnothing|emptyset)|\\\{\s*\\\}", r"\\emptyset", s)
-    s = re.sub(r"\\mathbb\s*\{?R\}?", r"(-\\infty, \\infty)", s)  # all real numbers
+    s = re.sub(r"\\mathbb\s*\{?R\}?|^\s*all real(?: number)?s\s*$", r"(-\\infty, \\infty)", s, flags=re.I)
     s = s.replace("\\langle", "(").replace("\\rangle", ")")  # a vector <1, 2> is the tuple (1, 2)
     s = re.sub(r"\{([^{}]*)\\choose([^{}]*)\}", r"\\binom{\1}{\2}", s)
     # Plain-text math (`-2*pi`, `sqrt(3)`, `2**10`), as some golds and models write it, in LaTeX.

@@ -388,8 +388,10 @@ def normalize(answer: str) -> str:
     # \text{ or } between answers is a list separator, not a unit.
     s = re.sub(r"\\text\s*\{\s*(?:or|and|,)\s*\}", ",", s)
     # A \text{...} of words after the value is a unit or a remark ("4 \text{ m}", "\text{ of the pie}").
-    s = re.sub(rf"(?<=\d)\s*\^\s*\{{?\s*(?:\\(?:{_TEXT_NAMES})\s*)?\{{?(?:st|nd|rd|th)\}}?\s*\}}?", "", s)  # 5^{\text{th}}
-    s = re.sub(rf"(?<=\S)\s*\\(?:{_TEXT_NAMES})\s*\{{\s*(?!{_MAGNITUDES})[a-zA-Z][a-zA-Z ./]*\}}\s*(?:\^\s*\{{?\d\}}?)?\s*\.?$", "", s)
+    ordinal = rf"\^\s*\{{?\s*(?:\\(?:{_TEXT_NAMES})\s*)?\{{?(?:st|nd|rd|th)\}}?\s*\}}?"
+    s = re.sub(rf"(?<=\d)\s*{ordinal}", "", s)  # 5^{\text{th}}
+    words = rf"\\(?:{_TEXT_NAMES})\s*\{{\s*(?!{_MAGNITUDES})[a-zA-Z][a-zA-Z ./]*\}}"
+    s = re.sub(rf"(?<=\S)\s*{words}\s*(?:\^\s*\{{?\d\}}?)?\s*\.?$", "", s)
     s = _unwrap_text_commands(s)
     s = re.sub(r"\s+(?:or|and)\s+", ",", s)
     s = re.sub(r"\s*\\approx.*$", "", s, flags=re.S) or s  # `\frac{\sqrt3}{3} \approx 0.577`: the exact value

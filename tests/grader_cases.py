@@ -483,6 +483,8 @@ NUMBER_FORMATS = [
     (r"\boxed{1011}", "1011_2", True),  # the base left off: the same digits
     (r"\boxed{1011_{2}}", "1011", True),
     (r"\boxed{2A_{16}}", "2A_{16}", True),
+    (r"\boxed{2A_{16}}", "2A_16", True),
+    (r"\boxed{2A_{16}}", "2B_16", False),
     (r"\boxed{11}", "1011_2", False),  # its value in base 10 is not what was asked
     (r"\boxed{1011_3}", "1011_2", False),
     (r"\boxed{20:34}", "20:34:00", True),

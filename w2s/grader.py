@@ -440,10 +440,11 @@ def _scalar_equiv(pred: str, gold: str, deadline: float) -> bool:
     pred_number, gold_number = _as_number(pred), _as_number(gold)
     if pred_number is not None and gold_number is not None:
         return _numbers_equal(pred_number, gold_number)  # plain numbers never reach sympy
-    based = [re.fullmatch(r"([0-9A-Z]+)_\{?\d+\}?", side) for side in (pred, gold)]
-    if any(based):  # `1011_2` against `1011`: the base written on one side only, the same digits
-        digits = [match.group(1) if match else side for match, side in zip(based, (pred, gold))]
-        return all(based) is False and digits[0] == digits[1]
+    pred_base, gold_base = (re.fullmatch(r"([0-9A-Z]+)_\{?(\d+)\}?", side) for side in (pred, gold))
+    if pred_base and gold_base:  # `2A_{16}` is `2A_16`
+        return pred_base.groups() == gold_base.groups()
+    if pred_base or gold_base:  # `1011_2` against `1011`: the base left off one side, the same digits
+        return (pred_base or gold_base).group(1) == (gold if pred_base else pred)
     if _is_text(pred) or _is_text(gold):
         return pred.lower().replace(" ", "") == gold.lower().replace(" ", "")
     if _CHOICE.match(pred) or _CHOICE.match(gold):

@@ -477,6 +477,10 @@ NUMBER_FORMATS = [
     (r"\boxed{1,2}", "1, 2", True),
     (r"\boxed{1 1/2}", r"\frac{3}{2}", True),
     (r"\boxed{1 1/2}", "1.2", False),
+    (r"\boxed{7 5/5}", "8", False),  # not a mixed number anyone writes
+    (r"\boxed{7 9/5}", "44/5", False),
+    ("The answer is 3 2/5.", "17/5", True),
+    ("The answer is 3 2/5.", "3", False),
     (r"\boxed{2\frac{3}{4}}", "2.75", True),
     (r"\boxed{4210_{7}}", "4210_7", True),
     (r"\boxed{4210_{7}}", "4210_8", False),
@@ -675,10 +679,6 @@ GUESSING = [
     ("So 1 + 1 = 2. " * 30, "2", False),  # one computation looping on one line
     ("First, 3 + 4 = 7. Then 7 * 2 = 14. Then 14 - 1 = 13. Then 13 + 2 = 15. Then 15", "15", False),
     ("It costs $7.00", "7", True),  # one short sentence: not cut off
-    (r"\boxed{7 5/5}", "8", False),  # not a mixed number anyone writes
-    (r"\boxed{7 9/5}", "44/5", False),
-    ("The answer is 3 2/5.", "17/5", True),
-    ("The answer is 3 2/5.", "3", False),
 ]
 
 

@@ -35,6 +35,13 @@ EXTRACTION = [
     (r"The answer is \boxed{12}", r"Since $5 \cdot 2 = 10$, the total is $\boxed{10}$.", False),
     (r"\boxed{\text{(C)}}", "C", True),
     (r"The correct option is (B).", "C", False),
+    ("Thus the final answer is: boxed{\\frac{1}{2}}", "0.5", True),  # the backslash dropped
+    ("Thus the final answer is: boxed{\\frac{1}{2}}", "1", False),
+    (r"\boxed{\text{The answer is } 5}", "5", True),  # the words written inside the box
+    (r"\boxed{\text{Answer: } 12}", "12", True),
+    (r"\boxed{\text{Answer: } 12}", "1", False),
+    (r"\boxed{\approx 3.14}", "3.14", True),
+    (r"\boxed{\approx 3.14}", r"\pi", False),
 ]
 
 # Integers, decimals, fractions, scientific notation: exact unless a decimal is involved.

@@ -280,6 +280,7 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
     if not text:
         return None
     text = _MARKDOWN_BOLD.sub("", _END_OF_TURN.split(text, maxsplit=1)[0])
+    text = re.sub(r"(?<![\\a-zA-Z])boxed\{", r"\\boxed{", text)  # weak models drop the backslash
     if "\\boxed" in text or "\\fbox" in text:
         answer = _final_boxed(text)
         if answer is None or strict:
@@ -393,7 +394,9 @@ def normalize(answer: str) -> str:
     words = rf"\\(?:{_TEXT_NAMES})\s*\{{\s*(?!{_MAGNITUDES})[a-zA-Z][a-zA-Z ./]*\}}"
     s = re.sub(rf"(?<=\S)\s*{words}\s*(?:\^\s*\{{?\d\}}?)?\s*\.?$", "", s)
     s = _unwrap_text_commands(s)
+    s = re.sub(r"^\s*(?:the (?:final )?answer is|(?:final )?answer\s*:)\s*", "", s, flags=re.I)  # inside a box
     s = re.sub(r"\s+(?:or|and)\s+", ",", s)
+    s = re.sub(r"^\s*\\approx", "", s)  # `\approx 3.14` alone: the value it gives
     s = re.sub(r"\s*\\approx.*$", "", s, flags=re.S) or s  # `\frac{\sqrt3}{3} \approx 0.577`: the exact value
     if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)", s):  # \sin(30^\circ) is 1/2: degrees to radians
         s = re.sub(r"(\d+(?:\.\d+)?)(?:" + _DEGREES + ")", r"\\frac{\1\\pi}{180}", s)

@@ -23,6 +23,8 @@ _NUMBERS_JOINED = re.compile(r"-?\d+(?:\.\d+)?(?:\s*(?:,|,?\s*\b(?:or|and)\b)\s*
 _PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
 # A model that misses its stop token writes the next chat turn ("<|im_start|>user ...", "</s>"): not its answer.
 _END_OF_TURN = re.compile(r"<\|[a-z_]+\|>|</s>|<eos>|<(?:start|end)_of_turn>")
+# A new question after the reply: "Q: ...", "Question 2: ...", "Problem:" at the start of a line.
+_NEXT_QUESTION = re.compile(r"\n\s*(?:Q|Question|Problem)\s*\d*\s*:", re.I)
 # Markdown bold (`**72 clips**`, `**Answer:** 18`) but not a plain-text power (`2**10`).
 _MARKDOWN_BOLD = re.compile(r"(?<![\w)}])\*\*|\*\*(?![\w({])")
 # The verb before a stated value: "the largest $n$ is 34", "the roots are 2 and 3".
@@ -281,6 +283,9 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
         return None
     text = _MARKDOWN_BOLD.sub("", _END_OF_TURN.split(text, maxsplit=1)[0])
     text = re.sub(r"(?<![\\a-zA-Z])boxed\{", r"\\boxed{", text)  # weak models drop the backslash
+    next_question = _NEXT_QUESTION.search(text)
+    if next_question and text[:next_question.start()].strip():
+        text = text[:next_question.start()]  # a base model goes on to write the next few-shot question
     if "\\boxed" in text or "\\fbox" in text:
         answer = _final_boxed(text)
         if answer is None or strict:

@@ -23,6 +23,11 @@ Numeric tolerance, the whole policy (tests: the `tolerance` kind in tests/grader
 3. A percent (`25\\%`, `25 percent`, `25 pct`) matches its number (`25`, the question asked in
    percent) and its fraction (`0.25`, `\\frac14`); without a percent sign on either side,
    `25` and `0.25` differ.
+
+Several answers (tests: `lists`, `collections`, `number_formats`): a set is order-free; a bare list
+is order-free too (all the roots, in any order) unless it is three or more numbers in no increasing
+order on both sides (`10, 4, -2`: answers in a given order). `1,2` is always a list, never 1.2; a
+decimal comma is read only with two digits after it against a decimal gold (`2,74` is 2.74).
 """
 import re
 import time

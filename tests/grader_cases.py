@@ -110,6 +110,10 @@ FORMATTING = [
     (r"\boxed{2\text{ hours}}", "120", False),  # a unit is dropped, never converted
     (r"\boxed{25 \text{ cents}}", "0.25", False),
     (r"\boxed{1 \text{ million}}", "1", False),
+    ("The answer is twelve.", "12", True),  # a number written as a word
+    (r"\boxed{\text{Twelve}}", "12", True),
+    (r"\boxed{\text{Twelve}}", "13", False),
+    ("The answer is none.", "1", False),
 ]
 
 # Expressions sympy has to decide.

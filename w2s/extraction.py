@@ -347,6 +347,8 @@ _RELATIONS = [  # spellings of one relation, to the one sympy reads
     (r">=|≥|\\geqslant|\\geq?(?![a-zA-Z])", r"\\geq "), (r"<=|≤|\\leqslant|\\leq?(?![a-zA-Z])", r"\\leq "),
     (r"!=|≠|\\neq?(?![a-zA-Z])", r"\\neq "), (r"\\gt(?![a-zA-Z])", ">"), (r"\\lt(?![a-zA-Z])", "<"),
 ]
+_NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                 "sixteen seventeen eighteen nineteen twenty").split()
 _MAGNITUDES = r"(?:hundred|thousand|million|billion|trillion)\b"  # words that are part of a value
 _UNICODE_MATH = [("\u2212", "-"), ("\u00d7", "\\times "), ("\u00b7", "\\cdot "), ("\u00f7", "\\div "),
                  ("\u221a", "\\sqrt"), ("\u03c0", "\\pi "), ("\u221e", "\\infty ")]  # − × · ÷ √ π ∞
@@ -434,6 +436,7 @@ def normalize(answer: str) -> str:
     # not "1 million", whose word is part of the value.
     counted = re.fullmatch(rf"(-?[\d.,/]*\d)\s+(?!{_MAGNITUDES})[a-zA-Z]{{3,}}(?:\s+[a-zA-Z]+)?", s)
     s = counted.group(1) if counted else s
+    s = str(_NUMBER_WORDS.index(s.lower())) if s.lower() in _NUMBER_WORDS else s  # "twelve" is 12
     s = _separators(s)
     s = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", s)  # .5 -> 0.5
     choice = _CHOICE.match(s)

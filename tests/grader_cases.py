@@ -616,6 +616,9 @@ HEDGING = [
     ("\\boxed{6}, \\boxed{8}", "8", False),
     ("#### 5\n#### 6", "5", False),
     ("The answer is \\boxed{3}. Alternatively, it could be \\boxed{4}.", "4", False),
+    (r"So it is \boxed{\frac12} or \boxed{0.5}.", "0.5", True),  # one value written twice is no hedge
+    (r"So it is \boxed{3} (or equivalently \boxed{3.0}).", "3", True),
+    ("She buys 9 eggs.\nThanks to the discount, she pays $18.", "18", True),  # not a sign-off
     ("It is \\boxed{3}, or maybe \\boxed{4}.", "4", False),
     ("So $x=\\boxed{3}$. Then $y = 2x = \\boxed{6}$.", "6", True),
     ("So $x=\\boxed{3}$. Then $y = 2x = \\boxed{6}$.", "3", False),

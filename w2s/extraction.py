@@ -234,7 +234,7 @@ def _drop_sign_off(text: str) -> str:
     for _ in range(4):
         lines = text.rstrip().splitlines()
         last = _sentences(lines[-1].strip())[-1] if lines and lines[-1].strip() else ""
-        if not last or not _SIGN_OFF.match(last):
+        if not last or not _SIGN_OFF.match(last) or re.search(r"\d", last):  # "Thanks to the sale, $18"
             return text
         text = text[:text.rstrip().rfind(last)]
     return text

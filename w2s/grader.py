@@ -290,8 +290,9 @@ def _equiv(pred: str, gold: str, deadline: float) -> bool:
         if decimal_comma and re.fullmatch(r"-?\d*\.\d+", scalar):
             return _scalar_equiv(".".join(decimal_comma.groups()), scalar, deadline)
     for one, other in ((pred_structure, gold), (gold_structure, pred)):
-        # A collection of exactly one answer (`\{6\}`, `\{(1,2)\}`) is that answer.
-        if one[0] in ("set", "list") and len(set(one[1])) == 1 and _structure(other)[0] not in ("set", "list"):
+        # A collection of exactly one answer (`\{6\}`, `\{(1,2)\}`, `\frac12 or 0.5`) is that answer.
+        if (one[0] in ("set", "list") and len(one[1]) <= 5 and _structure(other)[0] not in ("set", "list")
+                and all(_equiv(item, one[1][0], deadline) for item in one[1][1:])):
             item = one[1][0]
             return _equiv(item, other, deadline) if one is pred_structure else _equiv(other, item, deadline)
     for one, other in ((pred_structure, gold_structure), (gold_structure, pred_structure)):

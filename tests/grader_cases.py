@@ -192,6 +192,9 @@ INTERVALS = [
     (r"\boxed{(-\infty, -2] \cup (3, \infty)}", r"(-\infty,-2)\cup(3,\infty)", False),
     (r"\boxed{(-\infty, -2) \cup (4, \infty)}", r"(-\infty,-2)\cup(3,\infty)", False),
     (r"\boxed{x \in [1, 4]}", "[1,4]", True),
+    (r"\boxed{(-inf, 2) U (3, inf)}", r"(-\infty,2)\cup(3,\infty)", True),  # plain-text and Unicode unions
+    (r"\boxed{(-inf, 2) U (3, inf)}", r"(-\infty,2]\cup(3,\infty)", False),
+    ("\\boxed{(-∞, 2) ∪ (3, ∞)}", r"(-\infty,2)\cup(3,\infty)", True),
     (r"\boxed{[0, \infty)}", r"[0, +\infty)", True),
     (r"\boxed{x < 3}", r"(-\infty, 3)", True),
     (r"\boxed{x \le 3}", r"(-\infty, 3)", False),

@@ -351,7 +351,8 @@ _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven t
                  "sixteen seventeen eighteen nineteen twenty").split()
 _MAGNITUDES = r"(?:hundred|thousand|million|billion|trillion)\b"  # words that are part of a value
 _UNICODE_MATH = [("\u2212", "-"), ("\u00d7", "\\times "), ("\u00b7", "\\cdot "), ("\u00f7", "\\div "),
-                 ("\u221a", "\\sqrt"), ("\u03c0", "\\pi "), ("\u221e", "\\infty ")]  # − × · ÷ √ π ∞
+                 ("\u221a", "\\sqrt"), ("\u03c0", "\\pi "), ("\u221e", "\\infty "),
+                 ("\u222a", "\\cup "), ("\u2229", "\\cap ")]  # − × · ÷ √ π ∞ ∪ ∩
 _DEGREES = r"\s*\^\s*\{\s*\\circ\s*\}|\s*\^\s*\\circ|\\circ|\\degree|°"
 
 
@@ -416,6 +417,7 @@ def normalize(answer: str) -> str:
     s = re.sub(r"\\mathbb\s*\{?R\}?|^\s*all real(?: number)?s\s*$", r"(-\\infty, \\infty)", s, flags=re.I)
     s = s.replace("\\langle", "(").replace("\\rangle", ")")  # a vector <1, 2> is the tuple (1, 2)
     s = re.sub(r"\{([^{}]*)\\choose([^{}]*)\}", r"\\binom{\1}{\2}", s)
+    s = re.sub(r"(?<=[\])])\s*U\s*(?=[\[(])", r" \\cup ", s)  # (-inf, 2) U (3, inf): a union
     # Plain-text math (`-2*pi`, `sqrt(3)`, `2**10`), as some golds and models write it, in LaTeX.
     s = s.replace("**", "^")
     s = re.sub(r"(?<![\\a-zA-Z])pi(?![a-zA-Z])", r"\\pi", s)

@@ -225,6 +225,8 @@ SETS = [
     (r"\boxed{\langle 1, -2, 3 \rangle}", "(1, -2, 3)", True),
     (r"\boxed{\langle 1, -2, 3 \rangle}", "(1, 2, 3)", False),
     (r"\boxed{\{1, 3\}}", "(1, 3)", False),
+    (r"\boxed{\{1,3\} \cup \{2,4\}}", r"\{1,2,3,4\}", True),  # a union of finite sets is one set
+    (r"\boxed{\{1,3\} \cup \{2,5\}}", r"\{1,2,3,4\}", False),
 ]
 
 # Several answers ("all solutions"): order-free.

@@ -108,6 +108,9 @@ def _structure(s: str):
         return ("matrix", rows)
     unions = _split_top_level(s, "\\cup")
     if len(unions) > 1:
+        parts = [_structure(part) for part in unions]
+        if all(part[0] == "set" for part in parts):  # `\{1,3\} \cup \{2,4\}` is the set `\{1,2,3,4\}`
+            return ("set", [item for part in parts for item in part[1]])
         return ("union", unions)
     if s.startswith("\\{") and s.endswith("\\}"):
         inner = s[2:-2].strip()

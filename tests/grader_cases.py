@@ -599,6 +599,11 @@ TRAILING_JUNK = [
     (r"\boxed{\frac{\sqrt3}{3} \approx 0.577}", r"\frac{1}{3}", False),
     (r"\boxed{-2\pi}", "-2*pi", True),
     (r"\boxed{2\pi}", "-2*pi", False),
+    ("-2 + sqrt(5)", r"\sqrt{5} - 2", True),  # a bare plain-text reply: function names are not prose
+    ("(2*sqrt(3))/5", r"\frac{2\sqrt{3}}{5}", True),
+    ("sqrt(3) + sqrt(3)", r"$3\sqrt{2}$", False),
+    (r"\boxed{\sqrt{\sqrt{3}}}", "3**(1/4)", True),  # a parenthesised exponent
+    (r"\boxed{\sqrt{3}}", "3**(1/4)", False),
 ]
 
 # A reply that hedges or contradicts itself is not right because one of its answers is.

@@ -304,7 +304,8 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
         return matches[-1].strip()
     text = _drop_sign_off(text)
     stripped = text.strip()
-    if "\n" not in stripped and len(stripped) <= 80 and not _PROSE_WORD.search(re.sub(r"\\[a-zA-Z]+", "", stripped)):
+    math_only = re.sub(r"\\[a-zA-Z]+|\b(?:sqrt|sin|cos|tan|log|ln|exp|pi)\b", "", stripped)  # `sqrt(3)/2` is math
+    if "\n" not in stripped and len(stripped) <= 80 and not _PROSE_WORD.search(math_only):
         spans = _math_spans(stripped)
         return (spans[-1][2] if spans else stripped.rstrip(".").strip()) or None
     if not _concludes(text):
@@ -420,6 +421,7 @@ def normalize(answer: str) -> str:
     s = re.sub(r"(?<=[\])])\s*U\s*(?=[\[(])", r" \\cup ", s)  # (-inf, 2) U (3, inf): a union
     # Plain-text math (`-2*pi`, `sqrt(3)`, `2**10`), as some golds and models write it, in LaTeX.
     s = s.replace("**", "^")
+    s = re.sub(r"\^\s*\(([^()]*)\)", r"^{(\1)}", s)  # 2^(1/4): LaTeX needs the exponent in braces
     s = re.sub(r"(?<![\\a-zA-Z])pi(?![a-zA-Z])", r"\\pi", s)
     s = re.sub(r"(?<![\\a-zA-Z])sqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)
     s = re.sub(r"(?<=[\w)}\s])\*(?=[\w(\\\s])", r" \\cdot ", s)

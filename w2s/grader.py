@@ -500,7 +500,9 @@ def is_equiv(pred: str | None, gold: str | None, *, timeout: float = DEFAULT_TIM
     has; a check that runs out is False. String and number work needs no limit: it is linear in
     the answer's length, which is capped.
     Results are cached (functools.lru_cache is thread-safe), so repeated pairs are free.
+    A number given for either (a gold of 0 read from JSON) is taken as its text.
     """
+    pred, gold = _as_text(pred), _as_text(gold)
     if not pred or not gold:
         return False
     try:
@@ -523,9 +525,15 @@ def _gold_answer(gold: str) -> str | None:
 
 def grade(response: str, gold: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
     """Is the final answer of `response` equal to `gold` (a bare answer, or a solution with a box or a final answer)?"""
+    response, gold = _as_text(response), _as_text(gold)
     if not response or not gold:
         return False
     return is_equiv(extract_answer(response), _gold_answer(gold), timeout=timeout)
+
+
+def _as_text(value) -> str | None:
+    """An int or float answer (`0`, `2.5`) as its text; anything else as it is."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def clear_caches() -> None:

@@ -153,6 +153,14 @@ SYMBOLIC = [
     (r"\boxed{\log_2 9}", "3", False),
     (r"\boxed{6!}", "120", False),
     (r"\boxed{0.33x}", r"\frac{x}{3}", False),
+    (r"\boxed{i\sqrt{2}}", r"\sqrt{-2}", True),
+    (r"\boxed{2e^{i\pi/3}}", r"1+\sqrt{3}i", True),
+    (r"\boxed{-1+i\sqrt{3}}", r"-1-i\sqrt3", False),
+    (r"\boxed{3y(4y^2-2y+1)}", "3*y*(4*y**2 - 2*y + 1)", True),
+    (r"\boxed{5(y+2)(y-2)}", "5*(y - 2)*(y + 2)", True),
+    (r"\boxed{\csc^2 t}", r"\cot^2 t + 1", True),
+    (r"\boxed{6.67 \times 10^{-11}}", "6.67e-11", True),
+    (r"\boxed{1.6 \times 10^{-19}}", r"1.6 \times 10^{-18}", False),
     (r"\boxed{\sqrt{x^2+1}}", "x+1", False),
 ]
 
@@ -371,6 +379,12 @@ MALFORMED = [
 
 # Real weak-model replies: the four ways the grader went wrong on them.
 REAL_OUTPUT = [
+    ("The pen costs $3 and the book costs $5, so the total is $8.", "8", True),  # prices in prose
+    ("The pen costs $3 and the book costs $5, so the total is $8.", "5", False),
+    ("He earns $15/hour * 8 hours = $120.", "120", True),
+    ("He earns $15/hour * 8 hours = $120.", "15", False),
+    ("So she has $1,250.50 left.", "1250.5", True),
+    ("Each ticket costs $12. So 4 tickets cost 4 * $12 = $48.", "12", False),
     (r"The cost is 70 dollars. The answer is: $\$70$", "70", True),
     (r"The cost is 70 dollars. The answer is: $\$70$", "7", False),
     ("He spent $70 in all and there are 7 teachers, so he spent $70/7=$10 per teacher.\nEach gift cost $10.", "10",

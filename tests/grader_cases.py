@@ -683,6 +683,7 @@ WEAK_MODEL_ENDINGS = [
     ("She makes 9 * 2 = 18.\nThe answer is 18.\n\nQ: What is 3+4?\nA: 3+4=7. The answer is 7.", "7", False),
     ("\\boxed{18}\n\nQuestion: What is 2+2?\nAnswer: 4", "18", True),
     ("Question: Janet has 16 eggs.\nSolution: 16 - 3 - 4 = 9 and 9 * 2 = 18. The answer is 18.", "18", True),
+    ("Let's restate it.\nProblem: eggs left times price.\n16 - 3 - 4 = 9 and 9 * 2 = 18. The answer is 18.", "18", True),
     ("So the total number of marbles is 45.</s>", "45", True),
     ("Thus she has 30 dollars left.<end_of_turn>\n<start_of_turn>user\nThanks! Now 7 + 8?", "30", True),
     ("Thus she has 30 dollars left.<end_of_turn>\n<start_of_turn>user\nThanks! Now 7 + 8?", "15", False),

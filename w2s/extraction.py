@@ -284,8 +284,9 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
     text = _MARKDOWN_BOLD.sub("", _END_OF_TURN.split(text, maxsplit=1)[0])
     text = re.sub(r"(?<![\\a-zA-Z])boxed\{", r"\\boxed{", text)  # weak models drop the backslash
     next_question = _NEXT_QUESTION.search(text)
-    if next_question and text[:next_question.start()].strip():
-        text = text[:next_question.start()]  # a base model goes on to write the next few-shot question
+    before = text[:next_question.start()] if next_question else ""
+    if "\\boxed" in before or "####" in before or _ANSWER_MARKER.search(before):
+        text = before  # answered, a base model goes on to write (and answer) the next few-shot question
     if "\\boxed" in text or "\\fbox" in text:
         answer = _final_boxed(text)
         if answer is None or strict:

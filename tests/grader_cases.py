@@ -685,6 +685,7 @@ WEAK_MODEL_ENDINGS = [
     ("Question: Janet has 16 eggs.\nSolution: 16 - 3 - 4 = 9 and 9 * 2 = 18. The answer is 18.", "18", True),
     ("Let's restate it.\nProblem: eggs left times price.\n16 - 3 - 4 = 9 and 9 * 2 = 18. The answer is 18.", "18", True),
     ("So the total number of marbles is 45.</s>", "45", True),
+    ("<|im_start|>assistant\nSo the total number of marbles is 45.<|im_end|>", "45", True),
     ("Thus she has 30 dollars left.<end_of_turn>\n<start_of_turn>user\nThanks! Now 7 + 8?", "30", True),
     ("Thus she has 30 dollars left.<end_of_turn>\n<start_of_turn>user\nThanks! Now 7 + 8?", "15", False),
     ("Janet makes $18 every day.\n\nI hope this helps!", "18", True),  # a sign-off states nothing

@@ -281,7 +281,8 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
     """
     if not text:
         return None
-    text = _MARKDOWN_BOLD.sub("", _END_OF_TURN.split(text, maxsplit=1)[0])
+    turns = [turn for turn in _END_OF_TURN.split(text) if turn.strip()]  # the reply is the first turn
+    text = _MARKDOWN_BOLD.sub("", turns[0] if turns else "")
     text = re.sub(r"(?<![\\a-zA-Z])boxed\{", r"\\boxed{", text)  # weak models drop the backslash
     next_question = _NEXT_QUESTION.search(text)
     before = text[:next_question.start()] if next_question else ""

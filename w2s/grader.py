@@ -143,6 +143,14 @@ def _vector_items(structure) -> list[str] | None:
     return None
 
 
+def _one_value(items: list[str]) -> bool:
+    """Do the items all say one thing (`6, 6`; `\\frac12, 0.5`)? Plain numbers only: no sympy here."""
+    if len(set(items)) == 1:
+        return True
+    numbers = [_as_number(item) for item in items]
+    return all(numbers) and all(_numbers_equal(number, numbers[0]) for number in numbers[1:])
+
+
 def _ordered_list(items: list[str]) -> bool:
     """Is a bare list of numbers one whose order means something (`10, 4, -2`)?
 
@@ -294,8 +302,7 @@ def _equiv(pred: str, gold: str, deadline: float) -> bool:
             return _scalar_equiv(".".join(decimal_comma.groups()), scalar, deadline)
     for one, other in ((pred_structure, gold), (gold_structure, pred)):
         # A collection of exactly one answer (`\{6\}`, `\{(1,2)\}`, `\frac12 or 0.5`) is that answer.
-        if (one[0] in ("set", "list") and len(one[1]) <= 5 and _structure(other)[0] not in ("set", "list")
-                and all(_equiv(item, one[1][0], deadline) for item in one[1][1:])):
+        if one[0] in ("set", "list") and _one_value(one[1]) and _structure(other)[0] not in ("set", "list"):
             item = one[1][0]
             return _equiv(item, other, deadline) if one is pred_structure else _equiv(other, item, deadline)
     for one, other in ((pred_structure, gold_structure), (gold_structure, pred_structure)):

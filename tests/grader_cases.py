@@ -105,6 +105,7 @@ FORMATTING = [
     (r"\boxed{4\text{ km/h}}", "4", True),
     (r"\boxed{\text{3 apples}}", "3", True),
     (r"\boxed{\text{3 apples}}", "4", False),
+    (r"\boxed{2 xyz}", "2", False),  # a product, not a count
     (r"\boxed{12 \text{ ways}}", "12", True),
     (r"\boxed{27 \text{ cubic feet}}", "27", True),
     (r"\boxed{2\text{ hours}}", "120", False),  # a unit is dropped, never converted

@@ -440,7 +440,9 @@ def normalize(answer: str) -> str:
         s = _TRAILING_UNIT.sub("", s).strip()
     # A number and a word or two of what it counts ("3 apples", from `\text{3 apples}`) is the number;
     # not "1 million", whose word is part of the value.
-    counted = re.fullmatch(rf"(-?[\d.,/]*\d)\s+(?!{_MAGNITUDES})[a-zA-Z]{{3,}}(?:\s+[a-zA-Z]+)?", s)
+    # (A word: four letters or more with a vowel, so `2 xyz` stays a product.)
+    counted = re.fullmatch(rf"(-?[\d.,/]*\d)\s+(?!{_MAGNITUDES})(?=[a-zA-Z]*[aeiouAEIOU])[a-zA-Z]{{4,}}"
+                           rf"(?:\s+[a-zA-Z]+)?", s)
     s = counted.group(1) if counted else s
     s = str(_NUMBER_WORDS.index(s.lower())) if s.lower() in _NUMBER_WORDS else s  # "twelve" is 12
     s = _separators(s)

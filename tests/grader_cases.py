@@ -106,6 +106,11 @@ FORMATTING = [
     (r"\boxed{\text{3 apples}}", "3", True),
     (r"\boxed{\text{3 apples}}", "4", False),
     (r"\boxed{2 xyz}", "2", False),  # a product, not a count
+    ("it is not 20, it is 2,500.75€", "2500.75", True),  # a currency sign or a unit glued on
+    ("it is not 20, it is 2,500.75€", "20", False),
+    ("the floor is 30 by 80, that is 2,400m²", "2400", True),
+    (r"\boxed{12cm}", "12", True),
+    (r"\boxed{4ft}", "5", False),
     (r"\boxed{12 \text{ ways}}", "12", True),
     (r"\boxed{27 \text{ cubic feet}}", "27", True),
     (r"\boxed{2\text{ hours}}", "120", False),  # a unit is dropped, never converted

@@ -223,7 +223,8 @@ def _concludes(text: str) -> bool:
     if _CONCLUSION_WORD.search(last_sentence):
         return True  # "So she has 8 apples in total"
     # A line of working that ends on its result ("48 + 24 = 72", "= 72", "72"), as GSM8K-style replies end.
-    ends_on_number = re.search(r"(?:^|=|\s)\s*\\?\$?\s*-?\d[\d,]*(?:\.\d+)?\s*(?:[a-zA-Z]+\s*){0,2}$", last_sentence)
+    ends_on_number = re.search(r"(?:^|=|\s)\s*\\?\$?\s*-?\d[\d,]*(?:\.\d+)?\s*(?:(?:[a-zA-Z]+[²³]?|[€£¥%])\s*){0,2}$",
+                               last_sentence)  # then a unit or two: "72 clips", "2,500.75€", "12 m²"
     # A reply of one short sentence ("It costs $7.00") was not cut off by a token limit either.
     short = len(units) == 1 and len(text) < 200
     return bool(ends_on_number) and ("=" in last_sentence or short or not _PROSE_WORD.search(last_sentence))
@@ -335,7 +336,7 @@ _UNIT_WORDS = (
     "dollars?|cents?|percent(?:age)?|pct|people|students|cups?|pages|points|ways|mm\\^2|cm\\^2|m\\^2|"
     "square (?:feet|inches|meters|centimeters|units)|cubic (?:feet|inches|meters|centimeters|units)"
 )
-_TRAILING_UNIT = re.compile(rf"(?<=[\d}}\s])\s*\b(?:{_UNIT_WORDS})(?:\s*\^\s*\{{?\d\}}?)?\s*$", re.I)
+_TRAILING_UNIT = re.compile(rf"(?<=[\d}}\s])\s*(?:{_UNIT_WORDS})(?:\s*\^\s*\{{?\d\}}?)?\s*$", re.I)
 _TEXT_NAMES = "text|textbf|textit|textnormal|textrm|textsf|texttt|textup|mathrm|mathbf|mathit|mathsf|mathtt|mbox"
 _TEXT_COMMANDS = re.compile(rf"\\(?:{_TEXT_NAMES}|operatorname|boldsymbol)\s*\{{")
 _CHOICE = re.compile(r"^\(?([A-E](?:\)?\s*,?\s*\(?[A-E])*)\)?[.:]?$")  # (C), B., multi-answer ABD or (A), (C)
@@ -355,7 +356,8 @@ _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven t
 _MAGNITUDES = r"(?:hundred|thousand|million|billion|trillion)\b"  # words that are part of a value
 _UNICODE_MATH = [("\u2212", "-"), ("\u00d7", "\\times "), ("\u00b7", "\\cdot "), ("\u00f7", "\\div "),
                  ("\u221a", "\\sqrt"), ("\u03c0", "\\pi "), ("\u221e", "\\infty "),
-                 ("\u222a", "\\cup "), ("\u2229", "\\cap ")]  # − × · ÷ √ π ∞ ∪ ∩
+                 ("\u222a", "\\cup "), ("\u2229", "\\cap "), ("\u00b2", "^2"), ("\u00b3", "^3"),
+                 ("\u20ac", ""), ("\u00a3", ""), ("\u00a5", "")]  # − × · ÷ √ π ∞ ∪ ∩ ² ³, and € £ ¥ go
 _DEGREES = r"\s*\^\s*\{\s*\\circ\s*\}|\s*\^\s*\\circ|\\circ|\\degree|°"
 
 

@@ -35,6 +35,13 @@ EXTRACTION = [
     (r"The answer is \boxed{12}", r"Since $5 \cdot 2 = 10$, the total is $\boxed{10}$.", False),
     (r"\boxed{\text{(C)}}", "C", True),
     (r"The correct option is (B).", "C", False),
+    ("Thus the final answer is: boxed{\\frac{1}{2}}", "0.5", True),  # the backslash dropped
+    ("Thus the final answer is: boxed{\\frac{1}{2}}", "1", False),
+    (r"\boxed{\text{The answer is } 5}", "5", True),  # the words written inside the box
+    (r"\boxed{\text{Answer: } 12}", "12", True),
+    (r"\boxed{\text{Answer: } 12}", "1", False),
+    (r"\boxed{\approx 3.14}", "3.14", True),
+    (r"\boxed{\approx 3.14}", r"\pi", False),
 ]
 
 # Integers, decimals, fractions, scientific notation: exact unless a decimal is involved.
@@ -92,6 +99,27 @@ FORMATTING = [
     (r"\boxed{25\%}", "26", False),
     (r"\boxed{x = 4}", "-4", False),
     (r"\boxed{30^\circ}", "60", False),
+    (r"\boxed{5^{\text{th}}}", "5", True),  # ordinals
+    (r"\boxed{21^\text{st}}", "21", True),
+    (r"\boxed{21^\text{st}}", "20", False),
+    (r"\boxed{4\text{ km/h}}", "4", True),
+    (r"\boxed{\text{3 apples}}", "3", True),
+    (r"\boxed{\text{3 apples}}", "4", False),
+    (r"\boxed{2 xyz}", "2", False),  # a product, not a count
+    ("it is not 20, it is 2,500.75€", "2500.75", True),  # a currency sign or a unit glued on
+    ("it is not 20, it is 2,500.75€", "20", False),
+    ("the floor is 30 by 80, that is 2,400m²", "2400", True),
+    (r"\boxed{12cm}", "12", True),
+    (r"\boxed{4ft}", "5", False),
+    (r"\boxed{12 \text{ ways}}", "12", True),
+    (r"\boxed{27 \text{ cubic feet}}", "27", True),
+    (r"\boxed{2\text{ hours}}", "120", False),  # a unit is dropped, never converted
+    (r"\boxed{25 \text{ cents}}", "0.25", False),
+    (r"\boxed{1 \text{ million}}", "1", False),
+    ("The answer is twelve.", "12", True),  # a number written as a word
+    (r"\boxed{\text{Twelve}}", "12", True),
+    (r"\boxed{\text{Twelve}}", "13", False),
+    ("The answer is none.", "1", False),
 ]
 
 # Expressions sympy has to decide.
@@ -108,6 +136,10 @@ SYMBOLIC = [
     (r"\boxed{2^{10}}", "1024", True),
     (r"\boxed{\binom{5}{2}}", "10", True),
     (r"\boxed{5!}", "120", True),
+    (r"\boxed{{10 \choose 3}}", "120", True),
+    (r"\boxed{{10 \choose 3}}", "720", False),
+    (r"\boxed{√2/2}", r"\frac{\sqrt{2}}{2}", True),
+    (r"\boxed{2π}", r"2\pi", True),
     (r"\boxed{\log_2 8}", "3", True),
     (r"\boxed{e^{i\pi}}", "-1", True),
     (r"\boxed{\sin^2 x + \cos^2 x}", "1", True),
@@ -127,6 +159,14 @@ SYMBOLIC = [
     (r"\boxed{\log_2 9}", "3", False),
     (r"\boxed{6!}", "120", False),
     (r"\boxed{0.33x}", r"\frac{x}{3}", False),
+    (r"\boxed{i\sqrt{2}}", r"\sqrt{-2}", True),
+    (r"\boxed{2e^{i\pi/3}}", r"1+\sqrt{3}i", True),
+    (r"\boxed{-1+i\sqrt{3}}", r"-1-i\sqrt3", False),
+    (r"\boxed{3y(4y^2-2y+1)}", "3*y*(4*y**2 - 2*y + 1)", True),
+    (r"\boxed{5(y+2)(y-2)}", "5*(y - 2)*(y + 2)", True),
+    (r"\boxed{\csc^2 t}", r"\cot^2 t + 1", True),
+    (r"\boxed{6.67 \times 10^{-11}}", "6.67e-11", True),
+    (r"\boxed{1.6 \times 10^{-19}}", r"1.6 \times 10^{-18}", False),
     (r"\boxed{\sqrt{x^2+1}}", "x+1", False),
 ]
 
@@ -142,6 +182,14 @@ TUPLES = [
     (r"\boxed{(2, 4)}", "(2, 5)", False),
     (r"\boxed{(-1, 0)}", "(0, -1)", False),
     (r"\boxed{(x+1, 2)}", "(1+x, 2)", True),
+    (r"\boxed{x=2, y=3}", "(2,3)", True),  # named values, in the order of their names
+    (r"\boxed{y=3, x=2}", "(2,3)", True),
+    (r"\boxed{x=3, y=2}", "(2,3)", False),
+    (r"\boxed{x=2, x=3}", "(2,3)", False),
+    (r"\boxed{x=2, y=3}", "[2,3]", False),  # an interval has no named ends
+    (r"\boxed{a=1, b=-2, c=5}", "(1,-2,5)", True),
+    (r"\boxed{a=1, b=-2, c=5}", "(1,5,-2)", False),
+    (r"\boxed{2, 3}", "(2,3)", False),
 ]
 
 # Intervals: the bracket types are part of the answer.
@@ -158,12 +206,20 @@ INTERVALS = [
     (r"\boxed{(-\infty, -2] \cup (3, \infty)}", r"(-\infty,-2)\cup(3,\infty)", False),
     (r"\boxed{(-\infty, -2) \cup (4, \infty)}", r"(-\infty,-2)\cup(3,\infty)", False),
     (r"\boxed{x \in [1, 4]}", "[1,4]", True),
+    (r"\boxed{(-inf, 2) U (3, inf)}", r"(-\infty,2)\cup(3,\infty)", True),  # plain-text and Unicode unions
+    (r"\boxed{(-inf, 2) U (3, inf)}", r"(-\infty,2]\cup(3,\infty)", False),
+    ("\\boxed{(-∞, 2) ∪ (3, ∞)}", r"(-\infty,2)\cup(3,\infty)", True),
     (r"\boxed{[0, \infty)}", r"[0, +\infty)", True),
     (r"\boxed{x < 3}", r"(-\infty, 3)", True),
     (r"\boxed{x \le 3}", r"(-\infty, 3)", False),
     (r"\boxed{-2 < x \leq 5}", r"(-2, 5]", True),
     (r"\boxed{x > 1}", r"[1, \infty)", False),
     (r"\boxed{(-\infty, 3)}", r"x < 3", True),
+    (r"\boxed{1 < x < 3}", "3 > x > 1", True),
+    (r"\boxed{1 < x < 3}", r"3 > x \geq 1", False),
+    (r"\boxed{x \in [1,3)}", r"1 \le x < 3", True),
+    (r"\boxed{1 \le x < 3}", "(1, 3]", False),
+    (r"\boxed{x \leq -\frac{1}{2}}", r"(-\infty, -\frac12)", False),
 ]
 
 # Sets: order-free, every element must match.
@@ -174,6 +230,17 @@ SETS = [
     (r"\boxed{\{-1, \frac{1}{2}\}}", r"\{0.5,-1\}", True),
     (r"\boxed{\{\sqrt{2}, -\sqrt{2}\}}", r"\{-\sqrt2,\sqrt2\}", True),
     (r"\boxed{\emptyset}", r"\varnothing", True),
+    (r"\boxed{\emptyset}", r"\{\}", True),
+    (r"\boxed{\emptyset}", "0", False),
+    (r"\boxed{(-\infty, \infty)}", r"\mathbb{R}", True),
+    (r"\boxed{(0, \infty)}", r"\mathbb{R}", False),
+    (r"\boxed{\text{all real numbers}}", r"(-\infty,\infty)", True),
+    (r"\boxed{\text{all real numbers}}", r"(0,\infty)", False),
+    (r"\boxed{\langle 1, -2, 3 \rangle}", "(1, -2, 3)", True),
+    (r"\boxed{\langle 1, -2, 3 \rangle}", "(1, 2, 3)", False),
+    (r"\boxed{\{1, 3\}}", "(1, 3)", False),
+    (r"\boxed{\{1,3\} \cup \{2,4\}}", r"\{1,2,3,4\}", True),  # a union of finite sets is one set
+    (r"\boxed{\{1,3\} \cup \{2,5\}}", r"\{1,2,3,4\}", False),
 ]
 
 # Several answers ("all solutions"): order-free.
@@ -189,6 +256,11 @@ LISTS = [
     (r"\boxed{\frac{1}{2}, 2}", "2, 0.5", True),
     (r"\boxed{1, 1, 2}", "1, 2, 2", False),
     (r"\boxed{2, -5}", "2, 5", False),
+    (r"\boxed{-1, 3, 8}", "8, -1, 3", True),  # one side in increasing order: all the solutions, any order
+    (r"\boxed{8, -1, 3}", "3, 8, -1", False),  # neither: answers in a given order (parts a, b, c)
+    (r"\boxed{0.5, 6, 2}", "6, .5, 2", False),
+    (r"\boxed{0.5, 6, 2}", "0.5, 6, 2", True),
+    (r"\boxed{\{8, -1, 3\}}", "3, 8, -1", True),  # a set is never ordered
 ]
 
 # Matrices and vectors.
@@ -202,6 +274,12 @@ MATRICES = [
     (r"\boxed{(1, -2)}", r"\begin{pmatrix}1\\-2\\3\end{pmatrix}", False),
     (r"\boxed{\begin{pmatrix} 1 & 2 \end{pmatrix}}", r"\begin{pmatrix}1\\2\end{pmatrix}", False),
     (r"\boxed{\begin{pmatrix} \sqrt{4} \\ 1 \end{pmatrix}}", r"\begin{pmatrix}2\\1\end{pmatrix}", True),
+    # A row break right before \end (three backslashes) is not a JSON-doubled \end.
+    (r"\boxed{\begin{pmatrix} 5 & 6 \\ 7 & 8 \end{pmatrix}}", r"(\begin{pmatrix}5&6\\7&8\\\end{pmatrix})", True),
+    (r"\boxed{\begin{pmatrix} 5 & 6 \\ 7 & 9 \end{pmatrix}}", r"(\begin{pmatrix}5&6\\7&8\\\end{pmatrix})", False),
+    (r"\boxed{\begin{pmatrix} -10 \\ 6 \end{pmatrix}}", r"\begin{pmatrix}-10\\6\end{pmatrix}", True),
+    (r"\boxed{\begin{pmatrix} 0 \\ 0 \end{pmatrix}}", "0", False),
+    (r"\boxed{\begin{pmatrix} 1 & 0 \\ 0 & 1 \end{pmatrix}}", "I", False),
 ]
 
 # Equations: same solution set; the constants matter.
@@ -240,6 +318,9 @@ INFINITY = [
     (r"\boxed{+\infty}", r"\infty", True),
     (r"\boxed{-\infty}", r"\infty", False),
     (r"\boxed{\infty}", "1000000", False),
+    (r"\boxed{(0, inf)}", r"(0,\infty)", True),
+    (r"\boxed{[1, infinity)}", r"[1,\infty)", True),
+    (r"\boxed{[1, infinity)}", r"(1,\infty)", False),
 ]
 
 # Multiple choice and words.
@@ -256,6 +337,14 @@ CHOICES_AND_TEXT = [
     (r"\boxed{\text{odd}}", r"\text{even}", False),
     (r"\boxed{\text{odd}}", r"\text{odd}", True),
     (r"\boxed{\text{Sunday}}", "Sunday", True),
+    (r"\boxed{\text{(A), (C)}}", "A, C", True),
+    (r"\boxed{\text{(A), (C)}}", "A", False),
+    (r"\boxed{B}", "(B) 14", True),  # a gold that gives the option's value too
+    (r"\boxed{14}", "(B) 14", True),
+    (r"\boxed{(B) 14}", "(B) 14", True),
+    (r"\boxed{(C) 14}", "(B) 14", False),
+    (r"\boxed{C}", "(B) 14", False),
+    (r"\boxed{15}", "(B) 14", False),
 ]
 
 # Traps: pairs that look alike, which popular graders accept.
@@ -296,6 +385,12 @@ MALFORMED = [
 
 # Real weak-model replies: the four ways the grader went wrong on them.
 REAL_OUTPUT = [
+    ("The pen costs $3 and the book costs $5, so the total is $8.", "8", True),  # prices in prose
+    ("The pen costs $3 and the book costs $5, so the total is $8.", "5", False),
+    ("He earns $15/hour * 8 hours = $120.", "120", True),
+    ("He earns $15/hour * 8 hours = $120.", "15", False),
+    ("So she has $1,250.50 left.", "1250.5", True),
+    ("Each ticket costs $12. So 4 tickets cost 4 * $12 = $48.", "12", False),
     (r"The cost is 70 dollars. The answer is: $\$70$", "70", True),
     (r"The cost is 70 dollars. The answer is: $\$70$", "7", False),
     ("He spent $70 in all and there are 7 teachers, so he spent $70/7=$10 per teacher.\nEach gift cost $10.", "10",
@@ -355,7 +450,27 @@ LABELLED = [
     (r"\boxed{f(x) = 2x+3}", "y = 2x-3", False),
     (r"\boxed{x = 3}", "y = 3", False),
     (r"\boxed{m\angle ABC = 40}", "40", True),
-    (r"\boxed{2x + 4y = 6}", "6", False),
+    (r"\boxed{\frac{AE}{EC}=\frac{2}{3}}", r"\frac23", True),
+    (r"\boxed{\frac{AE}{EC}=\frac{2}{3}}", r"\frac32", False),
+    (r"\boxed{BD=6,DC=8}", "8,6", True),
+    (r"\boxed{(a, b, c) = (1, 2, 3)}", "(1,3,2)", False),
+    (r"\boxed{m\angle C = 110^\circ}", "110", True),
+    (r"\boxed{2x + 4y = 6}", "6", True),  # "find 2x + 4y": the gold is a number, not a line
+    (r"\boxed{2x + 4y = 6}", "x + 2y = 3", True),
+    (r"\boxed{6}", "2x + 4y = 6", False),  # the gold is an equation: a number is not one
+    (r"\boxed{2x = 6}", "6", False),  # one unknown: an equation still to solve
+    (r"\boxed{x + 1 = 6}", "6", False),
+    ("We find $a = 2$ and $b = 3$, so $a + b = 5$.", "5", True),
+    ("We find $a = 2$ and $b = 3$, so $a + b = 5$.", "3", False),
+    (r"\boxed{f(3) = 10}", "10", True),  # a function at a point is a name too
+    (r"\boxed{f(3) = 10}", "3", False),
+    (r"\boxed{g(-1) = \frac{1}{2}}", "0.5", True),
+    (r"\boxed{P(A) = \frac{1}{3}}", r"\frac13", True),
+    (r"\boxed{P(A) = \frac{1}{3}}", r"\frac23", False),
+    (r"\boxed{q(x) = 2x^2 + 1}", "2x^2+1", True),
+    (r"\boxed{q(x) = 2x^2 + 1}", "2x^2-1", False),
+    (r"\boxed{S_{10} = 55}", "55", True),
+    (r"\boxed{a_n = 2n+1}", "2n+1", True),
 ]
 
 # Several answers: sets, tuples in any order, other separators.
@@ -383,13 +498,35 @@ NUMBER_FORMATS = [
     (r"\boxed{0,111}", "111", False),
     (r"\boxed{1,000}", "1000", True),
     (r"\boxed{1,000}", "1", False),
-    (r"\boxed{12,5}", "12.5", True),
+    (r"\boxed{12,5}", "12.5", False),  # one digit after the comma: a list of two, as MATH writes them
+    (r"\boxed{12,50}", "12.5", True),
+    (r"\boxed{2,74}", "2.74", True),
+    (r"\boxed{1,2}", "1.2", False),
+    (r"\boxed{0,5}", "0.5", False),
+    (r"\boxed{2, 74}", "2.74", False),
+    (r"\boxed{45,\! 678}", "45678", True),
+    (r"\boxed{45, 678}", "45678", False),
+    (r"\boxed{12 345}", "12345", True),
+    (r"\boxed{1\,000\,000}", "1000000", True),
+    (r"\boxed{−3}", "-3", True),  # a Unicode minus
+    (r"\boxed{3 × 10^{4}}", "30000", True),
     (r"\boxed{1,2}", "1, 2", True),
     (r"\boxed{1 1/2}", r"\frac{3}{2}", True),
     (r"\boxed{1 1/2}", "1.2", False),
+    (r"\boxed{7 5/5}", "8", False),  # not a mixed number anyone writes
+    (r"\boxed{7 9/5}", "44/5", False),
+    ("The answer is 3 2/5.", "17/5", True),
+    ("The answer is 3 2/5.", "3", False),
     (r"\boxed{2\frac{3}{4}}", "2.75", True),
     (r"\boxed{4210_{7}}", "4210_7", True),
     (r"\boxed{4210_{7}}", "4210_8", False),
+    (r"\boxed{1011}", "1011_2", True),  # the base left off: the same digits
+    (r"\boxed{1011_{2}}", "1011", True),
+    (r"\boxed{2A_{16}}", "2A_{16}", True),
+    (r"\boxed{2A_{16}}", "2A_16", True),
+    (r"\boxed{2A_{16}}", "2B_16", False),
+    (r"\boxed{11}", "1011_2", False),  # its value in base 10 is not what was asked
+    (r"\boxed{1011_3}", "1011_2", False),
     (r"\boxed{20:34}", "20:34:00", True),
     (r"\boxed{20:34}", "20:35", False),
 ]
@@ -417,6 +554,9 @@ TOLERANCE = [
     (r"\boxed{25 \text{ percent}}", "25", True),
     (r"\boxed{25 pct}", "0.25", True),
     (r"\boxed{25 percentage}", "26", False),
+    (r"$\boxed{28}\%$", "0.28", True),  # the sign written after the box
+    (r"$\boxed{28}$ percent", "0.28", True),
+    (r"$\boxed{28}\%$", "0.29", False),
 ]
 
 # Final answers stated in prose, with no box.
@@ -431,11 +571,21 @@ PROSE = [
     ("The roots are $2$ and $-3$.", "-3, 2", True),
     ("The roots are $2$ and $-3$.", "2", False),
     ("Answer: 42", "42", True),
+    ("The answer is $\\frac{1}{2}$ because half the marbles are red.", r"\frac12", True),
+    ("The answer is $\\frac{1}{2}$ because half the marbles are red.", "2", False),
+    ("Final Answer: The final answer is $\\$18$. I hope it is correct.", "18", True),
+    ("Final Answer: The final answer is $(2,3)$. I hope it is correct.", "(3,2)", False),
+    ("The number of ways is $\\binom{5}{2} = 10$.", "10", True),
+    ("Therefore the perimeter is $4 \\cdot 6 = 24$ cm.", "24", True),
+    ("Therefore the perimeter is $4 \\cdot 6 = 24$ cm.", "6", False),
 ]
 
 # LaTeX spellings of the same thing.
 SPELLINGS = [
     (r"\boxed{\cfrac{3}{4}}", "0.75", True),
+    (r"\boxed{\theta = \frac{\pi}{4}}", r"\frac\pi4", True),  # an unbraced command as an argument
+    (r"\boxed{\frac{\pi}{3}}", r"\frac\pi4", False),
+    (r"\boxed{\frac{\pi}{4}}", r"\frac{\pi}4", True),
     (r"\boxed{\\frac{1}{2}}", "0.5", True),
     (r"\boxed{\\sqrt{2}}", r"\sqrt{3}", False),
     (r"\boxed{12\textnormal{ miles}}", "12", True),
@@ -469,6 +619,11 @@ TRAILING_JUNK = [
     (r"\boxed{\frac{\sqrt3}{3} \approx 0.577}", r"\frac{1}{3}", False),
     (r"\boxed{-2\pi}", "-2*pi", True),
     (r"\boxed{2\pi}", "-2*pi", False),
+    ("-2 + sqrt(5)", r"\sqrt{5} - 2", True),  # a bare plain-text reply: function names are not prose
+    ("(2*sqrt(3))/5", r"\frac{2\sqrt{3}}{5}", True),
+    ("sqrt(3) + sqrt(3)", r"$3\sqrt{2}$", False),
+    (r"\boxed{\sqrt{\sqrt{3}}}", "3**(1/4)", True),  # a parenthesised exponent
+    (r"\boxed{\sqrt{3}}", "3**(1/4)", False),
 ]
 
 # A reply that hedges or contradicts itself is not right because one of its answers is.
@@ -480,6 +635,23 @@ HEDGING = [
     ("So the answer is \\boxed{3}.\nThe answer is 4.", "4", False),
     ("So the answer is \\boxed{3}.\nThe answer is 3.", "3", True),
     ("So we get \\boxed{12}.\n#### 12", "12", True),
+    ("The answer is 4 or 5.", "4", False),
+    ("The answer is either 4 or 5.", "4", False),
+    ("The answer is $4$ or $5$.", "5", False),
+    ("The answer is $4$ or $5$.", "4, 5", True),
+    ("So \\boxed{5}.\n\nFinal Answer: The final answer is 6. I hope it is correct.", "5", False),
+    ("So \\boxed{5}.\n\nFinal Answer: The final answer is 6. I hope it is correct.", "6", False),
+    ("So \\boxed{\\frac12}.\nThe answer is 0.5.", "0.5", True),
+    ("We get \\boxed{10}. Wait, let me recheck: the total is actually \\boxed{12}.", "10", False),
+    ("\\boxed{6}, \\boxed{8}", "8", False),
+    ("#### 5\n#### 6", "5", False),
+    ("The answer is \\boxed{3}. Alternatively, it could be \\boxed{4}.", "4", False),
+    (r"So it is \boxed{\frac12} or \boxed{0.5}.", "0.5", True),  # one value written twice is no hedge
+    (r"So it is \boxed{3} (or equivalently \boxed{3.0}).", "3", True),
+    ("She buys 9 eggs.\nThanks to the discount, she pays $18.", "18", True),  # not a sign-off
+    ("It is \\boxed{3}, or maybe \\boxed{4}.", "4", False),
+    ("So $x=\\boxed{3}$. Then $y = 2x = \\boxed{6}$.", "6", True),
+    ("So $x=\\boxed{3}$. Then $y = 2x = \\boxed{6}$.", "3", False),
 ]
 
 # The gold written as a whole solution, with or without a box.
@@ -488,6 +660,76 @@ GOLD_SOLUTIONS = [
     (r"\boxed{72}", "Natalia sold 48/2 = 24 clips in May, and 48 + 24 = 72 in all, so the answer is 9.", False),
     (r"\boxed{\frac{1}{2}}", r"We divide both sides by two, so the probability is $\frac{1}{2}$.", True),
     (r"\boxed{2}", r"We divide both sides by two, so the probability is $\frac{1}{2}$.", False),
+]
+
+# How weak models end GSM8K replies: markers, Markdown bold, a last line of working, a missed stop token.
+WEAK_MODEL_ENDINGS = [
+    ("Step 1: 16 - 3 - 4 = 9\nStep 2: 9 * 2 = 18\n**Answer: 18**", "18", True),
+    ("Step 1: 16 - 3 - 4 = 9\nStep 2: 9 * 2 = 18\n**Answer:** 18", "18", True),
+    ("Step 1: 16 - 3 - 4 = 9\nStep 2: 9 * 2 = 18\n**Answer:** 18", "9", False),
+    ("Janet has 16 - 3 - 4 = 9 eggs left.\nShe makes 9 * 2 = $18.\n\n18", "18", True),
+    ("Janet has 16 - 3 - 4 = 9 eggs left.\nShe makes 9 * 2 = $18.\n\n18", "9", False),
+    ("Therefore, Natalia sold a total of **72 clips**.", "72", True),
+    ("**Solution:**\n\n* April: 48 clips\n* May: 48 / 2 = 24 clips\n* Total: 48 + 24 = **72 clips**", "72", True),
+    ("**Solution:**\n\n* April: 48 clips\n* May: 48 / 2 = 24 clips\n* Total: 48 + 24 = **72 clips**", "24", False),
+    ("May: 48 / 2 = 24\nApril and May: 48 + 24 = 72", "72", True),
+    ("48 / 2 = 24\n48 + 24 = 72", "72", True),
+    ("48 / 2 = 24\n48 + 24 = 72", "24", False),
+    ("May: 48 / 2 = 24\nTotal = 48 + 24\n= 72", "72", True),
+    ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether.", "72",
+     True),
+    ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether.", "24",
+     False),
+    ("#### $1,234", "1234", True),
+    ("The answer is $12.50.", "12.5", True),
+    ("So the answer is 72 clips.\n\nQuestion: Weng earns $12 an hour for babysitting.", "72", True),
+    ("So the total number of marbles is 45. <|im_start|>user\nWhat is 2 + 2?", "45", True),
+    # A base model goes on with the next few-shot question and answers it too.
+    ("She makes 9 * 2 = 18.\nThe answer is 18.\n\nQ: What is 3+4?\nA: 3+4=7. The answer is 7.", "18", True),
+    ("She makes 9 * 2 = 18.\nThe answer is 18.\n\nQ: What is 3+4?\nA: 3+4=7. The answer is 7.", "7", False),
+    ("\\boxed{18}\n\nQuestion: What is 2+2?\nAnswer: 4", "18", True),
+    ("Question: Janet has 16 eggs.\nSolution: 16 - 3 - 4 = 9 and 9 * 2 = 18. The answer is 18.", "18", True),
+    ("Let's restate it.\nProblem: eggs left times price.\n16 - 3 - 4 = 9 and 9 * 2 = 18. The answer is 18.", "18", True),
+    ("So the total number of marbles is 45.</s>", "45", True),
+    ("<|im_start|>assistant\nSo the total number of marbles is 45.<|im_end|>", "45", True),
+    ("Thus she has 30 dollars left.<end_of_turn>\n<start_of_turn>user\nThanks! Now 7 + 8?", "30", True),
+    ("Thus she has 30 dollars left.<end_of_turn>\n<start_of_turn>user\nThanks! Now 7 + 8?", "15", False),
+    ("Janet makes $18 every day.\n\nI hope this helps!", "18", True),  # a sign-off states nothing
+    ("Janet makes 9 * 2 = 18 dollars every day.\n\nLet me know if you have any other questions.", "18", True),
+    ("Janet makes 9 * 2 = 18 dollars every day.\n\nLet me know if you have any other questions.", "9", False),
+    ("She sells 16 - 3 - 4 = 9 eggs for $2 each, making 9 * 2 = $18.\n\nHope that helps!", "18", True),
+    ("I hope this helps!", "18", False),
+    ("The answer is not 5. It is 6.", "6", True),  # a value ruled out is not the answer
+    ("The answer is not 5. It is 6.", "5", False),
+    ("The answer is not 5.", "5", False),
+    ("The answer is never 5.", "5", False),
+    ("The answer isn't 5; it's 6.", "6", True),
+    ("Work: 9 * 2 = 18\n#### Final Answer\n18", "18", True),  # a Markdown heading, not GSM8K's marker
+    ("#### Step 1: Eggs left\n16 - 3 - 4 = 9\n#### Step 2: Money\n9 * 2 = 18", "18", True),
+    ("#### Step 1: Eggs left\n16 - 3 - 4 = 9\n#### Step 2: Money\n9 * 2 = 18", "2", False),
+    # Cut off: the last number is not an answer, whatever words came before it.
+    ("First 48/2 = 24. Then 48 + 24 = 72. So she sold 72 clips in all. Next, we need to", "72", False),
+    ("He has 5 * 4 = 20 apples. He gives away 20 / 2 = 10 apples. He has 20 - 10 =", "10", False),
+    ("First, 3 + 4 = 7. Then 7 * 2 = 14. Then 14 - 1 = 13. Then 13 + 2 = 15. Then 15 is split into", "15", False),
+]
+
+# Replies that never commit to one answer must not score by luck.
+GUESSING = [
+    ("I don't know. Maybe 5?", "5", False),
+    ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips "
+     "did Natalia sell altogether in April and May?", "48", False),  # the question restated
+    ("The answer could be 1, 2, 3, 4, or 5.", "3", False),
+    ("The answer is between 3 and 5.", "3", False),
+    (r"\boxed{1, 2, 3, 4, 5, 6}", "3", False),
+    (r"\boxed{3 \text{ or } 4}", "3", False),
+    ("Step 1: 5 + 7 = 12\nStep 2: 12 * 2 = 24\nStep 3: 24 - 1 = 23\nStep 4:", "23", False),
+    ("5 + 7 = 12\n12 * 2 = 24\n24 - 1 = 23\n23 + 2 = 25\n25 + 1 = 26\n26 - 1 = 25\n25 + 1 = 26\n26 - 1 = 25\n"
+     "25 + 1 = 26\n26 - 1 = 25\n25 + 1 = 26", "26", False),  # looping through two lines
+    ("5 + 7 = 12\n12 * 2 = 24\n24 - 1 = 23\n23 + 2 = 25\n25 + 1 = 26", "26", True),
+    ("The answer is approximately 4.", "4", True),
+    ("So 1 + 1 = 2. " * 30, "2", False),  # one computation looping on one line
+    ("First, 3 + 4 = 7. Then 7 * 2 = 14. Then 14 - 1 = 13. Then 13 + 2 = 15. Then 15", "15", False),
+    ("It costs $7.00", "7", True),  # one short sentence: not cut off
 ]
 
 
@@ -499,6 +741,7 @@ KINDS = {
     "real_output": REAL_OUTPUT, "relations": RELATIONS, "labelled": LABELLED, "collections": COLLECTIONS,
     "number_formats": NUMBER_FORMATS, "tolerance": TOLERANCE, "prose": PROSE, "spellings": SPELLINGS,
     "products": PRODUCTS, "trailing_junk": TRAILING_JUNK, "hedging": HEDGING, "gold_solutions": GOLD_SOLUTIONS,
+    "weak_model_endings": WEAK_MODEL_ENDINGS, "guessing": GUESSING,
 }
 
 CASES = [(response, gold, verdict, kind) for kind, cases in KINDS.items() for response, gold, verdict in cases]

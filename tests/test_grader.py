@@ -74,6 +74,11 @@ def test_gold_solution_is_extracted_strictly():
     assert grade(r"\boxed{8}", gold) and not grade(r"\boxed{4}", gold)
 
 
+def test_number_golds_are_read_as_text():
+    assert grade(r"Answer: \boxed{0}", 0) and grade("The answer is 2.5.", 2.5) and not grade(r"\boxed{1}", 0)
+    assert is_equiv("0", 0) and is_equiv(3, "3") and not is_equiv(True, "1")
+
+
 @pytest.mark.parametrize("pred", [None, "", "   "])
 def test_empty_answers_are_false(pred):
     assert is_equiv(pred, "1") is False

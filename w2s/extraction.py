@@ -11,19 +11,31 @@ import re
 
 # "The answer is X", "Final Answer: X", "The answer to the question is X", "Answer: X".
 _ANSWER_MARKER = re.compile(
-    r"(?:final answer|the answer(?: to [^.\n]{0,80}?)?|^\s*\**answer\**)\s*(?:is|:|=)\s*:?\**\s*", re.I | re.M)
-_GSM8K = re.compile(r"####\s*(.+)")
+    r"(?:final answer|the answer(?: to [^.\n]{0,80}?)?|^\s*\**answer\**)\s*(?:is\b|:|=)"
+    r"(?!\s*(?:not|never)\b)\s*:?\**\s*", re.I | re.M)  # "The answer is not 5" states no answer
+_GSM8K = re.compile(r"####\s*(?=[-+$\\\d(.]|[a-zA-Z]\s*=)(.+)")  # "#### 72", not a Markdown heading "#### Step 2"
 _DELIMITER = re.compile(r"\\\(|\\\[|\$\$|(?<!\\)\$")
 _CLOSER = {"\\(": "\\)", "\\[": "\\]", "$$": "$$", "$": "$"}
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _NUMBER_IN_TEXT = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
 _NUMBER_TOKEN = re.compile(r"-?\\?\$?\s*-?\d[\d,]*(?:\.\d+)?(?:/\d+)?(?:\s*\\?%)?")
+_NUMBERS_JOINED = re.compile(r"-?\d+(?:\.\d+)?(?:\s*(?:,|,?\s*\b(?:or|and)\b)\s*-?\d+(?:\.\d+)?)+")
 _PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+# A model that misses its stop token writes the next chat turn ("<|im_start|>user ...", "</s>"): not its answer.
+_END_OF_TURN = re.compile(r"<\|[a-z_]+\|>|</s>|<eos>|<(?:start|end)_of_turn>")
+# A new question after the reply: "Q: ...", "Question 2: ...", "Problem:" at the start of a line.
+_NEXT_QUESTION = re.compile(r"\n\s*(?:Q|Question|Problem)\s*\d*\s*:", re.I)
+# Markdown bold (`**72 clips**`, `**Answer:** 18`) but not a plain-text power (`2**10`).
+_MARKDOWN_BOLD = re.compile(r"(?<![\w)}])\*\*|\*\*(?![\w({])")
 # The verb before a stated value: "the largest $n$ is 34", "the roots are 2 and 3".
 _COPULA = re.compile(r"\s(?:is|are|was|were|equals|be|becomes)\s+(?:equal to\s+|about\s+|approximately\s+)?", re.I)
 # Words that show a last line draws a conclusion even without a final full stop.
 _CONCLUSION_WORD = re.compile(r"\b(?:so|thus|therefore|hence|total|altogether|in all|finally|answer|result|each)\b",
                               re.I)
+_SIGN_OFF = re.compile(r"(?:I hope|Hope (?:this|that|it)|Let me know|Feel free|Is there anything|If you have any|"
+                       r"Thank you|Thanks|Good luck|Happy to help|Please let me know)", re.I)
+# Words that offer a second answer beside the first rather than correcting it.
+_HEDGE = re.compile(r"\b(?:alternatively|maybe|perhaps|possibly|could|might|or)\b", re.I)
 # Between boxes, only these may stand for the boxes to be one answer (`\boxed{2}` or `\boxed{3}`).
 _BOX_CONNECTOR = re.compile(r"\$|\\[()\[\]]|\\text\s*\{\s*(?:or|and)\s*\}|\\q?quad|\b(?:or|and)\b|[,;\s]|"
                             r"(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*=")
@@ -64,18 +76,24 @@ def _boxes(text: str) -> list[tuple[int, int, str | None]]:
 def _final_boxed(text: str) -> str | None:
     """The answer in the last box; boxes joined only by `or`, `,`, `x =` are one answer together.
 
-    `\\boxed{2} or \\boxed{3}` is the answer `2, 3`, so a hedge never matches a single gold. Boxes
-    with prose between them ("\\boxed{3}, but rechecking, ... \\boxed{4}") are a correction: the last wins.
+    `\\boxed{2} or \\boxed{3}` is the answer `2, 3`, so a hedge never matches a single gold; so is
+    "\\boxed{3}. Alternatively, it could be \\boxed{4}". Boxes with other prose between them
+    ("\\boxed{3}, but rechecking, ... \\boxed{4}") are a correction: the last wins.
     """
     boxes = _boxes(text)
     if not boxes or boxes[-1][2] is None:
         return None  # cut off inside the box: the model never finished, no fallback may guess
     group = [boxes[-1]]
     for box in reversed(boxes[:-1]):
-        if box[2] is None or _BOX_CONNECTOR.sub("", text[box[1]:group[0][0]]):
+        between = text[box[1]:group[0][0]]
+        hedge = len(between) < 80 and _HEDGE.search(between)  # far apart, boxes answer different steps
+        if box[2] is None or _BOX_CONNECTOR.sub("", between) and not hedge:
             break
         group.insert(0, box)
     answers = list(dict.fromkeys(contents for _, _, contents in group if contents))
+    percent = re.match(r"\s*\$?\s*(?:\\%|%|percent\b|pct\b)", text[boxes[-1][1]:])
+    if percent and len(answers) == 1:  # `$\boxed{28}\%$`: the sign is part of the answer
+        answers[0] += "\\%"
     return ", ".join(answers) or None
 
 
@@ -114,12 +132,22 @@ def _sentences(line: str) -> list[str]:
     """Split a line at `. `, `! `, `? ` outside math spans (a decimal point is not a full stop)."""
     spans = [(start, end) for start, end, _ in _math_spans(line)]
     pieces, begin = [], 0
-    for match in re.finditer(r"(?<!\d)[.!?](?=\s|$)|[.!?](?=\s+[A-Z])", line):
+    for match in re.finditer(r"(?<!\d)[.!?](?=\s|$)|[.!?](?=\s+[A-Z]|\s+\d+\s*[-+*/=])", line):
         if not any(a <= match.start() < b for a, b in spans):
             pieces.append(line[begin:match.end()])
             begin = match.end()
     pieces.append(line[begin:])
     return [p.strip() for p in pieces if p.strip()]
+
+
+def _joined_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """The first math span and those joined to it by and/or/commas (`$2$ and $3$`): one answer."""
+    joined = [spans[0]]
+    for span in spans[1:]:
+        if _BOX_CONNECTOR.sub("", text[joined[-1][1]:span[0]]):
+            break
+        joined.append(span)
+    return ", ".join(contents for _, _, contents in joined)
 
 
 def _value_in_sentence(sentence: str, opens_with_value: bool = False) -> str | None:
@@ -133,14 +161,11 @@ def _value_in_sentence(sentence: str, opens_with_value: bool = False) -> str | N
         masked = masked[:start] + "#" * (end - start) + masked[end:]
     copulas = list(_COPULA.finditer(masked))
     tail = sentence[copulas[-1].end():] if copulas else sentence
+    if copulas and re.match(r"(?:not|never)\b", tail, re.I):
+        return None  # "the answer is not 5"
     spans = [span for span in _math_spans(tail) if span[2]]
-    if spans and copulas:  # "the roots are $2$ and $3$": spans joined by and/or/commas are one answer
-        joined = [spans[0]]
-        for span in spans[1:]:
-            if _BOX_CONNECTOR.sub("", tail[joined[-1][1]:span[0]]):
-                break
-            joined.append(span)
-        return ", ".join(contents for _, _, contents in joined)
+    if spans and copulas:  # "the roots are $2$ and $3$"
+        return _joined_spans(tail, spans)
     if spans:
         return spans[-1][2]
     stripped = tail.strip().rstrip(".!").strip()
@@ -155,14 +180,17 @@ def _value_in_sentence(sentence: str, opens_with_value: bool = False) -> str | N
 def _clean_sentence_answer(answer: str) -> str | None:
     """The value after an answer marker: the first sentence of the rest of its line."""
     line = answer.strip().splitlines()[0] if answer.strip() else ""
+    line = re.sub(r"^(?:either|both|between)\s+", "", line, flags=re.I)  # "either 4 or 5" is the hedge `4, 5`
     sentences = _sentences(line)
     if not sentences:
         return None
     sentence = sentences[0]
-    spans = [contents for _, _, contents in _math_spans(sentence) if contents]
+    if _NUMBERS_JOINED.fullmatch(sentence.rstrip(".").strip()):
+        return sentence.rstrip(".").strip()  # "4 or 5", "2 and 3": every value, so a hedge stays one
+    spans = [span for span in _math_spans(sentence) if span[2]]
     masked_words = _PROSE_WORD.findall(re.sub(r"\$[^$]*\$|\\[a-zA-Z]+", " ", sentence))
-    if spans and not _COPULA.search(sentence):
-        return spans[0]
+    if spans and (not _COPULA.search(sentence) or spans[0][0] == 0):
+        return _joined_spans(sentence, spans)  # "$\frac12$ because half are red": the value comes first
     if masked_words and _COPULA.search(sentence) or (not spans and masked_words):
         value = _value_in_sentence(sentence, opens_with_value=True)  # "Final Answer: The largest $n$ is 34."
         if value:
@@ -180,12 +208,37 @@ def _concludes(text: str) -> bool:
     tail = units[-12:]
     if len(tail) >= 6 and len(set(tail)) <= len(tail) // 2:
         return False  # looping
+    for period in (1, 2, 3, 4):  # looping through a cycle of a few lines ("+ 1 = 26", "- 1 = 25", ...)
+        if len(units) >= 3 * period and units[-period:] * 3 == units[-3 * period:]:
+            return False
     last = text.rstrip()
+    if last.endswith("?"):
+        return False  # a question (often the problem restated) is not an answer
     if re.search(r"[.!]\**$|\$$|\\\]$|\\\)$", last):
         return True
-    last_line = last.splitlines()[-1]
-    return bool(_CONCLUSION_WORD.search(last_line)) and not re.search(r"[-+*/=,(^]\s*$|\b(?:and|of|the|is)$",
-                                                                      last_line)
+    last_line = last.splitlines()[-1].strip()
+    if re.search(r"[-+*/=,(^]\s*$|\b(?:and|of|the|is|are|to|at|by|for|with|from|than|then|a|an)$", last_line):
+        return False  # stopped mid-sentence or mid-computation
+    last_sentence = _sentences(last_line)[-1]
+    if _CONCLUSION_WORD.search(last_sentence):
+        return True  # "So she has 8 apples in total"
+    # A line of working that ends on its result ("48 + 24 = 72", "= 72", "72"), as GSM8K-style replies end.
+    ends_on_number = re.search(r"(?:^|=|\s)\s*\\?\$?\s*-?\d[\d,]*(?:\.\d+)?\s*(?:(?:[a-zA-Z]+[²³]?|[€£¥%])\s*){0,2}$",
+                               last_sentence)  # then a unit or two: "72 clips", "2,500.75€", "12 m²"
+    # A reply of one short sentence ("It costs $7.00") was not cut off by a token limit either.
+    short = len(units) == 1 and len(text) < 200
+    return bool(ends_on_number) and ("=" in last_sentence or short or not _PROSE_WORD.search(last_sentence))
+
+
+def _drop_sign_off(text: str) -> str:
+    """The text without its closing courtesies ("I hope this helps!"), which state nothing."""
+    for _ in range(4):
+        lines = text.rstrip().splitlines()
+        last = _sentences(lines[-1].strip())[-1] if lines and lines[-1].strip() else ""
+        if not last or not _SIGN_OFF.match(last) or re.search(r"\d", last):  # "Thanks to the sale, $18"
+            return text
+        text = text[:text.rstrip().rfind(last)]
+    return text
 
 
 def _later_statement(text: str) -> str | None:
@@ -217,15 +270,25 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
        they forget the box. In "Final Answer: The largest $n$ is 34." the value is 34.
     3. GSM8K's `#### X`: the reference format of GSM8K-style data.
     4. a short line with no prose words taken whole (`0.5`, `$\\frac12$`, `x = 3`).
-    5. only if the text concludes (ends with a full sentence or a "so ... 8" line, and does not
-       loop): the value its last sentence states (after its last "is"/"are", a math span, or a
-       number), else the last math span or number of the text. A reply cut off mid-computation
-       gets None rather than a guess from its last number.
-    `$` that opens a price (`$70/7=$10`) and `\\$` are not math delimiters.
+    5. only if the text concludes (ends with a full sentence, a "so ... 8" line, or a line of
+       working that ends on its result, `48 + 24 = 72`; and does not loop): the value its last
+       sentence states (after its last "is"/"are", a math span, or a number), else the last math
+       span or number of the text. A reply cut off mid-computation or mid-sentence gets None
+       rather than a guess from its last number.
+    `$` that opens a price (`$70/7=$10`) and `\\$` are not math delimiters. Markdown bold is
+    dropped, and so is everything after a chat end-of-turn token (`</s>`, `<|im_start|>`): a
+    model that misses its stop token goes on to write the next turn.
     With `strict=True` only step 1 is used (for reference solutions that must carry a box).
     """
     if not text:
         return None
+    turns = [turn for turn in _END_OF_TURN.split(text) if turn.strip()]  # the reply is the first turn
+    text = _MARKDOWN_BOLD.sub("", turns[0] if turns else "")
+    text = re.sub(r"(?<![\\a-zA-Z])boxed\{", r"\\boxed{", text)  # weak models drop the backslash
+    next_question = _NEXT_QUESTION.search(text)
+    before = text[:next_question.start()] if next_question else ""
+    if "\\boxed" in before or "####" in before or _ANSWER_MARKER.search(before):
+        text = before  # answered, a base model goes on to write (and answer) the next few-shot question
     if "\\boxed" in text or "\\fbox" in text:
         answer = _final_boxed(text)
         if answer is None or strict:
@@ -242,8 +305,10 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
     matches = _GSM8K.findall(text)
     if matches and matches[-1].strip():
         return matches[-1].strip()
+    text = _drop_sign_off(text)
     stripped = text.strip()
-    if "\n" not in stripped and len(stripped) <= 80 and not _PROSE_WORD.search(re.sub(r"\\[a-zA-Z]+", "", stripped)):
+    math_only = re.sub(r"\\[a-zA-Z]+|\b(?:sqrt|sin|cos|tan|log|ln|exp|pi)\b", "", stripped)  # `sqrt(3)/2` is math
+    if "\n" not in stripped and len(stripped) <= 80 and not _PROSE_WORD.search(math_only):
         spans = _math_spans(stripped)
         return (spans[-1][2] if spans else stripped.rstrip(".").strip()) or None
     if not _concludes(text):
@@ -253,6 +318,8 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
         value = _value_in_sentence(sentence)
         if value:
             return value
+    if re.search(r"\b(?:is|are|was|were)\s+(?:not|never)\b|n't\b", _sentences(lines[-1].strip())[-1], re.I):
+        return None  # the text ends by ruling a value out ("The answer is not 5."), not by stating one
     spans = _math_spans(text)
     if spans and spans[-1][2]:
         return spans[-1][2]
@@ -269,21 +336,28 @@ _UNIT_WORDS = (
     "dollars?|cents?|percent(?:age)?|pct|people|students|cups?|pages|points|ways|mm\\^2|cm\\^2|m\\^2|"
     "square (?:feet|inches|meters|centimeters|units)|cubic (?:feet|inches|meters|centimeters|units)"
 )
-_TRAILING_UNIT = re.compile(rf"(?<=[\d}}\s])\s*\b(?:{_UNIT_WORDS})(?:\s*\^\s*\{{?\d\}}?)?\s*$", re.I)
+_TRAILING_UNIT = re.compile(rf"(?<=[\d}}\s])\s*(?:{_UNIT_WORDS})(?:\s*\^\s*\{{?\d\}}?)?\s*$", re.I)
 _TEXT_NAMES = "text|textbf|textit|textnormal|textrm|textsf|texttt|textup|mathrm|mathbf|mathit|mathsf|mathtt|mbox"
 _TEXT_COMMANDS = re.compile(rf"\\(?:{_TEXT_NAMES}|operatorname|boldsymbol)\s*\{{")
-_CHOICE = re.compile(r"^\(?([A-E](?:\s*,?\s*[A-E])*)\)?[.:]?$")  # (C), B., multi-answer ABD
+_CHOICE = re.compile(r"^\(?([A-E](?:\)?\s*,?\s*\(?[A-E])*)\)?[.:]?$")  # (C), B., multi-answer ABD or (A), (C)
 _CHOICE_PREFIX = re.compile(r"^\(([A-E])\)|^([A-E])[.)]\s")  # "(C) 12" or "C. 12": the letter is the answer
 _VARIABLE_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-z]+)(?:_\{?[a-zA-Z0-9]+\}?)?'?(?:\([a-z]\))?\s*(?:=|\\in)\s*(?=\S)")
 # Commands JSON-escaped twice arrive as `\\frac`; a matrix row break `\\` is never followed by a command name.
 _DOUBLED_BACKSLASH = re.compile(
-    r"\\\\(?=(?:[dtc]?frac|sqrt|pi|cdot|times|div|pm|mp|infty|left|right|text\w*|math\w+|boxed|begin|end|"
+    r"(?<!\\)\\\\(?=(?:[dtc]?frac|sqrt|pi|cdot|times|div|pm|mp|infty|left|right|text\w*|math\w+|boxed|begin|end|"
     r"[lg]eq?|neq?|[lg]t|circ|sin|cos|tan|cot|sec|csc|log|ln|exp|alpha|beta|gamma|theta|cup|cap|emptyset|"
     r"varnothing|binom|dbinom|overline|angle|approx|in)(?![a-zA-Z]))")
 _RELATIONS = [  # spellings of one relation, to the one sympy reads
     (r">=|≥|\\geqslant|\\geq?(?![a-zA-Z])", r"\\geq "), (r"<=|≤|\\leqslant|\\leq?(?![a-zA-Z])", r"\\leq "),
     (r"!=|≠|\\neq?(?![a-zA-Z])", r"\\neq "), (r"\\gt(?![a-zA-Z])", ">"), (r"\\lt(?![a-zA-Z])", "<"),
 ]
+_NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                 "sixteen seventeen eighteen nineteen twenty").split()
+_MAGNITUDES = r"(?:hundred|thousand|million|billion|trillion)\b"  # words that are part of a value
+_UNICODE_MATH = [("\u2212", "-"), ("\u00d7", "\\times "), ("\u00b7", "\\cdot "), ("\u00f7", "\\div "),
+                 ("\u221a", "\\sqrt"), ("\u03c0", "\\pi "), ("\u221e", "\\infty "),
+                 ("\u222a", "\\cup "), ("\u2229", "\\cap "), ("\u00b2", "^2"), ("\u00b3", "^3"),
+                 ("\u20ac", ""), ("\u00a3", ""), ("\u00a5", "")]  # − × · ÷ √ π ∞ ∪ ∩ ² ³, and € £ ¥ go
 _DEGREES = r"\s*\^\s*\{\s*\\circ\s*\}|\s*\^\s*\\circ|\\circ|\\degree|°"
 
 
@@ -303,12 +377,12 @@ def _unwrap_text_commands(s: str) -> str:
 def _separators(s: str) -> str:
     """`1,000` is a thousand and `1000,99` / `0,111` are decimal commas: the digit grouping decides.
 
-    `12,5` and `0,1` fit neither and stay a list of two (`\\boxed{0,1}` for two roots is common);
-    the grader reads them as a decimal only against a gold that is itself a decimal number.
+    `12,5`, `0,1` and `2,74` fit neither and stay a list of two (`\\boxed{0,1}` for two roots is
+    common); the grader reads two digits after the comma (`2,74`) as a decimal only against a gold
+    that is itself a decimal number, and one digit (`1,2`) never. `32, 349` (a space) is a list.
     """
-    compact = s.replace(" ", "")
-    if re.fullmatch(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?", compact):
-        return compact.replace(",", "")  # thousands separators
+    if re.fullmatch(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?", s):
+        return s.replace(",", "").replace(" ", "")  # thousands separators (`32, 349` is a list of two)
     if re.fullmatch(r"-?0,\d{3,}|-?\d{4,},\d+|-?\d+,\d{4,}", s):
         return s.replace(",", ".")  # a decimal comma: no thousands grouping reads this way
     return s
@@ -317,6 +391,9 @@ def _separators(s: str) -> str:
 def normalize(answer: str) -> str:
     """A canonical string for an answer: formatting that never changes the value is removed."""
     s = _DOUBLED_BACKSLASH.sub(r"\\", answer.strip())
+    for symbol, latex in _UNICODE_MATH:
+        s = s.replace(symbol, latex)
+    s = re.sub(r",\\!\s*|\{,\}\s*", ",", s)  # `11,\! 111`: a thousands comma, however spaced
     s = re.sub(r"\\\$|\\%|%|\$|\\\(|\\\)|\\\[|\\\]", "", s)  # math delimiters, dollars, percent
     s = s.replace("\\displaystyle", "").replace("\\!", "").replace("{,}", "").replace("\\,", " ")
     s = re.sub(r"(?<!\\)\\[;: ]|\\q?quad|~", " ", s)
@@ -325,31 +402,51 @@ def normalize(answer: str) -> str:
     # \text{ or } between answers is a list separator, not a unit.
     s = re.sub(r"\\text\s*\{\s*(?:or|and|,)\s*\}", ",", s)
     # A \text{...} of words after the value is a unit or a remark ("4 \text{ m}", "\text{ of the pie}").
-    s = re.sub(rf"(?<=\S)\s*\\(?:{_TEXT_NAMES})\s*\{{\s*[a-zA-Z][a-zA-Z .]*\}}\s*(?:\^\s*\{{?\d\}}?)?\s*\.?$", "", s)
+    ordinal = rf"\^\s*\{{?\s*(?:\\(?:{_TEXT_NAMES})\s*)?\{{?(?:st|nd|rd|th)\}}?\s*\}}?"
+    s = re.sub(rf"(?<=\d)\s*{ordinal}", "", s)  # 5^{\text{th}}
+    words = rf"\\(?:{_TEXT_NAMES})\s*\{{\s*(?!{_MAGNITUDES})[a-zA-Z][a-zA-Z ./]*\}}"
+    s = re.sub(rf"(?<=\S)\s*{words}\s*(?:\^\s*\{{?\d\}}?)?\s*\.?$", "", s)
     s = _unwrap_text_commands(s)
+    s = re.sub(r"^\s*(?:the (?:final )?answer is|(?:final )?answer\s*:)\s*", "", s, flags=re.I)  # inside a box
     s = re.sub(r"\s+(?:or|and)\s+", ",", s)
+    s = re.sub(r"^\s*\\approx", "", s)  # `\approx 3.14` alone: the value it gives
     s = re.sub(r"\s*\\approx.*$", "", s, flags=re.S) or s  # `\frac{\sqrt3}{3} \approx 0.577`: the exact value
     if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)", s):  # \sin(30^\circ) is 1/2: degrees to radians
         s = re.sub(r"(\d+(?:\.\d+)?)(?:" + _DEGREES + ")", r"\\frac{\1\\pi}{180}", s)
     s = re.sub(_DEGREES, "", s)
     s = s.replace("\\infinity", "\\infty").replace("+\\infty", "\\infty")
+    s = re.sub(r"(?<![a-zA-Z\\])inf(?:inity)?(?![a-zA-Z])|\\inf(?![a-zA-Z])", r"\\infty", s)  # (0, inf)
     for spellings, relation in _RELATIONS:
         s = re.sub(spellings, relation, s)
-    s = re.sub(r"\\(?:varnothing|emptyset)", r"\\emptyset", s)
+    s = re.sub(r"\\(?:varnothing|emptyset)|\\\{\s*\\\}", r"\\emptyset", s)
+    s = re.sub(r"\\mathbb\s*\{?R\}?|^\s*all real(?: number)?s\s*$", r"(-\\infty, \\infty)", s, flags=re.I)
+    s = s.replace("\\langle", "(").replace("\\rangle", ")")  # a vector <1, 2> is the tuple (1, 2)
+    s = re.sub(r"\{([^{}]*)\\choose([^{}]*)\}", r"\\binom{\1}{\2}", s)
+    s = re.sub(r"(?<=[\])])\s*U\s*(?=[\[(])", r" \\cup ", s)  # (-inf, 2) U (3, inf): a union
     # Plain-text math (`-2*pi`, `sqrt(3)`, `2**10`), as some golds and models write it, in LaTeX.
     s = s.replace("**", "^")
+    s = re.sub(r"\^\s*\(([^()]*)\)", r"^{(\1)}", s)  # 2^(1/4): LaTeX needs the exponent in braces
     s = re.sub(r"(?<![\\a-zA-Z])pi(?![a-zA-Z])", r"\\pi", s)
     s = re.sub(r"(?<![\\a-zA-Z])sqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)
     s = re.sub(r"(?<=[\w)}\s])\*(?=[\w(\\\s])", r" \\cdot ", s)
     s = re.sub(r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}", s)  # \sqrt2 -> \sqrt{2}
-    s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\frac{\1}{\2}", s)  # \frac12
-    s = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*(?=\{)", r"\\frac{\1}", s)
+    one_token = r"(\\[a-zA-Z]+|[0-9a-zA-Z])"  # an unbraced argument: one character or one command
+    s = re.sub(rf"\\frac\s*{one_token}\s*{one_token}", r"\\frac{\1}{\2}", s)  # \frac12, \frac\pi4
+    s = re.sub(rf"\\frac\s*{one_token}\s*(?=\{{)", r"\\frac{\1}", s)
+    s = re.sub(r"\\frac(\{[^{}]*\})\s*([0-9a-zA-Z])", r"\\frac\1{\2}", s)  # \frac{\pi}4
     s = re.sub(r"(?<=\d)_\{\s*(\d+)\s*\}", r"_\1", s)  # base subscripts: 4210_{7} is 4210_7
     s = re.sub(r"^(\d{1,2}:\d{2}):00$", r"\1", s.strip())  # a time: 20:34:00 is 20:34
     s = re.sub(r"\s+", " ", s).strip()
     for _ in range(3):  # units, punctuation and a stray backslash can be stacked: "5 cm.", "185\"
         s = s.rstrip(".;,\\").strip()
         s = _TRAILING_UNIT.sub("", s).strip()
+    # A number and a word or two of what it counts ("3 apples", from `\text{3 apples}`) is the number;
+    # not "1 million", whose word is part of the value.
+    # (A word: four letters or more with a vowel, so `2 xyz` stays a product.)
+    counted = re.fullmatch(rf"(-?[\d.,/]*\d)\s+(?!{_MAGNITUDES})(?=[a-zA-Z]*[aeiouAEIOU])[a-zA-Z]{{4,}}"
+                           rf"(?:\s+[a-zA-Z]+)?", s)
+    s = counted.group(1) if counted else s
+    s = str(_NUMBER_WORDS.index(s.lower())) if s.lower() in _NUMBER_WORDS else s  # "twelve" is 12
     s = _separators(s)
     s = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", s)  # .5 -> 0.5
     choice = _CHOICE.match(s)

@@ -23,6 +23,11 @@ Numeric tolerance, the whole policy (tests: the `tolerance` kind in tests/grader
 3. A percent (`25\\%`, `25 percent`, `25 pct`) matches its number (`25`, the question asked in
    percent) and its fraction (`0.25`, `\\frac14`); without a percent sign on either side,
    `25` and `0.25` differ.
+
+Several answers (tests: `lists`, `collections`, `number_formats`): a set is order-free; a bare list
+is order-free too (all the roots, in any order) unless it is three or more numbers in no increasing
+order on both sides (`10, 4, -2`: answers in a given order). `1,2` is always a list, never 1.2; a
+decimal comma is read only with two digits after it against a decimal gold (`2,74` is 2.74).
 """
 import re
 import time
@@ -103,6 +108,9 @@ def _structure(s: str):
         return ("matrix", rows)
     unions = _split_top_level(s, "\\cup")
     if len(unions) > 1:
+        parts = [_structure(part) for part in unions]
+        if all(part[0] == "set" for part in parts):  # `\{1,3\} \cup \{2,4\}` is the set `\{1,2,3,4\}`
+            return ("set", [item for part in parts for item in part[1]])
         return ("union", unions)
     if s.startswith("\\{") and s.endswith("\\}"):
         inner = s[2:-2].strip()
@@ -135,6 +143,28 @@ def _vector_items(structure) -> list[str] | None:
     return None
 
 
+def _one_value(items: list[str]) -> bool:
+    """Do the items all say one thing (`6, 6`; `\\frac12, 0.5`)? Plain numbers only: no sympy here."""
+    if len(set(items)) == 1:
+        return True
+    numbers = [_as_number(item) for item in items]
+    return all(numbers) and all(_numbers_equal(number, numbers[0]) for number in numbers[1:])
+
+
+def _ordered_list(items: list[str]) -> bool:
+    """Is a bare list of numbers one whose order means something (`10, 4, -2`)?
+
+    All the solutions of an equation are written in any order, most often increasing (`-2, 1`),
+    so lists are matched order-free; but three or more numbers in no increasing order are
+    answers in a given order (parts a, b, c), as MATH's own checker reads them.
+    """
+    numbers = [_as_number(item) for item in items]
+    if len(items) < 3 or any(number is None for number in numbers):
+        return False
+    values = [number.value for number in numbers]
+    return values != sorted(values)
+
+
 def _all_pairwise(preds: list[str], golds: list[str], deadline: float) -> bool:
     if len(golds) > MAX_ITEMS:
         return preds == golds
@@ -164,6 +194,8 @@ _LABEL_COMMANDS = re.compile(r"\\(?!(?:sin|cos|tan|cot|sec|csc|log|ln|exp|sqrt)(
 
 def _is_label(s: str) -> bool:
     """A name rather than a value: `x`, `AB`, `(p,q)`, `V_1:V_2`, `\\frac{NO}{BO}`, `f(x)`, `\\angle A`."""
+    if re.fullmatch(r"[a-zA-Z](?:\^\{-1\})?\(\s*-?[\w./\\{} ]+\)", s):
+        return True  # a function at a point: `f(3)`, `g(-1)`, `f^{-1}(2)`
     bare = re.sub(r"_\{[^{}]*\}|_\w|\^\{-1\}|'", "", s)
     bare = _LABEL_COMMANDS.sub("", bare)
     return bool(re.fullmatch(r"[a-zA-Z(){}\[\],:\s]*[a-zA-Z][a-zA-Z(){}\[\],:\s]*", bare))
@@ -199,6 +231,12 @@ def _drop_labels(pred: str, gold: str) -> tuple[str, str]:
     """
     pred, gold = _strip_variable(pred), _strip_variable(gold)
     (pred_label, pred_value), (gold_label, gold_value) = _value_of(pred), _value_of(gold)
+    # `a + b = 5` answers "find a + b" (gold 5). With one unknown (`2x = 6`) it is an equation still
+    # to solve, and a gold that is an equation needs one.
+    sides = _split_top_level(pred_value, "=")
+    if ("=" not in gold and len(sides) == 2 and not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", sides[1]))
+            and len(set(re.findall(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", sides[0])))) >= 2):
+        return sides[1], gold_value
     if "=" not in pred_value and "=" not in gold_value:
         if pred_label is None or gold_label is None:
             return pred_value, gold_value
@@ -219,6 +257,9 @@ def _equiv(pred: str, gold: str, deadline: float) -> bool:
     pred, gold = _drop_labels(pred, gold)
     pred_structure, gold_structure = _structure(pred), _structure(gold)
     pred_kind, gold_kind = pred_structure[0], gold_structure[0]
+    pred_interval, gold_interval = _inequality_as_interval(pred), _inequality_as_interval(gold)
+    if pred_interval and gold_interval and (pred_interval, gold_interval) != (pred, gold):
+        return _equiv(pred_interval, gold_interval, deadline)  # `1 < x < 3` is `3 > x > 1`
     if pred_kind == "scalar" and gold_kind in ("tuple", "union") and _inequality_as_interval(pred):
         return _equiv(_inequality_as_interval(pred), gold, deadline)  # `x < 3` answers `(-\infty, 3)`
     if gold_kind == "scalar" and pred_kind in ("tuple", "union") and _inequality_as_interval(gold):
@@ -248,18 +289,30 @@ def _equiv(pred: str, gold: str, deadline: float) -> bool:
         gold_items = [_value_of(_strip_variable(g))[1] for g in gold_structure[1]]
         if pred_kind == "set" or gold_kind == "set":
             pred_items, gold_items = list(dict.fromkeys(pred_items)), list(dict.fromkeys(gold_items))
+        elif _ordered_list(pred_items) and _ordered_list(gold_items):
+            return _all_pairwise(pred_items, gold_items, deadline)
         if _same_multiset(pred_items, gold_items, deadline):
             return True
     if "scalar" in (pred_kind, gold_kind):
-        decimal_comma = re.fullmatch(r"(-?\d+),(\d+)", (pred if pred_kind == "list" else gold).replace(" ", ""))
+        # `2,74` against `2.74`: a decimal comma (prices are written so). With one digit after it,
+        # `1,2` is a list of two, as in MATH (`\boxed{0,5}` for two roots), never 1.2.
+        decimal_comma = re.fullmatch(r"(-?\d+),(\d\d)", pred if pred_kind == "list" else gold)
         scalar = pred if pred_kind == "scalar" else gold
-        if decimal_comma and re.fullmatch(r"-?\d*\.\d+", scalar):  # `12,5` against `12.5`: a decimal comma
+        if decimal_comma and re.fullmatch(r"-?\d*\.\d+", scalar):
             return _scalar_equiv(".".join(decimal_comma.groups()), scalar, deadline)
     for one, other in ((pred_structure, gold), (gold_structure, pred)):
-        # A collection of exactly one answer (`\{6\}`, `\{(1,2)\}`) is that answer.
-        if one[0] in ("set", "list") and len(set(one[1])) == 1 and _structure(other)[0] not in ("set", "list"):
+        # A collection of exactly one answer (`\{6\}`, `\{(1,2)\}`, `\frac12 or 0.5`) is that answer.
+        if one[0] in ("set", "list") and _one_value(one[1]) and _structure(other)[0] not in ("set", "list"):
             item = one[1][0]
             return _equiv(item, other, deadline) if one is pred_structure else _equiv(other, item, deadline)
+    for one, other in ((pred_structure, gold_structure), (gold_structure, pred_structure)):
+        # `x = 2, y = 3` for the ordered pair `(2, 3)`: the values in the order of their names.
+        if one[0] == "list" and other[0] == "tuple" and other[1:3] == ("(", ")"):
+            named = [re.fullmatch(r"([a-zA-Z]|\\[a-zA-Z]+)\s*=\s*(.+)", item) for item in one[1]]
+            if all(named) and len({m.group(1) for m in named}) == len(named):
+                values = [m.group(2) for m in sorted(named, key=lambda m: m.group(1).lstrip("\\"))]
+                return (_all_pairwise(values, other[3], deadline) if one is pred_structure
+                        else _all_pairwise(other[3], values, deadline))
     return False  # different shapes: a tuple is not a list, an interval is not a number
 
 
@@ -344,8 +397,8 @@ def _as_number(s: str) -> Number | None:
     for kind, whole, num, den in (("mixed", "whole", "mnum", "mden"), ("plainmixed", "pwhole", "pnum", "pden"),
                                   ("frac", None, "num", "den"), ("ratio", None, "rnum", "rden")):
         if match.group(kind):
-            if int(match.group(den)) == 0:
-                return None
+            if int(match.group(den)) == 0 or (whole and int(match.group(num)) >= int(match.group(den))):
+                return None  # 1/0, or a "mixed number" 7 9/5 that no one writes
             integer = int(match.group(whole)) if whole else 0
             return Number(sign * (integer + Fraction(int(match.group(num)), int(match.group(den)))), None)
     if match.group("repeating"):  # 0.1\overline{6} = 1/6
@@ -403,6 +456,11 @@ def _scalar_equiv(pred: str, gold: str, deadline: float) -> bool:
     pred_number, gold_number = _as_number(pred), _as_number(gold)
     if pred_number is not None and gold_number is not None:
         return _numbers_equal(pred_number, gold_number)  # plain numbers never reach sympy
+    pred_base, gold_base = (re.fullmatch(r"([0-9A-Z]+)_\{?(\d+)\}?", side) for side in (pred, gold))
+    if pred_base and gold_base:  # `2A_{16}` is `2A_16`
+        return pred_base.groups() == gold_base.groups()
+    if pred_base or gold_base:  # `1011_2` against `1011`: the base left off one side, the same digits
+        return (pred_base or gold_base).group(1) == (gold if pred_base else pred)
     if _is_text(pred) or _is_text(gold):
         return pred.lower().replace(" ", "") == gold.lower().replace(" ", "")
     if _CHOICE.match(pred) or _CHOICE.match(gold):
@@ -432,6 +490,13 @@ def _is_equiv_uncached(pred: str, gold: str, timeout: float) -> bool:
         prefix = _CHOICE_PREFIX.match(pred_norm)
         pred_letters = (prefix.group(1) or prefix.group(2)) if prefix else pred_norm
         return pred_letters == gold_norm
+    gold_prefix = _CHOICE_PREFIX.match(gold_norm)
+    if gold_prefix:  # gold `(A) 5`: answered by its letter or by its value
+        pred_prefix = _CHOICE_PREFIX.match(pred_norm)
+        if pred_prefix or _CHOICE.match(pred_norm):
+            pred_letter = (pred_prefix.group(1) or pred_prefix.group(2)) if pred_prefix else pred_norm
+            return pred_letter == (gold_prefix.group(1) or gold_prefix.group(2))
+        gold_norm = gold_norm[gold_prefix.end():].strip() or gold_norm
     return _equiv(pred_norm, gold_norm, deadline) or _percent_equal(pred, gold, pred_norm, gold_norm)
 
 
@@ -442,7 +507,9 @@ def is_equiv(pred: str | None, gold: str | None, *, timeout: float = DEFAULT_TIM
     has; a check that runs out is False. String and number work needs no limit: it is linear in
     the answer's length, which is capped.
     Results are cached (functools.lru_cache is thread-safe), so repeated pairs are free.
+    A number given for either (a gold of 0 read from JSON) is taken as its text.
     """
+    pred, gold = _as_text(pred), _as_text(gold)
     if not pred or not gold:
         return False
     try:
@@ -465,9 +532,15 @@ def _gold_answer(gold: str) -> str | None:
 
 def grade(response: str, gold: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
     """Is the final answer of `response` equal to `gold` (a bare answer, or a solution with a box or a final answer)?"""
+    response, gold = _as_text(response), _as_text(gold)
     if not response or not gold:
         return False
     return is_equiv(extract_answer(response), _gold_answer(gold), timeout=timeout)
+
+
+def _as_text(value) -> str | None:
+    """An int or float answer (`0`, `2.5`) as its text; anything else as it is."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def clear_caches() -> None:

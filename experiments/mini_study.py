@@ -1,6 +1,6 @@
 """The paper in miniature: He, Yin, Peng (NAACL 2025)'s supervision study on the built-in world, on a CPU.
 
-    python experiments/mini_study.py            # the whole study (about 40 minutes on 2 CPU cores)
+    python experiments/mini_study.py            # the whole study, Q1-Q6 (under an hour on 2 CPU cores)
     python experiments/mini_study.py --smoke    # the same plumbing at toy size, in about a minute
 
 The paper asks what makes good supervision for hard math: hard full tasks with many wrong solutions,
@@ -45,6 +45,7 @@ import easy_to_hard  # noqa: E402
 from runner import (Jobs, Progress, Workers, difference, pct, spearman, step_accuracy, summarize,  # noqa: E402
                     verdict)
 from w2s.data import read_jsonl  # noqa: E402
+from w2s.datadir import read_manifest  # noqa: E402
 import weak_to_strong  # noqa: E402  (Q5: its jobs join this study's pool, its section this report)
 
 # ---------------------------------------------------------------------------------------------
@@ -58,37 +59,35 @@ class Sizes:
     num_foundation: int  # stage-1 problems
     num_test: int  # same-distribution test problems (as many steps as the hard training tasks)
     num_long_test: int  # longer test problems: generalization to more steps
-    max_value: int  # largest amount in a task: how many arithmetic facts the model must learn
     hard_steps: str  # steps of hard tasks and of the same-distribution test ("3-4")
     long_steps: str  # steps of the longer test
     stage1_epochs: int
     stage2_epochs: int  # every stage-2 set gets the same number of passes, as in the paper
     teacher_steps: int  # the weak teacher: stage 1 plus this many steps on correct hard tasks
-    batch_size: int
+    stage1_batch_size: int
+    batch_size: int  # stage 2 and the weak teacher
     lr: float = 3e-3
     max_steps: int | None = None  # a cap on every run (the smoke test only)
     max_new_tokens: int = 96  # a 6-step solution takes about 60 tokens; a little room for a model that rambles
 
 
-# The full study, sized to finish in about 40 minutes on 2 CPU cores. Chosen from trial runs on this
-# machine (one seed each, while other work shared the CPU, so the timings are rough):
-# - the world's defaults (amounts up to 99, 3-5 steps) are too slow to learn for this budget: after
-#   1000 stage-1 steps at batch 64 the model solved 16% of its own 1-2 step training problems, and 100
-#   stage-2 steps on correct hard tasks left it at 4.6% on the 3-5 step test (it writes the lines, with
-#   the wrong numbers in them);
-# - amounts up to 20 leave ~10x fewer arithmetic facts to learn; batch 16 learns about as much per
-#   optimizer step as batch 64 at a quarter of the compute (loss 0.2 in ~100 s against ~210 s), and
-#   3200 stage-1 steps at batch 16 solved 76% of the 1-2 step problems;
-# - hard tasks of 3-4 steps rather than 3-5: from that stage 1, 350 stage-2 steps on correct hard
-#   tasks got 30% of the test steps right (22% final answers) against 17% (12%) at 3-5 steps;
-# - so stage 1 (4000 steps, once per seed) is where the arithmetic is learned, and the short stage 2
-#   (one epoch: 500 steps for a hard-task set) teaches longer chains from the condition's supervision;
-# - two 1-thread workers ran 2 x 200 steps in 49 s, one 2-thread process 200 steps in 148 s.
-FULL = Sizes(seeds=3, num_hard=8000, num_foundation=64000, num_test=1000, num_long_test=500, max_value=20,
-             hard_steps="3-4", long_steps="5-6", stage1_epochs=1, stage2_epochs=1, teacher_steps=150, batch_size=16)
+# The full study. Sized from trial runs on this machine (one seed, 1-thread workers as in the study;
+# the commands and the whole table are under "Trials behind the defaults" in experiments/RESULTS.md):
+# - the world is data_prep.py's default one (one-digit operands, + - *), which the tiny model masters;
+# - stage 1, 48000 correct 1-2 step problems at batch 64 (750 steps), teaches the format and the
+#   arithmetic, but alone it solves 3% of the 3-4 step test (it never writes a third step);
+# - stage 2 has a sharp threshold: from that stage 1, correct 3-4 step hard tasks gave 32% after 8000
+#   examples (1 epoch at batch 32), 44% (batch 16), 42% after 12000 (6000 tasks, 2 epochs) and 96.2%
+#   after 16000 (8000 tasks, 2 epochs, at batch 32 or 16). Hard tasks of 3-5 steps took 24000 examples
+#   to reach 84%: too slow for an hour with 10 conditions x 3 seeds, hence 3-4 steps here;
+# - so stage 2 is 2 epochs over each condition's set at batch 32 (500 steps for a hard-task set);
+# - the weak teacher is stage 1 + 200 of those steps (6400 examples): below the threshold, as a weak
+#   teacher should be (about 30% from the trials above).
+FULL = Sizes(seeds=3, num_hard=8000, num_foundation=48000, num_test=1000, num_long_test=500, hard_steps="3-4",
+             long_steps="5-6", stage1_epochs=1, stage2_epochs=2, teacher_steps=200, stage1_batch_size=64, batch_size=32)
 # The plumbing only: every stage runs, on a world too small to learn anything.
 SMOKE = replace(FULL, seeds=1, num_hard=40, num_foundation=40, num_test=8, num_long_test=4, teacher_steps=1,
-                batch_size=8, max_steps=2, max_new_tokens=24)
+                stage1_batch_size=8, batch_size=8, max_steps=2, max_new_tokens=24)
 
 TEACHER_SET = "model_teacher"  # the training set made of the weak teacher's samples
 TEACHER_RUN = "weak_teacher"
@@ -172,7 +171,7 @@ class Study:
     def build_data(self) -> None:
         s = self.sizes
         world = ["--out", self.data_dir, "--num-hard", str(s.num_hard), "--num-foundation", str(s.num_foundation),
-                 "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test), "--max-value", str(s.max_value),
+                 "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test),
                  "--hard-steps", s.hard_steps, "--long-steps", s.long_steps]
         needed = ["foundation"] + [c for c in CONDITIONS if c != TEACHER_SET]
         if all(os.path.exists(self.set_path(name)) for name in needed):
@@ -191,7 +190,7 @@ class Study:
         epochs = s.stage1_epochs if init is None else s.stage2_epochs
         steps = min(x for x in (max_steps, s.max_steps) if x) if (max_steps or s.max_steps) else None
         argv = ["--model", "tiny", "--data", data, "--out", out, "--seed", str(seed), "--epochs", str(epochs),
-                "--batch-size", str(s.batch_size), "--lr", str(s.lr), "--save-every", "200", "--keep-checkpoints", "1",
+                "--batch-size", str(s.batch_size if init else s.stage1_batch_size), "--lr", str(s.lr), "--save-every", "200", "--keep-checkpoints", "1",
                 "--resume"]
         argv += ["--init", init] if init else []
         argv += ["--max-steps", str(steps)] if steps else []
@@ -426,6 +425,7 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
             text = f.read()
         if READING_MARK in text:
             reading = text[text.index(READING_MARK):]
+    world = read_manifest(study.data_dir)
     lines = [
         "# The paper in miniature: results",
         "",
@@ -439,11 +439,14 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         f"thread(s) each; {os.cpu_count()} CPU cores); sum of the recorded job times (train + evaluate, per run): "
         f"{job_seconds / 60:.1f} min. This file was written by an invocation of {wall_seconds / 60:.1f} min.",
         f"- Model: the `tiny` preset (dim 128, 2 layers, 4 heads, FFN 512, tied embeddings, ~0.5M parameters), "
-        f"trained from scratch; AdamW lr {s.lr:g}, 5% warmup + cosine, batch {s.batch_size}, fp32.",
+        f"trained from scratch; AdamW lr {s.lr:g}, 5% warmup + cosine, batch {s.stage1_batch_size} in stage 1 and "
+        f"{s.batch_size} in stage 2, fp32, global batches drawn at random.",
         f"- Stage 1: {s.stage1_epochs} epoch{'s' * (s.stage1_epochs != 1)} over {s.num_foundation} correct 1-2 step problems "
         f"({steps.get('stage1', '?')} steps), once per seed. Stage 2: {s.stage2_epochs} epoch{'s' * (s.stage2_epochs != 1)} over each condition's set "
         f"(as in the paper, bigger sets get more steps: {', '.join(f'{c} {steps[c]}' for c in CONDITIONS if c in steps)}).",
-        f"- World: amounts up to {s.max_value}; {s.num_hard} hard training tasks of {s.hard_steps} steps, each with 2 "
+        f"- World: the built-in world's defaults (starting amounts up to {world.get('max_start')}, operands of + and - "
+        f"up to {world.get('max_add')}, of * up to {world.get('max_mul')}, operations {world.get('operations')}, "
+        f"amounts up to {world.get('max_value')}); {s.num_hard} hard training tasks of {s.hard_steps} steps, each with 2 "
         f"sub-tasks (contiguous runs of 2 steps) and a paraphrase; stage-1 problems of 1-2 steps. "
         f"Tests: `miniworld` ({s.num_test} held-out problems of {s.hard_steps} steps) and `miniworld_long` "
         f"({s.num_long_test} of {s.long_steps} steps, longer than anything trained on); greedy decoding, "

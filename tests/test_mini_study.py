@@ -1,5 +1,6 @@
 """experiments/mini_study.py end to end at toy size (--smoke): every stage runs, every condition gets a
 result, the report names them all, and a rerun resumes instead of redoing finished runs."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -55,7 +56,8 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
         assert f"(`{condition}`) |" in q5  # measured (stages I and II need agreeing answers: not at toy size)
     assert "weak labels (the teacher's answers on the" in q5 and "PGR" in q5
     assert os.path.exists(os.path.join(out, "q5", "data", "q5_hybrid_seed0.report.json"))
-    assert os.path.exists(os.path.join(out, "weak_to_strong.png"))
+    if importlib.util.find_spec("matplotlib"):  # the figure is optional: CI installs no matplotlib
+        assert os.path.exists(os.path.join(out, "weak_to_strong.png"))
 
     # Q6: every verifier of every seed re-ranked K samples of both test sets, never above pass@K.
     import easy_to_hard

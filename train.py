@@ -59,12 +59,13 @@ from w2s.verifier import load_step_data, prm_loss
 # batch 2 x accumulation 8, max length 2048 (HF Trainer defaults for the rest: no weight decay).
 FINETUNE_DEFAULTS = dict(dtype="bf16", lr=2e-5, warmup_ratio=0.1, epochs=2, batch_size=2, grad_accum=8,
                          max_seq_len=2048, weight_decay=0.0, save_every=500)
-# From scratch, a 0.5M-parameter model wants a large learning rate and many small steps: lr 3e-3,
-# 5% warmup, batch 64, as in the trial in issue 7's notes. Measured with these defaults on hard_full
-# (30k examples, 2 epochs = 938 steps, 23 min on a loaded 2-core machine): assistant-token loss 0.30,
-# answers in the right format but only 5% correct on the test set, so a study wants more steps
-# (--epochs / --max-steps). fp32: on a CPU, bf16 is no faster here (its attention backward is slow,
-# see bench/RESULTS.md). max_seq_len None: the preset's own.
+# From scratch, a 0.5M-parameter model wants a large learning rate and many small steps: lr 3e-3 (6e-3
+# reached 41% where 3e-3 reached 98% in a trial), 5% warmup, batch 64, batches drawn at random. On the
+# default world's hard_full (30000 tasks, 2 epochs = 938 steps, 4 min 10 s on 2 idle cores) the result
+# is bimodal: 98.0% of the held-out answers right in one trial, 50.4% in another run (the model stalls
+# on reading the k-th operation of long tasks). The trials: experiments/RESULTS.md. fp32: on a CPU,
+# bf16 is no faster here (its attention backward is slow, see bench/RESULTS.md). max_seq_len None:
+# the preset's own.
 SCRATCH_DEFAULTS = dict(dtype="fp32", lr=3e-3, warmup_ratio=0.05, epochs=2, batch_size=64, grad_accum=1,
                         max_seq_len=None, weight_decay=0.0, save_every=200)
 TRAIN_DTYPES = ("bf16", "fp32")

@@ -2,10 +2,14 @@
 "Easy-to-Hard Generalization: Scalable Alignment Beyond Human Supervision")
 
 Not a script of its own: experiments/mini_study.py calls `add_jobs` to put Q6's jobs in its pool (they
-need its data and each seed's `hard_full` model) and `report_lines` for its section of RESULTS.md and its
+need its data and each seed's policy model) and `report_lines` for its section of RESULTS.md and its
 figure. Everything runs through the project's commands, in the study's worker processes:
 
-1. Per seed, the policy is that seed's `hard_full` model (stage 1, then correct 3-4 step tasks). It
+1. Per seed, the policy is that seed's `hard_full+easy_sub` model (stage 1, then correct 3-4 step tasks
+   with their 2-step sub-tasks): it must solve easy problems too, or the easy verifier data are all bad
+   steps (the `hard_full` model, never shown a short problem after stage 1, wrote three steps for a
+   two-step problem and got 17-20% of easy-problem steps right: its verifiers learned "bad" for
+   everything and best-of-16 fell 20 points below majority voting). It
    solves EASY_TASKS easy problems (1-2 steps: stage 1's foundation problems) SAMPLES_EASY times each,
    and, for the upper bound only, HARD_TASKS hard training tasks SAMPLES_HARD times each (sample.py,
    temperature 0.7).
@@ -17,7 +21,7 @@ figure. Everything runs through the project's commands, in the study's worker pr
    set (same-distribution 3-4 steps, and the longer 5-6 steps): maj@K, pass@K, best-of-K and weighted
    majority, and the curves over k = 1, 2, 4, ... K from the same K samples. A PRM's score is its weakest
    step (min), an ORM's its last verdict. Each sample has its own seed, so the three evaluations of a seed
-   see the same K samples. Greedy comes from the `hard_full` run's own evaluation of those problems.
+   see the same K samples. Greedy comes from the policy run's own evaluation of those problems.
 
 Cost (the full study; our estimate from the study's measured speeds on 2 cores, not a timed run): per
 seed, 2400 + 1200 samples of at most 96 tokens, 3 verifier trainings of one epoch (150-225 steps of 16),
@@ -59,7 +63,7 @@ FULL = E2HSizes(easy_tasks=300, samples_easy=8, hard_tasks=300, samples_hard=4, 
 SMOKE = E2HSizes(easy_tasks=6, samples_easy=2, hard_tasks=4, samples_hard=2, verifier_epochs=1, lr=1e-3, k=4,
                  test_problems=3)
 
-POLICY = "hard_full"  # the condition whose model is the policy
+POLICY = "hard_full+easy_sub"  # the condition whose model is the policy (see 1. above for why not hard_full)
 VERIFIERS = {  # name -> (what it is, step rows, aggregation)
     "prm_easy": ("PRM trained on easy problems", "easy", "min"),
     "orm_easy": ("ORM trained on easy problems", "easy", "last"),

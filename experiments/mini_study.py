@@ -309,7 +309,7 @@ class Study:
         for seed in range(s.seeds):
             jobs.add(f"{TEACHER_SET}/{seed}", lambda seed=seed: self.train_and_evaluate(
                 TEACHER_SET, seed, progress, stage2_cost[TEACHER_SET]), after=(f"stage1/{seed}", TEACHER_RUN))
-        easy_to_hard.add_jobs(self, jobs, progress)  # Q6: needs the data and each seed's hard_full model
+        easy_to_hard.add_jobs(self, jobs, progress)  # Q6: needs the data and each seed's policy model
         weak_to_strong.add_jobs(self, jobs, progress)
         failures = jobs.wait()
         self.workers.shutdown()

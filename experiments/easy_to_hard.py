@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from runner import mean_and_spread, pct, verdict  # noqa: E402
+from runner import mean_and_spread, pct, pyplot, verdict  # noqa: E402
 from w2s import miniworld  # noqa: E402
 from w2s.data import problem_from_user_message, read_jsonl  # noqa: E402
 from w2s.verifier import split_steps  # noqa: E402
@@ -342,12 +342,8 @@ def report_lines(study, figure_dir: str) -> list[str]:
 
 def write_figure(stats: dict, path: str) -> str | None:
     """Accuracy over the first k samples (k = 1, 2, 4, ... K), one panel per test set."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     fig, axes = plt.subplots(1, len(stats), figsize=(6 * len(stats), 4.5), squeeze=False)
     styles = {"pass": ("pass@k", "gray", ":"), "maj": ("maj@k", "black", "-"),

@@ -42,8 +42,8 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared runner beside this script
 
 import easy_to_hard  # noqa: E402
-from runner import (Jobs, Progress, Workers, difference, pct, spearman, step_accuracy, summarize,  # noqa: E402
-                    verdict)
+from runner import (Jobs, Progress, Workers, accuracy_bars, difference, pct, pyplot, spearman,  # noqa: E402
+                    step_accuracy, summarize, verdict)
 from w2s.data import read_jsonl  # noqa: E402
 from w2s.datadir import read_manifest  # noqa: E402
 import weak_to_strong  # noqa: E402  (Q5: its jobs join this study's pool, its section this report)
@@ -501,12 +501,8 @@ def write_figure(study: Study, path: str) -> str | None:
     """One panel per question (final-answer accuracy and steps right on the test set, mean ± SE over
     seeds, each seed a dot), and accuracy against the step-wise error rate of every hard-task training
     set. Skipped, with a message, when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         print("matplotlib is not installed: no figure (pip install matplotlib to get one)")
         return None
     results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
@@ -514,15 +510,7 @@ def write_figure(study: Study, path: str) -> str | None:
     fig, axes = plt.subplots(2, 2, figsize=(14, 10))
     for ax, question in zip(axes.flat[:3], QUESTIONS[:3]):
         names = [c for c in question.conditions if c in summary]
-        for offset, (label, pick, color) in enumerate([("final answer right", lambda m: m, "tab:blue"),
-                                                      ("steps right", lambda m: m["step"], "tab:orange")]):
-            x = [i + (offset - 0.5) * 0.38 for i in range(len(names))]
-            stats = [pick(summary[c]["miniworld"]) for c in names]
-            ax.bar(x, [st["mean"] * 100 for st in stats], width=0.38, color=color, label=label,
-                   yerr=[st["se"] * 100 if st["n"] > 1 else 0 for st in stats], capsize=3)
-            for xi, st in zip(x, stats):  # each seed as a dot
-                ax.scatter([xi] * len(st["values"]), [v * 100 for v in st["values"]], color="black", s=8, zorder=3)
-        ax.set_xticks(range(len(names)), [textwrap.fill(LABELS[c], 22) for c in names], fontsize=8)
+        accuracy_bars(ax, summary, names, [textwrap.fill(LABELS[c], 22) for c in names])
         if "stage1" in summary:  # where every condition started from
             ax.axhline(summary["stage1"]["miniworld"]["mean"] * 100, color="gray", linestyle="--", linewidth=1,
                        label="stage 1 alone (final answer)")

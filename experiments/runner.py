@@ -2,7 +2,7 @@
 a pool of jobs that start when what they need is done, progress with an ETA, and the statistics
 (mean and standard error over seeds, differences paired by seed, verdicts, rank correlation).
 
-Reading order: the commands and the pools; the statistics.
+Reading order: the commands and the pools; the statistics; the figures (matplotlib optional).
 """
 import math
 import os
@@ -238,3 +238,34 @@ def spearman(xs: list[float], ys: list[float]) -> float:
 
 def pct(x: float | None, digits: int = 1) -> str:
     return "n/a" if x is None or x != x else f"{x * 100:.{digits}f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures (optional: matplotlib is not a dependency)
+
+
+def pyplot():
+    """matplotlib.pyplot drawing to files only, or None where matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def accuracy_bars(ax, summary: dict, names: list[str], labels: list[str], fontsize: int = 8,
+                  bench: str = "miniworld") -> None:
+    """Two bars per condition, final answers right and steps right on `bench` (mean ± SE over seeds),
+    each seed a dot."""
+    for offset, (label, pick, color) in enumerate([("final answer right", lambda m: m, "tab:blue"),
+                                                  ("steps right", lambda m: m["step"], "tab:orange")]):
+        x = [i + (offset - 0.5) * 0.38 for i in range(len(names))]
+        stats = [pick(summary[c][bench]) for c in names]
+        ax.bar(x, [st["mean"] * 100 for st in stats], width=0.38, color=color, label=label,
+               yerr=[st["se"] * 100 if st["n"] > 1 else 0 for st in stats], capsize=3)
+        for xi, st in zip(x, stats):  # each seed as a dot
+            ax.scatter([xi] * len(st["values"]), [v * 100 for v in st["values"]], color="black", s=8, zorder=3)
+    ax.set_xticks(range(len(names)), labels, fontsize=fontsize)

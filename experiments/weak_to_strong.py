@@ -39,7 +39,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from runner import mean_and_spread, pct, summarize  # noqa: E402  (experiments/ is on sys.path: mini_study)
+from runner import accuracy_bars, mean_and_spread, pct, pyplot, summarize  # noqa: E402  (experiments/ is on sys.path: mini_study)
 from w2s.data import read_jsonl
 
 BENCHES = ("miniworld", "miniworld_long")
@@ -342,26 +342,14 @@ def report_lines(study, figure_dir: str) -> list[str]:
 
 def write_figure(summary: dict, path: str) -> str | None:
     """Test accuracy (final answers, steps right) of every Q5 model, mean ± SE over seeds, each seed a dot."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     names = [c for c in CONDITIONS if c in summary]
     if not names:
         return None
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    for offset, (label, pick, color) in enumerate([("final answer right", lambda m: m, "tab:blue"),
-                                                  ("steps right", lambda m: m["step"], "tab:orange")]):
-        x = [i + (offset - 0.5) * 0.38 for i in range(len(names))]
-        stats = [pick(summary[c]["miniworld"]) for c in names]
-        ax.bar(x, [st["mean"] * 100 for st in stats], width=0.38, color=color, label=label,
-               yerr=[st["se"] * 100 if st["n"] > 1 else 0 for st in stats], capsize=3)
-        for xi, st in zip(x, stats):
-            ax.scatter([xi] * len(st["values"]), [v * 100 for v in st["values"]], color="black", s=8, zorder=3)
-    ax.set_xticks(range(len(names)), [LABELS[c].replace(": ", ":\n") for c in names], fontsize=7)
+    accuracy_bars(ax, summary, names, [LABELS[c].replace(": ", ":\n") for c in names], fontsize=7)
     ax.set_ylabel("test set %")
     ax.set_title("Q5: weak-to-strong reasoning in miniature", fontsize=10)
     ax.legend(fontsize=8)

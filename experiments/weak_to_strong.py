@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass
 
 from runner import accuracy_bars, mean_and_spread, pct, pyplot, summarize  # noqa: E402  (experiments/ is on sys.path: mini_study)
-from w2s.data import read_jsonl
+from w2s.jsonl import read_jsonl
 
 BENCHES = ("miniworld", "miniworld_long")
 TEACHER = "q5_teacher"  # the study's weak teacher, evaluated on Q5's test subset

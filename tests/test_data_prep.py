@@ -8,8 +8,9 @@ import pytest
 import data_prep
 from w2s import miniworld as mw
 from w2s import quality
-from w2s.data import load_sft_examples, problem_from_user_message, read_jsonl
+from w2s.data import load_sft_examples, problem_from_user_message
 from w2s.grader import grade
+from w2s.jsonl import read_jsonl
 from w2s.sets import builtin_set_args, set_names
 from w2s.tokenizer import Tokenizer
 

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 
 from w2s.errors import UserError
-from w2s.jsonl import check_meta, check_object_with_id, read_jsonl, read_rows_with_unique_ids  # noqa: F401  (read_jsonl: experiments/ import it from here)
+from w2s.jsonl import check_meta, check_object_with_id, read_rows_with_unique_ids
 
 # One instruction for every prompt the project makes (SFT data, sampling, evaluation), so a
 # model trained on our data is asked questions exactly the way it was taught.

@@ -10,12 +10,12 @@ import sys
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 import train
 from tests.addition_chains import addition_chain
-from w2s.dpo import dpo_loss, load_dpo_data, reference_pass, tokenize_pairs
+from tests.killed_run import train_killed_at_step
+from w2s.dpo import dpo_loss, reference_pass, tokenize_pairs
 from w2s.model import Llama, ModelArgs
 from w2s.tokenizer import Tokenizer, train_tokenizer
 
@@ -168,23 +168,13 @@ def test_two_processes_match_one(setup, tmp_path):
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
 
 
-def test_resume_continues_exactly_and_reads_the_cached_reference(setup, tmp_path, monkeypatch, capsys):
+def test_resume_continues_exactly_and_reads_the_cached_reference(setup, tmp_path, capsys):
     data, init = setup
     data = copy_data(data, tmp_path / "data")
     common = ["--max-steps", "4", "--lr", "1e-3", "--batch-size", "6"]
     run(data, init, str(tmp_path / "straight"), *common)
-    real_step, calls = train.train_step, []
-
-    def killed_at_step_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt("simulated kill")
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train, "train_step", killed_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
+    with train_killed_at_step(3), pytest.raises(KeyboardInterrupt):
         run(data, init, str(tmp_path / "resumed"), *common, "--save-every", "2")
-    monkeypatch.setattr(train, "train_step", real_step)
     capsys.readouterr()
     run(data, init, str(tmp_path / "resumed"), *common, "--save-every", "2")
     assert "reference log-probs of 24 pairs: read from" in capsys.readouterr().out

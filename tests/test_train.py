@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 import train
 from tests.addition_chains import addition_chain
+from tests.killed_run import train_killed_at_step
 from w2s.sft import IGNORE_INDEX, TokenizedExample, load_sft_data, sft_loss, tokenize_sft
 from w2s.model import Llama, ModelArgs
 from w2s.tokenizer import Tokenizer, train_tokenizer
@@ -153,24 +154,14 @@ def test_padding_and_prompt_labels_do_not_count():
     assert loss_sum.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_resume_continues_exactly(data_file, tmp_path, monkeypatch):
+def test_resume_continues_exactly(data_file, tmp_path):
     common = ["--max-steps", "6", "--lr", "1e-3", "--batch-size", "4"]
     run(data_file, str(tmp_path / "straight"), *common)
 
-    real_step, calls = train.train_step, []
-
-    def killed_at_step_5(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt("simulated kill")
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train, "train_step", killed_at_step_5)
-    with pytest.raises(KeyboardInterrupt):
+    with train_killed_at_step(5), pytest.raises(KeyboardInterrupt):
         run(data_file, str(tmp_path / "resumed"), *common, "--save-every", "3")
     assert not dist.is_initialized()
     assert [r["step"] for r in metrics(str(tmp_path / "resumed"))] == [1, 2, 3, 4]
-    monkeypatch.setattr(train, "train_step", real_step)
     run(data_file, str(tmp_path / "resumed"), *common, "--save-every", "3")  # the same command: resumes
 
     straight, resumed = metrics(str(tmp_path / "straight")), metrics(str(tmp_path / "resumed"))

@@ -154,18 +154,24 @@ def test_two_processes_match_one(setup, tmp_path):
     common = ["--max-steps", "3", "--lr", "1e-3"]
     run(copy_data(data, tmp_path / "d1"), init, str(tmp_path / "one"), "--batch-size", "10", "--grad-accum", "1", *common)
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               os.path.join(ROOT, "train.py"), "--objective", "dpo", "--data", copy_data(data, tmp_path / "d2"),
-               "--init", init, "--out", str(tmp_path / "two"), "--batch-size", "1", "--grad-accum", "5", *common]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    data_two = copy_data(data, tmp_path / "d2")
+    command = lambda out: [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # noqa: E731
+                           os.path.join(ROOT, "train.py"), "--objective", "dpo", "--data", data_two,
+                           "--init", init, "--out", str(tmp_path / out), "--batch-size", "1", "--grad-accum", "5", *common]
+    result = subprocess.run(command("two"), env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "FSDP2 over 2 processes" in result.stdout and "computed in" in result.stdout
+    # Again on the same data: rank 0 reads the cached reference and sends it to rank 1.
+    again = subprocess.run(command("again"), env=env, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "reference log-probs of 24 pairs: read from" in again.stdout
     one, two = metrics(str(tmp_path / "one")), metrics(str(tmp_path / "two"))
     assert [r["step"] for r in two] == [1, 2, 3]
-    for a, b in zip(one, two):
-        for name in ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"):
-            assert a[name] == pytest.approx(b[name], rel=1e-4, abs=1e-6), name
-        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+    for other in (two, metrics(str(tmp_path / "again"))):
+        for a, b in zip(one, other):
+            for name in ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"):
+                assert a[name] == pytest.approx(b[name], rel=1e-4, abs=1e-6), name
+            assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
 
 
 def test_resume_continues_exactly_and_reads_the_cached_reference(setup, tmp_path, capsys):

@@ -228,15 +228,23 @@ def reference_pass(model: torch.nn.Module, examples: list[PairExample], pad_id: 
         key.update(np.asarray(e.chosen_ids + [-1] + e.rejected_ids + [-2], dtype=np.int64).tobytes())
         key.update(np.asarray(e.chosen_mask + e.rejected_mask, dtype=np.uint8).tobytes())
     cache = _cache_path(data_path, "reference", key.hexdigest())
-    if os.path.exists(cache):
-        with np.load(cache, allow_pickle=False) as arrays:
-            values = arrays["logps"]
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    # Rank 0 decides and reads, the others receive: ranks that looked for the file themselves could
+    # disagree (one seeing it written, another not) and then wait for each other's forwards forever.
+    cached = torch.tensor([rank == 0 and os.path.exists(cache)], dtype=torch.int64, device=device)
+    if world_size > 1:
+        dist.broadcast(cached, 0)
+    values_t = torch.zeros(len(examples), 2, dtype=torch.float64, device=device)
+    if cached.item():
+        if rank == 0:
+            with np.load(cache, allow_pickle=False) as arrays:
+                values_t = torch.from_numpy(arrays["logps"]).to(device)
+        if world_size > 1:
+            dist.broadcast(values_t, 0)
         source = f"read from {cache}"
     else:
-        rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         mine = list(range(rank, len(examples), world_size))
         forwards = math.ceil(math.ceil(len(examples) / world_size) / batch_size)
-        values_t = torch.zeros(len(examples), 2, dtype=torch.float64, device=device)
         for k in range(forwards):
             indices = mine[k * batch_size:(k + 1) * batch_size]
             batch = [examples[i] for i in indices] or [examples[0]]  # a rank with none left still joins
@@ -245,10 +253,10 @@ def reference_pass(model: torch.nn.Module, examples: list[PairExample], pad_id: 
                 values_t[indices] = logps
         if world_size > 1:
             dist.all_reduce(values_t)
-        values = values_t.cpu().numpy()
         if rank == 0:
-            _save_npz(cache, logps=values)
+            _save_npz(cache, logps=values_t.cpu().numpy())
         source = f"computed in {forwards} forwards per process, cached in {cache}"
+    values = values_t.cpu().numpy()
     for e, (chosen, rejected) in zip(examples, values.tolist()):
         e.ref_chosen, e.ref_rejected = chosen, rejected
     return f"reference log-probs of {len(examples)} pairs: {source}"

@@ -244,7 +244,7 @@ def test_rerun_of_a_finished_run_is_done_and_other_settings_are_refused(data_fil
         run(data_file, str(out), "--max-steps", "1", "--lr", "1")
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "args.json" in err and "lr (was 0.003, now 1.0)" in err and err.count("\n") == 1
+    assert "args.json" in err and "lr (was 0.002, now 1.0)" in err and err.count("\n") == 1
 
 
 def test_tokenized_cache_matches_and_follows_the_file(data_file, tmp_path):

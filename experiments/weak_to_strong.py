@@ -5,76 +5,86 @@ Not a script of its own: experiments/mini_study.py calls `add_jobs(study, jobs, 
 Q5's jobs into its pool (they reuse the study's models) and `report_lines(study)` for its section of
 RESULTS.md. Everything the section says is computed from results.jsonl and the files the jobs write.
 
-The cast, all on the study's built-in world:
-- Weak teacher: the study's weak teacher (stage 1 of seed 0 + a few steps on correct hard tasks: a
-  small model fine-tuned on a little gold). It labels Q5's tasks (greedy, one answer each): the
-  weak-SFT source.
-- Strong student: the study's `easy_sub` model of each seed (stage 1 + one epoch of correct easy
-  sub-tasks). Why this one: a larger preset would need its own stage 1 per seed (the study's largest
-  cost), while the `easy_sub` model already knows every step of a hard task and has never seen a
-  hard task solved: latent ability that weak labels can unlock or spoil, which is the paper's premise
-  (a strong base model, a weak model with task-specific fine-tuning). It costs nothing extra here.
-- Q5's tasks: hard training tasks the weak teacher never trained on (its batches are replayed to
-  know which), whose gold answers are read only to measure label quality.
+The cast, all in the study's built-in world:
+- Weak teacher: the study's weak teacher (stage 1 of seed 0 + teacher_steps steps on correct hard
+  tasks: a small model fine-tuned on a little gold, below the learning threshold). Its greedy answers
+  on the unlabelled pool are the weak-SFT labels.
+- Strong student: each seed's stage-1 model. Given the study's budget of gold hard tasks (16000
+  examples) it reaches the study's `hard_full` accuracy, far above the teacher: latent ability that weak
+  labels can unlock or spoil, the paper's premise. It costs no extra stage 1.
+- Weak-ICL, a stand-in. In the paper the strong model, prompted with a few solved examples, is the
+  second source. A 0.5M model does not learn in context (measured: with 2 of the teacher's solved
+  examples in the prompt, its answers agreed with the teacher's on 0-8 of 600 tasks), so a second weak
+  model stands in: stage 1 of seed 1 plus teacher_steps steps on the same kind of little gold as the
+  teacher (the study's correct hard tasks, its own draw). As weak as the teacher, with mistakes of its
+  own; one for all seeds, as the teacher is (sampling the pool once per seed would not fit the hour).
+- Unlabelled pool: `pool` hard tasks of the same world drawn after the study's (data_prep.py draws
+  hard tasks as one stream, so a larger --num-hard extends it): neither source trained on them, and
+  none shares a task with the test. Their gold answers are read only to measure label quality.
 
-Conditions per seed, each evaluated on a test subset (the teacher too, on the same subset):
-  q5_naive    the student, SFT on every weak label
-  q5_stage1   stage I: the student prompted with 2 of the weak teacher's solved examples (weak-ICL,
-              sample.py --few-shot) labels the tasks; data_prep.py --agree keeps the tasks where its
-              answer and the teacher's agree, and the student is trained on both responses (hybrid)
-  q5_dpo      stage II: the stage-I model samples 10 solutions per task at temperature 1;
-              data_prep.py --pairs (confidence 0.6 / 0.8, 1 pair a task); train.py --objective dpo
-              from the stage-I model
-  q5_ceiling  the student, SFT on the same tasks' gold solutions
+Every student gets the same budget as the study's stage 2 (stage2_epochs x num_hard examples, at its
+batch size), whatever its set's size, so that label quality, not the number of examples seen, is what
+differs (stage 2 has a sharp threshold in examples seen):
+  q5_naive    SFT on every weak label of the pool
+  q5_stage1   stage I: data_prep.py --agree keeps the tasks where the teacher's and the stand-in's
+              answers agree (one hybrid set), and the student learns both responses
+  q5_dpo      stage II: the stage-I model samples strong_samples solutions per task at temperature 1
+              on the first pair_tasks tasks of the pool; data_prep.py --pairs (confidence 0.6 / 0.8,
+              1 pair a task); train.py --objective dpo from the stage-I model (also the reference)
+  ceiling     the study's `hard_full` run: the same student on gold hard tasks, same budget
+The teacher is the study's `weak_teacher` run. All are evaluated on the study's full test sets.
 PGR = (student - teacher) / (ceiling - teacher) (Burns et al. 2023), per seed.
-
-Compute (the full study's sizes below; about 10 minutes of the 2 cores for 3 seeds, estimated from
-the study's measured rates, not yet run): per seed 3 SFT runs of 2 epochs over at most 1200 rows
-(<= 150 steps each at batch 16, ~0.25 s a step), one DPO run (<= 75 steps, two sequences and a
-reference pre-pass per pair), 600 few-shot samples, 6000 stage-II samples and 5 evaluations on a
-300 + 150 problem test subset. Not tuned: the DPO learning rate and beta are guesses for a 0.5M model.
 """
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
 
 from runner import accuracy_bars, mean_and_spread, pct, pyplot, summarize  # noqa: E402  (experiments/ is on sys.path: mini_study)
-from w2s.jsonl import read_jsonl
+from w2s.jsonl import read_jsonl, write_jsonl
 
 BENCHES = ("miniworld", "miniworld_long")
-TEACHER = "q5_teacher"  # the study's weak teacher, evaluated on Q5's test subset
-BASE = "q5_student_base"  # the strong student before any weak supervision
+TEACHER = "weak_teacher"  # the study's runs, reused
+CEILING = "hard_full"
+BASE = "stage1"
+ICL = "q5_icl"  # the weak-ICL stand-in: a second weak model
 STUDENTS = ("q5_naive", "q5_stage1", "q5_dpo")
-CEILING = "q5_ceiling"
-CONDITIONS = (TEACHER, BASE, *STUDENTS, CEILING)
-LABELS = {TEACHER: "weak teacher (a little gold)", BASE: "strong student before weak supervision",
+OWN = (ICL, *STUDENTS)  # the runs Q5 adds
+HYBRID = "q5_hybrid"  # stage I's set: the tasks where the two sources agree
+CONDITIONS = (TEACHER, ICL, BASE, *STUDENTS, CEILING)
+LABELS = {TEACHER: "weak teacher (a little gold)", ICL: "weak-ICL stand-in (a second weak model)",
+          BASE: "strong student before weak supervision (stage 1)",
           "q5_naive": "(a) naive SFT on all weak labels", "q5_stage1": "(b) stage I: agreement-selected hybrid SFT",
           "q5_dpo": "(c) stage I + stage II DPO", CEILING: "ceiling: the student on gold"}
 
 
 @dataclass(frozen=True)
 class Sizes:
-    tasks: int  # hard tasks the weak teacher labels
-    test: int  # problems of each test subset (the long one gets half)
-    epochs: int  # SFT epochs over Q5's sets
-    strong_samples: int  # stage II: samples per task from the stage-I model
-    shots: int  # weak-ICL: solved examples before each task
+    pool: int  # unlabelled hard tasks that both sources label
+    pair_tasks: int  # stage II: tasks of the pool the stage-I model samples
+    strong_samples: int  # stage II: samples per task
     dpo_lr: float
     dpo_beta: float
     dpo_epochs: int
-    max_steps: int | None = None  # a cap on every run (smoke only)
-    label_temperature: float = 0.0  # the teacher's and weak-ICL's labels: greedy (smoke: 1, as untrained
-    # models answer nothing greedily; at toy size no task may agree, and stages I and II are then skipped)
+    label_temperature: float = 0.0  # both sources' labels: greedy (smoke: 1, as untrained models answer
+    # nothing greedily; at toy size no task may agree, and stages I and II are then skipped)
 
 
-FULL = Sizes(tasks=600, test=300, epochs=2, strong_samples=10, shots=2, dpo_lr=3e-4, dpo_beta=0.1, dpo_epochs=2)
-SMOKE = Sizes(tasks=12, test=8, epochs=1, strong_samples=4, shots=2, dpo_lr=3e-4, dpo_beta=0.1, dpo_epochs=1, max_steps=2,
-              label_temperature=1.0)
+# Sampling is the cost that grows with the pool: pool labels from each source, pair_tasks x
+# strong_samples per seed from the stage-I model.
+FULL = Sizes(pool=16000, pair_tasks=500, strong_samples=10, dpo_lr=3e-4, dpo_beta=0.1, dpo_epochs=2)
+SMOKE = Sizes(pool=24, pair_tasks=8, strong_samples=4, dpo_lr=3e-4, dpo_beta=0.1, dpo_epochs=1, label_temperature=1.0)
 
 
 def sizes_of(study) -> Sizes:
     return SMOKE if study.sizes.max_steps else FULL
+
+
+def budget_steps(study) -> int:
+    """The study's stage-2 budget in optimizer steps: every Q5 student trains this long."""
+    s = study.sizes
+    return s.max_steps or math.ceil(s.stage2_epochs * s.num_hard / s.batch_size)
 
 
 def q5_dir(study, *parts: str) -> str:
@@ -82,52 +92,41 @@ def q5_dir(study, *parts: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Inputs: Q5's tasks (unseen by the teacher) and test subsets
+# Inputs: the unlabelled pool
 
 
-def teacher_seen_ids(study) -> set[str]:
-    """Ids of the hard_full rows the weak teacher trained on: its global batches, replayed as train.py
-    drew them (seed 0, epoch 0, the study's batch size, the first teacher_steps of them)."""
-    from w2s.batches import global_batches
-    from w2s.sft import load_sft_data
-    from w2s.tokenizer import Tokenizer
-
-    path = study.set_path("hard_full")
-    tokenizer = Tokenizer.from_pretrained(os.path.join(study.data_dir, "tokenizer.json"))
-    examples, _ = load_sft_data(path, tokenizer, 512, write_cache=False)  # the tiny preset's length
-    batches = global_batches([e.length for e in examples], study.sizes.batch_size, 0, 0)[:study.sizes.teacher_steps]
-    rows = read_jsonl(path)
-    return {rows[i]["id"] for batch in batches for i in batch}
-
-
-def prepare_inputs(study) -> None:
-    """q5/tasks.jsonl, q5/data/test/<bench>.jsonl (subsets) and q5/data/q5_gold.jsonl (the ceiling's set)."""
-    size = sizes_of(study)
-    if os.path.exists(q5_dir(study, "data", "q5_gold.jsonl")):
+def prepare_pool(study) -> None:
+    """q5/tasks.jsonl (the pool) and q5/pair_tasks.jsonl (its first pair_tasks), drawn by data_prep.py
+    as the continuation of the study's hard tasks; checked to extend them and to share its tests."""
+    size, s = sizes_of(study), study.sizes
+    if os.path.exists(q5_dir(study, "pair_tasks.jsonl")):
         return
-    from w2s.jsonl import write_jsonl
-
-    seen = teacher_seen_ids(study)
-    tasks = [t for t in read_jsonl(os.path.join(study.data_dir, "tasks", "hard_full.jsonl")) if t["id"] not in seen][:size.tasks]
-    ids = {t["id"] for t in tasks}
-    gold = [row for row in read_jsonl(study.set_path("hard_full")) if row["meta"]["task_id"] in ids]
-    os.makedirs(q5_dir(study, "data", "test"), exist_ok=True)
-    write_jsonl(q5_dir(study, "tasks.jsonl"), tasks)
-    for bench, count in zip(BENCHES, (size.test, max(1, size.test // 2))):
-        write_jsonl(q5_dir(study, "data", "test", f"{bench}.jsonl"),
-                    read_jsonl(os.path.join(study.data_dir, "test", f"{bench}.jsonl"))[:count])
-    write_jsonl(q5_dir(study, "data", "q5_gold.jsonl"), gold)
+    world = q5_dir(study, "world")
+    study.run("data_prep", ["--out", world, "--num-hard", str(s.num_hard + size.pool), "--num-foundation", "0",
+                            "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test),
+                            "--hard-steps", s.hard_steps, "--long-steps", s.long_steps, "--sets", "hard_full"],
+              q5_dir(study, "data_prep.log"))
+    tasks = read_jsonl(os.path.join(world, "tasks", "hard_full.jsonl"))
+    study_tasks = read_jsonl(os.path.join(study.data_dir, "tasks", "hard_full.jsonl"))
+    if [t["problem"] for t in tasks[:len(study_tasks)]] != [t["problem"] for t in study_tasks]:
+        raise RuntimeError(f"{world}: the larger world does not begin with the study's hard tasks")
+    for bench in BENCHES:
+        if read_jsonl(os.path.join(world, "test", f"{bench}.jsonl")) != read_jsonl(os.path.join(study.data_dir, "test", f"{bench}.jsonl")):
+            raise RuntimeError(f"{world}: its {bench} test differs from the study's")
+    pool = tasks[len(study_tasks):]
+    write_jsonl(q5_dir(study, "tasks.jsonl"), pool)
+    write_jsonl(q5_dir(study, "pair_tasks.jsonl"), pool[:size.pair_tasks])
 
 
 # ---------------------------------------------------------------------------------------------
 # Stages
 
 
-def sample(study, model: str, out: str, n: int, temperature: float, *extra: str) -> str:
+def sample(study, model: str, tasks: str, out: str, n: int, temperature: float) -> str:
     if not os.path.exists(out + ".done"):
-        study.run("sample", ["--model", model, "--tasks", q5_dir(study, "tasks.jsonl"), "--out", out, "--n", str(n),
+        study.run("sample", ["--model", model, "--tasks", tasks, "--out", out, "--n", str(n),
                              "--temperature", str(temperature), "--top-p", "1.0", "--batch-size", "256", "--seed", "0",
-                             "--max-new-tokens", str(study.sizes.max_new_tokens), "--quiet", *extra],
+                             "--max-new-tokens", str(study.sizes.max_new_tokens), "--quiet"],
                   out + ".log")
         open(out + ".done", "w").close()
     return out
@@ -137,104 +136,101 @@ def data_prep(study, *argv: str) -> None:
     study.run("data_prep", ["--out", q5_dir(study, "data"), *argv], q5_dir(study, "data_prep.log"))
 
 
-def train(study, data: str, out: str, seed: int, init: str, *extra: str) -> str:
-    size = sizes_of(study)
+def set_path(study, name: str) -> str:
+    return q5_dir(study, "data", f"{name}.jsonl")
+
+
+def train(study, data: str, out: str, seed: int, init: str, steps: int, *extra: str, lr: float | None = None) -> str:
+    """train.py for exactly `steps` optimizer steps at the study's batch size: as many epochs over
+    `data` as that takes (the schedule spans the steps)."""
     if not os.path.exists(os.path.join(out, "final", "config.json")):
+        rows = sum(1 for _ in open(data))
+        epochs = max(1, math.ceil(steps * study.sizes.batch_size / max(rows, 1)))
         argv = ["--model", "tiny", "--data", data, "--out", out, "--seed", str(seed), "--init", init,
-                "--batch-size", str(study.sizes.batch_size), "--save-every", "200", "--keep-checkpoints", "1", "--resume"]
-        argv += ["--max-steps", str(size.max_steps)] if size.max_steps else []
+                "--batch-size", str(study.sizes.batch_size), "--epochs", str(epochs), "--max-steps", str(steps),
+                "--lr", str(lr or study.sizes.lr), "--save-every", "200", "--keep-checkpoints", "1", "--resume"]
         study.run("train", [*argv, *extra], os.path.join(out, "train.log"))
     return os.path.join(out, "final")
 
 
-def evaluate(study, condition: str, seed: int | None, run_dir: str, model: str, started: float) -> None:
-    summary_path = os.path.join(run_dir, "eval", "summary.json")
-    if not os.path.exists(summary_path):
-        study.run("evaluate", ["--model", model, "--bench", *BENCHES, "--data-dir", q5_dir(study, "data"),
-                               "--out", os.path.join(run_dir, "eval"), "--batch-size", "256", "--max-new-tokens",
-                               str(study.sizes.max_new_tokens), "--group-by", "steps", "--quiet"],
-                  os.path.join(run_dir, "eval.log"))
-    with open(summary_path) as f:
-        summary = json.load(f)
-    _record(study, condition, seed, run_dir, summary, time.time() - started)
+def run_dir(study, condition: str, seed: int | None) -> str:
+    return q5_dir(study, "runs", condition if seed is None else f"{condition}/seed{seed}")
 
 
-def _record(study, condition: str, seed: int | None, run_dir: str, summary: dict, seconds: float) -> None:
-    """A results.jsonl row like the study's (its record() expects a training run in run_dir)."""
-    from runner import step_accuracy
-
-    with study.lock:
-        path = study.results_path
-        if os.path.exists(path) and any((r["condition"], r["seed"]) == (condition, seed) for r in read_jsonl(path)):
-            return
-        metrics_path = os.path.join(run_dir, "metrics.jsonl")
-        metrics = read_jsonl(metrics_path) if os.path.exists(metrics_path) else []
-        row = {"condition": condition, "seed": seed, "run_dir": os.path.relpath(run_dir, study.out), "steps": len(metrics),
-               "final_loss": metrics[-1]["loss"] if metrics else None, "seconds": round(seconds, 1),
-               "benches": {b: {"correct": round(summary[b]["accuracy"] * summary[b]["problems"]),
-                               "problems": summary[b]["problems"], "accuracy": summary[b]["accuracy"],
-                               "step_accuracy": step_accuracy(os.path.join(run_dir, "eval", f"{b}.jsonl"))}
-                           for b in BENCHES}}
-        if metrics and "rewards/accuracies" in metrics[-1]:
-            row["dpo"] = {k: metrics[-1][k] for k in ("rewards/accuracies", "rewards/margins")}
-            row["dpo"]["first_loss"], row["dpo"]["last_loss"] = metrics[0]["loss"], metrics[-1]["loss"]
-        with open(path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+def evaluate(study, condition: str, seed: int | None, started: float) -> None:
+    """The study's evaluation (its full test sets) and results row."""
+    path = run_dir(study, condition, seed)
+    study.record(condition, seed, path, study.evaluate(path), time.time() - started)
 
 
-def teacher_job(study, teacher_run: str) -> None:
-    """The teacher's labels on Q5's tasks (greedy) and its accuracy on Q5's test subset."""
+def teacher_job(study, progress, cost: float) -> None:
+    """The pool, and the weak teacher's labels on it (the naive set)."""
+    if os.path.exists(set_path(study, "q5_weak_all")):
+        progress.add(cost, skipped=True)
+        return
+    progress.log("start  Q5 pool and the teacher's labels")
+    prepare_pool(study)
+    weak = sample(study, os.path.join(study.run_dir(TEACHER, None), "final"), q5_dir(study, "tasks.jsonl"),
+                  q5_dir(study, "weak.jsonl"), 1, sizes_of(study).label_temperature)
+    data_prep(study, "--from-samples", weak, "--name", "q5_weak_all")
+    progress.add(cost)
+
+
+def icl_job(study, progress, cost: float) -> None:
+    """The weak-ICL stand-in (a second weak model): trained, evaluated, its labels on the pool, and the
+    tasks where they agree with the teacher's (the hybrid set every seed's stage I learns)."""
+    if os.path.exists(set_path(study, HYBRID)):
+        progress.add(cost, skipped=True)
+        return
     started = time.time()
-    prepare_inputs(study)
-    model = os.path.join(teacher_run, "final")
-    weak = sample(study, model, q5_dir(study, "weak.jsonl"), 1, sizes_of(study).label_temperature)
-    if not os.path.exists(q5_dir(study, "data", "q5_weak_all.jsonl")):
-        data_prep(study, "--from-samples", weak, "--name", "q5_weak_all")
-    evaluate(study, TEACHER, None, q5_dir(study, "runs", "teacher"), model, started)
+    progress.log("start  Q5 weak-ICL stand-in")
+    base = os.path.join(study.run_dir("stage1", min(1, study.sizes.seeds - 1)), "final")
+    model = train(study, study.set_path("hard_full"), run_dir(study, ICL, None), 1000, base, study.sizes.teacher_steps)
+    evaluate(study, ICL, None, started)
+    icl = sample(study, model, q5_dir(study, "tasks.jsonl"), q5_dir(study, "icl.jsonl"), 1, sizes_of(study).label_temperature)
+    data_prep(study, "--agree", q5_dir(study, "weak.jsonl"), icl, "--name", HYBRID)
+    progress.add(cost)
+    progress.log(f"done   Q5 weak-ICL stand-in in {time.time() - started:.0f} s")
 
 
 def seed_job(study, seed: int, progress, cost: float) -> None:
-    size = sizes_of(study)
+    size, steps = sizes_of(study), budget_steps(study)
     done_marker = q5_dir(study, f"seed{seed}.done")  # a finished seed is skipped by a rerun
     if os.path.exists(done_marker):
         progress.add(cost, skipped=True)
         return
     started = time.time()
     progress.log(f"start  Q5 seed {seed}")
-    base = os.path.join(study.run_dir("easy_sub", seed), "final")
-    runs = lambda name: q5_dir(study, "runs", f"{name}/seed{seed}")  # noqa: E731
-    weak, sets = q5_dir(study, "weak.jsonl"), q5_dir(study, "data")
-    evaluate(study, BASE, seed, runs(BASE), base, started)
-    sft = ["--epochs", str(size.epochs)]
-    # (a) every weak label; the ceiling: gold on the same tasks
-    for condition, data in (("q5_naive", "q5_weak_all"), (CEILING, "q5_gold")):
-        t0 = time.time()
-        final = train(study, os.path.join(sets, f"{data}.jsonl"), runs(condition), seed, base, *sft)
-        evaluate(study, condition, seed, runs(condition), final, t0)
-    # (b) stage I: weak-ICL labels, agreement with the teacher's, the hybrid set
+    student = os.path.join(study.run_dir("stage1", seed), "final")
+    weak = q5_dir(study, "weak.jsonl")
+    # (a) every weak label
     t0 = time.time()
-    icl = sample(study, base, q5_dir(study, f"icl_seed{seed}.jsonl"), 1, size.label_temperature, "--few-shot", weak,
-                 "--shots", str(size.shots))
-    hybrid = f"q5_hybrid_seed{seed}"
-    if not os.path.exists(os.path.join(sets, f"{hybrid}.jsonl")):
-        data_prep(study, "--agree", weak, icl, "--name", hybrid)
-    if not read_jsonl(os.path.join(sets, f"{hybrid}.jsonl")):
+    train(study, set_path(study, "q5_weak_all"), run_dir(study, "q5_naive", seed), seed, student, steps)
+    evaluate(study, "q5_naive", seed, t0)
+    # (b) stage I: the tasks where the two sources agree, both responses
+    t0 = time.time()
+    if not read_jsonl(set_path(study, HYBRID)):
         open(done_marker, "w").close()
         progress.add(cost)
         progress.log(f"Q5 seed {seed}: no task's weak-ICL and weak-SFT answers agree; no stage I or II run")
         return
-    stage1 = train(study, os.path.join(sets, f"{hybrid}.jsonl"), runs("q5_stage1"), seed, base, *sft)
-    evaluate(study, "q5_stage1", seed, runs("q5_stage1"), stage1, t0)
+    stage1 = train(study, set_path(study, HYBRID), run_dir(study, "q5_stage1", seed), seed, student, steps)
+    evaluate(study, "q5_stage1", seed, t0)
     # (c) stage II: the stage-I model's samples, confidence pairs against the weak labels, DPO
     t0 = time.time()
-    strong = sample(study, stage1, q5_dir(study, f"strong_seed{seed}.jsonl"), size.strong_samples, 1.0)
+    strong = sample(study, stage1, q5_dir(study, "pair_tasks.jsonl"), q5_dir(study, f"strong_seed{seed}.jsonl"),
+                    size.strong_samples, 1.0)
     pairs = f"q5_pairs_seed{seed}"
-    if not os.path.exists(os.path.join(sets, f"{pairs}.jsonl")):
+    if not os.path.exists(set_path(study, pairs)):
         data_prep(study, "--pairs", strong, "--weak", weak, "--name", pairs, "--seed", str(seed))
-    if read_jsonl(os.path.join(sets, f"{pairs}.jsonl")):
-        final = train(study, os.path.join(sets, f"{pairs}.jsonl"), runs("q5_dpo"), seed, stage1, "--objective", "dpo",
-                      "--lr", str(size.dpo_lr), "--beta", str(size.dpo_beta), "--epochs", str(size.dpo_epochs))
-        evaluate(study, "q5_dpo", seed, runs("q5_dpo"), final, t0)
+    rows = sum(1 for _ in open(set_path(study, pairs)))
+    if rows:
+        dpo_steps = max(1, math.ceil(size.dpo_epochs * rows / study.sizes.batch_size))
+        if study.sizes.max_steps:
+            dpo_steps = min(dpo_steps, study.sizes.max_steps)
+        train(study, set_path(study, pairs), run_dir(study, "q5_dpo", seed), seed, stage1, dpo_steps,
+              "--objective", "dpo", "--beta", str(size.dpo_beta), lr=size.dpo_lr)
+        evaluate(study, "q5_dpo", seed, t0)
     else:
         progress.log(f"Q5 seed {seed}: no confidence pair was selected; no DPO run")
     open(done_marker, "w").close()
@@ -242,17 +238,25 @@ def seed_job(study, seed: int, progress, cost: float) -> None:
     progress.log(f"done   Q5 seed {seed} in {time.time() - started:.0f} s")
 
 
+def costs(study) -> tuple[float, float, float]:
+    """Q5's shares of the study's ETA in its units (examples trained on; a sample counts 1/4): the
+    teacher's labels, the stand-in, each seed."""
+    size, s = sizes_of(study), study.sizes
+    return (size.pool / 4, s.teacher_steps * s.batch_size + size.pool / 4,
+            2 * budget_steps(study) * s.batch_size + size.pair_tasks * size.strong_samples / 4)
+
+
 def add_jobs(study, jobs, progress) -> None:
-    """Q5's jobs in the study's pool: the teacher's labels after the weak teacher, then one chain per
-    seed after that seed's `easy_sub` run (the strong student)."""
-    teacher_run = study.run_dir("weak_teacher", None)
-    jobs.add("q5/teacher", lambda: teacher_job(study, teacher_run), after=("weak_teacher",))
-    size = sizes_of(study)
-    cost = size.tasks * (size.epochs * 4 + size.strong_samples / 4)  # roughly, in the study's units (examples)
-    progress.total_cost += cost * study.sizes.seeds
+    """Q5's jobs in the study's pool: the pool and the teacher's labels after the weak teacher, the
+    stand-in after them and stage 1 of seed 1, then one chain per seed after that seed's stage 1."""
+    teacher, icl, per_seed = costs(study)
+    progress.total_cost += teacher + icl + per_seed * study.sizes.seeds
+    second = min(1, study.sizes.seeds - 1)
+    jobs.add("q5/teacher", lambda: teacher_job(study, progress, teacher), after=("data", TEACHER))
+    jobs.add("q5/icl", lambda: icl_job(study, progress, icl), after=("q5/teacher", f"stage1/{second}"))
     for seed in range(study.sizes.seeds):
-        jobs.add(f"q5/{seed}", lambda seed=seed: seed_job(study, seed, progress, cost),
-                 after=("q5/teacher", f"easy_sub/{seed}"))
+        jobs.add(f"q5/{seed}", lambda seed=seed: seed_job(study, seed, progress, per_seed),
+                 after=("q5/icl", f"stage1/{seed}"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,19 +264,23 @@ def add_jobs(study, jobs, progress) -> None:
 
 
 def label_quality(study) -> dict[str, dict]:
-    """The share of right labels: in the weak set, each seed's hybrid set (tasks kept, and right among
-    them), and each seed's pairs (chosen right, rejected wrong), read from the files data_prep wrote."""
+    """The share of right labels: the teacher's on the pool, the hybrid set (tasks kept, right among
+    them, and the stand-in's), and each seed's pairs (chosen right, rejected wrong), read from the files
+    data_prep.py wrote."""
     out = {}
-    weak_path = q5_dir(study, "data", "q5_weak_all.jsonl")
+    weak_path = set_path(study, "q5_weak_all")
     if os.path.exists(weak_path):
         verdicts = [r["meta"]["correct"] for r in read_jsonl(weak_path)]
         out["weak"] = {"examples": len(verdicts), "right": sum(verdicts) / len(verdicts) if verdicts else None}
+    hybrid = q5_dir(study, "data", f"{HYBRID}.report.json")
+    if os.path.exists(hybrid):
+        with open(hybrid) as f:
+            out["hybrid"] = json.load(f)
     for seed in range(study.sizes.seeds):
-        for kind in ("hybrid", "pairs"):
-            path = q5_dir(study, "data", f"q5_{kind}_seed{seed}.report.json")
-            if os.path.exists(path):
-                with open(path) as f:
-                    out.setdefault(kind, []).append(json.load(f))
+        path = q5_dir(study, "data", f"q5_pairs_seed{seed}.report.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                out.setdefault("pairs", []).append(json.load(f))
     return out
 
 
@@ -289,6 +297,12 @@ def pgr(summary: dict, student: str, seeds: list, bench: str = "miniworld", step
     return mean_and_spread(values) if values else None
 
 
+def _gap(g: dict | None) -> str:
+    if g is None:
+        return "n/a"
+    return f"{g['mean']:+.2f} ± {g['se']:.2f}" if g["n"] > 1 else f"{g['mean']:+.2f}"
+
+
 def report_lines(study, figure_dir: str) -> list[str]:
     """Q5's section of RESULTS.md: accuracies, label quality, PGR, all computed from the results; the
     figure goes to FIGURE_DIR/weak_to_strong.png (beside the report)."""
@@ -298,9 +312,11 @@ def report_lines(study, figure_dir: str) -> list[str]:
     lines = ["", "## Q5. Does the strong student surpass its weak teacher without gold labels?", "",
              "Yang, Ma, Liu (2024), *Weak-to-Strong Reasoning*: a strong student learns from a weaker teacher's labels "
              "through agreement-selected SFT (stage I) and DPO on confidence-selected pairs (stage II), and beats naive "
-             "SFT on the weak labels. Here: the weak teacher is the study's weak teacher; the strong student is each "
-             f"seed's `easy_sub` model; {size.tasks} hard tasks the teacher never trained on are labelled; tests are the first "
-             f"{size.test} / {max(1, size.test // 2)} problems of `miniworld` / `miniworld_long` (see experiments/weak_to_strong.py).",
+             f"SFT on the weak labels. Here: the weak teacher is the study's `{TEACHER}` run; the strong student is each "
+             f"seed's stage-1 model; weak-ICL is stood in for by a second weak model (stage 1 of seed 1 plus the teacher's "
+             f"kind of little gold: a 0.5M model does not learn in context); the two label {size.pool} unlabelled hard tasks; every student gets "
+             f"the study's stage-2 budget ({budget_steps(study)} steps at batch {study.sizes.batch_size}); the ceiling is the "
+             f"study's `{CEILING}` run (see experiments/weak_to_strong.py).",
              "", "| model | test acc % (mean ± SE) | seeds | test steps right % | long test acc % | PGR (final answers) | PGR (steps) |",
              "|---|---:|---|---:|---:|---:|---:|"]
     seeds = list(range(study.sizes.seeds))
@@ -311,8 +327,7 @@ def report_lines(study, figure_dir: str) -> list[str]:
         main, long = summary[condition]["miniworld"], summary[condition]["miniworld_long"]
         gaps = ["", ""]
         if condition in (BASE, *STUDENTS):
-            gaps = [(lambda g: "n/a" if g is None else f"{g['mean']:+.2f} ± {g['se']:.2f}" if g["n"] > 1 else f"{g['mean']:+.2f}")(
-                pgr(summary, condition, seeds, steps=steps)) for steps in (False, True)]
+            gaps = [_gap(pgr(summary, condition, seeds, steps=steps)) for steps in (False, True)]
         lines.append(f"| {LABELS[condition]} (`{condition}`) | {pct(main['mean'])} ± {pct(main['se'])} | "
                      f"{', '.join(pct(v) for v in main['values'])} | {pct(main['step']['mean'])} ± {pct(main['step']['se'])} | "
                      f"{pct(long['mean'])} ± {pct(long['se'])} | {gaps[0]} | {gaps[1]} |")
@@ -321,22 +336,27 @@ def report_lines(study, figure_dir: str) -> list[str]:
     if "weak" in quality:
         lines.append(f"- weak labels (the teacher's answers on the {quality['weak']['examples']} tasks): "
                      f"{pct(quality['weak']['right'])}% right")
-    for report in quality.get("hybrid", []):
-        icl = next((k for k in report["sources"] if k.startswith("icl")), None)
-        lines.append(f"- stage I (`{icl}`): {report.get('agree', 0)} of {report['tasks']} tasks agree (weak-ICL answers "
-                     f"right: {pct((report.get('first_sample_accuracy') or {}).get(icl))}%); labels of the kept tasks right: "
-                     f"{pct(report.get('label_accuracy'))}%")
+    if "hybrid" in quality:
+        report = quality["hybrid"]
+        accuracy = report.get("first_sample_accuracy") or {}
+        lines.append(f"- stage I: the two sources agree on {report.get('agree', 0)} of {report['tasks']} tasks (the stand-in's "
+                     f"answers right: {pct(accuracy.get('icl'))}%, the teacher's: {pct(accuracy.get('weak'))}%); "
+                     f"{report['examples']} hybrid rows; labels of the kept tasks right: {pct(report.get('label_accuracy'))}%")
     for report in quality.get("pairs", []):
         rules = ", ".join(f"{k.split('/')[1]} {v}" for k, v in report.items() if k.startswith("pairs/"))
         lines.append(f"- stage II pairs (seed {report['seed']}): {report['pairs']} ({rules or 'none'}); chosen right "
                      f"{pct(report.get('chosen_right'))}%, rejected wrong {pct(report.get('rejected_wrong'))}%")
+    dpo = []
+    for seed in seeds:
+        metrics_path = os.path.join(run_dir(study, "q5_dpo", seed), "metrics.jsonl")
+        if os.path.exists(metrics_path) and (metrics := read_jsonl(metrics_path)):
+            dpo.append(f"seed {seed}: loss {metrics[0]['loss']:.3f} -> {metrics[-1]['loss']:.3f}, "
+                       f"rewards/accuracies {metrics[-1]['rewards/accuracies']:.2f}")
+    if dpo:
+        lines.append("- DPO training (first -> last step): " + "; ".join(dpo))
     figure = write_figure(summary, os.path.join(figure_dir, "weak_to_strong.png"))
     if figure:
         lines += ["", f"![Q5]({os.path.basename(figure)})"]
-    dpo_rows = [r for r in results if r["condition"] == "q5_dpo" and "dpo" in r]
-    if dpo_rows:
-        lines.append("- DPO training: loss " + "; ".join(f"{r['dpo']['first_loss']:.3f} -> {r['dpo']['last_loss']:.3f}, "
-                                                           f"rewards/accuracies {r['dpo']['rewards/accuracies']:.2f}" for r in dpo_rows))
     return lines
 
 
@@ -348,8 +368,8 @@ def write_figure(summary: dict, path: str) -> str | None:
     names = [c for c in CONDITIONS if c in summary]
     if not names:
         return None
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    accuracy_bars(ax, summary, names, [LABELS[c].replace(": ", ":\n") for c in names], fontsize=7)
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    accuracy_bars(ax, summary, names, [LABELS[c].replace(": ", ":\n").replace(" (", "\n(") for c in names], fontsize=7)
     ax.set_ylabel("test set %")
     ax.set_title("Q5: weak-to-strong reasoning in miniature", fontsize=10)
     ax.legend(fontsize=8)

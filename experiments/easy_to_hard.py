@@ -54,7 +54,7 @@ class E2HSizes:
     hard_tasks: int  # hard training tasks, for the upper bound's data only
     samples_hard: int
     verifier_epochs: int
-    lr: float  # fine-tuning the policy into a verifier: below the study's from-scratch 3e-3
+    lr: float  # fine-tuning the policy into a verifier: below the study's stage-2 3e-3
     k: int  # samples per test problem
     test_problems: int  # the first N problems of each test set
 

@@ -18,8 +18,9 @@ two worker processes, which is `python <command>.py ...` without importing torch
 4. The model teacher: a weak model (stage 1 plus a little correct hard data) solves the hard training tasks
    with sample.py; the grader measures its outcome error rate and the world's exact step checker its
    step-wise error rate; its samples are one more training set, and a student is trained on them.
-5. Q6 (experiments/easy_to_hard.py, in the same pool): verifiers trained on easy problems re-rank
-   samples of hard ones.
+5. Q5 (experiments/weak_to_strong.py) and Q6 (experiments/easy_to_hard.py), in the same pool: a stage-1
+   student learns hard tasks from two weak models' labels without gold (agreement, then DPO), and
+   verifiers trained on easy problems re-rank samples of hard ones.
 6. experiments/RESULTS.md (a table per question, the measured quality of every training set) and a
    figure, experiments/mini_study.png (when matplotlib is installed; it is optional).
 
@@ -306,6 +307,9 @@ class Study:
         for seed in range(s.seeds):
             jobs.add(f"stage1/{seed}", lambda seed=seed: self.stage1(seed, progress, stage1_cost), after=("data",))
         jobs.add(TEACHER_RUN, lambda: self.weak_teacher(progress, teacher_cost), after=("stage1/0",))
+        # Q5's chains (about 5 minutes of one worker each) go before the short stage-2 runs, which then
+        # fill the end: added last, the third chain ran alone while the other worker idled.
+        weak_to_strong.add_jobs(self, jobs, progress)
         for seed in range(s.seeds):
             for condition in CONDITIONS:
                 if condition != TEACHER_SET:
@@ -315,7 +319,6 @@ class Study:
             jobs.add(f"{TEACHER_SET}/{seed}", lambda seed=seed: self.train_and_evaluate(
                 TEACHER_SET, seed, progress, stage2_cost[TEACHER_SET]), after=(f"stage1/{seed}", TEACHER_RUN))
         easy_to_hard.add_jobs(self, jobs, progress)  # Q6: needs the data and each seed's policy model
-        weak_to_strong.add_jobs(self, jobs, progress)
         failures = jobs.wait()
         self.workers.shutdown()
         self.did_work = progress.done_cost > progress.skipped_cost
@@ -444,8 +447,8 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         f"thread(s) each; {os.cpu_count()} CPU cores); sum of the recorded job times (train + evaluate, per run): "
         f"{job_seconds / 60:.1f} min. This file was written by an invocation of {wall_seconds / 60:.1f} min.",
         f"- Model: the `tiny` preset (dim 128, 2 layers, 4 heads, FFN 512, tied embeddings, ~0.5M parameters), "
-        f"trained from scratch; AdamW lr {s.lr:g}, 5% warmup + cosine, batch {s.stage1_batch_size} in stage 1 and "
-        f"{s.batch_size} in stage 2, fp32, global batches drawn at random.",
+        f"trained from scratch; AdamW, 5% warmup + cosine, lr {s.stage1_lr:g} and batch {s.stage1_batch_size} in stage 1, "
+        f"lr {s.lr:g} and batch {s.batch_size} in stage 2, fp32, global batches drawn at random.",
         f"- Stage 1: {s.stage1_epochs} epoch{'s' * (s.stage1_epochs != 1)} over {s.num_foundation} correct 1-2 step problems "
         f"({steps.get('stage1', '?')} steps), once per seed. Stage 2: {s.stage2_epochs} epoch{'s' * (s.stage2_epochs != 1)} over each condition's set "
         f"(as in the paper, bigger sets get more steps: {', '.join(f'{c} {steps[c]}' for c in CONDITIONS if c in steps)}).",
@@ -490,8 +493,8 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
               "The share of right final answers (and right steps) in each noisy training set, next to the share "
               "its student gets right on the held-out test (same kind of task, never seen in training).", ""]
     lines += weak_to_strong_table(summary, quality)
-    lines += easy_to_hard.report_lines(study, os.path.dirname(path))
     lines += weak_to_strong.report_lines(study, os.path.dirname(path))
+    lines += easy_to_hard.report_lines(study, os.path.dirname(path))
     if figure:
         lines += ["", "## Figure", "", f"![mini study]({os.path.basename(figure)})"]
     lines += ["", reading.rstrip() if reading else f"{READING_MARK}\n\n## Reading\n\n(to be written by hand)"]

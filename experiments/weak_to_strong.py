@@ -57,6 +57,8 @@ LABELS = {TEACHER: "weak teacher (a little gold)", ICL: "weak-ICL stand-in (a se
           BASE: "strong student before weak supervision (stage 1)",
           "q5_naive": "(a) naive SFT on all weak labels", "q5_stage1": "(b) stage I: agreement-selected hybrid SFT",
           "q5_dpo": "(c) stage I + stage II DPO", CEILING: "ceiling: the student on gold"}
+SHORT = {TEACHER: "weak teacher", ICL: "second weak\nmodel (weak-ICL)", BASE: "student\nbefore (stage 1)",
+         "q5_naive": "(a) naive SFT", "q5_stage1": "(b) stage I", "q5_dpo": "(c) stage I + DPO", CEILING: "ceiling (gold)"}
 
 
 @dataclass(frozen=True)
@@ -369,7 +371,7 @@ def write_figure(summary: dict, path: str) -> str | None:
     if not names:
         return None
     fig, ax = plt.subplots(figsize=(11, 4.5))
-    accuracy_bars(ax, summary, names, [LABELS[c].replace(": ", ":\n").replace(" (", "\n(") for c in names], fontsize=7)
+    accuracy_bars(ax, summary, names, [SHORT[c] for c in names], fontsize=8)
     ax.set_ylabel("test set %")
     ax.set_title("Q5: weak-to-strong reasoning in miniature", fontsize=10)
     ax.legend(fontsize=8)

@@ -50,7 +50,6 @@ CEILING = "hard_full"
 BASE = "stage1"
 ICL = "q5_icl"  # the weak-ICL stand-in: a second weak model
 STUDENTS = ("q5_naive", "q5_stage1", "q5_dpo")
-OWN = (ICL, *STUDENTS)  # the runs Q5 adds
 HYBRID = "q5_hybrid"  # stage I's set: the tasks where the two sources agree
 CONDITIONS = (TEACHER, ICL, BASE, *STUDENTS, CEILING)
 LABELS = {TEACHER: "weak teacher (a little gold)", ICL: "weak-ICL stand-in (a second weak model)",
@@ -138,6 +137,11 @@ def data_prep(study, *argv: str) -> None:
     study.run("data_prep", ["--out", q5_dir(study, "data"), *argv], q5_dir(study, "data_prep.log"))
 
 
+def count_rows(path: str) -> int:
+    with open(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
 def set_path(study, name: str) -> str:
     return q5_dir(study, "data", f"{name}.jsonl")
 
@@ -146,7 +150,7 @@ def train(study, data: str, out: str, seed: int, init: str, steps: int, *extra: 
     """train.py for exactly `steps` optimizer steps at the study's batch size: as many epochs over
     `data` as that takes (the schedule spans the steps)."""
     if not os.path.exists(os.path.join(out, "final", "config.json")):
-        rows = sum(1 for _ in open(data))
+        rows = count_rows(data)
         epochs = max(1, math.ceil(steps * study.sizes.batch_size / max(rows, 1)))
         argv = ["--model", "tiny", "--data", data, "--out", out, "--seed", str(seed), "--init", init,
                 "--batch-size", str(study.sizes.batch_size), "--epochs", str(epochs), "--max-steps", str(steps),
@@ -211,7 +215,7 @@ def seed_job(study, seed: int, progress, cost: float) -> None:
     evaluate(study, "q5_naive", seed, t0)
     # (b) stage I: the tasks where the two sources agree, both responses
     t0 = time.time()
-    if not read_jsonl(set_path(study, HYBRID)):
+    if not count_rows(set_path(study, HYBRID)):
         open(done_marker, "w").close()
         progress.add(cost)
         progress.log(f"Q5 seed {seed}: no task's weak-ICL and weak-SFT answers agree; no stage I or II run")
@@ -225,7 +229,7 @@ def seed_job(study, seed: int, progress, cost: float) -> None:
     pairs = f"q5_pairs_seed{seed}"
     if not os.path.exists(set_path(study, pairs)):
         data_prep(study, "--pairs", strong, "--weak", weak, "--name", pairs, "--seed", str(seed))
-    rows = sum(1 for _ in open(set_path(study, pairs)))
+    rows = count_rows(set_path(study, pairs))
     if rows:
         dpo_steps = max(1, math.ceil(size.dpo_epochs * rows / study.sizes.batch_size))
         if study.sizes.max_steps:

@@ -192,13 +192,8 @@ def train_and_rerank(study, name: str, seed: int, progress, job_cost: float) -> 
     start = time.time()
     if not finished:
         progress.log(f"start  Q6 {name} seed {seed}")
-        if not os.path.exists(os.path.join(run_dir, "final", "config.json")):
-            argv = ["--objective", "prm", "--model", "tiny", "--init", policy(study, seed), "--data",
-                    os.path.join(directory, f"{name}.jsonl"), "--out", run_dir, "--seed", str(seed), "--epochs",
-                    str(e.verifier_epochs), "--batch-size", str(study.sizes.batch_size), "--lr", str(e.lr),
-                    "--save-every", "200", "--keep-checkpoints", "1", "--resume"]
-            argv += ["--max-steps", str(study.sizes.max_steps)] if study.sizes.max_steps else []
-            study.run("train", argv, os.path.join(run_dir, "train.log"))
+        study.train(os.path.join(directory, f"{name}.jsonl"), run_dir, seed, policy(study, seed),
+                    epochs=e.verifier_epochs, lr=e.lr, extra=("--objective", "prm"))
         study.run("evaluate", ["--model", policy(study, seed), "--bench", *BENCHES, "--data-dir", work_dir(study),
                                "--out", eval_dir, "--n", str(e.k), "--temperature", "0.7", "--seed", str(seed),
                                "--batch-size", "256", "--max-new-tokens", str(study.sizes.max_new_tokens),

@@ -188,19 +188,25 @@ class Study:
         if missing:
             raise RuntimeError(f"data_prep.py did not write {missing} into {self.data_dir}")
 
-    def train(self, data: str, out: str, seed: int, init: str | None, max_steps: int | None = None) -> None:
-        """train.py with the study's settings; a finished run (out/final) is kept, a killed one resumed."""
-        if os.path.exists(os.path.join(out, "final", "config.json")):
-            return
+    def train(self, data: str, out: str, seed: int, init: str | None, max_steps: int | None = None, *,
+              epochs: int | None = None, lr: float | None = None, extra: tuple[str, ...] = ()) -> str:
+        """train.py with the study's settings (stage 1 without `init`, stage 2 with it; `epochs`, `lr` and
+        `extra` flags override them for Q5 and Q6); a finished run is kept, a killed one resumed. Returns
+        out/final."""
+        final = os.path.join(out, "final")
+        if os.path.exists(os.path.join(final, "config.json")):
+            return final
         s = self.sizes
-        epochs = s.stage1_epochs if init is None else s.stage2_epochs
+        epochs = epochs or (s.stage1_epochs if init is None else s.stage2_epochs)
+        lr = lr or (s.lr if init else s.stage1_lr)
         steps = min(x for x in (max_steps, s.max_steps) if x) if (max_steps or s.max_steps) else None
         argv = ["--model", "tiny", "--data", data, "--out", out, "--seed", str(seed), "--epochs", str(epochs),
-                "--batch-size", str(s.batch_size if init else s.stage1_batch_size), "--lr", str(s.lr if init else s.stage1_lr), "--save-every", "200", "--keep-checkpoints", "1",
-                "--resume"]
+                "--batch-size", str(s.batch_size if init else s.stage1_batch_size), "--lr", str(lr), "--save-every", "200",
+                "--keep-checkpoints", "1", "--resume"]
         argv += ["--init", init] if init else []
         argv += ["--max-steps", str(steps)] if steps else []
-        self.run("train", argv, os.path.join(out, "train.log"))
+        self.run("train", [*argv, *extra], os.path.join(out, "train.log"))
+        return final
 
     def evaluate(self, run_dir: str) -> dict:
         """evaluate.py on the test sets (greedy); its summary.json marks the evaluation finished."""

@@ -147,16 +147,10 @@ def set_path(study, name: str) -> str:
 
 
 def train(study, data: str, out: str, seed: int, init: str, steps: int, *extra: str, lr: float | None = None) -> str:
-    """train.py for exactly `steps` optimizer steps at the study's batch size: as many epochs over
+    """The study's train.py for exactly `steps` optimizer steps at its batch size: as many epochs over
     `data` as that takes (the schedule spans the steps)."""
-    if not os.path.exists(os.path.join(out, "final", "config.json")):
-        rows = count_rows(data)
-        epochs = max(1, math.ceil(steps * study.sizes.batch_size / max(rows, 1)))
-        argv = ["--model", "tiny", "--data", data, "--out", out, "--seed", str(seed), "--init", init,
-                "--batch-size", str(study.sizes.batch_size), "--epochs", str(epochs), "--max-steps", str(steps),
-                "--lr", str(lr or study.sizes.lr), "--save-every", "200", "--keep-checkpoints", "1", "--resume"]
-        study.run("train", [*argv, *extra], os.path.join(out, "train.log"))
-    return os.path.join(out, "final")
+    epochs = max(1, math.ceil(steps * study.sizes.batch_size / max(count_rows(data), 1)))
+    return study.train(data, out, seed, init, steps, epochs=epochs, lr=lr, extra=extra)
 
 
 def run_dir(study, condition: str, seed: int | None) -> str:
@@ -231,9 +225,7 @@ def seed_job(study, seed: int, progress, cost: float) -> None:
         data_prep(study, "--pairs", strong, "--weak", weak, "--name", pairs, "--seed", str(seed))
     rows = count_rows(set_path(study, pairs))
     if rows:
-        dpo_steps = max(1, math.ceil(size.dpo_epochs * rows / study.sizes.batch_size))
-        if study.sizes.max_steps:
-            dpo_steps = min(dpo_steps, study.sizes.max_steps)
+        dpo_steps = max(1, math.ceil(size.dpo_epochs * rows / study.sizes.batch_size))  # the study caps it (smoke)
         train(study, set_path(study, pairs), run_dir(study, "q5_dpo", seed), seed, stage1, dpo_steps,
               "--objective", "dpo", "--beta", str(size.dpo_beta), lr=size.dpo_lr)
         evaluate(study, "q5_dpo", seed, t0)

@@ -73,8 +73,9 @@ class Sizes:
 
 
 # Sampling is the cost that grows with the pool: pool labels from each source, pair_tasks x
-# strong_samples per seed from the stage-I model.
-FULL = Sizes(pool=16000, pair_tasks=500, strong_samples=10, dpo_lr=3e-4, dpo_beta=0.1, dpo_epochs=2)
+# strong_samples per seed from the stage-I model. 12000 keeps the study in its hour with room: a pool
+# of 16000 (2147 agreed tasks, stage I 38.4% against 36.7% now) took about a minute more of it.
+FULL = Sizes(pool=12000, pair_tasks=500, strong_samples=10, dpo_lr=3e-4, dpo_beta=0.1, dpo_epochs=2)
 SMOKE = Sizes(pool=24, pair_tasks=8, strong_samples=4, dpo_lr=3e-4, dpo_beta=0.1, dpo_epochs=1, label_temperature=1.0)
 
 

@@ -168,11 +168,9 @@ def make_step_rows(study, seed: int, progress, job_cost: float) -> None:
     progress.log(f"start  Q6 seed {seed}: the policy samples easy and hard problems")
     samples = {}
     for kind, n in (("easy", e.samples_easy), ("hard", e.samples_hard)):
-        samples[kind] = os.path.join(directory, f"samples_{kind}.jsonl")
-        study.run("sample", ["--model", policy(study, seed), "--tasks", os.path.join(work_dir(study), "tasks", f"{kind}.jsonl"),
-                             "--out", samples[kind], "--n", str(n), "--temperature", "0.7", "--top-p", "1.0",
-                             "--batch-size", "256", "--seed", str(seed), "--max-new-tokens", str(study.sizes.max_new_tokens),
-                             "--quiet"], os.path.join(directory, "sample.log"))
+        samples[kind] = study.sample(policy(study, seed), os.path.join(work_dir(study), "tasks", f"{kind}.jsonl"),
+                                     os.path.join(directory, f"samples_{kind}.jsonl"), n, 0.7, seed,
+                                     os.path.join(directory, "sample.log"))
     both = os.path.join(directory, "samples_all.jsonl")  # easy and hard samples in one file (their ids differ)
     _write_jsonl(both, read_jsonl(samples["easy"]) + read_jsonl(samples["hard"]))
     log = os.path.join(directory, "data_prep.log")

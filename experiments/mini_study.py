@@ -208,6 +208,14 @@ class Study:
         self.run("train", [*argv, *extra], os.path.join(out, "train.log"))
         return final
 
+    def sample(self, model: str, tasks: str, out: str, n: int, temperature: float, seed: int, log: str) -> str:
+        """sample.py with the study's settings (plain temperature sampling, no top-p; batch 256; the
+        study's token limit): `n` solutions per task of `tasks` into `out`, which it returns."""
+        self.run("sample", ["--model", model, "--tasks", tasks, "--out", out, "--n", str(n), "--temperature",
+                            str(temperature), "--top-p", "1.0", "--batch-size", "256", "--seed", str(seed),
+                            "--max-new-tokens", str(self.sizes.max_new_tokens), "--quiet"], log)
+        return out
+
     def evaluate(self, run_dir: str) -> dict:
         """evaluate.py on the test sets (greedy); its summary.json marks the evaluation finished."""
         summary_path = os.path.join(run_dir, "eval", "summary.json")
@@ -268,11 +276,8 @@ class Study:
                    max_steps=self.sizes.teacher_steps)
         summary = self.evaluate(run_dir)
         self.record(TEACHER_RUN, None, run_dir, summary, time.time() - start)
-        samples_path = os.path.join(run_dir, "samples.jsonl")
-        self.run("sample", ["--model", os.path.join(run_dir, "final"), "--tasks", os.path.join(self.data_dir, "tasks", "hard_full.jsonl"),
-                            "--out", samples_path, "--n", "1", "--temperature", "0.7", "--top-p", "1.0", "--batch-size", "256",
-                            "--seed", "0", "--max-new-tokens", str(self.sizes.max_new_tokens), "--quiet"],
-                 os.path.join(run_dir, "sample.log"))
+        samples_path = self.sample(os.path.join(run_dir, "final"), os.path.join(self.data_dir, "tasks", "hard_full.jsonl"),
+                                   os.path.join(run_dir, "samples.jsonl"), 1, 0.7, 0, os.path.join(run_dir, "sample.log"))
         # data_prep.py turns samples into an SFT set: outcome from sample.py's grader verdicts, step-wise
         # error rate from the world's exact step checker.
         self.run("data_prep", ["--out", self.data_dir, "--from-samples", samples_path, "--name", TEACHER_SET],

@@ -125,11 +125,9 @@ def prepare_pool(study) -> None:
 
 
 def sample(study, model: str, tasks: str, out: str, n: int, temperature: float) -> str:
+    """The study's sample.py, seed 0; OUT.done marks a finished file for a rerun."""
     if not os.path.exists(out + ".done"):
-        study.run("sample", ["--model", model, "--tasks", tasks, "--out", out, "--n", str(n),
-                             "--temperature", str(temperature), "--top-p", "1.0", "--batch-size", "256", "--seed", "0",
-                             "--max-new-tokens", str(study.sizes.max_new_tokens), "--quiet"],
-                  out + ".log")
+        study.sample(model, tasks, out, n, temperature, 0, out + ".log")
         open(out + ".done", "w").close()
     return out
 

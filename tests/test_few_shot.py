@@ -10,7 +10,6 @@ from tests.tiny_checkpoint import TASKS, make_checkpoint, write_jsonl
 from w2s.data import user_message
 from w2s.runtime import load_model_and_tokenizer
 from w2s.tasks import build_prompt, choose_shots, load_few_shot, sample_tasks, shots_for
-from w2s.tokenizer import chat_template_text
 
 SOLVED = [{"id": t["id"], "problem": t["problem"], "solution": f"So it is \\boxed{{{t['answer']}}}."} for t in TASKS]
 
@@ -41,7 +40,7 @@ def test_prompts_show_the_shots_first(checkpoint):
                 {"role": "user", "content": user_message(SOLVED[1]["problem"])},
                 {"role": "assistant", "content": SOLVED[1]["solution"]},
                 {"role": "user", "content": user_message("What is 9 - 4?")}]
-    assert text == chat_template_text(messages)[0] and ids == tokenizer.encode_chat(messages)
+    assert text == tokenizer.render_chat(messages) and ids == tokenizer.encode_chat(messages)
     text, _ = build_prompt(tokenizer, "What is 9 - 4?", "plain", shots)
     assert text == (f"Question: {user_message(SOLVED[0]['problem'])}\nAnswer: {SOLVED[0]['solution']}\n\n"
                     f"Question: {user_message(SOLVED[1]['problem'])}\nAnswer: {SOLVED[1]['solution']}\n\n"

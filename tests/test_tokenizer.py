@@ -1,9 +1,10 @@
-"""The tokenizer against transformers' apply_chat_template with the Llama-3 Instruct template."""
+"""The built-in world's tokenizer (Llama-3's special tokens and Instruct template) against transformers'
+apply_chat_template; other checkpoints' tokenizers and templates: test_chat_templates.py."""
 import json
 
 import pytest
 
-from w2s.tokenizer import LLAMA3_CHAT_TEMPLATE, SPECIAL_TOKENS, Tokenizer, train_tokenizer
+from w2s.tokenizer import LLAMA3_CHAT_TEMPLATE, LLAMA3_SPECIAL_TOKENS, Tokenizer, train_tokenizer
 
 transformers = pytest.importorskip("transformers")
 
@@ -34,8 +35,10 @@ def tokenizer(tmp_path_factory):
 
 def test_special_tokens_come_first_and_are_single_tokens(tokenizer):
     tok, _ = tokenizer
-    assert [tok.raw.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
-    assert tok.bos_id == 0 and tok.eot_id == 4 and tok.eos_id == 4 and tok.stop_ids == [1, 4]
+    assert [tok.raw.token_to_id(t) for t in LLAMA3_SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+    # bos <|begin_of_text|>, eos <|eot_id|>, pad <|end_of_text|>; generation stops at <|eot_id|> or <|end_of_text|>
+    assert tok.bos_id == 0 and tok.eos_id == 4 and tok.pad_id == 1 and tok.stop_ids == [1, 4]
+    assert tok.chat_template == LLAMA3_CHAT_TEMPLATE
     assert tok.encode("<|eot_id|>x<|start_header_id|>") == [4, *tok.encode("x"), 2]
 
 
@@ -94,12 +97,19 @@ def test_config_eos_token_and_missing_special_tokens(tmp_path, tokenizer):
     (tmp_path / "tokenizer.json").write_text((directory / "tokenizer.json").read_text())
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({**config, "eos_token": "<|end_of_text|>"}))
     base = Tokenizer.from_pretrained(str(tmp_path))
-    assert base.eos_id == 1 and base.stop_ids == [1, 4]
+    assert base.eos_id == 1 and base.stop_ids == [1]  # no generation_config.json: eos alone
+    (tmp_path / "generation_config.json").write_text((directory / "generation_config.json").read_text())
+    assert Tokenizer.from_pretrained(str(tmp_path)).stop_ids == [1, 4]
+    # A bare tokenizer.json with Llama-3's special tokens is the built-in world's, as older versions saved it.
+    for name in ("tokenizer_config.json", "generation_config.json"):
+        (tmp_path / name).unlink()
+    bare = Tokenizer.from_pretrained(str(tmp_path / "tokenizer.json"))
+    assert (bare.eos_id, bare.stop_ids, bare.chat_template) == (4, [1, 4], LLAMA3_CHAT_TEMPLATE)
     from tokenizers import Tokenizer as RawTokenizer, models
 
     plain = RawTokenizer(models.BPE())
     plain.save(str(tmp_path / "tokenizer.json"))
-    with pytest.raises(ValueError, match=r"tokenizer\.json: tokenizer has no special token '<\|begin_of_text\|>'"):
+    with pytest.raises(ValueError, match=r"tokenizer_config\.json: no eos_token"):
         Tokenizer.from_pretrained(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no tokenizer.json"):
         Tokenizer.from_pretrained(str(tmp_path / "nowhere"))

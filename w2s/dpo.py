@@ -13,7 +13,7 @@ numbers are cached beside the data, keyed by the tokens and the starting weights
 (or another seed on the same data) reads them instead of recomputing.
 
 A reward is beta * (policy - reference) log-prob of a response, summed over the response's tokens
-(its assistant turn and closing <|eot_id|>, never the prompt). The loss of a pair is
+(its assistant turn and end-of-turn token, never the prompt). The loss of a pair is
 -log sigmoid(reward(chosen) - reward(rejected)): ln 2 at the first step, when policy = reference.
 """
 import hashlib

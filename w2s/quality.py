@@ -64,8 +64,6 @@ def token_lengths(rows: list[dict], tokenizer, cache: dict | None = None, verify
     or across ". " / "? ", so a text's count is the sum of its lines' and sentences' counts, and
     those repeat a lot (cached). The first `verify` rows are also tokenized whole, as a check.
     """
-    from w2s.tokenizer import chat_template_text
-
     cache = {} if cache is None else cache
 
     def count(text: str) -> int:
@@ -88,7 +86,7 @@ def token_lengths(rows: list[dict], tokenizer, cache: dict | None = None, verify
         return cache[key]
 
     def exact(row: dict) -> int:
-        return len(tokenizer.raw.encode(chat_template_text(row["messages"], False)[0], add_special_tokens=False).ids)
+        return len(tokenizer.encode_chat(row["messages"], add_generation_prompt=False))
 
     lengths = [overhead(r["messages"]) + sum(count(m["content"].strip()) for m in r["messages"]) for r in rows]
     if any(exact(row) != length for row, length in zip(rows[:verify], lengths)):

@@ -25,7 +25,7 @@ IGNORE_INDEX = -100  # label of a position the loss skips (PyTorch cross_entropy
 class TokenizedExample:
     input_ids: list[int]
     # Same length as input_ids: labels[t] = input_ids[t] where token t is an assistant token
-    # (content and its closing <|eot_id|>), else IGNORE_INDEX. The loss predicts labels[t] from
+    # (content and its end-of-turn token, <|eot_id|> for Llama-3), else IGNORE_INDEX. The loss predicts labels[t] from
     # position t-1, so the shift happens in the loss, not here.
     labels: list[int]
 

@@ -18,7 +18,7 @@ from w2s.errors import MissingFileError, UserError
 from w2s.jsonl import read_jsonl_numbered, read_output_rows, read_rows_with_unique_ids, write_jsonl
 from w2s.model import Llama
 from w2s.sampler import generate
-from w2s.tokenizer import Tokenizer, chat_template_text
+from w2s.tokenizer import Tokenizer
 
 TEMPLATES = ("chat", "plain")
 DEFAULT_MAX_NEW_TOKENS = 1024
@@ -60,7 +60,7 @@ def build_prompt(tokenizer: Tokenizer, problem: str, template: str = "chat",
     """The prompt as text (what output rows record) and as token ids (what the model reads).
 
     chat: one user turn, the problem plus the project's step-by-step / \\boxed{} instruction, under the
-    Llama-3 Instruct template, ending with the assistant header. plain (for base models): the same
+    checkpoint's own chat template, ending with its generation prompt. plain (for base models): the same
     user message as "Question: ...\\nAnswer:". `shots` ({"problem", "solution"}) come first, as
     earlier user / assistant turns (chat) or answered questions (plain).
     """
@@ -68,7 +68,8 @@ def build_prompt(tokenizer: Tokenizer, problem: str, template: str = "chat",
         messages = [m for shot in shots for m in ({"role": "user", "content": user_message(shot["problem"])},
                                                    {"role": "assistant", "content": shot["solution"]})]
         messages.append({"role": "user", "content": user_message(problem)})
-        return chat_template_text(messages)[0], tokenizer.encode_chat(messages)
+        text = tokenizer.render_chat(messages)
+        return text, tokenizer.encode(text)
     if template == "plain":
         text = "".join(f"Question: {user_message(shot['problem'])}\nAnswer: {shot['solution'].strip()}\n\n" for shot in shots)
         text += f"Question: {user_message(problem)}\nAnswer:"

@@ -122,7 +122,9 @@ def truncate_metrics(path: str, last_step: int) -> None:
 
 
 def export_final(model, tokenizer: Tokenizer, out: str, dtype: torch.dtype, rank: int) -> str:
-    """Gather full weights and write DIR/final in the Hugging Face layout, with the tokenizer files."""
+    """Gather full weights and write DIR/final in the Hugging Face layout, with the tokenizer's files as they
+    were read (a model fine-tuned from a pretrained checkpoint keeps its source's special tokens, chat
+    template and generation_config.json)."""
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     final = os.path.join(out, "final")
     if rank == 0:

@@ -23,8 +23,19 @@ HF_TESTS = {  # released file name (without .json) -> benchmark name
 }
 
 
+LFS_POINTER = b"version https://git-lfs"
+
+
+def refuse_lfs_pointer(path: str) -> None:
+    """One line for a Git LFS pointer (what a clone without git-lfs holds in place of a large file)."""
+    with open(path, "rb") as f:
+        if f.read(len(LFS_POINTER)) == LFS_POINTER:
+            raise UserError(f"{path}: a Git LFS pointer, not the data: fetch the real file (git lfs pull)")
+
+
 def load_release_file(path: str) -> list[tuple[int, dict]]:
     """(line number, object) pairs of a released file: a JSON list of objects, or JSON Lines."""
+    refuse_lfs_pointer(path)
     with open(path, "rb") as f:
         data = f.read()
     try:

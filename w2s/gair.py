@@ -151,10 +151,10 @@ def _object(row: object, where: str, report: SetReport) -> Iterator[tuple[str, d
         report.skip(where, f"a {type(row).__name__}, not an object")
 
 
-def _text(row: dict, name: str) -> str:
-    """A non-empty string field (a number counts: GSM8K's answers); else BadRow naming the field."""
+def _text(row: dict, name: str, number: bool = False) -> str:
+    """A non-empty string field (or, with `number`, a number: a benchmark's answer); else BadRow naming the field."""
     value = row.get(name)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if number and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if value is None:
         raise BadRow(f"no field {name!r}")
@@ -228,7 +228,7 @@ def benchmark_row(row: dict, bench: str, index: int) -> dict:
     tag = row.get("tag") if isinstance(row.get("tag"), dict) else row
     problem = _text(row, "question" if "question" in row else "problem")
     out = {"id": str(tag.get("unique_id") or row.get("id") or f"{bench}-{index}"), "problem": problem,
-           "answer": _text(row, "answer")}
+           "answer": _text(row, "answer", number=True)}
     for key in ("level", "subject"):
         if tag.get(key) not in (None, ""):
             out[key] = tag[key]
@@ -240,7 +240,7 @@ def benchmark_row(row: dict, bench: str, index: int) -> dict:
 def _solution_and_answer(row: dict) -> tuple[str, str]:
     """(solution, final answer) of a raw row: {question, solution, answer} or GSM8K's {question, answer "... #### N"}."""
     if "solution" in row:
-        return _text(row, "solution"), _text(row, "answer")
+        return _text(row, "solution"), _text(row, "answer", number=True)
     solution = _text(row, "answer")
     answer = gsm8k_answer(solution)
     if answer is None:

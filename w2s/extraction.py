@@ -313,13 +313,16 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
     Tried in this order; the first that matches wins:
     1. the last `\\boxed{...}` (nested braces), `\\boxed x` or `\\fbox{...}`: what we ask every
        model for. An unclosed last box (cut off by the token limit) gives None. Boxes side by
-       side (`\\boxed{2}` or `\\boxed{3}`) are one answer `2, 3`; a later "The answer is" or
-       `####` that disagrees with the box makes the reply's answer None (a hedge, not an answer).
+       side (`\\boxed{2}` or `\\boxed{3}`) are one answer `2, 3`; a later "The answer is: X" or
+       `#### X` that disagrees with the box is the answer: the last statement stands (GAIR's
+       replies close with "The answer is:" after their box). "The answer is correct" states no value.
     2. "The answer is X" / "Final Answer: X" / "Answer: X": how instruction-tuned models end when
-       they forget the box. In "Final Answer: The largest $n$ is 34." the value is 34.
+       they forget the box. In "Final Answer: The largest $n$ is 34." the value is 34. A matrix or
+       vector there (`\\begin{pmatrix} 1 & 2 \\\\ 6 & -1 \\end{pmatrix}`) is taken whole, to its `\\end`.
     3. GSM8K's `#### X`: the reference format of GSM8K-style data.
-    4. a short line with no prose words taken whole (`0.5`, `$\\frac12$`, `x = 3`).
-    5. only if the text concludes (ends with a full sentence, a "so ... 8" line, or a line of
+    4. a reply that ends on a matrix or vector ("So $M = \\begin{pmatrix}...\\end{pmatrix}$."): all of it.
+    5. a short line with no prose words taken whole (`0.5`, `$\\frac12$`, `x = 3`).
+    6. only if the text concludes (ends with a full sentence, a "so ... 8" line, or a line of
        working that ends on its result, `48 + 24 = 72`; and does not loop): the value its last
        sentence states (after its last "is"/"are", a math span, or a number), else the last math
        span or number of the text. A reply cut off mid-computation or mid-sentence gets None

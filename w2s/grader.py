@@ -480,15 +480,13 @@ def _is_equiv_cached(pred: str, gold: str, timeout: float) -> bool:
 
 
 _ONE_CHOICE = re.compile(r"\(?([A-Ea-e])\)?[.:]?")
+_CHOICE_PREFIX_ANY_CASE = re.compile(r"^\(([A-Ea-e])\)\s|^([A-Ea-e])[.)]\s")  # "(b) 12": the letter is the answer
 
 
 def _choice_letter(norm: str) -> str | None:
     """The letter of a one-letter choice in any case and wrapping (normalized: `B`, `(b)`, `b)`, `c.`), as a capital."""
     match = _ONE_CHOICE.fullmatch(norm) or _CHOICE_PREFIX_ANY_CASE.match(norm)
     return next(g for g in match.groups() if g).upper() if match else None
-
-
-_CHOICE_PREFIX_ANY_CASE = re.compile(r"^\(([A-Ea-e])\)\s|^([A-Ea-e])[.)]\s")
 
 
 def _is_equiv_uncached(pred: str, gold: str, timeout: float) -> bool:

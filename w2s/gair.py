@@ -317,7 +317,7 @@ class GairSet:
 
 
 def _convert(path: str, make, report_name: str) -> tuple[list[dict], SetReport]:
-    """`make(row, where, index)` over every row of `path`; a BadRow is skipped and counted."""
+    """`make(row, index)` over every row of `path`; a BadRow is skipped and counted."""
     report, rows = SetReport(report_name), []
     for index, (where, row) in enumerate(iter_rows(path, report)):
         try:
@@ -458,8 +458,12 @@ def _entries(root: str, report: GairReport) -> Iterator[tuple[str, str, dict, bo
 def _llama_factory(root: str, report: GairReport, taken: set[str]) -> Iterator[GairSet]:
     """The LLaMA-Factory sets, each read through its column mapping, as LLaMA-Factory does."""
     for name, path, columns, ranking in _entries(root, report):
-        source, ids, make = f"gair/{name}", Ids(_stem(path)), ranking_row if ranking else sft_row
-        rows, set_report = _convert(path, lambda row, i: make(row, columns, ids(_release_id(row, str(i))),
-                                                              _release_id(row, str(i)), source), _relative(root, path))
+        source, ids, convert_row = f"gair/{name}", Ids(_stem(path)), ranking_row if ranking else sft_row
+
+        def make(row: dict, index: int) -> dict:
+            release_id = _release_id(row, str(index))
+            return convert_row(row, columns, ids(release_id), release_id, source)
+
+        rows, set_report = _convert(path, make, _relative(root, path))
         taken.add(path)
         yield GairSet("pairs" if ranking else "sft", f"gair_{name}", rows, set_report)

@@ -13,7 +13,7 @@ from w2s.data import problem_from_user_message
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The repository's parent holds shared/ (in CI, a copy beside the fresh clone); W2S_GAIR_RELEASE names another copy.
 RELEASE = os.environ.get("W2S_GAIR_RELEASE") or os.path.join(REPO, "..", "shared", "gair-release")
-pytestmark = pytest.mark.skipif(not os.path.isdir(os.path.join(RELEASE, "data")),
+needs_release = pytest.mark.skipif(not os.path.isdir(os.path.join(RELEASE, "data")),
                                 reason=f"the GAIR release copy is not at {os.path.abspath(RELEASE)} "
                                        "(the repository's ../shared/gair-release)")
 DATA = os.path.join(RELEASE, "data")
@@ -59,6 +59,7 @@ def lf_entries() -> dict:
         return json.load(f)
 
 
+@needs_release
 def test_row_counts_match_the_raw_files(converted):
     out, report = converted
     assert len(out_rows(out / "test" / "gsm8k.jsonl")) == len(raw_rows(os.path.join(DATA, "test", "gsm8k.jsonl"))) == 1319
@@ -82,6 +83,7 @@ def test_row_counts_match_the_raw_files(converted):
     assert "files no reader took (0): none" in report and "rows skipped: 0" in report
 
 
+@needs_release
 def test_the_report_names_each_file_dataset_info_names_but_the_copy_lacks(converted):
     _, report = converted
     absent = [e["file_name"] for e in lf_entries().values() if not os.path.isfile(os.path.join(RELEASE, e["file_name"]))
@@ -93,6 +95,7 @@ def test_the_report_names_each_file_dataset_info_names_but_the_copy_lacks(conver
            "data/llama_factory/math/train_math_gemma_2b_iter1_hybrid_paired.json" in report
 
 
+@needs_release
 def test_benchmarks_are_whole_and_exact(converted):
     out, _ = converted
     for stem, bench in (("gsm8k", "gsm8k"), ("math", "math500")):
@@ -107,6 +110,7 @@ def test_benchmarks_are_whole_and_exact(converted):
         assert [r["problem"] for r in rows] == [r["question"] for r in raw]  # whole, in order
 
 
+@needs_release
 def test_raw_gold_rows_carry_the_release_question_id_and_solution(converted):
     out, _ = converted
     raw = raw_rows(os.path.join(DATA, "raw", "gsm8k", "train_1.jsonl"))
@@ -125,6 +129,7 @@ def test_raw_gold_rows_carry_the_release_question_id_and_solution(converted):
         assert release_text(target, meta["release_ending"]) == gair_own[i]["output"]
 
 
+@needs_release
 def test_tasks_carry_the_release_question_id_and_answer(converted):
     out, _ = converted
     raw, rows = raw_rows(os.path.join(DATA, "raw", "gsm8k", "train_2.jsonl")), out_rows(out / "tasks" / "gair_gsm8k.jsonl")
@@ -133,6 +138,7 @@ def test_tasks_carry_the_release_question_id_and_answer(converted):
                            "answer": raw[i]["answer"].rsplit("#### ", 1)[1].replace(",", "")}
 
 
+@needs_release
 @pytest.mark.parametrize("name, file_name", [
     ("gsm8k_llama2_7b_iter1_weak", "gsm8k/train_gsm8k_llama2_7b_iter1_weak.json"),   # GSM8K: "#### N"
     ("math_gemma_2b_iter1_weak", "math/train_math_gemma_2b_iter1_weak.json"),         # MATH: gold, pred, result
@@ -156,6 +162,7 @@ def test_sft_rows_carry_the_release_response_question_and_id(converted, name, fi
             assert (meta["answer"], meta["pred"], meta["correct"]) == (source["gold"], source["pred"], source["result"])
 
 
+@needs_release
 @pytest.mark.parametrize("name, file_name", [
     ("gsm8k_mistral_7b_iter2_hybrid_paired", "gsm8k/train_gsm8k_mistral_7b_iter2_hybrid_paired.json"),
     ("math_gemma_2b_iter1_hybrid_paired", "math/train_math_gemma_2b_iter1_hybrid_paired.json"),
@@ -188,6 +195,7 @@ def element_line(path: str, index: int) -> int:
     return opens[index]
 
 
+@needs_release
 def test_bad_rows_are_skipped_and_counted_with_their_places(tmp_path, capsys):
     root = lf_copy(tmp_path)
     pairs = os.path.join(root, "data", "llama_factory", "gsm8k", "train_gsm8k_mistral_7b_iter2_hybrid_paired.json")
@@ -222,6 +230,7 @@ def test_bad_rows_are_skipped_and_counted_with_their_places(tmp_path, capsys):
     assert os.path.exists(out / "manifest.json")
 
 
+@needs_release
 def test_a_file_no_reader_takes_is_named(tmp_path, capsys):
     root = lf_copy(tmp_path)
     with open(os.path.join(root, "data", "llama_factory", "NOTES.md"), "w") as f:
@@ -235,6 +244,8 @@ def test_a_git_lfs_pointer_gets_one_line_and_leaves_no_manifest(tmp_path, capsys
     pointer = ("version https://git-lfs.github.com/spec/v1\n"
                "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n")
     if source == "gair":
+        if not os.path.isdir(DATA):
+            pytest.skip("the GAIR release copy is not at ../shared/gair-release")
         root = lf_copy(tmp_path)
         path = os.path.join(root, "data", "llama_factory", "math", "train_math_gemma_2b_iter1_weak.json")
         argv = ["--gair-dir", root]

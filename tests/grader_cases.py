@@ -631,16 +631,12 @@ HEDGING = [
     (r"The answer is $\boxed{3}$ or $\boxed{4}$.", "4", False),
     (r"The answer is $\boxed{3}$ or $\boxed{4}$.", "3", False),
     (r"$x = \boxed{2}$ and $x = \boxed{-5}$", "2, -5", True),
-    ("So the answer is \\boxed{3}.\nThe answer is 4.", "3", False),
-    ("So the answer is \\boxed{3}.\nThe answer is 4.", "4", False),
     ("So the answer is \\boxed{3}.\nThe answer is 3.", "3", True),
     ("So we get \\boxed{12}.\n#### 12", "12", True),
     ("The answer is 4 or 5.", "4", False),
     ("The answer is either 4 or 5.", "4", False),
     ("The answer is $4$ or $5$.", "5", False),
     ("The answer is $4$ or $5$.", "4, 5", True),
-    ("So \\boxed{5}.\n\nFinal Answer: The final answer is 6. I hope it is correct.", "5", False),
-    ("So \\boxed{5}.\n\nFinal Answer: The final answer is 6. I hope it is correct.", "6", False),
     ("So \\boxed{\\frac12}.\nThe answer is 0.5.", "0.5", True),
     ("We get \\boxed{10}. Wait, let me recheck: the total is actually \\boxed{12}.", "10", False),
     ("\\boxed{6}, \\boxed{8}", "8", False),
@@ -732,6 +728,63 @@ GUESSING = [
     ("It costs $7.00", "7", True),  # one short sentence: not cut off
 ]
 
+# A matrix or vector unboxed, in every answer position: its `&` and `\\` are its own, not the answer's end
+# (GAIR's MATH replies close "The answer is: \begin{pmatrix} 1 & 2 \\ 6 & -1 \end{pmatrix}").
+_M = r"\begin{pmatrix} 1 & 2 \\ 6 & -1 \end{pmatrix}"
+_M_GOLD = r"\begin{pmatrix}1&2\\6&-1\end{pmatrix}"
+_V = r"\begin{pmatrix} 7 \\ -2 \end{pmatrix}"
+UNBOXED_MATRICES = [
+    ("The answer is: " + _M, _M_GOLD, True),
+    ("The answer is: " + _M, r"\begin{pmatrix}1&2\\6&1\end{pmatrix}", False),
+    ("The answer is: " + _M, "1", False),  # not its first entry
+    ("The answer is: " + _V, r"\begin{pmatrix}7\\-2\end{pmatrix}", True),
+    ("The answer is: " + _V, "7", False),
+    ("The answer is: $" + _M + "$.", _M_GOLD, True),
+    ("Final Answer: The matrix is " + _M + ".", _M_GOLD, True),
+    ("The answer is:\n\\begin{pmatrix}\n1 & 2 \\\\\n6 & -1\n\\end{pmatrix}", _M_GOLD, True),  # over lines
+    ("The answer is: " + _V.replace("pmatrix", "bmatrix"), r"\begin{pmatrix}7\\-2\end{pmatrix}", True),
+    ("So the matrix we want is " + _M + ".", _M_GOLD, True),  # a concluding sentence, undelimited
+    ("Multiplying out, the product is\n\\[" + _M + "\\]", _M_GOLD, True),
+    ("Multiplying out, the product is\n\\[" + _M + "\\]", r"\begin{pmatrix}1&2\\6&1\end{pmatrix}", False),
+    ("Thus the projection is $" + _V + "$.", r"\begin{pmatrix}7\\-2\end{pmatrix}", True),
+    ("Thus the projection is $" + _V + "$.", r"\begin{pmatrix}-2\\7\end{pmatrix}", False),
+    (r"So \boxed{" + _V + r"}.", r"\begin{pmatrix}7\\-2\end{pmatrix}", True),
+    (r"\boxed{" + _M + "}. The answer is: " + _M, _M_GOLD, True),  # box and statement agree
+]
+
+# Multiple-choice letters compare without case, in every wrapping, boxed or not.
+_LETTER_FORMS = ["{}", "({})", r"\text{{{}}}", r"\textbf{{{}}}", "{})", r"\text{{({})}}"]
+CHOICE_LETTERS = [
+    (response.format(form.format(letter)), gold, letter.upper() == gold_letter)
+    for response in ("{}", r"\boxed{{{}}}", "The answer is: {}", r"The answer is $\boxed{{{}}}$.",
+                     "So the correct option is {}.")
+    for form in _LETTER_FORMS
+    for letter in ("b", "B", "c")
+    for gold, gold_letter in (("B", "B"), ("b", "B"), (r"\text{(B)}", "B"))
+] + [
+    ("The answer is: (b) 12", "B", True),  # a letter with its option's value
+    ("The answer is: (b) 12", "C", False),
+    ("b", "c", False), ("a", "a", True),
+]
+
+# A box, then a closing "The answer is: X" or "#### X": the last statement stands (GAIR's replies end so).
+FINAL_STATEMENT = [
+    ("So the answer is \\boxed{3}.\nThe answer is 4.", "4", True),
+    ("So \\boxed{5}.\n\nFinal Answer: The final answer is 6. I hope it is correct.", "6", True),
+    ("So \\boxed{5}.\n\nFinal Answer: The final answer is 6. I hope it is correct.", "5", False),
+    ("So the answer is \\boxed{3}.\nThe answer is 4.", "3", False),
+    (r"We get $\boxed{5}$ apples. The answer is: 6", "6", True),
+    (r"We get $\boxed{5}$ apples. The answer is: 6", "5", False),
+    ("So she pays \\boxed{18} dollars.\n#### 20", "20", True),
+    ("So she pays \\boxed{18} dollars.\n#### 20", "18", False),
+    (r"$x=\boxed{\frac{1}{2}}$. The answer is: \frac{1}{3}", r"\frac13", True),
+    (r"$x=\boxed{\frac{1}{2}}$. The answer is: \frac{1}{3}", r"\frac12", False),
+    (r"The area is $\boxed{12}$. The answer is: 12", "12", True),  # agreeing: one answer
+    (r"The answer is $\boxed{12}$. The answer is correct.", "12", True),  # a verdict, not a value
+    (r"Option $\boxed{A}$. The answer is: (C)", "C", True),
+    (r"Option $\boxed{A}$. The answer is: (C)", "A", False),
+]
+
 
 KINDS = {
     "extraction": EXTRACTION, "numbers": NUMBERS, "formatting": FORMATTING, "symbolic": SYMBOLIC,
@@ -742,6 +795,7 @@ KINDS = {
     "number_formats": NUMBER_FORMATS, "tolerance": TOLERANCE, "prose": PROSE, "spellings": SPELLINGS,
     "products": PRODUCTS, "trailing_junk": TRAILING_JUNK, "hedging": HEDGING, "gold_solutions": GOLD_SOLUTIONS,
     "weak_model_endings": WEAK_MODEL_ENDINGS, "guessing": GUESSING,
+    "unboxed_matrices": UNBOXED_MATRICES, "choice_letters": CHOICE_LETTERS, "final_statement": FINAL_STATEMENT,
 }
 
 CASES = [(response, gold, verdict, kind) for kind, cases in KINDS.items() for response, gold, verdict in cases]

@@ -45,6 +45,9 @@ def test_labelled_cases_are_many_and_varied():
     ("so he spent $70/7=$10 per teacher.\nEach gift cost $10.", "$10"),
     ("Final Answer: The largest $n$ is 34.", "34"),
     (r"The answer is \boxed{2} or \boxed{3}.", "2, 3"),
+    ("So the answer is \\boxed{3}.\nThe answer is 4.", "4"),  # the last statement stands
+    (r"The answer is: \begin{pmatrix} 1 & 2 \\ 6 & -1 \end{pmatrix}", r"\begin{pmatrix} 1 & 2 \\ 6 & -1 \end{pmatrix}"),
+    ("The answer is:\n\\begin{bmatrix}\n7 \\\\\n-2\n\\end{bmatrix}", "\\begin{bmatrix}\n7 \\\\\n-2\n\\end{bmatrix}"),
 ])
 def test_extract_answer(text, answer):
     assert extract_answer(text) == answer
@@ -52,7 +55,7 @@ def test_extract_answer(text, answer):
 
 @pytest.mark.parametrize("text", [r"the answer is \boxed{12", r"\boxed{\frac{1}{2}", r"\boxed{}", "no numbers here at all",
                                   "", "In May she sold 48 / 2 = ", "First 16 - 3 - 4 = 9 eggs. Then she sells them at",
-                                  "She has 5 apples.\n" * 8, "So the answer is \\boxed{3}.\nThe answer is 4."])
+                                  "She has 5 apples.\n" * 8])
 def test_extract_answer_none(text):
     assert extract_answer(text) is None
 

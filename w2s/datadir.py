@@ -245,18 +245,28 @@ def build_hf(out: str, hf_dir: str | None, subset: str | None, seed: int | None,
 
 
 def build_gair(out: str, gair_dir: str, log: Log = print) -> dict[str, dict]:
-    from w2s.gair import read_gair
+    """The release converted set by set, each written before the next is read; the report at the end.
+    The manifest is recorded only once every set is written: a failed conversion leaves none behind."""
+    from w2s.gair import GairReport, convert_gair
 
-    check_manifest(out, {"source": "gair"})
-    tests, sft_sets, pair_sets, task_sets, report = read_gair(gair_dir)
+    manifest = {"source": "gair"}
+    check_manifest(out, manifest, write=False)  # refuse a directory of another source before any work
+    report, written = GairReport(), {}
+    os.makedirs(out, exist_ok=True)
     log(f"GAIR-NLP/weak-to-strong-reasoning at {gair_dir}:")
-    for key, value in report.items():
-        log(f"  {key}: {value}")
-    write_tests(out, tests, log)
-    write_tasks(out, task_sets, log)
-    for name, rows in pair_sets.items():
-        write_jsonl(os.path.join(out, f"{name}.jsonl"), rows)
-        log(f"wrote {os.path.join(out, name + '.jsonl')}: {len(rows)} pairs (train.py --objective dpo)")
-    written = {}
-    write_sets(out, sft_sets, None, written, {})
+    for gair_set in convert_gair(gair_dir, report):
+        report.sets.append((gair_set.kind, gair_set.name, gair_set.report))
+        if gair_set.kind == "test":
+            write_tests(out, {gair_set.name: gair_set.rows}, log)
+        elif gair_set.kind == "tasks":
+            write_tasks(out, {gair_set.name: gair_set.rows}, log)
+        elif gair_set.kind == "pairs":
+            write_jsonl(os.path.join(out, f"{gair_set.name}.jsonl"), gair_set.rows)
+            log(f"wrote {os.path.join(out, gair_set.name + '.jsonl')}: {len(gair_set.rows)} pairs (train.py --objective dpo)")
+        else:
+            write_sets(out, {gair_set.name: gair_set.rows}, None, written, {})
+    log("conversion report:")
+    for line in report.lines():
+        log(line)
+    check_manifest(out, manifest)
     return written

@@ -177,8 +177,51 @@ def _value_in_sentence(sentence: str, opens_with_value: bool = False) -> str | N
     return None
 
 
+_ENV_BEGIN = re.compile(r"\\begin\s*\{([a-zA-Z]+\*?)\}")
+_ENV_END = re.compile(r"\\end\s*\{([a-zA-Z]+\*?)\}")
+
+
+def _environment_end(text: str, begin: re.Match) -> int | None:
+    """The index after the `\\end{name}` that closes the `\\begin{name}` matched by `begin` (nesting counted)."""
+    name, depth = begin.group(1), 0
+    for match in re.finditer(r"\\(begin|end)\s*\{" + re.escape(name) + r"\}", text[begin.start():]):
+        depth += 1 if match.group(1) == "begin" else -1
+        if depth == 0:
+            return begin.start() + match.end()
+    return None
+
+
+def _leading_environment(answer: str) -> str | None:
+    """An answer that opens with a matrix or vector (`\\begin{pmatrix} 1 & 2 \\\\ 6 & -1 \\end{pmatrix}`), whole.
+
+    Its `&` and `\\\\` are the environment's own separators, not the end of a sentence or a line:
+    the answer runs to the matching `\\end{...}`, over several lines if need be ("The matrix is" before it goes).
+    """
+    first_line = answer.lstrip().split("\n", 1)[0]
+    begin = _ENV_BEGIN.search(answer)
+    if not begin or begin.group(0) not in first_line or re.search(r"[.!?]\s", answer[:begin.start()]):
+        return None
+    end = _environment_end(answer, begin)
+    return answer[begin.start():end] if end else None
+
+
+def _trailing_environment(text: str) -> str | None:
+    """The matrix or vector a reply ends on ("So $M = \\begin{pmatrix}...\\end{pmatrix}$."), whole."""
+    ends = list(_ENV_END.finditer(text))
+    if not ends or not re.fullmatch(r"[\s$.]*(?:\\\]|\\\))?[\s$.]*", text[ends[-1].end():]):
+        return None
+    name = ends[-1].group(1)
+    for begin in reversed([m for m in _ENV_BEGIN.finditer(text, 0, ends[-1].start()) if m.group(1) == name]):
+        if _environment_end(text, begin) == ends[-1].end():
+            return text[begin.start():ends[-1].end()]
+    return None
+
+
 def _clean_sentence_answer(answer: str) -> str | None:
-    """The value after an answer marker: the first sentence of the rest of its line."""
+    """The value after an answer marker: the first sentence of the rest of its line (a matrix: all of it)."""
+    environment = _leading_environment(answer)
+    if environment:
+        return environment
     line = answer.strip().splitlines()[0] if answer.strip() else ""
     line = re.sub(r"^(?:either|both|between)\s+", "", line, flags=re.I)  # "either 4 or 5" is the hedge `4, 5`
     sentences = _sentences(line)
@@ -250,6 +293,12 @@ def _later_statement(text: str) -> str | None:
     return gsm8k[-1].strip() if gsm8k else None
 
 
+def _states_a_value(statement: str) -> bool:
+    """Does a closing statement give a value ("4", "$x+1$", "(B)"), not a verdict ("The answer is correct.")?"""
+    words = _PROSE_WORD.findall(re.sub(r"\\[a-zA-Z]+", " ", statement))
+    return bool(re.search(r"[\d\\^=+*/()]", statement) or len(statement.strip()) <= 2 or not words)
+
+
 def _same_answer(a: str, b: str) -> bool:
     if normalize(a).replace(" ", "") == normalize(b).replace(" ", ""):
         return True
@@ -264,13 +313,16 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
     Tried in this order; the first that matches wins:
     1. the last `\\boxed{...}` (nested braces), `\\boxed x` or `\\fbox{...}`: what we ask every
        model for. An unclosed last box (cut off by the token limit) gives None. Boxes side by
-       side (`\\boxed{2}` or `\\boxed{3}`) are one answer `2, 3`; a later "The answer is" or
-       `####` that disagrees with the box makes the reply's answer None (a hedge, not an answer).
+       side (`\\boxed{2}` or `\\boxed{3}`) are one answer `2, 3`; a later "The answer is: X" or
+       `#### X` that disagrees with the box is the answer: the last statement stands (GAIR's
+       replies close with "The answer is:" after their box). "The answer is correct" states no value.
     2. "The answer is X" / "Final Answer: X" / "Answer: X": how instruction-tuned models end when
-       they forget the box. In "Final Answer: The largest $n$ is 34." the value is 34.
+       they forget the box. In "Final Answer: The largest $n$ is 34." the value is 34. A matrix or
+       vector there (`\\begin{pmatrix} 1 & 2 \\\\ 6 & -1 \\end{pmatrix}`) is taken whole, to its `\\end`.
     3. GSM8K's `#### X`: the reference format of GSM8K-style data.
-    4. a short line with no prose words taken whole (`0.5`, `$\\frac12$`, `x = 3`).
-    5. only if the text concludes (ends with a full sentence, a "so ... 8" line, or a line of
+    4. a reply that ends on a matrix or vector ("So $M = \\begin{pmatrix}...\\end{pmatrix}$."): all of it.
+    5. a short line with no prose words taken whole (`0.5`, `$\\frac12$`, `x = 3`).
+    6. only if the text concludes (ends with a full sentence, a "so ... 8" line, or a line of
        working that ends on its result, `48 + 24 = 72`; and does not loop): the value its last
        sentence states (after its last "is"/"are", a math span, or a number), else the last math
        span or number of the text. A reply cut off mid-computation or mid-sentence gets None
@@ -294,7 +346,9 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
         if answer is None or strict:
             return answer
         later = _later_statement(text[_boxes(text)[-1][1]:])
-        return answer if later is None or _same_answer(later, answer) else None
+        if later is None or not _states_a_value(later) or _same_answer(later, answer):
+            return answer
+        return later  # "\\boxed{3} ... The answer is: 4": the last statement stands
     if strict:
         return None
     markers = list(_ANSWER_MARKER.finditer(text))
@@ -306,6 +360,9 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
     if matches and matches[-1].strip():
         return matches[-1].strip()
     text = _drop_sign_off(text)
+    environment = _trailing_environment(text)
+    if environment:
+        return environment
     stripped = text.strip()
     math_only = re.sub(r"\\[a-zA-Z]+|\b(?:sqrt|sin|cos|tan|log|ln|exp|pi)\b", "", stripped)  # `sqrt(3)/2` is math
     if "\n" not in stripped and len(stripped) <= 80 and not _PROSE_WORD.search(math_only):

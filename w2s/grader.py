@@ -479,6 +479,16 @@ def _is_equiv_cached(pred: str, gold: str, timeout: float) -> bool:
     return _is_equiv_uncached(pred, gold, timeout)
 
 
+_ONE_CHOICE = re.compile(r"\(?([A-Ea-e])\)?[.:]?")
+_CHOICE_PREFIX_ANY_CASE = re.compile(r"^\(([A-Ea-e])\)\s|^([A-Ea-e])[.)]\s")  # "(b) 12": the letter is the answer
+
+
+def _choice_letter(norm: str) -> str | None:
+    """The letter of a one-letter choice in any case and wrapping (normalized: `B`, `(b)`, `b)`, `c.`), as a capital."""
+    match = _ONE_CHOICE.fullmatch(norm) or _CHOICE_PREFIX_ANY_CASE.match(norm)
+    return next(g for g in match.groups() if g).upper() if match else None
+
+
 def _is_equiv_uncached(pred: str, gold: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout  # for all the sympy work of this check together
     pred_norm, gold_norm = normalize(pred), normalize(gold)
@@ -486,6 +496,10 @@ def _is_equiv_uncached(pred: str, gold: str, timeout: float) -> bool:
         return False
     if len(pred_norm) > MAX_ANSWER_CHARS or len(gold_norm) > MAX_ANSWER_CHARS:
         return pred_norm == gold_norm
+    gold_letter, pred_letter = _choice_letter(gold_norm), _choice_letter(pred_norm)
+    if gold_letter and pred_letter and (gold_letter in gold_norm or pred_letter in pred_norm or
+                                        "(" in gold_norm + pred_norm or ")" in gold_norm + pred_norm):
+        return gold_letter == pred_letter  # `b` and `(B)` are one choice; two bare lowercase letters are variables
     if _CHOICE.match(gold_norm):  # a multiple-choice gold: only the letters count
         prefix = _CHOICE_PREFIX.match(pred_norm)
         pred_letters = (prefix.group(1) or prefix.group(2)) if prefix else pred_norm

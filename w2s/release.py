@@ -23,8 +23,19 @@ HF_TESTS = {  # released file name (without .json) -> benchmark name
 }
 
 
+LFS_POINTER = b"version https://git-lfs"
+
+
+def refuse_lfs_pointer(path: str) -> None:
+    """One line for a Git LFS pointer (what a clone without git-lfs holds in place of a large file)."""
+    with open(path, "rb") as f:
+        if f.read(len(LFS_POINTER)) == LFS_POINTER:
+            raise UserError(f"{path}: a Git LFS pointer, not the data: fetch the real file (git lfs pull)")
+
+
 def load_release_file(path: str) -> list[tuple[int, dict]]:
     """(line number, object) pairs of a released file: a JSON list of objects, or JSON Lines."""
+    refuse_lfs_pointer(path)
     with open(path, "rb") as f:
         data = f.read()
     try:
@@ -35,7 +46,7 @@ def load_release_file(path: str) -> list[tuple[int, dict]]:
     decoder, rows = json.JSONDecoder(), []
     start = len(text) - len(text.lstrip())
     if text[start:start + 1] == "[":  # a JSON list: decode element by element to know each one's line
-        pos = start + 1
+        pos, line_no, counted_to = start + 1, 1, 0  # lines counted on from the last element (not from 0: quadratic)
         while True:
             while pos < len(text) and text[pos] in " \t\r\n,":
                 pos += 1
@@ -47,7 +58,9 @@ def load_release_file(path: str) -> list[tuple[int, dict]]:
                 obj, end = decoder.raw_decode(text, pos)
             except json.JSONDecodeError as e:
                 raise UserError(f"{path}:{e.lineno}: bad JSON: {e.msg}") from None
-            rows.append((text.count("\n", 0, pos) + 1, obj))
+            line_no += text.count("\n", counted_to, pos)
+            counted_to = pos
+            rows.append((line_no, obj))
             pos = end
     else:
         for line_no, line in enumerate(text.splitlines(), 1):

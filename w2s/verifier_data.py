@@ -21,6 +21,7 @@ from w2s import miniworld
 from w2s.data import user_message
 from w2s.errors import MissingFileError, UserError
 from w2s.jsonl import read_jsonl_numbered
+from w2s.release import refuse_lfs_pointer
 from w2s.verifier import split_steps
 
 
@@ -107,6 +108,7 @@ def step_rows_from_samples(path: str, outcome: bool = False, split: str = "lines
 def _read(path: str) -> list[tuple[int, object]]:
     if not os.path.isfile(path):
         raise MissingFileError(f"{path}: no such file")
+    refuse_lfs_pointer(path)  # PRM800K's files on GitHub are Git LFS pointers
     return read_jsonl_numbered(path)
 
 

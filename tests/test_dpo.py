@@ -7,6 +7,7 @@ import random
 import shutil
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 import torch
@@ -136,9 +137,10 @@ def test_loss_and_gradients_match_a_plain_dpo_on_transformers(setup, tmp_path):
     hand_loss = torch.stack(losses).mean()
     hand_loss.backward()
 
-    from functools import partial
-    loss_sum = train.train_step(ours, partial(dpo_loss, beta=beta), [examples[:3], examples[3:]], 2, len(examples),
-                                examples[0], tokenizer.pad_id, torch.device("cpu"), sharded=False)
+    setup = train.StepSetup(partial(dpo_loss, beta=beta), examples, [e.length for e in examples], micro_batch_size=3,
+                            pad_id=tokenizer.pad_id, device=torch.device("cpu"))
+    loss_sum, metric_sums = train.train_step(ours, setup, list(range(len(examples))))  # micro-batches of 3 and 2
+    assert metric_sums["count"].item() == len(examples)
     assert abs(hand_loss.item() - math.log(2)) > 1e-3
     assert abs(loss_sum.item() / len(examples) - hand_loss.item()) < 1e-5
     theirs = dict(hf_policy.named_parameters())

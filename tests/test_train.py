@@ -130,9 +130,10 @@ def test_loss_is_mean_over_assistant_tokens(data_file):
     hand_grads = torch.autograd.grad(hand_loss, list(model.parameters()))
 
     num_targets = sum(e.num_targets for e in examples)
-    loss_sum = train.train_step(model, sft_loss, [[examples[0]], [examples[1]]], 2, num_targets, examples[0],
-                                tokenizer.pad_id, torch.device("cpu"), sharded=False)
-    assert num_targets == len(hand_terms)
+    setup = train.StepSetup(sft_loss, examples, [e.length for e in examples], micro_batch_size=1,
+                            pad_id=tokenizer.pad_id, device=torch.device("cpu"))
+    loss_sum, metric_sums = train.train_step(model, setup, [0, 1])  # two micro-batches of one
+    assert num_targets == len(hand_terms) == metric_sums["count"].item()
     assert loss_sum.item() / num_targets == pytest.approx(hand_loss.item(), rel=1e-5)
     for p, g in zip(model.parameters(), hand_grads):
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
@@ -146,8 +147,8 @@ def test_padding_and_prompt_labels_do_not_count():
     short = TokenizedExample(input_ids=[1, 5, 8], labels=[IGNORE_INDEX, IGNORE_INDEX, 8])
     num_targets = example.num_targets + short.num_targets
     assert num_targets == 4
-    loss_sum, count = sft_loss(model, [example, short], pad_id=3, device=torch.device("cpu"))
-    assert count == num_targets
+    loss_sum, metrics = sft_loss(model, [example, short], pad_id=3, device=torch.device("cpu"))
+    assert metrics == {"count": num_targets}
     logits_long, logits_short = model(torch.tensor([example.input_ids])), model(torch.tensor([short.input_ids]))
     expected = (F.cross_entropy(logits_long[0, 2:5], torch.tensor([7, 8, 9]), reduction="sum")
                 + F.cross_entropy(logits_short[0, 1:2], torch.tensor([8]), reduction="sum"))
@@ -200,8 +201,8 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(data_file, tmp_path, mo
 
     def nan_at_step_3(*args, **kwargs):
         calls.append(1)
-        loss_sum = real_step(*args, **kwargs)
-        return loss_sum * float("nan") if len(calls) == 3 else loss_sum
+        loss_sum, metric_sums = real_step(*args, **kwargs)
+        return (loss_sum * float("nan") if len(calls) == 3 else loss_sum), metric_sums
 
     monkeypatch.setattr(train, "train_step", nan_at_step_3)
     with pytest.raises(SystemExit) as exit_info:

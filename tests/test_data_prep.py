@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import shutil
 
 import pytest
 
@@ -228,3 +229,19 @@ def test_a_model_teachers_samples_become_a_measured_set(built, tmp_path):
     samples.write_text(json.dumps({**rows[0], "correct": [True]}) + "\n")
     with pytest.raises(ValueError, match=r"samples\.jsonl:1: field 'correct'"):
         data_prep.prepare(["--out", str(tmp_path / "out"), "--from-samples", str(samples)])
+
+
+def test_train_builds_a_missing_set_in_process_with_the_directorys_world(built, tmp_path, capsys):
+    """train.py --data NAME, NAME not built yet: built in the directory's world (its manifest's sizes),
+    in this process (no data_prep.py subprocess), and then trained on."""
+    import train
+
+    data_dir = str(tmp_path / "data")
+    shutil.copytree(built, data_dir)
+    train.main(["--data", "hard_full_e0.3", "--data-dir", data_dir, "--out", str(tmp_path / "run"), "--max-steps", "1"])
+    out = capsys.readouterr().out
+    assert "hard_full_e0.3.jsonl not found: building it" in out and "done: 1 steps" in out
+    rows = load_sft_examples(os.path.join(data_dir, "hard_full_e0.3.jsonl"))
+    assert len(rows) == 300 and sum(not r["meta"]["correct"] for r in rows) == 90
+    assert {name for name in os.listdir(data_dir) if name.endswith(".jsonl")} == \
+        {name for name in os.listdir(built) if name.endswith(".jsonl")} | {"hard_full_e0.3.jsonl"}

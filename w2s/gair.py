@@ -26,6 +26,7 @@ from collections import Counter
 from w2s.data import user_message
 from w2s.dpo import pair_row
 from w2s.errors import MissingFileError, UserError
+from w2s.jsonl import file_stem
 from w2s.release import load_release_file, string_field
 
 TESTS = {"gsm8k": "gsm8k", "math": "math500"}  # data/test/<file> -> test/<bench>
@@ -44,10 +45,6 @@ def _files(folder: str) -> list[str]:
     if not os.path.isdir(folder):
         return []
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith((".json", ".jsonl")))
-
-
-def _stem(path: str) -> str:
-    return os.path.basename(path).rsplit(".", 1)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,7 +68,7 @@ def read_tests(root: str, report: Counter) -> dict[str, list[dict]]:
     tests = {}
     for stem, bench in TESTS.items():
         for path in _files(os.path.join(root, "test")):
-            if _stem(path) == stem:
+            if file_stem(path) == stem:
                 tests[bench] = [benchmark_row(row, f"{path}:{line}", bench, i)
                                 for i, (line, row) in enumerate(load_release_file(path))]
                 report[f"test/{bench}"] = len(tests[bench])
@@ -85,7 +82,7 @@ def read_raw(root: str, report: Counter) -> tuple[dict[str, list[dict]], dict[st
     for name in sorted(os.listdir(raw)) if os.path.isdir(raw) else []:
         for path in _files(os.path.join(raw, name)):
             rows = load_release_file(path)
-            if _stem(path) == "train_1":
+            if file_stem(path) == "train_1":
                 gold_sets[f"gair_{name}_gold"] = [
                     {"id": f"{name}/train_1/{i}",
                      "messages": [{"role": "user", "content": user_message(string_field(row, "question", f"{path}:{line}"))},
@@ -94,7 +91,7 @@ def read_raw(root: str, report: Counter) -> tuple[dict[str, list[dict]], dict[st
                               "correct": True}}
                     for i, (line, row) in enumerate(rows)]
                 report[f"raw/{name}/train_1"] = len(rows)
-            elif _stem(path) == "train_2":
+            elif file_stem(path) == "train_2":
                 task_sets[f"gair_{name}"] = [
                     {"id": f"{name}/train_2/{i}", "problem": string_field(row, "question", f"{path}:{line}"),
                      **({"answer": string_field(row, "answer", f"{path}:{line}")} if "answer" in row else {})}
@@ -121,7 +118,7 @@ def read_llama_factory(root: str, report: Counter) -> tuple[dict[str, list[dict]
     """(SFT sets, pair sets), each named gair_lf_<file stem>."""
     sft_sets, pair_sets = {}, {}
     for path in _files(os.path.join(root, "llama_factory")):
-        stem = _stem(path)
+        stem = file_stem(path)
         if stem == "dataset_info":  # LLaMA-Factory's registry of the sets, not a set
             continue
         name, paired, rows = f"gair_lf_{stem}", stem.endswith("_paired"), []

@@ -548,3 +548,23 @@ def clear_caches() -> None:
     _is_equiv_cached.cache_clear()
     sympy_check.clear_verdicts()
 
+
+def answer_groups(answers: list[str | None]) -> list[int | None]:
+    """Each answer's group of equivalent answers, numbered in order of first appearance (None: no answer,
+    no group). An answer joins the first group whose first answer it equals (is_equiv, that first answer
+    as gold), so 1/2 and 0.5 group together. Groups form in order: the first k answers' groups are the
+    prefix of these. Majority votes, re-ranking and confidence pairs all group through this."""
+    firsts: list[str] = []
+    groups: list[int | None] = []
+    for answer in answers:
+        if answer is None:
+            groups.append(None)
+            continue
+        for g, first in enumerate(firsts):
+            if answer == first or is_equiv(answer, first):
+                groups.append(g)
+                break
+        else:
+            firsts.append(answer)
+            groups.append(len(firsts) - 1)
+    return groups

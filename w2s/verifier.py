@@ -22,6 +22,7 @@ its outcome label; it is used with its last verdict (`--verifier-agg last`).
 import torch
 
 from w2s.errors import UserError
+from w2s.grader import answer_groups
 
 STEP_TAG = "\n"  # read after every step; the verdict is predicted at it
 GOOD, BAD = "+", "-"  # the verdict tokens (Math-Shepherd's labels)
@@ -179,28 +180,6 @@ class Verifier:
 
 # ---------------------------------------------------------------------------------------------
 # Re-ranking K samples: best-of-K and weighted majority, and the same over the first k of them
-
-
-def answer_groups(answers: list[str | None]) -> list[int | None]:
-    """Each response's group of equivalent answers (numbered in order of first appearance; None: no
-    answer). Groups form in response order, so the first k responses' groups are the prefix of these:
-    every curve over k is read from one grouping."""
-    from w2s.grader import is_equiv
-
-    firsts: list[str] = []
-    groups = []
-    for answer in answers:
-        if answer is None:
-            groups.append(None)
-            continue
-        for g, first in enumerate(firsts):
-            if answer == first or is_equiv(answer, first):
-                groups.append(g)
-                break
-        else:
-            firsts.append(answer)
-            groups.append(len(firsts) - 1)
-    return groups
 
 
 def _vote(groups: list[int | None], weights: list[float]) -> int | None:

@@ -178,9 +178,7 @@ def processes_run(num_processes: int, data: str, out: str, steps: int, global_ba
 
 def scaling(steps: int) -> list[tuple[int, float]]:
     """1 vs 2 processes on the built-in-world-like synthetic SFT file, the same global batch of 64."""
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from test_train import synthetic_rows
-
+    from bench.addition_chains import synthetic_rows
     from w2s.tokenizer import train_tokenizer
 
     with tempfile.TemporaryDirectory() as d:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import train
-from tests.addition_chains import addition_chain
+from bench.addition_chains import addition_chain
 from tests.killed_run import train_killed_at_step
 from w2s.dpo import dpo_loss, reference_pass, tokenize_pairs
 from w2s.model import Llama, ModelArgs
@@ -84,7 +84,7 @@ def hf_margins(model, tokenizer: Tokenizer, rows: list[dict]) -> torch.Tensor:
 
 
 def test_dpo_starts_at_ln2_learns_and_prefers_chosen_more_than_its_reference(setup, tmp_path):
-    transformers = pytest.importorskip("transformers")
+    transformers = pytest.importorskip("transformers", reason="compares with transformers (requirements-dev.txt)")
     data, init = setup
     final = run(data, init, str(tmp_path / "run"), "--max-steps", "12", "--batch-size", "8", "--lr", "1e-3",
                 "--beta", "0.5")
@@ -109,7 +109,7 @@ def test_loss_and_gradients_match_a_plain_dpo_on_transformers(setup, tmp_path):
     """dpo_loss over two micro-batches (train_step), with reference_pass's cached numbers, against
     -log sigmoid(beta * margin) written by hand on transformers' LlamaForCausalLM; the policy is the
     reference moved by noise, so the loss is not ln 2 and both sides' gradients matter."""
-    transformers = pytest.importorskip("transformers")
+    transformers = pytest.importorskip("transformers", reason="compares with transformers (requirements-dev.txt)")
     data, init = setup
     data = copy_data(data, tmp_path / "data")
     tokenizer = Tokenizer.from_pretrained(init)

@@ -5,7 +5,6 @@ Runs use the `tiny` preset on a small synthetic SFT file whose tokenizer sits be
 """
 import json
 import os
-import random
 import subprocess
 import sys
 
@@ -16,25 +15,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import train
-from tests.addition_chains import addition_chain
+from bench.addition_chains import synthetic_rows
 from tests.killed_run import train_killed_at_step
 from w2s.sft import IGNORE_INDEX, TokenizedExample, load_sft_data, sft_loss, tokenize_sft
 from w2s.model import Llama, ModelArgs
 from w2s.tokenizer import Tokenizer, train_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def synthetic_rows(n: int = 45, seed: int = 0) -> list[dict]:
-    """Chains of 1-4 additions: answers of different lengths, so token weighting matters."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        problem, lines, value = addition_chain(rng, 4)
-        lines.append(f"The answer is \\boxed{{{value}}}")
-        rows.append({"id": f"s{i}", "messages": [{"role": "user", "content": problem},
-                                                 {"role": "assistant", "content": "\n".join(lines)}], "meta": {}})
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +162,7 @@ def test_resume_continues_exactly(data_file, tmp_path):
 
 
 def test_export_loads_in_transformers_with_same_logits(data_file, tmp_path):
-    transformers = pytest.importorskip("transformers")
+    transformers = pytest.importorskip("transformers", reason="compares with transformers (requirements-dev.txt)")
     final = run(data_file, str(tmp_path / "run"), "--max-steps", "2")
     ours = Llama.from_pretrained(final)
     theirs = transformers.LlamaForCausalLM.from_pretrained(final, dtype=torch.float32)
@@ -297,10 +284,23 @@ def test_fused_adamw_under_fsdp_matches_the_unfused_one():
         dist.destroy_process_group()
 
 
-def test_flops_count_attention_as_12_l_h_d_t():
-    model = Llama(ModelArgs.preset("tiny", vocab_size=64))
-    a = model.args
-    assert model.flops_per_token(100) - model.flops_per_token(0) == 12 * a.n_layers * a.n_heads * a.head_dim * 100
+@pytest.mark.parametrize("tie_embeddings", [True, False])
+def test_flops_per_token_match_torchs_count_of_a_training_step(tie_embeddings):
+    """model.flops_per_token (what MFU divides by) against torch's own count of every matmul in one forward
+    and backward (FlopCounterMode; attention on SDPA's math path, whose matmuls it sees). The formula's 6
+    per weight also counts the norm gains, which are no matmul: that, and nothing else, is the difference."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = Llama(ModelArgs.preset("tiny", vocab_size=64, tie_embeddings=tie_embeddings))
+    batch, length = 2, 48
+    tokens = torch.randint(0, 64, (batch, length))
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(tokens).float().logsumexp(-1).sum().backward()
+    norm_gains = sum(p.numel() for p in model.parameters() if p.ndim == 1)
+    assert counter.get_flop_counts()["Global"].get(torch.ops.aten.bmm, 0) > 0  # attention was counted
+    assert counter.get_total_flops() == batch * length * (model.flops_per_token(length) - 6 * norm_gains)
 
 
 def test_mfu_is_remeasured_and_capped(monkeypatch):
@@ -321,7 +321,7 @@ def test_a_run_leaves_a_summary_a_curve_and_elapsed_seconds(data_file, tmp_path,
     assert summary["final_loss"] == pytest.approx(metrics(str(out))[-1]["loss"])
     elapsed = [r["elapsed_s"] for r in metrics(str(out))]
     assert elapsed == sorted(elapsed) and elapsed[0] > 0
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="loss.png needs matplotlib, an optional dependency")
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # final/ files are readable like their neighbours (safetensors writes 0600 by itself)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (out / "final").iterdir()}

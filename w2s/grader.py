@@ -12,7 +12,7 @@ impossible to hang. The work is in three files, read in this order:
 3. `w2s/sympy_check.py`: sympy equivalence, run in helper processes that can be killed when a
    check runs out of time.
 
-Numeric tolerance, the whole policy (tests: the `tolerance` kind in tests/grader_cases.py):
+Numeric tolerance, the whole policy (tests: the `tolerance` kind in bench/grader_cases.py):
 1. Integers, fractions and closed forms (`40\\pi`, `\\sqrt2`) are exact: 1/2004! is not 1/2006!,
    and `1.0001` is not `1` (a decimal is taken at the digits it shows).
 2. A decimal with at least MIN_SIGNIFICANT_DIGITS significant digits also stands for any value

@@ -2,8 +2,10 @@
 
 An objective says how its rows become examples (`read`), may make one pass over them with the starting
 weights before training (`prepare`: DPO's reference log-probs), and turns a micro-batch into a summed
-loss (`loss`). Each objective lives in its own module (w2s/sft.py, w2s/dpo.py, w2s/prm.py) and builds
-its `Objective` there; train.py maps --objective names to them. This module imports none of them.
+loss (`loss`; padding the micro-batch is its own business). The loop batches examples by their `length`
+and weighs them by their `count`, and knows nothing else about them. Each objective lives in its own
+module (w2s/sft.py, w2s/dpo.py, w2s/prm.py) and builds its `Objective` there; train.py maps --objective
+names to them. This module imports none of them.
 
 Why a summed loss and a count: the loop divides by the count of the whole global batch (tokens, pairs,
 verdicts), so every token weighs the same however examples fall into micro-batches and ranks. It knows
@@ -36,8 +38,9 @@ class Example(Protocol):
 
 @dataclass(frozen=True)
 class Option:
-    """A setting of one objective (DPO's beta): train.py offers it as --NAME, and it reaches the loss
-    as a keyword argument, so the loop never names it."""
+    """A setting of one objective (DPO's beta): train.py offers it as --NAME, the run records it under
+    NAME (w2s/train_config.py's Config, args.json), and the loop passes it to the loss as a keyword
+    argument, so the loop never names it."""
     name: str
     default: float
     help: str

@@ -126,6 +126,33 @@ def test_loss_is_mean_over_assistant_tokens(data_file):
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
 
 
+def test_a_loss_whose_count_disagrees_with_its_examples_is_refused_before_the_step():
+    """The loop weighs each micro-batch by its examples' counts before any forward; an objective whose
+    loss sums over other positions (here: one token too few) would be weighed wrongly, so update() says so."""
+    torch.manual_seed(0)
+    model = Llama(ModelArgs.preset("tiny", vocab_size=64))
+    examples = [TokenizedExample([1, 5, 6, 7], [IGNORE_INDEX, IGNORE_INDEX, 6, 7]),
+                TokenizedExample([1, 8, 9], [IGNORE_INDEX, 8, 9])]
+
+    def one_short(model, batch, pad_id, device):
+        loss, metrics = sft_loss(model, batch, pad_id, device)
+        return loss, {"count": metrics["count"] - 1}
+
+    optimizer = train.build_optimizer(model, lr=1e-3, weight_decay=0.0)
+    state = train.TrainState(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for loss, message in ((sft_loss, None), (one_short, "counted 2 where its examples count 4")):
+        setup = train.StepSetup(loss, examples, [e.length for e in examples], micro_batch_size=1, pad_id=0,
+                                device=torch.device("cpu"))
+        if message is None:
+            assert train.update(state, setup, [0, 1])["loss"] > 0 and state.step == 1
+            before = {k: v.clone() for k, v in model.state_dict().items()}
+        else:
+            with pytest.raises(RuntimeError, match=message):
+                train.update(state, setup, [0, 1])
+            assert state.step == 1 and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
 def test_padding_and_prompt_labels_do_not_count():
     """Changing prompt or padding tokens' labels to IGNORE_INDEX matters; their values do not."""
     torch.manual_seed(0)

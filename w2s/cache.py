@@ -27,8 +27,9 @@ def tokenized_key(data_path: str, tokenizer, max_seq_len: int, code_files: list[
 
 
 def cache_path(data_path: str, kind: str, key: str) -> str:
-    """DIR/.cache/<file>.<kind>.<key>.npz beside the data file."""
-    return os.path.join(os.path.dirname(data_path) or ".", ".cache", f"{os.path.basename(data_path)}.{kind}.{key[:16]}.npz")
+    """DIR/.cache/<file>.<kind>.<key>.npz beside the data file (the key's first 16 hex digits)."""
+    name = f"{os.path.basename(data_path)}.{kind}.{key[:16]}.npz"
+    return os.path.join(os.path.dirname(data_path) or ".", ".cache", name)
 
 
 def load_cache(path: str) -> tuple[dict[str, np.ndarray], dict] | None:

@@ -19,6 +19,7 @@ from w2s import miniworld, quality, selection
 from w2s.datadir import (WORLD_DEFAULTS, build_builtin, build_gair, build_hf, step_range, write_selection,
                          write_sets)
 from w2s.errors import run_main
+from w2s.jsonl import file_stem
 from w2s.release import HF_TESTS
 from w2s.sets import SET_KINDS
 
@@ -61,13 +62,9 @@ def stats_command(path: str, tokenizer_path: str | None) -> dict:
     return s
 
 
-def _stem(path: str) -> str:
-    return os.path.basename(path).rsplit(".", 1)[0]
-
-
 def from_samples_command(args) -> None:
     """--from-samples: every sample of a model teacher as an SFT example, measured."""
-    name = args.name or f"weak_{_stem(args.from_samples)}"
+    name = args.name or f"weak_{file_stem(args.from_samples)}"
     rows, report = selection.sft_from_samples(args.from_samples, name)
     os.makedirs(args.out, exist_ok=True)
     tokenizer = quality.find_tokenizer(os.path.join(args.out, "x.jsonl"), args.tokenizer)
@@ -85,7 +82,7 @@ def verifier_data_command(args) -> None:
 
     if args.verifier_from_samples:
         source = args.verifier_from_samples
-        name = args.name or f"steps_{_stem(source)}"
+        name = args.name or f"steps_{file_stem(source)}"
         rows, report = verifier_data.step_rows_from_samples(source, args.outcome, args.verifier_split)
     else:
         source = args.input

@@ -7,13 +7,15 @@
     python train.py --objective dpo --data pairs.jsonl --init runs/stage1/final --beta 0.1   # DPO (w2s/dpo.py)
 
 Reading order: arguments and their defaults (resolved and checked in w2s/train_config.py: every
-mistake found there is one line on stderr); the model (FSDP2) and the optimizer; `train_step`, one
-global batch's forward and backward; `update`, one optimizer step; `train`, the loop; what a run
-leaves (summary, loss curve).
+mistake found there is one line on stderr); the model (FSDP2) and the optimizer; the training state;
+`train_step`, one global batch's forward and backward; `update`, one optimizer step; `train`, the
+loop; what a run leaves (summary, loss curve).
 
-An objective is a plain function next to its data reader (OBJECTIVES): it turns a micro-batch into
-a summed loss and its count (tokens, pairs). The loop divides by the count of the whole global
-batch, so every token weighs the same however examples fall into micro-batches and ranks.
+What the model learns is an objective (OBJECTIVES; the contract is w2s/objectives.py): how rows are
+read, an optional pass with the starting weights, and a loss that sums over a micro-batch and says
+its count (tokens, pairs, verdicts). The loop divides by the count of the whole global batch, so
+every token weighs the same however examples fall into micro-batches and ranks; it never names an
+objective.
 
 Everything a run writes is under --out DIR: `args.json` (the resolved settings), `metrics.jsonl`
 (one row per optimizer step, written as it goes), `checkpoints/step_NNNNNN/` (torch.distributed.checkpoint
@@ -26,11 +28,11 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import partial
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -40,16 +42,18 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from w2s.batches import global_batches, num_micro_steps, split_global_batch
 from w2s.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint, truncate_metrics
-from w2s.dpo import DEFAULT_BETA, dpo_loss, load_dpo_data, reference_pass
+from w2s.datadir import build_builtin
+from w2s.dpo import DPO
 from w2s.errors import UserError, run_main
 from w2s.hf_io import fetch_from_hub, model_fingerprint, read_hf_config
 from w2s.model import PRESETS, Llama, ModelArgs
+from w2s.objectives import COUNT, Objective
+from w2s.prm import PRM
 from w2s.runtime import DTYPES, check_tokenizer_fits, init_distributed
-from w2s.sft import load_sft_data, sft_loss
+from w2s.sft import SFT
 from w2s.tasks import format_duration
 from w2s.tokenizer import Tokenizer
 from w2s.train_config import Config, finished_run, resolve_config
-from w2s.verifier import load_step_data, prm_loss
 
 # ---------------------------------------------------------------------------------------------
 # Arguments. Two sets of defaults: the paper's recipe when fine-tuning a pretrained model, and a
@@ -60,29 +64,16 @@ from w2s.verifier import load_step_data, prm_loss
 FINETUNE_DEFAULTS = dict(dtype="bf16", lr=2e-5, warmup_ratio=0.1, epochs=2, batch_size=2, grad_accum=8,
                          max_seq_len=2048, weight_decay=0.0, save_every=500)
 # From scratch, a 0.5M-parameter model wants a large learning rate and many small steps: lr 2e-3, 5%
-# warmup, batch 64, batches drawn at random. On the default world's hard_full (30000 tasks, 2 epochs =
-# 938 steps, about 4 min on 2 idle cores) lr 2e-3 reached 99.4 / 100 / 99.4 / 99.4 % of 500 held-out
-# answers for seeds 42 / 1 / 2 / 3, where 3e-3 reached 50.4 / 83.7 / 99.4 % of 1000 (the model stalled, for some
-# seeds, on binding each operation to its own number). The trials: experiments/RESULTS.md.
+# warmup, batch 64, batches drawn at random. The trials that chose them are in experiments/RESULTS.md
+# ("Trials behind the defaults"): results live there, where reruns update them, not in the code.
 # fp32: on a CPU, bf16 is no faster here (its attention backward is slow, see bench/RESULTS.md).
 # max_seq_len None: the preset's own.
 SCRATCH_DEFAULTS = dict(dtype="fp32", lr=2e-3, warmup_ratio=0.05, epochs=2, batch_size=64, grad_accum=1,
                         max_seq_len=None, weight_decay=0.0, save_every=200)
 TRAIN_DTYPES = ("bf16", "fp32")
 
-# --objective NAME -> (data reader, loss). A reader: (path, tokenizer, max_seq_len, write_cache) ->
-# (examples, report), each example with `.length` (tokens), `.count` (what its loss sums over) and,
-# when it is more than one sequence, `.sequence_lengths` (for the FLOPs); the report counts examples
-# kept, truncated and dropped, tokens, and loss_tokens (the positions the loss is computed on).
-# A loss: (model, examples, pad_id, device) -> (summed loss, count), or (summed loss, count, sums of
-# metrics over the examples), which metrics.jsonl gets as means over the global batch like the loss.
-# An optional third function is a pass over the examples with the starting weights, before training
-# and before a resumed run loads its checkpoint (DPO: the reference log-probs, cached beside the data):
-# (model, examples, pad_id, device, data_path=, start=, batch_size=) -> a line for the log.
-# prm: step rows {"id", "prompt", "steps", "labels"}; the verdict token after each step (w2s/verifier.py).
-OBJECTIVES = {"sft": (load_sft_data, sft_loss),
-              "dpo": (load_dpo_data, dpo_loss, reference_pass),
-              "prm": (load_step_data, prm_loss)}
+# --objective NAME -> what the model learns (each implements w2s/objectives.py's contract in its module).
+OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (SFT, DPO, PRM)}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -109,10 +100,12 @@ metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejecte
                         help="training JSONL path, or a set name resolved in --data-dir (hard_full -> data/hard_full.jsonl)")
     parser.add_argument("--data-dir", default="data", help="where set names are resolved (default data)")
     parser.add_argument("--objective", choices=OBJECTIVES, default="sft",
-                        help="what the model learns from --data (default sft: next-token loss on assistant turns; "
-                             "prm: a verifier, the verdict token after each step of step rows; "
-                             "dpo: preference pairs, the starting model being the reference)")
-    parser.add_argument("--beta", type=float, help=f"dpo: weight of the KL penalty, the reward's scale (default {DEFAULT_BETA})")
+                        help="what the model learns from --data (default sft; " +
+                             "; ".join(f"{o.name}: {o.help}" for o in OBJECTIVES.values()) + ")")
+    for objective in OBJECTIVES.values():  # each objective's own settings (dpo's --beta)
+        for option in objective.options:
+            parser.add_argument(f"--{option.name}", type=type(option.default),
+                                help=f"{objective.name}: {option.help} (default {option.default:g})")
     parser.add_argument("--tokenizer", help="tokenizer file or dir (default: the model's; for a preset, tokenizer.json beside the data)")
     parser.add_argument("--init", metavar="DIR", help="start from another run's exported DIR/final (weights, config, tokenizer)")
     parser.add_argument("--out", help="run directory (default runs/<data>-<model>-seed<seed>)")
@@ -136,7 +129,8 @@ metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejecte
     parser.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept on disk (default 2)")
     parser.add_argument("--group-by-length", action="store_true",
                         help="batch examples of similar length together: less padding for long-tailed data on GPUs, "
-                             "but each batch is then one kind of example, which slowed learning 3x in the built-in world")
+                             "but each batch is then one kind of example, which slowed learning in the built-in world "
+                             "(experiments/RESULTS.md)")
     parser.add_argument("--activation-checkpointing", action="store_true", help="recompute each block in backward")
     parser.add_argument("--compile", action="store_true", help="torch.compile each transformer block")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
@@ -144,16 +138,14 @@ metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejecte
     return parser.parse_args(argv)
 
 
-def build_missing_data(config: Config, build_args: list[str], rank: int) -> None:
-    """A built-in set that is not there yet is built with data_prep.py (by rank 0; the others wait)."""
+def build_missing_data(config: Config, build_args: dict, rank: int) -> None:
+    """A built-in set that is not there yet is built into its directory's world, as data_prep.py
+    would build it (by rank 0; the others wait). `build_args`: w2s.datadir.build_builtin's."""
     if rank == 0:
         data_dir = os.path.dirname(config.data)
-        command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "data_prep.py"),
-                   "--out", data_dir, *build_args]
-        print(f"{config.data} not found: building it (python data_prep.py --out {data_dir} {' '.join(build_args)})",
+        print(f"{config.data} not found: building it in the built-in world of {data_dir} (as data_prep.py does)",
               flush=True)
-        if subprocess.run(command).returncode != 0:
-            raise UserError(f"{config.data}: data_prep.py could not build it (its error is above)")
+        build_builtin(data_dir, {}, **build_args, log=lambda line: print(line, flush=True))
     dist.barrier()
 
 
@@ -250,66 +242,92 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# One global batch
+# The training state, and one global batch
 
 
-def train_step(model, loss_fn, micro_batches: list[list], num_micro_steps: int, count: int, filler,
-               pad_id: int, device: torch.device, sharded: bool,
-               metric_sums: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """Forward and backward over this rank's micro-batches of one global batch; returns this rank's
-    summed loss, on the device (no host sync). A loss that also returns metric sums (DPO's rewards)
-    has them added up into `metric_sums` (every rank gets every name, zeros from a filler micro-step).
+@dataclass
+class TrainState:
+    """What training changes, and a checkpoint saves: the model, the optimizer, its schedule, and the
+    data position (optimizer steps taken: the epoch and the batch within it follow from it)."""
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class StepSetup:
+    """What every step of a run reads and never changes: the objective's loss (its options bound),
+    the examples, and how a global batch is split over ranks and micro-steps."""
+    loss: Callable  # w2s/objectives.py's Loss
+    examples: list
+    lengths: list[int]  # each example's, for the split of a global batch
+    micro_batch_size: int  # examples per process per micro-step (--batch-size)
+    pad_id: int
+    device: torch.device
+    clip: float = 1.0
+    world_size: int = 1
+    rank: int = 0
+    sharded: bool = False  # an FSDP2 model (build_model)
+
+
+def train_step(model: torch.nn.Module, setup: StepSetup, batch: list[int]) -> tuple[torch.Tensor, dict]:
+    """Forward and backward over this rank's share of one global batch (indices into the examples,
+    the same on every rank); returns this rank's summed loss and metric sums (COUNT among them), on
+    the device (no host sync). Every rank gets every metric name, zeros from a filler micro-step.
 
     Each micro-batch adds (its summed loss) / (the count of the whole global batch) to the gradient,
     so the gradients summed over micro-steps and ranks (FSDP sums them: build_model) are those of the
     mean over the global batch. Every rank runs the same number of micro-steps, since FSDP's
-    collectives must match; a rank with no examples left runs `filler` (any example) at weight zero.
+    collectives must match; a rank with no examples left runs a filler (any example) at weight zero.
     Only the last micro-step reduces gradients across ranks.
     """
-    loss_sum = torch.zeros((), device=device)
-    for k in range(num_micro_steps):
-        if sharded:
-            model.set_requires_gradient_sync(k == num_micro_steps - 1)
-        examples = micro_batches[k] if k < len(micro_batches) else [filler]
-        loss, _, *extra = loss_fn(model, examples, pad_id, device)
-        weight = 1.0 / count if k < len(micro_batches) else 0.0
+    examples, device = setup.examples, setup.device
+    mine = split_global_batch(batch, setup.lengths, setup.world_size, setup.rank, setup.micro_batch_size)
+    steps = num_micro_steps(len(batch), setup.world_size, setup.micro_batch_size)
+    count = sum(examples[i].count for i in batch)  # known before any forward: the weight needs it
+    loss_sum, metric_sums = torch.zeros((), device=device), {}
+    for k in range(steps):
+        if setup.sharded:
+            model.set_requires_gradient_sync(k == steps - 1)
+        micro_batch = [examples[i] for i in mine[k]] if k < len(mine) else [examples[batch[0]]]
+        loss, metrics = setup.loss(model, micro_batch, setup.pad_id, device)
+        weight = 1.0 / count if k < len(mine) else 0.0
         (loss * weight).backward()
         if weight:
             loss_sum += loss.detach()
-        if extra and metric_sums is not None:
-            for name, value in extra[0].items():
-                metric_sums[name] = metric_sums.get(name, 0) + (value.detach() if weight else torch.zeros_like(value))
-    return loss_sum
+        for name, value in metrics.items():
+            value = torch.as_tensor(value, device=device).detach()  # a count may come as a plain int
+            metric_sums[name] = metric_sums.get(name, 0) + (value if weight else torch.zeros_like(value))
+    return loss_sum, metric_sums
 
 
-def update(model, optimizer, scheduler, loss_fn, examples: list, lengths: list[int], batch: list[int], config: Config,
-           world_size: int, rank: int, pad_id: int, device: torch.device, sharded: bool) -> dict:
-    """One optimizer step on a global batch (indices into `examples`, the same on every rank): this
-    rank's share forward and backward (`train_step`), the loss and metrics summed over ranks and
-    divided by the batch's count, gradients clipped, the step taken. Returns the step's loss, metric
-    means, learning rate and gradient norm; raises FloatingPointError, without updating, when the loss
-    or the gradient norm is not finite."""
-    mine = split_global_batch(batch, lengths, world_size, rank, config.batch_size)
-    count = sum(examples[i].count for i in batch)
-    metric_sums: dict[str, torch.Tensor] = {}
-    loss_sum = train_step(model, loss_fn, [[examples[i] for i in mb] for mb in mine],
-                          num_micro_steps(len(batch), world_size, config.batch_size), count,
-                          examples[batch[0]], pad_id, device, sharded, metric_sums)
+def update(state: TrainState, setup: StepSetup, batch: list[int]) -> dict:
+    """One optimizer step on a global batch: this rank's share forward and backward (`train_step`),
+    the loss and metrics summed over ranks and divided by the batch's count, gradients clipped, the
+    step taken. Returns the step's loss, metric means, learning rate and gradient norm; raises
+    FloatingPointError, without updating, when the loss or the gradient norm is not finite."""
+    count = sum(setup.examples[i].count for i in batch)
+    loss_sum, metric_sums = train_step(state.model, setup, batch)
     names = sorted(metric_sums)
     sums = torch.stack([loss_sum, *(metric_sums[k].float() for k in names)])
-    if world_size > 1:
+    if setup.world_size > 1:
         dist.all_reduce(sums)
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip if config.clip > 0 else float("inf"))
+    grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), setup.clip if setup.clip > 0 else float("inf"))
     grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
     values = torch.cat([sums / count, grad_norm.float().reshape(1)]).tolist()  # the step's one host sync
-    loss, means, grad_norm = values[0], values[1:-1], values[-1]
+    loss, means, grad_norm = values[0], dict(zip(names, values[1:-1])), values[-1]
+    counted = means.pop(COUNT, 0.0) * count
+    if counted != count:  # the loss summed over other positions than its examples' counts weighed
+        raise RuntimeError(f"the objective's loss counted {counted:g} where its examples count {count}")
     if not (math.isfinite(loss) and math.isfinite(grad_norm)):
         raise FloatingPointError(f"loss {loss}, gradient norm {grad_norm}")
-    lr = scheduler.get_last_lr()[0]
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    scheduler.step()
-    return {"loss": loss, **dict(zip(names, means)), "lr": lr, "grad_norm": grad_norm}
+    lr = state.scheduler.get_last_lr()[0]
+    state.optimizer.step()
+    state.optimizer.zero_grad(set_to_none=True)
+    state.scheduler.step()
+    state.step += 1
+    return {"loss": loss, **means, "lr": lr, "grad_norm": grad_norm}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,22 +403,20 @@ def main(argv: list[str] | None = None) -> str:
     return run_main(train_command, argv, "train.py")
 
 
-def train(config: Config, build_args: list[str] | None, rank: int, world_size: int, device: torch.device) -> str:
+def train(config: Config, build_args: dict | None, rank: int, world_size: int, device: torch.device) -> str:
     log = print if rank == 0 else (lambda *a, **k: None)
     run_start = time.perf_counter()
     if build_args is not None and not os.path.exists(config.data):
         build_missing_data(config, build_args, rank)
 
-    read_data, loss_fn, *prepass = OBJECTIVES[config.objective]
-    if config.beta is not None:
-        loss_fn = partial(loss_fn, beta=config.beta)
+    objective = OBJECTIVES[config.objective]
     tokenizer = Tokenizer.from_pretrained(config.tokenizer)
-    examples, report = read_data(config.data, tokenizer, config.max_seq_len, write_cache=rank == 0)
+    examples, report = objective.read(config.data, tokenizer, config.max_seq_len, write_cache=rank == 0)
     log(f"data {config.data}: {report['kept']} examples ({report['truncated']} truncated to {config.max_seq_len} "
         f"tokens, {report['dropped']} dropped), {report['tokens']} tokens, {report['loss_tokens']} trained on")
     lengths = [e.length for e in examples]
     # Attention FLOPs grow with the square of each sequence's length; a pair is two sequences.
-    squares = [sum(n * n for n in getattr(e, "sequence_lengths", (e.length,))) for e in examples]
+    squares = [sum(n * n for n in e.sequence_lengths) for e in examples]
 
     global_batch_size = config.batch_size * config.grad_accum * world_size
     steps_per_epoch = math.ceil(len(examples) / global_batch_size)
@@ -408,27 +424,18 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
     warmup_steps = max(1, round(config.warmup_ratio * total_steps))
 
     checkpoint = latest_checkpoint(config.out)
-    # A pre-pass needs the starting weights, even when a checkpoint replaces them afterwards.
-    model = build_model(config, tokenizer, device, world_size, rank, load_weights=checkpoint is None or bool(prepass))
-    sharded = isinstance(model, FSDPModule)
-    if prepass:
-        source = config.init or (f"preset {config.model} seed {config.seed}" if config.from_scratch else config.model)
-        log(prepass[0](model, examples, tokenizer.pad_id, device, data_path=config.data, batch_size=config.batch_size,
-                       start=f"{model_fingerprint(source)}/{config.dtype}/{config.max_seq_len}"))
-        if sharded:  # FSDP2 keeps the root's parameters gathered after a forward with no backward:
-            model.reshard()  # shard them again, or the optimizer would take the gathered copies
-    optimizer = build_optimizer(model, config.lr, config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, partial(lr_factor, warmup_steps=warmup_steps, total_steps=total_steps))
+    state = start_state(config, objective, examples, tokenizer, checkpoint, total_steps, warmup_steps,
+                        world_size, rank, device, log)
+    sharded = isinstance(state.model, FSDPModule)
+    options = {option.name: getattr(config, option.name) for option in objective.options}  # dpo's beta
+    setup = StepSetup(partial(objective.loss, **options), examples, lengths, config.batch_size, tokenizer.pad_id,
+                      device, config.clip, world_size, rank, sharded)
     # Model FLOPs of a sequence are (a + b * length) per token (weights, then attention): two numbers.
-    flops_a, flops_b = model.flops_per_token(0), model.flops_per_token(1) - model.flops_per_token(0)
+    flops_a, flops_b = state.model.flops_per_token(0), state.model.flops_per_token(1) - state.model.flops_per_token(0)
 
     os.makedirs(config.out, exist_ok=True)
     metrics_path = os.path.join(config.out, "metrics.jsonl")
-    start_step, elapsed_before = 0, 0.0
-    if checkpoint is not None:
-        start_step = load_checkpoint(checkpoint, model, optimizer, scheduler, rank)["step"]
-        log(f"resuming {config.out} from {checkpoint} at step {start_step}")
+    start_step, elapsed_before = state.step, 0.0
     if rank == 0:
         if checkpoint is not None:
             truncate_metrics(metrics_path, start_step)
@@ -440,7 +447,7 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
         with open(os.path.join(config.out, "args.json"), "w") as f:
             json.dump(asdict(config), f, indent=2)
     mfu = MFU(device, DTYPES[config.dtype], world_size)
-    log(f"model {config.model}{' from ' + config.init if config.init else ''}: {model.num_params() / 1e6:.2f}M params, "
+    log(f"model {config.model}{' from ' + config.init if config.init else ''}: {state.model.num_params() / 1e6:.2f}M params, "
         f"{'FSDP2 over ' + str(world_size) + ' processes' if sharded else 'one process'}, {config.dtype} on {device.type}; "
         f"{total_steps} steps of {global_batch_size} examples ({config.batch_size} x {config.grad_accum} accumulation x "
         f"{world_size} processes), lr {config.lr:g}, warmup {warmup_steps}; writing {config.out}")
@@ -458,8 +465,7 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
             batch = batches_by_epoch[epoch][index]
             step_start = time.perf_counter()
             try:
-                row = update(model, optimizer, scheduler, loss_fn, examples, lengths, batch, config, world_size,
-                             rank, tokenizer.pad_id, device, sharded)
+                row = update(state, setup, batch)
             except FloatingPointError as e:
                 raise FloatingPointError(
                     f"step {step}: {e}: training diverged, stopping without updating. The last good checkpoint is "
@@ -481,8 +487,8 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
                     f"{row['tokens_per_s'] / 1000:.1f}k tok/s | mfu {row['mfu']:.1%}{' (approx.)' if mfu.approximate else ''} "
                     f"| ETA {format_duration(eta)}", flush=True)
             if step % config.save_every == 0 or step == total_steps:
-                save_checkpoint(config.out, step, model, optimizer, scheduler, {"epoch": epoch, "batch_in_epoch": index + 1},
-                                asdict(config), config.keep_checkpoints, rank)
+                save_checkpoint(config.out, step, state.model, state.optimizer, state.scheduler,
+                                {"epoch": epoch, "batch_in_epoch": index + 1}, asdict(config), config.keep_checkpoints, rank)
     except FloatingPointError as e:
         if rank == 0:
             print(f"train.py: error: {e}", file=sys.stderr)
@@ -490,10 +496,35 @@ def train(config: Config, build_args: list[str] | None, rank: int, world_size: i
     finally:
         if metrics_file is not None:
             metrics_file.close()
-    final = export_final(model, tokenizer, config.out, DTYPES[config.dtype], rank)
+    final = export_final(state.model, tokenizer, config.out, DTYPES[config.dtype], rank)
     if rank == 0:
         write_summary(config, total_steps, start_step, tokens_seen, loss, elapsed_before + time.perf_counter() - run_start)
     return final
+
+
+def start_state(config: Config, objective: Objective, examples: list, tokenizer: Tokenizer, checkpoint: str | None,
+                total_steps: int, warmup_steps: int, world_size: int, rank: int, device: torch.device,
+                log: Callable) -> TrainState:
+    """The model with its starting weights, the objective's pass over them (if it has one), the
+    optimizer and the schedule; then, for a resumed run, all of it as the checkpoint left it."""
+    # A pass with the starting weights needs them, even when a checkpoint replaces them afterwards.
+    model = build_model(config, tokenizer, device, world_size, rank,
+                        load_weights=checkpoint is None or objective.prepare is not None)
+    if objective.prepare is not None:
+        source = config.init or (f"preset {config.model} seed {config.seed}" if config.from_scratch else config.model)
+        log(objective.prepare(model, examples, tokenizer.pad_id, device, data_path=config.data,
+                              batch_size=config.batch_size,
+                              start=f"{model_fingerprint(source)}/{config.dtype}/{config.max_seq_len}"))
+        if isinstance(model, FSDPModule):  # FSDP2 keeps the root's parameters gathered after a forward with
+            model.reshard()  # no backward: shard them again, or the optimizer would take the gathered copies
+    optimizer = build_optimizer(model, config.lr, config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(lr_factor, warmup_steps=warmup_steps, total_steps=total_steps))
+    state = TrainState(model, optimizer, scheduler)
+    if checkpoint is not None:
+        state.step = load_checkpoint(checkpoint, model, optimizer, scheduler, rank)["step"]
+        log(f"resuming {config.out} from {checkpoint} at step {state.step}")
+    return state
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.results import write_section  # noqa: E402
-from tests.grader_cases import CASES  # noqa: E402
+from bench.grader_cases import CASES  # noqa: E402
 from w2s import grader  # noqa: E402
 
 
@@ -78,7 +78,7 @@ def main() -> None:
     lines = [
         "## Grader: w2s.grader vs math-verify",
         "",
-        f"{n} labelled cases from `tests/grader_cases.py` ({sum(1 for c in CASES if not c[2])} of them False); "
+        f"{n} labelled cases from `bench/grader_cases.py` ({sum(1 for c in CASES if not c[2])} of them False); "
         f"math-verify {version('math-verify')}; best of {args.rounds} passes.",
         "",
         "| grader | agreement with labels | checks/s | speed vs math-verify |",

@@ -58,10 +58,11 @@ def our_step_runner(preset: str, dtype: str, examples: list[TokenizedExample], d
     model = train.build_model(config, stand_in_tokenizer, device, world_size=1, rank=0)
     sharded = isinstance(model, train.FSDPModule)
     optimizer = train.build_optimizer(model, lr=1e-4, weight_decay=0.0)
-    num_targets = sum(e.num_targets for e in examples)
+    setup = train.StepSetup(sft_loss, examples, [e.length for e in examples], micro_batch_size=len(examples), pad_id=3,
+                            device=device, sharded=sharded)
 
     def step():
-        train.train_step(model, sft_loss, [examples], 1, num_targets, examples[0], 3, device, sharded)
+        train.train_step(model, setup, list(range(len(examples))))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -177,9 +178,7 @@ def processes_run(num_processes: int, data: str, out: str, steps: int, global_ba
 
 def scaling(steps: int) -> list[tuple[int, float]]:
     """1 vs 2 processes on the built-in-world-like synthetic SFT file, the same global batch of 64."""
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from test_train import synthetic_rows
-
+    from bench.addition_chains import synthetic_rows
     from w2s.tokenizer import train_tokenizer
 
     with tempfile.TemporaryDirectory() as d:

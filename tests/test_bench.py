@@ -1,6 +1,7 @@
 """The sampler benchmark's GPU path, run small on the CPU: on a GPU machine it is the first thing a
 session runs, so it should not fail there on a Python error."""
 import argparse
+import math
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from w2s.model import Llama, ModelArgs
 
 
 def test_sampler_gpu_benchmark_runs_on_cpu(tmp_path):
-    pytest.importorskip("transformers")
+    pytest.importorskip("transformers", reason="compares with transformers (requirements-dev.txt)")
     from bench import sampler_bench
 
     config = ModelArgs.preset("tiny")
@@ -20,9 +21,10 @@ def test_sampler_gpu_benchmark_runs_on_cpu(tmp_path):
     rows = [line.split(" | ") for line in lines if line.startswith(("| 1 |", "| 3 |"))]
     assert [(row[0], row[1]) for row in rows] == [("| 1", "ours"), ("| 1", "transformers"),
                                                   ("| 3", "ours"), ("| 3", "transformers")]
-    assert all(row[3] == "**1.00x**" for row in rows if row[1] == "transformers")
-    assert all(float(row[2]) > 0 for row in rows)  # tok/s (decode ms/step is a difference of two timings: noise here)
-    assert all(float(row[5]) == float(row[5]) for row in rows)
+    for ours, theirs in zip(rows[0::2], rows[1::2]):  # "vs transformers" is ours' tok/s over theirs, in the same batch
+        assert float(ours[3].strip("*x")) == pytest.approx(float(ours[2]) / float(theirs[2]), rel=0.02, abs=0.01)
+    assert all(float(row[2]) > 0 for row in rows)  # tok/s
+    assert all(math.isfinite(float(row[5])) for row in rows)  # decode ms/step: a difference of two timings (noise here)
 
 
 def test_matmul_floor_times_every_linear_once(monkeypatch):

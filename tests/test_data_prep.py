@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import shutil
 
 import pytest
 
@@ -9,6 +10,7 @@ import data_prep
 from w2s import miniworld as mw
 from w2s import quality
 from w2s.data import load_sft_examples, problem_from_user_message
+from w2s.datadir import build_builtin
 from w2s.grader import grade
 from w2s.jsonl import read_jsonl
 from w2s.sets import builtin_set_args, set_names
@@ -84,16 +86,15 @@ def test_set_names_round_trip_through_builtin_set_args(built):
     for name in [f[:-6] for f in os.listdir(built) if f.endswith(".jsonl")]:
         args = builtin_set_args(name)
         assert args is not None, name
-        parsed = data_prep.parse_args(["--out", "x"] + args)
-        names = set_names(parsed.hard_error[0], parsed.sub_error[0], parsed.step_profile[0])
-        assert names[(parsed.sets or ["foundation"])[0]] == name
+        names = set_names(args["hard_errors"][0], args["sub_errors"][0], args["profiles"][0])
+        assert names[args["kinds"][0]] == name
     for name in ["hard_full_e0.90", "hard_full_e2", "easy_sub_x2", "weak_gpt", "hard_full_e0_low", "hard_full_e0.9_low+easy_sub_e0.5_high"]:
         assert builtin_set_args(name) is None, name
 
 
 def test_a_missing_variant_is_built_with_the_directorys_settings(built):
     # What train.py does for a set name that is not there yet: no sizes given, the manifest's are used.
-    data_prep.main(["--out", built] + builtin_set_args("hard_full_e0.2_high"))
+    build_builtin(built, {}, **builtin_set_args("hard_full_e0.2_high"))
     rows = load_sft_examples(os.path.join(built, "hard_full_e0.2_high.jsonl"))
     assert len(rows) == 300 and sum(not r["meta"]["correct"] for r in rows) == 60
     assert not os.path.exists(os.path.join(built, "hard_full_e0.2_high+easy_sub.jsonl"))  # only the set asked for
@@ -228,3 +229,19 @@ def test_a_model_teachers_samples_become_a_measured_set(built, tmp_path):
     samples.write_text(json.dumps({**rows[0], "correct": [True]}) + "\n")
     with pytest.raises(ValueError, match=r"samples\.jsonl:1: field 'correct'"):
         data_prep.prepare(["--out", str(tmp_path / "out"), "--from-samples", str(samples)])
+
+
+def test_train_builds_a_missing_set_in_process_with_the_directorys_world(built, tmp_path, capsys):
+    """train.py --data NAME, NAME not built yet: built in the directory's world (its manifest's sizes),
+    in this process (no data_prep.py subprocess), and then trained on."""
+    import train
+
+    data_dir = str(tmp_path / "data")
+    shutil.copytree(built, data_dir)
+    train.main(["--data", "hard_full_e0.3", "--data-dir", data_dir, "--out", str(tmp_path / "run"), "--max-steps", "1"])
+    out = capsys.readouterr().out
+    assert "hard_full_e0.3.jsonl not found: building it" in out and "done: 1 steps" in out
+    rows = load_sft_examples(os.path.join(data_dir, "hard_full_e0.3.jsonl"))
+    assert len(rows) == 300 and sum(not r["meta"]["correct"] for r in rows) == 90
+    assert {name for name in os.listdir(data_dir) if name.endswith(".jsonl")} == \
+        {name for name in os.listdir(built) if name.endswith(".jsonl")} | {"hard_full_e0.3.jsonl"}

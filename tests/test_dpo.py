@@ -7,13 +7,14 @@ import random
 import shutil
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import train
-from tests.addition_chains import addition_chain
+from bench.addition_chains import addition_chain
 from tests.killed_run import train_killed_at_step
 from w2s.dpo import dpo_loss, reference_pass, tokenize_pairs
 from w2s.model import Llama, ModelArgs
@@ -83,7 +84,7 @@ def hf_margins(model, tokenizer: Tokenizer, rows: list[dict]) -> torch.Tensor:
 
 
 def test_dpo_starts_at_ln2_learns_and_prefers_chosen_more_than_its_reference(setup, tmp_path):
-    transformers = pytest.importorskip("transformers")
+    transformers = pytest.importorskip("transformers", reason="compares with transformers (requirements-dev.txt)")
     data, init = setup
     final = run(data, init, str(tmp_path / "run"), "--max-steps", "12", "--batch-size", "8", "--lr", "1e-3",
                 "--beta", "0.5")
@@ -108,7 +109,7 @@ def test_loss_and_gradients_match_a_plain_dpo_on_transformers(setup, tmp_path):
     """dpo_loss over two micro-batches (train_step), with reference_pass's cached numbers, against
     -log sigmoid(beta * margin) written by hand on transformers' LlamaForCausalLM; the policy is the
     reference moved by noise, so the loss is not ln 2 and both sides' gradients matter."""
-    transformers = pytest.importorskip("transformers")
+    transformers = pytest.importorskip("transformers", reason="compares with transformers (requirements-dev.txt)")
     data, init = setup
     data = copy_data(data, tmp_path / "data")
     tokenizer = Tokenizer.from_pretrained(init)
@@ -136,9 +137,10 @@ def test_loss_and_gradients_match_a_plain_dpo_on_transformers(setup, tmp_path):
     hand_loss = torch.stack(losses).mean()
     hand_loss.backward()
 
-    from functools import partial
-    loss_sum = train.train_step(ours, partial(dpo_loss, beta=beta), [examples[:3], examples[3:]], 2, len(examples),
-                                examples[0], tokenizer.pad_id, torch.device("cpu"), sharded=False)
+    setup = train.StepSetup(partial(dpo_loss, beta=beta), examples, [e.length for e in examples], micro_batch_size=3,
+                            pad_id=tokenizer.pad_id, device=torch.device("cpu"))
+    loss_sum, metric_sums = train.train_step(ours, setup, list(range(len(examples))))  # micro-batches of 3 and 2
+    assert metric_sums["count"].item() == len(examples)
     assert abs(hand_loss.item() - math.log(2)) > 1e-3
     assert abs(loss_sum.item() / len(examples) - hand_loss.item()) < 1e-5
     theirs = dict(hf_policy.named_parameters())

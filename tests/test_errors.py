@@ -16,7 +16,7 @@ import data_prep
 import evaluate
 import sample
 import train
-from tests.test_train import synthetic_rows
+from bench.addition_chains import synthetic_rows
 from tests.tiny_checkpoint import TASKS, make_checkpoint, write_jsonl
 from w2s.errors import UserError, run_main
 from w2s.tokenizer import train_tokenizer

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from w2s.model import KVCache, Llama, ModelArgs
 
-transformers = pytest.importorskip("transformers")
+transformers = pytest.importorskip("transformers", reason="compares with transformers (requirements-dev.txt)")
 
 LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                   "original_max_position_embeddings": 16}

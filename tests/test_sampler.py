@@ -29,7 +29,7 @@ LENGTHS = [3, 17, 9, 1, 12, 30]
 
 
 def test_greedy_matches_transformers_generate(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    transformers = pytest.importorskip("transformers", reason="compares with transformers (requirements-dev.txt)")
     model = random_model()
     model.save_pretrained(str(tmp_path))
     hf = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path), dtype=torch.float32).eval()

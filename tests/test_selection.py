@@ -8,7 +8,7 @@ import pytest
 import data_prep
 from w2s.dpo import load_pair_rows
 from w2s.data import load_sft_examples
-from w2s.selection import agreement_set, answer_groups, confidence_pairs
+from w2s.selection import agreement_set, confidence_pairs, groups_by_size
 
 
 def sol(answer: str | None, k: int = 0) -> str:
@@ -24,8 +24,8 @@ def task(task_id: str, samples: list[str], answer: str | None = None) -> dict:
 
 
 def test_answers_are_grouped_by_equivalence_and_none_votes_for_nothing():
-    assert answer_groups(["\\frac{1}{2}", "0.5", None, "3", "1/2", "3.0"]) == [[0, 1, 4], [3, 5]]
-    assert answer_groups([None, None]) == []
+    assert groups_by_size(["\\frac{1}{2}", "0.5", None, "3", "1/2", "3.0"]) == [[0, 1, 4], [3, 5]]
+    assert groups_by_size([None, None]) == []
 
 
 def test_agreement_keeps_tasks_whose_first_answers_agree_and_writes_both_responses():

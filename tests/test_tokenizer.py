@@ -6,7 +6,7 @@ import pytest
 
 from w2s.tokenizer import LLAMA3_CHAT_TEMPLATE, LLAMA3_SPECIAL_TOKENS, Tokenizer, train_tokenizer
 
-transformers = pytest.importorskip("transformers")
+transformers = pytest.importorskip("transformers", reason="compares with transformers (requirements-dev.txt)")
 
 CORPUS = [
     "Tom has 17 apples. He buys 3 bags of 12 apples each. How many apples does he have now?",

@@ -5,7 +5,6 @@ Runs use the `tiny` preset on a small synthetic SFT file whose tokenizer sits be
 """
 import json
 import os
-import random
 import subprocess
 import sys
 
@@ -16,25 +15,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import train
-from tests.addition_chains import addition_chain
+from bench.addition_chains import synthetic_rows
 from tests.killed_run import train_killed_at_step
 from w2s.sft import IGNORE_INDEX, TokenizedExample, load_sft_data, sft_loss, tokenize_sft
 from w2s.model import Llama, ModelArgs
 from w2s.tokenizer import Tokenizer, train_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def synthetic_rows(n: int = 45, seed: int = 0) -> list[dict]:
-    """Chains of 1-4 additions: answers of different lengths, so token weighting matters."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        problem, lines, value = addition_chain(rng, 4)
-        lines.append(f"The answer is \\boxed{{{value}}}")
-        rows.append({"id": f"s{i}", "messages": [{"role": "user", "content": problem},
-                                                 {"role": "assistant", "content": "\n".join(lines)}], "meta": {}})
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +117,40 @@ def test_loss_is_mean_over_assistant_tokens(data_file):
     hand_grads = torch.autograd.grad(hand_loss, list(model.parameters()))
 
     num_targets = sum(e.num_targets for e in examples)
-    loss_sum = train.train_step(model, sft_loss, [[examples[0]], [examples[1]]], 2, num_targets, examples[0],
-                                tokenizer.pad_id, torch.device("cpu"), sharded=False)
-    assert num_targets == len(hand_terms)
+    setup = train.StepSetup(sft_loss, examples, [e.length for e in examples], micro_batch_size=1,
+                            pad_id=tokenizer.pad_id, device=torch.device("cpu"))
+    loss_sum, metric_sums = train.train_step(model, setup, [0, 1])  # two micro-batches of one
+    assert num_targets == len(hand_terms) == metric_sums["count"].item()
     assert loss_sum.item() / num_targets == pytest.approx(hand_loss.item(), rel=1e-5)
     for p, g in zip(model.parameters(), hand_grads):
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
+
+
+def test_a_loss_whose_count_disagrees_with_its_examples_is_refused_before_the_step():
+    """The loop weighs each micro-batch by its examples' counts before any forward; an objective whose
+    loss sums over other positions (here: one token too few) would be weighed wrongly, so update() says so."""
+    torch.manual_seed(0)
+    model = Llama(ModelArgs.preset("tiny", vocab_size=64))
+    examples = [TokenizedExample([1, 5, 6, 7], [IGNORE_INDEX, IGNORE_INDEX, 6, 7]),
+                TokenizedExample([1, 8, 9], [IGNORE_INDEX, 8, 9])]
+
+    def one_short(model, batch, pad_id, device):
+        loss, metrics = sft_loss(model, batch, pad_id, device)
+        return loss, {"count": metrics["count"] - 1}
+
+    optimizer = train.build_optimizer(model, lr=1e-3, weight_decay=0.0)
+    state = train.TrainState(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for loss, message in ((sft_loss, None), (one_short, "counted 2 where its examples count 4")):
+        setup = train.StepSetup(loss, examples, [e.length for e in examples], micro_batch_size=1, pad_id=0,
+                                device=torch.device("cpu"))
+        if message is None:
+            assert train.update(state, setup, [0, 1])["loss"] > 0 and state.step == 1
+            before = {k: v.clone() for k, v in model.state_dict().items()}
+        else:
+            with pytest.raises(RuntimeError, match=message):
+                train.update(state, setup, [0, 1])
+            assert state.step == 1 and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
 def test_padding_and_prompt_labels_do_not_count():
@@ -146,8 +161,8 @@ def test_padding_and_prompt_labels_do_not_count():
     short = TokenizedExample(input_ids=[1, 5, 8], labels=[IGNORE_INDEX, IGNORE_INDEX, 8])
     num_targets = example.num_targets + short.num_targets
     assert num_targets == 4
-    loss_sum, count = sft_loss(model, [example, short], pad_id=3, device=torch.device("cpu"))
-    assert count == num_targets
+    loss_sum, metrics = sft_loss(model, [example, short], pad_id=3, device=torch.device("cpu"))
+    assert metrics == {"count": num_targets}
     logits_long, logits_short = model(torch.tensor([example.input_ids])), model(torch.tensor([short.input_ids]))
     expected = (F.cross_entropy(logits_long[0, 2:5], torch.tensor([7, 8, 9]), reduction="sum")
                 + F.cross_entropy(logits_short[0, 1:2], torch.tensor([8]), reduction="sum"))
@@ -174,7 +189,7 @@ def test_resume_continues_exactly(data_file, tmp_path):
 
 
 def test_export_loads_in_transformers_with_same_logits(data_file, tmp_path):
-    transformers = pytest.importorskip("transformers")
+    transformers = pytest.importorskip("transformers", reason="compares with transformers (requirements-dev.txt)")
     final = run(data_file, str(tmp_path / "run"), "--max-steps", "2")
     ours = Llama.from_pretrained(final)
     theirs = transformers.LlamaForCausalLM.from_pretrained(final, dtype=torch.float32)
@@ -200,8 +215,8 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(data_file, tmp_path, mo
 
     def nan_at_step_3(*args, **kwargs):
         calls.append(1)
-        loss_sum = real_step(*args, **kwargs)
-        return loss_sum * float("nan") if len(calls) == 3 else loss_sum
+        loss_sum, metric_sums = real_step(*args, **kwargs)
+        return (loss_sum * float("nan") if len(calls) == 3 else loss_sum), metric_sums
 
     monkeypatch.setattr(train, "train_step", nan_at_step_3)
     with pytest.raises(SystemExit) as exit_info:
@@ -296,10 +311,23 @@ def test_fused_adamw_under_fsdp_matches_the_unfused_one():
         dist.destroy_process_group()
 
 
-def test_flops_count_attention_as_12_l_h_d_t():
-    model = Llama(ModelArgs.preset("tiny", vocab_size=64))
-    a = model.args
-    assert model.flops_per_token(100) - model.flops_per_token(0) == 12 * a.n_layers * a.n_heads * a.head_dim * 100
+@pytest.mark.parametrize("tie_embeddings", [True, False])
+def test_flops_per_token_match_torchs_count_of_a_training_step(tie_embeddings):
+    """model.flops_per_token (what MFU divides by) against torch's own count of every matmul in one forward
+    and backward (FlopCounterMode; attention on SDPA's math path, whose matmuls it sees). The formula's 6
+    per weight also counts the norm gains, which are no matmul: that, and nothing else, is the difference."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = Llama(ModelArgs.preset("tiny", vocab_size=64, tie_embeddings=tie_embeddings))
+    batch, length = 2, 48
+    tokens = torch.randint(0, 64, (batch, length))
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(tokens).float().logsumexp(-1).sum().backward()
+    norm_gains = sum(p.numel() for p in model.parameters() if p.ndim == 1)
+    assert counter.get_flop_counts()["Global"].get(torch.ops.aten.bmm, 0) > 0  # attention was counted
+    assert counter.get_total_flops() == batch * length * (model.flops_per_token(length) - 6 * norm_gains)
 
 
 def test_mfu_is_remeasured_and_capped(monkeypatch):
@@ -320,7 +348,7 @@ def test_a_run_leaves_a_summary_a_curve_and_elapsed_seconds(data_file, tmp_path,
     assert summary["final_loss"] == pytest.approx(metrics(str(out))[-1]["loss"])
     elapsed = [r["elapsed_s"] for r in metrics(str(out))]
     assert elapsed == sorted(elapsed) and elapsed[0] > 0
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="loss.png needs matplotlib, an optional dependency")
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # final/ files are readable like their neighbours (safetensors writes 0600 by itself)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (out / "final").iterdir()}

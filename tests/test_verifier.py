@@ -16,7 +16,7 @@ import evaluate
 import sample
 import train
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
-from w2s import datadir, miniworld, verifier, verifier_data
+from w2s import datadir, miniworld, prm, verifier, verifier_data
 from w2s.errors import UserError
 from w2s.model import Llama
 from w2s.tokenizer import Tokenizer, train_tokenizer
@@ -57,8 +57,8 @@ def toy(tmp_path_factory):
 def test_one_verdict_position_per_step_at_its_tag_and_the_same_layout_for_training(toy):
     path, tokenizer = toy
     tag, good, bad = verifier.verdict_ids(tokenizer)
-    rows = verifier.load_step_rows(path)
-    examples, report = verifier.tokenize_step_rows(rows, tokenizer, max_seq_len=512)
+    rows = prm.load_step_rows(path)
+    examples, report = prm.tokenize_step_rows(rows, tokenizer, max_seq_len=512)
     for row, example in zip(rows, examples):
         ids, positions = verifier.layout(tokenizer, row["prompt"], row["steps"])
         assert example.input_ids == ids and example.positions == positions  # one layout for both
@@ -73,7 +73,7 @@ def test_one_verdict_position_per_step_at_its_tag_and_the_same_layout_for_traini
     assert report["verdicts"] == sum(len(r["steps"]) for r in rows) == report["good"] + report["bad"]
     # Truncation keeps the steps whose verdicts fit, never half a step's verdict.
     first = examples[0]
-    short, short_report = verifier.tokenize_step_rows(rows[:1], tokenizer, max_seq_len=first.positions[0] + 2)
+    short, short_report = prm.tokenize_step_rows(rows[:1], tokenizer, max_seq_len=first.positions[0] + 2)
     assert short[0].positions == first.positions[:1] and short_report["truncated"] == 1
 
 
@@ -102,7 +102,7 @@ def test_split_steps():
 def test_bad_step_rows_name_file_line_and_field(tmp_path, row, message):
     path = write_jsonl(str(tmp_path / "rows.jsonl"), [row])
     with pytest.raises(UserError, match=message):
-        verifier.load_step_rows(path)
+        prm.load_step_rows(path)
 
 
 def test_world_samples_get_exact_step_labels_and_free_form_needs_outcome(tmp_path):
@@ -121,7 +121,7 @@ def test_world_samples_get_exact_step_labels_and_free_form_needs_outcome(tmp_pat
     assert rows[2]["labels"] == [True, False, False]
     assert report["samples"] == 3 and report["steps"] == 11
     for row in rows:
-        verifier.check_step_row(row, "x")
+        prm.check_step_row(row, "x")
     outcome, _ = verifier_data.step_rows_from_samples(samples, outcome=True)
     assert [r["labels"] for r in outcome] == [[True] * 4, [False] * 4, [False] * 3]
     free = write_jsonl(str(tmp_path / "free.jsonl"), [

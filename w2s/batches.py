@@ -8,11 +8,11 @@ import math
 import random
 
 # Global batches are drawn uniformly at random by default. Length grouping (sorting windows of
-# batches by length) saves padding, but it makes each batch one kind of example: in the built-in
-# world 91% of a grouped batch shared one step count (39% at random), so the gradient swung from
-# one kind of task to the next, and the tiny model learned 5% of the test answers where random
-# batches reached 15% (the same steps; see experiments/RESULTS.md). It stays an explicit choice
-# (train.py --group-by-length) for long-tailed real data on GPUs, where padding is the cost.
+# batches by length) saves padding, but it makes each batch one kind of example, so the gradient
+# swings from one kind of task to the next, and in the built-in world the tiny model learned far
+# less (the measurements are in experiments/RESULTS.md, "Trials behind the defaults": results live
+# there, where reruns update them, not in the code). It stays an explicit choice (train.py
+# --group-by-length) for long-tailed real data on GPUs, where padding is the cost.
 # Either way each row stays one conversation (no packing), so plain causal attention is right as
 # is, and "one example = one row" keeps the loss bookkeeping and the rank split easy to read.
 

@@ -2,9 +2,9 @@
 log-probs computed once before training (cached), and the loss with TRL's per-step metrics.
 
 Reading order: pair rows read and checked (TRL's conversational preference format); the tokenized
-pair; tokenization and the on-disk cache (`load_dpo_data`, train.py's data reader for --objective
-dpo); log-probs of responses; `reference_pass`, the one pass with the starting weights that stores
-each pair's reference log-probs; `dpo_loss`, the objective.
+pair; tokenization and the on-disk cache (`load_dpo_data`); log-probs of responses; `reference_pass`,
+the one pass with the starting weights that stores each pair's reference log-probs; `dpo_loss`; `DPO`,
+the objective (w2s/objectives.py's contract) that train.py --objective dpo trains with.
 
 Why a pre-pass: DPO compares the policy with a frozen reference, here the model training starts
 from (--init). Computing the reference's log-probs once, before the first step, means training
@@ -17,10 +17,8 @@ A reward is beta * (policy - reference) log-prob of a response, summed over the 
 -log sigmoid(reward(chosen) - reward(rejected)): ln 2 at the first step, when policy = reference.
 """
 import hashlib
-import json
 import math
 import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,8 +26,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from w2s.cache import cache_path, load_cache, save_cache, tokenized_key
 from w2s.errors import UserError
 from w2s.jsonl import check_meta, check_object_with_id, read_rows_with_unique_ids
+from w2s.objectives import COUNT, Objective, Option
 from w2s.sft import IGNORE_INDEX
 
 DEFAULT_BETA = 0.1  # TRL's DPOConfig default, and the value Yang et al. used
@@ -132,40 +132,14 @@ def tokenize_pairs(rows: list[dict], tokenizer, max_seq_len: int) -> tuple[list[
     return out, report
 
 
-def _file_key(path: str, *parts) -> "hashlib._Hash":
-    stat = os.stat(path)
-    key = hashlib.sha256(json.dumps([stat.st_size, stat.st_mtime_ns, *parts]).encode())
-    return key
-
-
-def _cache_path(data_path: str, kind: str, digest: str) -> str:
-    return os.path.join(os.path.dirname(data_path) or ".", ".cache", f"{os.path.basename(data_path)}.{kind}.{digest[:16]}.npz")
-
-
-def _save_npz(path: str, **arrays) -> None:
-    """Write a cache file atomically; a read-only data directory just means no cache."""
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + f".{os.getpid()}.tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except OSError as e:
-        print(f"not caching at {path}: {e}", file=sys.stderr)
-
-
 def load_dpo_data(data_path: str, tokenizer, max_seq_len: int, write_cache: bool = True) -> tuple[list[PairExample], dict]:
     """The pairs of a JSONL file, tokenized, and tokenize_pairs's report, through a cache beside the
-    file (plain int arrays, no pickle), keyed like SFT's: the file, the length, the tokenizer, this code."""
-    key = _file_key(data_path, max_seq_len)
-    key.update(tokenizer.raw.to_str().encode())
-    for module_file in (__file__, sys.modules[type(tokenizer).__module__].__file__):
-        with open(module_file, "rb") as f:
-            key.update(f.read())
-    cache = _cache_path(data_path, "pairs", key.hexdigest())
-    if os.path.exists(cache):
-        with np.load(cache, allow_pickle=False) as arrays:
-            ids, mask, offsets = arrays["ids"].tolist(), arrays["mask"].astype(bool).tolist(), arrays["offsets"].tolist()
-            report = json.loads(arrays["report"].tobytes())
+    file (w2s/cache.py), keyed like SFT's: the file, the length, the tokenizer, this code."""
+    cache = cache_path(data_path, "pairs", tokenized_key(data_path, tokenizer, max_seq_len, [__file__]))
+    cached = load_cache(cache)
+    if cached is not None:
+        arrays, report = cached
+        ids, mask, offsets = arrays["ids"].tolist(), arrays["mask"].astype(bool).tolist(), arrays["offsets"].tolist()
         spans = list(zip(offsets, offsets[1:]))
         examples = [PairExample(ids[a:b], mask[a:b], ids[c:d], mask[c:d])
                     for (a, b), (c, d) in zip(spans[0::2], spans[1::2])]
@@ -175,10 +149,9 @@ def load_dpo_data(data_path: str, tokenizer, max_seq_len: int, write_cache: bool
         raise UserError(f"{data_path}: no pair keeps a response token within --max-seq-len {max_seq_len}")
     if write_cache:
         sequences = [s for e in examples for s in ((e.chosen_ids, e.chosen_mask), (e.rejected_ids, e.rejected_mask))]
-        _save_npz(cache, ids=np.array([t for ids, _ in sequences for t in ids], dtype=np.int32),
-                  mask=np.array([m for _, mask in sequences for m in mask], dtype=np.uint8),
-                  offsets=np.cumsum([0] + [len(ids) for ids, _ in sequences], dtype=np.int64),
-                  report=np.frombuffer(json.dumps(report).encode(), dtype=np.uint8))
+        save_cache(cache, {"ids": np.array([t for ids, _ in sequences for t in ids], dtype=np.int32),
+                           "mask": np.array([m for _, mask in sequences for m in mask], dtype=np.uint8),
+                           "offsets": np.cumsum([0] + [len(ids) for ids, _ in sequences], dtype=np.int64)}, report)
     return examples, report
 
 
@@ -227,7 +200,7 @@ def reference_pass(model: torch.nn.Module, examples: list[PairExample], pad_id: 
     for e in examples:
         key.update(np.asarray(e.chosen_ids + [-1] + e.rejected_ids + [-2], dtype=np.int64).tobytes())
         key.update(np.asarray(e.chosen_mask + e.rejected_mask, dtype=np.uint8).tobytes())
-    cache = _cache_path(data_path, "reference", key.hexdigest())
+    cache = cache_path(data_path, "reference", key.hexdigest())
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     # Rank 0 decides and reads, the others receive: ranks that looked for the file themselves could
     # disagree (one seeing it written, another not) and then wait for each other's forwards forever.
@@ -237,8 +210,7 @@ def reference_pass(model: torch.nn.Module, examples: list[PairExample], pad_id: 
     values_t = torch.zeros(len(examples), 2, dtype=torch.float64, device=device)
     if cached.item():
         if rank == 0:
-            with np.load(cache, allow_pickle=False) as arrays:
-                values_t = torch.from_numpy(arrays["logps"]).to(device)
+            values_t = torch.from_numpy(load_cache(cache)[0]["logps"]).to(device)
         if world_size > 1:
             dist.broadcast(values_t, 0)
         source = f"read from {cache}"
@@ -254,7 +226,7 @@ def reference_pass(model: torch.nn.Module, examples: list[PairExample], pad_id: 
         if world_size > 1:
             dist.all_reduce(values_t)
         if rank == 0:
-            _save_npz(cache, logps=values_t.cpu().numpy())
+            save_cache(cache, {"logps": values_t.cpu().numpy()})
         source = f"computed in {forwards} forwards per process, cached in {cache}"
     values = values_t.cpu().numpy()
     for e, (chosen, rejected) in zip(examples, values.tolist()):
@@ -267,8 +239,8 @@ def reference_pass(model: torch.nn.Module, examples: list[PairExample], pad_id: 
 
 
 def dpo_loss(model: torch.nn.Module, examples: list[PairExample], pad_id: int, device: torch.device,
-             beta: float = DEFAULT_BETA) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
-    """(sum over pairs of -log sigmoid(beta * margin of log-ratios), pairs, metric sums).
+             beta: float = DEFAULT_BETA) -> tuple[torch.Tensor, dict[str, torch.Tensor | int]]:
+    """(sum over pairs of -log sigmoid(beta * margin of log-ratios), metric sums with COUNT: the pairs).
 
     The metric sums are over the pairs of this micro-batch; train.py sums them over the global
     batch and divides by its pairs, giving TRL's per-step means: rewards/chosen, rewards/rejected,
@@ -286,5 +258,10 @@ def dpo_loss(model: torch.nn.Module, examples: list[PairExample], pad_id: int, d
     metrics = {"rewards/chosen": chosen_rewards.sum(), "rewards/rejected": rejected_rewards.sum(),
                "rewards/accuracies": (chosen_rewards > rejected_rewards).float().sum(),
                "rewards/margins": (chosen_rewards - rejected_rewards).sum(),
-               "logps/chosen": chosen.detach().sum(), "logps/rejected": rejected.detach().sum()}
-    return losses.sum(), len(examples), metrics
+               "logps/chosen": chosen.detach().sum(), "logps/rejected": rejected.detach().sum(), COUNT: len(examples)}
+    return losses.sum(), metrics
+
+
+DPO = Objective("dpo", read=load_dpo_data, loss=dpo_loss, prepare=reference_pass,
+                options=(Option("beta", DEFAULT_BETA, "weight of the KL penalty, the reward's scale"),),
+                help="preference pairs, the starting model being the reference")

@@ -6,10 +6,10 @@ over equivalent answers); summaries (overall and by each grouping field the rows
 """
 import os
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from w2s.errors import MissingFileError, UserError
-from w2s.grader import extract_answer, grade, is_equiv
+from w2s.grader import answer_groups, extract_answer, grade
 from w2s.jsonl import append_row, read_output_rows, write_jsonl
 from w2s.tasks import Progress, check_output_row, fit_max_new_tokens, sample_tasks
 
@@ -39,18 +39,9 @@ def resolve_bench(name_or_path: str, data_dir: str = "data") -> tuple[str, str]:
 def majority_vote(answers: list[str | None]) -> int | None:
     """Index of the first response of the largest group of equivalent answers (ties: the group seen
     first); None when no response has an answer. Equivalence is the grader's, so 1/2 and 0.5 vote together."""
-    groups: list[list[int]] = []  # [index of the group's first response, votes]
-    for i, answer in enumerate(answers):
-        if answer is None:
-            continue
-        for group in groups:
-            first = answers[group[0]]
-            if answer == first or is_equiv(answer, first):
-                group[1] += 1
-                break
-        else:
-            groups.append([i, 1])
-    return max(groups, key=lambda g: g[1])[0] if groups else None
+    groups = answer_groups(answers)
+    votes = Counter(g for g in groups if g is not None)
+    return groups.index(max(votes, key=lambda g: (votes[g], -g))) if votes else None
 
 
 def score_row(task: dict, prompt: str, responses: list[str]) -> dict:

@@ -49,6 +49,7 @@ from typing import Iterator
 from w2s.data import user_message
 from w2s.dpo import pair_row
 from w2s.errors import MissingFileError, UserError
+from w2s.jsonl import file_stem
 from w2s.release import refuse_lfs_pointer
 
 TESTS = {"math": "math500"}  # data/test/<stem> -> test/<bench> where the names differ
@@ -71,10 +72,6 @@ def _files(folder: str) -> list[str]:
     if not os.path.isdir(folder):
         return []
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith((".json", ".jsonl")))
-
-
-def _stem(path: str) -> str:
-    return os.path.basename(path).rsplit(".", 1)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +354,7 @@ def convert_gair(directory: str, report: GairReport) -> Iterator[GairSet]:
     taken = {os.path.normpath(os.path.join(root, "llama_factory", "dataset_info.json"))}
     tests: dict[str, set[str]] = {}  # bench -> its problems, to check raw/<set>/test.jsonl against
     for path in _files(os.path.join(root, "test")):
-        bench = TESTS.get(_stem(path), _stem(path))
+        bench = TESTS.get(file_stem(path), file_stem(path))
         rows, set_report = _convert(path, lambda row, i, b=bench: benchmark_row(row, b, i), _relative(root, path))
         tests[bench] = {" ".join(r["problem"].split()) for r in rows}
         taken.add(os.path.normpath(path))
@@ -365,7 +362,7 @@ def convert_gair(directory: str, report: GairReport) -> Iterator[GairSet]:
     raw = os.path.join(root, "raw")
     for name in sorted(os.listdir(raw)) if os.path.isdir(raw) else []:
         for path in _files(os.path.join(raw, name)):
-            stem, source, ids = _stem(path), f"gair/{name}", Ids(f"{name}/{_stem(path)}")
+            stem, source, ids = file_stem(path), f"gair/{name}", Ids(f"{name}/{file_stem(path)}")
 
             def gold(row, i, ids=ids, source=source):
                 release_id = _release_id(row, str(i))
@@ -446,7 +443,7 @@ def _entries(root: str, report: GairReport) -> Iterator[tuple[str, str, dict, bo
         first = next((row for _, row in iter_rows(path, SetReport(path))), None)
         if first is None:
             continue  # nothing to read: left for "files no reader took"
-        name = re.sub(r"^train_", "", _stem(path)).replace("-", "_")
+        name = re.sub(r"^train_", "", file_stem(path)).replace("-", "_")
         ranking = isinstance(first.get("output"), list)
         columns = {"prompt": "content", "response": "output"} if "content" in first else \
             {"prompt": "instruction", "query": "input", "response": "output"}
@@ -458,7 +455,7 @@ def _entries(root: str, report: GairReport) -> Iterator[tuple[str, str, dict, bo
 def _llama_factory(root: str, report: GairReport, taken: set[str]) -> Iterator[GairSet]:
     """The LLaMA-Factory sets, each read through its column mapping, as LLaMA-Factory does."""
     for name, path, columns, ranking in _entries(root, report):
-        source, ids, convert_row = f"gair/{name}", Ids(_stem(path)), ranking_row if ranking else sft_row
+        source, ids, convert_row = f"gair/{name}", Ids(file_stem(path)), ranking_row if ranking else sft_row
 
         def make(row: dict, index: int) -> dict:
             release_id = _release_id(row, str(index))

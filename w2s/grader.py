@@ -12,7 +12,7 @@ impossible to hang. The work is in three files, read in this order:
 3. `w2s/sympy_check.py`: sympy equivalence, run in helper processes that can be killed when a
    check runs out of time.
 
-Numeric tolerance, the whole policy (tests: the `tolerance` kind in tests/grader_cases.py):
+Numeric tolerance, the whole policy (tests: the `tolerance` kind in bench/grader_cases.py):
 1. Integers, fractions and closed forms (`40\\pi`, `\\sqrt2`) are exact: 1/2004! is not 1/2006!,
    and `1.0001` is not `1` (a decimal is taken at the digits it shows).
 2. A decimal with at least MIN_SIGNIFICANT_DIGITS significant digits also stands for any value
@@ -562,3 +562,23 @@ def clear_caches() -> None:
     _is_equiv_cached.cache_clear()
     sympy_check.clear_verdicts()
 
+
+def answer_groups(answers: list[str | None]) -> list[int | None]:
+    """Each answer's group of equivalent answers, numbered in order of first appearance (None: no answer,
+    no group). An answer joins the first group whose first answer it equals (is_equiv, that first answer
+    as gold), so 1/2 and 0.5 group together. Groups form in order: the first k answers' groups are the
+    prefix of these. Majority votes, re-ranking and confidence pairs all group through this."""
+    firsts: list[str] = []
+    groups: list[int | None] = []
+    for answer in answers:
+        if answer is None:
+            groups.append(None)
+            continue
+        for g, first in enumerate(firsts):
+            if answer == first or is_equiv(answer, first):
+                groups.append(g)
+                break
+        else:
+            firsts.append(answer)
+            groups.append(len(firsts) - 1)
+    return groups

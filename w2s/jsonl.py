@@ -12,6 +12,12 @@ from typing import Callable
 from w2s.errors import MissingFileError, UserError
 
 
+def file_stem(path: str) -> str:
+    """A file's name without its folder and last extension (data/weak.jsonl -> weak): how a set or a
+    source made from a file is named."""
+    return os.path.basename(path).rsplit(".", 1)[0]
+
+
 def _parse_line(raw: bytes, path: str, line_no: int) -> object:
     try:
         line = raw.decode("utf-8")

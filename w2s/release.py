@@ -12,6 +12,7 @@ from collections import Counter
 
 from w2s.data import PoolItem, Solution, sft_row
 from w2s.errors import UserError
+from w2s.jsonl import file_stem
 
 HF_REPO = "hexuan21/weak-to-strong"
 HF_TESTS = {  # released file name (without .json) -> benchmark name
@@ -185,7 +186,7 @@ def read_weaker_sampling(root: str, report: Counter) -> dict[str, list[dict]]:
     sets = {}
     for path in _release_files(root, "weaker_sampling"):
         teacher = _subset(root, "weaker_sampling", path)
-        file_stem = os.path.basename(path).rsplit(".", 1)[0]
+        stem = file_stem(path)
         rows = sets.setdefault(f"weak_{teacher}", [])
         for line_no, row in load_release_file(path):
             where = f"{path}:{line_no}"
@@ -204,7 +205,7 @@ def read_weaker_sampling(root: str, report: Counter) -> dict[str, list[dict]]:
                     raise UserError(f"{where}: field 'judge{key[6:]}' must be 1 or 0, got {judge!r}")
                 correct = grade(text, gold) if judge is None else bool(int(judge))
                 report["samples graded (no judge field)"] += judge is None
-                rows.append(sft_row(f"{teacher}/{file_stem}/{ori_id}/{key}", item, Solution(text, correct), "weak_teacher",
+                rows.append(sft_row(f"{teacher}/{stem}/{ori_id}/{key}", item, Solution(text, correct), "weak_teacher",
                                     correct_by="grader" if judge is None else "judge"))
                 report[f"weak_{teacher} samples"] += 1
     return sets
@@ -217,7 +218,7 @@ def read_tests(root: str, report: Counter) -> dict[str, list[dict]]:
     tests = {}
     top_level = sorted(os.path.join(root, f) for f in os.listdir(root) if f.endswith((".json", ".jsonl")))
     for path in _release_files(root, "test_data") + top_level:
-        stem = os.path.basename(path).rsplit(".", 1)[0]
+        stem = file_stem(path)
         if stem not in HF_TESTS:
             report[f"unrecognized test file {os.path.relpath(path, root)} (skipped)"] += 1
             continue

@@ -12,15 +12,14 @@ a model that often fails to answer is not confident). Selection never reads a ta
 diagnosis functions measure what was selected (the right-label share), for the report and the rows'
 meta (where data_prep's --stats finds it), never for the choice.
 """
-import os
 import random
 from collections import Counter
 
 from w2s.data import PoolItem, Solution, sft_row, user_message
 from w2s.dpo import pair_row
 from w2s.errors import UserError
-from w2s.grader import extract_answer, grade, is_equiv
-from w2s.jsonl import read_jsonl_numbered, read_rows_with_unique_ids
+from w2s.grader import answer_groups, extract_answer, grade, is_equiv
+from w2s.jsonl import file_stem, read_jsonl_numbered, read_rows_with_unique_ids
 from w2s.quality import solution_step_errors
 from w2s.release import string_field
 
@@ -105,20 +104,14 @@ def same_answer(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and (is_equiv(a, b) or is_equiv(b, a))
 
 
-def answer_groups(answers: list[str | None]) -> list[list[int]]:
-    """Indices of equivalent answers, each group led by its first member; None votes for nothing.
-    Groups come largest first, ties in order of first appearance."""
-    groups: list[list[int]] = []
-    for i, answer in enumerate(answers):
-        if answer is None:
-            continue
-        for group in groups:
-            if same_answer(answer, answers[group[0]]):
-                group.append(i)
-                break
-        else:
-            groups.append([i])
-    return sorted(groups, key=lambda g: (-len(g), g[0]))
+def groups_by_size(answers: list[str | None]) -> list[list[int]]:
+    """Indices of equivalent answers (w2s.grader.answer_groups), each group led by its first member; None
+    votes for nothing. Groups come largest first, ties in order of first appearance."""
+    members: dict[int, list[int]] = {}
+    for i, group in enumerate(answer_groups(answers)):
+        if group is not None:
+            members.setdefault(group, []).append(i)
+    return sorted(members.values(), key=lambda m: (-len(m), m[0]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +168,7 @@ def confidence_pairs(strong: list[dict], weak: dict[str, dict], *, min_confidenc
         weak_text = weak[row["id"]]["samples"][0]
         samples = row["samples"]
         answers = [extract_answer(s) for s in samples]
-        groups = answer_groups(answers)
+        groups = groups_by_size(answers)
         if not weak_text.strip():
             report["skip/weak_empty"] += 1
             continue
@@ -269,16 +262,12 @@ def diagnose_pairs(rows: list[dict], tasks: dict[str, dict]) -> dict | None:
 # From files to a selection and its report (data_prep.py --agree / --pairs)
 
 
-def _stem(path: str) -> str:
-    return os.path.basename(path).rsplit(".", 1)[0]
-
-
 def agreement_from_files(path_a: str, path_b: str) -> tuple[list[dict], dict]:
     """The hybrid set of two sample files over the same tasks, and its report (counts; with gold
     answers in the tasks, the diagnosis and each source's first-sample accuracy)."""
     rows_a, rows_b = load_samples(path_a), load_samples(path_b)
     by_id = same_tasks(rows_a, path_a, rows_b, path_b)
-    source_a, source_b = (_stem(path_a), _stem(path_b)) if _stem(path_a) != _stem(path_b) else ("a", "b")
+    source_a, source_b = (file_stem(path_a), file_stem(path_b)) if file_stem(path_a) != file_stem(path_b) else ("a", "b")
     rows, counts = agreement_set(rows_a, by_id, source_a, source_b)
     report = {"sources": {source_a: path_a, source_b: path_b}, **counts, "examples": len(rows)}
     quality = diagnose_hybrid(rows, {r["id"]: r for r in rows_a})  # gold, for the report only

@@ -2,7 +2,7 @@
 holds many variants, and a name alone says how to build it.
 
 Reading order: the kinds of sets; the quality tag; a quality setting's names; from a name back to
-the data_prep.py arguments that build it (train.py uses this to build a missing built-in set).
+what builds it (train.py uses this to build a missing built-in set with w2s.datadir.build_builtin).
 """
 import re
 
@@ -27,13 +27,11 @@ def set_names(hard_error: float, sub_error: float, profile: str = "mixed") -> di
 _PART = re.compile(r"(hard_full|easy_sub)(?:_e([0-9.]+)(?:_(low|high))?)?")
 
 
-def builtin_set_args(name: str) -> list[str] | None:
-    """The data_prep.py arguments that build the built-in world's set `name`, or None if no built-in set has that name.
-
-    train.py builds a missing set with `python data_prep.py --out DIR` and these arguments.
-    """
+def builtin_set_args(name: str) -> dict | None:
+    """The keyword arguments of w2s.datadir.build_builtin (kinds, hard_errors, sub_errors, profiles) that
+    build the built-in world's set `name`, or None if no built-in set has that name."""
     if name == "foundation":
-        return ["--sets", "foundation"]
+        return {"kinds": ["foundation"], "hard_errors": [0.0], "sub_errors": [0.0], "profiles": ["mixed"]}
     first, plus, second = name.partition("+")
     x2 = not plus and first.endswith("_x2")
     parts = [_PART.fullmatch(first[:-3] if x2 else first)] + ([] if not plus or second == "paraphrase" else [_PART.fullmatch(second)])
@@ -50,4 +48,4 @@ def builtin_set_args(name: str) -> list[str] | None:
     if not kinds:
         return None
     kind = kinds[0]
-    return ["--hard-error", f"{hard_error:g}", "--sub-error", f"{sub_error:g}", "--step-profile", profile, "--sets", kind]
+    return {"kinds": [kind], "hard_errors": [hard_error], "sub_errors": [sub_error], "profiles": [profile]}

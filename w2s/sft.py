@@ -2,13 +2,10 @@
 and the loss, a sum over assistant tokens with its count.
 
 Reading order: the tokenized example; tokenization; the on-disk cache that `load_sft_data` reads
-through (train.py's data reader for --objective sft); padding a micro-batch; `sft_loss`, the
-objective itself. train.py's loop divides the summed loss by the count over the whole global
+through; padding a micro-batch; `sft_loss`; `SFT`, the objective (w2s/objectives.py's contract) that
+train.py --objective sft trains with. train.py's loop divides the summed loss by the count over the whole global
 batch, so every assistant token weighs the same however examples fall into micro-batches and ranks.
 """
-import hashlib
-import json
-import os
 import sys
 from dataclasses import dataclass
 
@@ -16,7 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from w2s.cache import cache_path, load_cache, save_cache, tokenized_key
 from w2s.data import load_sft_examples
+from w2s.objectives import COUNT, Objective
 
 IGNORE_INDEX = -100  # label of a position the loss skips (PyTorch cross_entropy's default ignore_index)
 
@@ -34,8 +33,7 @@ class TokenizedExample:
         """Tokens this example contributes to the loss (for token-weighted means across micro-batches)."""
         return sum(label != IGNORE_INDEX for label in self.labels[1:])
 
-    # What train.py's loop asks of any objective's examples: a length (for batching and FLOPs) and
-    # the count its loss is a sum over.
+    # What train.py's loop asks of any objective's examples (w2s/objectives.py's Example).
     @property
     def length(self) -> int:
         return len(self.input_ids)
@@ -43,6 +41,10 @@ class TokenizedExample:
     @property
     def count(self) -> int:
         return self.num_targets
+
+    @property
+    def sequence_lengths(self) -> tuple[int]:
+        return (len(self.input_ids),)
 
 
 def tokenize_sft(rows: list[dict], tokenizer, max_seq_len: int, overflow: str = "truncate") -> tuple[list[TokenizedExample], dict]:
@@ -79,42 +81,27 @@ def tokenize_sft(rows: list[dict], tokenizer, max_seq_len: int, overflow: str = 
 
 
 # ---------------------------------------------------------------------------------------------
-# The data reader: tokenized once per (file, tokenizer, max length), then cached beside the file.
-# Tokenizing 30k examples takes longer than a short from-scratch run's first hundred steps, and a
-# study trains on the same file many times (seeds, stages). The cache holds plain int arrays (.npz,
-# no pickle).
+# The data reader: tokenized once per (file, tokenizer, max length), then cached beside the file
+# (w2s/cache.py says why).
 
 
 def load_sft_data(data_path: str, tokenizer, max_seq_len: int,
                   write_cache: bool = True) -> tuple[list[TokenizedExample], dict]:
     """The examples of an SFT JSONL file and tokenize_sft's report, through the cache."""
-    stat = os.stat(data_path)
-    key = hashlib.sha256(json.dumps([stat.st_size, stat.st_mtime_ns, max_seq_len]).encode())
-    key.update(tokenizer.raw.to_str().encode())
-    for module_file in (__file__, sys.modules[type(tokenizer).__module__].__file__,
-                        sys.modules[load_sft_examples.__module__].__file__):
-        with open(module_file, "rb") as f:  # the code that reads and tokenizes: a change there is a new cache
-            key.update(f.read())
-    cache = os.path.join(os.path.dirname(data_path) or ".", ".cache",
-                         f"{os.path.basename(data_path)}.{key.hexdigest()[:16]}.npz")
-    if os.path.exists(cache):
-        with np.load(cache, allow_pickle=False) as arrays:
-            ids, labels, offsets = arrays["input_ids"].tolist(), arrays["labels"].tolist(), arrays["offsets"].tolist()
-            report = json.loads(arrays["report"].tobytes())
+    key = tokenized_key(data_path, tokenizer, max_seq_len, [__file__, sys.modules[load_sft_examples.__module__].__file__])
+    cache = cache_path(data_path, "sft", key)
+    cached = load_cache(cache)
+    if cached is not None:
+        arrays, report = cached
+        ids, labels, offsets = arrays["input_ids"].tolist(), arrays["labels"].tolist(), arrays["offsets"].tolist()
         examples = [TokenizedExample(ids[a:b], labels[a:b]) for a, b in zip(offsets, offsets[1:])]
         return examples, report
     examples, report = tokenize_sft(load_sft_examples(data_path), tokenizer, max_seq_len, overflow="truncate")
     if write_cache:
-        try:
-            os.makedirs(os.path.dirname(cache), exist_ok=True)
-            tmp = cache + f".{os.getpid()}.tmp.npz"
-            np.savez(tmp, input_ids=np.array([t for e in examples for t in e.input_ids], dtype=np.int32),
-                     labels=np.array([t for e in examples for t in e.labels], dtype=np.int32),
-                     offsets=np.cumsum([0] + [len(e.input_ids) for e in examples], dtype=np.int64),
-                     report=np.frombuffer(json.dumps(report).encode(), dtype=np.uint8))
-            os.replace(tmp, cache)
-        except OSError as e:  # a read-only data directory: just no cache
-            print(f"not caching tokenized data at {cache}: {e}", file=sys.stderr)
+        arrays = {"input_ids": np.array([t for e in examples for t in e.input_ids], dtype=np.int32),
+                  "labels": np.array([t for e in examples for t in e.labels], dtype=np.int32),
+                  "offsets": np.cumsum([0] + [len(e.input_ids) for e in examples], dtype=np.int64)}
+        save_cache(cache, arrays, report)
     return examples, report
 
 
@@ -137,9 +124,9 @@ def collate(examples: list[TokenizedExample], pad_id: int) -> tuple[torch.Tensor
 
 
 def sft_loss(model: torch.nn.Module, examples: list[TokenizedExample], pad_id: int,
-             device: torch.device) -> tuple[torch.Tensor, int]:
-    """The objective: (sum of the cross-entropies of every assistant token of `examples`, how many
-    there are). Position t predicts token t+1: the labels are shifted left (not the logits, which
+             device: torch.device) -> tuple[torch.Tensor, dict[str, int]]:
+    """The objective: (sum of the cross-entropies of every assistant token of `examples`, {COUNT: how
+    many there are}). Position t predicts token t+1: the labels are shifted left (not the logits, which
     would copy them), the last position predicting nothing. The loss is computed in fp32 whatever
     the compute dtype."""
     input_ids, labels = collate(examples, pad_id)
@@ -148,4 +135,7 @@ def sft_loss(model: torch.nn.Module, examples: list[TokenizedExample], pad_id: i
     targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
     loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX,
                                reduction="sum")
-    return loss_sum, sum(e.num_targets for e in examples)
+    return loss_sum, {COUNT: sum(e.num_targets for e in examples)}
+
+
+SFT = Objective("sft", read=load_sft_data, loss=sft_loss, help="next-token loss on assistant turns")

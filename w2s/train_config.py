@@ -60,7 +60,7 @@ RERUN_MAY_CHANGE = ("save_every", "keep_checkpoints")
 
 
 def resolve_data_path(data: str, data_dir: str) -> tuple[str, list[str] | None]:
-    """(path, data_prep.py arguments that build it if it is a missing built-in set, else None)."""
+    """(path, the arguments of w2s.datadir.build_builtin that build it if it is a missing built-in set, else None)."""
     if data.endswith(".jsonl") or os.sep in data or os.path.exists(data):
         return data, None
     path = os.path.join(data_dir, data + ".jsonl")
@@ -76,7 +76,7 @@ def resolve_data_path(data: str, data_dir: str) -> tuple[str, list[str] | None]:
 def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_defaults: dict) -> tuple[Config, list[str] | None]:
     """Check every argument and input file; fill in the defaults (the recipe from scratch for a preset
     --model, else the fine-tuning one). Returns the settings and, when --data is a built-in set not
-    built yet, the data_prep.py arguments that build it. Raises UserError saying what to run."""
+    built yet, the arguments of w2s.datadir.build_builtin that build it. Raises UserError saying what to run."""
     from_scratch = args.model in PRESETS
     if not from_scratch and not (os.path.isdir(args.model) or is_hub_id(args.model)):
         raise UserError(f"--model {args.model}: no such folder (nor a preset: {', '.join(PRESETS)}; "

@@ -2,10 +2,11 @@
 step of a solution, trained with train.py --objective prm and used by evaluate.py --verifier to re-rank
 samples.
 
-Reading order: step rows (the data format) and how a response is split into steps; the layout, the one
-function that turns a problem and its steps into token ids and verdict positions (training and scoring
-both go through it); the training examples, their reader and `prm_loss`; scoring responses; aggregating
-step scores; re-ranking K samples (best-of-K, weighted majority, and the curves over the first k).
+Reading order: how a response is split into steps; the layout, the one function that turns a problem and
+its steps into token ids and verdict positions (training and scoring both go through it); the logits at
+the verdict positions; scoring responses; aggregating step scores; re-ranking K samples (best-of-K,
+weighted majority, and the curves over the first k). Training (step rows, examples, the loss) is
+w2s/prm.py.
 
 The verdict, after Math-Shepherd: the causal LM reads a step tag after each step and predicts, at the
 tag, a verdict token: "+" (a good step) or "-" (a bad one). The loss is the full-vocabulary cross-entropy
@@ -18,48 +19,19 @@ line (the built-in world's) is laid out exactly as written.
 An outcome reward model (ORM) is the same model trained on rows with one step, the whole solution, and
 its outcome label; it is used with its last verdict (`--verifier-agg last`).
 """
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
 
 from w2s.errors import UserError
-from w2s.jsonl import check_object_with_id, read_rows_with_unique_ids
+from w2s.grader import answer_groups
 
 STEP_TAG = "\n"  # read after every step; the verdict is predicted at it
 GOOD, BAD = "+", "-"  # the verdict tokens (Math-Shepherd's labels)
 SPLITS = ("lines", "blank")  # free-form text: one step per non-empty line, or per blank-line-separated paragraph
 AGGREGATIONS = ("min", "prod", "last")
-IGNORE_INDEX = -100
 
 
 # ---------------------------------------------------------------------------------------------
-# Step rows {"id", "prompt": [user message], "steps": [str, ...], "labels": [bool, ...]}
-
-
-def check_step_row(row: object, where: str) -> dict:
-    """One step row; `where` is "file:line". Steps and labels must be aligned, one boolean per step."""
-    check_object_with_id(row, where, "a step row")
-    prompt = row.get("prompt")
-    if (not isinstance(prompt, list) or not prompt or
-            not all(isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") in ("system", "user")
-                    for m in prompt)):
-        raise UserError(f"{where}: field 'prompt' must be a list of {{\"role\": \"user\", \"content\": str}} "
-                        f"messages, got {prompt!r}"[:300])
-    steps, labels = row.get("steps"), row.get("labels")
-    if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
-        raise UserError(f"{where}: field 'steps' must be a non-empty list of strings")
-    if not isinstance(labels, list) or not all(isinstance(v, bool) for v in labels):
-        raise UserError(f"{where}: field 'labels' must be a list of booleans (true: a good step)")
-    if len(labels) != len(steps):
-        raise UserError(f"{where}: field 'labels' has {len(labels)} entries but 'steps' has {len(steps)}; "
-                        "give one label per step")
-    return row
-
-
-def load_step_rows(path: str) -> list[dict]:
-    """Read and check a step-row JSONL file (file:line:field errors; unique ids)."""
-    return read_rows_with_unique_ids(path, check_step_row, "step rows")
+# Responses split into steps
 
 
 def split_steps(text: str, split: str = "lines") -> list[str]:
@@ -113,58 +85,7 @@ def layout(tokenizer, prompt: list[dict], steps: list[str]) -> tuple[list[int], 
 
 
 # ---------------------------------------------------------------------------------------------
-# Training: examples, the data reader (train.py --objective prm) and the loss
-
-
-@dataclass
-class StepExample:
-    input_ids: list[int]
-    positions: list[int]  # one per (kept) step: where its verdict is predicted
-    targets: list[int]  # aligned with positions: the verdict token id ("+" for a good step, "-" for a bad one)
-
-    @property
-    def length(self) -> int:
-        return len(self.input_ids)
-
-    @property
-    def count(self) -> int:  # the loss sums over verdicts
-        return len(self.positions)
-
-
-def tokenize_step_rows(rows: list[dict], tokenizer, max_seq_len: int) -> tuple[list[StepExample], dict]:
-    """Step rows -> examples. A row longer than max_seq_len keeps the steps whose verdicts fit (counted as
-    truncated); one whose first verdict does not fit is left out (counted as dropped)."""
-    _, good, bad = verdict_ids(tokenizer)
-    report = {"examples": len(rows), "kept": 0, "truncated": 0, "dropped": 0, "tokens": 0, "verdicts": 0,
-              "good": 0, "bad": 0}
-    examples = []
-    for row in rows:
-        ids, positions = layout(tokenizer, row["prompt"], row["steps"])
-        labels = list(row["labels"])
-        if len(ids) > max_seq_len:
-            keep = sum(p < max_seq_len for p in positions)
-            if keep == 0:
-                report["dropped"] += 1
-                continue
-            ids, positions, labels = ids[:positions[keep - 1] + 1], positions[:keep], labels[:keep]
-            report["truncated"] += 1
-        examples.append(StepExample(ids, positions, [good if label else bad for label in labels]))
-        report["tokens"] += len(ids)
-        report["verdicts"] += len(positions)
-        report["good"] += sum(labels)
-        report["bad"] += len(labels) - sum(labels)
-    report["kept"] = len(examples)
-    report["loss_tokens"] = report["verdicts"]  # the readers' common name for the positions the loss is computed on
-    return examples, report
-
-
-def load_step_data(path: str, tokenizer, max_seq_len: int, write_cache: bool = True) -> tuple[list[StepExample], dict]:
-    """train.py's reader for --objective prm. Step sets are small (thousands of rows, tokenized in
-    seconds), so unlike SFT data they are not cached (write_cache is unused)."""
-    examples, report = tokenize_step_rows(load_step_rows(path), tokenizer, max_seq_len)
-    if not examples:
-        raise UserError(f"{path}: no step row fits in {max_seq_len} tokens")
-    return examples, report
+# One forward, the logits at every verdict position (training, w2s/prm.py, and scoring)
 
 
 def pad_batch(sequences: list[list[int]], pad_id: int) -> torch.Tensor:
@@ -182,15 +103,6 @@ def verdict_logits(model: torch.nn.Module, sequences: list[list[int]], positions
     cols = torch.tensor([p for ps in positions for p in ps], dtype=torch.long, device=device)
     logits = model(pad_batch(sequences, pad_id).to(device, non_blocking=True))
     return logits[rows, cols].float()
-
-
-def prm_loss(model: torch.nn.Module, examples: list[StepExample], pad_id: int,
-             device: torch.device) -> tuple[torch.Tensor, int]:
-    """The objective: (sum over every verdict position of the cross-entropy of its verdict token, how many
-    positions). Full-vocabulary cross-entropy in fp32: the model learns to write "+" or "-" at a tag."""
-    logits = verdict_logits(model, [e.input_ids for e in examples], [e.positions for e in examples], pad_id, device)
-    targets = torch.tensor([t for e in examples for t in e.targets], dtype=torch.long, device=device)
-    return F.cross_entropy(logits, targets, reduction="sum"), len(targets)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,28 +180,6 @@ class Verifier:
 
 # ---------------------------------------------------------------------------------------------
 # Re-ranking K samples: best-of-K and weighted majority, and the same over the first k of them
-
-
-def answer_groups(answers: list[str | None]) -> list[int | None]:
-    """Each response's group of equivalent answers (numbered in order of first appearance; None: no
-    answer). Groups form in response order, so the first k responses' groups are the prefix of these:
-    every curve over k is read from one grouping."""
-    from w2s.grader import is_equiv
-
-    firsts: list[str] = []
-    groups = []
-    for answer in answers:
-        if answer is None:
-            groups.append(None)
-            continue
-        for g, first in enumerate(firsts):
-            if answer == first or is_equiv(answer, first):
-                groups.append(g)
-                break
-        else:
-            firsts.append(answer)
-            groups.append(len(firsts) - 1)
-    return groups
 
 
 def _vote(groups: list[int | None], weights: list[float]) -> int | None:

@@ -2,7 +2,8 @@ r"""Labelled grading cases written for this project: (response, gold, verdict, k
 
 `response` is what a model wrote (a whole solution or a bare answer), `gold` is the reference
 (a bare answer, or a full solution with \boxed{} like MATH's ground_truth), `verdict` is what a
-careful human grader says. Used by tests/test_grader.py and bench/grader_bench.py.
+careful human grader says. Used by bench/grader_bench.py and tests/test_grader.py (here, so that bench/
+depends on w2s/ only).
 Many False cases are ones popular graders get wrong: different tuples, a dropped \pm, nearby
 factorials, a lost factor, other interval brackets, equations with other constants.
 """

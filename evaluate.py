@@ -53,7 +53,7 @@ def eval_settings(args: argparse.Namespace, bench_path: str) -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark accuracy (greedy, or maj@K / pass@K with --n).",
                                      formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="checkpoint directory or Hugging Face Hub id")
+    parser.add_argument("--model", required=True, help="checkpoint directory, Hugging Face Hub id, or Llama GGUF file")
     parser.add_argument("--tokenizer", help="tokenizer.json or its directory (default: the model's)")
     parser.add_argument("--bench", required=True, nargs="+", help="benchmark JSONL file(s) or name(s) in DATA_DIR/test/")
     parser.add_argument("--data-dir", default="data", help="where benchmark names are looked up (DATA_DIR/test/NAME.jsonl)")

@@ -68,7 +68,7 @@ def report(rows: list[dict], total_tasks: int) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Sample teacher solutions for math tasks (resumable, torchrun-able).",
                                      formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="checkpoint directory or Hugging Face Hub id")
+    parser.add_argument("--model", required=True, help="checkpoint directory, Hugging Face Hub id, or Llama GGUF file")
     parser.add_argument("--tokenizer", help="tokenizer.json or its directory (default: the model's)")
     parser.add_argument("--tasks", required=True, help='JSONL of {"id", "problem", "answer"?}')
     parser.add_argument("--out", required=True, help="samples JSONL (appended to; rerun to resume)")

@@ -45,6 +45,7 @@ from w2s.checkpoint import export_final, latest_checkpoint, load_checkpoint, sav
 from w2s.datadir import build_builtin
 from w2s.dpo import DPO
 from w2s.errors import UserError, run_main
+from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file
 from w2s.hf_io import fetch_from_hub, model_fingerprint, read_hf_config
 from w2s.model import PRESETS, Llama, ModelArgs
 from w2s.objectives import COUNT, Objective
@@ -95,7 +96,7 @@ metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejecte
   elapsed_s.""")
     recipe = "default: see the two recipes below"
     parser.add_argument("--model", default="tiny",
-                        help="a preset to train from scratch, or a Hugging Face checkpoint dir / hub id (default tiny)")
+                        help="a preset to train from scratch, or a Hugging Face checkpoint dir / hub id / Llama .gguf file (default tiny)")
     parser.add_argument("--data", required=True,
                         help="training JSONL path, or a set name resolved in --data-dir (hard_full -> data/hard_full.jsonl)")
     parser.add_argument("--data-dir", default="data", help="where set names are resolved (default data)")
@@ -107,7 +108,7 @@ metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejecte
             parser.add_argument(f"--{option.name}", type=type(option.default),
                                 help=f"{objective.name}: {option.help} (default {option.default:g})")
     parser.add_argument("--tokenizer", help="tokenizer file or dir (default: the model's; for a preset, tokenizer.json beside the data)")
-    parser.add_argument("--init", metavar="DIR", help="start from another run's exported DIR/final (weights, config, tokenizer)")
+    parser.add_argument("--init", metavar="DIR", help="start from another run's exported DIR/final (weights, config, tokenizer), or a .gguf file")
     parser.add_argument("--out", help="run directory (default runs/<data>-<model>-seed<seed>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out (a rerun with the same settings does so anyway)")
@@ -171,7 +172,8 @@ def build_model(config: Config, tokenizer: Tokenizer, device: torch.device, worl
     """
     source = config.init or (None if config.from_scratch else config.model)
     if source is not None:  # a hub id: fetch (once per machine) what the config needs; weights come later
-        directory = source if os.path.isdir(source) else fetch_from_hub(source, ["config.json"])
+        directory = (source if os.path.isdir(source) else gguf_checkpoint_folder(source) if is_gguf_file(source)
+                     else fetch_from_hub(source, ["config.json"]))
         args = ModelArgs.from_hf_config(*read_hf_config(directory))
     else:
         args = ModelArgs.preset(config.model, vocab_size=tokenizer.vocab_size, bos_token_id=tokenizer.bos_id,

@@ -48,9 +48,14 @@ def fetch_from_hub(hub_id: str, allow_patterns: list[str]) -> str:
 
 
 def checkpoint_directory(path_or_hub_id: str) -> str:
-    """The local folder holding a checkpoint: the path itself, or a Hub repo's download."""
+    """The local folder holding a checkpoint: the path itself, a Hub repo's download, or the folder a
+    GGUF file is converted into once (w2s/gguf_checkpoint.py)."""
     if os.path.isdir(path_or_hub_id):
         return path_or_hub_id
+    from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file  # it builds on this module
+
+    if is_gguf_file(path_or_hub_id):
+        return gguf_checkpoint_folder(path_or_hub_id)
     if not is_hub_id(path_or_hub_id):
         raise MissingFileError(f"{path_or_hub_id}: no such checkpoint folder")
     return fetch_from_hub(path_or_hub_id, HUB_FILES)
@@ -257,19 +262,32 @@ def _readable_like_other_files(path: str) -> None:
 def model_fingerprint(path_or_hub_id: str, sample_bytes: int = 1 << 20) -> str:
     """A short hash that changes when a checkpoint folder holds other weights: its config.json and,
     for each safetensors file, its size and its first and last MiB (the header, the first and the
-    last tensors' values), so it costs milliseconds even for an 8B model. A Hub id is its own name."""
+    last tensors' values), so it costs milliseconds even for an 8B model. A GGUF file is fingerprinted
+    the same way (not its converted folder). A Hub id is its own name."""
+    if os.path.isfile(path_or_hub_id) and path_or_hub_id.lower().endswith(".gguf"):
+        return file_fingerprint(path_or_hub_id, sample_bytes)
     if not os.path.isdir(path_or_hub_id):
         return path_or_hub_id
     digest = hashlib.sha256()
     for name in sorted(os.listdir(path_or_hub_id)):
         if name != "config.json" and not name.endswith(".safetensors"):
             continue
-        path = os.path.join(path_or_hub_id, name)
-        size = os.path.getsize(path)
-        digest.update(f"{name}:{size}:".encode())
-        with open(path, "rb") as f:
-            digest.update(f.read(sample_bytes))
-            if size > sample_bytes:
-                f.seek(max(sample_bytes, size - sample_bytes))
-                digest.update(f.read())
+        _digest_file(digest, os.path.join(path_or_hub_id, name), sample_bytes)
     return digest.hexdigest()[:16]
+
+
+def file_fingerprint(path: str, sample_bytes: int = 1 << 20) -> str:
+    """A short hash of one file's name, size and first and last MiB."""
+    digest = hashlib.sha256()
+    _digest_file(digest, path, sample_bytes)
+    return digest.hexdigest()[:16]
+
+
+def _digest_file(digest, path: str, sample_bytes: int) -> None:
+    size = os.path.getsize(path)
+    digest.update(f"{os.path.basename(path)}:{size}:".encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(sample_bytes))
+        if size > sample_bytes:
+            f.seek(max(sample_bytes, size - sample_bytes))
+            digest.update(f.read())

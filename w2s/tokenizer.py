@@ -25,6 +25,7 @@ from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as RawTokenizer
 
 from w2s.errors import MissingFileError, UserError
+from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file
 from w2s.hf_io import fetch_from_hub, is_hub_id
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -184,7 +185,10 @@ class Tokenizer:
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str) -> "Tokenizer":
-        """A tokenizer folder (or its tokenizer.json, or a Hub repo id): tokenizer.json and the side files beside it."""
+        """A tokenizer folder (or its tokenizer.json, a Hub repo id, or a GGUF file): tokenizer.json and the side
+        files beside it."""
+        if is_gguf_file(path_or_hub_id):
+            path_or_hub_id = gguf_checkpoint_folder(path_or_hub_id)
         if os.path.isfile(path_or_hub_id):
             directory, tokenizer_file = os.path.dirname(path_or_hub_id), path_or_hub_id
         else:

@@ -15,6 +15,7 @@ import torch
 
 from w2s.dpo import DEFAULT_BETA
 from w2s.errors import UserError
+from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file
 from w2s.hf_io import is_hub_id, read_hf_config
 from w2s.model import PRESETS, ModelArgs
 from w2s.runtime import default_device
@@ -78,9 +79,9 @@ def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_de
     --model, else the fine-tuning one). Returns the settings and, when --data is a built-in set not
     built yet, the arguments of w2s.datadir.build_builtin that build it. Raises UserError saying what to run."""
     from_scratch = args.model in PRESETS
-    if not from_scratch and not (os.path.isdir(args.model) or is_hub_id(args.model)):
+    if not from_scratch and not (os.path.isdir(args.model) or is_hub_id(args.model) or is_gguf_file(args.model)):
         raise UserError(f"--model {args.model}: no such folder (nor a preset: {', '.join(PRESETS)}; "
-                        "nor a hub id like meta-llama/Meta-Llama-3-8B)")
+                        "nor a hub id like meta-llama/Meta-Llama-3-8B; nor a .gguf file)")
     defaults = scratch_defaults if from_scratch else finetune_defaults
     pick = {k: getattr(args, k) if getattr(args, k, None) is not None else v for k, v in defaults.items()}
     if pick["max_seq_len"] is None:
@@ -110,11 +111,12 @@ def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_de
                         f"(python data_prep.py --out {args.data_dir}; --help lists the set names) or pass a JSONL path")
 
     if args.init is not None:
+        init_dir = gguf_checkpoint_folder(args.init) if is_gguf_file(args.init) else args.init
         for name in ("config.json", "tokenizer.json"):
-            if not os.path.exists(os.path.join(args.init, name)):
+            if not os.path.exists(os.path.join(init_dir, name)):
                 raise UserError(f"--init {args.init}: no {name}; pass another run's exported DIR/final")
         if from_scratch:
-            init_args = ModelArgs.from_hf_config(*read_hf_config(args.init))
+            init_args = ModelArgs.from_hf_config(*read_hf_config(init_dir))
             preset = ModelArgs.preset(args.model)
             shape = ("dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim")
             if any(getattr(init_args, k) != getattr(preset, k) for k in shape):
@@ -131,7 +133,7 @@ def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_de
         raise UserError(f"--max-seq-len {pick['max_seq_len']} exceeds the {args.model} preset's "
                         f"{PRESETS[args.model]['max_seq_len']}")
 
-    model_name = os.path.basename(os.path.normpath(args.model))
+    model_name = os.path.basename(os.path.normpath(args.model)).removesuffix(".gguf")
     data_name = os.path.basename(data_path).removesuffix(".jsonl")
     out = args.out or os.path.join("runs", f"{data_name}-{model_name}-seed{args.seed}")
     config = Config(model=args.model, from_scratch=from_scratch, data=data_path, tokenizer=tokenizer, init=args.init,

@@ -532,7 +532,7 @@ NUMBER_FORMATS = [
     (r"\boxed{20:34}", "20:35", False),
 ]
 
-# Numeric tolerance: both sides of each rule in the policy (w2s/grader.py, scalars).
+# Numeric tolerance: both sides of each rule in the policy (w2s/grader/equivalence.py, scalars).
 TOLERANCE = [
     (r"\boxed{125.663}", r"40\pi", True),  # 6 digits, within one unit of the last
     (r"\boxed{125.66}", r"40\pi", True),  # 5 digits

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bench.grader_cases import CASES, KINDS
-from w2s import grader, sympy_check
+from w2s import grader
+from w2s.grader import equivalence, sympy_check
 from w2s.grader import extract_answer, grade, is_equiv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,7 +98,7 @@ def test_plain_numbers_never_reach_sympy(monkeypatch):
     def refuse(*args):
         raise AssertionError("sympy was asked about plain numbers")
     grader.clear_caches()
-    monkeypatch.setattr(grader, "_sympy_equal", refuse)
+    monkeypatch.setattr(equivalence, "sympy_equal", refuse)
     assert is_equiv("0.25", r"\frac{1}{4}") and is_equiv("1,000", "1000") and not is_equiv("3", "4")
     assert is_equiv(r"\frac{3}{6}", "1/2") and not is_equiv("0.333", "1/3")
 
@@ -106,9 +107,9 @@ def test_repeated_pairs_are_cached():
     grader.clear_caches()
     pair = (r"\frac{\sqrt{8}}{2}", r"\sqrt{2}")
     assert is_equiv(*pair)
-    hits = grader._is_equiv_cached.cache_info().hits
+    hits = equivalence._is_equiv_cached.cache_info().hits
     assert is_equiv(*pair)
-    assert grader._is_equiv_cached.cache_info().hits == hits + 1
+    assert equivalence._is_equiv_cached.cache_info().hits == hits + 1
 
 
 HOSTILE = [

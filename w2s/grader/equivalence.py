@@ -1,16 +1,11 @@
-"""Answer checking: pull the final answer out of a solution, then decide if it equals the gold.
+"""Is one answer equal to another: `is_equiv(pred, gold)` on two answer strings, never raising, never hanging.
 
-Every number the project reports goes through `grade`, so it has to be right, fast and
-impossible to hang. The work is in three files, read in this order:
-
-1. `w2s/extraction.py`: `extract_answer` finds the final answer in a model's text and
-   `normalize` cleans it into a canonical string (formatting that never changes the value goes).
-2. This file: structures (tuples, intervals, sets, lists, matrices, `\\pm`, labelled answers,
-   relations) are split into parts with string work only and compared part by part with the
-   right rule (ordered or not); scalars are compared as exact strings, then as plain numbers
-   (no sympy, exact fractions), then by sympy. The public `is_equiv` and `grade` are at the end.
-3. `w2s/sympy_check.py`: sympy equivalence, run in helper processes that can be killed when a
-   check runs out of time.
+Both answers are normalized (normalization.py), then structures (tuples, intervals, sets, lists,
+matrices, `\\pm`, labelled answers, relations) are split into parts with string work only and
+compared part by part with the right rule (ordered or not); scalars are compared as exact strings,
+then as plain numbers (no sympy, exact fractions), then by sympy in a helper process that can be
+killed when a check runs out of time (sympy_check.py). The public `is_equiv` and `answer_groups` are
+at the end.
 
 Numeric tolerance, the whole policy (tests: the `tolerance` kind in bench/grader_cases.py):
 1. Integers, fractions and closed forms (`40\\pi`, `\\sqrt2`) are exact: 1/2004! is not 1/2006!,
@@ -35,16 +30,16 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import NamedTuple
 
-from w2s.extraction import _CHOICE, _CHOICE_PREFIX, _PROSE_WORD, _VARIABLE_PREFIX, extract_answer, normalize
-from w2s import sympy_check
-from w2s.sympy_check import GraderSetupError, sympy_equal as _sympy_equal, stop_helpers
-
-__all__ = ["extract_answer", "normalize", "is_equiv", "grade", "clear_caches", "stop_helpers", "GraderSetupError"]
+from w2s.grader.normalization import CHOICE, PROSE_WORD, as_text, normalize
+from w2s.grader.sympy_check import GraderSetupError, clear_verdicts, sympy_equal
 
 DEFAULT_TIMEOUT = 3.0  # seconds of sympy work for one check; a check that runs out is False
 MAX_SYMPY_CHARS = 400  # longer expressions are compared as strings only: no real answer is this long
 MAX_ANSWER_CHARS = 2000  # longer answers skip structure matching (quadratic in the worst case)
 MAX_ITEMS = 50  # longer lists are matched as sorted strings, not item by item
+
+_CHOICE_PREFIX = re.compile(r"^\(([A-E])\)|^([A-E])[.)]\s")  # "(C) 12" or "C. 12": the letter is the answer
+_VARIABLE_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-z]+)(?:_\{?[a-zA-Z0-9]+\}?)?'?(?:\([a-z]\))?\s*(?:=|\\in)\s*(?=\S)")
 
 # --------------------------------------------------------------------------- structures
 
@@ -436,7 +431,7 @@ def _percent_equal(pred: str, gold: str, pred_norm: str, gold_norm: str) -> bool
 
 def _is_text(s: str) -> bool:
     """Words rather than math (`Evelyn`, `\\text{odd}`): sympy would read `ab` as a*b."""
-    return bool(_PROSE_WORD.search(re.sub(r"\\[a-zA-Z]+", " ", s)))
+    return bool(PROSE_WORD.search(re.sub(r"\\[a-zA-Z]+", " ", s)))
 
 
 def _explicit_products(s: str) -> str:
@@ -463,13 +458,13 @@ def _scalar_equiv(pred: str, gold: str, deadline: float) -> bool:
         return (pred_base or gold_base).group(1) == (gold if pred_base else pred)
     if _is_text(pred) or _is_text(gold):
         return pred.lower().replace(" ", "") == gold.lower().replace(" ", "")
-    if _CHOICE.match(pred) or _CHOICE.match(gold):
+    if CHOICE.match(pred) or CHOICE.match(gold):
         return False  # a choice letter only equals the same letter
     if len(pred) > MAX_SYMPY_CHARS or len(gold) > MAX_SYMPY_CHARS:
         return False
     decimal = pred_number or gold_number  # a decimal against a closed form: rule 2 of the policy
     tolerance = decimal.tolerance if decimal else Fraction(0)
-    return _sympy_equal(_explicit_products(pred), _explicit_products(gold), deadline, tolerance)
+    return sympy_equal(_explicit_products(pred), _explicit_products(gold), deadline, tolerance)
 
 
 # --------------------------------------------------------------------------- public API
@@ -500,14 +495,14 @@ def _is_equiv_uncached(pred: str, gold: str, timeout: float) -> bool:
     if gold_letter and pred_letter and (gold_letter in gold_norm or pred_letter in pred_norm or
                                         "(" in gold_norm + pred_norm or ")" in gold_norm + pred_norm):
         return gold_letter == pred_letter  # `b` and `(B)` are one choice; two bare lowercase letters are variables
-    if _CHOICE.match(gold_norm):  # a multiple-choice gold: only the letters count
+    if CHOICE.match(gold_norm):  # a multiple-choice gold: only the letters count
         prefix = _CHOICE_PREFIX.match(pred_norm)
         pred_letters = (prefix.group(1) or prefix.group(2)) if prefix else pred_norm
         return pred_letters == gold_norm
     gold_prefix = _CHOICE_PREFIX.match(gold_norm)
     if gold_prefix:  # gold `(A) 5`: answered by its letter or by its value
         pred_prefix = _CHOICE_PREFIX.match(pred_norm)
-        if pred_prefix or _CHOICE.match(pred_norm):
+        if pred_prefix or CHOICE.match(pred_norm):
             pred_letter = (pred_prefix.group(1) or pred_prefix.group(2)) if pred_prefix else pred_norm
             return pred_letter == (gold_prefix.group(1) or gold_prefix.group(2))
         gold_norm = gold_norm[gold_prefix.end():].strip() or gold_norm
@@ -523,7 +518,7 @@ def is_equiv(pred: str | None, gold: str | None, *, timeout: float = DEFAULT_TIM
     Results are cached (functools.lru_cache is thread-safe), so repeated pairs are free.
     A number given for either (a gold of 0 read from JSON) is taken as its text.
     """
-    pred, gold = _as_text(pred), _as_text(gold)
+    pred, gold = as_text(pred), as_text(gold)
     if not pred or not gold:
         return False
     try:
@@ -534,33 +529,10 @@ def is_equiv(pred: str | None, gold: str | None, *, timeout: float = DEFAULT_TIM
         return False
 
 
-def _gold_answer(gold: str) -> str | None:
-    """The answer in a gold: its box, the final answer of a full solution, or the gold itself."""
-    if "\\boxed" in gold or "\\fbox" in gold:
-        return extract_answer(gold, strict=True)
-    prose = _PROSE_WORD.findall(re.sub(r"\\[a-zA-Z]+(?:\s*\{[^{}]*\})?|\$[^$]*\$", " ", gold))
-    if len(prose) >= 4:  # a written solution ("... so the total is $12$."), not a bare answer
-        return extract_answer(gold) or gold
-    return gold
-
-
-def grade(response: str, gold: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
-    """Is the final answer of `response` equal to `gold` (a bare answer, or a solution with a box or a final answer)?"""
-    response, gold = _as_text(response), _as_text(gold)
-    if not response or not gold:
-        return False
-    return is_equiv(extract_answer(response), _gold_answer(gold), timeout=timeout)
-
-
-def _as_text(value) -> str | None:
-    """An int or float answer (`0`, `2.5`) as its text; anything else as it is."""
-    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-
-
 def clear_caches() -> None:
     """Forget every cached verdict (benchmarks time cold runs with it; see also `stop_helpers`)."""
     _is_equiv_cached.cache_clear()
-    sympy_check.clear_verdicts()
+    clear_verdicts()
 
 
 def answer_groups(answers: list[str | None]) -> list[int | None]:

@@ -21,11 +21,13 @@ The Lark backend was measured too: equally strict but 3-5x slower (an Earley par
 expression), it evaluates while parsing and it has no `\\pi`.
 """
 import atexit
+import ctypes
 import json
 import os
 import queue
 import re
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -198,7 +200,9 @@ def sympy_equal(pred: str, gold: str, deadline: float, tolerance: Fraction = Fra
     return verdict
 
 
-# ---- what runs inside a helper process (imports sympy; the parent never does)
+# ---- what runs inside a helper process
+# Each function here imports sympy itself: only a helper ever imports it, never the parent (seconds and
+# hundreds of MB in every process that grades).
 
 _WARM_UP = [
     (r"\frac{\sqrt{3}}{2} + x^{2} - \sin^2 y \cdot \cos(z)", r"2\pi r \times (a-b)^{n}"),
@@ -213,8 +217,6 @@ def _die_with_parent() -> None:
     """A helper stuck on a hostile input must not outlive a parent that was killed."""
     parent_pid = int(sys.argv[1])
     try:  # Linux: the kernel kills us when the parent goes, even mid C-level big-integer work
-        import ctypes
-        import signal
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
@@ -231,7 +233,7 @@ def _die_with_parent() -> None:
 def _helper_main() -> None:
     _die_with_parent()
     try:
-        import resource
+        import resource  # here, not at the top: POSIX only, and only the helper sets a limit
         limit = 4 << 30  # a runaway big-integer computation fails with MemoryError, not the machine
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):
@@ -376,7 +378,6 @@ def _relations_equal(a, b) -> bool:
     if not ratio.is_number or ratio == 0 or ratio.has(sympy.zoo, sympy.nan, sympy.oo):
         return False
     return kind_a in ("Equality", "Unequality") or bool(ratio.is_positive)
-
 
 
 def clear_verdicts() -> None:

@@ -15,13 +15,17 @@ import os
 import sys
 import time
 
-from w2s import miniworld, quality, selection
-from w2s.datadir import (WORLD_DEFAULTS, build_builtin, build_gair, build_hf, step_range, write_selection,
-                         write_sets)
+from w2s.data.datadir import (WORLD_DEFAULTS, build_builtin, build_gair, build_hf, step_range, write_selection,
+                            write_sets)
+from w2s.data.jsonl import file_stem, write_jsonl
+from w2s.data.selection.samples import agreement_from_files, pairs_from_files, sft_from_samples
+from w2s.data.selection.verifier_rows import step_rows_from_samples
+from w2s.data.sources.math_shepherd import from_math_shepherd
+from w2s.data.sources.paper import HF_TESTS
+from w2s.data.sources.prm800k import from_prm800k
+from w2s.data.world import miniworld, quality
+from w2s.data.world.sets import SET_KINDS
 from w2s.errors import run_main
-from w2s.jsonl import file_stem
-from w2s.release import HF_TESTS
-from w2s.sets import SET_KINDS
 
 BUILTIN_SETS = SET_KINDS  # the built-in world's sets at their default quality (outcome error 0)
 BUILTIN_TESTS = tuple(miniworld.TEST_SETS)  # DIR/test/<name>.jsonl
@@ -65,7 +69,7 @@ def stats_command(path: str, tokenizer_path: str | None) -> dict:
 def from_samples_command(args) -> None:
     """--from-samples: every sample of a model teacher as an SFT example, measured."""
     name = args.name or f"weak_{file_stem(args.from_samples)}"
-    rows, report = selection.sft_from_samples(args.from_samples, name)
+    rows, report = sft_from_samples(args.from_samples, name)
     os.makedirs(args.out, exist_ok=True)
     tokenizer = quality.find_tokenizer(os.path.join(args.out, "x.jsonl"), args.tokenizer)
     written = {}
@@ -76,18 +80,15 @@ def from_samples_command(args) -> None:
 
 
 def verifier_data_command(args) -> None:
-    """Step rows for train.py --objective prm (w2s/verifier_data.py): from samples, PRM800K or Math-Shepherd."""
-    from w2s import verifier_data
-    from w2s.jsonl import write_jsonl
-
+    """Step rows for train.py --objective prm (w2s/data/selection/verifier_rows.py, w2s/data/sources/): from samples, PRM800K or Math-Shepherd."""
     if args.verifier_from_samples:
         source = args.verifier_from_samples
         name = args.name or f"steps_{file_stem(source)}"
-        rows, report = verifier_data.step_rows_from_samples(source, args.outcome, args.verifier_split)
+        rows, report = step_rows_from_samples(source, args.outcome, args.verifier_split)
     else:
         source = args.input
         name = args.name or args.source.replace("-", "_")
-        convert = verifier_data.from_prm800k if args.source == "prm800k" else verifier_data.from_math_shepherd
+        convert = from_prm800k if args.source == "prm800k" else from_math_shepherd
         rows, report = convert(source)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, name + ".jsonl")
@@ -105,7 +106,7 @@ def _report_selection(out: str, name: str, rows: list[dict], report: dict) -> No
 
 def agree_command(args) -> dict:
     """--agree A B: the hybrid SFT set of the tasks whose first samples' final answers agree."""
-    rows, report = selection.agreement_from_files(*args.agree)
+    rows, report = agreement_from_files(*args.agree)
     print(f"agreement of {args.agree[0]} and {args.agree[1]}:")
     _report_selection(args.out, args.name, rows, report)
     return report
@@ -113,7 +114,7 @@ def agree_command(args) -> dict:
 
 def pairs_command(args) -> dict:
     """--pairs STRONG --weak WEAK: DPO pairs by the strong samples' confidence and the weak answer."""
-    rows, report = selection.pairs_from_files(args.pairs, args.weak, min_confidence=args.min_confidence,
+    rows, report = pairs_from_files(args.pairs, args.weak, min_confidence=args.min_confidence,
                                               flip_confidence=args.flip_confidence, max_pairs=args.max_pairs,
                                               seed=args.seed or 0)
     print(f"confidence pairs from {args.pairs} (weak: {args.weak}):")
@@ -214,7 +215,7 @@ verifier step rows {{"id", "prompt", "steps", "labels"}} (train.py --objective p
     parser.add_argument("--stats", metavar="FILE.jsonl", help="report a set's quality (counts, error rates, lengths) and exit")
     parser.add_argument("--from-samples", metavar="SAMPLES.jsonl",
                         help="turn a model teacher's samples (sample.py output) into the set DIR/<--name>.jsonl and exit")
-    verifier = parser.add_argument_group("verifier step rows (w2s/verifier_data.py)")
+    verifier = parser.add_argument_group("verifier step rows (w2s/data/selection/verifier_rows.py, w2s/data/sources/)")
     verifier.add_argument("--verifier-from-samples", metavar="SAMPLES.jsonl",
                           help="turn samples (sample.py output) into step rows DIR/<--name>.jsonl and exit: exact step "
                                "labels for built-in world problems, else --outcome")

@@ -33,7 +33,7 @@ import sys
 from w2s.errors import MissingFileError, run_main
 from w2s.evaluation import evaluate, markdown, resolve_bench
 from w2s.hf_io import is_hub_id, model_fingerprint
-from w2s.jsonl import check_settings, write_settings
+from w2s.data.jsonl import check_settings, write_settings
 from w2s.runtime import default_device, load_model_and_tokenizer, resolve_dtype
 from w2s.tasks import DefaultsHelpFormatter, add_generation_args, load_tasks
 from w2s.verifier import AGGREGATIONS, SPLITS, Verifier

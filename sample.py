@@ -28,7 +28,7 @@ import torch.distributed as dist
 
 from w2s.errors import run_main
 from w2s.grader import grade
-from w2s.jsonl import append_row, check_settings, read_output_rows, write_settings
+from w2s.data.jsonl import append_row, check_settings, read_output_rows, write_settings
 from w2s.runtime import default_device, init_distributed, load_model_and_tokenizer, rank_and_world, resolve_dtype
 from w2s.tasks import (DefaultsHelpFormatter, Progress, add_generation_args, choose_shots, fit_max_new_tokens, load_few_shot,
                        load_tasks, merge_outputs, rank_files, sample_tasks)

@@ -42,7 +42,7 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from w2s.batches import global_batches, num_micro_steps, split_global_batch
 from w2s.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint, truncate_metrics
-from w2s.datadir import build_builtin
+from w2s.data.datadir import build_builtin
 from w2s.dpo import DPO
 from w2s.errors import UserError, run_main
 from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file
@@ -141,7 +141,7 @@ metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejecte
 
 def build_missing_data(config: Config, build_args: dict, rank: int) -> None:
     """A built-in set that is not there yet is built into its directory's world, as data_prep.py
-    would build it (by rank 0; the others wait). `build_args`: w2s.datadir.build_builtin's."""
+    would build it (by rank 0; the others wait). `build_args`: w2s.data.datadir.build_builtin's."""
     if rank == 0:
         data_dir = os.path.dirname(config.data)
         print(f"{config.data} not found: building it in the built-in world of {data_dir} (as data_prep.py does)",

@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass
 
 from runner import accuracy_bars, mean_and_spread, pct, pyplot, summarize  # noqa: E402  (experiments/ is on sys.path: mini_study)
-from w2s.jsonl import read_jsonl, write_jsonl
+from w2s.data.jsonl import read_jsonl, write_jsonl
 
 BENCHES = ("miniworld", "miniworld_long")
 TEACHER = "weak_teacher"  # the study's runs, reused

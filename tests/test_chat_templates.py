@@ -16,7 +16,7 @@ import train
 from tests.chat_families import (CHATML_TEMPLATE, END_OF_TURN, FAMILIES, MULTI, SINGLE, ANSWER_1, ANSWER_2,
                                  write_family)
 from tests.tiny_checkpoint import TASKS, read_lines, write_jsonl
-from w2s.data import user_message
+from w2s.data.rows import user_message
 from w2s.errors import UserError
 from w2s.model import Llama, ModelArgs
 from w2s.tokenizer import Tokenizer

@@ -5,7 +5,8 @@ import os
 import pytest
 
 import evaluate
-from w2s import evaluation, jsonl, runtime
+from w2s import evaluation, runtime
+from w2s.data import jsonl
 from w2s import tasks as w2s_tasks
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
 

@@ -7,7 +7,7 @@ import pytest
 
 import sample
 from tests.tiny_checkpoint import TASKS, make_checkpoint, write_jsonl
-from w2s.data import user_message
+from w2s.data.rows import user_message
 from w2s.runtime import load_model_and_tokenizer
 from w2s.tasks import build_prompt, choose_shots, load_few_shot, sample_tasks, shots_for
 

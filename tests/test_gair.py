@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 import data_prep
-from w2s.data import problem_from_user_message
+from w2s.data.rows import problem_from_user_message
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The repository's parent holds shared/ (in CI, a copy beside the fresh clone); W2S_GAIR_RELEASE names another copy.

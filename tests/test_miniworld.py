@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from w2s import miniworld as mw
+from w2s.data.world import miniworld as mw
 from w2s.grader import grade
 
 TASK = mw.Task(17, (mw.Step("*", 3), mw.Step("+", 16), mw.Step("-", 5)))  # 51, 67, 62

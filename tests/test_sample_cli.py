@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import sample
-from w2s import jsonl
+from w2s.data import jsonl
 from w2s import tasks as w2s_tasks
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
 from w2s.grader import grade

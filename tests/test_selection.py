@@ -7,8 +7,8 @@ import pytest
 
 import data_prep
 from w2s.dpo import load_pair_rows
-from w2s.data import load_sft_examples
-from w2s.selection import agreement_set, confidence_pairs, groups_by_size
+from w2s.data.rows import load_sft_examples
+from w2s.data.selection.samples import agreement_set, confidence_pairs, groups_by_size
 
 
 def sol(answer: str | None, k: int = 0) -> str:

@@ -1,4 +1,4 @@
-"""Verifiers (w2s/verifier.py, w2s/verifier_data.py): one verdict position per step, the same layout at
+"""Verifiers (w2s/verifier.py, w2s/data/selection/verifier_rows.py, w2s/data/sources/prm800k.py, math_shepherd.py): one verdict position per step, the same layout at
 training and scoring, step rows from samples (exact world labels, outcome labels), PRM800K and
 Math-Shepherd fixtures, re-ranking arithmetic, a PRM that learns to tell a good step from a bad one,
 2 processes = 1, and the chain sample.py -> data_prep.py -> train.py --objective prm -> evaluate.py --verifier."""
@@ -16,7 +16,12 @@ import evaluate
 import sample
 import train
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
-from w2s import datadir, miniworld, prm, verifier, verifier_data
+from w2s import prm, verifier
+from w2s.data import datadir
+from w2s.data.selection.verifier_rows import step_rows_from_samples
+from w2s.data.sources.math_shepherd import from_math_shepherd
+from w2s.data.sources.prm800k import from_prm800k
+from w2s.data.world import miniworld
 from w2s.errors import UserError
 from w2s.model import Llama
 from w2s.tokenizer import Tokenizer, train_tokenizer
@@ -113,7 +118,7 @@ def test_world_samples_get_exact_step_labels_and_free_form_needs_outcome(tmp_pat
     short = "17 * 3 = 51\nhmm\nThe answer is \\boxed{51}"
     samples = write_jsonl(str(tmp_path / "samples.jsonl"), [
         {"id": "w1", "problem": problem, "answer": "62", "samples": [right, slip, short], "correct": [True, False, False]}])
-    rows, report = verifier_data.step_rows_from_samples(samples)
+    rows, report = step_rows_from_samples(samples)
     assert [r["id"] for r in rows] == ["w1/s0", "w1/s1", "w1/s2"]
     assert rows[0]["steps"] == right.splitlines() and rows[0]["labels"] == [True] * 4
     assert rows[1]["labels"] == [True, False, True, False]  # the slip counts once, where it is made
@@ -122,13 +127,13 @@ def test_world_samples_get_exact_step_labels_and_free_form_needs_outcome(tmp_pat
     assert report["samples"] == 3 and report["steps"] == 11
     for row in rows:
         prm.check_step_row(row, "x")
-    outcome, _ = verifier_data.step_rows_from_samples(samples, outcome=True)
+    outcome, _ = step_rows_from_samples(samples, outcome=True)
     assert [r["labels"] for r in outcome] == [[True] * 4, [False] * 4, [False] * 3]
     free = write_jsonl(str(tmp_path / "free.jsonl"), [
         {"id": "f", "problem": "What is 2 + 3?", "answer": "5", "samples": ["2 + 3 = 5\n\\boxed{5}"], "correct": [True]}])
     with pytest.raises(UserError, match="free.jsonl:1: field 'problem' is not a built-in world problem.*--outcome"):
-        verifier_data.step_rows_from_samples(free)
-    assert verifier_data.step_rows_from_samples(free, outcome=True)[0][0]["labels"] == [True, True]
+        step_rows_from_samples(free)
+    assert step_rows_from_samples(free, outcome=True)[0][0]["labels"] == [True, True]
 
 
 PRM800K_ROW = {
@@ -153,7 +158,7 @@ def test_prm800k_fixture(tmp_path):
     assert row["prompt"][0]["content"].startswith("What is $1 + 2 + 3$?")
     bad = dict(PRM800K_ROW, label={"steps": [{"completions": [{"text": "x", "rating": 1}], "chosen_completion": 3}]})
     with pytest.raises(UserError, match=r"bad.jsonl:1: field 'label.steps\[0\].chosen_completion'"):
-        verifier_data.from_prm800k(write_jsonl(str(tmp_path / "bad.jsonl"), [bad]))
+        from_prm800k(write_jsonl(str(tmp_path / "bad.jsonl"), [bad]))
 
 
 SHEPHERD_ROW = {
@@ -172,7 +177,7 @@ def test_math_shepherd_fixture(tmp_path):
     assert row["prompt"][0]["content"].startswith("Tom has 3 apples and buys 2 more. How many?\n")
     broken = dict(SHEPHERD_ROW, label=SHEPHERD_ROW["label"].replace("5 +", "5 ?"))
     with pytest.raises(UserError, match="bad.jsonl:1: field 'label' does not match 'input'.*step tag 1"):
-        verifier_data.from_math_shepherd(write_jsonl(str(tmp_path / "bad.jsonl"), [broken]))
+        from_math_shepherd(write_jsonl(str(tmp_path / "bad.jsonl"), [broken]))
 
 
 def test_reranking_arithmetic():

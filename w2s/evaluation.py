@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 
 from w2s.errors import MissingFileError, UserError
 from w2s.grader import answer_groups, extract_answer, grade
-from w2s.jsonl import append_row, read_output_rows, write_jsonl
+from w2s.data.jsonl import append_row, read_output_rows, write_jsonl
 from w2s.tasks import Progress, check_output_row, fit_max_new_tokens, sample_tasks
 
 # Fields that are never grouping fields: the task itself and what evaluation adds to it.

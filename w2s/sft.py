@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from w2s.cache import cache_path, load_cache, save_cache, tokenized_key
-from w2s.data import load_sft_examples
+from w2s.data.rows import load_sft_examples
 from w2s.objectives import COUNT, Objective
 
 IGNORE_INDEX = -100  # label of a position the loss skips (PyTorch cross_entropy's default ignore_index)

@@ -13,9 +13,9 @@ import sys
 import time
 from typing import Iterator
 
-from w2s.data import problem_from_user_message, user_message
+from w2s.data.rows import problem_from_user_message, user_message
 from w2s.errors import MissingFileError, UserError
-from w2s.jsonl import read_jsonl_numbered, read_output_rows, read_rows_with_unique_ids, write_jsonl
+from w2s.data.jsonl import read_jsonl_numbered, read_output_rows, read_rows_with_unique_ids, write_jsonl
 from w2s.model import Llama
 from w2s.sampler import generate
 from w2s.tokenizer import Tokenizer

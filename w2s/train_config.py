@@ -19,7 +19,7 @@ from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file
 from w2s.hf_io import is_hub_id, read_hf_config
 from w2s.model import PRESETS, ModelArgs
 from w2s.runtime import default_device
-from w2s.sets import builtin_set_args
+from w2s.data.world.sets import builtin_set_args
 
 
 @dataclass
@@ -61,7 +61,7 @@ RERUN_MAY_CHANGE = ("save_every", "keep_checkpoints")
 
 
 def resolve_data_path(data: str, data_dir: str) -> tuple[str, list[str] | None]:
-    """(path, the arguments of w2s.datadir.build_builtin that build it if it is a missing built-in set, else None)."""
+    """(path, the arguments of w2s.data.datadir.build_builtin that build it if it is a missing built-in set, else None)."""
     if data.endswith(".jsonl") or os.sep in data or os.path.exists(data):
         return data, None
     path = os.path.join(data_dir, data + ".jsonl")
@@ -77,7 +77,7 @@ def resolve_data_path(data: str, data_dir: str) -> tuple[str, list[str] | None]:
 def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_defaults: dict) -> tuple[Config, list[str] | None]:
     """Check every argument and input file; fill in the defaults (the recipe from scratch for a preset
     --model, else the fine-tuning one). Returns the settings and, when --data is a built-in set not
-    built yet, the arguments of w2s.datadir.build_builtin that build it. Raises UserError saying what to run."""
+    built yet, the arguments of w2s.data.datadir.build_builtin that build it. Raises UserError saying what to run."""
     from_scratch = args.model in PRESETS
     if not from_scratch and not (os.path.isdir(args.model) or is_hub_id(args.model) or is_gguf_file(args.model)):
         raise UserError(f"--model {args.model}: no such folder (nor a preset: {', '.join(PRESETS)}; "

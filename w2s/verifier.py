@@ -169,7 +169,7 @@ class Verifier:
 
     def rerank(self, problem: str, row: dict) -> dict:
         """What re-ranking adds to an evaluation row (see `rerank_fields`)."""
-        from w2s.data import user_message
+        from w2s.data.rows import user_message
 
         prompt = [{"role": "user", "content": user_message(problem)}]
         step_scores = score_steps(self.model, self.tokenizer, prompt,

@@ -1,18 +1,17 @@
 """The paper's released data (hexuan21/weak-to-strong) read into a supervision pool, weaker-teacher
 sets and benchmarks.
 
-Reading order: file names; one released file read with line numbers; fields checked; task_sol_pairs
-into a pool; paraphrases attached; weaker_sampling into weak_<teacher> SFT sets; test files into
-benchmark rows; `read_release`, which does all of it and reports what it found.
+Reading order: file names; task_sol_pairs into a pool; paraphrases attached; weaker_sampling into
+weak_<teacher> SFT sets; test files into benchmark rows (each file read by w2s/data/sources/reader.py); `read_release`, which does all of it and reports what it found.
 """
-import json
 import os
 import re
 from collections import Counter
 
-from w2s.data import PoolItem, Solution, sft_row
+from w2s.data.jsonl import file_stem
+from w2s.data.sources.reader import read_rows, string_field
+from w2s.data.world.sets import PoolItem, Solution, sft_row
 from w2s.errors import UserError
-from w2s.jsonl import file_stem
 
 HF_REPO = "hexuan21/weak-to-strong"
 HF_TESTS = {  # released file name (without .json) -> benchmark name
@@ -22,72 +21,6 @@ HF_TESTS = {  # released file name (without .json) -> benchmark name
     "converted_agi_eval_sat-math": "sat_math",
     "agi_eval_gaokao-mathcloze": "gaokao_mathcloze",
 }
-
-
-LFS_POINTER = b"version https://git-lfs"
-
-
-def refuse_lfs_pointer(path: str) -> None:
-    """One line for a Git LFS pointer (what a clone without git-lfs holds in place of a large file)."""
-    with open(path, "rb") as f:
-        if f.read(len(LFS_POINTER)) == LFS_POINTER:
-            raise UserError(f"{path}: a Git LFS pointer, not the data: fetch the real file (git lfs pull)")
-
-
-def load_release_file(path: str) -> list[tuple[int, dict]]:
-    """(line number, object) pairs of a released file: a JSON list of objects, or JSON Lines."""
-    refuse_lfs_pointer(path)
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line_no = data.count(b"\n", 0, e.start) + 1
-        raise UserError(f"{path}:{line_no}: not UTF-8 text (byte 0x{data[e.start]:02x})") from None
-    decoder, rows = json.JSONDecoder(), []
-    start = len(text) - len(text.lstrip())
-    if text[start:start + 1] == "[":  # a JSON list: decode element by element to know each one's line
-        pos, line_no, counted_to = start + 1, 1, 0  # lines counted on from the last element (not from 0: quadratic)
-        while True:
-            while pos < len(text) and text[pos] in " \t\r\n,":
-                pos += 1
-            if pos >= len(text):
-                raise UserError(f"{path}: unterminated JSON list")
-            if text[pos] == "]":
-                break
-            try:
-                obj, end = decoder.raw_decode(text, pos)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{e.lineno}: bad JSON: {e.msg}") from None
-            line_no += text.count("\n", counted_to, pos)
-            counted_to = pos
-            rows.append((line_no, obj))
-            pos = end
-    else:
-        for line_no, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append((line_no, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{line_no}: bad JSON: {e.msg}") from None
-    for line_no, obj in rows:
-        if not isinstance(obj, dict):
-            raise UserError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
-    return rows
-
-
-def string_field(obj: dict, name: str, where: str, allow_empty: bool = False) -> str:
-    """A string field of a released row; fails naming file, line and field."""
-    value = obj
-    for part in name.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise UserError(f"{where}: missing field '{name}'")
-        value = value[part]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or (not allow_empty and not value.strip()):
-        raise UserError(f"{where}: field '{name}' must be a non-empty string, got {value!r}"[:300])
-    return value
 
 
 def _gold(solution: str, where: str, field_name: str) -> str:
@@ -134,7 +67,7 @@ def read_task_sol_pairs(root: str, subset: str | None, report: Counter) -> list[
         name = _subset(root, "task_sol_pairs", path)
         if subset and name != subset:
             continue
-        for line_no, row in load_release_file(path):
+        for line_no, row in read_rows(path):
             where = f"{path}:{line_no}"
             item_id = f"{name}/{string_field(row, 'ori_id', where)}"
             if item_id in seen:
@@ -163,7 +96,7 @@ def attach_paraphrases(root: str, subset: str | None, pool: list[PoolItem], repo
         name = _subset(root, "paraphrase", path)
         if subset and name != subset:
             continue
-        for line_no, row in load_release_file(path):
+        for line_no, row in read_rows(path):
             where = f"{path}:{line_no}"
             parent = by_id.get(f"{name}/{string_field(row, 'ori_id', where)}")
             if parent is None:
@@ -188,7 +121,7 @@ def read_weaker_sampling(root: str, report: Counter) -> dict[str, list[dict]]:
         teacher = _subset(root, "weaker_sampling", path)
         stem = file_stem(path)
         rows = sets.setdefault(f"weak_{teacher}", [])
-        for line_no, row in load_release_file(path):
+        for line_no, row in read_rows(path):
             where = f"{path}:{line_no}"
             ori_id, problem, truth = string_field(row, "ori_id", where), string_field(row, "task", where), string_field(row, "ground_truth", where)
             gold = extract_answer(truth) or truth.strip()
@@ -223,7 +156,7 @@ def read_tests(root: str, report: Counter) -> dict[str, list[dict]]:
             report[f"unrecognized test file {os.path.relpath(path, root)} (skipped)"] += 1
             continue
         bench, rows = HF_TESTS[stem], []
-        for line_no, row in load_release_file(path):
+        for line_no, row in read_rows(path):
             where = f"{path}:{line_no}"
             question, truth = string_field(row, "question", where), string_field(row, "ground_truth", where)
             if bench == "math500":  # MATH's ground truth is a whole solution: the answer is its \boxed{} part

@@ -46,11 +46,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from w2s.data import user_message
+from w2s.data.rows import user_message
 from w2s.dpo import pair_row
 from w2s.errors import MissingFileError, UserError
-from w2s.jsonl import file_stem
-from w2s.release import refuse_lfs_pointer
+from w2s.data.jsonl import file_stem
+from w2s.data.sources.reader import read_rows, refuse_lfs_pointer
 
 TESTS = {"math": "math500"}  # data/test/<stem> -> test/<bench> where the names differ
 SHOWN_PLACES = 3  # file:line places shown per set for its skipped rows
@@ -103,49 +103,10 @@ class BadRow(ValueError):
 
 
 def iter_rows(path: str, report: SetReport) -> Iterator[tuple[str, dict]]:
-    """("file:line", object) for each row of a JSON list (as LLaMA-Factory's files are) or of JSON Lines.
-
-    A JSON Lines file is read line by line. A JSON list is decoded element by element, the line number
-    carried forward from the last element (counting from the file's start each time would be quadratic).
-    A row that is not an object, or a JSON Lines line that is not JSON, is skipped and counted.
-    """
-    refuse_lfs_pointer(path)
-    with open(path, encoding="utf-8") as f:
-        head = f.read(1024)
-        if head.lstrip()[:1] != "[":
-            f.seek(0)
-            for line_no, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        report.skip(f"{path}:{line_no}", f"bad JSON: {e.msg}")
-                        continue
-                    yield from _object(row, f"{path}:{line_no}", report)
-            return
-        text = head + f.read()
-    decoder, pos, line_no, counted_to = json.JSONDecoder(), text.index("[") + 1, 1, 0
-    while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= len(text):
-            raise UserError(f"{path}: unterminated JSON list")
-        if text[pos] == "]":
-            return
-        line_no += text.count("\n", counted_to, pos)
-        counted_to = pos
-        try:
-            row, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as e:  # one can't resume a list past a broken element
-            raise UserError(f"{path}:{e.lineno}: bad JSON: {e.msg}") from None
-        yield from _object(row, f"{path}:{line_no}", report)
-
-
-def _object(row: object, where: str, report: SetReport) -> Iterator[tuple[str, dict]]:
-    if isinstance(row, dict):
-        yield where, row
-    else:
-        report.skip(where, f"a {type(row).__name__}, not an object")
+    """("file:line", object) for each row of a JSON list (as LLaMA-Factory's files are) or of JSON Lines;
+    a row that is not an object, or a JSON Lines line that is not JSON, is skipped and counted."""
+    for line_no, row in read_rows(path, skip=report.skip):
+        yield f"{path}:{line_no}", row
 
 
 def _text(row: dict, name: str, number: bool = False) -> str:

@@ -1,61 +1,17 @@
-"""Supervision data: the prompt, SFT rows checked, and training sets mixed at a chosen error rate.
+"""Built sets: a supervision pool, training sets mixed from it at a chosen outcome error rate, and
+their names.
 
-Reading order: the prompt every part of the project asks with; SFT rows ({"id", "messages", "meta"})
-read and checked; the supervision pool (one format for the built-in world and the paper's data) and
-the training sets mixed from it at a chosen outcome error rate. Neighbours: w2s/release.py reads the
-paper's released files into a pool, w2s/sft.py turns SFT rows into token ids and a loss,
-w2s/batches.py draws the global batches, data_prep.py writes it all to disk.
+Reading order: the pool (one format for the built-in world and the paper's release); the training sets
+mixed from it at a chosen error rate; their names, which carry the quality they were built at, so one
+data directory holds many variants and a name alone says how to build it (train.py uses this to build
+a missing built-in set with w2s.data.datadir.build_builtin). Neighbours: w2s/data/world/miniworld.py and
+w2s/data/sources/paper.py fill a pool, w2s/data/datadir.py writes the sets to disk.
 """
 import random
+import re
 from dataclasses import dataclass, field
 
-from w2s.errors import UserError
-from w2s.jsonl import check_meta, check_object_with_id, read_rows_with_unique_ids
-
-# One instruction for every prompt the project makes (SFT data, sampling, evaluation), so a
-# model trained on our data is asked questions exactly the way it was taught.
-INSTRUCTION = "Solve the problem step by step. Put the final answer in \\boxed{}."
-
-ROLES = ("system", "user", "assistant")
-
-
-def user_message(problem: str) -> str:
-    """The user turn for a math problem: the problem, then the step-by-step / \\boxed{} instruction."""
-    return f"{problem.strip()}\n{INSTRUCTION}"
-
-
-def problem_from_user_message(content: str) -> str:
-    """Inverse of `user_message`: the problem text without the instruction line."""
-    suffix = "\n" + INSTRUCTION
-    return content[: -len(suffix)].strip() if content.endswith(suffix) else content.strip()
-
-
-# ---------------------------------------------------------------------------------------------
-# SFT rows
-
-
-def validate_sft_row(row: object, where: str) -> dict:
-    """Check one SFT row {"id", "messages": [{"role", "content"}, ...], "meta"}; `where` is "file:line"."""
-    check_object_with_id(row, where)
-    messages = row.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise UserError(f"{where}: field 'messages' must be a non-empty list, got {messages!r}"[:300])
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise UserError(f"{where}: field 'messages[{i}]' must be an object")
-        if message.get("role") not in ROLES:
-            raise UserError(f"{where}: field 'messages[{i}].role' must be one of {ROLES}, got {message.get('role')!r}")
-        if not isinstance(message.get("content"), str):
-            raise UserError(f"{where}: field 'messages[{i}].content' must be a string")
-    if not any(m["role"] == "assistant" for m in messages):
-        raise UserError(f"{where}: field 'messages' has no assistant turn: nothing to train on")
-    return check_meta(row, where)
-
-
-def load_sft_examples(path: str) -> list[dict]:
-    """Read and validate a chat SFT JSONL file. Any bad row fails with file, line and field; ids must be unique."""
-    return read_rows_with_unique_ids(path, validate_sft_row, "examples")
-
+from w2s.data.rows import user_message
 
 # ---------------------------------------------------------------------------------------------
 # The supervision pool: one format for the built-in world and the paper's data
@@ -156,3 +112,51 @@ def build_sets(pool: list[PoolItem], hard_error: float, sub_error: float, seed: 
     if not paraphrases:
         del sets["hard_full+paraphrase"]
     return sets, report
+
+
+# ---------------------------------------------------------------------------------------------
+# Set names
+
+SET_KINDS = ("foundation", "hard_full", "easy_sub", "hard_full+easy_sub", "hard_full+paraphrase", "hard_full_x2")
+
+
+def quality_tag(error_rate: float, profile: str) -> str:
+    """'' at outcome error 0; else '_e0.9', plus '_low'/'_high' for a non-default step profile."""
+    if error_rate == 0:
+        return ""
+    return f"_e{error_rate:g}" + ("" if profile == "mixed" else f"_{profile}")
+
+
+def set_names(hard_error: float, sub_error: float, profile: str = "mixed") -> dict[str, str]:
+    """Set kind -> file name stem in DIR, for one quality setting."""
+    hard = "hard_full" + quality_tag(hard_error, profile)
+    sub = "easy_sub" + quality_tag(sub_error, profile)
+    return {"foundation": "foundation", "hard_full": hard, "easy_sub": sub, "hard_full+easy_sub": f"{hard}+{sub}",
+            "hard_full+paraphrase": f"{hard}+paraphrase", "hard_full_x2": f"{hard}_x2"}
+
+
+_PART = re.compile(r"(hard_full|easy_sub)(?:_e([0-9.]+)(?:_(low|high))?)?")
+
+
+def builtin_set_args(name: str) -> dict | None:
+    """The keyword arguments of w2s.data.datadir.build_builtin (kinds, hard_errors, sub_errors, profiles) that
+    build the built-in world's set `name`, or None if no built-in set has that name."""
+    if name == "foundation":
+        return {"kinds": ["foundation"], "hard_errors": [0.0], "sub_errors": [0.0], "profiles": ["mixed"]}
+    first, plus, second = name.partition("+")
+    x2 = not plus and first.endswith("_x2")
+    parts = [_PART.fullmatch(first[:-3] if x2 else first)] + ([] if not plus or second == "paraphrase" else [_PART.fullmatch(second)])
+    if not all(parts):
+        return None
+    rates = {m[1]: float(m[2] or 0) for m in parts}
+    profiles = {m[3] for m in parts if m[3]}
+    if len(profiles) > 1 or any(not 0 <= r <= 1 for r in rates.values()):
+        return None
+    profile = profiles.pop() if profiles else "mixed"
+    hard_error, sub_error = rates.get("hard_full", 0.0), rates.get("easy_sub", 0.0)
+    # Round trip: only the names this script writes ('hard_full_e0.90' is not how it writes 0.9).
+    kinds = [k for k, stem in set_names(hard_error, sub_error, profile).items() if stem == name]
+    if not kinds:
+        return None
+    kind = kinds[0]
+    return {"kinds": [kind], "hard_errors": [hard_error], "sub_errors": [sub_error], "profiles": [profile]}

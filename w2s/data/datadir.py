@@ -13,13 +13,13 @@ import json
 import os
 from typing import Callable
 
-from w2s import miniworld
-from w2s.data import build_sets, sft_row
+from w2s.data.world import miniworld
+from w2s.data.world.sets import build_sets, sft_row
 from w2s.errors import UserError
-from w2s.jsonl import write_jsonl
-from w2s.quality import check_outcomes_with_grader, measure, token_lengths
-from w2s.release import HF_REPO, read_release
-from w2s.sets import SET_KINDS, set_names
+from w2s.data.jsonl import write_jsonl
+from w2s.data.world.quality import check_outcomes_with_grader, measure, token_lengths
+from w2s.data.sources.paper import HF_REPO, read_release
+from w2s.data.world.sets import SET_KINDS, set_names
 
 Log = Callable[[str], None]
 
@@ -247,7 +247,7 @@ def build_hf(out: str, hf_dir: str | None, subset: str | None, seed: int | None,
 def build_gair(out: str, gair_dir: str, log: Log = print) -> dict[str, dict]:
     """The release converted set by set, each written before the next is read; the report at the end.
     The manifest is recorded only once every set is written: a failed conversion leaves none behind."""
-    from w2s.gair import GairReport, convert_gair
+    from w2s.data.sources.gair import GairReport, convert_gair
 
     manifest = {"source": "gair"}
     check_manifest(out, manifest, write=False)  # refuse a directory of another source before any work

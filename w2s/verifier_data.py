@@ -81,6 +81,9 @@ def step_rows_from_samples(path: str, outcome: bool = False, split: str = "lines
         if verdicts is not None and (not isinstance(verdicts, list) or len(verdicts) != len(samples)
                                      or not all(isinstance(v, bool) for v in verdicts)):
             raise UserError(f"{where}: field 'correct' must be a list of booleans, one per sample")
+        from w2s.selection import finish_reasons
+
+        reasons = finish_reasons(row, where)
         task = None
         if not outcome:
             try:
@@ -89,7 +92,8 @@ def step_rows_from_samples(path: str, outcome: bool = False, split: str = "lines
                 raise UserError(f"{where}: field 'problem' is not a built-in world problem, so its steps cannot be "
                                 "checked and only the outcome is known; pass --outcome") from None
         for k, text in enumerate(samples):
-            correct = verdicts[k] if verdicts is not None else grade(text, row["answer"])
+            # A sample cut off at the length limit states no answer: its outcome is wrong, whatever it holds.
+            correct = reasons[k] == "stop" and (verdicts[k] if verdicts is not None else grade(text, row["answer"]))
             steps = split_steps(text, split)
             labels = world_step_labels(steps, task, correct) if task is not None else [correct] * len(steps)
             report["samples"] += 1

@@ -15,9 +15,10 @@ import os
 import sys
 import time
 
-from w2s.data.datadir import (WORLD_DEFAULTS, build_builtin, build_gair, build_hf, step_range, write_selection,
-                            write_sets)
+from w2s.data.datadir import (WORLD_DEFAULTS, build_builtin, build_gair, build_hf, claim_sets, step_range,
+                            write_selection, write_sets)
 from w2s.data.jsonl import file_stem, write_jsonl
+from w2s.data.provenance import check_output_dir
 from w2s.data.selection.samples import agreement_from_files, pairs_from_files, sft_from_samples
 from w2s.data.selection.verifier_rows import step_rows_from_samples
 from w2s.data.sources.math_shepherd import from_math_shepherd
@@ -73,7 +74,7 @@ def from_samples_command(args) -> None:
     os.makedirs(args.out, exist_ok=True)
     tokenizer = quality.find_tokenizer(os.path.join(args.out, "x.jsonl"), args.tokenizer)
     written = {}
-    write_sets(args.out, {name: rows}, tokenizer, written, {})
+    write_sets(args.out, {name: rows}, tokenizer, written, {}, kind="from_samples")
     print(f"{args.from_samples}: {dict(report)}")
     print_table(written)
     print(f"wrote {os.path.join(args.out, name + '.jsonl')}")
@@ -92,13 +93,14 @@ def verifier_data_command(args) -> None:
         rows, report = convert(source)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, name + ".jsonl")
+    claim_sets(args.out, [name], "verifier")
     write_jsonl(path, rows)
     print(f"{source}: {dict(report)}")
     print(f"wrote {len(rows)} step rows to {path}")
 
 
-def _report_selection(out: str, name: str, rows: list[dict], report: dict) -> None:
-    path = write_selection(out, name, rows, report)
+def _report_selection(out: str, name: str, rows: list[dict], report: dict, kind: str) -> None:
+    path = write_selection(out, name, rows, report, kind)
     for key, value in report.items():
         print(f"  {key}: {value}")
     print(f"wrote {path}: {len(rows)} rows (report in {name}.report.json)")
@@ -108,7 +110,7 @@ def agree_command(args) -> dict:
     """--agree A B: the hybrid SFT set of the tasks whose first samples' final answers agree."""
     rows, report = agreement_from_files(*args.agree)
     print(f"agreement of {args.agree[0]} and {args.agree[1]}:")
-    _report_selection(args.out, args.name, rows, report)
+    _report_selection(args.out, args.name, rows, report, "agree")
     return report
 
 
@@ -118,7 +120,7 @@ def pairs_command(args) -> dict:
                                               flip_confidence=args.flip_confidence, max_pairs=args.max_pairs,
                                               seed=args.seed or 0)
     print(f"confidence pairs from {args.pairs} (weak: {args.weak}):")
-    _report_selection(args.out, args.name, rows, report)
+    _report_selection(args.out, args.name, rows, report, "pairs")
     return report
 
 
@@ -289,6 +291,8 @@ verifier step rows {{"id", "prompt", "steps", "labels"}} (train.py --objective p
 
 def prepare(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if not args.stats:
+        check_output_dir(args.out)
     if args.stats:
         stats_command(args.stats, args.tokenizer)
     elif args.from_samples:

@@ -16,9 +16,12 @@ Writes, in --out:
   highest-scored response right), "weighted_majority" / "weighted_verdict" (each answer voted by the sum
   of its responses' scores); the summary adds best_of@K, weighted_maj@K, the verifier and its aggregation,
   and "curves": every measure over the first k = 1, 2, 4, ... K responses.
+  Each row also keeps "finish_reasons" ("stop" or "length", one per response): a response cut off at
+  --max-new-tokens states no answer (its verdict is False, it casts no vote); the summary counts them.
 - <bench>.jsonl.settings.json: what decides those rows (the model and a fingerprint of its weights,
-  the benchmark file, the generation settings). Rerunning into the same --out resumes only with the
-  same ones; rows of another model or other settings are refused, never reported.
+  the benchmark file and its fingerprint, the generation settings). Rerunning into the same --out
+  resumes only with the same ones; rows of another model, another benchmark's content or other
+  settings are refused, never reported (--overwrite discards them and starts fresh).
 - summary.json (every benchmark evaluated into this directory) and summary.md (the same as tables):
   accuracy overall and by each grouping field the rows carry (level, subject, source, ...).
 
@@ -30,22 +33,28 @@ import json
 import os
 import sys
 
-from w2s.errors import MissingFileError, run_main
-from w2s.evaluation import evaluate, markdown, resolve_bench
-from w2s.hf_io import is_hub_id, model_fingerprint
-from w2s.data.jsonl import check_settings, write_settings
+from w2s.data.jsonl import check_settings, settings_path, write_settings
+from w2s.data.provenance import (check_output_dir, file_fingerprint, normalize_path, remove_outputs, same_file,
+                                 weights_fingerprint)
+from w2s.errors import MissingFileError, UserError, run_main
+from w2s.evaluation import NOT_GROUPS, evaluate, markdown, resolve_bench
+from w2s.hf_io import is_hub_id
 from w2s.runtime import default_device, load_model_and_tokenizer, resolve_dtype
-from w2s.tasks import DefaultsHelpFormatter, add_generation_args, load_tasks
+from w2s.tasks import DefaultsHelpFormatter, add_generation_args, check_generation_args, load_tasks
 from w2s.verifier import AGGREGATIONS, SPLITS, Verifier
 
 
 def eval_settings(args: argparse.Namespace, bench_path: str) -> dict:
-    """What decides a benchmark's rows. Batch size, device and compile do not."""
-    return {"model": args.model, "model_fingerprint": model_fingerprint(args.model), "tokenizer": args.tokenizer,
-            "bench": os.path.abspath(bench_path), "n": args.n, "temperature": args.temperature, "top_p": args.top_p,
+    """What decides a benchmark's rows: the settings, the weights' and the benchmark's fingerprints.
+    Batch size, device and compile do not."""
+    return {"model": normalize_path(args.model), "model_fingerprint": weights_fingerprint(args.model),
+            "tokenizer": normalize_path(args.tokenizer),
+            "bench": os.path.abspath(bench_path), "bench_fingerprint": file_fingerprint(bench_path),
+            "n": args.n, "temperature": args.temperature, "top_p": args.top_p,
             "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed, "template": args.template,
             "dtype": resolve_dtype(args.dtype, args.device or default_device()),
-            "verifier": args.verifier, "verifier_fingerprint": model_fingerprint(args.verifier) if args.verifier else None,
+            "verifier": normalize_path(args.verifier),
+            "verifier_fingerprint": weights_fingerprint(args.verifier) if args.verifier else None,
             "verifier_agg": args.verifier_agg if args.verifier else None,
             "verifier_split": args.verifier_split if args.verifier else None}
 
@@ -71,42 +80,99 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_verifier(path: str) -> None:
+    """--verifier is a folder (or Hub id); a run of train.py records its objective in the run's
+    args.json, one level up from DIR/final: a model trained with another objective is refused."""
+    if not os.path.isdir(path) and not is_hub_id(path):
+        raise MissingFileError(f"--verifier {path}: no such folder (a checkpoint of train.py --objective prm)")
+    run_args = os.path.join(os.path.dirname(os.path.normpath(path)), "args.json")
+    if os.path.isdir(path) and os.path.isfile(run_args):
+        try:
+            with open(run_args) as f:
+                objective = json.load(f).get("objective", "sft")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            return
+        if objective != "prm":
+            raise UserError(f"--verifier {path}: trained with --objective {objective} ({run_args}), not prm: its "
+                            "outputs are not step scores; pass a checkpoint of train.py --objective prm")
+    elif os.path.isdir(path):
+        print(f"--verifier {path}: no train.py args.json beside it, so it cannot be checked to be a verifier "
+              "(train.py --objective prm); its scores mean something only if it is one", file=sys.stderr)
+
+
+def check_group_by(group_by: list[str] | None, tasks: dict[str, list[dict]]) -> None:
+    """--group-by names fields the benchmark rows carry."""
+    fields = {k for rows in tasks.values() for row in rows for k in row if k not in NOT_GROUPS}
+    unknown = [f for f in group_by or [] if f not in fields]
+    if unknown:
+        raise UserError(f"--group-by {' '.join(unknown)}: no benchmark row has {'this field' if len(unknown) == 1 else 'these fields'}; "
+                        f"the rows carry: {', '.join(sorted(fields)) or 'no grouping fields'}")
+
+
+def read_summaries(path: str) -> dict:
+    """summary.json of earlier benchmarks evaluated into this --out (a broken one is one line)."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            summaries = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        summaries = e
+    if not isinstance(summaries, dict):
+        raise UserError(f"{path}: not a summary file ({summaries if isinstance(summaries, Exception) else 'not a JSON object'}); "
+                        "delete it: rerunning evaluate.py for each benchmark rebuilds its entry from the rows in --out")
+    return summaries
+
+
 def evaluate_command(argv=None) -> dict:
     args = parse_args(argv)
-    if args.verifier and not os.path.isdir(args.verifier) and not is_hub_id(args.verifier):
-        raise MissingFileError(f"--verifier {args.verifier}: no such folder (a checkpoint of train.py --objective prm)")
+    check_generation_args(args)
+    if args.n > 1 and args.temperature == 0:
+        raise UserError(f"--n {args.n}: {args.n} samples at temperature 0 would be {args.n} copies of the greedy answer; "
+                        "set a temperature > 0 for maj@K / pass@K")
+    check_output_dir(args.out)
+    if args.verifier:
+        check_verifier(args.verifier)
     benches = [resolve_bench(b, args.data_dir) for b in args.bench]
+    for name, path in benches:
+        out_path = os.path.join(args.out, f"{name}.jsonl")
+        if same_file(path, out_path):
+            raise UserError(f"--bench {path}: this benchmark file is where evaluate.py writes its rows for {name!r} "
+                            f"in --out {args.out}; keep benchmarks outside --out (or pick another --out)")
     tasks = {name: load_tasks(path) for name, path in benches}  # check every file before loading the model
+    check_group_by(args.group_by, tasks)
     settings = {name: eval_settings(args, path) for name, path in benches}
+    summary_path = os.path.join(args.out, "summary.json")
+    if args.overwrite:
+        remove_outputs([p for name, _ in benches for p in (os.path.join(args.out, f"{name}.jsonl"),
+                                                           settings_path(os.path.join(args.out, f"{name}.jsonl")))])
     for name, _ in benches:  # refuse another run's rows before any work
         out_path = os.path.join(args.out, f"{name}.jsonl")
         check_settings(out_path, settings[name], begun=os.path.exists(out_path) and os.path.getsize(out_path) > 0)
+    summaries = read_summaries(summary_path)
     model, tokenizer = load_model_and_tokenizer(args.model, args.tokenizer, args.dtype, args.device)
     verifier = Verifier(args.verifier, args.verifier_agg, args.verifier_split, args.dtype, args.device,
                         args.batch_size) if args.verifier else None
     os.makedirs(args.out, exist_ok=True)
-    summary_path = os.path.join(args.out, "summary.json")
-    summaries = {}
-    if os.path.exists(summary_path):
-        with open(summary_path) as f:
-            summaries = json.load(f)
     for name, path in benches:
         print(f"{name}: {len(tasks[name])} problems from {path}", file=sys.stderr)
         out_path = os.path.join(args.out, f"{name}.jsonl")
-        write_settings(out_path, settings[name])
         summary = evaluate(model, tokenizer, tasks[name], n=args.n, temperature=args.temperature, top_p=args.top_p,
                            top_k=args.top_k, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                            seed=args.seed, template=args.template, out_path=out_path,
-                           group_by=args.group_by, compile=args.compile, progress=not args.quiet, verifier=verifier)
-        summaries[name] = {"bench": path, "model": args.model, **summary}
+                           group_by=args.group_by, compile=args.compile, progress=not args.quiet, verifier=verifier,
+                           on_start=lambda out_path=out_path, name=name: write_settings(out_path, settings[name]))
+        summaries[name] = {"bench": path, "model": normalize_path(args.model), **summary}
         key = "accuracy" if args.n == 1 else f"maj@{args.n}"
         reranked = (f"; best_of@{args.n} {summary[f'best_of@{args.n}']:.1%}, weighted_maj@{args.n} "
                     f"{summary[f'weighted_maj@{args.n}']:.1%}, pass@{args.n} {summary[f'pass@{args.n}']:.1%}"
                     if verifier and args.n > 1 else "")
-        print(f"{name}: {key} {summary['accuracy']:.1%} over {summary['problems']} problems{reranked}")
+        print(f"{name}: {key} {summary['accuracy']:.1%} over {summary['problems']} problems{reranked}; "
+              f"{summary['cut_off']} of {summary['responses']} responses cut off at --max-new-tokens "
+              f"({summary['cut_off_share']:.1%})")
         tmp = summary_path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(summaries, f, indent=2)
+            json.dump(summaries, f, indent=2, allow_nan=False)
         os.replace(tmp, summary_path)
         with open(os.path.join(args.out, "summary.md"), "w") as f:
             f.write(markdown(summaries))

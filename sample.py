@@ -5,18 +5,23 @@
     torchrun --nproc_per_node 8 sample.py ... --num-samples 4   (data-parallel; torchrun would take --n for its own)
 
 Tasks are {"id", "problem", "answer"?, ...}. Each output row is the task (all its fields) plus
-"samples": [n completions] and, when the task has an answer, "correct": [n grader verdicts]; the run
-ends by printing the teacher's outcome error rate (the share of wrong samples).
+"prompt" (the rendered text sampled from), "samples": [n completions], "finish_reasons": ["stop" or
+"length", one per sample] and, when the task has an answer, "correct": [n grader verdicts]. A sample
+cut off at --max-new-tokens ("length") states no answer: its verdict is False. The run ends by
+printing the teacher's outcome error rate (the share of wrong samples) and how many were cut off.
 
 Resuming: rows are appended and flushed as soon as all samples of a task are done. Rerunning with
 the same --out skips the tasks already there. Sample k of task t is drawn with its own seed, made
 from (--seed, t's id, k), so it does not depend on the batch it lands in, the number of processes
 or an interruption: a resumed run's file equals an uninterrupted one's. At the end the file is
 rewritten in task order (under torchrun, rank r appends to OUT.rank<r> and rank 0 merges them).
-The settings that decide the samples (model, tokenizer, n, temperature, top-p, top-k, max-new-tokens,
-seed, template, dtype) are kept in OUT.settings.json; resuming with others fails before the model loads.
+The settings that decide the samples (model and a fingerprint of its weights, tokenizer, the tasks
+file's fingerprint, n, temperature, top-p, top-k, max-new-tokens, seed, template, dtype, few-shot file)
+are kept in OUT.settings.json, written once the model has loaded (a run that fails on its inputs
+leaves none). Resuming with other settings or changed inputs fails before the model loads, in one
+line; --overwrite discards the old output and starts fresh.
 
-The library does the work (w2s/tasks.py: tasks, prompts, seeds, the sampling loop; w2s/jsonl.py:
+The library does the work (w2s/tasks.py: tasks, prompts, seeds, the sampling loop; w2s/data/jsonl.py:
 resumable output); this file parses the arguments, calls it and reports.
 """
 import argparse
@@ -26,39 +31,51 @@ from typing import Iterator
 
 import torch.distributed as dist
 
-from w2s.errors import run_main
+from w2s.errors import UserError, run_main
 from w2s.grader import grade
-from w2s.data.jsonl import append_row, check_settings, read_output_rows, write_settings
+from w2s.data.jsonl import append_row, check_settings, read_output_rows, settings_path, write_settings
+from w2s.data.provenance import (check_output_file, file_fingerprint, normalize_path, remove_outputs, same_file,
+                                 weights_fingerprint)
 from w2s.runtime import default_device, init_distributed, load_model_and_tokenizer, rank_and_world, resolve_dtype
-from w2s.tasks import (DefaultsHelpFormatter, Progress, add_generation_args, choose_shots, fit_max_new_tokens, load_few_shot,
-                       load_tasks, merge_outputs, rank_files, sample_tasks)
+from w2s.tasks import (DefaultsHelpFormatter, Progress, add_generation_args, check_generation_args, choose_shots,
+                       fit_max_new_tokens, load_few_shot, load_tasks, merge_outputs, rank_files, sample_tasks)
 
 
 def sample_settings(args: argparse.Namespace) -> dict:
-    """What decides the samples. Batch size, device, compile and the number of processes do not: each
-    sample has its own seed (w2s.tasks.sample_seed)."""
-    return {"model": args.model, "tokenizer": args.tokenizer, "n": args.n, "temperature": args.temperature,
+    """What decides the samples: the settings, the weights' and the input files' fingerprints. Batch
+    size, device, compile and the number of processes do not: each sample has its own seed
+    (w2s.tasks.sample_seed)."""
+    return {"model": normalize_path(args.model), "model_fingerprint": weights_fingerprint(args.model),
+            "tokenizer": normalize_path(args.tokenizer), "tasks_fingerprint": file_fingerprint(args.tasks),
+            "n": args.n, "temperature": args.temperature,
             "top_p": args.top_p, "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
             "template": args.template, "dtype": resolve_dtype(args.dtype, args.device or default_device()),
-            "few_shot": args.few_shot, "shots": args.shots if args.few_shot else None}
+            "few_shot": normalize_path(args.few_shot), "shots": args.shots if args.few_shot else None,
+            "few_shot_fingerprint": file_fingerprint(args.few_shot) if args.few_shot else None}
 
 
 def sample_rows(model, tokenizer, tasks, args, progress) -> Iterator[dict]:
-    """Output rows for `tasks`: the task, its samples and (with an answer) the grader's verdicts."""
-    for task, _, samples, _ in sample_tasks(
+    """Output rows for `tasks`: the task, its prompt, samples, finish reasons and (with an answer) the
+    grader's verdicts; a sample cut off at the length limit is never graded right."""
+    for task, prompt, samples, reasons in sample_tasks(
             model, tokenizer, tasks, n=args.n, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
             top_p=args.top_p, top_k=args.top_k, batch_size=args.batch_size, seed=args.seed,
             template=args.template, compile=args.compile, progress=progress, few_shot=args.chosen_shots,
             shots=args.shots):
-        row = {**task, "samples": samples}
+        row = {**task, "prompt": prompt, "samples": samples, "finish_reasons": reasons}
         if "answer" in task:
-            row["correct"] = [grade(sample, task["answer"]) for sample in samples]
+            row["correct"] = [reason == "stop" and grade(sample, task["answer"]) for sample, reason in zip(samples, reasons)]
         yield row
 
 
 def report(rows: list[dict], total_tasks: int) -> None:
     verdicts = [v for row in rows for v in row.get("correct", [])]
+    reasons = [r for row in rows for r in row.get("finish_reasons", [])]
     print(f"{len(rows)}/{total_tasks} tasks sampled", file=sys.stderr)
+    if reasons:
+        cut = reasons.count("length")
+        print(f"cut off at --max-new-tokens: {cut} of {len(reasons)} samples ({cut / len(reasons):.1%}); "
+              "a cut-off sample states no answer")
     if verdicts:
         wrong = verdicts.count(False)
         print(f"outcome error rate: {wrong / len(verdicts):.1%} ({wrong} of {len(verdicts)} samples wrong, "
@@ -82,24 +99,37 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """--out is a writable file that is none of the inputs; checked before any file is touched."""
+    check_output_file(args.out)
+    for flag, path in (("--tasks", args.tasks), ("--few-shot", args.few_shot)):
+        if path and same_file(path, args.out):
+            raise UserError(f"--out {args.out} is the {flag} file: sample.py would write its rows over its input; "
+                            "pick another --out")
+
+
 def sample(argv=None) -> None:
     args = parse_args(argv)
+    check_generation_args(args)
+    check_paths(args)
     tasks = load_tasks(args.tasks)
     args.chosen_shots = choose_shots(load_few_shot(args.few_shot), args.shots, args.seed) if args.few_shot else []
+    settings = sample_settings(args)  # before any process-group work: a bad flag is one line
     rank, world = rank_and_world()
     if world > 1:
         init_distributed("cpu", backend="gloo")  # only barriers: gloo works with or without GPUs
     try:
-        # Rank 0 alone checks the settings (before touching any file), folds whatever an earlier run
-        # left (OUT, rank files) into OUT and records the settings; then every rank reads the same
-        # finished ids, and takes every world-th of the remaining tasks.
+        # Rank 0 alone checks the settings (before touching any file) and folds whatever an earlier
+        # run left (OUT, rank files) into OUT; then every rank reads the same finished ids, and takes
+        # every world-th of the remaining tasks. The settings are recorded once the model has loaded
+        # and the prompts fit, so a run that fails on its inputs leaves no settings file behind.
         if rank == 0:
+            if args.overwrite:
+                remove_outputs([args.out, settings_path(args.out), *rank_files(args.out)])
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-            settings = sample_settings(args)
             begun = any(os.path.getsize(p) for p in [args.out, *rank_files(args.out)] if os.path.exists(p))
             check_settings(args.out, settings, begun, older="sample.py")
             merge_outputs(args.out, tasks, args.n)
-            write_settings(args.out, settings)  # after merge_outputs checked the rows of an older output
         if world > 1:
             dist.barrier()
         finished = {row["id"] for _, row in read_output_rows(args.out)}
@@ -109,6 +139,13 @@ def sample(argv=None) -> None:
             model, tokenizer = load_model_and_tokenizer(args.model, args.tokenizer, args.dtype, args.device)
             args.max_new_tokens = fit_max_new_tokens(model, tokenizer, tasks, args.template, args.max_new_tokens,
                                                      args.chosen_shots, args.shots)
+        if world > 1:
+            dist.barrier()
+        if rank == 0:
+            write_settings(args.out, settings)  # after merge_outputs checked the rows of an older output
+        if world > 1:
+            dist.barrier()
+        if mine:
             progress = Progress(len(mine), "tasks", enabled=not args.quiet and rank == 0)
             with open(args.out if world == 1 else f"{args.out}.rank{rank}", "a", encoding="utf-8") as f:
                 for row in sample_rows(model, tokenizer, mine, args, progress):

@@ -54,7 +54,8 @@ from w2s.runtime import DTYPES, check_tokenizer_fits, init_distributed
 from w2s.sft import SFT
 from w2s.tasks import format_duration
 from w2s.tokenizer import Tokenizer
-from w2s.train_config import Config, finished_run, resolve_config
+from w2s.data.provenance import file_fingerprint, remove_outputs
+from w2s.train_config import RUN_OUTPUTS, Config, check_same_run, finished_run, resolve_config
 
 # ---------------------------------------------------------------------------------------------
 # Arguments. Two sets of defaults: the paper's recipe when fine-tuning a pretrained model, and a
@@ -88,8 +89,9 @@ defaults (a flag overrides either set):
   both: AdamW (0.9, 0.999; weight decay on weight matrices only), cosine to 0 after linear warmup,
   gradient clipping 1.0, seed 42. Global batch = batch-size x grad-accum x processes.
 reruns: the same command again resumes an interrupted run from its last checkpoint, and says a
-  finished one is done; other settings than DIR/args.json are refused (--save-every and
-  --keep-checkpoints may change).
+  finished one is done; other settings than DIR/args.json, or a --data file or starting weights
+  that changed since (their fingerprints are in args.json), are refused (--save-every and
+  --keep-checkpoints may change); --overwrite starts the run over.
 metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejected, rewards/accuracies,
   rewards/margins, logps/chosen, logps/rejected: means over the step's pairs), lr, grad_norm, tokens_per_s, mfu (model FLOPs / measured matmul peak;
   approximate on a CPU, whose peak moves with load: re-measured when exceeded, capped at 1), peak memory,
@@ -112,6 +114,8 @@ metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejecte
     parser.add_argument("--out", help="run directory (default runs/<data>-<model>-seed<seed>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out (a rerun with the same settings does so anyway)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard the run in --out (its args.json, metrics, checkpoints, final/, summary) and start fresh")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (the schedule spans them; "
                         "default: --epochs over the data)")
     parser.add_argument("--epochs", type=int, help=f"passes over the data ({recipe})")
@@ -387,7 +391,13 @@ def train_command(argv: list[str] | None = None) -> str:
     """Train; returns the path of the exported DIR/final."""
     args = parse_args(argv)
     config, build_args = resolve_config(args, SCRATCH_DEFAULTS, FINETUNE_DEFAULTS)
-    done = finished_run(config.out)
+    if args.overwrite:
+        # Rank 0 alone removes; the others wait in init_distributed until it joins, so none reads the old run.
+        if int(os.environ.get("RANK", 0)) == 0:
+            removed = remove_outputs([os.path.join(config.out, name) for name in RUN_OUTPUTS])
+            if removed:
+                print(f"--overwrite: removed {', '.join(removed)}", file=sys.stderr)
+    done = None if args.overwrite else finished_run(config.out)
     if done is not None:
         if int(os.environ.get("RANK", 0)) == 0:
             print(f"{config.out}: already done ({done.get('steps')} steps, final loss {done.get('final_loss')}); "
@@ -410,6 +420,9 @@ def train(config: Config, build_args: dict | None, rank: int, world_size: int, d
     run_start = time.perf_counter()
     if build_args is not None and not os.path.exists(config.data):
         build_missing_data(config, build_args, rank)
+    if config.data_fingerprint is None:  # built just now: what it came from is known only now
+        config.data_fingerprint = file_fingerprint(config.data)
+        check_same_run(config)
 
     objective = OBJECTIVES[config.objective]
     tokenizer = Tokenizer.from_pretrained(config.tokenizer)
@@ -533,16 +546,34 @@ def start_state(config: Config, objective: Objective, examples: list, tokenizer:
 # What a run leaves: summary.json (written last: its presence marks the run finished), loss.png
 
 
+def last_logged_loss(metrics_path: str) -> float | None:
+    """The loss of the last step metrics.jsonl records (a rerun that only rebuilds final/ trains no step)."""
+    if not os.path.exists(metrics_path):
+        return None
+    with open(metrics_path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return rows[-1].get("loss") if rows else None
+
+
 def write_summary(config: Config, total_steps: int, start_step: int, tokens: int, final_loss: float,
                   wall_s: float) -> None:
+    """summary.json: always valid JSON with finite numbers. Its final loss is the last step's, from
+    metrics.jsonl when this invocation trained no step (final/ rebuilt after a kill during export)."""
+    if start_step >= total_steps or not math.isfinite(final_loss):
+        final_loss = last_logged_loss(os.path.join(config.out, "metrics.jsonl"))
+    if final_loss is not None and not math.isfinite(final_loss):
+        final_loss = None
     summary = {"steps": total_steps, "steps_this_invocation": total_steps - start_step,
                "tokens_this_invocation": tokens, "final_loss": final_loss, "wall_s": round(wall_s, 1),
                "torch": torch.__version__, "python": sys.version.split()[0], "final": os.path.join(config.out, "final")}
     plot = plot_loss(os.path.join(config.out, "metrics.jsonl"), os.path.join(config.out, "loss.png"))
-    with open(os.path.join(config.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    tmp = os.path.join(config.out, "summary.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(summary, f, indent=2, allow_nan=False)
+    os.replace(tmp, os.path.join(config.out, "summary.json"))  # written whole or not at all
+    loss_text = "n/a" if final_loss is None else f"{final_loss:.4f}"
     print(f"done: {total_steps} steps ({total_steps - start_step} in this run, {tokens} tokens) in "
-          f"{format_duration(wall_s)}; final loss {final_loss:.4f}; torch {torch.__version__}; "
+          f"{format_duration(wall_s)}; final loss {loss_text}; torch {torch.__version__}; "
           f"model and tokenizer in {summary['final']}{'; loss curve ' + plot if plot else ''}")
 
 

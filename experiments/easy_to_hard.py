@@ -364,3 +364,12 @@ def write_figure(stats: dict, path: str) -> str | None:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+if __name__ == "__main__":  # not a script of its own: --help says so and what runs it
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="Run it through the study: python experiments/mini_study.py "
+                                   "(--help lists its options).").parse_args()
+    raise SystemExit(f"{__file__}: not a script of its own; run python experiments/mini_study.py")

@@ -6,7 +6,7 @@
 The paper asks what makes good supervision for hard math: hard full tasks with many wrong solutions,
 or perfectly correct easy sub-tasks? Does it matter how a wrong solution is wrong? This script asks
 the same questions of a 0.5M-parameter Llama trained from scratch on the built-in world
-(w2s/miniworld.py), with the project's own commands (each called through its main(argv) in one of
+(w2s/data/world/miniworld.py), with the project's own commands (each called through its main(argv) in one of
 two worker processes, which is `python <command>.py ...` without importing torch for every stage):
 
 1. data_prep.py builds the training sets at the qualities the questions need, and the test sets.

@@ -269,3 +269,12 @@ def accuracy_bars(ax, summary: dict, names: list[str], labels: list[str], fontsi
         for xi, st in zip(x, stats):  # each seed as a dot
             ax.scatter([xi] * len(st["values"]), [v * 100 for v in st["values"]], color="black", s=8, zorder=3)
     ax.set_xticks(range(len(names)), labels, fontsize=fontsize)
+
+
+if __name__ == "__main__":  # not a script of its own: --help says so and what runs it
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="Run it through the study: python experiments/mini_study.py "
+                                   "(--help lists its options).").parse_args()
+    raise SystemExit(f"{__file__}: not a script of its own; run python experiments/mini_study.py")

@@ -1,4 +1,4 @@
-"""w2s/data.py: reading and validating rows, loss masks, error-rate mixtures, batching."""
+"""w2s/data/rows.py, w2s/data/world/sets.py: reading and validating rows, loss masks, error-rate mixtures, batching."""
 import json
 import random
 from collections import Counter

@@ -1,4 +1,4 @@
-"""data_prep.py (w2s/datadir.py, w2s/quality.py): the built-in world's data directory, set names, --stats, and the paper's data on a fixture."""
+"""data_prep.py (w2s/data/datadir.py, w2s/data/world/quality.py): the built-in world's data directory, set names, --stats, and the paper's data on a fixture."""
 import json
 import os
 import random

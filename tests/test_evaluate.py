@@ -90,7 +90,7 @@ def scripted_generate(responses: dict[str, list[str]], tokenizer):
         for prompt in prompts:
             problem = next(p for p in responses if p in tokenizer.decode(prompt))
             k = served[problem] = served.get(problem, -1) + 1
-            out.append(tokenizer.encode(responses[problem][k]))
+            out.append(tokenizer.encode(responses[problem][k])[:max_new_tokens])  # generate's limit
         return out
 
     return fake
@@ -113,14 +113,37 @@ def test_maj_and_pass_at_k_with_scripted_responses(checkpoint, tmp_path, monkeyp
     }
     monkeypatch.setattr(w2s_tasks, "generate", scripted_generate(responses, tokenizer))
     model, _ = runtime.load_model_and_tokenizer(checkpoint)
-    summary = evaluation.evaluate(model, tokenizer, tasks, n=3, temperature=0.8, max_new_tokens=8, batch_size=4,
+    summary = evaluation.evaluate(model, tokenizer, tasks, n=3, temperature=0.8, max_new_tokens=40, batch_size=4,
                                 progress=False)
+    assert summary["cut_off"] == 0
     assert summary["maj@3"] == summary["accuracy"] == pytest.approx(1 / 3)
     assert summary["pass@3"] == pytest.approx(2 / 3)
     assert summary["sample_accuracy"] == pytest.approx(3 / 9)
     assert summary["no_answer"] == pytest.approx(2 / 9)
     assert summary["by"]["level"]["2"] == {"problems": 2, "accuracy": 0.0, "maj@3": 0.0, "pass@3": 0.5,
-                                           "sample_accuracy": pytest.approx(1 / 6), "no_answer": pytest.approx(2 / 6)}
+                                           "sample_accuracy": pytest.approx(1 / 6), "no_answer": pytest.approx(2 / 6),
+                                           "responses": 6, "cut_off": 0, "cut_off_share": 0.0}
+
+
+def test_a_reply_cut_off_at_the_limit_states_no_answer_and_casts_no_vote(checkpoint, tmp_path, monkeypatch):
+    """Issue 20: a reply that reached --max-new-tokens without a stop token is never graded as an answer,
+    even when its text holds the gold one ("...feed 20 chickens..."); evaluate.py counts the cut-off replies."""
+    from w2s.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_pretrained(checkpoint)
+    cut = "The answer is \\boxed{5}. So x = 3 and y = 4. " * 4  # longer than the limit: cut after the answer
+    assert len(tokenizer.encode(cut)) > 20 and evaluation.grade(tokenizer.decode(tokenizer.encode(cut)[:20]), "5")
+    responses = {"2 + 3": [cut, cut, "\\boxed{4}"]}
+    monkeypatch.setattr(w2s_tasks, "generate", scripted_generate(responses, tokenizer))
+    model, _ = runtime.load_model_and_tokenizer(checkpoint)
+    out = str(tmp_path / "rows.jsonl")
+    summary = evaluation.evaluate(model, tokenizer, [{"id": "a", "problem": "What is 2 + 3?", "answer": "5"}], n=3,
+                                  temperature=0.8, max_new_tokens=20, batch_size=4, progress=False, out_path=out)
+    row = read_lines(out)[0]
+    assert row["finish_reasons"] == ["length", "length", "stop"]
+    assert row["correct"] == [False, False, False] and row["extracted"] == [None, None, "4"]
+    assert row["majority"] == "4" and row["verdict"] is False  # the two cut-off 5s cast no vote
+    assert summary["pass@3"] == 0 and summary["cut_off"] == 2 and summary["cut_off_share"] == pytest.approx(2 / 3)
 
 
 def test_majority_vote_groups_equivalent_answers():

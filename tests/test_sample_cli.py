@@ -13,6 +13,8 @@ from w2s.data import jsonl
 from w2s import tasks as w2s_tasks
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
 from w2s.grader import grade
+from w2s.hf_io import model_fingerprint
+from w2s.data.provenance import file_fingerprint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,20 +88,27 @@ def test_resume_refuses_another_runs_output(checkpoint, tmp_path):
 
 def test_resume_with_other_settings_fails_before_loading_the_model(checkpoint, tmp_path, monkeypatch):
     out = str(tmp_path / "samples.jsonl")
-    run(checkpoint, write_jsonl(str(tmp_path / "first.jsonl"), TASKS[:2]), out)
+    tasks = write_jsonl(str(tmp_path / "tasks.jsonl"), TASKS)
+    run(checkpoint, tasks, out)
+    with open(out) as f:
+        first_two = f.readlines()[:2]
+    with open(out, "w") as f:  # as if killed after two tasks: three left to do
+        f.writelines(first_two)
     assert json.load(open(out + ".settings.json")) == {
-        "model": checkpoint, "tokenizer": None, "n": 3, "temperature": 1.0, "top_p": 0.95, "top_k": 0,
-        "max_new_tokens": 12, "seed": 5, "template": "chat", "dtype": "fp32", "few_shot": None, "shots": None}
+        "model": checkpoint, "model_fingerprint": model_fingerprint(checkpoint), "tokenizer": None,
+        "tasks_fingerprint": file_fingerprint(tasks), "n": 3, "temperature": 1.0, "top_p": 0.95, "top_k": 0,
+        "max_new_tokens": 12, "seed": 5, "template": "chat", "dtype": "fp32", "few_shot": None, "shots": None,
+        "few_shot_fingerprint": None}
     before = {path: open(path).read() for path in (out, out + ".settings.json")}
 
     def must_not_load(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
     monkeypatch.setattr(sample, "load_model_and_tokenizer", must_not_load)
-    tasks = write_jsonl(str(tmp_path / "tasks.jsonl"), TASKS)  # three tasks left to do
     with pytest.raises(ValueError, match=r"samples\.jsonl\.settings\.json: .*samples\.jsonl was made with other "
-                                         r"settings \(temperature: recorded 1\.0, now 0\.5; seed: recorded 5, now 6\); "
-                                         r"rerun with the recorded values to resume, or use another --out"):
+                                         r"settings or inputs \(temperature: recorded 1\.0, now 0\.5; seed: recorded 5, "
+                                         r"now 6\); rerun with the recorded ones to resume, use another --out, or pass "
+                                         r"--overwrite"):
         run(checkpoint, tasks, out, "--temperature", "0.5", "--seed", "6")
     assert {path: open(path).read() for path in before} == before
     # A new file may use new settings, even where an old settings file is left.

@@ -7,7 +7,9 @@ A bad file, a missing checkpoint or mismatched settings raise `UserError` (a Val
 that catches ValueError keeps working), or `MissingFileError` (also a FileNotFoundError). The
 message starts with what it is about, "FILE:LINE: field 'x' ..." where there is a line and a field.
 `run_main` prints it as `error: MESSAGE` on stderr, once (rank 0 under torchrun), and exits with
-status 2. Anything else is a programming error and keeps its traceback.
+status 2. Ctrl-C ends a command with one line ("interrupted; rerun the same command to resume") and
+status 130 (the shell's code for SIGINT), on every rank without a traceback: every output here resumes.
+Anything else is a programming error and keeps its traceback.
 """
 import os
 import sys
@@ -25,6 +27,7 @@ class MissingFileError(UserError, FileNotFoundError):
 
 
 USER_ERROR_EXIT = 2  # argparse's status for a bad command line; ours for bad input of any kind
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
 
 
 def report_user_error(error: BaseException, prog: str) -> None:
@@ -43,3 +46,7 @@ def run_main(main: Callable[[list[str] | None], T], argv: list[str] | None, prog
     except UserError as e:
         report_user_error(e, prog)
         raise SystemExit(USER_ERROR_EXIT) from None
+    except KeyboardInterrupt:
+        if int(os.environ.get("RANK", 0)) == 0:
+            print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr, flush=True)
+        raise SystemExit(INTERRUPTED_EXIT) from None

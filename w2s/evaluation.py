@@ -15,7 +15,7 @@ from w2s.tasks import Progress, check_output_row, fit_max_new_tokens, sample_tas
 
 # Fields that are never grouping fields: the task itself and what evaluation adds to it.
 NOT_GROUPS = {"id", "problem", "answer", "solution", "prompt", "responses", "extracted", "correct", "majority",
-              "verdict",
+              "verdict", "finish_reasons",
               # a verifier's re-ranking (w2s/verifier.py)
               "scores", "step_scores", "answer_groups", "best_of", "weighted_majority", "weighted_verdict"}
 MAX_GROUP_VALUES = 50
@@ -44,12 +44,17 @@ def majority_vote(answers: list[str | None]) -> int | None:
     return groups.index(max(votes, key=lambda g: (votes[g], -g))) if votes else None
 
 
-def score_row(task: dict, prompt: str, responses: list[str]) -> dict:
-    """A per-problem output row: the task, the responses, their answers and verdicts, the vote."""
-    extracted = [extract_answer(r) for r in responses]
-    correct = [grade(r, task["answer"]) for r in responses]
+def score_row(task: dict, prompt: str, responses: list[str], finish_reasons: list[str] | None = None) -> dict:
+    """A per-problem output row: the task, the responses, their finish reasons, answers and verdicts,
+    the vote. A response cut off at the length limit ("length") states no answer: nothing is
+    extracted from it, its verdict is False and it casts no vote."""
+    finish_reasons = finish_reasons or ["stop"] * len(responses)
+    stated = [reason == "stop" for reason in finish_reasons]
+    extracted = [extract_answer(r) if ok else None for r, ok in zip(responses, stated)]
+    correct = [ok and grade(r, task["answer"]) for r, ok in zip(responses, stated)]
     voted = majority_vote(extracted)
-    return {**task, "prompt": prompt, "responses": responses, "extracted": extracted, "correct": correct,
+    return {**task, "prompt": prompt, "responses": responses, "finish_reasons": finish_reasons,
+            "extracted": extracted, "correct": correct,
             "majority": extracted[voted] if voted is not None else None,
             "verdict": correct[voted] if voted is not None else False}
 
@@ -83,6 +88,10 @@ def _scores(rows: list[dict], n: int) -> dict:
         scores[f"best_of@{n}"] = sum(r["best_of"] for r in rows) / problems
         scores[f"weighted_maj@{n}"] = sum(r["weighted_verdict"] for r in rows) / problems
     scores["no_answer"] = sum(a is None for r in rows for a in r["extracted"]) / (problems * n)
+    # Replies cut off at --max-new-tokens (rows written before finish reasons were recorded count as none).
+    scores["responses"] = problems * n
+    scores["cut_off"] = sum(reason == "length" for r in rows for reason in r.get("finish_reasons", []))
+    scores["cut_off_share"] = scores["cut_off"] / (problems * n)
     return scores
 
 
@@ -107,14 +116,16 @@ def _natural_key(value: str):
 def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
              top_k: int = 0, max_new_tokens: int | None = None, batch_size: int = 32, seed: int = 0,
              template: str = "chat", out_path: str | None = None, group_by: list[str] | None = None,
-             compile: bool = False, progress: bool = True, verifier=None) -> dict:
+             compile: bool = False, progress: bool = True, verifier=None, on_start=None) -> dict:
     """Evaluate `model` on `tasks` (rows with "answer"); returns the summary (see `summarize`).
 
     With `out_path`, per-problem rows are appended there as they are produced and problems already
     in it are not redone; at the end it is rewritten in task order. max_new_tokens None: see
     `w2s.tasks.fit_max_new_tokens`. With a `verifier` (w2s.verifier.Verifier) every row also gets each
     response's score and the re-ranked verdicts, and the summary best_of@n, weighted_maj@n and "curves"
-    (every measure over the first k = 1, 2, 4, ... n responses).
+    (every measure over the first k = 1, 2, 4, ... n responses). `on_start()` is called once the
+    prompts are known to fit, before any row is read or written (evaluate.py records its settings there,
+    so a run that fails on its inputs leaves none behind).
     """
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
@@ -125,6 +136,8 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
         if "answer" not in task:
             raise UserError(f"task {task.get('id', i)!r}: field 'answer' is missing; evaluation needs gold answers")
     max_new_tokens = fit_max_new_tokens(model, tokenizer, tasks, template, max_new_tokens)
+    if on_start is not None:
+        on_start()
     task_ids = {task["id"] for task in tasks}
     done = {}
     if out_path:
@@ -138,11 +151,11 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
     if remaining:
         out = open(out_path, "a", encoding="utf-8") if out_path else None
         try:
-            for task, prompt, responses, _ in sample_tasks(
+            for task, prompt, responses, reasons in sample_tasks(
                     model, tokenizer, remaining, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
                     top_p=top_p, top_k=top_k, batch_size=batch_size, seed=seed, template=template,
                     compile=compile, progress=bar):
-                row = score_row(task, prompt, responses)
+                row = score_row(task, prompt, responses, reasons)
                 if verifier is not None:
                     row.update(verifier.rerank(task["problem"], row))
                 done[task["id"]] = row
@@ -172,11 +185,13 @@ def markdown(summaries: dict[str, dict]) -> str:
         extra = f" {s[f'pass@{n}']:.1%} | {s['sample_accuracy']:.1%} |" if n > 1 else ""
         if f"best_of@{n}" in s:
             extra += f" {s[f'best_of@{n}']:.1%} | {s[f'weighted_maj@{n}']:.1%} |"
-        return f" {s['problems']} | {s['accuracy']:.1%} |{extra}"
+        cut = f" {s['cut_off_share']:.1%} |" if "cut_off_share" in s else " n/a |"
+        return f" {s['problems']} | {s['accuracy']:.1%} |{extra}{cut}"
 
     def header(first: str, n: int, reranked: bool) -> list[str]:
         cols = ["problems", "accuracy" if n == 1 else f"maj@{n}"] + ([f"pass@{n}", "sample accuracy"] if n > 1 else [])
         cols += [f"best_of@{n}", f"weighted_maj@{n}"] if reranked else []
+        cols.append("cut off")
         return [f"| {first} | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
 
     lines = []

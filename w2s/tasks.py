@@ -138,6 +138,18 @@ def finish_completion(text: str, template: str) -> str:
     return text.split("\nQuestion:")[0].rstrip() if template == "plain" else text
 
 
+FINISH_REASONS = ("stop", "length")
+
+
+def finish_reason(ids: list[int], text: str, max_new_tokens: int, template: str) -> str:
+    """"stop": the reply ended (a stop token, or under the plain template the next invented "Question:");
+    "length": it was cut off at max_new_tokens. generate returns completions without their stop
+    token, so a completion of exactly max_new_tokens tokens never stopped. A cut-off reply states no answer."""
+    if len(ids) < max_new_tokens:
+        return "stop"
+    return "stop" if template == "plain" and "\nQuestion:" in text else "length"
+
+
 def sample_seed(seed: int, task_id: str, k: int) -> int:
     """The seed of sample k of a task: stable across batches, processes and resumed runs."""
     return int.from_bytes(hashlib.sha256(f"{seed}/{task_id}/{k}".encode()).digest()[:8], "big")
@@ -181,8 +193,8 @@ def sample_tasks(model: Llama, tokenizer: Tokenizer, tasks: list[dict], *, n: in
                  temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 32,
                  seed: int = 0, template: str = "chat", compile: bool = False,
                  progress: "Progress | None" = None, few_shot: list[dict] = (),
-                 shots: int = 0) -> Iterator[tuple[dict, str, list[str], list[int]]]:
-    """Yield (task, prompt text, n completions, their token counts) for each task, in task order, as
+                 shots: int = 0) -> Iterator[tuple[dict, str, list[str], list[str]]]:
+    """Yield (task, prompt text, n completions, their finish reasons) for each task, in task order, as
     soon as all its samples are done. Batches hold up to `batch_size` sequences; the n samples of a
     task may span batches, since each sample has its own seed. Lengths: see `fit_max_new_tokens`
     (generate refuses a prompt that does not fit). `few_shot`: choose_shots's examples, `shots` of them
@@ -192,7 +204,7 @@ def sample_tasks(model: Llama, tokenizer: Tokenizer, tasks: list[dict], *, n: in
     prompts = [build_prompt(tokenizer, task["problem"], template, shots_for(task, few_shot, shots)) for task in tasks]
     jobs = [(t, k) for t in range(len(tasks)) for k in range(n)]
     texts: list[list[str | None]] = [[None] * n for _ in tasks]
-    counts: list[list[int]] = [[0] * n for _ in tasks]
+    reasons: list[list[str]] = [[""] * n for _ in tasks]
     next_task = 0
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start:start + batch_size]
@@ -200,11 +212,12 @@ def sample_tasks(model: Llama, tokenizer: Tokenizer, tasks: list[dict], *, n: in
                            temperature=temperature, top_p=top_p, top_k=top_k, stop_ids=tokenizer.stop_ids,
                            seed=[sample_seed(seed, tasks[t]["id"], k) for t, k in batch], compile=compile)
         for (t, k), ids in zip(batch, outputs):
-            texts[t][k] = finish_completion(tokenizer.decode(ids), template)
-            counts[t][k] = len(ids)
+            text = tokenizer.decode(ids)
+            texts[t][k] = finish_completion(text, template)
+            reasons[t][k] = finish_reason(ids, text, max_new_tokens, template)
         finished_before = next_task
         while next_task < len(tasks) and all(text is not None for text in texts[next_task]):
-            yield tasks[next_task], prompts[next_task][0], texts[next_task], counts[next_task]
+            yield tasks[next_task], prompts[next_task][0], texts[next_task], reasons[next_task]
             next_task += 1
         if progress is not None:
             progress.update(done=next_task - finished_before, tokens=sum(len(ids) for ids in outputs))
@@ -297,7 +310,8 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """--help with each flag's default, where it has one worth showing (not None, not an off switch)."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or "default" in (action.help or ""):
+        # `is`, not `in (None, False)`: 0 == False, and a default of 0 (--top-k, --seed) is worth showing.
+        if action.default is None or action.default is False or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
@@ -318,3 +332,29 @@ def add_generation_args(parser: argparse.ArgumentParser, *, temperature: float, 
     parser.add_argument("--device", help="default: cuda:LOCAL_RANK if a GPU is present, else cpu")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decode step (GPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard what --out holds from an earlier run (rows and settings) and start fresh")
+
+
+def check_generation_args(args: argparse.Namespace) -> None:
+    """The generation flags, checked before anything heavy happens (a model load takes minutes on an
+    8B model): one line naming the flag."""
+    if not args.temperature >= 0:
+        raise UserError(f"--temperature must be >= 0 (0: greedy), got {args.temperature}")
+    if not 0 < args.top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.top_k < 0:
+        raise UserError(f"--top-k must be >= 0 (0: all tokens), got {args.top_k}")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if args.n < 1 or args.batch_size < 1:
+        raise UserError(f"--n and --batch-size must be >= 1, got n={args.n}, batch_size={args.batch_size}")
+    if args.device is not None:
+        import torch
+
+        try:
+            torch.device(args.device)
+        except RuntimeError:
+            raise UserError(f"--device {args.device}: not a device (cpu, cuda, cuda:1, ...)") from None
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"--device {args.device}, but torch sees no GPU (torch.cuda.is_available() is False)")

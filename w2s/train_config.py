@@ -9,6 +9,7 @@ the recipe's defaults filled in; `check_same_run` and `finished_run`, what a run
 import argparse
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 
 import torch
@@ -18,6 +19,7 @@ from w2s.errors import UserError
 from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file
 from w2s.hf_io import is_hub_id, read_hf_config
 from w2s.model import PRESETS, ModelArgs
+from w2s.data.provenance import check_output_dir, file_fingerprint, normalize_path, start_fresh_hint, weights_fingerprint
 from w2s.runtime import default_device
 from w2s.data.world.sets import builtin_set_args
 
@@ -50,6 +52,10 @@ class Config:
     device: str
     objective: str = "sft"
     beta: float | None = None  # dpo only: the KL penalty's weight (None for other objectives)
+    # What the run came from: the training file's and the starting weights' fingerprints (w2s/data/provenance.py),
+    # so that a rerun after the data or the --init weights were replaced refuses instead of resuming on them.
+    data_fingerprint: str | None = None  # None while a built-in set is still to be built
+    init_fingerprint: str | None = None  # --init's, or a pretrained --model's; None from scratch
 
 
 # Settings a rerun may change: how often to save and how many checkpoints to keep.
@@ -60,21 +66,42 @@ RERUN_MAY_CHANGE = ("save_every", "keep_checkpoints")
 # Where --data points
 
 
-def resolve_data_path(data: str, data_dir: str) -> tuple[str, list[str] | None]:
-    """(path, the arguments of w2s.data.datadir.build_builtin that build it if it is a missing built-in set, else None)."""
+DEFAULT_DATA_DIR = "data"
+
+
+def resolve_data_path(data: str, data_dir: str) -> tuple[str, dict | None]:
+    """(path, the arguments of w2s.data.datadir.build_builtin that build it if it is a missing built-in set, else None).
+
+    A missing built-in set is built on demand only into the default data/ or into a directory that
+    already holds the built-in world: a mistyped --data-dir must not quietly become a new world."""
     if data.endswith(".jsonl") or os.sep in data or os.path.exists(data):
         return data, None
     path = os.path.join(data_dir, data + ".jsonl")
     if os.path.exists(path):
         return path, None
-    return path, builtin_set_args(data)
+    build_args = builtin_set_args(data)
+    if build_args is not None and os.path.normpath(data_dir) != DEFAULT_DATA_DIR:
+        manifest = os.path.join(data_dir, "manifest.json")
+        if not os.path.isdir(data_dir):
+            raise UserError(f"--data-dir {data_dir}: no such directory, so --data {data} is not there; check the "
+                            f"name, or build it first (python data_prep.py --out {data_dir})")
+        try:
+            with open(manifest) as f:
+                source = json.load(f).get("source")
+        except (OSError, ValueError, AttributeError):
+            source = None
+        if source != "miniworld":
+            raise UserError(f"--data {data}: {path} not found, and {data_dir} is not a built-in world directory "
+                            f"(no {manifest} from data_prep.py), so it is not built there on demand; build it "
+                            f"(python data_prep.py --out {data_dir}) or check --data-dir")
+    return path, build_args
 
 
 # ---------------------------------------------------------------------------------------------
 # Every argument and input checked
 
 
-def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_defaults: dict) -> tuple[Config, list[str] | None]:
+def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_defaults: dict) -> tuple[Config, dict | None]:
     """Check every argument and input file; fill in the defaults (the recipe from scratch for a preset
     --model, else the fine-tuning one). Returns the settings and, when --data is a built-in set not
     built yet, the arguments of w2s.data.datadir.build_builtin that build it. Raises UserError saying what to run."""
@@ -135,16 +162,24 @@ def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_de
 
     model_name = os.path.basename(os.path.normpath(args.model)).removesuffix(".gguf")
     data_name = os.path.basename(data_path).removesuffix(".jsonl")
-    out = args.out or os.path.join("runs", f"{data_name}-{model_name}-seed{args.seed}")
-    config = Config(model=args.model, from_scratch=from_scratch, data=data_path, tokenizer=tokenizer, init=args.init,
+    out = normalize_path(args.out or os.path.join("runs", f"{data_name}-{model_name}-seed{args.seed}"))
+    check_output_dir(out)
+    # Paths as recorded: normalized, so `--model ./runs/x` and `--model runs/x` are one setting.
+    model = args.model if from_scratch else normalize_path(args.model)
+    data_path, tokenizer, init = normalize_path(data_path), normalize_path(tokenizer), normalize_path(args.init)
+    start = init or (None if from_scratch else model)
+    config = Config(model=model, from_scratch=from_scratch, data=data_path, tokenizer=tokenizer, init=init,
                     out=out, dtype=pick["dtype"], lr=pick["lr"], warmup_ratio=pick["warmup_ratio"],
                     epochs=pick["epochs"], max_steps=args.max_steps, batch_size=pick["batch_size"],
                     grad_accum=pick["grad_accum"], max_seq_len=pick["max_seq_len"],
                     weight_decay=pick["weight_decay"], clip=args.clip, seed=args.seed, save_every=pick["save_every"],
                     keep_checkpoints=args.keep_checkpoints, group_by_length=args.group_by_length,
                     activation_checkpointing=args.activation_checkpointing,
-                    compile=args.compile, device=device, objective=args.objective, beta=beta)
-    check_same_run(config)
+                    compile=args.compile, device=device, objective=args.objective, beta=beta,
+                    data_fingerprint=file_fingerprint(data_path) if os.path.isfile(data_path) else None,
+                    init_fingerprint=weights_fingerprint(start) if start else None)
+    if not getattr(args, "overwrite", False):
+        check_same_run(config)
     return config, build_args
 
 
@@ -162,19 +197,35 @@ def check_same_run(config: Config) -> None:
             saved = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not a settings file ({e}); use another --out") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{path}: not a settings file (not a JSON object); {start_fresh_hint()}")
     saved.setdefault("objective", "sft")  # written before there was a choice
     saved.setdefault("beta", None)
+    saved = {k: normalize_path(v) if k in ("data", "tokenizer", "init", "out") or (k == "model" and not saved.get("from_scratch"))
+             else v for k, v in saved.items()}  # recorded before paths were normalized
     changed = [f"{k} (was {saved.get(k)!r}, now {v!r})" for k, v in asdict(config).items()
                if k not in RERUN_MAY_CHANGE and saved.get(k) != v]
     if changed:
-        raise UserError(f"{path}: {config.out} holds a run with other settings: {', '.join(changed)}; rerun with "
-                        "its settings to resume it, or pick another --out")
+        raise UserError(f"{path}: {config.out} holds a run with other settings or inputs: {', '.join(changed)}; rerun "
+                        f"with its settings and inputs to resume it, or {start_fresh_hint()}")
+
+
+# What a run writes into its directory: what --overwrite removes (and nothing else there).
+RUN_OUTPUTS = ("args.json", "metrics.jsonl", "checkpoints", "final", "final.tmp", "summary.json", "loss.png")
 
 
 def finished_run(out: str) -> dict | None:
-    """The summary of a run that has finished (summary.json is written last), else None."""
+    """The summary of a run that has finished (summary.json is written last), else None. A summary
+    that is not valid JSON (a run killed while writing it) means not finished: the run's end is redone."""
     path = os.path.join(out, "summary.json")
     if not (os.path.exists(path) and os.path.exists(os.path.join(out, "final", "config.json"))):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            summary = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        summary = None
+    if not isinstance(summary, dict):
+        print(f"{path}: not a valid summary; finishing the run again from its last checkpoint", file=sys.stderr)
+        return None
+    return summary

@@ -17,9 +17,9 @@ from w2s.data.world import miniworld
 from w2s.data.world.sets import build_sets, sft_row
 from w2s.errors import UserError
 from w2s.data.jsonl import write_jsonl
-from w2s.data.world.quality import check_outcomes_with_grader, measure, token_lengths
 from w2s.data.sources.paper import HF_REPO, read_release
-from w2s.data.world.sets import SET_KINDS, set_names
+from w2s.data.world.quality import check_outcomes_with_grader, measure, token_lengths
+from w2s.data.world.sets import SET_KINDS, builtin_set_args, set_names
 
 Log = Callable[[str], None]
 
@@ -37,35 +37,86 @@ WORLD_DEFAULTS = {"seed": 0, "num_hard": 30000, "num_foundation": 10000, "num_te
 # The manifest
 
 
-def read_manifest(out: str) -> dict:
+def _read_manifest_file(out: str) -> dict:
     path = os.path.join(out, "manifest.json")
     if not os.path.exists(path):
         return {}
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a manifest ({e}); use another --out") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path}: not a manifest (not a JSON object); use another --out")
+    return manifest
+
+
+def _write_manifest_file(out: str, manifest: dict) -> None:
+    os.makedirs(out, exist_ok=True)
+    tmp = os.path.join(out, "manifest.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(manifest, f, indent=2)
+    os.replace(tmp, os.path.join(out, "manifest.json"))
+
+
+def read_manifest(out: str) -> dict:
+    """The settings the directory's world was built with ({} before the first build)."""
+    return {k: v for k, v in _read_manifest_file(out).items() if k != SETS_KEY}
 
 
 def check_manifest(out: str, manifest: dict, write: bool = True) -> None:
     """One directory holds one world: refuse to mix seeds, sizes or sources (tests would stop being held out).
     The first build into a directory records its settings there (`write`)."""
-    path = os.path.join(out, "manifest.json")
-    if os.path.exists(path):
-        old = read_manifest(out)
+    old = read_manifest(out)
+    if old:
         if old != manifest:
             diff = {k: (old.get(k), manifest.get(k)) for k in set(old) | set(manifest) if old.get(k) != manifest.get(k)}
             raise UserError(f"{out} was built with other settings {diff} (was, now): use another --out, or delete {out}")
     elif write:
-        os.makedirs(out, exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(manifest, f, indent=2)
+        _write_manifest_file(out, {**manifest, SETS_KEY: recorded_sets(out)})
+
+
+# ---------------------------------------------------------------------------------------------
+# Which sets are built and which derived: a derived set never overwrites a set of another kind
+
+SETS_KEY = "sets"  # manifest.json: {"sets": {name: kind}}
+BUILT = "built"  # written by a build (the built-in world, the paper's data, GAIR's release)
+DERIVED_KINDS = ("from_samples", "agree", "pairs", "verifier")  # made from samples by data_prep.py
+
+
+def recorded_sets(out: str) -> dict[str, str]:
+    return dict(_read_manifest_file(out).get(SETS_KEY, {}))
+
+
+def claim_sets(out: str, names: list[str], kind: str) -> None:
+    """Record that DIR/<name>.jsonl of each name is a set of `kind` (BUILT or one of DERIVED_KINDS),
+    refusing in one line a name whose file is already there as a set of another kind, and a derived
+    set named as a build names its sets (hard_full, foundation, ...: the name promises a quality)."""
+    recorded = recorded_sets(out)
+    for name in names:
+        if kind != BUILT and builtin_set_args(name) is not None:  # train.py --data NAME would take it for the built one
+            raise UserError(f"--name {name}: the name of a built set (its name promises its quality); "
+                            f"a {kind.replace('_', '-')} set needs another --name")
+        if not os.path.exists(os.path.join(out, f"{name}.jsonl")):
+            continue
+        was = recorded.get(name) or kind  # written before kinds were recorded: taken as this kind
+        if was != kind:
+            what = {BUILT: "a built set"}.get(was, f"a set derived by {was.replace('_', '-')}")
+            raise UserError(f"{os.path.join(out, name + '.jsonl')} is {what} ({os.path.join(out, 'manifest.json')}); "
+                            f"a {kind.replace('_', '-')} set never overwrites it: pick another --name or --out")
+    if any(recorded.get(name) != kind for name in names):
+        _write_manifest_file(out, {**_read_manifest_file(out), SETS_KEY: {**recorded, **{n: kind for n in names}}})
 
 
 # ---------------------------------------------------------------------------------------------
 # Writing
 
 
-def write_sets(out: str, sets: dict[str, list[dict]], tokenizer, written: dict[str, dict], cache: dict) -> None:
-    """DIR/<name>.jsonl for each set not `written` yet; `written[name]` gets its measurements."""
+def write_sets(out: str, sets: dict[str, list[dict]], tokenizer, written: dict[str, dict], cache: dict,
+               kind: str = BUILT) -> None:
+    """DIR/<name>.jsonl for each set not `written` yet; `written[name]` gets its measurements. The
+    sets are recorded as `kind` in the manifest (refused where that would overwrite another kind)."""
+    claim_sets(out, [name for name in sets if name not in written], kind)
     for name, rows in sets.items():
         if name in written:
             continue
@@ -88,9 +139,10 @@ def write_tasks(out: str, task_sets: dict[str, list[dict]], log: Log = print) ->
         log(f"wrote {os.path.join(out, 'tasks', name + '.jsonl')}: {len(rows)} tasks (for sample.py)")
 
 
-def write_selection(out: str, name: str, rows: list[dict], report: dict) -> str:
+def write_selection(out: str, name: str, rows: list[dict], report: dict, kind: str) -> str:
     """OUT/NAME.jsonl and, beside it, NAME.report.json (the counts and the measured quality); the first's path."""
     os.makedirs(out, exist_ok=True)
+    claim_sets(out, [name], kind)
     write_jsonl(os.path.join(out, f"{name}.jsonl"), rows)
     with open(os.path.join(out, f"{name}.report.json"), "w") as f:
         json.dump(report, f, indent=2)
@@ -199,7 +251,7 @@ def build_builtin(out: str, given: dict, kinds: list[str] | None, hard_errors: l
 
 
 # ---------------------------------------------------------------------------------------------
-# Source 2: the paper's released data (w2s/release.py)
+# Source 2: the paper's released data (w2s/data/sources/paper.py)
 
 
 def download_hf(cache_dir: str | None = None) -> str:
@@ -241,7 +293,7 @@ def build_hf(out: str, hf_dir: str | None, subset: str | None, seed: int | None,
 
 
 # ---------------------------------------------------------------------------------------------
-# Source 3: the release of "Weak-to-Strong Reasoning" (GAIR-NLP/weak-to-strong-reasoning, w2s/gair.py)
+# Source 3: the release of "Weak-to-Strong Reasoning" (GAIR-NLP/weak-to-strong-reasoning, w2s/data/sources/gair.py)
 
 
 def build_gair(out: str, gair_dir: str, log: Log = print) -> dict[str, dict]:

@@ -152,20 +152,24 @@ def check_settings(out: str, settings: dict, begun: bool, older: str | None = No
                   "match the ones its rows were made with", file=sys.stderr)
             return
         raise UserError(f"{out}: no {os.path.basename(path)} beside it, so the settings its rows were made with "
-                        "are unknown; delete it to start afresh, or use another --out")
+                        "are unknown; use another --out, or pass --overwrite to discard it and start fresh")
     try:
         with open(path, encoding="utf-8") as f:
             recorded = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not a settings file ({e})") from None
+        raise UserError(f"{path}: not a settings file ({e}); use another --out, or pass --overwrite "
+                        "to discard the output and start fresh") from None
+    if not isinstance(recorded, dict):
+        raise UserError(f"{path}: not a settings file (not a JSON object); use another --out, or pass --overwrite "
+                        "to discard the output and start fresh")
     # Both key sets: a setting recorded then but gone now differs too. A key missing on one side
     # reads as None, so a setting added to a command later (None when unused) keeps older outputs resumable.
     keys = list(settings) + [key for key in recorded if key not in settings]
     differ = [f"{key}: recorded {json.dumps(recorded.get(key))}, now {json.dumps(settings.get(key))}"
               for key in keys if recorded.get(key) != settings.get(key)]
     if differ:
-        raise UserError(f"{path}: {out} was made with other settings ({'; '.join(differ)}); "
-                        "rerun with the recorded values to resume, or use another --out")
+        raise UserError(f"{path}: {out} was made with other settings or inputs ({'; '.join(differ)}); rerun with "
+                        "the recorded ones to resume, use another --out, or pass --overwrite to discard it and start fresh")
 
 
 def write_settings(out: str, settings: dict) -> None:

@@ -6,7 +6,8 @@ both responses: the "hybrid" set); stage II, confidence pairs for DPO; the diagn
 reads gold answers.
 
 Answers are compared with the grader's `is_equiv`, never as strings ("1/2" and "0.5" agree). A
-sample with no extractable answer votes for nothing (it still counts in a confidence's denominator:
+sample cut off at the length limit (finish reason "length") states no answer, whatever its text holds.
+A sample with no extractable answer votes for nothing (it still counts in a confidence's denominator:
 a model that often fails to answer is not confident). Selection never reads a task's gold answer:
 `agreement_set` and `confidence_pairs` look at samples only; when the tasks carry answers, the
 diagnosis functions measure what was selected (the right-label share), for the report and the rows'
@@ -26,7 +27,29 @@ from w2s.data.world.quality import solution_step_errors
 from w2s.data.sources.paper import string_field
 
 # ---------------------------------------------------------------------------------------------
-# Sample files: {"id", "problem", "answer"?, "samples": [str, ...], "correct"?}
+# Sample files: {"id", "problem", "answer"?, "samples": [str, ...], "finish_reasons"?, "correct"?}
+
+
+def finish_reasons(row: dict, where: str) -> list[str]:
+    """The row's finish reasons, checked ("stop" or "length", one per sample); a file written before
+    they were recorded reads as all "stop"."""
+    reasons = row.get("finish_reasons")
+    if reasons is None:
+        return ["stop"] * len(row["samples"])
+    if (not isinstance(reasons, list) or len(reasons) != len(row["samples"])
+            or not all(r in ("stop", "length") for r in reasons)):
+        raise UserError(f"{where}: field 'finish_reasons' must be a list of \"stop\" / \"length\", one per sample")
+    return reasons
+
+
+def stated_answer(text: str, reason: str) -> str | None:
+    """A sample's final answer: none when it was cut off at the length limit (it never stated one)."""
+    return extract_answer(text) if reason == "stop" else None
+
+
+def stated_answers(row: dict) -> list[str | None]:
+    """Each sample's final answer (rows checked by check_samples_row)."""
+    return [stated_answer(text, reason) for text, reason in zip(row["samples"], finish_reasons(row, row["id"]))]
 
 
 def check_samples_row(row: object, where: str) -> None:
@@ -38,6 +61,7 @@ def check_samples_row(row: object, where: str) -> None:
     samples = row.get("samples")
     if not isinstance(samples, list) or not samples or not all(isinstance(s, str) for s in samples):
         raise UserError(f"{where}: field 'samples' must be a non-empty list of strings (sample.py output)")
+    finish_reasons(row, where)
 
 
 def load_samples(path: str) -> list[dict]:
@@ -66,7 +90,8 @@ def sft_from_samples(path: str, teacher: str) -> tuple[list[dict], Counter]:
 
     Correctness is sample.py's grader verdict (or the grader's, where the row has none); the
     step-wise error rate is measured by the step checker when the problem is of the built-in world.
-    Empty samples are skipped and counted.
+    Empty samples and samples cut off at the length limit (an unfinished reply states no answer and
+    would teach the model to stop mid-way) are skipped and counted.
     """
     rows, report = [], Counter()
     for line_no, row in read_jsonl_numbered(path):
@@ -80,10 +105,14 @@ def sft_from_samples(path: str, teacher: str) -> tuple[list[dict], Counter]:
         if verdicts is not None and (not isinstance(verdicts, list) or len(verdicts) != len(samples)
                                      or not all(isinstance(v, bool) for v in verdicts)):
             raise UserError(f"{where}: field 'correct' must be a list of booleans, one per sample")
+        reasons = finish_reasons(row, where)
         item = PoolItem(task_id, problem, answer, [], meta={"source": f"samples/{teacher}", "teacher": teacher})
         for k, text in enumerate(samples):
             if not text.strip():
                 report["empty samples (skipped)"] += 1
+                continue
+            if reasons[k] == "length":
+                report["cut-off samples (skipped)"] += 1
                 continue
             correct = verdicts[k] if verdicts is not None else grade(text, answer)
             row_out = sft_row(f"{task_id}/s{k}", item, Solution(text, correct), "weak_teacher")
@@ -135,7 +164,7 @@ def agreement_set(rows_a: list[dict], rows_b: dict[str, dict], source_a: str, so
     for row in rows_a:
         other = rows_b[row["id"]]
         text_a, text_b = row["samples"][0], other["samples"][0]
-        answer_a, answer_b = extract_answer(text_a), extract_answer(text_b)
+        answer_a, answer_b = stated_answers(row)[0], stated_answers(other)[0]
         if answer_a is None or answer_b is None:
             report["no_answer"] += 1
         elif same_answer(answer_a, answer_b):
@@ -169,7 +198,7 @@ def confidence_pairs(strong: list[dict], weak: dict[str, dict], *, min_confidenc
     for row in strong:
         weak_text = weak[row["id"]]["samples"][0]
         samples = row["samples"]
-        answers = [extract_answer(s) for s in samples]
+        answers = stated_answers(row)
         groups = groups_by_size(answers)
         if not weak_text.strip():
             report["skip/weak_empty"] += 1
@@ -187,7 +216,7 @@ def confidence_pairs(strong: list[dict], weak: dict[str, dict], *, min_confidenc
             continue
         label = answers[majority[0]]
         rng = random.Random(f"confidence_pairs/{seed}/{row['id']}")
-        if same_answer(extract_answer(weak_text), label):
+        if same_answer(stated_answers(weak[row["id"]])[0], label):
             rule = "weak_is_majority"
             candidates = _distinct([i for i in range(len(samples)) if i not in majority], samples)
             if not candidates:
@@ -239,7 +268,7 @@ def diagnose_hybrid(rows: list[dict], tasks: dict[str, dict]) -> dict | None:
 
 def first_sample_accuracy(rows: list[dict]) -> float | None:
     """Share of tasks whose first sample is right, where the tasks carry answers (a source's quality)."""
-    graded = [grade(r["samples"][0], r["answer"]) for r in rows if "answer" in r]
+    graded = [stated_answers(r)[0] is not None and grade(r["samples"][0], r["answer"]) for r in rows if "answer" in r]
     return sum(graded) / len(graded) if graded else None
 
 

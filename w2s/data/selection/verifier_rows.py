@@ -18,6 +18,7 @@ from collections import Counter
 
 from w2s.data.jsonl import read_jsonl_numbered
 from w2s.data.rows import add_step_row
+from w2s.data.selection.samples import finish_reasons
 from w2s.data.world import miniworld
 from w2s.errors import UserError
 from w2s.verifier import split_steps
@@ -67,6 +68,7 @@ def step_rows_from_samples(path: str, outcome: bool = False, split: str = "lines
         if verdicts is not None and (not isinstance(verdicts, list) or len(verdicts) != len(samples)
                                      or not all(isinstance(v, bool) for v in verdicts)):
             raise UserError(f"{where}: field 'correct' must be a list of booleans, one per sample")
+        reasons = finish_reasons(row, where)
         task = None
         if not outcome:
             try:
@@ -75,7 +77,8 @@ def step_rows_from_samples(path: str, outcome: bool = False, split: str = "lines
                 raise UserError(f"{where}: field 'problem' is not a built-in world problem, so its steps cannot be "
                                 "checked and only the outcome is known; pass --outcome") from None
         for k, text in enumerate(samples):
-            correct = verdicts[k] if verdicts is not None else grade(text, row["answer"])
+            # A sample cut off at the length limit states no answer: its outcome is wrong, whatever it holds.
+            correct = reasons[k] == "stop" and (verdicts[k] if verdicts is not None else grade(text, row["answer"]))
             steps = split_steps(text, split)
             labels = world_step_labels(steps, task, correct) if task is not None else [correct] * len(steps)
             report["samples"] += 1

@@ -22,7 +22,7 @@ gair_<entry> (SFT rows, or pair rows for a ranking entry). The release's ids sta
 (`<file stem>/<release id>`, `#k` on the k-th repeat of one id) and as meta["gair_id"].
 
 One prompt. GAIR's scaffold "Question: X\\nAnswer:" is stripped, and X goes into the project's own prompt
-(w2s.data.user_message: the problem, then the step-by-step / \\boxed{} instruction), the prompt sample.py,
+(w2s.data.rows.user_message: the problem, then the step-by-step / \\boxed{} instruction), the prompt sample.py,
 evaluate.py and the few-shot layouts use for every benchmark: a model trained on these sets is asked at
 test time as it was taught. A prompt with other text around it (OlympicArena's own instructions) keeps
 that text, less its closing "Answer:".

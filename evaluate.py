@@ -33,14 +33,15 @@ import json
 import os
 import sys
 
+from w2s.cli import DefaultsHelpFormatter, add_generation_args, check_generation_args
 from w2s.data.jsonl import check_settings, settings_path, write_settings
 from w2s.data.provenance import (check_output_dir, file_fingerprint, normalize_path, remove_outputs, same_file,
                                  weights_fingerprint)
+from w2s.data.tasks import load_tasks
 from w2s.errors import MissingFileError, UserError, run_main
 from w2s.evaluation import NOT_GROUPS, evaluate, markdown, resolve_bench
 from w2s.hf_io import is_hub_id
 from w2s.runtime import default_device, load_model_and_tokenizer, resolve_dtype
-from w2s.tasks import DefaultsHelpFormatter, add_generation_args, check_generation_args, load_tasks
 from w2s.verifier import AGGREGATIONS, SPLITS, Verifier
 
 

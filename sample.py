@@ -21,8 +21,9 @@ are kept in OUT.settings.json, written once the model has loaded (a run that fai
 leaves none). Resuming with other settings or changed inputs fails before the model loads, in one
 line; --overwrite discards the old output and starts fresh.
 
-The library does the work (w2s/tasks.py: tasks, prompts, seeds, the sampling loop; w2s/data/jsonl.py:
-resumable output); this file parses the arguments, calls it and reports.
+The library does the work (w2s/data/tasks.py: task rows and few-shot examples; w2s/generation.py: prompts,
+seeds, the sampling loop; w2s/data/jsonl.py: resumable output); this file parses the arguments, calls it
+and reports.
 """
 import argparse
 import os
@@ -31,20 +32,22 @@ from typing import Iterator
 
 import torch.distributed as dist
 
-from w2s.errors import UserError, run_main
-from w2s.grader import grade
+from w2s.cli import DefaultsHelpFormatter, Progress, add_generation_args, check_generation_args
 from w2s.data.jsonl import append_row, check_settings, read_output_rows, settings_path, write_settings
+from w2s.data.jsonl import merge_outputs, rank_files
 from w2s.data.provenance import (check_output_file, file_fingerprint, normalize_path, remove_outputs, same_file,
                                  weights_fingerprint)
+from w2s.data.tasks import choose_shots, load_few_shot, load_tasks
+from w2s.errors import UserError, run_main
+from w2s.generation import fit_max_new_tokens, sample_tasks
+from w2s.grader import grade
 from w2s.runtime import default_device, init_distributed, load_model_and_tokenizer, rank_and_world, resolve_dtype
-from w2s.tasks import (DefaultsHelpFormatter, Progress, add_generation_args, check_generation_args, choose_shots,
-                       fit_max_new_tokens, load_few_shot, load_tasks, merge_outputs, rank_files, sample_tasks)
 
 
 def sample_settings(args: argparse.Namespace) -> dict:
     """What decides the samples: the settings, the weights' and the input files' fingerprints. Batch
     size, device, compile and the number of processes do not: each sample has its own seed
-    (w2s.tasks.sample_seed)."""
+    (w2s.generation.sample_seed)."""
     return {"model": normalize_path(args.model), "model_fingerprint": weights_fingerprint(args.model),
             "tokenizer": normalize_path(args.tokenizer), "tasks_fingerprint": file_fingerprint(args.tasks),
             "n": args.n, "temperature": args.temperature,

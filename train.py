@@ -42,7 +42,9 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from w2s.batches import global_batches, num_micro_steps, split_global_batch
 from w2s.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint, truncate_metrics
+from w2s.cli import format_duration
 from w2s.data.datadir import build_builtin
+from w2s.data.provenance import file_fingerprint, remove_outputs
 from w2s.dpo import DPO
 from w2s.errors import UserError, run_main
 from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file
@@ -52,9 +54,7 @@ from w2s.objectives import COUNT, Objective
 from w2s.prm import PRM
 from w2s.runtime import DTYPES, check_tokenizer_fits, init_distributed
 from w2s.sft import SFT
-from w2s.tasks import format_duration
 from w2s.tokenizer import Tokenizer
-from w2s.data.provenance import file_fingerprint, remove_outputs
 from w2s.train_config import RUN_OUTPUTS, Config, check_same_run, finished_run, resolve_config
 
 # ---------------------------------------------------------------------------------------------

@@ -28,8 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import train  # noqa: E402
 from bench.results import machine, write_section  # noqa: E402
-from w2s.sft import IGNORE_INDEX, TokenizedExample, sft_loss  # noqa: E402
 from w2s.model import Llama, ModelArgs  # noqa: E402
+from w2s.sft import IGNORE_INDEX, TokenizedExample, sft_loss  # noqa: E402
 
 # Shapes: the study's model on its kind of data (short answers after a prompt), and a bigger one.
 SHAPES = {"tiny": dict(batch=64, seq=128), "small": dict(batch=16, seq=256), "30m": dict(batch=4, seq=256)}

@@ -40,11 +40,11 @@ from dataclasses import asdict, dataclass
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from runner import mean_and_spread, pct, pyplot, verdict  # noqa: E402
-from w2s.data.world import miniworld  # noqa: E402
-from w2s.data.rows import problem_from_user_message  # noqa: E402
 from w2s.data.jsonl import read_jsonl  # noqa: E402
-from w2s.verifier import split_steps  # noqa: E402
+from w2s.data.rows import problem_from_user_message  # noqa: E402
 from w2s.data.selection.verifier_rows import world_step_labels  # noqa: E402
+from w2s.data.world import miniworld  # noqa: E402
+from w2s.verifier import split_steps  # noqa: E402
 
 
 @dataclass(frozen=True)

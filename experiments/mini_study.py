@@ -45,8 +45,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared run
 import easy_to_hard  # noqa: E402
 from runner import (Jobs, Progress, Workers, accuracy_bars, difference, pct, pyplot, spearman,  # noqa: E402
                     step_accuracy, summarize, verdict)
-from w2s.data.jsonl import read_jsonl  # noqa: E402
 from w2s.data.datadir import read_manifest  # noqa: E402
+from w2s.data.jsonl import read_jsonl  # noqa: E402
 import weak_to_strong  # noqa: E402  (Q5: its jobs join this study's pool, its section this report)
 
 # ---------------------------------------------------------------------------------------------

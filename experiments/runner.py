@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from w2s.data.world import miniworld  # noqa: E402
 from w2s.data.jsonl import read_jsonl  # noqa: E402
+from w2s.data.world import miniworld  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------

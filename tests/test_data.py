@@ -6,13 +6,13 @@ from collections import Counter
 import pytest
 import torch
 
-from w2s.data.world import miniworld as mw
 from w2s.batches import global_batches, num_micro_steps, split_global_batch
-from w2s.data.rows import INSTRUCTION, load_sft_examples, problem_from_user_message, user_message
-from w2s.data.world.sets import build_sets, choose_incorrect
 from w2s.data.jsonl import read_jsonl
-from w2s.sft import IGNORE_INDEX, TokenizedExample, collate, tokenize_sft
+from w2s.data.rows import INSTRUCTION, load_sft_examples, problem_from_user_message, user_message
+from w2s.data.world import miniworld as mw
+from w2s.data.world.sets import build_sets, choose_incorrect
 from w2s.grader import grade
+from w2s.sft import IGNORE_INDEX, TokenizedExample, collate, tokenize_sft
 from w2s.tokenizer import EOT, train_tokenizer
 
 

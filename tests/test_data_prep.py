@@ -7,13 +7,13 @@ import shutil
 import pytest
 
 import data_prep
+from w2s.data.datadir import build_builtin
+from w2s.data.jsonl import read_jsonl
+from w2s.data.rows import load_sft_examples, problem_from_user_message
 from w2s.data.world import miniworld as mw
 from w2s.data.world import quality
-from w2s.data.rows import load_sft_examples, problem_from_user_message
-from w2s.data.datadir import build_builtin
-from w2s.grader import grade
-from w2s.data.jsonl import read_jsonl
 from w2s.data.world.sets import builtin_set_args, set_names
+from w2s.grader import grade
 from w2s.tokenizer import Tokenizer
 
 SMALL = ["--num-hard", "300", "--num-foundation", "100", "--num-test", "200", "--num-long-test", "50"]

@@ -6,8 +6,9 @@ import pytest
 
 import evaluate
 from w2s import evaluation, runtime
+from w2s import generation
 from w2s.data import jsonl
-from w2s import tasks as w2s_tasks
+from w2s.data.tasks import load_tasks
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
 
 
@@ -111,7 +112,7 @@ def test_maj_and_pass_at_k_with_scripted_responses(checkpoint, tmp_path, monkeyp
         # no answer at all twice, a wrong one: neither
         "2x = 14": ["I do not know", "\\boxed{8}", "\\boxed{"],
     }
-    monkeypatch.setattr(w2s_tasks, "generate", scripted_generate(responses, tokenizer))
+    monkeypatch.setattr(generation, "generate", scripted_generate(responses, tokenizer))
     model, _ = runtime.load_model_and_tokenizer(checkpoint)
     summary = evaluation.evaluate(model, tokenizer, tasks, n=3, temperature=0.8, max_new_tokens=40, batch_size=4,
                                 progress=False)
@@ -134,7 +135,7 @@ def test_a_reply_cut_off_at_the_limit_states_no_answer_and_casts_no_vote(checkpo
     cut = "The answer is \\boxed{5}. So x = 3 and y = 4. " * 4  # longer than the limit: cut after the answer
     assert len(tokenizer.encode(cut)) > 20 and evaluation.grade(tokenizer.decode(tokenizer.encode(cut)[:20]), "5")
     responses = {"2 + 3": [cut, cut, "\\boxed{4}"]}
-    monkeypatch.setattr(w2s_tasks, "generate", scripted_generate(responses, tokenizer))
+    monkeypatch.setattr(generation, "generate", scripted_generate(responses, tokenizer))
     model, _ = runtime.load_model_and_tokenizer(checkpoint)
     out = str(tmp_path / "rows.jsonl")
     summary = evaluation.evaluate(model, tokenizer, [{"id": "a", "problem": "What is 2 + 3?", "answer": "5"}], n=3,
@@ -166,28 +167,28 @@ def test_bad_invocations_are_clear(checkpoint, bench_dir, tmp_path):
     no_answers = write_jsonl(str(tmp_path / "no_answers.jsonl"), [{"id": "a", "problem": "Name a prime."}])
     model, tokenizer = runtime.load_model_and_tokenizer(checkpoint)
     with pytest.raises(ValueError, match="task 'a': field 'answer' is missing"):
-        evaluation.evaluate(model, tokenizer, w2s_tasks.load_tasks(no_answers))
+        evaluation.evaluate(model, tokenizer, load_tasks(no_answers))
 
 
 def test_max_new_tokens_defaults_to_what_the_context_leaves(checkpoint, bench_dir, monkeypatch, capsys):
-    seen, real_generate = [], w2s_tasks.generate
+    seen, real_generate = [], generation.generate
 
     def recording(model, prompts, *, max_new_tokens, **kwargs):
         seen.append(max_new_tokens)
         return real_generate(model, prompts, max_new_tokens=max_new_tokens, **kwargs)
 
-    monkeypatch.setattr(w2s_tasks, "generate", recording)
+    monkeypatch.setattr(generation, "generate", recording)
     evaluate.main(["--model", checkpoint, "--bench", "tiny", "--data-dir", str(bench_dir / "data"),
                    "--out", str(bench_dir / "eval"), "--batch-size", "3", "--quiet"])
     model, tokenizer = runtime.load_model_and_tokenizer(checkpoint)
-    longest = max(len(w2s_tasks.build_prompt(tokenizer, task["problem"])[1]) for task in TASKS)
+    longest = max(len(generation.build_prompt(tokenizer, task["problem"])[1]) for task in TASKS)
     room = model.args.max_seq_len - longest
-    assert room < w2s_tasks.DEFAULT_MAX_NEW_TOKENS and seen == [room, room]  # two batches of at most 3
+    assert room < generation.DEFAULT_MAX_NEW_TOKENS and seen == [room, room]  # two batches of at most 3
     assert f"max new tokens: {room} " in capsys.readouterr().err
     # Given, it is used as is; a long context keeps the default; no room at all is an error.
-    assert w2s_tasks.fit_max_new_tokens(model, tokenizer, TASKS, "chat", 7) == 7
+    assert generation.fit_max_new_tokens(model, tokenizer, TASKS, "chat", 7) == 7
     model.args.max_seq_len = 4096
-    assert w2s_tasks.fit_max_new_tokens(model, tokenizer, TASKS, "chat", None) == w2s_tasks.DEFAULT_MAX_NEW_TOKENS
+    assert generation.fit_max_new_tokens(model, tokenizer, TASKS, "chat", None) == generation.DEFAULT_MAX_NEW_TOKENS
     model.args.max_seq_len = longest
     with pytest.raises(ValueError, match=f"longest prompt \\({longest} tokens\\) leaves no room"):
-        w2s_tasks.fit_max_new_tokens(model, tokenizer, TASKS, "chat", None)
+        generation.fit_max_new_tokens(model, tokenizer, TASKS, "chat", None)

@@ -8,8 +8,9 @@ import pytest
 import sample
 from tests.tiny_checkpoint import TASKS, make_checkpoint, write_jsonl
 from w2s.data.rows import user_message
+from w2s.data.tasks import choose_shots, load_few_shot, shots_for
+from w2s.generation import build_prompt, sample_tasks
 from w2s.runtime import load_model_and_tokenizer
-from w2s.tasks import build_prompt, choose_shots, load_few_shot, sample_tasks, shots_for
 
 SOLVED = [{"id": t["id"], "problem": t["problem"], "solution": f"So it is \\boxed{{{t['answer']}}}."} for t in TASKS]
 

@@ -20,11 +20,11 @@ import sample
 import train
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
 from w2s import errors
+from w2s import generation
+from w2s.data.provenance import file_fingerprint, normalize_path
 from w2s.data.selection import samples as selection
 from w2s.data.selection.verifier_rows import step_rows_from_samples
 from w2s.grader import grade
-from w2s import tasks as w2s_tasks
-from w2s.data.provenance import file_fingerprint, normalize_path
 from w2s.tokenizer import Tokenizer, train_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -340,7 +340,7 @@ def scripted(replies: dict[str, str], tokenizer):
 def test_sample_rows_record_prompt_and_finish_reasons(checkpoint, tmp_path, monkeypatch, capsys):
     tokenizer = Tokenizer.from_pretrained(checkpoint)
     long = "The answer is \\boxed{5}. So x = 3 and y = 4. " * 3
-    monkeypatch.setattr(w2s_tasks, "generate", scripted({"2 + 3": long, "7 * 6": "\\boxed{42}"}, tokenizer))
+    monkeypatch.setattr(generation, "generate", scripted({"2 + 3": long, "7 * 6": "\\boxed{42}"}, tokenizer))
     tasks = write_jsonl(str(tmp_path / "tasks.jsonl"), TASKS[:2])
     out = str(tmp_path / "s.jsonl")
     sample.main(sample_args(checkpoint, tasks, out, "--max-new-tokens", "16"))
@@ -348,7 +348,7 @@ def test_sample_rows_record_prompt_and_finish_reasons(checkpoint, tmp_path, monk
     assert grade(tokenizer.decode(tokenizer.encode(long)[:16]), "5")  # its text holds the gold answer
     assert cut["finish_reasons"] == ["length", "length"] and cut["correct"] == [False, False]
     assert done["finish_reasons"] == ["stop", "stop"] and done["correct"] == [True, True]
-    assert cut["prompt"] == w2s_tasks.build_prompt(tokenizer, TASKS[0]["problem"])[0]
+    assert cut["prompt"] == generation.build_prompt(tokenizer, TASKS[0]["problem"])[0]
     assert "cut off at --max-new-tokens: 2 of 4 samples (50.0%)" in capsys.readouterr().out
 
 

@@ -10,11 +10,11 @@ import torch
 
 import sample
 from w2s.data import jsonl
-from w2s import tasks as w2s_tasks
+from w2s.data.tasks import load_tasks
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
+from w2s.data.provenance import file_fingerprint
 from w2s.grader import grade
 from w2s.hf_io import model_fingerprint
-from w2s.data.provenance import file_fingerprint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -143,12 +143,12 @@ def test_bad_task_rows_name_file_line_and_field(tmp_path, line, message):
     path = tmp_path / "tasks.jsonl"
     path.write_text(line + "\n")
     with pytest.raises(ValueError, match=message):
-        w2s_tasks.load_tasks(str(path))
+        load_tasks(str(path))
 
 
 def test_numeric_answers_become_strings(tmp_path):
     path = write_jsonl(str(tmp_path / "tasks.jsonl"), [{"id": "a", "problem": "1+1?", "answer": 2}])
-    assert w2s_tasks.load_tasks(path)[0]["answer"] == "2"
+    assert load_tasks(path)[0]["answer"] == "2"
 
 
 def test_torchrun_shares_merge_into_the_single_process_file(checkpoint, tmp_path):

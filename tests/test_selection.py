@@ -6,9 +6,9 @@ import os
 import pytest
 
 import data_prep
-from w2s.dpo import load_pair_rows
 from w2s.data.rows import load_sft_examples
 from w2s.data.selection.samples import agreement_set, confidence_pairs, groups_by_size
+from w2s.dpo import load_pair_rows
 
 
 def sol(answer: str | None, k: int = 0) -> str:

@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 import train
 from bench.addition_chains import synthetic_rows
 from tests.killed_run import train_killed_at_step
-from w2s.sft import IGNORE_INDEX, TokenizedExample, load_sft_data, sft_loss, tokenize_sft
 from w2s.model import Llama, ModelArgs
+from w2s.sft import IGNORE_INDEX, TokenizedExample, load_sft_data, sft_loss, tokenize_sft
 from w2s.tokenizer import Tokenizer, train_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -27,8 +27,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from w2s.cache import cache_path, load_cache, save_cache, tokenized_key
-from w2s.errors import UserError
 from w2s.data.jsonl import check_meta, check_object_with_id, read_rows_with_unique_ids
+from w2s.errors import UserError
 from w2s.objectives import COUNT, Objective, Option
 from w2s.sft import IGNORE_INDEX
 

@@ -8,10 +8,12 @@ import os
 import re
 from collections import Counter, defaultdict
 
-from w2s.errors import MissingFileError, UserError
-from w2s.grader import answer_groups, extract_answer, grade
+from w2s.cli import Progress
 from w2s.data.jsonl import append_row, read_output_rows, write_jsonl
-from w2s.tasks import Progress, check_output_row, fit_max_new_tokens, sample_tasks
+from w2s.data.jsonl import check_output_row
+from w2s.errors import MissingFileError, UserError
+from w2s.generation import fit_max_new_tokens, sample_tasks
+from w2s.grader import answer_groups, extract_answer, grade
 
 # Fields that are never grouping fields: the task itself and what evaluation adds to it.
 NOT_GROUPS = {"id", "problem", "answer", "solution", "prompt", "responses", "extracted", "correct", "majority",
@@ -121,7 +123,7 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
 
     With `out_path`, per-problem rows are appended there as they are produced and problems already
     in it are not redone; at the end it is rewritten in task order. max_new_tokens None: see
-    `w2s.tasks.fit_max_new_tokens`. With a `verifier` (w2s.verifier.Verifier) every row also gets each
+    `w2s.generation.fit_max_new_tokens`. With a `verifier` (w2s.verifier.Verifier) every row also gets each
     response's score and the re-ranked verdicts, and the summary best_of@n, weighted_maj@n and "curves"
     (every measure over the first k = 1, 2, 4, ... n responses). `on_start()` is called once the
     prompts are known to fit, before any row is read or written (evaluate.py records its settings there,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from w2s.errors import UserError
 from w2s.data.jsonl import check_object_with_id, read_rows_with_unique_ids
+from w2s.errors import UserError
 from w2s.objectives import COUNT, Objective
 from w2s.verifier import layout, verdict_ids, verdict_logits
 

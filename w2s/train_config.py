@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from w2s.data.provenance import check_output_dir, file_fingerprint, normalize_path, start_fresh_hint, weights_fingerprint
+from w2s.data.world.sets import builtin_set_args
 from w2s.dpo import DEFAULT_BETA
 from w2s.errors import UserError
 from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file
 from w2s.hf_io import is_hub_id, read_hf_config
 from w2s.model import PRESETS, ModelArgs
-from w2s.data.provenance import check_output_dir, file_fingerprint, normalize_path, start_fresh_hint, weights_fingerprint
 from w2s.runtime import default_device
-from w2s.data.world.sets import builtin_set_args
 
 
 @dataclass

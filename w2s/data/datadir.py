@@ -13,13 +13,13 @@ import json
 import os
 from typing import Callable
 
-from w2s.data.world import miniworld
-from w2s.data.world.sets import build_sets, sft_row
-from w2s.errors import UserError
 from w2s.data.jsonl import write_jsonl
 from w2s.data.sources.paper import HF_REPO, read_release
+from w2s.data.world import miniworld
 from w2s.data.world.quality import check_outcomes_with_grader, measure, token_lengths
+from w2s.data.world.sets import build_sets, sft_row
 from w2s.data.world.sets import SET_KINDS, builtin_set_args, set_names
+from w2s.errors import UserError
 
 Log = Callable[[str], None]
 

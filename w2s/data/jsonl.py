@@ -2,8 +2,10 @@
 that a killed run resumes (rows appended as they are made, settings kept beside them).
 
 Reading order: reading (`read_jsonl_numbered` is the one place a line is decoded and parsed);
-rows with unique ids; writing whole files; resumable outputs and their settings files.
+rows with unique ids; writing whole files; resumable outputs and their settings files; output files
+over tasks (rows checked against the tasks, torchrun's rank files merged into one).
 """
+import glob
 import json
 import os
 import sys
@@ -177,3 +179,43 @@ def write_settings(out: str, settings: dict) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(settings, indent=1) + "\n")
     os.replace(tmp, settings_path(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# Output files over tasks: rows checked against the tasks, torchrun's rank files merged
+
+
+def check_output_row(row: dict, where: str, task_ids: set, n: int, list_field: str) -> None:
+    """A row already in an output file must belong to these tasks and settings, or resuming would mix runs."""
+    if row["id"] not in task_ids:
+        raise UserError(f"{where}: field 'id': {row['id']!r} is not among the tasks; is this output from another run?")
+    if not isinstance(row.get(list_field), list) or len(row[list_field]) != n:
+        got = len(row[list_field]) if isinstance(row.get(list_field), list) else row.get(list_field)
+        raise UserError(f"{where}: field {list_field!r} has {got} entries but --n is {n}; "
+                        "use the --n of the run that wrote this file, or another --out")
+
+
+def rank_files(out: str) -> list[str]:
+    """OUT.rank<r>: what each process of a torchrun run appends to."""
+    return sorted(glob.glob(glob.escape(out) + ".rank*"))
+
+
+def merge_outputs(out: str, tasks: list[dict], n: int, list_field: str = "samples") -> list[dict]:
+    """Gather the rows of `out` and of any rank files OUT.rank<r> (a torchrun run, finished or not),
+    check them, and rewrite `out` alone, in task order. Returns the rows."""
+    task_ids = {task["id"] for task in tasks}
+    found, duplicates = {}, 0
+    parts = rank_files(out)
+    for path in [out] + parts:
+        for line_no, row in read_output_rows(path):
+            check_output_row(row, f"{path}:{line_no}", task_ids, n, list_field)
+            if row["id"] in found:
+                duplicates += 1  # merged before, but killed before the rank file was removed: same row
+                continue
+            found[row["id"]] = row
+    rows = [found[task["id"]] for task in tasks if task["id"] in found]
+    if parts or duplicates or os.path.exists(out):
+        write_jsonl(out, rows)
+    for path in parts:
+        os.remove(path)
+    return rows

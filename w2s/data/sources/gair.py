@@ -46,11 +46,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from w2s.data.jsonl import file_stem
 from w2s.data.rows import user_message
+from w2s.data.sources.reader import read_rows, refuse_lfs_pointer
 from w2s.dpo import pair_row
 from w2s.errors import MissingFileError, UserError
-from w2s.data.jsonl import file_stem
-from w2s.data.sources.reader import read_rows, refuse_lfs_pointer
 
 TESTS = {"math": "math500"}  # data/test/<stem> -> test/<bench> where the names differ
 SHOWN_PLACES = 3  # file:line places shown per set for its skipped rows

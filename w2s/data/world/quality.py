@@ -13,8 +13,8 @@ import os
 import re
 from collections import Counter
 
-from w2s.data.world import miniworld
 from w2s.data.rows import load_sft_examples, problem_from_user_message
+from w2s.data.world import miniworld
 from w2s.data.world.sets import PoolItem
 
 

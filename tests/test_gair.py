@@ -269,3 +269,13 @@ def test_a_folder_that_is_not_the_release_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         data_prep.main(["--gair-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
     assert "not a copy of GAIR-NLP/weak-to-strong-reasoning" in capsys.readouterr().err
+
+
+@needs_release
+def test_every_converted_set_is_recorded_as_built_so_no_derived_set_replaces_it(converted):
+    out, _ = converted
+    with open(out / "manifest.json") as f:
+        kinds = json.load(f)["sets"]
+    pair_sets = [name for name in kinds if name.endswith("_paired")]
+    assert pair_sets and {kinds[name] for name in pair_sets} == {"built"}
+    assert kinds["gair_gsm8k_gold"] == "built"

@@ -88,10 +88,11 @@ def recorded_sets(out: str) -> dict[str, str]:
     return dict(_read_manifest_file(out).get(SETS_KEY, {}))
 
 
-def claim_sets(out: str, names: list[str], kind: str) -> None:
+def claim_sets(out: str, names: list[str], kind: str, record: bool = True) -> None:
     """Record that DIR/<name>.jsonl of each name is a set of `kind` (BUILT or one of DERIVED_KINDS),
     refusing in one line a name whose file is already there as a set of another kind, and a derived
-    set named as a build names its sets (hard_full, foundation, ...: the name promises a quality)."""
+    set named as a build names its sets (hard_full, foundation, ...: the name promises a quality).
+    record=False only checks (a build that writes its manifest once it is whole records them then)."""
     recorded = recorded_sets(out)
     for name in names:
         if kind != BUILT and builtin_set_args(name) is not None:  # train.py --data NAME would take it for the built one
@@ -104,7 +105,7 @@ def claim_sets(out: str, names: list[str], kind: str) -> None:
             what = {BUILT: "a built set"}.get(was, f"a set derived by {was.replace('_', '-')}")
             raise UserError(f"{os.path.join(out, name + '.jsonl')} is {what} ({os.path.join(out, 'manifest.json')}); "
                             f"a {kind.replace('_', '-')} set never overwrites it: pick another --name or --out")
-    if any(recorded.get(name) != kind for name in names):
+    if record and any(recorded.get(name) != kind for name in names):
         _write_manifest_file(out, {**_read_manifest_file(out), SETS_KEY: {**recorded, **{n: kind for n in names}}})
 
 
@@ -113,10 +114,10 @@ def claim_sets(out: str, names: list[str], kind: str) -> None:
 
 
 def write_sets(out: str, sets: dict[str, list[dict]], tokenizer, written: dict[str, dict], cache: dict,
-               kind: str = BUILT) -> None:
+               kind: str = BUILT, record: bool = True) -> None:
     """DIR/<name>.jsonl for each set not `written` yet; `written[name]` gets its measurements. The
     sets are recorded as `kind` in the manifest (refused where that would overwrite another kind)."""
-    claim_sets(out, [name for name in sets if name not in written], kind)
+    claim_sets(out, [name for name in sets if name not in written], kind, record)
     for name, rows in sets.items():
         if name in written:
             continue
@@ -313,12 +314,15 @@ def build_gair(out: str, gair_dir: str, log: Log = print) -> dict[str, dict]:
         elif gair_set.kind == "tasks":
             write_tasks(out, {gair_set.name: gair_set.rows}, log)
         elif gair_set.kind == "pairs":
+            claim_sets(out, [gair_set.name], BUILT, record=False)
             write_jsonl(os.path.join(out, f"{gair_set.name}.jsonl"), gair_set.rows)
             log(f"wrote {os.path.join(out, gair_set.name + '.jsonl')}: {len(gair_set.rows)} pairs (train.py --objective dpo)")
         else:
-            write_sets(out, {gair_set.name: gair_set.rows}, None, written, {})
+            write_sets(out, {gair_set.name: gair_set.rows}, None, written, {}, record=False)
     log("conversion report:")
     for line in report.lines():
         log(line)
+    # Recorded only now, with the source: a conversion that failed half way leaves no manifest.
+    claim_sets(out, [name for kind, name, _ in report.sets if kind in ("sft", "pairs")], BUILT)
     check_manifest(out, manifest)
     return written

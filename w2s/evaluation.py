@@ -14,6 +14,7 @@ from w2s.data.jsonl import check_output_row
 from w2s.errors import MissingFileError, UserError
 from w2s.generation import fit_max_new_tokens, sample_tasks
 from w2s.grader import answer_groups, extract_answer, grade
+from w2s.verifier import curve_ks, rerank_curves
 
 # Fields that are never grouping fields: the task itself and what evaluation adds to it.
 NOT_GROUPS = {"id", "problem", "answer", "solution", "prompt", "responses", "extracted", "correct", "majority",
@@ -173,8 +174,6 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
     summary = summarize(rows, n, group_by)
     summary.update(n=n, temperature=temperature if n > 1 else 0.0, template=template)
     if verifier is not None:
-        from w2s.verifier import curve_ks, rerank_curves
-
         summary.update(verifier=verifier.path, verifier_agg=verifier.agg, verifier_split=verifier.split,
                        curves=rerank_curves(rows, curve_ks(n)))
     return summary

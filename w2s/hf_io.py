@@ -14,6 +14,8 @@ import re
 from contextlib import contextmanager
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from w2s.errors import MissingFileError, UserError
 
@@ -37,7 +39,7 @@ def is_hub_id(name: str) -> bool:
 def fetch_from_hub(hub_id: str, allow_patterns: list[str]) -> str:
     """The local folder of a Hub repo's files (downloaded once per machine). A repo the Hub cannot
     provide (no network, offline mode, no such repo) is reported as the missing folder it also is."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # here: only a download needs the Hub client
 
     try:
         return snapshot_download(hub_id, allow_patterns=allow_patterns)
@@ -163,8 +165,6 @@ def hf_config_from_args(args) -> dict:
 @contextmanager
 def _open_safetensors(path: str, device):
     """safe_open, with the path in the error of a file that is not safetensors (or cut short)."""
-    from safetensors import safe_open
-
     try:
         f = safe_open(path, framework="pt", device=str(device))
     except Exception as e:  # safetensors raises its own error type for a bad or truncated header
@@ -219,8 +219,6 @@ def read_safetensors(directory: str, expected: dict[str, tuple], device, dtype) 
 
 def write_checkpoint(out_dir: str, config: dict, state: dict, max_shard_bytes: int) -> None:
     """config.json and the tensors of `state` (HF names), in one safetensors file or shards with an index."""
-    from safetensors.torch import save_file
-
     os.makedirs(out_dir, exist_ok=True)
     shards, current, size = [], {}, 0
     for name, t in state.items():

@@ -21,8 +21,10 @@ its outcome label; it is used with its last verdict (`--verifier-agg last`).
 """
 import torch
 
+from w2s.data.rows import user_message
 from w2s.errors import UserError
 from w2s.grader import answer_groups
+from w2s.runtime import load_model_and_tokenizer
 
 STEP_TAG = "\n"  # read after every step; the verdict is predicted at it
 GOOD, BAD = "+", "-"  # the verdict tokens (Math-Shepherd's labels)
@@ -157,8 +159,6 @@ class Verifier:
 
     def __init__(self, path: str, agg: str = "min", split: str = "lines", dtype: str = "auto",
                  device: str | None = None, batch_size: int = 32):
-        from w2s.runtime import load_model_and_tokenizer
-
         if agg not in AGGREGATIONS:
             raise UserError(f"--verifier-agg {agg!r}: choose from {', '.join(AGGREGATIONS)}")
         if split not in SPLITS:
@@ -169,8 +169,6 @@ class Verifier:
 
     def rerank(self, problem: str, row: dict) -> dict:
         """What re-ranking adds to an evaluation row (see `rerank_fields`)."""
-        from w2s.data.rows import user_message
-
         prompt = [{"role": "user", "content": user_message(problem)}]
         step_scores = score_steps(self.model, self.tokenizer, prompt,
                                   [split_steps(r, self.split) for r in row["responses"]], self.batch_size)

@@ -14,12 +14,14 @@ import os
 from typing import Callable
 
 from w2s.data.jsonl import write_jsonl
+from w2s.data.sources.gair import GairReport, convert_gair
 from w2s.data.sources.paper import HF_REPO, read_release
 from w2s.data.world import miniworld
 from w2s.data.world.quality import check_outcomes_with_grader, measure, token_lengths
 from w2s.data.world.sets import build_sets, sft_row
 from w2s.data.world.sets import SET_KINDS, builtin_set_args, set_names
 from w2s.errors import UserError
+from w2s.tokenizer import Tokenizer, train_tokenizer
 
 Log = Callable[[str], None]
 
@@ -182,8 +184,6 @@ def world_settings(out: str, given: dict) -> tuple[dict, miniworld.WorldConfig]:
 
 def world_tokenizer(out: str, world: miniworld.World, vocab_size: int, log: Log = print):
     """DIR/tokenizer.json: trained once, on training text only (the same text whatever the qualities asked for)."""
-    from w2s.tokenizer import Tokenizer, train_tokenizer
-
     if os.path.exists(os.path.join(out, "tokenizer.json")):
         return Tokenizer.from_pretrained(out)
     tokenizer = train_tokenizer(list(miniworld.corpus(world)), vocab_size)
@@ -256,7 +256,7 @@ def build_builtin(out: str, given: dict, kinds: list[str] | None, hard_errors: l
 
 
 def download_hf(cache_dir: str | None = None) -> str:
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # here: only a download needs the Hub client
 
     try:
         return snapshot_download(HF_REPO, repo_type="dataset", cache_dir=cache_dir)
@@ -300,8 +300,6 @@ def build_hf(out: str, hf_dir: str | None, subset: str | None, seed: int | None,
 def build_gair(out: str, gair_dir: str, log: Log = print) -> dict[str, dict]:
     """The release converted set by set, each written before the next is read; the report at the end.
     The manifest is recorded only once every set is written: a failed conversion leaves none behind."""
-    from w2s.data.sources.gair import GairReport, convert_gair
-
     manifest = {"source": "gair"}
     check_manifest(out, manifest, write=False)  # refuse a directory of another source before any work
     report, written = GairReport(), {}

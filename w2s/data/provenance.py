@@ -15,6 +15,7 @@ import os
 import shutil
 
 from w2s.errors import MissingFileError, UserError
+from w2s.hf_io import model_fingerprint
 
 SAMPLE_BYTES = 1 << 20  # read at the start, the middle and the end of a file
 
@@ -42,8 +43,6 @@ def weights_fingerprint(path_or_hub_id: str) -> str:
     file's (a GGUF file), or a Hub id's own name."""
     if os.path.isfile(path_or_hub_id):
         return file_fingerprint(path_or_hub_id)
-    from w2s.hf_io import model_fingerprint
-
     return model_fingerprint(path_or_hub_id)
 
 

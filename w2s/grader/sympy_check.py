@@ -259,7 +259,7 @@ def _helper_main() -> None:
 
 @lru_cache(maxsize=4096)
 def _latex_to_sympy(latex: str):
-    import sympy
+    import sympy  # here: only a helper process runs this; the parent never imports sympy
     from sympy.parsing.latex import parse_latex
 
     latex = re.sub(r"(\d)\s*[eE]\s*([-+]?\d+)", r"\1\\times 10^{\2}", latex)  # 1.5e3, not 1.5*e*3
@@ -270,7 +270,7 @@ def _latex_to_sympy(latex: str):
 
 
 def _sympy_expressions_equal(pred: str, gold: str, tolerance: str = "0") -> bool:
-    import sympy
+    import sympy  # here: only a helper process runs this; the parent never imports sympy
 
     a, b = _latex_to_sympy(pred), _latex_to_sympy(gold)
     if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
@@ -282,7 +282,7 @@ def _sympy_expressions_equal(pred: str, gold: str, tolerance: str = "0") -> bool
 
 
 def _values_equal(a, b, tolerance: str = "0") -> bool:
-    import sympy
+    import sympy  # here: only a helper process runs this; the parent never imports sympy
 
     if a == b:
         return True
@@ -302,7 +302,7 @@ def _values_equal(a, b, tolerance: str = "0") -> bool:
 
 def _constants_equal(a, b, tolerance: str = "0") -> bool:
     """Exactly for rationals (1/2004! is not 1/2006!, however close), else to 50 digits."""
-    import sympy
+    import sympy  # here: only a helper process runs this; the parent never imports sympy
 
     a, b = a.doit(), b.doit()
     if a.is_Rational and b.is_Rational:
@@ -323,7 +323,7 @@ _PROBE_POINTS = ("37/11", "-5/7", "13/3")  # arbitrary, not special: no symmetry
 
 
 def _values_at_probe_points(expr, symbols):
-    import sympy
+    import sympy  # here: only a helper process runs this; the parent never imports sympy
 
     for point in _PROBE_POINTS:
         value = sympy.N(expr.subs({s: sympy.Rational(point) + k for k, s in enumerate(symbols)}), 30)
@@ -345,7 +345,7 @@ def _agree_at_probe_points(a, b, rel_tol: float) -> bool | None:
 
 def _relations_equal(a, b) -> bool:
     """Equations/inequalities with the same solution set: x + 2y = 3 is 2y + x = 3 and 2x + 4y = 6."""
-    import sympy
+    import sympy  # here: only a helper process runs this; the parent never imports sympy
     from sympy.core import relational
 
     def canonical(rel):

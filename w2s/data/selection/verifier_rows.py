@@ -21,6 +21,7 @@ from w2s.data.rows import add_step_row
 from w2s.data.selection.samples import finish_reasons
 from w2s.data.world import miniworld
 from w2s.errors import UserError
+from w2s.grader import grade
 from w2s.verifier import split_steps
 
 
@@ -52,8 +53,6 @@ def step_rows_from_samples(path: str, outcome: bool = False, split: str = "lines
     """One step row per sample of {"id", "problem", "answer", "samples", "correct"} rows. Built-in world
     problems get exact step labels (unless `outcome`); others need `outcome` (only the verdict is known).
     Row ids are "<task id>/s<k>"; each row's "meta" says where its labels come from."""
-    from w2s.grader import grade
-
     rows, report = [], Counter()
     for line_no, row in read_jsonl_numbered(path):
         where = f"{path}:{line_no}"

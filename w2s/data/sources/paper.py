@@ -12,6 +12,7 @@ from w2s.data.jsonl import file_stem
 from w2s.data.sources.reader import read_rows, string_field
 from w2s.data.world.sets import PoolItem, Solution, sft_row
 from w2s.errors import UserError
+from w2s.grader import extract_answer, grade
 
 HF_REPO = "hexuan21/weak-to-strong"
 HF_TESTS = {  # released file name (without .json) -> benchmark name
@@ -24,8 +25,6 @@ HF_TESTS = {  # released file name (without .json) -> benchmark name
 
 
 def _gold(solution: str, where: str, field_name: str) -> str:
-    from w2s.grader import extract_answer
-
     answer = extract_answer(solution)
     if answer is None:
         raise UserError(f"{where}: field '{field_name}' has no final answer to extract (no \\boxed{{}})")
@@ -114,8 +113,6 @@ def read_weaker_sampling(root: str, report: Counter) -> dict[str, list[dict]]:
     Every sampled solution becomes an example; its correctness is the release's judge field
     (1 right, 0 wrong), or the grader against the ground truth where a judge field is missing.
     """
-    from w2s.grader import extract_answer, grade
-
     sets = {}
     for path in _release_files(root, "weaker_sampling"):
         teacher = _subset(root, "weaker_sampling", path)
@@ -146,8 +143,6 @@ def read_weaker_sampling(root: str, report: Counter) -> dict[str, list[dict]]:
 
 def read_tests(root: str, report: Counter) -> dict[str, list[dict]]:
     """test_data/*.json: {"question", "ground_truth", ...} -> benchmark rows {"id", "problem", "answer", ...extra kept}."""
-    from w2s.grader import extract_answer
-
     tests = {}
     top_level = sorted(os.path.join(root, f) for f in os.listdir(root) if f.endswith((".json", ".jsonl")))
     for path in _release_files(root, "test_data") + top_level:

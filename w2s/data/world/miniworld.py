@@ -24,6 +24,9 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from w2s.data.rows import user_message
+from w2s.data.world.sets import PoolItem, Solution
+
 # ---------------------------------------------------------------------------------------------
 # Tasks
 
@@ -488,8 +491,6 @@ def _check_draws(report: dict, wanted: int, what: str) -> None:
 def corpus(world: World):
     """Texts to train the world's tokenizer on: every training prompt (problem + instruction) and correct
     solution, and the chat roles, so the prompt's fixed words and the template's headers get one token each."""
-    from w2s.data.rows import user_message
-
     yield from ["user\n\n", "assistant\n\n", "system\n\n"] * 1000
     # A few thousand problems hold every word and number of the world; more only slows training down.
     for problem in world.foundation[:CORPUS_PROBLEMS] + world.hard[:CORPUS_PROBLEMS]:
@@ -520,8 +521,6 @@ def to_pool(problems: list[Problem], seed: int, hard_profile: str | None = None,
 
 
 def _pool_item(problem: Problem, seed: int, profile: str | None, incorrect: list | None = None, **meta):
-    from w2s.data.world.sets import PoolItem, Solution
-
     n = len(problem.task.steps)
     if incorrect is None:
         incorrect = []

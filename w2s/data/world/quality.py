@@ -16,6 +16,8 @@ from collections import Counter
 from w2s.data.rows import load_sft_examples, problem_from_user_message
 from w2s.data.world import miniworld
 from w2s.data.world.sets import PoolItem
+from w2s.grader import grade
+from w2s.tokenizer import Tokenizer
 
 
 def solution_step_errors(row: dict) -> list[bool] | None:
@@ -100,8 +102,6 @@ _CHUNK = re.compile(r"(?<=\n)(?!\n)|(?<=[.?])(?= )")
 
 def find_tokenizer(path: str, tokenizer_path: str | None = None):
     """`tokenizer_path`'s tokenizer, else the tokenizer.json beside `path` (a data file), else None."""
-    from w2s.tokenizer import Tokenizer
-
     candidate = tokenizer_path or os.path.join(os.path.dirname(os.path.abspath(path)), "tokenizer.json")
     return Tokenizer.from_pretrained(candidate) if tokenizer_path or os.path.exists(candidate) else None
 
@@ -122,8 +122,6 @@ def set_report(path: str, tokenizer_path: str | None = None) -> tuple[dict, list
     """(stats, lengths, unit) of an SFT file: `measure` with the steps rechecked, the outcome by the grader
     against meta.answer next to what the rows claim, the kinds of rows, and each row's length in
     tokens (a tokenizer beside the file or given) or else in characters (`unit` says which)."""
-    from w2s.grader import grade
-
     rows = load_sft_examples(path)
     tokenizer = find_tokenizer(path, tokenizer_path)
     lengths = token_lengths(rows, tokenizer) if tokenizer else [sum(len(m["content"]) for m in r["messages"]) for r in rows]
@@ -143,8 +141,6 @@ def set_report(path: str, tokenizer_path: str | None = None) -> tuple[dict, list
 
 def check_outcomes_with_grader(pool: list[PoolItem]) -> int:
     """The grader must agree with the world's exact check on every solution (a guard on both). Returns the count."""
-    from w2s.grader import grade
-
     checked, seen = 0, set()
     for item in pool:
         for it in [item] + item.subtasks + item.paraphrases:

@@ -13,7 +13,7 @@ figure. Everything runs through the project's commands, in the study's worker pr
    solves EASY_TASKS easy problems (1-2 steps: stage 1's foundation problems) SAMPLES_EASY times each,
    and, for the upper bound only, HARD_TASKS hard training tasks SAMPLES_HARD times each (sample.py,
    temperature 0.7).
-2. data_prep.py --verifier-from-samples turns them into step rows: exact step labels from the world's
+2. `data_prep.py verifier` turns them into step rows: exact step labels from the world's
    step checker (`prm_easy`), the outcome at every step (`orm_easy`, with --outcome), and easy + hard
    samples with exact labels (`prm_all`, the upper bound: a verifier that has seen hard problems).
 3. train.py --objective prm --init <policy> trains each verifier (VERIFIER_EPOCHS over its rows).
@@ -175,7 +175,7 @@ def make_step_rows(study, seed: int, progress, job_cost: float) -> None:
     _write_jsonl(both, read_jsonl(samples["easy"]) + read_jsonl(samples["hard"]))
     log = os.path.join(directory, "data_prep.log")
     for name, (_, source, agg) in VERIFIERS.items():
-        argv = ["--out", directory, "--verifier-from-samples", both if source == "all" else samples["easy"], "--name", name]
+        argv = ["verifier", both if source == "all" else samples["easy"], "--out", directory, "--name", name]
         study.run("data_prep", argv + (["--outcome"] if agg == "last" else []), log)
     progress.add(job_cost)
     progress.log(f"done   Q6 seed {seed}: step rows in {time.time() - start:.0f} s")

@@ -176,7 +176,7 @@ class Study:
     # -- stages -------------------------------------------------------------------------------
     def build_data(self) -> None:
         s = self.sizes
-        world = ["--out", self.data_dir, "--num-hard", str(s.num_hard), "--num-foundation", str(s.num_foundation),
+        world = ["world", "--out", self.data_dir, "--num-hard", str(s.num_hard), "--num-foundation", str(s.num_foundation),
                  "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test),
                  "--hard-steps", s.hard_steps, "--long-steps", s.long_steps]
         needed = ["foundation"] + [c for c in CONDITIONS if c != TEACHER_SET]
@@ -280,7 +280,7 @@ class Study:
                                    os.path.join(run_dir, "samples.jsonl"), 1, 0.7, 0, os.path.join(run_dir, "sample.log"))
         # data_prep.py turns samples into an SFT set: outcome from sample.py's grader verdicts, step-wise
         # error rate from the world's exact step checker.
-        self.run("data_prep", ["--out", self.data_dir, "--from-samples", samples_path, "--name", TEACHER_SET],
+        self.run("data_prep", ["from-samples", samples_path, "--out", self.data_dir, "--name", TEACHER_SET],
                  os.path.join(self.out, "logs", "data_prep.log"))
         progress.add(cost)
         progress.log(f"done   weak teacher in {time.time() - start:.0f} s: test accuracy "

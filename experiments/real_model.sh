@@ -18,7 +18,7 @@ mkdir -p "$OUT"
 stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
 
 stamp "GAIR's release -> $OUT/data (benchmarks, gold SFT rows, tasks)"
-[ -f "$OUT/data/manifest.json" ] || python data_prep.py --source gair --gair-dir "$RELEASE" --out "$OUT/data"
+[ -f "$OUT/data/manifest.json" ] || python data_prep.py gair "$RELEASE" --out "$OUT/data"
 head -n "$TEST_PROBLEMS" "$OUT/data/test/gsm8k.jsonl" > "$OUT/gsm8k_test$TEST_PROBLEMS.jsonl"
 BENCH="$OUT/gsm8k_test$TEST_PROBLEMS.jsonl"
 
@@ -28,7 +28,7 @@ python evaluate.py --model "$MODEL" --bench "$BENCH" --max-new-tokens "$MAX_NEW"
 stamp "(b) teacher generations on GSM8K train problems, then a measured training set from them"
 python sample.py --model "$MODEL" --tasks "$OUT/data/tasks/gair_gsm8k.jsonl" --out "$OUT/teacher.jsonl" --n 4 \
     --temperature 0.7 --top-p 0.9 --max-new-tokens "$MAX_NEW" --batch-size 16
-[ -f "$OUT/data/smollm2_teacher.jsonl" ] || python data_prep.py --from-samples "$OUT/teacher.jsonl" --name smollm2_teacher --out "$OUT/data"
+[ -f "$OUT/data/smollm2_teacher.jsonl" ] || python data_prep.py from-samples "$OUT/teacher.jsonl" --name smollm2_teacher --out "$OUT/data"
 
 stamp "(c) SFT on GSM8K gold rows (the paper's recipe, fp32 on a CPU, $TRAIN_STEPS steps of 16 rows)"
 python train.py --model "$MODEL" --data "$OUT/data/gair_gsm8k_gold.jsonl" --dtype fp32 --max-steps "$TRAIN_STEPS" \

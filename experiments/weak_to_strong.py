@@ -26,10 +26,10 @@ Every student gets the same budget as the study's stage 2 (stage2_epochs x num_h
 batch size), whatever its set's size, so that label quality, not the number of examples seen, is what
 differs (stage 2 has a sharp threshold in examples seen):
   q5_naive    SFT on every weak label of the pool
-  q5_stage1   stage I: data_prep.py --agree keeps the tasks where the teacher's and the stand-in's
+  q5_stage1   stage I: `data_prep.py agree` keeps the tasks where the teacher's and the stand-in's
               answers agree (one hybrid set), and the student learns both responses
   q5_dpo      stage II: the stage-I model samples strong_samples solutions per task at temperature 1
-              on the first pair_tasks tasks of the pool; data_prep.py --pairs (confidence 0.6 / 0.8,
+              on the first pair_tasks tasks of the pool; `data_prep.py pairs` (confidence 0.6 / 0.8,
               1 pair a task); train.py --objective dpo from the stage-I model (also the reference)
   ceiling     the study's `hard_full` run: the same student on gold hard tasks, same budget
 The teacher is the study's `weak_teacher` run. All are evaluated on the study's full test sets.
@@ -104,7 +104,7 @@ def prepare_pool(study) -> None:
     if os.path.exists(q5_dir(study, "pair_tasks.jsonl")):
         return
     world = q5_dir(study, "world")
-    study.run("data_prep", ["--out", world, "--num-hard", str(s.num_hard + size.pool), "--num-foundation", "0",
+    study.run("data_prep", ["world", "--out", world, "--num-hard", str(s.num_hard + size.pool), "--num-foundation", "0",
                             "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test),
                             "--hard-steps", s.hard_steps, "--long-steps", s.long_steps, "--sets", "hard_full"],
               q5_dir(study, "data_prep.log"))
@@ -132,8 +132,8 @@ def sample(study, model: str, tasks: str, out: str, n: int, temperature: float) 
     return out
 
 
-def data_prep(study, *argv: str) -> None:
-    study.run("data_prep", ["--out", q5_dir(study, "data"), *argv], q5_dir(study, "data_prep.log"))
+def data_prep(study, command: str, *argv: str) -> None:
+    study.run("data_prep", [command, "--out", q5_dir(study, "data"), *argv], q5_dir(study, "data_prep.log"))
 
 
 def count_rows(path: str) -> int:
@@ -171,7 +171,7 @@ def teacher_job(study, progress, cost: float) -> None:
     prepare_pool(study)
     weak = sample(study, os.path.join(study.run_dir(TEACHER, None), "final"), q5_dir(study, "tasks.jsonl"),
                   q5_dir(study, "weak.jsonl"), 1, sizes_of(study).label_temperature)
-    data_prep(study, "--from-samples", weak, "--name", "q5_weak_all")
+    data_prep(study, "from-samples", weak, "--name", "q5_weak_all")
     progress.add(cost)
 
 
@@ -187,7 +187,7 @@ def icl_job(study, progress, cost: float) -> None:
     model = train(study, study.set_path("hard_full"), run_dir(study, ICL, None), 1000, base, study.sizes.teacher_steps)
     evaluate(study, ICL, None, started)
     icl = sample(study, model, q5_dir(study, "tasks.jsonl"), q5_dir(study, "icl.jsonl"), 1, sizes_of(study).label_temperature)
-    data_prep(study, "--agree", q5_dir(study, "weak.jsonl"), icl, "--name", HYBRID)
+    data_prep(study, "agree", q5_dir(study, "weak.jsonl"), icl, "--name", HYBRID)
     progress.add(cost)
     progress.log(f"done   Q5 weak-ICL stand-in in {time.time() - started:.0f} s")
 
@@ -221,7 +221,7 @@ def seed_job(study, seed: int, progress, cost: float) -> None:
                     size.strong_samples, 1.0)
     pairs = f"q5_pairs_seed{seed}"
     if not os.path.exists(set_path(study, pairs)):
-        data_prep(study, "--pairs", strong, "--weak", weak, "--name", pairs, "--seed", str(seed))
+        data_prep(study, "pairs", strong, "--weak", weak, "--name", pairs, "--seed", str(seed))
     rows = count_rows(set_path(study, pairs))
     if rows:
         dpo_steps = max(1, math.ceil(size.dpo_epochs * rows / study.sizes.batch_size))  # the study caps it (smoke)

@@ -113,6 +113,24 @@ def test_stats_report(built, capsys):
     assert abs(stats["step_error"] - 0.9) < 0.02 and "length in tokens" in out
 
 
+def test_the_old_flag_forms_still_run_with_a_notice(built, capsys):
+    # One round of grace for the flag-chosen modes: the same report, and one line saying the new form.
+    path = os.path.join(built, "hard_full_e0.9_high.jsonl")
+    data_prep.main(["stats", path])
+    new = capsys.readouterr()
+    data_prep.main(["--stats", path, "--out", built])
+    old = capsys.readouterr()
+    assert old.out == new.out and new.err == ""
+    assert old.err == "data_prep.py: --stats is now `data_prep.py stats`; the old form goes next round\n"
+    assert data_prep.old_form(["--source", "prm800k", "--input", "p.jsonl", "--name", "x"]) == ["prm800k", "p.jsonl", "--name", "x"]
+    assert data_prep.old_form(["--hf-dir=r", "--hf-subset", "s"]) == ["hf", "--dir", "r", "--subset", "s"]
+    assert data_prep.old_form(["--verifier-from-samples", "s.jsonl", "--verifier-split", "blank"]) == \
+        ["verifier", "s.jsonl", "--split", "blank"]
+    assert data_prep.old_form(["--source", "gair", "--gair-dir", "r", "--out", "d"]) == ["gair", "r", "--out", "d"]
+    assert data_prep.old_form(["--out", "d", "--hard-error", "0.5"]) is None  # no mode flag: the world, as before
+    assert "--source gair is now `data_prep.py gair`; the old form goes next round" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------------- the paper's data
 
 
@@ -150,7 +168,7 @@ def clean_task_rows(n=20):
 def test_hf_converter_on_a_fixture(tmp_path):
     root, out = str(tmp_path / "release"), str(tmp_path / "out")
     write_release(root, clean_task_rows())
-    data_prep.main(["--out", out, "--hf-dir", root, "--hard-error", "0", "0.5"])
+    data_prep.main(["hf", "--out", out, "--dir", root, "--hard-error", "0", "0.5"])
     hard = load_sft_examples(os.path.join(out, "hard_full.jsonl"))
     assert len(hard) == 20 and all(r["meta"]["correct"] and grade(solution(r), r["meta"]["answer"]) for r in hard)
     assert hard[3]["messages"][0]["content"].startswith("Hard problem 3\n") and hard[3]["meta"]["answer"] == "3"
@@ -176,7 +194,7 @@ def test_hf_sub_error_needs_incorrect_solutions(tmp_path):
     root = str(tmp_path / "release")
     write_release(root, clean_task_rows())
     with pytest.raises(ValueError, match="only 20 of 40"):  # subtask_2 has no neg_ans
-        data_prep.prepare(["--out", str(tmp_path / "out"), "--hf-dir", root, "--sub-error", "0.9"])
+        data_prep.prepare(["hf", "--out", str(tmp_path / "out"), "--dir", root, "--sub-error", "0.9"])
 
 
 @pytest.mark.parametrize("breakage, message", [
@@ -191,7 +209,7 @@ def test_hf_bad_rows_fail_with_file_line_and_field(tmp_path, breakage, message):
     root = str(tmp_path / "release")
     write_release(root, rows)
     with pytest.raises(ValueError, match=message) as error:
-        data_prep.prepare(["--out", str(tmp_path / "out"), "--hf-dir", root])
+        data_prep.prepare(["hf", "--out", str(tmp_path / "out"), "--dir", root])
     # The line number points at the broken object's opening brace in the indented JSON list.
     line = int(str(error.value).split(".json:")[1].split(":")[0])
     text = open(os.path.join(root, "task_sol_pairs/math/full_sub_pairs_0.json")).read().splitlines()
@@ -207,8 +225,8 @@ def test_hf_download_failure_says_what_to_do(monkeypatch, tmp_path):
         raise OSError("no network")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
-    with pytest.raises(ValueError, match="--hf-dir"):
-        data_prep.prepare(["--out", str(tmp_path / "out"), "--source", "hf"])
+    with pytest.raises(ValueError, match="data_prep.py hf --dir"):
+        data_prep.prepare(["hf", "--out", str(tmp_path / "out")])
 
 
 def test_a_model_teachers_samples_become_a_measured_set(built, tmp_path):
@@ -221,14 +239,14 @@ def test_a_model_teachers_samples_become_a_measured_set(built, tmp_path):
         rows.append({**t, "samples": [right, wrong, ""], "correct": [True, False, False]})  # as sample.py writes them
     samples = tmp_path / "samples.jsonl"
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    data_prep.main(["--out", str(tmp_path / "out"), "--from-samples", str(samples), "--name", "weak_model"])
+    data_prep.main(["from-samples", str(samples), "--out", str(tmp_path / "out"), "--name", "weak_model"])
     out = load_sft_examples(str(tmp_path / "out" / "weak_model.jsonl"))
     assert len(out) == 40  # the 20 empty samples are skipped (and counted)
     assert [r["meta"]["correct"] for r in out] == [True, False] * 20
     assert [r["meta"]["step_error_rate"] for r in out] == [0.0, 1.0] * 20
     samples.write_text(json.dumps({**rows[0], "correct": [True]}) + "\n")
     with pytest.raises(ValueError, match=r"samples\.jsonl:1: field 'correct'"):
-        data_prep.prepare(["--out", str(tmp_path / "out"), "--from-samples", str(samples)])
+        data_prep.prepare(["from-samples", str(samples), "--out", str(tmp_path / "out")])
 
 
 def test_train_builds_a_missing_set_in_process_with_the_directorys_world(built, tmp_path, capsys):

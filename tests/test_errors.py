@@ -177,7 +177,7 @@ def test_command_line_one_line_error_and_help(tmp_path):
 
 def test_data_prep_errors_are_one_line(tmp_path, capsys):
     samples = bad_file(tmp_path / "s.jsonl", '{"id": "a", "problem": "p", "answer": "1", "samples": "x"}\n')
-    line = one_line_error(capsys, data_prep.main, ["--out", str(tmp_path / "out"), "--from-samples", samples])
+    line = one_line_error(capsys, data_prep.main, ["from-samples", samples, "--out", str(tmp_path / "out")])
     assert line.startswith("data_prep.py: error: ") and f"{samples}:1: field 'samples'" in line
 
 

@@ -50,7 +50,7 @@ def converted(tmp_path_factory):
 
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        data_prep.main(["--source", "gair", "--gair-dir", RELEASE, "--out", str(out)])
+        data_prep.main(["gair", RELEASE, "--out", str(out)])
     return out, printed.getvalue()
 
 
@@ -213,7 +213,7 @@ def test_bad_rows_are_skipped_and_counted_with_their_places(tmp_path, capsys):
     with open(sft, "w") as f:
         json.dump(rows, f, indent=4)
     out = tmp_path / "out"
-    data_prep.main(["--gair-dir", root, "--out", str(out)])
+    data_prep.main(["gair", root, "--out", str(out)])
     report = capsys.readouterr().out
     assert len(out_rows(out / "gair_gsm8k_mistral_7b_iter2_hybrid_paired.jsonl")) == 38
     assert len(out_rows(out / "gair_gsm8k_llama2_7b_iter1_weak.jsonl")) == 36
@@ -235,7 +235,7 @@ def test_a_file_no_reader_takes_is_named(tmp_path, capsys):
     root = lf_copy(tmp_path)
     with open(os.path.join(root, "data", "llama_factory", "NOTES.md"), "w") as f:
         f.write("not a set\n")
-    data_prep.main(["--gair-dir", root, "--out", str(tmp_path / "out")])
+    data_prep.main(["gair", root, "--out", str(tmp_path / "out")])
     assert "files no reader took (1): data/llama_factory/NOTES.md" in capsys.readouterr().out
 
 
@@ -248,10 +248,10 @@ def test_a_git_lfs_pointer_gets_one_line_and_leaves_no_manifest(tmp_path, capsys
             pytest.skip("the GAIR release copy is not at ../shared/gair-release")
         root = lf_copy(tmp_path)
         path = os.path.join(root, "data", "llama_factory", "math", "train_math_gemma_2b_iter1_weak.json")
-        argv = ["--gair-dir", root]
+        argv = ["gair", root]
     else:
         path = str(tmp_path / "phase2_train.jsonl")
-        argv = ["--source", "prm800k", "--input", path]
+        argv = ["prm800k", path]
     with open(path, "w") as f:
         f.write(pointer)
     out = tmp_path / "out"
@@ -267,7 +267,7 @@ def test_a_git_lfs_pointer_gets_one_line_and_leaves_no_manifest(tmp_path, capsys
 def test_a_folder_that_is_not_the_release_is_refused(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit):
-        data_prep.main(["--gair-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+        data_prep.main(["gair", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
     assert "not a copy of GAIR-NLP/weak-to-strong-reasoning" in capsys.readouterr().err
 
 

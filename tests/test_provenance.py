@@ -145,16 +145,16 @@ def test_case5_a_derived_set_never_overwrites_a_built_set(tmp_path, capsys):
     samples = write_jsonl(str(tmp_path / "s.jsonl"), [{"id": t["id"], "problem": t["problem"], "answer": t["answer"],
                                                        "samples": [f"\\boxed{{{t['answer']}}}"]} for t in TASKS])
     before = open(gold).read()
-    one_line_exit_2(capsys, lambda: data_prep.main(["--out", data, "--from-samples", samples, "--name", "hard_full"]),
+    one_line_exit_2(capsys, lambda: data_prep.main(["from-samples", samples, "--out", data, "--name", "hard_full"]),
                     "hard_full", "built set")
-    one_line_exit_2(capsys, lambda: data_prep.main(["--out", data, "--agree", samples, samples, "--name", "foundation"]),
+    one_line_exit_2(capsys, lambda: data_prep.main(["agree", samples, samples, "--out", data, "--name", "foundation"]),
                     "foundation", "built set")
     assert open(gold).read() == before and not os.path.exists(os.path.join(data, "foundation.jsonl"))
     # Derived sets are recorded by kind: rerunning one is fine, another kind under its name is refused.
-    data_prep.main(["--out", data, "--from-samples", samples, "--name", "weak"])
-    data_prep.main(["--out", data, "--from-samples", samples, "--name", "weak"])
+    data_prep.main(["from-samples", samples, "--out", data, "--name", "weak"])
+    data_prep.main(["from-samples", samples, "--out", data, "--name", "weak"])
     assert json.load(open(os.path.join(data, "manifest.json")))["sets"] == {"weak": "from_samples"}
-    one_line_exit_2(capsys, lambda: data_prep.main(["--out", data, "--agree", samples, samples, "--name", "weak"]),
+    one_line_exit_2(capsys, lambda: data_prep.main(["agree", samples, samples, "--out", data, "--name", "weak"]),
                     "weak.jsonl is a set derived by from-samples")
 
 

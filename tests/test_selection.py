@@ -1,4 +1,4 @@
-"""Selection without gold (w2s/data/selection/samples.py, data_prep.py --agree / --pairs): answers grouped by
+"""Selection without gold (w2s/data/selection/samples.py, data_prep.py agree / pairs): answers grouped by
 equivalence, every stage-II rule, determinism, and gold read only for the report."""
 import json
 import os
@@ -94,7 +94,7 @@ def write(path, rows) -> str:
 def test_pairs_command_writes_trl_rows_and_reports_quality_from_gold(tmp_path):
     strong = write(tmp_path / "strong.jsonl", STRONG)
     weak = write(tmp_path / "weak.jsonl", list(weak_rows().values()))
-    data_prep.main(["--pairs", strong, "--weak", weak, "--name", "pairs", "--out", str(tmp_path / "out"),
+    data_prep.main(["pairs", strong, "--weak", weak, "--name", "pairs", "--out", str(tmp_path / "out"),
                     "--max-pairs", "3", "--seed", "1"])
     rows = load_pair_rows(str(tmp_path / "out" / "pairs.jsonl"))  # TRL's format, as train.py reads it
     assert len(rows) == 6
@@ -106,7 +106,7 @@ def test_pairs_command_writes_trl_rows_and_reports_quality_from_gold(tmp_path):
 def test_agree_command_writes_the_hybrid_set_with_label_quality(tmp_path):
     a = write(tmp_path / "weak_sft.jsonl", [task("t1", [sol("2")], "2"), task("t2", [sol("5")], "3"), task("t3", [sol("1")], "1")])
     b = write(tmp_path / "weak_icl.jsonl", [task("t1", [sol("2.0")], "2"), task("t2", [sol("5", 1)], "3"), task("t3", [sol("7")], "1")])
-    data_prep.main(["--agree", a, b, "--name", "hybrid", "--out", str(tmp_path / "out")])
+    data_prep.main(["agree", a, b, "--name", "hybrid", "--out", str(tmp_path / "out")])
     rows = load_sft_examples(str(tmp_path / "out" / "hybrid.jsonl"))
     assert [r["id"] for r in rows] == ["t1/weak_sft", "t1/weak_icl", "t2/weak_sft", "t2/weak_icl"]
     assert [r["meta"]["correct"] for r in rows] == [True, True, False, False]
@@ -119,6 +119,6 @@ def test_tasks_that_differ_are_refused_with_file_and_field(tmp_path, capsys):
     a = write(tmp_path / "a.jsonl", [task("t1", [sol("2")]), task("t2", [sol("5")])])
     b = write(tmp_path / "b.jsonl", [task("t1", [sol("2")])])
     with pytest.raises(SystemExit):
-        data_prep.main(["--agree", a, b, "--name", "x", "--out", str(tmp_path / "out")])
+        data_prep.main(["agree", a, b, "--name", "x", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert f"{b}: field 'id': no row for task 't2'" in err and len(err.strip().splitlines()) == 1

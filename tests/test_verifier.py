@@ -151,7 +151,7 @@ PRM800K_ROW = {
 def test_prm800k_fixture(tmp_path):
     path = write_jsonl(str(tmp_path / "prm800k.jsonl"), [PRM800K_ROW])
     out = tmp_path / "data"
-    data_prep.main(["--source", "prm800k", "--input", path, "--out", str(out)])
+    data_prep.main(["prm800k", path, "--out", str(out)])
     [row] = read_lines(str(out / "prm800k.jsonl"))
     assert row["steps"] == ["First, 1 + 2 = 3.", "Then 3 + 3 = 6.", "So the answer is 7."]
     assert row["labels"] == [True, True, False]  # 1 and 0 are good, -1 bad
@@ -171,7 +171,7 @@ SHEPHERD_ROW = {
 def test_math_shepherd_fixture(tmp_path):
     path = write_jsonl(str(tmp_path / "shepherd.jsonl"), [SHEPHERD_ROW])
     out = tmp_path / "data"
-    data_prep.main(["--source", "math-shepherd", "--input", path, "--out", str(out), "--name", "ms"])
+    data_prep.main(["math-shepherd", path, "--out", str(out), "--name", "ms"])
     [row] = read_lines(str(out / "ms.jsonl"))
     assert row["steps"] == ["Step 1: 3 + 2 = 5", "Step 2: The answer is 6"] and row["labels"] == [True, False]
     assert row["prompt"][0]["content"].startswith("Tom has 3 apples and buys 2 more. How many?\n")
@@ -234,7 +234,7 @@ def test_the_chain_sample_steps_train_evaluate(tmp_path):
     samples = str(tmp_path / "samples.jsonl")
     sample.sample(["--model", checkpoint, "--tasks", tasks, "--out", samples, "--n", "2", "--temperature", "1.0",
                    "--max-new-tokens", "12", "--quiet"])
-    data_prep.main(["--verifier-from-samples", samples, "--outcome", "--name", "orm", "--out", str(tmp_path / "data")])
+    data_prep.main(["verifier", samples, "--outcome", "--name", "orm", "--out", str(tmp_path / "data")])
     rows = read_lines(str(tmp_path / "data" / "orm.jsonl"))
     assert len(rows) == 2 * len(TASKS)
     assert all(len(r["steps"]) == len(r["labels"]) and all(isinstance(v, bool) for v in r["labels"]) for r in rows)

@@ -262,7 +262,7 @@ def download_hf(cache_dir: str | None = None) -> str:
         return snapshot_download(HF_REPO, repo_type="dataset", cache_dir=cache_dir)
     except Exception as e:  # network, auth, missing repo: all end the same way for the user
         raise UserError(f"could not download {HF_REPO}: {type(e).__name__}: {e}; "
-                        f"download it where the hub is reachable and convert it with --hf-dir LOCAL_DIR") from None
+                        f"download it where the hub is reachable and convert it with `data_prep.py hf --dir LOCAL_DIR`") from None
 
 
 def build_hf(out: str, hf_dir: str | None, subset: str | None, seed: int | None, kinds: list[str] | None,

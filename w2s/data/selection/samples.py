@@ -11,7 +11,7 @@ A sample with no extractable answer votes for nothing (it still counts in a conf
 a model that often fails to answer is not confident). Selection never reads a task's gold answer:
 `agreement_set` and `confidence_pairs` look at samples only; when the tasks carry answers, the
 diagnosis functions measure what was selected (the right-label share), for the report and the rows'
-meta (where data_prep's --stats finds it), never for the choice.
+meta (where `data_prep.py stats` finds it), never for the choice.
 """
 import random
 from collections import Counter
@@ -290,7 +290,7 @@ def diagnose_pairs(rows: list[dict], tasks: dict[str, dict]) -> dict | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# From files to a selection and its report (data_prep.py --agree / --pairs)
+# From files to a selection and its report (`data_prep.py agree` / `pairs`)
 
 
 def agreement_from_files(path_a: str, path_b: str) -> tuple[list[dict], dict]:

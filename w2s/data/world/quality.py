@@ -2,7 +2,7 @@
 
 Reading order: a solution's step errors (the exact checker, for built-in world problems); `measure`,
 a set's outcome and step-wise error rates; `token_lengths`, fast token counts under the chat
-template; `set_report`, everything data_prep.py --stats says about a file; the grader checked
+template; `set_report`, everything `data_prep.py stats` says about a file; the grader checked
 against the world's exact check on every solution written.
 
 Outcome error rate: the share of examples whose solution is wrong (meta.correct, or the grader
@@ -107,7 +107,7 @@ def find_tokenizer(path: str, tokenizer_path: str | None = None):
 
 
 # ---------------------------------------------------------------------------------------------
-# A whole file's report (data_prep.py --stats)
+# A whole file's report (`data_prep.py stats`)
 
 
 def histogram(values: list[int], bins: int = 10) -> list[tuple[int, int, int]]:

@@ -1,4 +1,4 @@
-"""data_prep.py --source gair on the real release: the copy of GAIR-NLP/weak-to-strong-reasoning's data/ tree in
+"""`data_prep.py gair` on the real release: the copy of GAIR-NLP/weak-to-strong-reasoning's data/ tree in
 ../shared/gair-release (test sets and raw GSM8K train_1 whole, other files cut to 40 rows). Every converted row is
 compared with the raw row read here with plain json, not with the converter's own reader."""
 import json

@@ -4,7 +4,8 @@ log-probs computed once before training (cached), and the loss with TRL's per-st
 Reading order: pair rows read and checked (TRL's conversational preference format); the tokenized
 pair; tokenization and the on-disk cache (`load_dpo_data`); log-probs of responses; `reference_pass`,
 the one pass with the starting weights that stores each pair's reference log-probs; `dpo_loss`; `DPO`,
-the objective (w2s/objectives.py's contract) that train.py --objective dpo trains with.
+the objective (w2s/objectives.py's contract) that train.py --objective dpo trains with. Which pairs a set holds
+is chosen elsewhere: w2s/data/selection/samples.py (`confidence_pairs`, weak-to-strong stage II).
 
 Why a pre-pass: DPO compares the policy with a frozen reference, here the model training starts
 from (--init). Computing the reference's log-probs once, before the first step, means training

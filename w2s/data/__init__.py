@@ -1,7 +1,7 @@
 """Data: everything a training or evaluation row comes from, in four parts.
 
     jsonl.py, provenance.py   JSON Lines, resumable outputs, settings files and what an output came from
-    rows.py, tasks.py         the rows every part shares: the prompt, SFT rows, verifier step rows; task
+    rows.py, tasks.py         what every reader shares: the prompt, field checks, SFT rows, step rows; task
                               rows and few-shot examples
     world/                    the built-in world, the sets built from a pool at a chosen quality, their
                               measured quality

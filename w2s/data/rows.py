@@ -1,8 +1,9 @@
-"""Rows every part of the data package shares: the prompt, and SFT rows read and checked.
+"""Rows every part of the data package shares: the prompt, field checks, SFT rows, verifier step rows.
 
 Reading order: the prompt every part of the project asks with (training data, sampling, evaluation);
-SFT rows ({"id", "messages", "meta"}) read and checked. Neighbours: w2s/data/world/sets.py mixes SFT
-rows from a pool, w2s/sft.py turns them into token ids and a loss.
+a field checked in one line naming file, line and field (every source and sample reader uses these);
+SFT rows ({"id", "messages", "meta"}) read and checked; verifier step rows made. Neighbours:
+w2s/data/world/sets.py mixes SFT rows from a pool, w2s/sft.py turns them into token ids and a loss.
 """
 from collections import Counter
 
@@ -25,6 +26,33 @@ def problem_from_user_message(content: str) -> str:
     """Inverse of `user_message`: the problem text without the instruction line."""
     suffix = "\n" + INSTRUCTION
     return content[: -len(suffix)].strip() if content.endswith(suffix) else content.strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Field checks: one line naming file, line and field
+
+
+def string_field(obj: dict, name: str, where: str, allow_empty: bool = False) -> str:
+    """A string field of a released row (`a.b` reaches into a nested object; a number reads as its text);
+    fails naming file, line and field."""
+    value = obj
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise UserError(f"{where}: missing field '{name}'")
+        value = value[part]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or (not allow_empty and not value.strip()):
+        raise UserError(f"{where}: field '{name}' must be a non-empty string, got {value!r}"[:300])
+    return value
+
+
+def typed_field(obj: object, name: str, kind: type, where: str, label: str | None = None):
+    """Field `name` of a row, which must be of type `kind` (a bool is no int); `label` names it in the error."""
+    value = obj.get(name) if isinstance(obj, dict) else None
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise UserError(f"{where}: field {label or name!r} must be a {kind.__name__}, got {value!r}"[:300])
+    return value
 
 
 # ---------------------------------------------------------------------------------------------

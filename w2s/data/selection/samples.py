@@ -16,10 +16,8 @@ meta (where `data_prep.py stats` finds it), never for the choice.
 import random
 from collections import Counter
 
-from w2s.data.rows import user_message
-
 from w2s.data.jsonl import file_stem, read_jsonl_numbered, read_rows_with_unique_ids
-from w2s.data.sources.paper import string_field
+from w2s.data.rows import string_field, user_message
 from w2s.data.world.quality import solution_step_errors
 from w2s.data.world.sets import PoolItem, Solution, sft_row
 from w2s.dpo import pair_row

@@ -4,8 +4,8 @@ rows ({"id", "prompt": [user message], "steps": [str, ...], "labels": [bool, ...
 import os
 from collections import Counter
 
-from w2s.data.rows import add_step_row
-from w2s.data.sources.reader import read_rows, typed_field
+from w2s.data.rows import add_step_row, typed_field
+from w2s.data.sources.reader import read_rows
 from w2s.errors import UserError
 
 SHEPHERD_TAG = "ки"

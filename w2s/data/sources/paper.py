@@ -9,7 +9,8 @@ import re
 from collections import Counter
 
 from w2s.data.jsonl import file_stem
-from w2s.data.sources.reader import read_rows, string_field
+from w2s.data.rows import string_field
+from w2s.data.sources.reader import read_rows
 from w2s.data.world.sets import PoolItem, Solution, sft_row
 from w2s.errors import UserError
 from w2s.grader import extract_answer, grade

@@ -2,7 +2,7 @@
 
 Reading order: a Git LFS pointer named as such; rows read with their line numbers from a JSON list (as
 the paper's release and LLaMA-Factory store them) or from JSON Lines (GAIR's raw sets, PRM800K,
-Math-Shepherd); a field checked. A bad row fails in one line naming file and line, or, where the
+Math-Shepherd). Fields are checked with w2s/data/rows.py's `string_field` / `typed_field`. A bad row fails in one line naming file and line, or, where the
 caller passes `skip` (GAIR's converter: bad rows are skipped and counted), is handed to it instead.
 """
 import json
@@ -87,26 +87,3 @@ def read_rows(path: str, skip: Skip | None = None) -> Iterator[tuple[int, dict]]
             raise UserError(f"{path}:{e.lineno}: bad JSON: {e.msg}") from None
         if _object(row, f"{path}:{line_no}", skip):
             yield line_no, row
-
-
-def string_field(obj: dict, name: str, where: str, allow_empty: bool = False) -> str:
-    """A string field of a released row (`a.b` reaches into a nested object; a number reads as its text);
-    fails naming file, line and field."""
-    value = obj
-    for part in name.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise UserError(f"{where}: missing field '{name}'")
-        value = value[part]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or (not allow_empty and not value.strip()):
-        raise UserError(f"{where}: field '{name}' must be a non-empty string, got {value!r}"[:300])
-    return value
-
-
-def typed_field(obj: object, name: str, kind: type, where: str, label: str | None = None):
-    """Field `name` of a row, which must be of type `kind` (a bool is no int); `label` names it in the error."""
-    value = obj.get(name) if isinstance(obj, dict) else None
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise UserError(f"{where}: field {label or name!r} must be a {kind.__name__}, got {value!r}"[:300])
-    return value

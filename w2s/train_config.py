@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from w2s.data.jsonl import read_json_object
 from w2s.data.provenance import check_output_dir, file_fingerprint, normalize_path, start_fresh_hint, weights_fingerprint
 from w2s.data.world.sets import builtin_set_args
 from w2s.dpo import DEFAULT_BETA
@@ -192,13 +193,7 @@ def check_same_run(config: Config) -> None:
     path = os.path.join(config.out, "args.json")
     if not os.path.exists(path):
         return
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not a settings file ({e}); use another --out") from None
-    if not isinstance(saved, dict):
-        raise UserError(f"{path}: not a settings file (not a JSON object); {start_fresh_hint()}")
+    saved = read_json_object(path, "a settings file", start_fresh_hint())
     saved.setdefault("objective", "sft")  # written before there was a choice
     saved.setdefault("beta", None)
     saved = {k: normalize_path(v) if k in ("data", "tokenizer", "init", "out") or (k == "model" and not saved.get("from_scratch"))

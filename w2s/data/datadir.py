@@ -13,7 +13,7 @@ import json
 import os
 from typing import Callable
 
-from w2s.data.jsonl import write_jsonl
+from w2s.data.jsonl import read_json_object, write_jsonl
 from w2s.data.sources.gair import GairReport, convert_gair
 from w2s.data.sources.paper import HF_REPO, read_release
 from w2s.data.world import miniworld
@@ -43,14 +43,7 @@ def _read_manifest_file(out: str) -> dict:
     path = os.path.join(out, "manifest.json")
     if not os.path.exists(path):
         return {}
-    try:
-        with open(path) as f:
-            manifest = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not a manifest ({e}); use another --out") from None
-    if not isinstance(manifest, dict):
-        raise UserError(f"{path}: not a manifest (not a JSON object); use another --out")
-    return manifest
+    return read_json_object(path, "a manifest", "use another --out")
 
 
 def _write_manifest_file(out: str, manifest: dict) -> None:

@@ -140,6 +140,19 @@ def settings_path(out: str) -> str:
     return out + ".settings.json"
 
 
+def read_json_object(path: str, what: str, advice: str) -> dict:
+    """A JSON object from a file a command keeps beside its output (settings, a manifest); anything else
+    is one line naming the file, `what` it should be and the `advice` for starting over."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not {what} ({e}); {advice}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: not {what} (not a JSON object); {advice}")
+    return value
+
+
 def check_settings(out: str, settings: dict, begun: bool, older: str | None = None) -> None:
     """An output already begun must be resumed with the settings recorded beside it when it began
     (OUT.settings.json), or one file would mix rows from two models or two distributions.
@@ -155,15 +168,8 @@ def check_settings(out: str, settings: dict, begun: bool, older: str | None = No
             return
         raise UserError(f"{out}: no {os.path.basename(path)} beside it, so the settings its rows were made with "
                         "are unknown; use another --out, or pass --overwrite to discard it and start fresh")
-    try:
-        with open(path, encoding="utf-8") as f:
-            recorded = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not a settings file ({e}); use another --out, or pass --overwrite "
-                        "to discard the output and start fresh") from None
-    if not isinstance(recorded, dict):
-        raise UserError(f"{path}: not a settings file (not a JSON object); use another --out, or pass --overwrite "
-                        "to discard the output and start fresh")
+    recorded = read_json_object(path, "a settings file",
+                                "use another --out, or pass --overwrite to discard the output and start fresh")
     # Both key sets: a setting recorded then but gone now differs too. A key missing on one side
     # reads as None, so a setting added to a command later (None when unused) keeps older outputs resumable.
     keys = list(settings) + [key for key in recorded if key not in settings]

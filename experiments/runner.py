@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -208,6 +209,85 @@ def verdict(diff: tuple[float, float] | None, expected_sign: int = 1) -> str:
     if d * expected_sign < -2 * se:
         return f"{text}: disagrees with the paper"
     return f"{text}: within two standard errors (no clear difference)"
+
+
+# Intervals. A comparison's uncertainty has two parts: how much it moves from seed to seed (training
+# randomness, every model it rests on seeded), and how much it would move on another draw of test
+# problems (the test set is fixed for every seed, so the seed spread cannot see it). The interval is
+# mean ± t(n-1) x sqrt(seed variance / n + test variance): Student's t at n-1 degrees of freedom for
+# the seeds (n = 5 makes it 2.78 standard errors, not 2), and the test term from the per-problem
+# outcomes (a paired difference on the same problems: the variance over problems of the per-problem
+# difference, averaged over seeds, / problems).
+
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045,
+         2.042]
+
+
+def t_quantile(df: int) -> float:
+    """The two-sided 95% quantile of Student's t with `df` degrees of freedom (1.96 from 31 on; df 0:
+    no seed spread to scale, the normal quantile for the test term alone)."""
+    return _T975[df - 1] if 1 <= df <= len(_T975) else 1.96
+
+
+@dataclass
+class Interval:
+    """A mean (over seeds) with its 95% interval: mean ± half."""
+    mean: float
+    half: float
+    n: int  # seeds
+    seed_se: float  # the seeds' standard error (nan with one seed)
+    test_se: float  # the test set's sampling error of the mean
+
+    @property
+    def lo(self) -> float:
+        return self.mean - self.half
+
+    @property
+    def hi(self) -> float:
+        return self.mean + self.half
+
+    def text(self, scale: float = 100.0, unit: str = " points") -> str:
+        return f"{self.mean * scale:+.1f}{unit} (95% CI {self.lo * scale:+.1f} to {self.hi * scale:+.1f}, {self.n} seeds)"
+
+
+def interval(values: list[float], test_variance: float = 0.0) -> Interval:
+    """mean ± t(n-1) x sqrt(s^2/n + test_variance) over per-seed values."""
+    n = len(values)
+    mean = sum(values) / n
+    seed_var = sum((v - mean) ** 2 for v in values) / (n - 1) / n if n > 1 else 0.0
+    half = t_quantile(n - 1) * math.sqrt(seed_var + test_variance)
+    return Interval(mean, half, n, math.sqrt(seed_var) if n > 1 else float("nan"), math.sqrt(test_variance))
+
+
+def per_problem_test_variance(a: list[list[float]], b: list[list[float]] | None = None) -> float:
+    """The test set's sampling variance of mean(a) (or of mean(a) - mean(b), paired by problem): a and b
+    hold one list per seed of per-problem outcomes (1/0 right, or the share of steps right), in the
+    same problem order. The per-problem value is averaged over seeds, and its variance over problems
+    divided by the number of problems."""
+    problems = len(a[0])
+    if problems < 2:
+        return 0.0
+    per = [sum(run[i] for run in a) / len(a) for i in range(problems)]
+    if b is not None:
+        per = [p - sum(run[i] for run in b) / len(b) for i, p in enumerate(per)]
+    mean = sum(per) / problems
+    return sum((p - mean) ** 2 for p in per) / (problems - 1) / problems
+
+
+def binomial_test_variance(p: float, problems: int) -> float:
+    """The binomial term for one accuracy on `problems` problems (when per-problem outcomes are not kept)."""
+    return p * (1 - p) / problems if problems else 0.0
+
+
+def decide(iv: Interval | None, expected_sign: int = 1) -> str:
+    """The verdict word for one comparison against the paper's direction: 'reproduced' (the 95% interval
+    excludes zero on the paper's side), 'contradicted' (on the other side), else 'no clear difference'."""
+    if iv is None:
+        return "not measured"
+    if iv.lo * expected_sign > 0 or iv.hi * expected_sign < 0:
+        return "reproduced" if iv.mean * expected_sign > 0 else "contradicted"
+    return "no clear difference"
 
 
 def spearman(xs: list[float], ys: list[float]) -> float:

@@ -44,9 +44,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared run
 
 import easy_to_hard  # noqa: E402
 from runner import (Jobs, Progress, Workers, accuracy_bars, difference, pct, pyplot, spearman,  # noqa: E402
-                    step_accuracy, summarize, verdict)
+                    summarize, verdict)
 from w2s.data.datadir import read_manifest  # noqa: E402
 from w2s.data.jsonl import read_jsonl  # noqa: E402
+from w2s.data.world import miniworld  # noqa: E402
 import weak_to_strong  # noqa: E402  (Q5: its jobs join this study's pool, its section this report)
 
 # ---------------------------------------------------------------------------------------------
@@ -189,10 +190,11 @@ class Study:
             raise RuntimeError(f"data_prep.py did not write {missing} into {self.data_dir}")
 
     def train(self, data: str, out: str, seed: int, init: str | None, max_steps: int | None = None, *,
-              epochs: int | None = None, lr: float | None = None, extra: tuple[str, ...] = ()) -> str:
-        """train.py with the study's settings (stage 1 without `init`, stage 2 with it; `epochs`, `lr` and
-        `extra` flags override them for Q5 and Q6); a finished run is kept, a killed one resumed. Returns
-        out/final."""
+              epochs: int | None = None, lr: float | None = None, extra: tuple[str, ...] = (),
+              model: str = "tiny", batch_size: int | None = None) -> str:
+        """train.py with the study's settings (stage 1 without `init`, stage 2 with it; `epochs`, `lr`,
+        `model` (a preset), `batch_size` and `extra` flags override them for Q5 and Q6); a finished run is
+        kept, a killed one resumed. Returns out/final."""
         final = os.path.join(out, "final")
         if os.path.exists(os.path.join(final, "config.json")):
             return final
@@ -200,8 +202,9 @@ class Study:
         epochs = epochs or (s.stage1_epochs if init is None else s.stage2_epochs)
         lr = lr or (s.lr if init else s.stage1_lr)
         steps = min(x for x in (max_steps, s.max_steps) if x) if (max_steps or s.max_steps) else None
-        argv = ["--model", "tiny", "--data", data, "--out", out, "--seed", str(seed), "--epochs", str(epochs),
-                "--batch-size", str(s.batch_size if init else s.stage1_batch_size), "--lr", str(lr), "--save-every", "200",
+        batch_size = batch_size or (s.batch_size if init else s.stage1_batch_size)
+        argv = ["--model", model, "--data", data, "--out", out, "--seed", str(seed), "--epochs", str(epochs),
+                "--batch-size", str(batch_size), "--lr", str(lr), "--save-every", "200",
                 "--keep-checkpoints", "1", "--resume"]
         argv += ["--init", init] if init else []
         argv += ["--max-steps", str(steps)] if steps else []
@@ -237,11 +240,7 @@ class Study:
             row = {"condition": condition, "seed": seed, "run_dir": os.path.relpath(run_dir, self.out),
                    "steps": len(metrics), "final_loss": metrics[-1]["loss"] if metrics else None,
                    "seconds": round(seconds, 1),
-                   "benches": {b: {"correct": round(summary[b]["accuracy"] * summary[b]["problems"]),
-                                   "problems": summary[b]["problems"], "accuracy": summary[b]["accuracy"],
-                                   "step_accuracy": step_accuracy(os.path.join(run_dir, "eval", f"{b}.jsonl")),
-                                   "by_steps": {k: v["accuracy"] for k, v in summary[b]["by"].get("steps", {}).items()}}
-                               for b in BENCHES}}
+                   "benches": {b: bench_row(summary[b], os.path.join(run_dir, "eval", f"{b}.jsonl")) for b in BENCHES}}
             with open(self.results_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
 
@@ -336,6 +335,28 @@ class Study:
         for name, error in failures.items():
             progress.log(f"FAILED {name}: {error}")
         return failures
+
+
+def bench_row(summary: dict, eval_rows_path: str) -> dict:
+    """One test set's results for results.jsonl: accuracy, steps right, and the per-problem outcomes in
+    the test file's order (1/0 final answer right, share of steps right, steps right by position), which
+    the intervals' test-set term and the step-position table are computed from."""
+    rows = read_jsonl(eval_rows_path)
+    outcomes = [int(bool(r["verdict"])) for r in rows]
+    step_outcomes, by_position = [], {}
+    for r in rows:
+        errors = miniworld.step_errors(r["responses"][0], r["problem"])
+        task_steps = len(miniworld.parse_problem(r["problem"]).steps)
+        step_outcomes.append(1 - sum(errors) / len(errors))
+        for position, wrong in enumerate(errors[:task_steps], start=1):
+            right_total = by_position.setdefault(str(position), [0, 0])
+            right_total[0] += not wrong
+            right_total[1] += 1
+    return {"correct": sum(outcomes), "problems": len(rows), "accuracy": summary["accuracy"],
+            "step_accuracy": sum(step_outcomes) / len(step_outcomes) if step_outcomes else float("nan"),
+            "by_steps": {k: v["accuracy"] for k, v in summary["by"].get("steps", {}).items()},
+            "step_right_by_position": {k: right / total for k, (right, total) in by_position.items()},
+            "outcomes": outcomes, "step_outcomes": [round(x, 4) for x in step_outcomes]}
 
 
 # ---------------------------------------------------------------------------------------------

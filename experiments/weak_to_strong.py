@@ -2,81 +2,102 @@
 (Yang, Ma, Liu 2024, "Weak-to-Strong Reasoning": agreement-selected SFT, then DPO on confidence pairs.)
 
 Not a script of its own: experiments/mini_study.py calls `add_jobs(study, jobs, progress)` to put
-Q5's jobs into its pool (they reuse the study's models) and `report_lines(study)` for its section of
-RESULTS.md. Everything the section says is computed from results.jsonl and the files the jobs write.
+Q5's jobs into its pool and `report_lines(study, figure_dir)` for its section of RESULTS.md. Everything
+the section says is computed from results.jsonl and the files the jobs write.
 
-The cast, all in the study's built-in world:
-- Weak teacher: the study's weak teacher (stage 1 of seed 0 + teacher_steps steps on correct hard
-  tasks: a small model fine-tuned on a little gold, below the learning threshold). Its greedy answers
-  on the unlabelled pool are the weak-SFT labels.
-- Strong student: each seed's stage-1 model. Given the study's budget of gold hard tasks (16000
-  examples) it reaches the study's `hard_full` accuracy, far above the teacher: latent ability that weak
-  labels can unlock or spoil, the paper's premise. It costs no extra stage 1.
-- Weak-ICL, a stand-in. In the paper the strong model, prompted with a few solved examples, is the
-  second source. A 0.5M model does not learn in context (measured: with 2 of the teacher's solved
-  examples in the prompt, its answers agreed with the teacher's on 0-8 of 600 tasks), so a second weak
-  model stands in: stage 1 of seed 1 plus teacher_steps steps on the same kind of little gold as the
-  teacher (the study's correct hard tasks, its own draw). As weak as the teacher, with mistakes of its
-  own; one for all seeds, as the teacher is (sampling the pool once per seed would not fit the hour).
-- Unlabelled pool: `pool` hard tasks of the same world drawn after the study's (data_prep.py draws
-  hard tasks as one stream, so a larger --num-hard extends it): neither source trained on them, and
-  none shares a task with the test. Their gold answers are read only to measure label quality.
+The cast, all in the study's built-in world, every model seeded (seed s = 0..seeds-1):
+- Weak teacher (`q5_teacher`, seed s): weak by capacity, the `micro` preset (dim 64, 1 layer, a quarter
+  of the student's width), trained from scratch on the study's foundation set (seed s), then
+  teacher_steps steps on gold hard tasks: the first half of the study's 8000 (`gold_a`). Calibration
+  (seed 0, lr 3e-3, batch 32, on one busy core): micro stage 1 3.3%, +500 gold steps 10.7%, +1500
+  steps 47.7%: still rising, so at these budgets micro is limited by its budget, not yet by its size.
+  The study re-checks it: `q5_teacher_long` (seed 0 only) is the same teacher at 2 x teacher_steps.
+- Weak-ICL stand-in (`q5_icl`, seed s): a 0.5M model does not learn in context (measured: 0-8 of 600
+  agreements with 2 solved examples in the prompt), so a second micro model stands in, made to err
+  independently: another seed's micro stage 1 (seed s+1), its own training seed (1000+s), and the other
+  half of the gold (`gold_b`, disjoint from the teacher's).
+- Strong student: each seed's tiny stage-1 model (dim 128, 2 layers), the study's `stage1/seed s`. Its
+  ceiling is the study's `hard_full/seed s` (the same student on all 8000 gold tasks, same budget).
+- Unlabelled pool: `pool` hard tasks drawn after the study's (data_prep.py draws hard tasks as one
+  stream, so a larger --num-hard extends it), then `val` more as a validation bench (`q5/val.jsonl`):
+  no model trains on them, none is a test problem. Gold answers are read only to measure label quality,
+  for the gold-chosen control and for the validation choice of DPO's settings.
 
-Every student gets the same budget as the study's stage 2 (stage2_epochs x num_hard examples, at its
-batch size), whatever its set's size, so that label quality, not the number of examples seen, is what
-differs (stage 2 has a sharp threshold in examples seen):
-  q5_naive    SFT on every weak label of the pool
-  q5_stage1   stage I: `data_prep.py agree` keeps the tasks where the teacher's and the stand-in's
-              answers agree (one hybrid set), and the student learns both responses
-  q5_dpo      stage II: the stage-I model samples strong_samples solutions per task at temperature 1
-              on the first pair_tasks tasks of the pool; `data_prep.py pairs` (confidence 0.6 / 0.8,
-              1 pair a task); train.py --objective dpo from the stage-I model (also the reference)
-  ceiling     the study's `hard_full` run: the same student on gold hard tasks, same budget
-The teacher is the study's `weak_teacher` run. All are evaluated on the study's full test sets.
-PGR = (student - teacher) / (ceiling - teacher) (Burns et al. 2023), per seed.
+Every SFT student gets the study's stage-2 budget (budget_steps) whatever its set's size, so that label
+quality, not the number of examples seen, is what differs:
+  q5_naive      SFT on every teacher label of the pool
+  q5_stage1     stage I: `data_prep.py agree` keeps the tasks where the teacher's and the stand-in's
+                answers agree; the student learns both responses (the hybrid set)
+  q5_random     control: as many tasks as stage I kept, drawn at random, both responses (does the
+                agreement select, or is a smaller set enough?)
+  q5_dpo        stage II: the stage-I model samples strong_samples solutions per pool task at temperature
+                1; `data_prep.py pairs` (confidence 0.6 / 0.8, 1 pair a task) on the first pair_tasks
+                tasks; DPO from the stage-I model (also the reference), dpo_epochs over the pairs
+  q5_dpo_pool   control: stage II over the whole pool's pairs
+  q5_dpo_gold   upper bound of stage II: on the same tasks and samples, chosen a gold-right response,
+                rejected a wrong one (`gold_pairs`)
+DPO's learning rate and beta are chosen on the validation bench, on seed 0, from `grid`, and used for
+every seed. PGR = (student - teacher) / (ceiling - teacher) per seed (Burns et al. 2023); every mean and
+difference comes with runner.interval (seeds and the test set's sampling, the teacher's included).
 """
 import json
 import math
 import os
+import random
 import time
 from dataclasses import dataclass
 
-from runner import accuracy_bars, mean_and_spread, pct, pyplot, summarize  # noqa: E402  (experiments/ is on sys.path: mini_study)
+from runner import accuracy_bars, decide, interval, pct, per_problem_test_variance, pyplot, summarize  # noqa: E402  (experiments/ is on sys.path: mini_study)
 from w2s.data.jsonl import read_jsonl, write_jsonl
+from w2s.data.rows import user_message
+from w2s.data.selection.samples import hybrid_row, stated_answers
+from w2s.dpo import pair_row
+from w2s.grader import grade
 
 BENCHES = ("miniworld", "miniworld_long")
-TEACHER = "weak_teacher"  # the study's runs, reused
+TEACHER = "q5_teacher"
+TEACHER_LONG = "q5_teacher_long"  # the plateau check: seed 0 only
+ICL = "q5_icl"
+BASE = "stage1"  # the study's runs, reused
 CEILING = "hard_full"
-BASE = "stage1"
-ICL = "q5_icl"  # the weak-ICL stand-in: a second weak model
-STUDENTS = ("q5_naive", "q5_stage1", "q5_dpo")
-HYBRID = "q5_hybrid"  # stage I's set: the tasks where the two sources agree
-CONDITIONS = (TEACHER, ICL, BASE, *STUDENTS, CEILING)
-LABELS = {TEACHER: "weak teacher (a little gold)", ICL: "weak-ICL stand-in (a second weak model)",
+NAIVE, STAGE1, RANDOM = "q5_naive", "q5_stage1", "q5_random"
+DPO, DPO_POOL, DPO_GOLD = "q5_dpo", "q5_dpo_pool", "q5_dpo_gold"
+STUDENTS = (NAIVE, RANDOM, STAGE1, DPO, DPO_POOL, DPO_GOLD)
+CONDITIONS = (TEACHER, TEACHER_LONG, ICL, BASE, *STUDENTS, CEILING)
+LABELS = {TEACHER: "weak teacher (micro, half the gold)", TEACHER_LONG: "weak teacher at 2x its budget (seed 0)",
+          ICL: "weak-ICL stand-in (micro, other half, other seed)",
           BASE: "strong student before weak supervision (stage 1)",
-          "q5_naive": "(a) naive SFT on all weak labels", "q5_stage1": "(b) stage I: agreement-selected hybrid SFT",
-          "q5_dpo": "(c) stage I + stage II DPO", CEILING: "ceiling: the student on gold"}
-SHORT = {TEACHER: "weak teacher", ICL: "second weak\nmodel (weak-ICL)", BASE: "student\nbefore (stage 1)",
-         "q5_naive": "(a) naive SFT", "q5_stage1": "(b) stage I", "q5_dpo": "(c) stage I + DPO", CEILING: "ceiling (gold)"}
+          NAIVE: "(a) naive SFT on all weak labels", RANDOM: "control: random subset, stage I's size",
+          STAGE1: "(b) stage I: agreement-selected hybrid SFT", DPO: "(c) stage I + stage II DPO",
+          DPO_POOL: "control: stage II over the whole pool", DPO_GOLD: "upper bound: DPO, gold-right chosen",
+          CEILING: "ceiling: the student on gold"}
+SHORT = {TEACHER: "weak teacher", TEACHER_LONG: "teacher 2x", ICL: "stand-in", BASE: "stage 1",
+         NAIVE: "(a) naive", RANDOM: "random", STAGE1: "(b) stage I", DPO: "(c) +DPO", DPO_POOL: "DPO pool",
+         DPO_GOLD: "DPO gold", CEILING: "ceiling"}
+# (a - b, the paper's expected sign): every comparison the section decides.
+COMPARISONS = ((STAGE1, NAIVE, 1), (STAGE1, RANDOM, 1), (DPO, STAGE1, 1), (DPO, DPO_GOLD, -1),
+               (DPO_POOL, DPO, 1), (DPO, TEACHER, 1))
 
 
 @dataclass(frozen=True)
 class Sizes:
     pool: int  # unlabelled hard tasks that both sources label
-    pair_tasks: int  # stage II: tasks of the pool the stage-I model samples
-    strong_samples: int  # stage II: samples per task
-    dpo_lr: float
-    dpo_beta: float
+    val: int  # validation tasks (DPO's settings), drawn after the pool
+    pair_tasks: int  # stage II: the first pair_tasks of the pool (the whole pool for q5_dpo_pool)
+    strong_samples: int  # stage II: the stage-I model's samples per pool task
+    teacher_steps: int  # each weak source: gold steps after its micro stage 1
+    grid: tuple  # DPO's (lr, beta) settings tried on seed 0
     dpo_epochs: int
+    micro_lr: float = 3e-3  # micro's stage 1 and gold steps (the calibration's)
     label_temperature: float = 0.0  # both sources' labels: greedy (smoke: 1, as untrained models answer
     # nothing greedily; at toy size no task may agree, and stages I and II are then skipped)
 
 
-# Sampling is the cost that grows with the pool: pool labels from each source, pair_tasks x
-# strong_samples per seed from the stage-I model. 12000 keeps the study in its hour with room: a pool
-# of 16000 (2147 agreed tasks, stage I 38.4% against 36.7% now) took about a minute more of it.
-FULL = Sizes(pool=12000, pair_tasks=500, strong_samples=10, dpo_lr=3e-4, dpo_beta=0.1, dpo_epochs=2)
-SMOKE = Sizes(pool=24, pair_tasks=8, strong_samples=4, dpo_lr=3e-4, dpo_beta=0.1, dpo_epochs=1, label_temperature=1.0)
+# Sampling and the micro runs grow with these; see cost_minutes for the estimate.
+FULL = Sizes(pool=3000, val=500, pair_tasks=1000, strong_samples=4, teacher_steps=1500,
+             grid=((3e-4, 0.1), (1e-3, 0.1), (3e-4, 0.5), (1e-3, 0.5)), dpo_epochs=2)
+SMOKE = Sizes(pool=24, val=8, pair_tasks=12, strong_samples=4, teacher_steps=2, grid=((3e-4, 0.1), (1e-3, 0.1)),
+              dpo_epochs=1, label_temperature=1.0)
 
 
 def sizes_of(study) -> Sizes:
@@ -84,7 +105,7 @@ def sizes_of(study) -> Sizes:
 
 
 def budget_steps(study) -> int:
-    """The study's stage-2 budget in optimizer steps: every Q5 student trains this long."""
+    """The study's stage-2 budget in optimizer steps: every Q5 SFT student trains this long."""
     s = study.sizes
     return s.max_steps or math.ceil(s.stage2_epochs * s.num_hard / s.batch_size)
 
@@ -94,18 +115,65 @@ def q5_dir(study, *parts: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Inputs: the unlabelled pool
+# Pure selections (tested in tests/test_weak_to_strong.py)
+
+
+def random_hybrid(rows_a: list[dict], rows_b: dict[str, dict], k: int, seed: int, source_a: str, source_b: str) -> list[dict]:
+    """The random-subset control of stage I: k tasks drawn at random (by seed) among those where both
+    sources state an answer (as agreement needs), both responses, each labelled with its own answer."""
+    answered = [(row, rows_b[row["id"]]) for row in rows_a
+                if stated_answers(row)[0] is not None and stated_answers(rows_b[row["id"]])[0] is not None]
+    chosen = random.Random(f"random_hybrid/{seed}").sample(answered, min(k, len(answered)))
+    out = []
+    for a, b in chosen:
+        out += [hybrid_row(a, a["samples"][0], source_a, stated_answers(a)[0]),
+                hybrid_row(a, b["samples"][0], source_b, stated_answers(b)[0])]
+    return out
+
+
+def gold_pairs(strong: list[dict], weak: dict[str, dict], seed: int) -> list[dict]:
+    """Stage II's upper bound: per task, chosen a gold-right response and rejected a wrong one (a sample
+    whose answer is wrong or missing), both drawn by (seed, task id) from the strong samples and the
+    weak response; a task with no right or no wrong response gives no pair. Reads gold: a control."""
+    out = []
+    for row in strong:
+        if "answer" not in row:
+            continue
+        texts = [t for t in [weak[row["id"]]["samples"][0], *row["samples"]] if t.strip()]
+        texts = list(dict.fromkeys(texts))  # a repeated text would make a repeated pair
+        right = [t for t in texts if grade(t, row["answer"])]
+        wrong = [t for t in texts if not grade(t, row["answer"])]
+        if right and wrong:
+            rng = random.Random(f"gold_pairs/{seed}/{row['id']}")
+            out.append(pair_row(f"{row['id']}/g0", user_message(row["problem"]), rng.choice(right), rng.choice(wrong),
+                                task_id=row["id"], rule="gold_chosen"))
+    return out
+
+
+def pgr_outcomes(student: list[int], teacher: list[int], ceiling: list[int]) -> list[float]:
+    """One seed's per-problem terms of PGR, linearized (delta method) around its accuracies S, T, C:
+    d/dS = 1/(C-T), d/dT = (S-C)/(C-T)^2, d/dC = -(S-T)/(C-T)^2. Their test-set variance
+    (runner.per_problem_test_variance) is PGR's, the teacher's test error included."""
+    n = len(student)
+    s, t, c = sum(student) / n, sum(teacher) / n, sum(ceiling) / n
+    gap = c - t
+    return [x / gap + y * (s - c) / gap ** 2 - z * (s - t) / gap ** 2 for x, y, z in zip(student, teacher, ceiling)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs: the pool, the validation bench, the two halves of the gold
 
 
 def prepare_pool(study) -> None:
-    """q5/tasks.jsonl (the pool) and q5/pair_tasks.jsonl (its first pair_tasks), drawn by data_prep.py
-    as the continuation of the study's hard tasks; checked to extend them and to share its tests."""
+    """q5/tasks.jsonl (the pool), q5/val.jsonl (the validation bench) and q5/gold_a|gold_b.jsonl (the
+    study's gold hard tasks in two disjoint halves), drawn by data_prep.py as the continuation of the
+    study's hard tasks; checked to extend them and to share its tests."""
     size, s = sizes_of(study), study.sizes
-    if os.path.exists(q5_dir(study, "pair_tasks.jsonl")):
+    if os.path.exists(q5_dir(study, "gold_b.jsonl")):
         return
     world = q5_dir(study, "world")
-    study.run("data_prep", ["world", "--out", world, "--num-hard", str(s.num_hard + size.pool), "--num-foundation", "0",
-                            "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test),
+    study.run("data_prep", ["world", "--out", world, "--num-hard", str(s.num_hard + size.pool + size.val),
+                            "--num-foundation", "0", "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test),
                             "--hard-steps", s.hard_steps, "--long-steps", s.long_steps, "--sets", "hard_full"],
               q5_dir(study, "data_prep.log"))
     tasks = read_jsonl(os.path.join(world, "tasks", "hard_full.jsonl"))
@@ -115,19 +183,22 @@ def prepare_pool(study) -> None:
     for bench in BENCHES:
         if read_jsonl(os.path.join(world, "test", f"{bench}.jsonl")) != read_jsonl(os.path.join(study.data_dir, "test", f"{bench}.jsonl")):
             raise RuntimeError(f"{world}: its {bench} test differs from the study's")
-    pool = tasks[len(study_tasks):]
-    write_jsonl(q5_dir(study, "tasks.jsonl"), pool)
-    write_jsonl(q5_dir(study, "pair_tasks.jsonl"), pool[:size.pair_tasks])
+    rest = tasks[len(study_tasks):]
+    write_jsonl(q5_dir(study, "tasks.jsonl"), rest[:size.pool])
+    write_jsonl(q5_dir(study, "val.jsonl"), rest[size.pool:])
+    gold = read_jsonl(study.set_path("hard_full"))
+    write_jsonl(q5_dir(study, "gold_a.jsonl"), gold[:len(gold) // 2])
+    write_jsonl(q5_dir(study, "gold_b.jsonl"), gold[len(gold) // 2:])
 
 
 # ---------------------------------------------------------------------------------------------
-# Stages
+# Commands
 
 
-def sample(study, model: str, tasks: str, out: str, n: int, temperature: float) -> str:
-    """The study's sample.py, seed 0; OUT.done marks a finished file for a rerun."""
+def sample(study, model: str, tasks: str, out: str, n: int, temperature: float, seed: int) -> str:
+    """The study's sample.py; OUT.done marks a finished file for a rerun."""
     if not os.path.exists(out + ".done"):
-        study.sample(model, tasks, out, n, temperature, 0, out + ".log")
+        study.sample(model, tasks, out, n, temperature, seed, out + ".log")
         open(out + ".done", "w").close()
     return out
 
@@ -137,6 +208,8 @@ def data_prep(study, command: str, *argv: str) -> None:
 
 
 def count_rows(path: str) -> int:
+    if not os.path.exists(path):
+        return 0
     with open(path) as f:
         return sum(1 for line in f if line.strip())
 
@@ -145,11 +218,13 @@ def set_path(study, name: str) -> str:
     return q5_dir(study, "data", f"{name}.jsonl")
 
 
-def train(study, data: str, out: str, seed: int, init: str, steps: int, *extra: str, lr: float | None = None) -> str:
+def train(study, data: str, out: str, seed: int, init: str, steps: int, *extra: str, lr: float | None = None,
+          model: str = "tiny") -> str:
     """The study's train.py for exactly `steps` optimizer steps at its batch size: as many epochs over
     `data` as that takes (the schedule spans the steps)."""
     epochs = max(1, math.ceil(steps * study.sizes.batch_size / max(count_rows(data), 1)))
-    return study.train(data, out, seed, init, steps, epochs=epochs, lr=lr, extra=extra)
+    return study.train(data, out, seed, init, steps, epochs=epochs, lr=lr, extra=extra, model=model,
+                       batch_size=study.sizes.batch_size)
 
 
 def run_dir(study, condition: str, seed: int | None) -> str:
@@ -162,196 +237,324 @@ def evaluate(study, condition: str, seed: int | None, started: float) -> None:
     study.record(condition, seed, path, study.evaluate(path), time.time() - started)
 
 
-def teacher_job(study, progress, cost: float) -> None:
-    """The pool, and the weak teacher's labels on it (the naive set)."""
-    if os.path.exists(set_path(study, "q5_weak_all")):
+def evaluate_val(study, model_dir: str) -> float:
+    """Accuracy on the validation bench (greedy, the study's token limit), kept in MODEL_DIR/val/."""
+    out = os.path.join(model_dir, "val")
+    summary = os.path.join(out, "summary.json")
+    if not os.path.exists(summary):
+        study.run("evaluate", ["--model", os.path.join(model_dir, "final"), "--bench", q5_dir(study, "val.jsonl"),
+                               "--out", out, "--batch-size", "256", "--max-new-tokens", str(study.sizes.max_new_tokens),
+                               "--quiet"], os.path.join(model_dir, "val.log"))
+    with open(summary) as f:
+        return json.load(f)["val"]["accuracy"]
+
+
+def dpo(study, pairs: str, out: str, seed: int, init: str, lr: float, beta: float) -> bool:
+    """train.py --objective dpo from INIT (also the reference), dpo_epochs over the pairs; False when
+    there is no pair."""
+    rows = count_rows(pairs)
+    if not rows:
+        return False
+    steps = max(1, math.ceil(sizes_of(study).dpo_epochs * rows / study.sizes.batch_size))
+    train(study, pairs, out, seed, init, steps, "--objective", "dpo", "--beta", str(beta), lr=lr)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs
+
+
+def micro_stage1(study, seed: int) -> str:
+    """A micro model from scratch on the study's foundation set (stage 1's epochs and batch)."""
+    return study.train(study.set_path("foundation"), q5_dir(study, "runs", "micro_stage1", f"seed{seed}"), seed, None,
+                       lr=sizes_of(study).micro_lr, model="micro")
+
+
+def weak_job(study, seed: int, progress, cost: float) -> None:
+    """Seed s's two weak sources: trained, evaluated, their labels on the pool; the naive set, stage
+    I's hybrid set and its random-size control."""
+    size, n = sizes_of(study), study.sizes.seeds
+    if os.path.exists(set_path(study, f"{RANDOM}_seed{seed}") + ".done"):
         progress.add(cost, skipped=True)
         return
-    progress.log("start  Q5 pool and the teacher's labels")
+    started = time.time()
+    progress.log(f"start  Q5 weak sources, seed {seed}")
     prepare_pool(study)
-    weak = sample(study, os.path.join(study.run_dir(TEACHER, None), "final"), q5_dir(study, "tasks.jsonl"),
-                  q5_dir(study, "weak.jsonl"), 1, sizes_of(study).label_temperature)
-    data_prep(study, "from-samples", weak, "--name", "q5_weak_all")
+    tasks = q5_dir(study, "tasks.jsonl")
+    labels = {}
+    for condition, gold, init_seed, train_seed in ((TEACHER, "gold_a", seed, seed), (ICL, "gold_b", (seed + 1) % n, 1000 + seed)):
+        t0 = time.time()
+        model = train(study, q5_dir(study, f"{gold}.jsonl"), run_dir(study, condition, seed), train_seed,
+                      micro_stage1(study, init_seed), size.teacher_steps, lr=size.micro_lr, model="micro")
+        evaluate(study, condition, seed, t0)
+        labels[condition] = sample(study, model, tasks, q5_dir(study, "labels", f"{condition}_seed{seed}.jsonl"), 1,
+                                   size.label_temperature, seed)
+    if seed == 0:  # the plateau check: the same teacher at twice its budget
+        t0 = time.time()
+        train(study, q5_dir(study, "gold_a.jsonl"), run_dir(study, TEACHER_LONG, 0), 0, micro_stage1(study, 0),
+              2 * size.teacher_steps, lr=size.micro_lr, model="micro")
+        evaluate(study, TEACHER_LONG, 0, t0)
+    data_prep(study, "from-samples", labels[TEACHER], "--name", f"{NAIVE}_seed{seed}")
+    data_prep(study, "agree", labels[TEACHER], labels[ICL], "--name", f"{STAGE1}_seed{seed}")
+    with open(q5_dir(study, "data", f"{STAGE1}_seed{seed}.report.json")) as f:
+        agreed = json.load(f).get("agree", 0)
+    teacher_rows = read_jsonl(labels[TEACHER])
+    rows = random_hybrid(teacher_rows, {r["id"]: r for r in read_jsonl(labels[ICL])}, agreed, seed, "teacher", "icl")
+    write_jsonl(set_path(study, f"{RANDOM}_seed{seed}"), rows)
+    gold = {r["id"]: r["answer"] for r in teacher_rows}
+    right = [grade(r["messages"][-1]["content"], gold[r["meta"]["task_id"]]) for r in rows if r["meta"]["source"] == "teacher"]
+    with open(q5_dir(study, "data", f"{RANDOM}_seed{seed}.report.json"), "w") as f:
+        json.dump({"tasks": len(right), "label_accuracy": sum(right) / len(right) if right else None}, f)
+    open(set_path(study, f"{RANDOM}_seed{seed}") + ".done", "w").close()
     progress.add(cost)
+    progress.log(f"done   Q5 weak sources, seed {seed} in {time.time() - started:.0f} s ({agreed} tasks agree)")
 
 
-def icl_job(study, progress, cost: float) -> None:
-    """The weak-ICL stand-in (a second weak model): trained, evaluated, its labels on the pool, and the
-    tasks where they agree with the teacher's (the hybrid set every seed's stage I learns)."""
-    if os.path.exists(set_path(study, HYBRID)):
-        progress.add(cost, skipped=True)
-        return
-    started = time.time()
-    progress.log("start  Q5 weak-ICL stand-in")
-    base = os.path.join(study.run_dir("stage1", min(1, study.sizes.seeds - 1)), "final")
-    model = train(study, study.set_path("hard_full"), run_dir(study, ICL, None), 1000, base, study.sizes.teacher_steps)
-    evaluate(study, ICL, None, started)
-    icl = sample(study, model, q5_dir(study, "tasks.jsonl"), q5_dir(study, "icl.jsonl"), 1, sizes_of(study).label_temperature)
-    data_prep(study, "agree", q5_dir(study, "weak.jsonl"), icl, "--name", HYBRID)
-    progress.add(cost)
-    progress.log(f"done   Q5 weak-ICL stand-in in {time.time() - started:.0f} s")
-
-
-def seed_job(study, seed: int, progress, cost: float) -> None:
+def sft_job(study, seed: int, progress, cost: float) -> None:
+    """Seed s's SFT students (naive, stage I, random control), then the stage-I model's samples of the
+    pool and the three pair sets of stage II."""
     size, steps = sizes_of(study), budget_steps(study)
-    done_marker = q5_dir(study, f"seed{seed}.done")  # a finished seed is skipped by a rerun
-    if os.path.exists(done_marker):
+    done = q5_dir(study, f"sft_seed{seed}.done")
+    if os.path.exists(done):
         progress.add(cost, skipped=True)
         return
     started = time.time()
-    progress.log(f"start  Q5 seed {seed}")
-    student = os.path.join(study.run_dir("stage1", seed), "final")
-    weak = q5_dir(study, "weak.jsonl")
-    # (a) every weak label
-    t0 = time.time()
-    train(study, set_path(study, "q5_weak_all"), run_dir(study, "q5_naive", seed), seed, student, steps)
-    evaluate(study, "q5_naive", seed, t0)
-    # (b) stage I: the tasks where the two sources agree, both responses
-    t0 = time.time()
-    if not count_rows(set_path(study, HYBRID)):
-        open(done_marker, "w").close()
-        progress.add(cost)
-        progress.log(f"Q5 seed {seed}: no task's weak-ICL and weak-SFT answers agree; no stage I or II run")
-        return
-    stage1 = train(study, set_path(study, HYBRID), run_dir(study, "q5_stage1", seed), seed, student, steps)
-    evaluate(study, "q5_stage1", seed, t0)
-    # (c) stage II: the stage-I model's samples, confidence pairs against the weak labels, DPO
-    t0 = time.time()
-    strong = sample(study, stage1, q5_dir(study, "pair_tasks.jsonl"), q5_dir(study, f"strong_seed{seed}.jsonl"),
-                    size.strong_samples, 1.0)
-    pairs = f"q5_pairs_seed{seed}"
-    if not os.path.exists(set_path(study, pairs)):
-        data_prep(study, "pairs", strong, "--weak", weak, "--name", pairs, "--seed", str(seed))
-    rows = count_rows(set_path(study, pairs))
-    if rows:
-        dpo_steps = max(1, math.ceil(size.dpo_epochs * rows / study.sizes.batch_size))  # the study caps it (smoke)
-        train(study, set_path(study, pairs), run_dir(study, "q5_dpo", seed), seed, stage1, dpo_steps,
-              "--objective", "dpo", "--beta", str(size.dpo_beta), lr=size.dpo_lr)
-        evaluate(study, "q5_dpo", seed, t0)
-    else:
-        progress.log(f"Q5 seed {seed}: no confidence pair was selected; no DPO run")
-    open(done_marker, "w").close()
+    progress.log(f"start  Q5 students, seed {seed}")
+    student = os.path.join(study.run_dir(BASE, seed), "final")
+    for condition in (NAIVE, STAGE1, RANDOM):
+        data = set_path(study, f"{condition}_seed{seed}")
+        if count_rows(data):  # stage I and its control need agreeing answers (none at toy size)
+            t0 = time.time()
+            train(study, data, run_dir(study, condition, seed), seed, student, steps)
+            evaluate(study, condition, seed, t0)
+    stage1 = os.path.join(run_dir(study, STAGE1, seed), "final")
+    if os.path.exists(stage1):
+        strong = sample(study, stage1, q5_dir(study, "tasks.jsonl"), q5_dir(study, "labels", f"strong_seed{seed}.jsonl"),
+                        size.strong_samples, 1.0, seed)
+        weak = q5_dir(study, "labels", f"{TEACHER}_seed{seed}.jsonl")
+        rows = read_jsonl(strong)
+        first = q5_dir(study, "labels", f"strong_seed{seed}_first.jsonl")
+        write_jsonl(first, rows[:size.pair_tasks])
+        data_prep(study, "pairs", first, "--weak", weak, "--name", f"{DPO}_seed{seed}", "--seed", str(seed))
+        data_prep(study, "pairs", strong, "--weak", weak, "--name", f"{DPO_POOL}_seed{seed}", "--seed", str(seed))
+        pairs = gold_pairs(rows[:size.pair_tasks], {r["id"]: r for r in read_jsonl(weak)}, seed)
+        write_jsonl(set_path(study, f"{DPO_GOLD}_seed{seed}"), pairs)
+    open(done, "w").close()
     progress.add(cost)
-    progress.log(f"done   Q5 seed {seed} in {time.time() - started:.0f} s")
+    progress.log(f"done   Q5 students, seed {seed} in {time.time() - started:.0f} s")
 
 
-def costs(study) -> tuple[float, float, float]:
-    """Q5's shares of the study's ETA in its units (examples trained on; a sample counts 1/4): the
-    teacher's labels, the stand-in, each seed."""
+def grid_job(study, progress, cost: float) -> None:
+    """DPO's (lr, beta) by validation accuracy: each setting on seed 0's stage-II pairs, from seed 0's
+    stage-I model; q5/grid.json keeps every number and the choice (the first of the grid when seed 0
+    has no stage-I model or no pair)."""
+    size, path = sizes_of(study), q5_dir(study, "grid.json")
+    if os.path.exists(path):
+        progress.add(cost, skipped=True)
+        return
+    started = time.time()
+    progress.log("start  Q5 DPO grid (seed 0, validation bench)")
+    result = {"settings": [], "chosen": list(size.grid[0]), "stage1_val": None}
+    stage1 = run_dir(study, STAGE1, 0)
+    if os.path.exists(os.path.join(stage1, "final")) and count_rows(set_path(study, f"{DPO}_seed0")):
+        result["stage1_val"] = evaluate_val(study, stage1)
+        for lr, beta in size.grid:
+            out = q5_dir(study, "runs", "grid", f"lr{lr}_beta{beta}")
+            dpo(study, set_path(study, f"{DPO}_seed0"), out, 0, os.path.join(stage1, "final"), lr, beta)
+            result["settings"].append({"lr": lr, "beta": beta, "val": evaluate_val(study, out)})
+        best = max(result["settings"], key=lambda r: r["val"])  # the first of equals
+        result["chosen"] = [best["lr"], best["beta"]]
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+    progress.add(cost)
+    progress.log(f"done   Q5 DPO grid in {time.time() - started:.0f} s: lr {result['chosen'][0]}, beta {result['chosen'][1]}")
+
+
+def dpo_job(study, seed: int, progress, cost: float) -> None:
+    """Seed s's stage II, its whole-pool control and its gold-chosen upper bound, at the grid's choice."""
+    done = q5_dir(study, f"dpo_seed{seed}.done")
+    if os.path.exists(done):
+        progress.add(cost, skipped=True)
+        return
+    started = time.time()
+    progress.log(f"start  Q5 stage II, seed {seed}")
+    with open(q5_dir(study, "grid.json")) as f:
+        lr, beta = json.load(f)["chosen"]
+    stage1 = os.path.join(run_dir(study, STAGE1, seed), "final")
+    if os.path.exists(stage1):
+        for condition in (DPO, DPO_POOL, DPO_GOLD):
+            t0 = time.time()
+            if dpo(study, set_path(study, f"{condition}_seed{seed}"), run_dir(study, condition, seed), seed, stage1, lr, beta):
+                evaluate(study, condition, seed, t0)
+    open(done, "w").close()
+    progress.add(cost)
+    progress.log(f"done   Q5 stage II, seed {seed} in {time.time() - started:.0f} s")
+
+
+def micro_job(study, seed: int, progress, cost: float) -> None:
+    if os.path.exists(os.path.join(q5_dir(study, "runs", "micro_stage1", f"seed{seed}"), "final", "config.json")):
+        progress.add(cost, skipped=True)
+        return
+    started = time.time()
+    micro_stage1(study, seed)
+    progress.add(cost)
+    progress.log(f"done   Q5 micro stage 1, seed {seed} in {time.time() - started:.0f} s")
+
+
+def costs(study) -> dict[str, float]:
+    """Q5's shares of the study's ETA in its units (tiny examples trained on; a sample counts 1/4,
+    a micro example 1/4 of a tiny one)."""
     size, s = sizes_of(study), study.sizes
-    return (size.pool / 4, s.teacher_steps * s.batch_size + size.pool / 4,
-            2 * budget_steps(study) * s.batch_size + size.pair_tasks * size.strong_samples / 4)
+    micro = s.num_foundation * 0.6 / 4
+    weak = 2 * size.teacher_steps * s.batch_size / 4 + 2 * size.pool / 16
+    sft = 3 * budget_steps(study) * s.batch_size + size.pool * size.strong_samples / 4
+    dpo_cost = 3 * size.dpo_epochs * size.pair_tasks * 2  # the pool's pairs: about twice the first's
+    return {"micro": micro, "weak": weak, "sft": sft, "grid": len(size.grid) * dpo_cost / 3, "dpo": dpo_cost}
 
 
 def add_jobs(study, jobs, progress) -> None:
-    """Q5's jobs in the study's pool: the pool and the teacher's labels after the weak teacher, the
-    stand-in after them and stage 1 of seed 1, then one chain per seed after that seed's stage 1."""
-    teacher, icl, per_seed = costs(study)
-    progress.total_cost += teacher + icl + per_seed * study.sizes.seeds
-    second = min(1, study.sizes.seeds - 1)
-    jobs.add("q5/teacher", lambda: teacher_job(study, progress, teacher), after=("data", TEACHER))
-    jobs.add("q5/icl", lambda: icl_job(study, progress, icl), after=("q5/teacher", f"stage1/{second}"))
-    for seed in range(study.sizes.seeds):
-        jobs.add(f"q5/{seed}", lambda seed=seed: seed_job(study, seed, progress, per_seed),
-                 after=("q5/icl", f"stage1/{seed}"))
+    """Q5's jobs in the study's pool: each seed's micro stage 1 after the data; each seed's weak sources
+    (its own and the next seed's micro stage 1); its SFT students after its stage 1; the grid after seed
+    0's students; each seed's stage II after the grid."""
+    c, n = costs(study), study.sizes.seeds
+    progress.total_cost += n * (c["micro"] + c["weak"] + c["sft"] + c["dpo"]) + c["grid"]
+    for seed in range(n):
+        jobs.add(f"q5/micro/{seed}", lambda seed=seed: micro_job(study, seed, progress, c["micro"]), after=("data",))
+    for seed in range(n):
+        jobs.add(f"q5/weak/{seed}", lambda seed=seed: weak_job(study, seed, progress, c["weak"]),
+                 after=(f"q5/micro/{seed}", f"q5/micro/{(seed + 1) % n}"))
+        jobs.add(f"q5/sft/{seed}", lambda seed=seed: sft_job(study, seed, progress, c["sft"]),
+                 after=(f"q5/weak/{seed}", f"stage1/{seed}"))
+    jobs.add("q5/grid", lambda: grid_job(study, progress, c["grid"]), after=("q5/sft/0",))
+    for seed in range(n):
+        jobs.add(f"q5/dpo/{seed}", lambda seed=seed: dpo_job(study, seed, progress, c["dpo"]),
+                 after=(f"q5/sft/{seed}", "q5/grid"))
 
 
 # ---------------------------------------------------------------------------------------------
 # The report
 
 
-def label_quality(study) -> dict[str, dict]:
-    """The share of right labels: the teacher's on the pool, the hybrid set (tasks kept, right among
-    them, and the stand-in's), and each seed's pairs (chosen right, rejected wrong), read from the files
-    data_prep.py wrote."""
-    out = {}
-    weak_path = set_path(study, "q5_weak_all")
-    if os.path.exists(weak_path):
-        verdicts = [r["meta"]["correct"] for r in read_jsonl(weak_path)]
-        out["weak"] = {"examples": len(verdicts), "right": sum(verdicts) / len(verdicts) if verdicts else None}
-    hybrid = q5_dir(study, "data", f"{HYBRID}.report.json")
-    if os.path.exists(hybrid):
-        with open(hybrid) as f:
-            out["hybrid"] = json.load(f)
-    for seed in range(study.sizes.seeds):
-        path = q5_dir(study, "data", f"q5_pairs_seed{seed}.report.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                out.setdefault("pairs", []).append(json.load(f))
-    return out
+def runs_by_seed(results: list[dict], condition: str, bench: str = "miniworld") -> dict[int, list[int]]:
+    """seed -> per-problem outcomes of the condition's runs (the study's rows carry them)."""
+    return {r["seed"]: r["benches"][bench]["outcomes"] for r in results if r["condition"] == condition and r["seed"] is not None}
 
 
-def pgr(summary: dict, student: str, seeds: list, bench: str = "miniworld", steps: bool = False) -> dict | None:
-    """Performance gap recovered per seed, (student - teacher) / (ceiling - teacher), its mean and SE."""
-    if student not in summary or CEILING not in summary or TEACHER not in summary:
+def accuracy_interval(runs: dict[int, list[int]]):
+    """The mean accuracy over seeds with its 95% interval (seeds and the test set)."""
+    if not runs:
         return None
-    pick = (lambda s: s["step"]["values"]) if steps else (lambda s: s["values"])  # noqa: E731
-    teacher = pick(summary[TEACHER][bench])[0]
-    by_seed_student = dict(zip(summary[student][bench]["seeds"], pick(summary[student][bench])))
-    by_seed_ceiling = dict(zip(summary[CEILING][bench]["seeds"], pick(summary[CEILING][bench])))
-    values = [(by_seed_student[s] - teacher) / (by_seed_ceiling[s] - teacher)
-              for s in seeds if s in by_seed_student and s in by_seed_ceiling and by_seed_ceiling[s] != teacher]
-    return mean_and_spread(values) if values else None
+    outcomes = list(runs.values())
+    return interval([sum(o) / len(o) for o in outcomes], per_problem_test_variance(outcomes))
 
 
-def _gap(g: dict | None) -> str:
-    if g is None:
-        return "n/a"
-    return f"{g['mean']:+.2f} ± {g['se']:.2f}" if g["n"] > 1 else f"{g['mean']:+.2f}"
+def paired_difference(a: dict[int, list[int]], b: dict[int, list[int]]):
+    """mean(a) - mean(b) over the seeds both have, paired by seed and by problem."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    values = [sum(a[s]) / len(a[s]) - sum(b[s]) / len(b[s]) for s in seeds]
+    return interval(values, per_problem_test_variance([a[s] for s in seeds], [b[s] for s in seeds]))
+
+
+def pgr_interval(student: dict, teacher: dict, ceiling: dict):
+    """PGR per seed, (S - T) / (C - T), with its interval (seeds, and the test-set error of all three)."""
+    seeds = [s for s in sorted(set(student) & set(teacher) & set(ceiling)) if sum(ceiling[s]) != sum(teacher[s])]
+    if not seeds:
+        return None
+    acc = lambda runs, s: sum(runs[s]) / len(runs[s])  # noqa: E731
+    values = [(acc(student, s) - acc(teacher, s)) / (acc(ceiling, s) - acc(teacher, s)) for s in seeds]
+    terms = [pgr_outcomes(student[s], teacher[s], ceiling[s]) for s in seeds]
+    return interval(values, per_problem_test_variance(terms))
+
+
+def _acc(iv) -> str:
+    if iv is None:
+        return "not run"
+    return f"{pct(iv.mean)} ({pct(max(iv.lo, 0.0))} to {pct(min(iv.hi, 1.0))})"
+
+
+def _report(study, name: str) -> dict | None:
+    path = q5_dir(study, "data", f"{name}.report.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def label_quality_lines(study) -> list[str]:
+    """Per seed: the teacher's labels right, agreement (count, agreed labels right), the random control's
+    labels right, each pair set's chosen right / rejected wrong; from the files the jobs wrote."""
+    lines = []
+    for seed in range(study.sizes.seeds):
+        parts = []
+        naive = set_path(study, f"{NAIVE}_seed{seed}")
+        if os.path.exists(naive):
+            verdicts = [r["meta"]["correct"] for r in read_jsonl(naive)]
+            parts.append(f"teacher labels right {pct(sum(verdicts) / len(verdicts) if verdicts else None)}% of {len(verdicts)}")
+        if (hybrid := _report(study, f"{STAGE1}_seed{seed}")) is not None:
+            accuracy = hybrid.get("first_sample_accuracy") or {}
+            icl = next((v for k, v in accuracy.items() if k.startswith(ICL)), None)
+            parts.append(f"stand-in right {pct(icl)}%; agree on {hybrid.get('agree', 0)} of {hybrid['tasks']} tasks, "
+                         f"agreed labels right {pct(hybrid.get('label_accuracy'))}%")
+        if (control := _report(study, f"{RANDOM}_seed{seed}")) is not None:
+            parts.append(f"random subset's teacher labels right {pct(control.get('label_accuracy'))}%")
+        for name, what in ((DPO, "stage II pairs"), (DPO_POOL, "whole-pool pairs")):
+            if (pairs := _report(study, f"{name}_seed{seed}")) is not None:
+                parts.append(f"{what} {pairs['pairs']} (chosen right {pct(pairs.get('chosen_right'))}%, "
+                             f"rejected wrong {pct(pairs.get('rejected_wrong'))}%)")
+        gold = set_path(study, f"{DPO_GOLD}_seed{seed}")
+        if os.path.exists(gold):
+            parts.append(f"gold-chosen pairs {count_rows(gold)}")
+        if parts:
+            lines.append(f"- seed {seed}: " + "; ".join(parts))
+    return lines
 
 
 def report_lines(study, figure_dir: str) -> list[str]:
-    """Q5's section of RESULTS.md: accuracies, label quality, PGR, all computed from the results; the
-    figure goes to FIGURE_DIR/weak_to_strong.png (beside the report)."""
+    """Q5's section of RESULTS.md: the models with intervals, label quality, the DPO grid, PGR and the
+    comparisons with their verdicts; the figure goes to FIGURE_DIR/weak_to_strong.png."""
     results = [r for r in read_jsonl(study.results_path) if r["condition"] in CONDITIONS] if os.path.exists(study.results_path) else []
-    summary = summarize(results)
     size = sizes_of(study)
+    runs = {c: runs_by_seed(results, c) for c in CONDITIONS}
+    long_runs = {c: runs_by_seed(results, c, "miniworld_long") for c in CONDITIONS}
     lines = ["", "## Q5. Does the strong student surpass its weak teacher without gold labels?", "",
              "Yang, Ma, Liu (2024), *Weak-to-Strong Reasoning*: a strong student learns from a weaker teacher's labels "
-             "through agreement-selected SFT (stage I) and DPO on confidence-selected pairs (stage II), and beats naive "
-             f"SFT on the weak labels. Here: the weak teacher is the study's `{TEACHER}` run; the strong student is each "
-             f"seed's stage-1 model; weak-ICL is stood in for by a second weak model (stage 1 of seed 1 plus the teacher's "
-             f"kind of little gold: a 0.5M model does not learn in context); the two label {size.pool} unlabelled hard tasks; every student gets "
-             f"the study's stage-2 budget ({budget_steps(study)} steps at batch {study.sizes.batch_size}); the ceiling is the "
-             f"study's `{CEILING}` run (see experiments/weak_to_strong.py).",
-             "", "| model | test acc % (mean ± SE) | seeds | test steps right % | long test acc % | PGR (final answers) | PGR (steps) |",
-             "|---|---:|---|---:|---:|---:|---:|"]
-    seeds = list(range(study.sizes.seeds))
+             "through agreement-selected SFT (stage I) and DPO on confidence-selected pairs (stage II). Here, per seed: the "
+             f"weak teacher is a micro model (dim 64, 1 layer) trained on half the gold hard tasks ({size.teacher_steps} steps); "
+             "the weak-ICL stand-in is another micro model (another seed's stage 1, its own seed, the other half of the gold); "
+             f"the student is the seed's tiny stage-1 model (dim 128, 2 layers); the two label {size.pool} unlabelled hard tasks; "
+             f"every SFT student gets the study's stage-2 budget ({budget_steps(study)} steps at batch {study.sizes.batch_size}); "
+             f"the ceiling is the study's `{CEILING}` run (see experiments/weak_to_strong.py). Intervals: 95%, over seeds and "
+             "the test set's sampling.", "",
+             "| model | test acc % (95% CI) | seeds | long test acc % | PGR (95% CI) |", "|---|---:|---|---:|---:|"]
     for condition in CONDITIONS:
-        if condition not in summary:
-            lines.append(f"| {LABELS[condition]} | not run | | | | | |")
+        iv = accuracy_interval(runs[condition])
+        if iv is None:
+            lines.append(f"| {LABELS[condition]} (`{condition}`) | not run | | | |")
             continue
-        main, long = summary[condition]["miniworld"], summary[condition]["miniworld_long"]
-        gaps = ["", ""]
+        values = ", ".join(pct(sum(o) / len(o)) for _, o in sorted(runs[condition].items()))
+        gap = ""
         if condition in (BASE, *STUDENTS):
-            gaps = [_gap(pgr(summary, condition, seeds, steps=steps)) for steps in (False, True)]
-        lines.append(f"| {LABELS[condition]} (`{condition}`) | {pct(main['mean'])} ± {pct(main['se'])} | "
-                     f"{', '.join(pct(v) for v in main['values'])} | {pct(main['step']['mean'])} ± {pct(main['step']['se'])} | "
-                     f"{pct(long['mean'])} ± {pct(long['se'])} | {gaps[0]} | {gaps[1]} |")
-    quality = label_quality(study)
+            g = pgr_interval(runs[condition], runs[TEACHER], runs[CEILING])
+            gap = f"{g.mean:+.2f} ({g.lo:+.2f} to {g.hi:+.2f})" if g else "n/a"
+        lines.append(f"| {LABELS[condition]} (`{condition}`) | {_acc(iv)} | {values} | "
+                     f"{_acc(accuracy_interval(long_runs[condition]))} | {gap} |")
     lines += ["", "Label quality (gold read only to measure it; selection never reads it):", ""]
-    if "weak" in quality:
-        lines.append(f"- weak labels (the teacher's answers on the {quality['weak']['examples']} tasks): "
-                     f"{pct(quality['weak']['right'])}% right")
-    if "hybrid" in quality:
-        report = quality["hybrid"]
-        accuracy = report.get("first_sample_accuracy") or {}
-        lines.append(f"- stage I: the two sources agree on {report.get('agree', 0)} of {report['tasks']} tasks (the stand-in's "
-                     f"answers right: {pct(accuracy.get('icl'))}%, the teacher's: {pct(accuracy.get('weak'))}%); "
-                     f"{report['examples']} hybrid rows; labels of the kept tasks right: {pct(report.get('label_accuracy'))}%")
-    for report in quality.get("pairs", []):
-        rules = ", ".join(f"{k.split('/')[1]} {v}" for k, v in report.items() if k.startswith("pairs/"))
-        lines.append(f"- stage II pairs (seed {report['seed']}): {report['pairs']} ({rules or 'none'}); chosen right "
-                     f"{pct(report.get('chosen_right'))}%, rejected wrong {pct(report.get('rejected_wrong'))}%")
-    dpo = []
-    for seed in seeds:
-        metrics_path = os.path.join(run_dir(study, "q5_dpo", seed), "metrics.jsonl")
-        if os.path.exists(metrics_path) and (metrics := read_jsonl(metrics_path)):
-            dpo.append(f"seed {seed}: loss {metrics[0]['loss']:.3f} -> {metrics[-1]['loss']:.3f}, "
-                       f"rewards/accuracies {metrics[-1]['rewards/accuracies']:.2f}")
-    if dpo:
-        lines.append("- DPO training (first -> last step): " + "; ".join(dpo))
-    figure = write_figure(summary, os.path.join(figure_dir, "weak_to_strong.png"))
+    lines += label_quality_lines(study) or ["- not measured"]
+    grid_path = q5_dir(study, "grid.json")
+    if os.path.exists(grid_path):
+        with open(grid_path) as f:
+            grid = json.load(f)
+        tried = ", ".join(f"lr {g['lr']} beta {g['beta']}: {pct(g['val'])}%" for g in grid["settings"]) or "not run"
+        lines += ["", f"DPO's settings on the validation bench ({size.val} held-out hard tasks, seed 0; the stage-I model "
+                      f"{pct(grid['stage1_val'])}%): {tried}; chosen lr {grid['chosen'][0]}, beta {grid['chosen'][1]}."]
+    lines += ["", "| comparison (a - b) | difference (95% CI) | paper's direction | verdict |", "|---|---:|---|---|"]
+    for a, b, sign in COMPARISONS:
+        iv = paired_difference(runs[a], runs[b])
+        lines.append(f"| `{a}` - `{b}` | {iv.text() if iv else 'not run'} | {'a > b' if sign > 0 else 'a < b'} | "
+                     f"{decide(iv, sign)} |")
+    figure = write_figure(summarize(results), os.path.join(figure_dir, "weak_to_strong.png"))
     if figure:
         lines += ["", f"![Q5]({os.path.basename(figure)})"]
     return lines

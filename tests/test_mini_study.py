@@ -27,7 +27,8 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
     with open(os.path.join(out, "results.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     conditions = {row["condition"] for row in rows}
-    q5_measured = {weak_to_strong.ICL, "q5_naive"}  # q5_stage1, q5_dpo need agreeing answers: not at toy size
+    q5_measured = {weak_to_strong.TEACHER, weak_to_strong.TEACHER_LONG, weak_to_strong.ICL, weak_to_strong.NAIVE}  # stage I,
+    # its control and stage II need agreeing answers: not at toy size
     assert set(mini_study.CONDITIONS) | {"stage1", mini_study.TEACHER_RUN} | q5_measured <= conditions
     assert conditions <= set(mini_study.CONDITIONS) | {"stage1", mini_study.TEACHER_RUN} | set(weak_to_strong.CONDITIONS)
     assert len(rows) == len(conditions)  # one seed in the smoke study, one row per run
@@ -52,10 +53,15 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
     assert "## Weak to strong" in report
     # Q5 (experiments/weak_to_strong.py): every model measured, PGR and label quality computed from the files.
     q5 = report.split("## Q5.")[1]
-    for condition in (weak_to_strong.TEACHER, weak_to_strong.ICL, weak_to_strong.BASE, "q5_naive", weak_to_strong.CEILING):
-        assert f"(`{condition}`) |" in q5  # measured; the teacher, stage 1 and the ceiling are the study's runs
-    assert "weak labels (the teacher's answers on the" in q5 and "PGR" in q5
-    assert os.path.exists(os.path.join(out, "q5", "data", "q5_hybrid.report.json"))
+    for condition in weak_to_strong.CONDITIONS:
+        assert f"(`{condition}`) |" in q5  # a row each, measured or "not run"
+    for condition in (*q5_measured, weak_to_strong.BASE, weak_to_strong.CEILING):  # stage 1, the ceiling: the study's
+        assert f"(`{condition}`) | not run" not in q5
+    assert "teacher labels right" in q5 and "PGR" in q5 and "DPO's settings on the validation bench" in q5
+    for a, b, _ in weak_to_strong.COMPARISONS:
+        assert f"| `{a}` - `{b}` |" in q5
+    assert os.path.exists(os.path.join(out, "q5", "data", f"{weak_to_strong.STAGE1}_seed0.report.json"))
+    assert os.path.exists(os.path.join(out, "q5", "val.jsonl")) and os.path.exists(os.path.join(out, "q5", "grid.json"))
     if importlib.util.find_spec("matplotlib"):  # the figure is optional: CI installs no matplotlib
         assert os.path.exists(os.path.join(out, "weak_to_strong.png"))
 

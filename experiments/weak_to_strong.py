@@ -39,6 +39,14 @@ quality, not the number of examples seen, is what differs:
 DPO's learning rate and beta are chosen on the validation bench, on seed 0, from `grid`, and used for
 every seed. PGR = (student - teacher) / (ceiling - teacher) per seed (Burns et al. 2023); every mean and
 difference comes with runner.interval (seeds and the test set's sampling, the teacher's included).
+
+Cost, estimated (not yet measured in a full study) in minutes of one 1-thread worker, from the
+calibration's micro times (stage 1 ~1.2, 1500 gold steps + evaluation ~1.7) and the study's tiny ones
+(500 steps + evaluation ~1.75): per seed, micro stage 1 1.2 + teacher 1.7 + stand-in 1.7 + their labels
+on the pool ~0.4; three SFT students 5.3; the stage-I model's 4 x 3000 samples ~1; three DPO runs (tens
+of steps each; their evaluations dominate) ~1.8: about 13 per seed, 65 for 5 seeds, plus the grid (4 DPO
+runs and 5 validation evaluations, ~2) and the plateau check (~3): about 70. The knobs, cheapest first:
+control_seeds=3 (-6), pool 2000 (-1.5), teacher_steps 1000 (-5, but further from the plateau).
 """
 import json
 import math
@@ -89,6 +97,8 @@ class Sizes:
     grid: tuple  # DPO's (lr, beta) settings tried on seed 0
     dpo_epochs: int
     micro_lr: float = 3e-3  # micro's stage 1 and gold steps (the calibration's)
+    control_seeds: int | None = None  # the controls (random subset, whole pool, gold-chosen) on the first
+    # this many seeds only (None: every seed); the comparisons pair whatever seeds both sides have
     label_temperature: float = 0.0  # both sources' labels: greedy (smoke: 1, as untrained models answer
     # nothing greedily; at toy size no task may agree, and stages I and II are then skipped)
 
@@ -185,6 +195,7 @@ def prepare_pool(study) -> None:
             raise RuntimeError(f"{world}: its {bench} test differs from the study's")
     rest = tasks[len(study_tasks):]
     write_jsonl(q5_dir(study, "tasks.jsonl"), rest[:size.pool])
+    write_jsonl(q5_dir(study, "pair_tasks.jsonl"), rest[:size.pair_tasks])
     write_jsonl(q5_dir(study, "val.jsonl"), rest[size.pool:])
     gold = read_jsonl(study.set_path("hard_full"))
     write_jsonl(q5_dir(study, "gold_a.jsonl"), gold[:len(gold) // 2])
@@ -264,6 +275,11 @@ def dpo(study, pairs: str, out: str, seed: int, init: str, lr: float, beta: floa
 # Jobs
 
 
+def has_controls(study, seed: int) -> bool:
+    n = sizes_of(study).control_seeds
+    return n is None or seed < n
+
+
 def micro_stage1(study, seed: int) -> str:
     """A micro model from scratch on the study's foundation set (stage 1's epochs and batch)."""
     return study.train(study.set_path("foundation"), q5_dir(study, "runs", "micro_stage1", f"seed{seed}"), seed, None,
@@ -279,7 +295,6 @@ def weak_job(study, seed: int, progress, cost: float) -> None:
         return
     started = time.time()
     progress.log(f"start  Q5 weak sources, seed {seed}")
-    prepare_pool(study)
     tasks = q5_dir(study, "tasks.jsonl")
     labels = {}
     for condition, gold, init_seed, train_seed in ((TEACHER, "gold_a", seed, seed), (ICL, "gold_b", (seed + 1) % n, 1000 + seed)):
@@ -321,7 +336,7 @@ def sft_job(study, seed: int, progress, cost: float) -> None:
     started = time.time()
     progress.log(f"start  Q5 students, seed {seed}")
     student = os.path.join(study.run_dir(BASE, seed), "final")
-    for condition in (NAIVE, STAGE1, RANDOM):
+    for condition in (NAIVE, STAGE1, RANDOM) if has_controls(study, seed) else (NAIVE, STAGE1):
         data = set_path(study, f"{condition}_seed{seed}")
         if count_rows(data):  # stage I and its control need agreeing answers (none at toy size)
             t0 = time.time()
@@ -329,16 +344,17 @@ def sft_job(study, seed: int, progress, cost: float) -> None:
             evaluate(study, condition, seed, t0)
     stage1 = os.path.join(run_dir(study, STAGE1, seed), "final")
     if os.path.exists(stage1):
-        strong = sample(study, stage1, q5_dir(study, "tasks.jsonl"), q5_dir(study, "labels", f"strong_seed{seed}.jsonl"),
-                        size.strong_samples, 1.0, seed)
+        tasks = q5_dir(study, "tasks.jsonl" if has_controls(study, seed) else "pair_tasks.jsonl")  # the whole pool: a control's
+        strong = sample(study, stage1, tasks, q5_dir(study, "labels", f"strong_seed{seed}.jsonl"), size.strong_samples, 1.0, seed)
         weak = q5_dir(study, "labels", f"{TEACHER}_seed{seed}.jsonl")
         rows = read_jsonl(strong)
         first = q5_dir(study, "labels", f"strong_seed{seed}_first.jsonl")
         write_jsonl(first, rows[:size.pair_tasks])
         data_prep(study, "pairs", first, "--weak", weak, "--name", f"{DPO}_seed{seed}", "--seed", str(seed))
-        data_prep(study, "pairs", strong, "--weak", weak, "--name", f"{DPO_POOL}_seed{seed}", "--seed", str(seed))
-        pairs = gold_pairs(rows[:size.pair_tasks], {r["id"]: r for r in read_jsonl(weak)}, seed)
-        write_jsonl(set_path(study, f"{DPO_GOLD}_seed{seed}"), pairs)
+        if has_controls(study, seed):
+            data_prep(study, "pairs", strong, "--weak", weak, "--name", f"{DPO_POOL}_seed{seed}", "--seed", str(seed))
+            pairs = gold_pairs(rows[:size.pair_tasks], {r["id"]: r for r in read_jsonl(weak)}, seed)
+            write_jsonl(set_path(study, f"{DPO_GOLD}_seed{seed}"), pairs)
     open(done, "w").close()
     progress.add(cost)
     progress.log(f"done   Q5 students, seed {seed} in {time.time() - started:.0f} s")
@@ -382,7 +398,7 @@ def dpo_job(study, seed: int, progress, cost: float) -> None:
         lr, beta = json.load(f)["chosen"]
     stage1 = os.path.join(run_dir(study, STAGE1, seed), "final")
     if os.path.exists(stage1):
-        for condition in (DPO, DPO_POOL, DPO_GOLD):
+        for condition in (DPO, DPO_POOL, DPO_GOLD) if has_controls(study, seed) else (DPO,):
             t0 = time.time()
             if dpo(study, set_path(study, f"{condition}_seed{seed}"), run_dir(study, condition, seed), seed, stage1, lr, beta):
                 evaluate(study, condition, seed, t0)
@@ -413,16 +429,17 @@ def costs(study) -> dict[str, float]:
 
 
 def add_jobs(study, jobs, progress) -> None:
-    """Q5's jobs in the study's pool: each seed's micro stage 1 after the data; each seed's weak sources
+    """Q5's jobs in the study's pool: the pool and each seed's micro stage 1 after the data; each seed's weak sources
     (its own and the next seed's micro stage 1); its SFT students after its stage 1; the grid after seed
     0's students; each seed's stage II after the grid."""
     c, n = costs(study), study.sizes.seeds
     progress.total_cost += n * (c["micro"] + c["weak"] + c["sft"] + c["dpo"]) + c["grid"]
+    jobs.add("q5/pool", lambda: prepare_pool(study), after=("data",))  # once: the weak jobs run side by side
     for seed in range(n):
         jobs.add(f"q5/micro/{seed}", lambda seed=seed: micro_job(study, seed, progress, c["micro"]), after=("data",))
     for seed in range(n):
         jobs.add(f"q5/weak/{seed}", lambda seed=seed: weak_job(study, seed, progress, c["weak"]),
-                 after=(f"q5/micro/{seed}", f"q5/micro/{(seed + 1) % n}"))
+                 after=("q5/pool", f"q5/micro/{seed}", f"q5/micro/{(seed + 1) % n}"))
         jobs.add(f"q5/sft/{seed}", lambda seed=seed: sft_job(study, seed, progress, c["sft"]),
                  after=(f"q5/weak/{seed}", f"stage1/{seed}"))
     jobs.add("q5/grid", lambda: grid_job(study, progress, c["grid"]), after=("q5/sft/0",))
@@ -488,15 +505,13 @@ def label_quality_lines(study) -> list[str]:
     lines = []
     for seed in range(study.sizes.seeds):
         parts = []
-        naive = set_path(study, f"{NAIVE}_seed{seed}")
-        if os.path.exists(naive):
-            verdicts = [r["meta"]["correct"] for r in read_jsonl(naive)]
-            parts.append(f"teacher labels right {pct(sum(verdicts) / len(verdicts) if verdicts else None)}% of {len(verdicts)}")
+        for condition, who in ((TEACHER, "teacher"), (ICL, "stand-in")):
+            labels = q5_dir(study, "labels", f"{condition}_seed{seed}.jsonl")
+            if os.path.exists(labels + ".done"):
+                verdicts = [r["correct"][0] for r in read_jsonl(labels)]  # sample.py's grader verdicts
+                parts.append(f"{who}'s labels right {pct(sum(verdicts) / len(verdicts))}% of {len(verdicts)}")
         if (hybrid := _report(study, f"{STAGE1}_seed{seed}")) is not None:
-            accuracy = hybrid.get("first_sample_accuracy") or {}
-            icl = next((v for k, v in accuracy.items() if k.startswith(ICL)), None)
-            parts.append(f"stand-in right {pct(icl)}%; agree on {hybrid.get('agree', 0)} of {hybrid['tasks']} tasks, "
-                         f"agreed labels right {pct(hybrid.get('label_accuracy'))}%")
+            parts.append(f"agree on {hybrid.get('agree', 0)} tasks, agreed labels right {pct(hybrid.get('label_accuracy'))}%")
         if (control := _report(study, f"{RANDOM}_seed{seed}")) is not None:
             parts.append(f"random subset's teacher labels right {pct(control.get('label_accuracy'))}%")
         for name, what in ((DPO, "stage II pairs"), (DPO_POOL, "whole-pool pairs")):

@@ -304,11 +304,6 @@ def weak_job(study, seed: int, progress, cost: float) -> None:
         evaluate(study, condition, seed, t0)
         labels[condition] = sample(study, model, tasks, q5_dir(study, "labels", f"{condition}_seed{seed}.jsonl"), 1,
                                    size.label_temperature, seed)
-    if seed == 0:  # the plateau check: the same teacher at twice its budget
-        t0 = time.time()
-        train(study, q5_dir(study, "gold_a.jsonl"), run_dir(study, TEACHER_LONG, 0), 0, micro_stage1(study, 0),
-              2 * size.teacher_steps, lr=size.micro_lr, model="micro")
-        evaluate(study, TEACHER_LONG, 0, t0)
     data_prep(study, "from-samples", labels[TEACHER], "--name", f"{NAIVE}_seed{seed}")
     data_prep(study, "agree", labels[TEACHER], labels[ICL], "--name", f"{STAGE1}_seed{seed}")
     with open(q5_dir(study, "data", f"{STAGE1}_seed{seed}.report.json")) as f:
@@ -407,6 +402,20 @@ def dpo_job(study, seed: int, progress, cost: float) -> None:
     progress.log(f"done   Q5 stage II, seed {seed} in {time.time() - started:.0f} s")
 
 
+def plateau_job(study, progress, cost: float) -> None:
+    """The plateau check: seed 0's teacher again at twice its budget (from the same micro stage 1, on the
+    same gold half). Close to the teacher: its size limits it; well above: its budget does."""
+    if os.path.exists(os.path.join(run_dir(study, TEACHER_LONG, 0), "eval", "summary.json")):
+        progress.add(cost, skipped=True)
+        return
+    started, size = time.time(), sizes_of(study)
+    train(study, q5_dir(study, "gold_a.jsonl"), run_dir(study, TEACHER_LONG, 0), 0, micro_stage1(study, 0),
+          2 * size.teacher_steps, lr=size.micro_lr, model="micro")
+    evaluate(study, TEACHER_LONG, 0, started)
+    progress.add(cost)
+    progress.log(f"done   Q5 plateau check (teacher at 2x its budget) in {time.time() - started:.0f} s")
+
+
 def micro_job(study, seed: int, progress, cost: float) -> None:
     if os.path.exists(os.path.join(q5_dir(study, "runs", "micro_stage1", f"seed{seed}"), "final", "config.json")):
         progress.add(cost, skipped=True)
@@ -431,9 +440,9 @@ def costs(study) -> dict[str, float]:
 def add_jobs(study, jobs, progress) -> None:
     """Q5's jobs in the study's pool: the pool and each seed's micro stage 1 after the data; each seed's weak sources
     (its own and the next seed's micro stage 1); its SFT students after its stage 1; the grid after seed
-    0's students; each seed's stage II after the grid."""
+    0's students; each seed's stage II after the grid; the plateau check last."""
     c, n = costs(study), study.sizes.seeds
-    progress.total_cost += n * (c["micro"] + c["weak"] + c["sft"] + c["dpo"]) + c["grid"]
+    progress.total_cost += n * (c["micro"] + c["weak"] + c["sft"] + c["dpo"]) + c["grid"] + c["weak"]
     jobs.add("q5/pool", lambda: prepare_pool(study), after=("data",))  # once: the weak jobs run side by side
     for seed in range(n):
         jobs.add(f"q5/micro/{seed}", lambda seed=seed: micro_job(study, seed, progress, c["micro"]), after=("data",))
@@ -446,6 +455,7 @@ def add_jobs(study, jobs, progress) -> None:
     for seed in range(n):
         jobs.add(f"q5/dpo/{seed}", lambda seed=seed: dpo_job(study, seed, progress, c["dpo"]),
                  after=(f"q5/sft/{seed}", "q5/grid"))
+    jobs.add("q5/plateau", lambda: plateau_job(study, progress, c["weak"]), after=("q5/pool", "q5/micro/0"))  # last: it fills a gap
 
 
 # ---------------------------------------------------------------------------------------------

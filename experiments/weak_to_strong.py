@@ -43,10 +43,11 @@ difference comes with runner.interval (seeds and the test set's sampling, the te
 Cost, estimated (not yet measured in a full study) in minutes of one 1-thread worker, from the
 calibration's micro times (stage 1 ~1.2, 1500 gold steps + evaluation ~1.7) and the study's tiny ones
 (500 steps + evaluation ~1.75): per seed, micro stage 1 1.2 + teacher 1.7 + stand-in 1.7 + their labels
-on the pool ~0.4; three SFT students 5.3; the stage-I model's 4 x 3000 samples ~1; three DPO runs (tens
-of steps each; their evaluations dominate) ~1.8: about 13 per seed, 65 for 5 seeds, plus the grid (4 DPO
-runs and 5 validation evaluations, ~2) and the plateau check (~3): about 70. The knobs, cheapest first:
-control_seeds=3 (-6), pool 2000 (-1.5), teacher_steps 1000 (-5, but further from the plateau).
+on the pool ~0.4; three SFT students 5.3; the stage-I model's 4 x 3000 samples ~1; three DPO runs (40-150
+steps each, and their evaluations) ~2.5: about 14 per seed, 70 for 5 seeds, plus the grid (4 DPO runs and
+5 validation evaluations, ~2.5) and the plateau check (~3): about 75. The knobs, largest saving first:
+teacher_steps 1000 (-6, but further from any plateau), control_seeds=3 (-7), pool 2000 (-2). Every SFT
+student's cost follows the study's stage-2 budget (budget_steps): a shorter stage 2 shrinks it.
 """
 import json
 import math
@@ -103,9 +104,10 @@ class Sizes:
     # nothing greedily; at toy size no task may agree, and stages I and II are then skipped)
 
 
-# Sampling and the micro runs grow with these; see cost_minutes for the estimate.
+# Sampling and the micro runs grow with these (the estimate is in the docstring). dpo_epochs 4: the
+# issue's stage II had about 10 DPO steps; 4 epochs over ~300-500 pairs of 1000 tasks make 40-60.
 FULL = Sizes(pool=3000, val=500, pair_tasks=1000, strong_samples=4, teacher_steps=1500,
-             grid=((3e-4, 0.1), (1e-3, 0.1), (3e-4, 0.5), (1e-3, 0.5)), dpo_epochs=2)
+             grid=((3e-4, 0.1), (1e-3, 0.1), (3e-4, 0.5), (1e-3, 0.5)), dpo_epochs=4)
 SMOKE = Sizes(pool=24, val=8, pair_tasks=12, strong_samples=4, teacher_steps=2, grid=((3e-4, 0.1), (1e-3, 0.1)),
               dpo_epochs=1, label_temperature=1.0)
 
@@ -565,6 +567,11 @@ def report_lines(study, figure_dir: str) -> list[str]:
             gap = f"{g.mean:+.2f} ({g.lo:+.2f} to {g.hi:+.2f})" if g else "n/a"
         lines.append(f"| {LABELS[condition]} (`{condition}`) | {_acc(iv)} | {values} | "
                      f"{_acc(accuracy_interval(long_runs[condition]))} | {gap} |")
+    teacher0, longer = runs[TEACHER].get(0), runs[TEACHER_LONG].get(0)
+    if teacher0 and longer:
+        lines += ["", f"Plateau check (seed 0): the teacher {pct(sum(teacher0) / len(teacher0))}% after {size.teacher_steps} gold "
+                      f"steps, {pct(sum(longer) / len(longer))}% after {2 * size.teacher_steps} (close: limited by its size; "
+                      "well above: by its budget)."]
     lines += ["", "Label quality (gold read only to measure it; selection never reads it):", ""]
     lines += label_quality_lines(study) or ["- not measured"]
     grid_path = q5_dir(study, "grid.json")

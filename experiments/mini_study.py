@@ -1,7 +1,8 @@
 """The paper in miniature: He, Yin, Peng (NAACL 2025)'s supervision study on the built-in world, on a CPU.
 
-    python experiments/mini_study.py            # the whole study, Q1-Q6 (under an hour on 2 CPU cores)
-    python experiments/mini_study.py --smoke    # the same plumbing at toy size, in about a minute
+    python experiments/mini_study.py                       # the whole study, Q1-Q6 (about 90 minutes on 2 CPU cores)
+    python experiments/mini_study.py --questions q3 q6     # some questions only (and the runs they need)
+    python experiments/mini_study.py --smoke               # the same plumbing at toy size, in about a minute
 
 The paper asks what makes good supervision for hard math: hard full tasks with many wrong solutions,
 or perfectly correct easy sub-tasks? Does it matter how a wrong solution is wrong? This script asks
@@ -9,20 +10,23 @@ the same questions of a 0.5M-parameter Llama trained from scratch on the built-i
 (w2s/data/world/miniworld.py), with the project's own commands (each called through its main(argv) in one of
 two worker processes, which is `python <command>.py ...` without importing torch for every stage):
 
-1. data_prep.py builds the training sets at the qualities the questions need, and the test sets.
+1. data_prep.py builds the training sets at the qualities the questions need, the test set, and a
+   validation split of other held-out hard tasks (every setting is chosen on it, never on the test).
 2. train.py trains the stage-1 foundation model once per seed, on short (1-2 step) correct problems
    in the same answer format: the paper's easy-math SFT. Every stage-2 run starts from it (--init), so
    differences between conditions come from the stage-2 supervision, not from the format.
-3. For every condition and seed: train.py --init <stage 1> on the condition's set (the same number of
-   epochs for every set, as in the paper), then evaluate.py on the held-out test sets (greedy).
-4. The model teacher: a weak model (stage 1 plus a little correct hard data) solves the hard training tasks
-   with sample.py; the grader measures its outcome error rate and the world's exact step checker its
-   step-wise error rate; its samples are one more training set, and a student is trained on them.
-5. Q5 (experiments/weak_to_strong.py) and Q6 (experiments/easy_to_hard.py), in the same pool: a stage-1
-   student learns hard tasks from two weak models' labels without gold (agreement, then DPO), and
-   verifiers trained on easy problems re-rank samples of hard ones.
-6. experiments/RESULTS.md (a table per question, the measured quality of every training set) and a
-   figure, experiments/mini_study.png (when matplotlib is installed; it is optional).
+3. For every condition and seed: train.py --init <stage 1> on the condition's set for the same number of
+   steps (the same examples seen, whatever the set's size), then evaluate.py on the held-out test (greedy).
+4. The model teacher, one per seed: a weak model (its seed's stage 1 plus a little correct hard data)
+   solves the hard training tasks with sample.py; the grader measures its outcome error rate and the
+   world's exact step checker its step-wise error rate; its samples are one more training set, and that
+   seed's student is trained on them.
+5. Q5 (experiments/weak_to_strong.py) and Q6 (experiments/easy_to_hard.py), in the same pool: a student
+   learns hard tasks from weaker models' labels without gold (agreement, then DPO), and verifiers
+   trained on easy problems re-rank samples of hard ones.
+6. experiments/RESULTS.md (a table per question with 95% intervals over seeds and test problems, the
+   measured quality of every training set) and a figure, experiments/mini_study.png (when matplotlib is
+   installed; it is optional).
 
 Results are written as they come: each run's train.py output (`final/`) and evaluate.py output
 (`eval/summary.json`) mark it finished, and a row per run is appended to results.jsonl. A killed study
@@ -88,7 +92,7 @@ class Sizes:
 # - stage 1 at lr 1e-3: at 3e-3 one seed's stage 1 left every stage 2 stalled;
 # - the Q4 weak teacher is stage 1 + 100 of those steps (3200 examples): below the threshold.
 FULL = Sizes(seeds=5, num_hard=8000, num_foundation=48000, num_test=1000, num_long_test=500, num_validation=500,
-             hard_steps="3-4", long_steps="5-6", stage1_epochs=1, stage2_steps=375, teacher_steps=100,
+             hard_steps="3-4", long_steps="5-6", stage1_epochs=1, stage2_steps=175, teacher_steps=100,
              stage1_batch_size=64, batch_size=32)
 # The plumbing only: every stage runs, on a world too small to learn anything.
 SMOKE = replace(FULL, seeds=1, num_hard=40, num_foundation=40, num_test=8, num_long_test=4, num_validation=6,

@@ -290,6 +290,51 @@ def decide(iv: Interval | None, expected_sign: int = 1) -> str:
     return "no clear difference"
 
 
+def seed_runs(results: list[dict], condition: str, bench: str = "miniworld") -> dict:
+    """seed -> that run's results on `bench` (results.jsonl rows of one condition)."""
+    return {r["seed"]: r["benches"][bench] for r in results if r["condition"] == condition and bench in r["benches"]}
+
+
+def _measure(run: dict, steps: bool) -> tuple[float, list | None]:
+    """A run's value (final answers right, or steps right) and its per-problem outcomes (None in rows
+    written before they were kept)."""
+    return (run["step_accuracy"], run.get("step_outcomes")) if steps else (run["accuracy"], run.get("outcomes"))
+
+
+def condition_interval(results: list[dict], condition: str, steps: bool = False, bench: str = "miniworld") -> Interval | None:
+    """One condition's mean over seeds with its 95% interval (seeds and the test set's sampling)."""
+    runs = seed_runs(results, condition, bench)
+    if not runs:
+        return None
+    measured = [_measure(runs[s], steps) for s in sorted(runs)]
+    values, outcomes = [v for v, _ in measured], [o for _, o in measured]
+    if all(o is not None for o in outcomes):
+        test_variance = per_problem_test_variance(outcomes)
+    else:
+        mean = sum(values) / len(values)
+        test_variance = binomial_test_variance(mean, runs[min(runs)]["problems"])
+    return interval(values, test_variance)
+
+
+def paired_interval(results: list[dict], a: str, b: str, steps: bool = False, bench: str = "miniworld") -> Interval | None:
+    """acc(a) - acc(b), paired by seed (every condition of a seed starts from that seed's models, so the
+    per-seed difference cancels how good they happened to be) and by test problem, with its 95%
+    interval. None unless both ran on at least one common seed."""
+    runs_a, runs_b = seed_runs(results, a, bench), seed_runs(results, b, bench)
+    seeds = sorted(set(runs_a) & set(runs_b), key=lambda s: -1 if s is None else s)
+    if not seeds:
+        return None
+    pairs = [(_measure(runs_a[s], steps), _measure(runs_b[s], steps)) for s in seeds]
+    diffs = [va - vb for (va, _), (vb, _) in pairs]
+    if all(oa is not None and ob is not None for (_, oa), (_, ob) in pairs):
+        test_variance = per_problem_test_variance([oa for (_, oa), _ in pairs], [ob for _, (_, ob) in pairs])
+    else:
+        problems = runs_a[seeds[0]]["problems"]
+        test_variance = sum(binomial_test_variance(v, problems) for v in (
+            sum(va for (va, _), _ in pairs) / len(pairs), sum(vb for _, (vb, _) in pairs) / len(pairs)))
+    return interval(diffs, test_variance)
+
+
 def spearman(xs: list[float], ys: list[float]) -> float:
     """Rank correlation (average ranks for ties), without scipy."""
     def ranks(values):

@@ -39,7 +39,7 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
             assert 0.0 <= result["accuracy"] <= 1.0
 
     # The teacher's samples became a training set whose error rates were measured on it.
-    with open(os.path.join(out, "data", f"{mini_study.TEACHER_SET}.jsonl")) as f:
+    with open(os.path.join(out, "data", f"{mini_study.TEACHER_SET}_seed0.jsonl")) as f:
         teacher_rows = [json.loads(line) for line in f]
     assert 0 < len(teacher_rows) <= mini_study.SMOKE.num_hard  # empty samples are left out (and counted)
     assert all(isinstance(r["meta"]["correct"], bool) and 0 <= r["meta"]["step_error_rate"] <= 1 for r in teacher_rows)
@@ -104,19 +104,61 @@ def test_statistics():
     assert "no clear difference" in runner.verdict((0.01, 0.02))
 
 
-def test_differences_are_paired_by_seed():
-    """Conditions of one seed share its stage-1 model: the comparison is of per-seed differences."""
-    def row(condition, seed, accuracy):
-        return {"condition": condition, "seed": seed,
-                "benches": {"miniworld": {"problems": 1000, "accuracy": accuracy, "step_accuracy": accuracy}}}
+def test_interval_uses_t_at_n_minus_1_and_the_test_term():
+    iv = runner.interval([0.5, 0.6, 0.7])  # s = 0.1, n = 3: t(2) = 4.303
+    assert abs(iv.mean - 0.6) < 1e-12 and abs(iv.half - 4.303 * 0.1 / 3 ** 0.5) < 1e-9
+    # The test term adds to the seeds' variance before the t quantile scales it.
+    iv = runner.interval([0.5, 0.6, 0.7], test_variance=0.01)
+    assert abs(iv.half - 4.303 * (0.01 / 3 + 0.01) ** 0.5) < 1e-9
+    # Per-problem outcomes: problems 1 and 2 differ by 1 and 0 between a and b, averaged over two seeds.
+    a = [[1, 1, 0, 0], [1, 1, 0, 0]]
+    b = [[0, 1, 0, 0], [0, 1, 0, 0]]
+    # per-problem differences [1, 0, 0, 0]: mean 0.25, sample variance 0.25, over 4 problems
+    assert abs(runner.per_problem_test_variance(a, b) - 0.25 / 4) < 1e-12
+    assert runner.per_problem_test_variance([[1, 0]]) == 0.5 / 2  # [1, 0]: sample variance 0.5
+    assert runner.decide(runner.interval([0.1, 0.12, 0.11])) == "reproduced"
+    assert runner.decide(runner.interval([0.1, 0.12, 0.11]), expected_sign=-1) == "contradicted"
+    assert runner.decide(runner.interval([0.1, -0.12, 0.11])) == "no clear difference"
 
-    # A seed's stage 1 moves both conditions together; b is always 0.1 behind a.
-    results = [row("a", s, acc) for s, acc in [(0, 0.2), (1, 0.5), (2, 0.8)]]
-    results += [row("b", s, acc - 0.1) for s, acc in [(2, 0.8), (0, 0.2), (1, 0.5)]]  # any order in the file
-    summary = runner.summarize(results)
-    diff, se = runner.difference(summary, "a", "b")
-    assert abs(diff - 0.1) < 1e-12 and se < 1e-12
-    assert "agrees" in runner.verdict((diff, se))
+
+def test_differences_are_paired_by_seed_and_problem():
+    """Conditions of one seed share its stage-1 model: the comparison is of per-seed differences."""
+    def row(condition, seed, outcomes):
+        accuracy = sum(outcomes) / len(outcomes)
+        return {"condition": condition, "seed": seed,
+                "benches": {"miniworld": {"problems": len(outcomes), "accuracy": accuracy, "step_accuracy": accuracy,
+                                          "outcomes": outcomes, "step_outcomes": outcomes}}}
+
+    # A seed's stage 1 moves both conditions together; b always misses the first problem a solves.
+    runs = {0: [1, 1, 0, 0, 0, 0, 0, 0, 0, 0], 1: [1, 1, 1, 1, 1, 0, 0, 0, 0, 0], 2: [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]}
+    results = [row("a", s, o) for s, o in runs.items()]
+    results += [row("b", s, [0] + o[1:]) for s, o in reversed(runs.items())]  # any order in the file
+    iv = runner.paired_interval(results, "a", "b")
+    assert abs(iv.mean - 0.1) < 1e-12 and iv.seed_se < 1e-12
+    # The seeds agree exactly; what is left is the test set's term: one problem of ten carries the difference.
+    assert abs(iv.test_se ** 2 - runner.per_problem_test_variance([[1] + [0] * 9], [[0] * 10])) < 1e-12
+    assert runner.decide(iv) == "no clear difference"  # one problem of ten is not evidence
+    unpaired = runner.condition_interval(results, "a")
+    assert abs(unpaired.mean - 0.5) < 1e-12 and unpaired.half > 0.2
+
+
+def test_sub_half_has_one_sub_task_per_hard_task(tmp_path):
+    from w2s.data.jsonl import read_jsonl, write_jsonl
+
+    hard = [{"id": f"mw-{i}", "messages": [], "meta": {}} for i in range(4)]
+    subs = [{"id": f"mw-{i}-sub{j}", "messages": [], "meta": {"parent_id": f"mw-{i}"}} for i in range(4) for j in (1, 2)]
+    write_jsonl(str(tmp_path / "h.jsonl"), hard)
+    write_jsonl(str(tmp_path / "s.jsonl"), subs)
+    mini_study.write_sub_half(str(tmp_path / "h.jsonl"), str(tmp_path / "s.jsonl"), str(tmp_path / "o.jsonl"))
+    rows = read_jsonl(str(tmp_path / "o.jsonl"))
+    assert [r["id"] for r in rows[:4]] == [r["id"] for r in hard] and len(rows) == 8
+    assert sorted(r["meta"]["parent_id"] for r in rows[4:]) == [f"mw-{i}" for i in range(4)]
+
+
+def test_questions_pick_their_conditions():
+    assert mini_study.needed_conditions(["q1"]) == ["hard_full", "hard_full_e0.9", "easy_sub"]
+    assert mini_study.TEACHER_SET in mini_study.needed_conditions(["q4"])
+    assert mini_study.needed_conditions(["q1", "q2", "q3", "q4"]) == mini_study.CONDITIONS
 
 
 def test_weak_to_strong_table_puts_each_student_next_to_its_supervision():
@@ -124,10 +166,11 @@ def test_weak_to_strong_table_puts_each_student_next_to_its_supervision():
         return {"condition": condition, "seed": seed,
                 "benches": {"miniworld": {"problems": 1000, "accuracy": accuracy, "step_accuracy": steps}}}
 
-    summary = runner.summarize([row("hard_full_e0.9", s, 0.6, 0.8) for s in range(3)])
+    results = [row("hard_full_e0.9", s, 0.6, 0.8) for s in range(3)]
     quality = {"hard_full_e0.9": {"outcome_error": 0.9, "step_error": 0.5, "examples": 10}}
-    header, rule, line = mini_study.weak_to_strong_table(summary, quality)
+    header, rule, line = mini_study.weak_to_strong_table(results, quality)
     cells = [c.strip() for c in line.strip("|").split("|")]
     # supervision 10% right -> student 60%: +50 points; steps 50% -> 80%: +30 points.
-    assert cells[1:] == ["10.0", "60.0 ± 0.0", "+50.0", "50.0", "80.0 ± 0.0", "+30.0"]
-    assert len(mini_study.weak_to_strong_table({}, quality)) == 2  # a condition not run has no row
+    assert cells[1] == "10.0" and cells[2].startswith("60.0 [") and cells[3:5] == ["+50.0", "50.0"]
+    assert cells[5].startswith("80.0 [") and cells[6] == "+30.0"
+    assert len(mini_study.weak_to_strong_table([], quality)) == 2  # a condition not run has no row

@@ -83,6 +83,7 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(dim=128, n_layers=2, n_heads=4, n_kv_heads=4, ffn_dim=512, vocab_size=512, max_seq_len=512, **_SMALL),
     # A weak model by capacity (about 1/8 of tiny's compute): the mini study's weak teacher.
     "micro": dict(dim=64, n_layers=1, n_heads=2, n_kv_heads=2, ffn_dim=256, vocab_size=512, max_seq_len=512, **_SMALL),
+    "nano": dict(dim=32, n_layers=1, n_heads=2, n_kv_heads=2, ffn_dim=128, vocab_size=512, max_seq_len=512, **_SMALL),
     "small": dict(dim=256, n_layers=4, n_heads=8, n_kv_heads=4, ffn_dim=768, vocab_size=512, max_seq_len=1024,
                   **_SMALL),
     "30m": dict(dim=512, n_layers=8, n_heads=8, n_kv_heads=4, ffn_dim=1536, vocab_size=8192, max_seq_len=2048,

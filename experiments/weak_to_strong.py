@@ -19,8 +19,8 @@ The cast, all in the study's built-in world, every model seeded (seed s = 0..see
 - Strong student: each seed's tiny stage-1 model (dim 128, 2 layers), the study's `stage1/seed s`. Its
   ceiling is the study's `hard_full/seed s` (the same student on all 8000 gold tasks, same budget).
 - Unlabelled pool: `pool` hard tasks drawn after the study's (data_prep.py draws hard tasks as one
-  stream, so a larger --num-hard extends it), then `val` more as a validation bench (`q5/val.jsonl`):
-  no model trains on them, none is a test problem. Gold answers are read only to measure label quality,
+  stream, so a larger --num-hard extends it): no model trains on them, none is a test problem, none is
+  in the study's validation split (`data/validation.jsonl`, drawn further on; checked). Gold answers are read only to measure label quality,
   for the gold-chosen control and for the validation choice of DPO's settings.
 
 Every SFT student gets the study's stage-2 budget (budget_steps) whatever its set's size, so that label
@@ -36,7 +36,7 @@ quality, not the number of examples seen, is what differs:
   q5_dpo_pool   control: stage II over the whole pool's pairs
   q5_dpo_gold   upper bound of stage II: on the same tasks and samples, chosen a gold-right response,
                 rejected a wrong one (`gold_pairs`)
-DPO's learning rate and beta are chosen on the validation bench, on seed 0, from `grid`, and used for
+DPO's learning rate and beta are chosen on the study's validation split, on seed 0, from `grid`, and used for
 every seed. PGR = (student - teacher) / (ceiling - teacher) per seed (Burns et al. 2023); every mean and
 difference comes with runner.interval (seeds and the test set's sampling, the teacher's included).
 
@@ -63,7 +63,7 @@ from w2s.data.selection.samples import hybrid_row, stated_answers
 from w2s.dpo import pair_row
 from w2s.grader import grade
 
-BENCHES = ("miniworld", "miniworld_long")
+TESTS = ("miniworld", "miniworld_long")  # the test files the larger world must share with the study's
 TEACHER = "q5_teacher"
 TEACHER_LONG = "q5_teacher_long"  # the plateau check: seed 0 only
 ICL = "q5_icl"
@@ -91,7 +91,6 @@ COMPARISONS = ((STAGE1, NAIVE, 1), (STAGE1, RANDOM, 1), (DPO, STAGE1, 1), (DPO, 
 @dataclass(frozen=True)
 class Sizes:
     pool: int  # unlabelled hard tasks that both sources label
-    val: int  # validation tasks (DPO's settings), drawn after the pool
     pair_tasks: int  # stage II: the first pair_tasks of the pool (the whole pool for q5_dpo_pool)
     strong_samples: int  # stage II: the stage-I model's samples per pool task
     teacher_steps: int  # each weak source: gold steps after its micro stage 1
@@ -106,9 +105,9 @@ class Sizes:
 
 # Sampling and the micro runs grow with these (the estimate is in the docstring). dpo_epochs 4: the
 # issue's stage II had about 10 DPO steps; 4 epochs over ~300-500 pairs of 1000 tasks make 40-60.
-FULL = Sizes(pool=3000, val=500, pair_tasks=1000, strong_samples=4, teacher_steps=1500,
+FULL = Sizes(pool=3000, pair_tasks=1000, strong_samples=4, teacher_steps=1500,
              grid=((3e-4, 0.1), (1e-3, 0.1), (3e-4, 0.5), (1e-3, 0.5)), dpo_epochs=4)
-SMOKE = Sizes(pool=24, val=8, pair_tasks=12, strong_samples=4, teacher_steps=2, grid=((3e-4, 0.1), (1e-3, 0.1)),
+SMOKE = Sizes(pool=24, pair_tasks=12, strong_samples=4, teacher_steps=2, grid=((3e-4, 0.1), (1e-3, 0.1)),
               dpo_epochs=1, label_temperature=1.0)
 
 
@@ -117,9 +116,10 @@ def sizes_of(study) -> Sizes:
 
 
 def budget_steps(study) -> int:
-    """The study's stage-2 budget in optimizer steps: every Q5 SFT student trains this long."""
+    """The study's stage-2 budget in optimizer steps: every Q5 SFT student trains this long, as long as
+    the ceiling (hard_full) did."""
     s = study.sizes
-    return s.max_steps or math.ceil(s.stage2_epochs * s.num_hard / s.batch_size)
+    return s.max_steps or s.stage2_steps
 
 
 def q5_dir(study, *parts: str) -> str:
@@ -177,14 +177,15 @@ def pgr_outcomes(student: list[int], teacher: list[int], ceiling: list[int]) -> 
 
 
 def prepare_pool(study) -> None:
-    """q5/tasks.jsonl (the pool), q5/val.jsonl (the validation bench) and q5/gold_a|gold_b.jsonl (the
-    study's gold hard tasks in two disjoint halves), drawn by data_prep.py as the continuation of the
-    study's hard tasks; checked to extend them and to share its tests."""
+    """q5/tasks.jsonl (the pool), q5/pair_tasks.jsonl (its first pair_tasks) and q5/gold_a|gold_b.jsonl
+    (the study's gold hard tasks in two disjoint halves). The pool is drawn by data_prep.py as the
+    continuation of the study's hard tasks; checked to extend them, to share its tests and to share no
+    problem with the validation split."""
     size, s = sizes_of(study), study.sizes
     if os.path.exists(q5_dir(study, "gold_b.jsonl")):
         return
     world = q5_dir(study, "world")
-    study.run("data_prep", ["world", "--out", world, "--num-hard", str(s.num_hard + size.pool + size.val),
+    study.run("data_prep", ["world", "--out", world, "--num-hard", str(s.num_hard + size.pool),
                             "--num-foundation", "0", "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test),
                             "--hard-steps", s.hard_steps, "--long-steps", s.long_steps, "--sets", "hard_full"],
               q5_dir(study, "data_prep.log"))
@@ -192,13 +193,15 @@ def prepare_pool(study) -> None:
     study_tasks = read_jsonl(os.path.join(study.data_dir, "tasks", "hard_full.jsonl"))
     if [t["problem"] for t in tasks[:len(study_tasks)]] != [t["problem"] for t in study_tasks]:
         raise RuntimeError(f"{world}: the larger world does not begin with the study's hard tasks")
-    for bench in BENCHES:
+    for bench in TESTS:
         if read_jsonl(os.path.join(world, "test", f"{bench}.jsonl")) != read_jsonl(os.path.join(study.data_dir, "test", f"{bench}.jsonl")):
             raise RuntimeError(f"{world}: its {bench} test differs from the study's")
-    rest = tasks[len(study_tasks):]
-    write_jsonl(q5_dir(study, "tasks.jsonl"), rest[:size.pool])
-    write_jsonl(q5_dir(study, "pair_tasks.jsonl"), rest[:size.pair_tasks])
-    write_jsonl(q5_dir(study, "val.jsonl"), rest[size.pool:])
+    pool = tasks[len(study_tasks):]
+    validation = {t["problem"] for t in read_jsonl(study.validation_path)}
+    if any(t["problem"] in validation for t in pool):
+        raise RuntimeError(f"{world}: the pool reaches into the validation split; draw a smaller pool")
+    write_jsonl(q5_dir(study, "tasks.jsonl"), pool)
+    write_jsonl(q5_dir(study, "pair_tasks.jsonl"), pool[:size.pair_tasks])
     gold = read_jsonl(study.set_path("hard_full"))
     write_jsonl(q5_dir(study, "gold_a.jsonl"), gold[:len(gold) // 2])
     write_jsonl(q5_dir(study, "gold_b.jsonl"), gold[len(gold) // 2:])
@@ -251,15 +254,15 @@ def evaluate(study, condition: str, seed: int | None, started: float) -> None:
 
 
 def evaluate_val(study, model_dir: str) -> float:
-    """Accuracy on the validation bench (greedy, the study's token limit), kept in MODEL_DIR/val/."""
+    """Accuracy on the study's validation split (greedy, its token limit), kept in MODEL_DIR/val/."""
     out = os.path.join(model_dir, "val")
     summary = os.path.join(out, "summary.json")
     if not os.path.exists(summary):
-        study.run("evaluate", ["--model", os.path.join(model_dir, "final"), "--bench", q5_dir(study, "val.jsonl"),
+        study.run("evaluate", ["--model", os.path.join(model_dir, "final"), "--bench", study.validation_path,
                                "--out", out, "--batch-size", "256", "--max-new-tokens", str(study.sizes.max_new_tokens),
                                "--quiet"], os.path.join(model_dir, "val.log"))
     with open(summary) as f:
-        return json.load(f)["val"]["accuracy"]
+        return json.load(f)[os.path.splitext(os.path.basename(study.validation_path))[0]]["accuracy"]
 
 
 def dpo(study, pairs: str, out: str, seed: int, init: str, lr: float, beta: float) -> bool:
@@ -366,7 +369,7 @@ def grid_job(study, progress, cost: float) -> None:
         progress.add(cost, skipped=True)
         return
     started = time.time()
-    progress.log("start  Q5 DPO grid (seed 0, validation bench)")
+    progress.log("start  Q5 DPO grid (seed 0, validation split)")
     result = {"settings": [], "chosen": list(size.grid[0]), "stage1_val": None}
     stage1 = run_dir(study, STAGE1, 0)
     if os.path.exists(os.path.join(stage1, "final")) and count_rows(set_path(study, f"{DPO}_seed0")):
@@ -466,7 +469,8 @@ def add_jobs(study, jobs, progress) -> None:
 
 def runs_by_seed(results: list[dict], condition: str, bench: str = "miniworld") -> dict[int, list[int]]:
     """seed -> per-problem outcomes of the condition's runs (the study's rows carry them)."""
-    return {r["seed"]: r["benches"][bench]["outcomes"] for r in results if r["condition"] == condition and r["seed"] is not None}
+    return {r["seed"]: r["benches"][bench]["outcomes"] for r in results
+            if r["condition"] == condition and r["seed"] is not None and bench in r["benches"]}
 
 
 def accuracy_interval(runs: dict[int, list[int]]):
@@ -544,7 +548,6 @@ def report_lines(study, figure_dir: str) -> list[str]:
     results = [r for r in read_jsonl(study.results_path) if r["condition"] in CONDITIONS] if os.path.exists(study.results_path) else []
     size = sizes_of(study)
     runs = {c: runs_by_seed(results, c) for c in CONDITIONS}
-    long_runs = {c: runs_by_seed(results, c, "miniworld_long") for c in CONDITIONS}
     lines = ["", "## Q5. Does the strong student surpass its weak teacher without gold labels?", "",
              "Yang, Ma, Liu (2024), *Weak-to-Strong Reasoning*: a strong student learns from a weaker teacher's labels "
              "through agreement-selected SFT (stage I) and DPO on confidence-selected pairs (stage II). Here, per seed: the "
@@ -554,19 +557,18 @@ def report_lines(study, figure_dir: str) -> list[str]:
              f"every SFT student gets the study's stage-2 budget ({budget_steps(study)} steps at batch {study.sizes.batch_size}); "
              f"the ceiling is the study's `{CEILING}` run (see experiments/weak_to_strong.py). Intervals: 95%, over seeds and "
              "the test set's sampling.", "",
-             "| model | test acc % (95% CI) | seeds | long test acc % | PGR (95% CI) |", "|---|---:|---|---:|---:|"]
+             "| model | test acc % (95% CI) | seeds | PGR (95% CI) |", "|---|---:|---|---:|"]
     for condition in CONDITIONS:
         iv = accuracy_interval(runs[condition])
         if iv is None:
-            lines.append(f"| {LABELS[condition]} (`{condition}`) | not run | | | |")
+            lines.append(f"| {LABELS[condition]} (`{condition}`) | not run | | |")
             continue
         values = ", ".join(pct(sum(o) / len(o)) for _, o in sorted(runs[condition].items()))
         gap = ""
         if condition in (BASE, *STUDENTS):
             g = pgr_interval(runs[condition], runs[TEACHER], runs[CEILING])
             gap = f"{g.mean:+.2f} ({g.lo:+.2f} to {g.hi:+.2f})" if g else "n/a"
-        lines.append(f"| {LABELS[condition]} (`{condition}`) | {_acc(iv)} | {values} | "
-                     f"{_acc(accuracy_interval(long_runs[condition]))} | {gap} |")
+        lines.append(f"| {LABELS[condition]} (`{condition}`) | {_acc(iv)} | {values} | {gap} |")
     teacher0, longer = runs[TEACHER].get(0), runs[TEACHER_LONG].get(0)
     if teacher0 and longer:
         lines += ["", f"Plateau check (seed 0): the teacher {pct(sum(teacher0) / len(teacher0))}% after {size.teacher_steps} gold "
@@ -579,7 +581,7 @@ def report_lines(study, figure_dir: str) -> list[str]:
         with open(grid_path) as f:
             grid = json.load(f)
         tried = ", ".join(f"lr {g['lr']} beta {g['beta']}: {pct(g['val'])}%" for g in grid["settings"]) or "not run"
-        lines += ["", f"DPO's settings on the validation bench ({size.val} held-out hard tasks, seed 0; the stage-I model "
+        lines += ["", f"DPO's settings on the validation split (`{os.path.relpath(study.validation_path, study.out)}`, seed 0; the stage-I model "
                       f"{pct(grid['stage1_val'])}%): {tried}; chosen lr {grid['chosen'][0]}, beta {grid['chosen'][1]}."]
     lines += ["", "| comparison (a - b) | difference (95% CI) | paper's direction | verdict |", "|---|---:|---|---|"]
     for a, b, sign in COMPARISONS:

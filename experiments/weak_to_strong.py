@@ -6,12 +6,14 @@ Q5's jobs into its pool and `report_lines(study, figure_dir)` for its section of
 the section says is computed from results.jsonl and the files the jobs write.
 
 The cast, all in the study's built-in world, every model seeded (seed s = 0..seeds-1):
-- Weak teacher (`q5_teacher`, seed s): weak by capacity, the `micro` preset (dim 64, 1 layer, a quarter
-  of the student's width), trained from scratch on the study's foundation set (seed s), then
-  teacher_steps steps on gold hard tasks: the first half of the study's 8000 (`gold_a`). Calibration
-  (seed 0, lr 3e-3, batch 32, on one busy core): micro stage 1 3.3%, +500 gold steps 10.7%, +1500
-  steps 47.7%: still rising, so at these budgets micro is limited by its budget, not yet by its size.
-  The study re-checks it: `q5_teacher_long` (seed 0 only) is the same teacher at 2 x teacher_steps.
+- Weak teacher (`q5_teacher`, seed s): a smaller model, the `micro` preset (dim 64, 1 layer, half the
+  student's width), trained from scratch on the study's foundation set (seed s), then teacher_steps
+  steps on gold hard tasks: the first half of the study's 8000 (`gold_a`). Calibration (seed 0, lr
+  3e-3, batch 32, all 8000 gold tasks): micro stage 1 3.3%; +500 gold steps 10.7%, +1500 47.7%, +3000
+  80.4%. So micro does not plateau by its size at any budget the study can pay: trained long enough it
+  would pass the student's ceiling (hard_full at the study's 175 steps, about 75%). The teacher here is
+  weak by its size *and* its budget (1000 steps); `q5_teacher_long` (seed 0 only, 2 x teacher_steps)
+  shows in every run how far its budget holds it back.
 - Weak-ICL stand-in (`q5_icl`, seed s): a 0.5M model does not learn in context (measured: 0-8 of 600
   agreements with 2 solved examples in the prompt), so a second micro model stands in, made to err
   independently: another seed's micro stage 1 (seed s+1), its own training seed (1000+s), and the other
@@ -41,13 +43,13 @@ every seed. PGR = (student - teacher) / (ceiling - teacher) per seed (Burns et a
 difference comes with runner.interval (seeds and the test set's sampling, the teacher's included).
 
 Cost, estimated (not yet measured in a full study) in minutes of one 1-thread worker, from the
-calibration's micro times (stage 1 ~1.2, 1500 gold steps + evaluation ~1.7) and the study's tiny ones
-(500 steps + evaluation ~1.75): per seed, micro stage 1 1.2 + teacher 1.7 + stand-in 1.7 + their labels
-on the pool ~0.4; three SFT students 5.3; the stage-I model's 4 x 3000 samples ~1; three DPO runs (40-150
-steps each, and their evaluations) ~2.5: about 14 per seed, 70 for 5 seeds, plus the grid (4 DPO runs and
-5 validation evaluations, ~2.5) and the plateau check (~3): about 75. The knobs, largest saving first:
-teacher_steps 1000 (-6, but further from any plateau), control_seeds=3 (-7), pool 2000 (-2). Every SFT
-student's cost follows the study's stage-2 budget (budget_steps): a shorter stage 2 shrinks it.
+calibration's times on the busy 2-core machine (micro: stage 1 ~1.2, 1000 gold steps + evaluation ~1.2;
+tiny: 375 steps + evaluation 2.3, so 175 steps + evaluation ~1.2): per seed, micro stage 1 1.2 + teacher
+1.2 + stand-in 1.2 + their labels on the pool 0.3; three SFT students 3.6; the stage-I model's 4 x 2000
+samples ~0.7; three DPO runs (30-100 steps each, and their evaluations) ~3: about 11 per seed, 56 for 5
+seeds, plus the grid (4 DPO runs, 5 validation evaluations, ~3) and the plateau check (~2.2): about 60.
+That is over the 40 the issue allows; the knobs, largest saving first: control_seeds=3 (-8: the controls'
+verdicts then rest on 3 seeds), teacher_steps 500 (-5: a 10% teacher), dpo_epochs 2 (-3), a grid of 2 (-1.5).
 """
 import json
 import math
@@ -103,10 +105,10 @@ class Sizes:
     # nothing greedily; at toy size no task may agree, and stages I and II are then skipped)
 
 
-# Sampling and the micro runs grow with these (the estimate is in the docstring). dpo_epochs 4: the
-# issue's stage II had about 10 DPO steps; 4 epochs over ~300-500 pairs of 1000 tasks make 40-60.
-FULL = Sizes(pool=3000, pair_tasks=1000, strong_samples=4, teacher_steps=1500,
-             grid=((3e-4, 0.1), (1e-3, 0.1), (3e-4, 0.5), (1e-3, 0.5)), dpo_epochs=4)
+# Sampling and the micro runs grow with these (the estimate is in the docstring). dpo_epochs 3: the
+# issue's stage II had about 10 DPO steps; 3 epochs over ~300-500 pairs of 1000 tasks make 30-50.
+FULL = Sizes(pool=2000, pair_tasks=1000, strong_samples=4, teacher_steps=1000,
+             grid=((3e-4, 0.1), (1e-3, 0.1), (3e-4, 0.5), (1e-3, 0.5)), dpo_epochs=3)
 SMOKE = Sizes(pool=24, pair_tasks=12, strong_samples=4, teacher_steps=2, grid=((3e-4, 0.1), (1e-3, 0.1)),
               dpo_epochs=1, label_temperature=1.0)
 

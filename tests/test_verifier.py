@@ -266,3 +266,26 @@ def test_the_chain_sample_steps_train_evaluate(tmp_path):
     assert evaluate.evaluate_command(argv)["tiny"] == summary
     with pytest.raises(UserError, match="verifier_agg"):
         evaluate.evaluate_command(argv[:-1] + ["min"])
+    # Scoring saved samples (--samples) gives what generating and scoring gave, whether the samples are
+    # sample.py's (same seed and settings draw the same responses) or the evaluation's own rows.
+    drawn = str(tmp_path / "drawn.jsonl")
+    sample.sample(["--model", checkpoint, "--tasks", str(tmp_path / "bench" / "tiny.jsonl"), "--out", drawn, "--n", "4",
+                   "--temperature", "1.0", "--top-p", "1.0", "--seed", "0", "--max-new-tokens", "12", "--quiet"])
+    assert [r["samples"] for r in read_lines(drawn)] == [r["responses"] for r in eval_rows]
+    os.makedirs(tmp_path / "saved")
+    rows_copy = write_jsonl(str(tmp_path / "saved" / "rows.jsonl"), eval_rows)
+    scored = ["--bench", str(tmp_path / "bench" / "tiny.jsonl"), "--quiet", "--verifier", final, "--verifier-agg", "last",
+              "--batch-size", "3"]  # the same batches as above: the same scores to the last bit
+    drop = ("model", "samples", "temperature")
+    for i, path in enumerate((drawn, rows_copy)):
+        again = evaluate.evaluate_command([*scored, "--samples", path, "--out", str(tmp_path / f"scored{i}")])["tiny"]
+        assert {k: v for k, v in again.items() if k not in drop} == {k: v for k, v in summary.items() if k not in drop}
+        assert read_lines(str(tmp_path / f"scored{i}" / "tiny.jsonl")) == eval_rows
+    assert again["model"] is None and evaluate.samples_origin(drawn)[0] == checkpoint
+    # Samples of other problems, or of the same ids with another answer, are refused by file and line.
+    wrong = write_jsonl(str(tmp_path / "saved" / "wrong.jsonl"), [{**eval_rows[0], "answer": "999"}] + eval_rows[1:])
+    with pytest.raises(UserError, match=r"wrong.jsonl:1: field 'answer' differs"):
+        evaluate.evaluate_command([*scored, "--samples", wrong, "--out", str(tmp_path / "bad")])
+    short = write_jsonl(str(tmp_path / "saved" / "short.jsonl"), eval_rows[1:])
+    with pytest.raises(UserError, match=r"short.jsonl: no responses for 1 of"):
+        evaluate.evaluate_command([*scored, "--samples", short, "--out", str(tmp_path / "bad")])

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 import data_prep
 import evaluate
@@ -289,3 +288,48 @@ def test_the_chain_sample_steps_train_evaluate(tmp_path):
     short = write_jsonl(str(tmp_path / "saved" / "short.jsonl"), eval_rows[1:])
     with pytest.raises(UserError, match=r"short.jsonl: no responses for 1 of"):
         evaluate.evaluate_command([*scored, "--samples", short, "--out", str(tmp_path / "bad")])
+
+
+def test_auc_by_hand():
+    # Positives 0.9, 0.5, 0.5; negatives 0.5, 0.1. Pairs (pos, neg): 0.9 beats both (2), each 0.5 ties the
+    # 0.5 (0.5 each) and beats 0.1 (1 each): (2 + 1.5 + 1.5) / (3 x 2) = 5/6.
+    assert verifier.auc([0.9, 0.5, 0.5, 0.5, 0.1], [True, True, True, False, False]) == pytest.approx(5 / 6)
+    assert verifier.auc([0.1, 0.2, 0.3], [False, True, True]) == 1.0
+    assert verifier.auc([0.1, 0.2, 0.3], [True, False, False]) == 0.0
+    assert verifier.auc([0.4, 0.4, 0.4], [True, False, True]) == 0.5  # a constant score ranks nothing
+    assert verifier.auc([0.4, 0.7], [True, True]) != verifier.auc([0.4, 0.7], [True, True])  # nan: no negative
+
+
+def test_oprm_rows_and_balance(tmp_path):
+    task = miniworld.Task(17, (miniworld.Step("*", 3), miniworld.Step("+", 16)))
+    problem = miniworld.render_problem(task, miniworld.sample_phrasing(random.Random(0), task))
+    right = miniworld.correct_solution(task)
+    slip = "17 * 3 = 51\n51 + 16 = 68\nThe answer is \\boxed{68}"  # wrong at step 2
+    samples = write_jsonl(str(tmp_path / "samples.jsonl"), [
+        {"id": "w1", "problem": problem, "answer": "67", "samples": [right, slip], "correct": [True, False]}])
+    from w2s.data.selection.verifier_rows import balance_rows, oprm_rows
+    rows, report = oprm_rows(samples)
+    assert [r["id"] for r in rows] == ["w1/s0", "w1/s1", "w1/s0/outcome", "w1/s1/outcome"]
+    assert [r["labels"] for r in rows] == [[True] * 3, [True, False, False], [True] * 3, [False] * 3]
+    assert report["steps"] == 6 and report["outcome-labelled good steps"] == 3
+
+    # Seven all-good rows of 2 steps and three rows [good, bad, bad]: 17 good, 6 bad. Dropping an all-good
+    # row removes 2 of the excess 11; five of them leave 7 good and 6 bad, and a sixth would cross over.
+    many = [{"id": f"g{i}", "labels": [True, True]} for i in range(7)] + \
+           [{"id": f"b{i}", "labels": [True, False, False]} for i in range(3)]
+    kept, balance = balance_rows(many, seed=3)
+    assert balance["rows dropped"] == 5 and balance["steps dropped"] == 10
+    assert (balance["good steps after"], balance["bad steps after"]) == (7, 6)
+    assert {r["id"] for r in kept} >= {"b0", "b1", "b2"}  # rows leaning to the rare label are never dropped
+    assert balance_rows(many, seed=3)[0] == kept and balance_rows(many, seed=4)[0] != kept  # the seed decides which
+
+    # Through data_prep.py: samples [right, right, slip] make OPRM rows of 13 good and 5 bad steps; two
+    # all-good rows (3 steps each) go, and a third would cross over: 7 good, 5 bad.
+    three = write_jsonl(str(tmp_path / "three.jsonl"), [
+        {"id": "w1", "problem": problem, "answer": "67", "samples": [right, right, slip], "correct": [True, True, False]}])
+    data_prep.main(["verifier", three, "--oprm", "--balance", "--name", "oprm", "--out", str(tmp_path / "data")])
+    written = read_lines(str(tmp_path / "data" / "oprm.jsonl"))
+    good = sum(sum(r["labels"]) for r in written)
+    assert (len(written), good, sum(len(r["labels"]) for r in written) - good) == (4, 7, 5)
+    with pytest.raises(UserError, match="--oprm already holds"):
+        data_prep.step_rows_command(data_prep.parse_args(["verifier", three, "--oprm", "--outcome"]))

@@ -322,6 +322,7 @@ def test_oprm_rows_and_balance(tmp_path):
     assert (balance["good steps after"], balance["bad steps after"]) == (7, 6)
     assert {r["id"] for r in kept} >= {"b0", "b1", "b2"}  # rows leaning to the rare label are never dropped
     assert balance_rows(many, seed=3)[0] == kept and balance_rows(many, seed=4)[0] != kept  # the seed decides which
+    assert balance_rows(many[:7])[0] == many[:7]  # good steps only: nothing to balance against, nothing dropped
 
     # Through data_prep.py: samples [right, right, slip] make OPRM rows of 13 good and 5 bad steps; two
     # all-good rows (3 steps each) go, and a third would cross over: 7 good, 5 bad.

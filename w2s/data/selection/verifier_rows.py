@@ -110,12 +110,14 @@ def oprm_rows(path: str, split: str = "lines") -> tuple[list[dict], Counter]:
 def balance_rows(rows: list[dict], seed: int = 0) -> tuple[list[dict], dict]:
     """Drop whole rows, chosen at random (`seed`), until good and bad step labels are as near equal as
     whole rows allow: a row is dropped only when it holds more of the commoner label than of the other,
-    and no more of that excess than is left (so the counts never cross). Returns the kept rows, in their
+    and no more of that excess than is left (so the counts never cross). Rows of one label only are
+    kept as they are. Returns the kept rows, in their
     order, and what was dropped."""
     good = sum(sum(r["labels"]) for r in rows)
     bad = sum(len(r["labels"]) for r in rows) - good
     common = good > bad  # the label to drop steps of
-    excess = abs(good - bad)
+    # With one label only there is nothing to balance against: dropping would empty the set.
+    excess = abs(good - bad) if good and bad else 0
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     dropped = set()

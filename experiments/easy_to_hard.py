@@ -19,7 +19,9 @@ figure. Everything runs through the project's commands, in the study's worker pr
      step, Sun et al.'s OPRM trained on process and outcome data together; scored like a PRM (min), as
      its step verdicts are trained on exact step labels;
    - prm_all: easy + hard samples with exact labels: the upper bound, a verifier that has seen hard problems.
-3. train.py --objective prm --init <policy> trains each verifier (VERIFIER_EPOCHS over its rows).
+3. train.py --objective prm --init <policy> trains each verifier (VERIFIER_EPOCHS over its rows, at most
+   VERIFIER_MAX_STEPS steps of 16: how many rows balancing keeps depends on the policy's error rate on
+   easy problems; data_prep.log says what it kept).
 4. The policy draws K samples of each of the first TEST_PROBLEMS problems of the 3-4 step test once
    (sample.py, temperature 0.7), and evaluate.py --samples --verifier scores that one file with every
    verifier: maj@K, pass@K, best-of-K and weighted majority, and the curves over k = 1, 2, 4, ... K.
@@ -27,18 +29,19 @@ figure. Everything runs through the project's commands, in the study's worker pr
    run's own evaluation of those problems. The 5-6 step test is left out: a policy at 40-70% on 3-4
    steps is near the floor there (2.7% for the last run's far better one), and it would double the cost.
 
-Cost (an estimate, not a timed run: the last docstring's 3-4 worker-minutes per seed for 3600 training
+Cost (an estimate, not a timed run: the last version's 3-4 worker-minutes per seed, for 3600 training
 samples, 19200 sampled and scored test solutions and 3 one-epoch trainings of 150-225 steps, scaled to
-this work): per seed 2400 + 600 training samples and 250 x 16 = 4000 test samples, drawn once (a
-third of the sampling), 4 x 4000 scorings (no generation), and 4 verifier trainings over balanced rows
-(a third to a half of the unbalanced rows, 2 epochs: about as many steps as before); about 2.2-2.5
-worker-minutes per seed, so 11-12 worker-minutes for 5 seeds.
+this work): per seed 3200 + 600 training samples and 250 x 16 = 4000 test samples drawn once (7800
+samples, a third of the last version's 22800), 4 x 4000 scorings without generation (the last version
+scored 19200), and 4 verifier trainings of at most 200 steps of 16 over the balanced rows (the last
+version 3 of 150-225); about 2-2.5 worker-minutes per seed, so 10-12.5 worker-minutes for 5 seeds.
 
 Results: OUT/easy_to_hard.jsonl, one row per (verifier, seed), written as each finishes, with each
 problem's outcomes (for the test set's term of the intervals) and the verifier's AUCs; the report and
 figure are computed from those rows alone.
 """
 import json
+import math
 import os
 import sys
 import time
@@ -61,15 +64,16 @@ class E2HSizes:
     hard_tasks: int  # hard training tasks, for the upper bound's data only
     samples_hard: int
     verifier_epochs: int
+    verifier_max_steps: int  # a cap on each verifier's training: the balanced sets' size depends on the policy
     lr: float  # fine-tuning the policy into a verifier: below the study's stage-2 3e-3
     k: int  # samples per test problem
     test_problems: int  # the first N problems of the test set
 
 
-FULL = E2HSizes(easy_tasks=300, samples_easy=8, hard_tasks=150, samples_hard=4, verifier_epochs=2, lr=1e-3, k=16,
-                test_problems=250)
-SMOKE = E2HSizes(easy_tasks=6, samples_easy=2, hard_tasks=4, samples_hard=2, verifier_epochs=1, lr=1e-3, k=4,
-                 test_problems=3)
+FULL = E2HSizes(easy_tasks=400, samples_easy=8, hard_tasks=150, samples_hard=4, verifier_epochs=3,
+                verifier_max_steps=200, lr=1e-3, k=16, test_problems=250)
+SMOKE = E2HSizes(easy_tasks=6, samples_easy=2, hard_tasks=4, samples_hard=2, verifier_epochs=1, verifier_max_steps=2,
+                 lr=1e-3, k=4, test_problems=3)
 
 POLICY = "hard_full+easy_sub"  # main switches this to q3_hard_full+easy_sub
 VERIFIERS = {  # name -> (what it is, samples its rows come from, data_prep.py labels flag, aggregation)
@@ -104,7 +108,7 @@ def cost(study) -> float:
     """ETA weight, in the study's unit (examples trained on): samples and scorings counted as examples."""
     e = sizes_for(study)
     per_seed = (e.easy_tasks * e.samples_easy + e.hard_tasks * e.samples_hard + e.test_problems * e.k
-                + len(VERIFIERS) * (e.verifier_epochs * e.easy_tasks * e.samples_easy * 0.5 + e.test_problems * e.k * 0.2))
+                + len(VERIFIERS) * (e.verifier_max_steps * 16 + e.test_problems * e.k * 0.2))
     return study.sizes.seeds * per_seed
 
 
@@ -211,8 +215,13 @@ def train_and_rerank(study, name: str, seed: int, progress, job_cost: float) -> 
     start = time.time()
     if not finished:
         progress.log(f"start  Q6 {name} seed {seed}")
-        study.train(os.path.join(directory, f"{name}.jsonl"), run_dir, seed, policy(study, seed),
-                    epochs=e.verifier_epochs, lr=e.lr, extra=("--objective", "prm"))
+        rows = os.path.join(directory, f"{name}.jsonl")
+        with open(rows) as f:
+            examples = sum(1 for line in f if line.strip())
+        # train.py's --max-steps sets the run's length (it does not cap the epochs): the smaller of the two.
+        steps = min(e.verifier_max_steps, math.ceil(examples * e.verifier_epochs / 16))
+        study.train(rows, run_dir, seed, policy(study, seed), steps, epochs=e.verifier_epochs, lr=e.lr,
+                    extra=("--objective", "prm"), batch_size=16)
         study.run("evaluate", ["--bench", test_path(study), "--samples", test_samples(study, seed), "--out", eval_dir,
                                "--batch-size", "256", "--verifier", os.path.join(run_dir, "final"),
                                "--verifier-agg", VERIFIERS[name][3], "--quiet"], os.path.join(run_dir, "eval.log"))

@@ -98,7 +98,8 @@ def step_rows_from_samples(path: str, outcome: bool = False, split: str = "lines
 def oprm_rows(path: str, split: str = "lines") -> tuple[list[dict], Counter]:
     """An OPRM's rows (Sun et al. 2024): each sample twice, once with the world's exact step labels (a
     PRM's row) and once with its outcome at every step (an ORM's row, id suffixed "/outcome"), so one
-    model learns both to find the wrong step and to judge the whole solution."""
+    model learns both to find the wrong step and to judge the whole solution. (The outcome as the last
+    step's label alone would change nothing here: the world already labels the answer line by the outcome.)"""
     process, report = step_rows_from_samples(path, False, split)
     outcome, outcome_report = step_rows_from_samples(path, True, split)
     for row in outcome:

@@ -75,7 +75,7 @@ FULL = E2HSizes(easy_tasks=400, samples_easy=8, hard_tasks=150, samples_hard=4, 
 SMOKE = E2HSizes(easy_tasks=6, samples_easy=2, hard_tasks=4, samples_hard=2, verifier_epochs=1, verifier_max_steps=2,
                  lr=1e-3, k=4, test_problems=3)
 
-POLICY = "hard_full+easy_sub"  # main switches this to q3_hard_full+easy_sub
+POLICY = "hard_full+easy_sub_half"  # the Q3 condition: hard full tasks + one sub-task each, at the study's budget
 VERIFIERS = {  # name -> (what it is, samples its rows come from, data_prep.py labels flag, aggregation)
     "prm_easy": ("PRM trained on easy problems", "easy", None, "min"),
     "orm_easy": ("ORM trained on easy problems", "easy", "--outcome", "last"),

@@ -25,13 +25,13 @@ from w2s.data.datadir import (WORLD_DEFAULTS, build_builtin, build_gair, build_h
 from w2s.data.jsonl import file_stem, write_jsonl
 from w2s.data.provenance import check_output_dir
 from w2s.data.selection.samples import agreement_from_files, pairs_from_files, sft_from_samples
-from w2s.data.selection.verifier_rows import step_rows_from_samples
+from w2s.data.selection.verifier_rows import balance_rows, oprm_rows, step_rows_from_samples
 from w2s.data.sources.math_shepherd import from_math_shepherd
 from w2s.data.sources.paper import HF_TESTS
 from w2s.data.sources.prm800k import from_prm800k
 from w2s.data.world import miniworld, quality
 from w2s.data.world.sets import SET_KINDS
-from w2s.errors import run_main
+from w2s.errors import UserError, run_main
 
 BUILTIN_SETS = SET_KINDS  # the built-in world's sets at their default quality (outcome error 0)
 BUILTIN_TESTS = tuple(miniworld.TEST_SETS)  # DIR/test/<name>.jsonl
@@ -89,7 +89,13 @@ def step_rows_command(args) -> None:
     """Step rows for train.py --objective prm: from samples (verifier), PRM800K or Math-Shepherd."""
     if args.command == "verifier":
         source, name = args.samples, args.name or f"steps_{file_stem(args.samples)}"
-        rows, report = step_rows_from_samples(source, args.outcome, args.split)
+        if args.oprm and args.outcome:
+            raise UserError("verifier: --oprm already holds the outcome-labelled rows; drop --outcome")
+        rows, report = (oprm_rows(source, args.split) if args.oprm
+                        else step_rows_from_samples(source, args.outcome, args.split))
+        if args.balance:
+            rows, balance = balance_rows(rows, args.seed)
+            print("balanced good and bad steps: " + ", ".join(f"{k} {v}" for k, v in balance.items()))
     else:
         source, name = args.file, args.name or args.command.replace("-", "_")
         convert = from_prm800k if args.command == "prm800k" else from_math_shepherd
@@ -306,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "outcome reward model's data; needed for problems outside the built-in world)")
     verifier.add_argument("--split", choices=["lines", "blank"], default="lines",
                           help="steps of a sample: its non-empty lines, or its blank-line-separated paragraphs (default lines)")
+    verifier.add_argument("--oprm", action="store_true", help="each sample twice: with exact step labels and with its "
+                          "outcome at every step (an OPRM's data, Sun et al. 2024; built-in world problems)")
+    verifier.add_argument("--balance", action="store_true", help="drop whole rows at random until good and bad step "
+                          "labels are as near equal as whole rows allow (what was dropped is printed)")
+    verifier.add_argument("--seed", type=int, default=0, help="which rows --balance drops (default 0)")
     stats = command("stats", "a set's quality: counts, outcome and step-wise error rates, lengths", out=False)
     stats.add_argument("file", type=_file_arg, metavar="FILE.jsonl")
     stats.add_argument("--tokenizer", help="tokenizer for token counts (default: tokenizer.json beside the file)")

@@ -5,33 +5,43 @@ Not a script of its own: experiments/mini_study.py calls `add_jobs` to put Q6's 
 need its data and each seed's policy model) and `report_lines` for its section of RESULTS.md and its
 figure. Everything runs through the project's commands, in the study's worker processes:
 
-1. Per seed, the policy is that seed's `hard_full+easy_sub` model (stage 1, then correct 3-4 step tasks
-   with their 2-step sub-tasks): it must solve easy problems too, or the easy verifier data are all bad
-   steps (the `hard_full` model, never shown a short problem after stage 1, wrote three steps for a
-   two-step problem and got 17-20% of easy-problem steps right: its verifiers learned "bad" for
-   everything and best-of-16 fell 20 points below majority voting). It
-   solves EASY_TASKS easy problems (1-2 steps: stage 1's foundation problems) SAMPLES_EASY times each,
-   and, for the upper bound only, HARD_TASKS hard training tasks SAMPLES_HARD times each (sample.py,
-   temperature 0.7).
-2. `data_prep.py verifier` turns them into step rows: exact step labels from the world's
-   step checker (`prm_easy`), the outcome at every step (`orm_easy`, with --outcome), and easy + hard
-   samples with exact labels (`prm_all`, the upper bound: a verifier that has seen hard problems).
-3. train.py --objective prm --init <policy> trains each verifier (VERIFIER_EPOCHS over its rows).
-4. evaluate.py --n K --temperature 0.7 --verifier <it> on the first TEST_PROBLEMS problems of each test
-   set (same-distribution 3-4 steps, and the longer 5-6 steps): maj@K, pass@K, best-of-K and weighted
-   majority, and the curves over k = 1, 2, 4, ... K from the same K samples. A PRM's score is its weakest
-   step (min), an ORM's its last verdict. Each sample has its own seed, so the three evaluations of a seed
-   see the same K samples. Greedy comes from the policy run's own evaluation of those problems.
+1. Per seed, the policy is that seed's POLICY model: a model trained at a reduced budget, so that its
+   greedy accuracy on the 3-4 step test is well below 100% and pass@K well above maj@K (a policy at
+   99.7% leaves nothing to re-rank: the last run's lesson). It must also solve easy problems, or the
+   easy verifier data hold bad steps only. It solves EASY_TASKS easy problems (1-2 steps: stage 1's
+   foundation problems) SAMPLES_EASY times each and, for the upper bound only, HARD_TASKS hard training
+   tasks SAMPLES_HARD times each (sample.py, temperature 0.7).
+2. `data_prep.py verifier --balance` turns them into step rows with as many good as bad steps (a good
+   policy's samples are mostly good steps, and a verifier trained on them says "good" to everything):
+   - prm_easy: the world's exact step labels;
+   - orm_easy: the solution's outcome at every step (--outcome), scored by its last verdict;
+   - oprm_easy: both (--oprm): each sample once with step labels and once with its outcome at every
+     step, Sun et al.'s OPRM trained on process and outcome data together; scored like a PRM (min), as
+     its step verdicts are trained on exact step labels;
+   - prm_all: easy + hard samples with exact labels: the upper bound, a verifier that has seen hard problems.
+3. train.py --objective prm --init <policy> trains each verifier (VERIFIER_EPOCHS over its rows, at most
+   VERIFIER_MAX_STEPS steps of 16: how many rows balancing keeps depends on the policy's error rate on
+   easy problems; data_prep.log says what it kept).
+4. The policy draws K samples of each of the first TEST_PROBLEMS problems of the 3-4 step test once
+   (sample.py, temperature 0.7), and evaluate.py --samples --verifier scores that one file with every
+   verifier: maj@K, pass@K, best-of-K and weighted majority, and the curves over k = 1, 2, 4, ... K.
+   A PRM's score is its weakest step (min), an ORM's its last verdict. Greedy comes from the policy
+   run's own evaluation of those problems. The 5-6 step test is left out: a policy at 40-70% on 3-4
+   steps is near the floor there (2.7% for the last run's far better one), and it would double the cost.
 
-Cost (the full study; our estimate from the study's measured speeds on 2 cores, not a timed run): per
-seed, 2400 + 1200 samples of at most 96 tokens, 3 verifier trainings of one epoch (150-225 steps of 16),
-and 3 x 2 x 200 x 16 = 19200 sampled test solutions, scored in batches; about 3-4 minutes of one worker
-per seed, so 10-12 worker-minutes (5-6 minutes of the two workers) for 3 seeds.
+Cost (an estimate, not a timed run: the last version's 3-4 worker-minutes per seed, for 3600 training
+samples, 19200 sampled and scored test solutions and 3 one-epoch trainings of 150-225 steps, scaled to
+this work): per seed 3200 + 600 training samples and 250 x 16 = 4000 test samples drawn once (7800
+samples, a third of the last version's 22800), 4 x 4000 scorings without generation (the last version
+scored 19200), and 4 verifier trainings of at most 200 steps of 16 over the balanced rows (the last
+version 3 of 150-225); about 2-2.5 worker-minutes per seed, so 10-12.5 worker-minutes for 5 seeds.
 
-Results: OUT/easy_to_hard.jsonl, one row per (verifier, seed), written as each finishes; the report and
+Results: OUT/easy_to_hard.jsonl, one row per (verifier, seed), written as each finishes, with each
+problem's outcomes (for the test set's term of the intervals) and the verifier's AUCs; the report and
 figure are computed from those rows alone.
 """
 import json
+import math
 import os
 import sys
 import time
@@ -39,12 +49,12 @@ from dataclasses import asdict, dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from runner import mean_and_spread, pct, pyplot, verdict  # noqa: E402
+from runner import decide, interval, mean_and_spread, per_problem_test_variance, pyplot  # noqa: E402
 from w2s.data.jsonl import read_jsonl  # noqa: E402
 from w2s.data.rows import problem_from_user_message  # noqa: E402
 from w2s.data.selection.verifier_rows import world_step_labels  # noqa: E402
 from w2s.data.world import miniworld  # noqa: E402
-from w2s.verifier import split_steps  # noqa: E402
+from w2s.verifier import auc, split_steps  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -54,23 +64,27 @@ class E2HSizes:
     hard_tasks: int  # hard training tasks, for the upper bound's data only
     samples_hard: int
     verifier_epochs: int
+    verifier_max_steps: int  # a cap on each verifier's training: the balanced sets' size depends on the policy
     lr: float  # fine-tuning the policy into a verifier: below the study's stage-2 3e-3
     k: int  # samples per test problem
-    test_problems: int  # the first N problems of each test set
+    test_problems: int  # the first N problems of the test set
 
 
-FULL = E2HSizes(easy_tasks=300, samples_easy=8, hard_tasks=300, samples_hard=4, verifier_epochs=1, lr=1e-3, k=16,
-                test_problems=200)
-SMOKE = E2HSizes(easy_tasks=6, samples_easy=2, hard_tasks=4, samples_hard=2, verifier_epochs=1, lr=1e-3, k=4,
-                 test_problems=3)
+FULL = E2HSizes(easy_tasks=400, samples_easy=8, hard_tasks=150, samples_hard=4, verifier_epochs=3,
+                verifier_max_steps=200, lr=1e-3, k=16, test_problems=250)
+SMOKE = E2HSizes(easy_tasks=6, samples_easy=2, hard_tasks=4, samples_hard=2, verifier_epochs=1, verifier_max_steps=2,
+                 lr=1e-3, k=4, test_problems=3)
 
-POLICY = "hard_full+easy_sub"  # the condition whose model is the policy (see 1. above for why not hard_full)
-VERIFIERS = {  # name -> (what it is, step rows, aggregation)
-    "prm_easy": ("PRM trained on easy problems", "easy", "min"),
-    "orm_easy": ("ORM trained on easy problems", "easy", "last"),
-    "prm_all": ("PRM trained on easy + hard problems (upper bound)", "all", "min"),
+POLICY = "hard_full+easy_sub_half"  # the Q3 condition: hard full tasks + one sub-task each, at the study's budget
+VERIFIERS = {  # name -> (what it is, samples its rows come from, data_prep.py labels flag, aggregation)
+    "prm_easy": ("PRM trained on easy problems", "easy", None, "min"),
+    "orm_easy": ("ORM trained on easy problems", "easy", "--outcome", "last"),
+    "oprm_easy": ("OPRM (step labels + outcome) trained on easy problems", "easy", "--oprm", "min"),
+    "prm_all": ("PRM trained on easy + hard problems (upper bound)", "all", None, "min"),
 }
-BENCHES = ["miniworld", "miniworld_long"]
+BENCH = "miniworld"  # the 3-4 step test (see 4. above for why not the 5-6 step one)
+MEASURES = ("maj", "pass", "best_of", "weighted_maj")  # per-problem outcomes at K, kept per (verifier, seed)
+EQUIVALENT = 0.02  # "ORM ~ PRM": the difference's 95% interval inside +-2 points
 
 
 def sizes_for(study) -> E2HSizes:
@@ -91,24 +105,25 @@ def results_path(study) -> str:
 
 
 def cost(study) -> float:
-    """ETA weight, in the study's unit (examples trained on): samples and evaluations counted as examples."""
+    """ETA weight, in the study's unit (examples trained on): samples and scorings counted as examples."""
     e = sizes_for(study)
-    per_seed = e.easy_tasks * e.samples_easy * 2 + e.hard_tasks * e.samples_hard + len(VERIFIERS) * (
-        e.easy_tasks * e.samples_easy + len(BENCHES) * e.test_problems * e.k * 0.3)
+    per_seed = (e.easy_tasks * e.samples_easy + e.hard_tasks * e.samples_hard + e.test_problems * e.k
+                + len(VERIFIERS) * (e.verifier_max_steps * 16 + e.test_problems * e.k * 0.2))
     return study.sizes.seeds * per_seed
 
 
 def add_jobs(study, jobs, progress) -> None:
-    """Q6's jobs in the study's pool: the task files once, then per seed the samples and the three verifiers."""
+    """Q6's jobs in the study's pool: the task files once, then per seed the samples (training and test)
+    and one job per verifier (train it, score the seed's test samples with it)."""
     e = sizes_for(study)
     per_seed = cost(study) / study.sizes.seeds
     jobs.add("e2h/data", lambda: write_task_files(study), after=("data",))
     for seed in range(study.sizes.seeds):
-        jobs.add(f"e2h/samples/{seed}", lambda seed=seed: make_step_rows(study, seed, progress, per_seed * 0.4),
+        jobs.add(f"e2h/samples/{seed}", lambda seed=seed: make_samples(study, seed, progress, per_seed * 0.4),
                  after=("e2h/data", f"{POLICY}/{seed}"))
         for name in VERIFIERS:
             jobs.add(f"e2h/{name}/{seed}", lambda name=name, seed=seed: train_and_rerank(
-                study, name, seed, progress, per_seed * 0.2), after=(f"e2h/samples/{seed}",))
+                study, name, seed, progress, per_seed * 0.6 / len(VERIFIERS)), after=(f"e2h/samples/{seed}",))
     check_sizes(study, e)
 
 
@@ -131,10 +146,14 @@ def _write_jsonl(path: str, rows: list[dict]) -> None:
     os.replace(path + ".tmp", path)
 
 
+def test_path(study) -> str:
+    return os.path.join(work_dir(study), "test", f"{BENCH}.jsonl")
+
+
 def write_task_files(study) -> None:
-    """Easy tasks (the first foundation problems), hard tasks, and the test subsets, as task JSONL files."""
+    """Easy tasks (the first foundation problems), hard tasks, and the test subset, as task JSONL files."""
     e, out = sizes_for(study), work_dir(study)
-    if os.path.exists(os.path.join(out, "test", BENCHES[-1] + ".jsonl")):
+    if os.path.exists(test_path(study)):
         return
     easy = []
     for row in read_jsonl(study.set_path("foundation"))[:e.easy_tasks]:
@@ -144,9 +163,7 @@ def write_task_files(study) -> None:
     _write_jsonl(os.path.join(out, "tasks", "easy.jsonl"), easy)
     hard = read_jsonl(os.path.join(study.data_dir, "tasks", "hard_full.jsonl"))[:e.hard_tasks]
     _write_jsonl(os.path.join(out, "tasks", "hard.jsonl"), hard)
-    for bench in BENCHES:
-        rows = read_jsonl(os.path.join(study.data_dir, "test", f"{bench}.jsonl"))[:e.test_problems]
-        _write_jsonl(os.path.join(out, "test", f"{bench}.jsonl"), rows)
+    _write_jsonl(test_path(study), read_jsonl(os.path.join(study.data_dir, "test", f"{BENCH}.jsonl"))[:e.test_problems])
 
 
 def seed_dir(study, seed: int) -> str:
@@ -157,32 +174,40 @@ def policy(study, seed: int) -> str:
     return os.path.join(study.run_dir(POLICY, seed), "final")
 
 
-def make_step_rows(study, seed: int, progress, job_cost: float) -> None:
-    """The policy's samples of easy (and hard) problems, and the three step-row sets made from them."""
+def test_samples(study, seed: int) -> str:
+    return os.path.join(seed_dir(study, seed), "samples_test.jsonl")
+
+
+def make_samples(study, seed: int, progress, job_cost: float) -> None:
+    """The policy's samples of easy (and hard) problems, the four balanced step-row sets made from them,
+    and its K samples of each test problem, which every verifier of this seed scores."""
     e, directory = sizes_for(study), seed_dir(study, seed)
     sets = {name: os.path.join(directory, f"{name}.jsonl") for name in VERIFIERS}
-    if all(os.path.exists(p) for p in sets.values()):
+    if all(os.path.exists(p) for p in sets.values()) and os.path.exists(test_samples(study, seed)):
         progress.add(job_cost, skipped=True)
         return
     start = time.time()
-    progress.log(f"start  Q6 seed {seed}: the policy samples easy and hard problems")
+    progress.log(f"start  Q6 seed {seed}: the policy samples easy, hard and test problems")
+    log = os.path.join(directory, "sample.log")
     samples = {}
     for kind, n in (("easy", e.samples_easy), ("hard", e.samples_hard)):
         samples[kind] = study.sample(policy(study, seed), os.path.join(work_dir(study), "tasks", f"{kind}.jsonl"),
-                                     os.path.join(directory, f"samples_{kind}.jsonl"), n, 0.7, seed,
-                                     os.path.join(directory, "sample.log"))
+                                     os.path.join(directory, f"samples_{kind}.jsonl"), n, 0.7, seed, log)
     both = os.path.join(directory, "samples_all.jsonl")  # easy and hard samples in one file (their ids differ)
     _write_jsonl(both, read_jsonl(samples["easy"]) + read_jsonl(samples["hard"]))
     log = os.path.join(directory, "data_prep.log")
-    for name, (_, source, agg) in VERIFIERS.items():
-        argv = ["verifier", both if source == "all" else samples["easy"], "--out", directory, "--name", name]
-        study.run("data_prep", argv + (["--outcome"] if agg == "last" else []), log)
+    for name, (_, source, labels, _) in VERIFIERS.items():
+        argv = ["verifier", both if source == "all" else samples["easy"], "--out", directory, "--name", name,
+                "--balance", "--seed", str(seed)]
+        study.run("data_prep", argv + ([labels] if labels else []), log)
+    study.sample(policy(study, seed), test_path(study), test_samples(study, seed), e.k, 0.7, seed,
+                 os.path.join(directory, "sample_test.log"))
     progress.add(job_cost)
-    progress.log(f"done   Q6 seed {seed}: step rows in {time.time() - start:.0f} s")
+    progress.log(f"done   Q6 seed {seed}: step rows and test samples in {time.time() - start:.0f} s")
 
 
 def train_and_rerank(study, name: str, seed: int, progress, job_cost: float) -> None:
-    """Train one verifier from the policy, re-rank K test samples with it, and record the row."""
+    """Train one verifier from the policy, score the seed's K test samples with it, and record the row."""
     e, directory = sizes_for(study), seed_dir(study, seed)
     run_dir = os.path.join(directory, name)
     eval_dir = os.path.join(run_dir, "eval")
@@ -190,53 +215,61 @@ def train_and_rerank(study, name: str, seed: int, progress, job_cost: float) -> 
     start = time.time()
     if not finished:
         progress.log(f"start  Q6 {name} seed {seed}")
-        study.train(os.path.join(directory, f"{name}.jsonl"), run_dir, seed, policy(study, seed),
-                    epochs=e.verifier_epochs, lr=e.lr, extra=("--objective", "prm"))
-        study.run("evaluate", ["--model", policy(study, seed), "--bench", *BENCHES, "--data-dir", work_dir(study),
-                               "--out", eval_dir, "--n", str(e.k), "--temperature", "0.7", "--seed", str(seed),
-                               "--batch-size", "256", "--max-new-tokens", str(study.sizes.max_new_tokens),
-                               "--verifier", os.path.join(run_dir, "final"), "--verifier-agg", VERIFIERS[name][2],
-                               "--quiet"], os.path.join(run_dir, "eval.log"))
+        rows = os.path.join(directory, f"{name}.jsonl")
+        with open(rows) as f:
+            examples = sum(1 for line in f if line.strip())
+        # train.py's --max-steps sets the run's length (it does not cap the epochs): the smaller of the two.
+        steps = min(e.verifier_max_steps, math.ceil(examples * e.verifier_epochs / 16))
+        study.train(rows, run_dir, seed, policy(study, seed), steps, epochs=e.verifier_epochs, lr=e.lr,
+                    extra=("--objective", "prm"), batch_size=16)
+        study.run("evaluate", ["--bench", test_path(study), "--samples", test_samples(study, seed), "--out", eval_dir,
+                               "--batch-size", "256", "--verifier", os.path.join(run_dir, "final"),
+                               "--verifier-agg", VERIFIERS[name][3], "--quiet"], os.path.join(run_dir, "eval.log"))
     record(study, name, seed, eval_dir, time.time() - start)
     progress.add(job_cost, skipped=finished)
     if not finished:
         progress.log(f"done   Q6 {name} seed {seed} in {time.time() - start:.0f} s")
 
 
-def greedy_accuracy(study, seed: int, bench: str, ids: set) -> float:
-    """The policy's greedy accuracy on the test subset, from its own evaluation's rows (no new run)."""
-    rows = [r for r in read_jsonl(os.path.join(study.run_dir(POLICY, seed), "eval", f"{bench}.jsonl")) if r["id"] in ids]
-    return sum(r["verdict"] for r in rows) / len(rows)
+def greedy_outcomes(study, seed: int, ids: list[str]) -> list[int]:
+    """The policy's greedy verdict on each test problem (in `ids` order), from its own evaluation's rows."""
+    verdicts = {r["id"]: r["verdict"] for r in read_jsonl(os.path.join(study.run_dir(POLICY, seed), "eval", f"{BENCH}.jsonl"))}
+    return [int(verdicts[i]) for i in ids]
 
 
-def step_agreement(rows: list[dict]) -> float:
-    """How often the verifier's step verdict (P(good) > 0.5) matches the world's exact label, over every
-    step of every sampled test solution."""
-    agree = total = 0
+def verifier_aucs(rows: list[dict]) -> dict[str, float]:
+    """Step AUC (each step's P(good) against the world's exact label of that step) and outcome AUC (each
+    solution's score against its correctness), over every sampled test solution."""
+    step_scores, step_labels, scores, outcomes = [], [], [], []
     for row in rows:
         task = miniworld.parse_problem(row["problem"])
-        for response, correct, scores in zip(row["responses"], row["correct"], row["step_scores"]):
+        for response, correct, steps, score in zip(row["responses"], row["correct"], row["step_scores"], row["scores"]):
             labels = world_step_labels(split_steps(response), task, correct)
-            agree += sum((s > 0.5) == label for s, label in zip(scores, labels))
-            total += len(labels)
-    return agree / total if total else float("nan")
+            step_scores += steps[:len(labels)]  # a response past the verifier's context has fewer scores
+            step_labels += labels[:len(steps)]
+            scores.append(score)
+            outcomes.append(correct)
+    found = {"step": auc(step_scores, step_labels), "outcome": auc(scores, outcomes)}
+    return {kind: None if value != value else value for kind, value in found.items()}  # nan (one class only): null
 
 
 def record(study, name: str, seed: int, eval_dir: str, seconds: float) -> None:
-    """Append the (verifier, seed) row to easy_to_hard.jsonl, once."""
+    """Append the (verifier, seed) row to easy_to_hard.jsonl, once: the curves, each problem's outcomes
+    at K (greedy, maj, pass, best_of, weighted_maj) and the AUCs."""
     path = results_path(study)
     with study.lock:
         if os.path.exists(path) and any((r["verifier"], r["seed"]) == (name, seed) for r in read_jsonl(path)):
             return
         with open(os.path.join(eval_dir, "summary.json")) as f:
-            summary = json.load(f)
-        benches = {}
-        for bench in BENCHES:
-            rows = read_jsonl(os.path.join(eval_dir, f"{bench}.jsonl"))
-            benches[bench] = {"problems": len(rows), "greedy": greedy_accuracy(study, seed, bench, {r["id"] for r in rows}),
-                              "curves": summary[bench]["curves"], "step_agreement": step_agreement(rows)}
-        row = {"verifier": name, "seed": seed, "agg": summary[BENCHES[0]]["verifier_agg"], "k": summary[BENCHES[0]]["n"],
-               "seconds": round(seconds, 1), "benches": benches}
+            summary = json.load(f)[BENCH]
+        rows = read_jsonl(os.path.join(eval_dir, f"{BENCH}.jsonl"))
+        outcomes = {"greedy": greedy_outcomes(study, seed, [r["id"] for r in rows]),
+                    "maj": [int(r["verdict"]) for r in rows], "pass": [int(any(r["correct"])) for r in rows],
+                    "best_of": [int(r["best_of"]) for r in rows],
+                    "weighted_maj": [int(r["weighted_verdict"]) for r in rows]}
+        row = {"verifier": name, "seed": seed, "agg": summary["verifier_agg"], "k": summary["n"],
+               "seconds": round(seconds, 1), "bench": BENCH, "problems": len(rows), "curves": summary["curves"],
+               "outcomes": outcomes, "auc": verifier_aucs(rows)}
         with open(path, "a") as f:
             f.write(json.dumps(row) + "\n")
 
@@ -245,39 +278,71 @@ def record(study, name: str, seed: int, eval_dir: str, seconds: float) -> None:
 # The report
 
 
-def statistics(rows: list[dict]) -> dict:
-    """bench -> measure -> k -> mean/SE over seeds. Measures: greedy, maj, pass (the policy's, averaged
-    over every verifier's evaluation: the same samples), best_of/<verifier>, weighted_maj/<verifier>."""
-    values: dict = {}
-    for row in sorted(rows, key=lambda r: (r["verifier"], r["seed"])):
-        for bench, b in row["benches"].items():
-            per = values.setdefault(bench, {})
-            per.setdefault("greedy", {}).setdefault("1", {})[row["seed"]] = b["greedy"]
-            per.setdefault(f"step_agreement/{row['verifier']}", {}).setdefault("1", {})[row["seed"]] = b["step_agreement"]
-            for k, curve in b["curves"].items():
-                for measure in ("maj", "pass"):
-                    per.setdefault(measure, {}).setdefault(k, {})[row["seed"]] = curve[f"{measure}@{k}"]
-                for measure in ("best_of", "weighted_maj"):
-                    per.setdefault(f"{measure}/{row['verifier']}", {}).setdefault(k, {})[row["seed"]] = curve[f"{measure}@{k}"]
-    return {bench: {m: {k: {**mean_and_spread([by_seed[s] for s in sorted(by_seed)]), "seeds": sorted(by_seed)}
-                        for k, by_seed in ks.items()} for m, ks in measures.items()}
-            for bench, measures in values.items()}
+def runs(rows: list[dict], verifier: str, measure: str) -> dict[int, list[int]]:
+    """seed -> per-problem outcomes of one measure (the policy's own measures from any verifier's row:
+    every verifier of a seed scored the same samples)."""
+    if measure in ("greedy", "maj", "pass"):
+        by_seed = {}
+        for r in rows:
+            by_seed.setdefault(r["seed"], r["outcomes"][measure])
+        return by_seed
+    return {r["seed"]: r["outcomes"][measure] for r in rows if r["verifier"] == verifier}
 
 
-def paired(stats: dict, bench: str, a: str, b: str, k: str) -> tuple[float, float] | None:
-    """Mean per-seed difference a - b at k, and its standard error (both ran the same seeds' samples)."""
-    sa, sb = stats[bench].get(a, {}).get(k), stats[bench].get(b, {}).get(k)
-    if not sa or not sb or sa["seeds"] != sb["seeds"]:
+def accuracy(rows: list[dict], verifier: str, measure: str):
+    """One measure's mean over seeds, with its 95% interval (seeds and the test set's sampling)."""
+    by_seed = runs(rows, verifier, measure)
+    if not by_seed:
         return None
-    diffs = [x - y for x, y in zip(sa["values"], sb["values"])]
-    m = mean_and_spread(diffs)
-    return m["mean"], m["se"] if len(diffs) > 1 else float("nan")
+    seeds = sorted(by_seed)
+    a = [by_seed[s] for s in seeds]
+    return interval([sum(x) / len(x) for x in a], per_problem_test_variance(a))
 
 
-def cell(s: dict | None) -> str:
-    if not s:
-        return "not run"
-    return f"{pct(s['mean'])} ± {pct(s['se'])}" if s["n"] > 1 else pct(s["mean"])
+def difference(rows: list[dict], a: tuple[str, str], b: tuple[str, str]):
+    """(verifier, measure) a minus b, paired by seed and by problem: mean and 95% interval."""
+    ra, rb = runs(rows, *a), runs(rows, *b)
+    seeds = sorted(set(ra) & set(rb))
+    if not seeds:
+        return None
+    xa, xb = [ra[s] for s in seeds], [rb[s] for s in seeds]
+    return interval([sum(x) / len(x) - sum(y) / len(y) for x, y in zip(xa, xb)], per_problem_test_variance(xa, xb))
+
+
+def cell(iv) -> str:
+    return "not run" if iv is None else f"{iv.mean * 100:.1f} ± {iv.half * 100:.1f}"
+
+
+def claims(rows: list[dict], k: int) -> list[str]:
+    """Seed 003's claims as stated (Sun et al.), each with its paired interval and decide()'s word."""
+    names = sorted({r["verifier"] for r in rows}, key=list(VERIFIERS).index)
+    lines = [f"Claims (paired by seed and by problem, K = {k}; 95% intervals over seeds plus the test set's term; "
+             "the verdict word is against the paper's direction):"]
+
+    def line(what, a, b, sign=1, extra=""):
+        iv = difference(rows, a, b)
+        lines.append(f"- {what}: {iv.text() if iv else 'not measured'}: {decide(iv, sign)}{extra}")
+        return iv
+
+    for name in names:
+        line(f"weighted maj@{k} vs maj@{k}, {name}", (name, "weighted_maj"), (name, "maj"))
+    for name in names:
+        line(f"weighted maj@{k} vs best-of-{k}, {name}", (name, "weighted_maj"), (name, "best_of"))
+    if {"prm_easy", "orm_easy"} <= set(names):
+        for measure, label in (("best_of", f"best-of-{k}"), ("weighted_maj", f"weighted maj@{k}")):
+            iv = difference(rows, ("orm_easy", measure), ("prm_easy", measure))
+            inside = iv is not None and -EQUIVALENT <= iv.lo and iv.hi <= EQUIVALENT
+            lines.append(f"- ORM ≈ PRM ({label}, orm_easy - prm_easy): {iv.text() if iv else 'not measured'}: "
+                         f"{'within' if inside else 'not shown within'} ±{EQUIVALENT * 100:.0f} points, so "
+                         f"{'reproduced' if inside else 'not reproduced'} as stated; PRM ahead of ORM (Sun et al.'s "
+                         f"direction, as a difference): {decide(iv, -1)}")
+    if {"prm_easy", "orm_easy", "oprm_easy"} <= set(names):
+        for measure, label in (("best_of", f"best-of-{k}"), ("weighted_maj", f"weighted maj@{k}")):
+            # The better of the two is picked on these same data: a bar that favours it, not the OPRM.
+            better = max(("prm_easy", "orm_easy"), key=lambda n: accuracy(rows, n, measure).mean)
+            line(f"OPRM best ({label}): oprm_easy - {better} (the better of PRM and ORM here)",
+                 ("oprm_easy", measure), (better, measure))
+    return lines
 
 
 def report_lines(study, figure_dir: str) -> list[str]:
@@ -287,79 +352,74 @@ def report_lines(study, figure_dir: str) -> list[str]:
     e = sizes_for(study)
     lines = ["", "## Q6. Does a verifier trained on easy problems re-rank hard ones?", "",
              "Sun et al. (2024): a reward model trained only on easy problems still judges solutions to hard ones well "
-             "enough that re-ranking many samples (best-of-N, weighted voting) beats majority voting; process "
-             "reward models (PRM) more so than outcome reward models (ORM).", "",
-             f"Setup (`experiments/easy_to_hard.py`): the policy is each seed's `{POLICY}` model. It solves {e.easy_tasks} "
-             f"easy (1-2 step) problems {e.samples_easy} times each at temperature 0.7; the world's step checker labels "
-             "every step of those samples (PRM), or every step gets its solution's outcome (ORM). Each verifier is "
-             f"the policy fine-tuned ({e.verifier_epochs} epoch, lr {e.lr:g}) to write `+`/`-` after each step. "
-             f"The upper bound adds {e.hard_tasks} hard training tasks x {e.samples_hard} samples to the PRM's data. "
-             f"Test: the first {e.test_problems} problems of each test set, {e.k} samples each (temperature 0.7); "
-             "a PRM scores a solution by its weakest step (min), an ORM by its last verdict. Greedy: the policy's own "
-             "greedy evaluation of those problems. mean ± SE over seeds.", ""]
+             "enough that re-ranking many samples beats majority voting, weighted voting beating best-of-N; an ORM "
+             "does about as well as a PRM, and the OPRM (trained on process and outcome data) best.", "",
+             f"Setup (`experiments/easy_to_hard.py`): the policy is each seed's `{POLICY}` model. It solves "
+             f"{e.easy_tasks} easy (1-2 step) problems {e.samples_easy} times each at temperature 0.7; the world's step "
+             "checker labels every step of those samples (PRM), every step gets its solution's outcome (ORM), or "
+             "both rows are kept (OPRM); each set is balanced to as many good as bad steps by dropping whole "
+             f"solutions at random. Each verifier is the policy fine-tuned ({e.verifier_epochs} epochs, lr {e.lr:g}) "
+             f"to write `+`/`-` after each step. The upper bound adds {e.hard_tasks} hard training tasks x "
+             f"{e.samples_hard} samples to the PRM's data. Test: the first {e.test_problems} problems of "
+             f"`{BENCH}` (3-4 steps), {e.k} samples each drawn once (temperature 0.7) and scored by every verifier; "
+             "a PRM or OPRM scores a solution by its weakest step (min), an ORM by its last verdict. Greedy: the "
+             "policy's own greedy evaluation of those problems. Cells: mean ± the 95% interval's half-width.", ""]
     if not rows:
         return lines + ["(not run yet)"]
-    stats = statistics(rows)
-    k = str(max(r["k"] for r in rows))
+    k = max(r["k"] for r in rows)
+    names = sorted({r["verifier"] for r in rows}, key=list(VERIFIERS).index)
     seeds = sorted({r["seed"] for r in rows})
     lines.append(f"Seeds: {', '.join(map(str, seeds))}. Raw rows: `{os.path.relpath(path, study.out)}` in the study's "
                  "work directory.")
-    columns = [("greedy", "greedy", "1"), (f"maj@{k}", "maj", k), (f"pass@{k}", "pass", k)]
-    for name in VERIFIERS:
-        columns.append((f"best-of-{k} {name}", f"best_of/{name}", k))
-    for name in VERIFIERS:
-        columns.append((f"weighted maj@{k} {name}", f"weighted_maj/{name}", k))
-    lines += ["", "| test set | " + " | ".join(c[0] for c in columns) + " |", "|---|" + "---:|" * len(columns)]
-    for bench in BENCHES:
-        if bench in stats:
-            lines.append(f"| `{bench}` | " + " | ".join(cell(stats[bench].get(m, {}).get(kk)) for _, m, kk in columns) + " |")
-    lines += ["", "Step verdicts that match the world's exact labels (P(good) > 0.5), over every step of every sampled "
-                  "test solution: " + "; ".join(
-                      f"`{bench}` " + ", ".join(f"{name} {cell(stats[bench].get(f'step_agreement/{name}', {}).get('1'))}"
-                                                for name in VERIFIERS) for bench in BENCHES if bench in stats) + ".", ""]
-    for bench in BENCHES:
-        if bench not in stats:
-            continue
-        lines.append(f"Paired by seed, `{bench}`, K = {k}:")
-        for a, b, what in [("best_of/prm_easy", "maj", "best-of-K with the easy PRM vs majority voting"),
-                           ("weighted_maj/prm_easy", "maj", "weighted majority with the easy PRM vs majority voting"),
-                           ("best_of/prm_easy", "best_of/orm_easy", "best-of-K: easy PRM vs easy ORM"),
-                           ("weighted_maj/prm_easy", "weighted_maj/orm_easy", "weighted majority: easy PRM vs easy ORM"),
-                           ("best_of/prm_all", "best_of/prm_easy", "best-of-K: PRM that saw hard problems vs easy PRM")]:
-            lines.append(f"- {what}: {verdict(paired(stats, bench, a, b, k))}")
-        lines.append("")
-    figure = write_figure(stats, os.path.join(figure_dir, "easy_to_hard.png"))
+    greedy, maj, passk = (accuracy(rows, None, m) for m in ("greedy", "maj", "pass"))
+    fit = 0.40 <= greedy.mean <= 0.70 and passk.mean - maj.mean >= 0.10
+    lines += ["", f"The policy: greedy {cell(greedy)}, maj@{k} {cell(maj)}, pass@{k} {cell(passk)}: "
+                  f"{'meets' if fit else 'misses'} the aim of 40-70% greedy with pass@{k} at least 10 points above maj@{k}."]
+    columns = [("greedy", None, "greedy"), (f"maj@{k}", None, "maj"), (f"pass@{k}", None, "pass")]
+    columns += [(f"best-of-{k} {n}", n, "best_of") for n in names]
+    columns += [(f"weighted maj@{k} {n}", n, "weighted_maj") for n in names]
+    lines += ["", "| test set | " + " | ".join(c[0] for c in columns) + " |", "|---|" + "---:|" * len(columns),
+              f"| `{BENCH}` | " + " | ".join(cell(accuracy(rows, n, m)) for _, n, m in columns) + " |", ""]
+    lines += ["AUC on the test samples (mean over seeds, 95% interval): step AUC, each step's P(good) against the "
+              "world's exact step label; outcome AUC, each solution's score against its correctness. 0.5 ranks "
+              "nothing.", "", "| verifier | step AUC | outcome AUC |", "|---|---:|---:|"]
+    for name in names:
+        cells = []
+        for kind in ("step", "outcome"):
+            values = [r["auc"][kind] for r in rows if r["verifier"] == name and r["auc"][kind] is not None]
+            cells.append(f"{interval(values).mean:.3f} ± {interval(values).half:.3f}" if values else "n/a")
+        lines.append(f"| {name} ({VERIFIERS[name][0]}) | " + " | ".join(cells) + " |")
+    lines += ["", *claims(rows, k), ""]
+    figure = write_figure(rows, names, os.path.join(figure_dir, "easy_to_hard.png"))
     if figure:
         lines += [f"![easy to hard]({os.path.basename(figure)})", ""]
     return lines
 
 
-def write_figure(stats: dict, path: str) -> str | None:
-    """Accuracy over the first k samples (k = 1, 2, 4, ... K), one panel per test set."""
+def write_figure(rows: list[dict], names: list[str], path: str) -> str | None:
+    """Accuracy over the first k samples (k = 1, 2, 4, ... K): maj and pass, and each verifier's
+    best-of-k (solid) and weighted maj@k (dashed); mean ± SE over seeds."""
     plt = pyplot()
     if plt is None:
         return None
-    fig, axes = plt.subplots(1, len(stats), figsize=(6 * len(stats), 4.5), squeeze=False)
-    styles = {"pass": ("pass@k", "gray", ":"), "maj": ("maj@k", "black", "-"),
-              "best_of/prm_easy": ("best-of-k, easy PRM", "tab:blue", "-"),
-              "weighted_maj/prm_easy": ("weighted maj@k, easy PRM", "tab:blue", "--"),
-              "best_of/orm_easy": ("best-of-k, easy ORM", "tab:orange", "-"),
-              "weighted_maj/orm_easy": ("weighted maj@k, easy ORM", "tab:orange", "--"),
-              "best_of/prm_all": ("best-of-k, PRM easy + hard", "tab:green", "-")}
-    for ax, (bench, measures) in zip(axes[0], stats.items()):
-        for measure, (label, color, style) in styles.items():
-            if measure not in measures:
-                continue
-            ks = sorted(measures[measure], key=int)
-            means = [measures[measure][k]["mean"] * 100 for k in ks]
-            errors = [measures[measure][k]["se"] * 100 if measures[measure][k]["n"] > 1 else 0 for k in ks]
-            ax.errorbar([int(k) for k in ks], means, yerr=errors, label=label, color=color, linestyle=style, capsize=2)
-        if "greedy" in measures:
-            ax.axhline(measures["greedy"]["1"]["mean"] * 100, color="gray", linewidth=1, label="greedy")
-        ax.set_xscale("log", base=2)
-        ax.set(xlabel="samples per problem (k)", ylabel="test accuracy %", title=f"{bench}: re-ranking k samples")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = dict(zip(VERIFIERS, ("tab:blue", "tab:orange", "tab:red", "tab:green")))
+    curves = [("maj", None, "maj@k", "black", "-"), ("pass", None, "pass@k", "gray", ":")]
+    curves += [(m, n, f"{label}, {n}", colors[n], style) for n in names
+               for m, label, style in (("best_of", "best-of-k", "-"), ("weighted_maj", "weighted maj@k", "--"))]
+    for measure, name, label, color, style in curves:
+        chosen = [r for r in rows if r["verifier"] == (name or names[0])]  # maj, pass: any verifier's row
+        ks = sorted(chosen[0]["curves"], key=int)
+        stats = [mean_and_spread([r["curves"][kk][f"{measure}@{kk}"] for r in chosen]) for kk in ks]
+        ax.errorbar([int(kk) for kk in ks], [s["mean"] * 100 for s in stats],
+                    yerr=[s["se"] * 100 if s["n"] > 1 else 0 for s in stats],
+                    label=label, color=color, linestyle=style, capsize=2)
+    greedy = accuracy(rows, None, "greedy")
+    ax.axhline(greedy.mean * 100, color="gray", linewidth=1, label="greedy")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="samples per problem (k)", ylabel="test accuracy %", title=f"{BENCH}: re-ranking k samples")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

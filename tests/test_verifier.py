@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 import data_prep
 import evaluate
@@ -266,3 +265,72 @@ def test_the_chain_sample_steps_train_evaluate(tmp_path):
     assert evaluate.evaluate_command(argv)["tiny"] == summary
     with pytest.raises(UserError, match="verifier_agg"):
         evaluate.evaluate_command(argv[:-1] + ["min"])
+    # Scoring saved samples (--samples) gives what generating and scoring gave, whether the samples are
+    # sample.py's (same seed and settings draw the same responses) or the evaluation's own rows.
+    drawn = str(tmp_path / "drawn.jsonl")
+    sample.sample(["--model", checkpoint, "--tasks", str(tmp_path / "bench" / "tiny.jsonl"), "--out", drawn, "--n", "4",
+                   "--temperature", "1.0", "--top-p", "1.0", "--seed", "0", "--max-new-tokens", "12", "--quiet"])
+    assert [r["samples"] for r in read_lines(drawn)] == [r["responses"] for r in eval_rows]
+    os.makedirs(tmp_path / "saved")
+    rows_copy = write_jsonl(str(tmp_path / "saved" / "rows.jsonl"), eval_rows)
+    scored = ["--bench", str(tmp_path / "bench" / "tiny.jsonl"), "--quiet", "--verifier", final, "--verifier-agg", "last",
+              "--batch-size", "3"]  # the same batches as above: the same scores to the last bit
+    drop = ("model", "samples", "temperature")
+    for i, path in enumerate((drawn, rows_copy)):
+        again = evaluate.evaluate_command([*scored, "--samples", path, "--out", str(tmp_path / f"scored{i}")])["tiny"]
+        assert {k: v for k, v in again.items() if k not in drop} == {k: v for k, v in summary.items() if k not in drop}
+        assert read_lines(str(tmp_path / f"scored{i}" / "tiny.jsonl")) == eval_rows
+    assert again["model"] is None and evaluate.samples_origin(drawn)[0] == checkpoint
+    # Samples of other problems, or of the same ids with another answer, are refused by file and line.
+    wrong = write_jsonl(str(tmp_path / "saved" / "wrong.jsonl"), [{**eval_rows[0], "answer": "999"}] + eval_rows[1:])
+    with pytest.raises(UserError, match=r"wrong.jsonl:1: field 'answer' differs"):
+        evaluate.evaluate_command([*scored, "--samples", wrong, "--out", str(tmp_path / "bad")])
+    short = write_jsonl(str(tmp_path / "saved" / "short.jsonl"), eval_rows[1:])
+    with pytest.raises(UserError, match=r"short.jsonl: no responses for 1 of"):
+        evaluate.evaluate_command([*scored, "--samples", short, "--out", str(tmp_path / "bad")])
+
+
+def test_auc_by_hand():
+    # Positives 0.9, 0.5, 0.5; negatives 0.5, 0.1. Pairs (pos, neg): 0.9 beats both (2), each 0.5 ties the
+    # 0.5 (0.5 each) and beats 0.1 (1 each): (2 + 1.5 + 1.5) / (3 x 2) = 5/6.
+    assert verifier.auc([0.9, 0.5, 0.5, 0.5, 0.1], [True, True, True, False, False]) == pytest.approx(5 / 6)
+    assert verifier.auc([0.1, 0.2, 0.3], [False, True, True]) == 1.0
+    assert verifier.auc([0.1, 0.2, 0.3], [True, False, False]) == 0.0
+    assert verifier.auc([0.4, 0.4, 0.4], [True, False, True]) == 0.5  # a constant score ranks nothing
+    assert verifier.auc([0.4, 0.7], [True, True]) != verifier.auc([0.4, 0.7], [True, True])  # nan: no negative
+
+
+def test_oprm_rows_and_balance(tmp_path):
+    task = miniworld.Task(17, (miniworld.Step("*", 3), miniworld.Step("+", 16)))
+    problem = miniworld.render_problem(task, miniworld.sample_phrasing(random.Random(0), task))
+    right = miniworld.correct_solution(task)
+    slip = "17 * 3 = 51\n51 + 16 = 68\nThe answer is \\boxed{68}"  # wrong at step 2
+    samples = write_jsonl(str(tmp_path / "samples.jsonl"), [
+        {"id": "w1", "problem": problem, "answer": "67", "samples": [right, slip], "correct": [True, False]}])
+    from w2s.data.selection.verifier_rows import balance_rows, oprm_rows
+    rows, report = oprm_rows(samples)
+    assert [r["id"] for r in rows] == ["w1/s0", "w1/s1", "w1/s0/outcome", "w1/s1/outcome"]
+    assert [r["labels"] for r in rows] == [[True] * 3, [True, False, False], [True] * 3, [False] * 3]
+    assert report["steps"] == 6 and report["outcome-labelled good steps"] == 3
+
+    # Seven all-good rows of 2 steps and three rows [good, bad, bad]: 17 good, 6 bad. Dropping an all-good
+    # row removes 2 of the excess 11; five of them leave 7 good and 6 bad, and a sixth would cross over.
+    many = [{"id": f"g{i}", "labels": [True, True]} for i in range(7)] + \
+           [{"id": f"b{i}", "labels": [True, False, False]} for i in range(3)]
+    kept, balance = balance_rows(many, seed=3)
+    assert balance["rows dropped"] == 5 and balance["steps dropped"] == 10
+    assert (balance["good steps after"], balance["bad steps after"]) == (7, 6)
+    assert {r["id"] for r in kept} >= {"b0", "b1", "b2"}  # rows leaning to the rare label are never dropped
+    assert balance_rows(many, seed=3)[0] == kept and balance_rows(many, seed=4)[0] != kept  # the seed decides which
+    assert balance_rows(many[:7])[0] == many[:7]  # good steps only: nothing to balance against, nothing dropped
+
+    # Through data_prep.py: samples [right, right, slip] make OPRM rows of 13 good and 5 bad steps; two
+    # all-good rows (3 steps each) go, and a third would cross over: 7 good, 5 bad.
+    three = write_jsonl(str(tmp_path / "three.jsonl"), [
+        {"id": "w1", "problem": problem, "answer": "67", "samples": [right, right, slip], "correct": [True, True, False]}])
+    data_prep.main(["verifier", three, "--oprm", "--balance", "--name", "oprm", "--out", str(tmp_path / "data")])
+    written = read_lines(str(tmp_path / "data" / "oprm.jsonl"))
+    good = sum(sum(r["labels"]) for r in written)
+    assert (len(written), good, sum(len(r["labels"]) for r in written) - good) == (4, 7, 5)
+    with pytest.raises(UserError, match="--oprm already holds"):
+        data_prep.step_rows_command(data_prep.parse_args(["verifier", three, "--oprm", "--outcome"]))

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 
 from w2s.cli import Progress
 from w2s.data.jsonl import append_row, read_output_rows, write_jsonl
-from w2s.data.jsonl import check_output_row
+from w2s.data.jsonl import check_output_row, read_jsonl_numbered
 from w2s.errors import MissingFileError, UserError
 from w2s.generation import fit_max_new_tokens, sample_tasks
 from w2s.grader import answer_groups, extract_answer, grade
@@ -116,10 +116,48 @@ def _natural_key(value: str):
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", value)]
 
 
+def read_saved_responses(path: str, tasks: list[dict]) -> tuple[dict[str, dict], int]:
+    """Responses already drawn for `tasks`: a sample.py output ("samples") or an evaluate.py rows file
+    ("responses"), one row per task of the benchmark, each with the same problem and answer and the same
+    number of responses. Returns ({task id: {"prompt", "responses", "finish_reasons"}}, responses per task).
+    Verdicts are not read: they are graded again against the benchmark's answers."""
+    by_id = {task["id"]: task for task in tasks}
+    saved, n = {}, None
+    for line_no, row in read_jsonl_numbered(path):
+        where = f"{path}:{line_no}"
+        if not isinstance(row, dict) or row.get("id") not in by_id:
+            raise UserError(f"{where}: field 'id': {row.get('id') if isinstance(row, dict) else row!r} is not a "
+                            "problem of the benchmark; --samples must hold that benchmark's problems")
+        task = by_id[row["id"]]
+        for field in ("problem", "answer"):
+            if str(row.get(field)) != str(task.get(field)):
+                raise UserError(f"{where}: field {field!r} differs from the benchmark's problem {row['id']!r}; "
+                                "these samples were drawn for another benchmark")
+        if row["id"] in saved:
+            raise UserError(f"{where}: problem {row['id']!r} appears twice")
+        responses = row.get("samples", row.get("responses"))
+        if not isinstance(responses, list) or not responses or not all(isinstance(r, str) for r in responses):
+            raise UserError(f"{where}: field 'samples' (or 'responses') must be a non-empty list of strings")
+        if n is None:
+            n = len(responses)
+        elif len(responses) != n:
+            raise UserError(f"{where}: {len(responses)} responses, but the file's first row has {n}")
+        reasons = row.get("finish_reasons", ["stop"] * n)
+        if not isinstance(reasons, list) or len(reasons) != n or not all(r in ("stop", "length") for r in reasons):
+            raise UserError(f"{where}: field 'finish_reasons' must list 'stop' or 'length' once per response")
+        saved[row["id"]] = {"prompt": row.get("prompt", ""), "responses": responses, "finish_reasons": reasons}
+    missing = [task["id"] for task in tasks if task["id"] not in saved]
+    if missing:
+        raise UserError(f"{path}: no responses for {len(missing)} of the benchmark's {len(tasks)} problems "
+                        f"(first: {missing[0]!r})")
+    return saved, n
+
+
 def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
              top_k: int = 0, max_new_tokens: int | None = None, batch_size: int = 32, seed: int = 0,
              template: str = "chat", out_path: str | None = None, group_by: list[str] | None = None,
-             compile: bool = False, progress: bool = True, verifier=None, on_start=None) -> dict:
+             compile: bool = False, progress: bool = True, verifier=None, on_start=None,
+             saved: dict[str, dict] | None = None) -> dict:
     """Evaluate `model` on `tasks` (rows with "answer"); returns the summary (see `summarize`).
 
     With `out_path`, per-problem rows are appended there as they are produced and problems already
@@ -128,17 +166,20 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
     response's score and the re-ranked verdicts, and the summary best_of@n, weighted_maj@n and "curves"
     (every measure over the first k = 1, 2, 4, ... n responses). `on_start()` is called once the
     prompts are known to fit, before any row is read or written (evaluate.py records its settings there,
-    so a run that fails on its inputs leaves none behind).
+    so a run that fails on its inputs leaves none behind). With `saved` (see `read_saved_responses`)
+    nothing is generated: those responses are graded and scored, so several verifiers can rank the same
+    samples; `model` and the generation settings are then unused.
     """
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
-    if n > 1 and temperature == 0:
+    if n > 1 and temperature == 0 and saved is None:
         raise UserError(f"--n {n}: {n} samples at temperature 0 would be {n} copies of the greedy answer; "
                          "set a temperature > 0 for maj@K / pass@K")
     for i, task in enumerate(tasks):
         if "answer" not in task:
             raise UserError(f"task {task.get('id', i)!r}: field 'answer' is missing; evaluation needs gold answers")
-    max_new_tokens = fit_max_new_tokens(model, tokenizer, tasks, template, max_new_tokens)
+    if saved is None:
+        max_new_tokens = fit_max_new_tokens(model, tokenizer, tasks, template, max_new_tokens)
     if on_start is not None:
         on_start()
     task_ids = {task["id"] for task in tasks}
@@ -154,10 +195,13 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
     if remaining:
         out = open(out_path, "a", encoding="utf-8") if out_path else None
         try:
-            for task, prompt, responses, reasons in sample_tasks(
-                    model, tokenizer, remaining, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
-                    top_p=top_p, top_k=top_k, batch_size=batch_size, seed=seed, template=template,
-                    compile=compile, progress=bar):
+            if saved is None:
+                drawn = sample_tasks(model, tokenizer, remaining, n=n, max_new_tokens=max_new_tokens,
+                                     temperature=temperature, top_p=top_p, top_k=top_k, batch_size=batch_size,
+                                     seed=seed, template=template, compile=compile, progress=bar)
+            else:
+                drawn = _saved_in_order(remaining, saved, bar)
+            for task, prompt, responses, reasons in drawn:
                 row = score_row(task, prompt, responses, reasons)
                 if verifier is not None:
                     row.update(verifier.rerank(task["problem"], row))
@@ -177,6 +221,14 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
         summary.update(verifier=verifier.path, verifier_agg=verifier.agg, verifier_split=verifier.split,
                        curves=rerank_curves(rows, curve_ks(n)))
     return summary
+
+
+def _saved_in_order(tasks: list[dict], saved: dict[str, dict], bar):
+    """Saved responses in the shape sample_tasks yields, counting each problem on the progress bar."""
+    for task in tasks:
+        row = saved[task["id"]]
+        yield task, row["prompt"], row["responses"], row["finish_reasons"]
+        bar.update(1)
 
 
 def markdown(summaries: dict[str, dict]) -> str:

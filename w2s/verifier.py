@@ -230,3 +230,25 @@ def rerank_curves(rows: list[dict], ks: list[int]) -> dict[str, dict[str, float]
         curves[str(k)] = {f"{name}@{k}": sum(v[name] for v in verdicts) / len(rows)
                           for name in ("maj", "pass", "best_of", "weighted_maj")}
     return curves
+
+
+def auc(scores: list[float], labels: list[bool]) -> float:
+    """Area under the ROC curve: the chance that a random positive scores above a random negative, a tie
+    counting half (Mann-Whitney's U over the two counts; average ranks for tied scores). nan when one
+    class is absent, since the question then has no answer."""
+    positives = sum(labels)
+    negatives = len(labels) - positives
+    if not positives or not negatives:
+        return float("nan")
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1  # ranks from 1; tied scores share their average
+        i = j + 1
+    rank_sum = sum(r for r, label in zip(ranks, labels) if label)
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)

@@ -12,8 +12,14 @@ an error counts once, where it is made); the answer line is good when the final 
 other line is bad (it is no step of the world's solutions). Free-form text has no step checker: only the
 outcome is known, so it needs --outcome. With --outcome every step carries the solution's outcome (one
 label per solution, repeated at each step, as Cobbe et al.'s verifiers predict the outcome at every
-token): an outcome reward model, used by its last verdict.
+token): an outcome reward model, used by its last verdict. `oprm_rows` gives both rows of each sample
+(Sun et al. 2024's OPRM: one model trained on the process and the outcome data together).
+
+Balance. A good policy's samples are mostly good steps, and a verifier trained on them learns to say
+"good" to everything. `balance_rows` drops whole rows (a row's steps only make sense together), at
+random with a seed, until good and bad steps are as near equal as whole rows allow.
 """
+import random
 from collections import Counter
 
 from w2s.data.jsonl import read_jsonl_numbered
@@ -87,3 +93,47 @@ def step_rows_from_samples(path: str, outcome: bool = False, split: str = "lines
     if not rows:
         raise UserError(f"{path}: no samples")
     return rows, report
+
+
+def oprm_rows(path: str, split: str = "lines") -> tuple[list[dict], Counter]:
+    """An OPRM's rows (Sun et al. 2024): each sample twice, once with the world's exact step labels (a
+    PRM's row) and once with its outcome at every step (an ORM's row, id suffixed "/outcome"), so one
+    model learns both to find the wrong step and to judge the whole solution. (The outcome as the last
+    step's label alone would change nothing here: the world already labels the answer line by the outcome.)"""
+    process, report = step_rows_from_samples(path, False, split)
+    outcome, outcome_report = step_rows_from_samples(path, True, split)
+    for row in outcome:
+        row["id"] += "/outcome"
+    report.update({f"outcome-labelled {k}": v for k, v in outcome_report.items() if k in ("steps", "good steps")})
+    return process + outcome, report
+
+
+def balance_rows(rows: list[dict], seed: int = 0) -> tuple[list[dict], dict]:
+    """Drop whole rows, chosen at random (`seed`), until good and bad step labels are as near equal as
+    whole rows allow: a row is dropped only when it holds more of the commoner label than of the other,
+    and no more of that excess than is left (so the counts never cross). Rows of one label only are
+    kept as they are. Returns the kept rows, in their
+    order, and what was dropped."""
+    good = sum(sum(r["labels"]) for r in rows)
+    bad = sum(len(r["labels"]) for r in rows) - good
+    common = good > bad  # the label to drop steps of
+    # With one label only there is nothing to balance against: dropping would empty the set.
+    excess = abs(good - bad) if good and bad else 0
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    dropped = set()
+    for i in order:
+        if excess == 0:
+            break
+        labels = rows[i]["labels"]
+        lean = sum(labels) - (len(labels) - sum(labels)) if common else (len(labels) - sum(labels)) - sum(labels)
+        if 0 < lean <= excess:
+            dropped.add(i)
+            excess -= lean
+    kept = [row for i, row in enumerate(rows) if i not in dropped]
+    kept_good = sum(sum(r["labels"]) for r in kept)
+    report = {"rows before": len(rows), "good steps before": good, "bad steps before": bad,
+              "rows dropped": len(dropped), "steps dropped": sum(len(rows[i]["labels"]) for i in dropped),
+              "good steps after": kept_good, "bad steps after": sum(len(r["labels"]) for r in kept) - kept_good,
+              "seed": seed}
+    return kept, report

@@ -19,7 +19,7 @@ The cast, all in the study's built-in world, every model seeded (seed s = 0..see
   independently: another seed's micro stage 1 (seed s+1), its own training seed (1000+s), and the other
   half of the gold (`gold_b`, disjoint from the teacher's).
 - Strong student: each seed's tiny stage-1 model (dim 128, 2 layers), the study's `stage1/seed s`. Its
-  ceiling is the study's `hard_full/seed s` (the same student on all 8000 gold tasks, same budget).
+  ceiling is the study's `hard_full/seed s` (the same student on the gold hard tasks, same budget).
 - Unlabelled pool: `pool` hard tasks drawn after the study's (data_prep.py draws hard tasks as one
   stream, so a larger --num-hard extends it): no model trains on them, none is a test problem, none is
   in the study's validation split (`data/validation.jsonl`, drawn further on; checked). Gold answers are read only to measure label quality,

@@ -12,6 +12,11 @@ and its reference solution writes one step per line, each on the previous line's
     57 - 5 = 52
     The answer is \\boxed{52}
 
+Its easy sub-tasks come two ways: a run of 2-3 of its steps told as a problem of its own, or
+(a prefix sub-task) the same text asking "How many coins does Ann have after the first 2 changes?",
+solved by the first two lines. A model trained only on short problems learns to apply the
+sentences right before the question; a prefix sub-task cannot be solved that way.
+
 Everything here is exact, so the study's two quality measures are measured rather than
 estimated: the outcome (is the final answer right) and the step-wise error rate (the share of
 steps that are wrong, by `step_errors`). The world is deliberately small (amounts below 100,

@@ -12,7 +12,7 @@ a model's samples); stats (a set's measured quality). With no command, `world`.
 
 Set names carry the quality they were built at, so one directory holds many variants:
 `hard_full` is at outcome error 0, `hard_full_e0.9` at 0.9 with the default (mixed) step profile,
-`hard_full_e0.9_low` / `_high` with one late slip / errors in every step; easy_sub likewise;
+`hard_full_e0.9_low` / `_high` with one late slip / errors in every step; easy_sub and easy_sub_prefix likewise;
 combinations are named by their parts (`hard_full_e0.9+easy_sub`, `hard_full_e0.9_x2`, ...).
 """
 import argparse
@@ -208,9 +208,12 @@ files written to --out DIR:
   manifest.json       the settings DIR was built with; a later run into DIR must use the same ones
 
 set kinds (--sets): {', '.join(SET_KINDS)}
+  easy_sub: runs of 2-3 steps of each hard task, each posed as a problem of its own;
+  easy_sub_prefix: each hard task's whole text asking for the amount after its first 1 and 2 steps
+  (built-in world only; its quality is set by --sub-error, like easy_sub's).
   hf adds weak_<teacher> (weaker_sampling; correctness from the release's judge fields).
 names carry the quality: outcome error E > 0 adds _e<E>, a low/high step profile adds _low/_high:
-  hard_full, hard_full_e0.5, hard_full_e0.9_low, easy_sub_e0.2, hard_full_e0.9+easy_sub,
+  hard_full, hard_full_e0.5, hard_full_e0.9_low, easy_sub_e0.2, easy_sub_prefix_e0.2, hard_full_e0.9+easy_sub,
   hard_full_e0.9+paraphrase, hard_full_e0.9_x2, foundation (1-2 step problems, always correct)
 step profiles of incorrect solutions (built-in world):
   mixed  1..all steps wrong at random places, computation or method errors (default)

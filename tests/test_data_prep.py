@@ -50,6 +50,7 @@ def test_builtin_directory_layout(built):
 @pytest.mark.parametrize("name, outcome, step_rate", [
     ("hard_full", 0.0, lambda e: e == 0),
     ("easy_sub", 0.0, lambda e: e == 0),
+    ("easy_sub_prefix", 0.0, lambda e: e == 0),
     ("foundation", 0.0, lambda e: e == 0),
     ("hard_full_e0.5_low", 0.5, lambda e: 0.1 < e < 0.2),  # one late slip: 1/3..1/5 of the steps
     ("hard_full_e0.9_low", 0.9, lambda e: 0.18 < e < 0.3),
@@ -90,6 +91,47 @@ def test_set_names_round_trip_through_builtin_set_args(built):
         assert names[args["kinds"][0]] == name
     for name in ["hard_full_e0.90", "hard_full_e2", "easy_sub_x2", "weak_gpt", "hard_full_e0_low", "hard_full_e0.9_low+easy_sub_e0.5_high"]:
         assert builtin_set_args(name) is None, name
+
+
+def test_easy_sub_prefix_poses_the_first_steps_in_the_whole_problem(built):
+    hard = {r["id"]: r for r in read_jsonl(os.path.join(built, "hard_full.jsonl"))}
+    rows = read_jsonl(os.path.join(built, "easy_sub_prefix.jsonl"))
+    assert len(rows) == 2 * len(hard) == len(read_jsonl(os.path.join(built, "easy_sub.jsonl")))
+    for row in rows:
+        meta, parent = row["meta"], hard[row["meta"]["parent_id"]]
+        j = meta["steps"]
+        assert row["id"] == meta["task_id"] == f"{parent['id']}-pre{j}" and meta["span"] == [0, j - 1]
+        assert meta["kind"] == "easy_sub_prefix" and meta["correct"] and meta["step_error_rate"] == 0.0
+        # the parent's whole story, asking after its first j steps; the solution is those steps
+        assert problem(row).rsplit(". ", 1)[0] == problem(parent).rsplit(". ", 1)[0]
+        assert solution(row).splitlines()[:j] == solution(parent).splitlines()[:j]
+        assert meta["answer"] == str(mw.final_answer(solution(row))) and grade(solution(row), meta["answer"])
+        assert mw.step_errors(solution(row), problem(row)) == [False] * j
+    assert sorted({r["meta"]["steps"] for r in rows}) == [1, 2]
+
+
+TINY = ["--num-hard", "20", "--num-foundation", "10", "--num-test", "10", "--num-long-test", "5"]
+
+
+def test_existing_sets_are_unchanged_by_prefix_subtasks(tmp_path):
+    # Stored from the same build before easy_sub_prefix existed (commit e272d3d, --sets hard_full easy_sub):
+    # building the new kind beside them changes no byte of the existing kinds.
+    import hashlib
+    out = str(tmp_path)
+    data_prep.main(["--out", out, "--hard-error", "0", "0.5", "--sub-error", "0", "0.5",
+                    "--sets", "hard_full", "easy_sub", "easy_sub_prefix"] + TINY)
+    expected = {"hard_full": "91b88b0a71485f7f176e6aa67dc78ae4edb31a44bd75b73a079b5b277969873a",
+                "hard_full_e0.5": "4675f43f256d3b85af3bae06824a6f9a4b67995e5147f9eae54e1e360fed2962",
+                "easy_sub": "cca7c7b459ea54b7c3f168bf1a1cd86bb37f9bb81c4dc7a44700237089025f45",
+                "easy_sub_e0.5": "823efd1ba0c467e141d1b3e84aa26552aef1692c1d42854ee5cb4fbbff7b2c2e"}
+    for name, digest in expected.items():
+        with open(os.path.join(out, f"{name}.jsonl"), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == digest, name
+    # the noisy prefix set: sub_error of its rows wrong, its meta's step errors those the checker finds
+    rows = read_jsonl(os.path.join(out, "easy_sub_prefix_e0.5.jsonl"))
+    assert len(rows) == 40 and sum(not r["meta"]["correct"] for r in rows) == 20
+    by_meta, rechecked = quality.measure(rows), quality.measure(rows, recheck_steps=True)
+    assert by_meta["step_error"] == rechecked["step_error"] > 0 and rechecked["unknown_step_error"] == 0
 
 
 def test_a_missing_variant_is_built_with_the_directorys_settings(built):

@@ -133,3 +133,63 @@ def test_fewer_phrasings_use_only_the_first_templates():
             assert "multiplies" not in p.text and "splits" not in p.text and "finds" not in p.text
             assert mw.parse_problem(p.text) == p.task
         assert problem.paraphrases[0].text != problem.text  # other name and unit
+
+
+# ---------------------------------------------------------------------------------------------- prefix sub-tasks
+
+def test_prefix_question_parses_to_the_first_steps():
+    rng = random.Random(0)
+    for _ in range(300):
+        task = mw.sample_task(rng, rng.randint(3, 5))
+        phrasing = mw.sample_phrasing(rng, task)
+        whole = mw.render_problem(task, phrasing)
+        for j in (1, 2, len(task.steps)):
+            text = mw.render_problem(task, phrasing, prefix=j)
+            # the whole story, only the question differs
+            assert text.rsplit(". ", 1)[0] == whole.rsplit(". ", 1)[0] and text != whole
+            assert mw.parse_problem(text) == task.part(0, j - 1)
+        assert mw.parse_problem(whole) == task  # an ordinary question still asks for every step
+    text = mw.render_problem(TASK, mw.Phrasing(1, 1, 1, (0, 0, 0), 0), prefix=1)
+    assert text == "Ben starts with 17 apples. He now has 3 times as many. He gets 16 more. He gives away 5. " \
+                   "How many apples does Ben have after the first change?"
+    assert mw.render_problem(TASK, mw.Phrasing(1, 1, 1, (0, 0, 0), 2), prefix=2).endswith(
+        "How many does Ben have after the first 2 changes?")
+
+
+def test_prefix_question_beyond_the_story_is_rejected():
+    story = "Ben has 17 apples. He gets 2 more. He gets 3 more."
+    for question in ["How many apples does Ben have after the first 3 changes?",
+                     "How many apples does Ben have after the first 0 changes?"]:
+        with pytest.raises(ValueError, match="not a problem of the built-in world"):
+            mw.parse_problem(f"{story} {question}")
+
+
+def test_step_checker_on_a_prefix_problem():
+    text = mw.render_problem(TASK, mw.Phrasing(1, 1, 1, (0, 0, 0), 0), prefix=2)
+    assert mw.step_errors("17 * 3 = 51\n51 + 16 = 67\nThe answer is \\boxed{67}", text) == [False, False]
+    # the positional shortcut: the two operations before the question, applied to the start
+    assert mw.step_errors("17 + 16 = 33\n33 - 5 = 28\nThe answer is \\boxed{28}", text) == [True, True]
+    # going on past the asked-for steps is an error per extra line, as for any task
+    assert mw.step_errors(mw.correct_solution(TASK), text) == [False, False, True]
+    assert mw.final_answer(mw.correct_solution(mw.parse_problem(text))) == 67
+
+
+def test_prefixes_of_the_world(world):
+    for problem in world.hard[:400]:
+        assert [p.id for p in problem.prefixes] == [f"{problem.id}-pre1", f"{problem.id}-pre2"]
+        for j, pre in enumerate(problem.prefixes, start=1):
+            assert pre.span == (0, j - 1) and pre.task == problem.task.part(0, j - 1)
+            assert pre.text.rsplit(". ", 1)[0] == problem.text.rsplit(". ", 1)[0]  # the task's own story
+            assert mw.parse_problem(pre.text) == pre.task and pre.task.answer == problem.task.values[j]
+
+
+def test_prefixes_change_no_other_problem_nor_the_tokenizer_corpus():
+    # Stored from the world built before prefix sub-tasks existed (commit e272d3d): same problems,
+    # same tokenizer training text, so existing sets and the tokenizer are unchanged for a seed.
+    import hashlib
+    world = mw.build_world(seed=0, num_hard=20, num_foundation=10, num_test=10, num_long_test=5)
+    assert world.hard[0].text == "Eva owns 18 apples. She gets 1 more. She buys 3 more. The number is multiplied by 2. " \
+                                 "How many does Eva have in the end?"
+    assert world.hard[0].subtasks[0].text == "Eva has 18 apples. She gets 1 more. She buys 3 more. How many apples are there now?"
+    assert hashlib.sha256("\x00".join(mw.corpus(world)).encode()).hexdigest() == \
+        "50e85eb5d96aa8d62275de8d17008e3e956a73119b7cbdb958c8012c111af63a"

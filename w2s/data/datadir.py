@@ -19,7 +19,7 @@ from w2s.data.sources.paper import HF_REPO, read_release
 from w2s.data.world import miniworld
 from w2s.data.world.quality import check_outcomes_with_grader, measure, token_lengths
 from w2s.data.world.sets import build_sets, sft_row
-from w2s.data.world.sets import SET_KINDS, builtin_set_args, set_names
+from w2s.data.world.sets import SET_KINDS, SUB_KINDS, builtin_set_args, set_names
 from w2s.errors import UserError
 from w2s.tokenizer import Tokenizer, train_tokenizer
 
@@ -199,13 +199,15 @@ def write_builtin_sets(out: str, world: miniworld.World, tokenizer, seed: int, k
     if not hard_kinds:
         return written
     # Draw only what the asked-for sets use: incorrect solutions cost time, sub-tasks and paraphrases too.
-    with_subs = any("easy_sub" in k for k in hard_kinds)
+    with_subs = any(k in ("easy_sub", "hard_full+easy_sub") for k in hard_kinds)
+    with_prefixes = "easy_sub_prefix" in hard_kinds
     with_paraphrases = "hard_full+paraphrase" in hard_kinds
-    with_hard_errors = any(e > 0 for e in hard_errors) and any(k != "easy_sub" for k in hard_kinds)
-    with_sub_errors = with_subs and any(e > 0 for e in sub_errors)
+    with_hard_errors = any(e > 0 for e in hard_errors) and any(k not in SUB_KINDS for k in hard_kinds)
+    with_sub_errors = (with_subs or with_prefixes) and any(e > 0 for e in sub_errors)
     for profile in profiles if with_hard_errors or with_sub_errors else ["mixed"]:
         pool = miniworld.to_pool(world.hard, seed, profile if with_hard_errors else None,
-                                 profile if with_sub_errors else None, subtasks=with_subs, paraphrases=with_paraphrases)
+                                 profile if with_sub_errors else None, subtasks=with_subs, paraphrases=with_paraphrases,
+                                 prefixes=with_prefixes)
         checked = check_outcomes_with_grader(pool)
         log(f"step profile {profile if with_hard_errors or with_sub_errors else '-'}: {checked} solutions graded, "
             "all agree with the exact check")

@@ -12,6 +12,11 @@ and its reference solution writes one step per line, each on the previous line's
     57 - 5 = 52
     The answer is \\boxed{52}
 
+Its easy sub-tasks come two ways: a run of 2-3 of its steps told as a problem of its own, or
+(a prefix sub-task) the same text asking "How many coins does Ann have after the first 2 changes?",
+solved by the first two lines. A model trained only on short problems learns to apply the
+sentences right before the question; a prefix sub-task cannot be solved that way.
+
 Everything here is exact, so the study's two quality measures are measured rather than
 estimated: the outcome (is the final answer right) and the step-wise error rate (the share of
 steps that are wrong, by `step_errors`). The world is deliberately small (amounts below 100,
@@ -126,6 +131,16 @@ STEP_TEMPLATES = {
     "/": ["{pro} divides them by {k}.", "{pro} splits them into {k} equal piles and keeps one.", "The number is divided by {k}."],
 }
 QUESTION_TEMPLATES = ["How many {unit} does {name} have now?", "How many {unit} are there now?", "How many does {name} have in the end?"]
+# A prefix question asks for the amount after the story's first j operations, so an easy sub-task can be
+# posed inside its whole hard problem: the sub-task cannot be solved by applying the sentences right
+# before the question, the shortcut that short problems teach ({changes}: "change" or "2 changes").
+PREFIX_QUESTION_TEMPLATES = ["How many {unit} does {name} have after the first {changes}?",
+                             "How many {unit} are there after the first {changes}?",
+                             "How many does {name} have after the first {changes}?"]
+
+
+def changes(j: int) -> str:
+    return "change" if j == 1 else f"{j} changes"
 
 
 @dataclass(frozen=True)
@@ -156,19 +171,24 @@ def sample_phrasing(rng: random.Random, task: Task, avoid: Phrasing | None = Non
     )
 
 
-def render_problem(task: Task, phrasing: Phrasing) -> str:
+def render_problem(task: Task, phrasing: Phrasing, prefix: int | None = None) -> str:
+    """The problem text; with `prefix` j, the question asks for the amount after the first j steps."""
     name, pro = NAMES[phrasing.name]
     unit = UNITS[phrasing.unit]
     sentences = [START_TEMPLATES[phrasing.start].format(name=name, n=task.start, unit=unit)]
     for step, template in zip(task.steps, phrasing.steps):
         sentences.append(STEP_TEMPLATES[step.op][template].format(pro=pro, k=step.operand))
-    sentences.append(QUESTION_TEMPLATES[phrasing.question].format(name=name, unit=unit))
+    if prefix is None:
+        sentences.append(QUESTION_TEMPLATES[phrasing.question].format(name=name, unit=unit))
+    else:
+        sentences.append(PREFIX_QUESTION_TEMPLATES[phrasing.question].format(name=name, unit=unit, changes=changes(prefix)))
     return " ".join(sentences)
 
 
 def _template_regex(template: str) -> re.Pattern:
     pattern = re.escape(template)
-    for slot, regex in [("name", r"[A-Z][a-z]+"), ("pro", r"(?:He|She)"), ("unit", r"[a-z]+"), ("n", r"(?P<n>\d+)"), ("k", r"(?P<k>\d+)")]:
+    for slot, regex in [("name", r"[A-Z][a-z]+"), ("pro", r"(?:He|She)"), ("unit", r"[a-z]+"), ("n", r"(?P<n>\d+)"), ("k", r"(?P<k>\d+)"),
+                        ("changes", r"(?:change|(?P<j>\d+) changes)")]:
         pattern = pattern.replace(re.escape("{" + slot + "}"), regex)
     return re.compile(pattern + r"\Z")
 
@@ -176,17 +196,20 @@ def _template_regex(template: str) -> re.Pattern:
 _START_RES = [_template_regex(t) for t in START_TEMPLATES]
 _STEP_RES = [(op, _template_regex(t)) for op, templates in STEP_TEMPLATES.items() for t in templates]
 _QUESTION_RES = [_template_regex(t) for t in QUESTION_TEMPLATES]
+_PREFIX_QUESTION_RES = [_template_regex(t) for t in PREFIX_QUESTION_TEMPLATES]
 
 
 def parse_problem(text: str) -> Task:
-    """The task behind a problem text of this world (so any solution can be step-checked from its problem)."""
+    """The task behind a problem text of this world (so any solution can be step-checked from its problem).
+    A prefix question ("... after the first 2 changes?") asks for a task of the story's first j steps only."""
     sentences = re.split(r"(?<=[.?])\s+", text.strip())
     if len(sentences) < 3:
         raise ValueError(f"not a problem of the built-in world (too few sentences): {text!r}")
     start = next((m for r in _START_RES if (m := r.match(sentences[0]))), None)
     if start is None:
         raise ValueError(f"not a problem of the built-in world (first sentence {sentences[0]!r})")
-    if not any(r.match(sentences[-1]) for r in _QUESTION_RES):
+    prefix = next((int(m["j"] or 1) for r in _PREFIX_QUESTION_RES if (m := r.match(sentences[-1]))), None)
+    if prefix is None and not any(r.match(sentences[-1]) for r in _QUESTION_RES):
         raise ValueError(f"not a problem of the built-in world (question {sentences[-1]!r})")
     steps = []
     for sentence in sentences[1:-1]:
@@ -194,6 +217,10 @@ def parse_problem(text: str) -> Task:
         if step is None:
             raise ValueError(f"not a problem of the built-in world (sentence {sentence!r})")
         steps.append(step)
+    if prefix is not None:
+        if not 1 <= prefix <= len(steps):
+            raise ValueError(f"not a problem of the built-in world (asks after {prefix} of its {len(steps)} changes)")
+        steps = steps[:prefix]
     return Task(int(start["n"]), tuple(steps))
 
 
@@ -400,12 +427,16 @@ class Problem:
     text: str
     subtasks: list["Problem"] = field(default_factory=list)
     paraphrases: list["Problem"] = field(default_factory=list)
+    prefixes: list["Problem"] = field(default_factory=list)  # its first PREFIX_STEPS steps, asked in its own text
     span: tuple[int, int] | None = None  # a sub-task's steps (first, last) in its task
+
+
+PREFIX_STEPS = (1, 2)  # prefix sub-tasks ask for the amount after this many steps (easy: as many as easy_sub's runs)
 
 
 @dataclass
 class World:
-    hard: list[Problem]  # hard full tasks, each with its sub-tasks and one paraphrase
+    hard: list[Problem]  # hard full tasks, each with its sub-tasks, prefix sub-tasks and one paraphrase
     foundation: list[Problem]  # short problems for stage 1
     tests: dict[str, list[Problem]]  # benchmark name -> held-out problems
     report: dict  # what was drawn and left out while building
@@ -466,6 +497,9 @@ def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, nu
             sub_phrasing = Phrasing(phrasing.name, phrasing.unit, sub_phrasing.start, sub_phrasing.steps, sub_phrasing.question)
             problem.subtasks.append(Problem(f"{task_id}-sub{j + 1}", part, render_problem(part, sub_phrasing), span=(first, last)))
         problem.paraphrases.append(Problem(f"{task_id}-para1", task, render_problem(task, phrase(rng, task, avoid=phrasing))))
+        # Prefix sub-tasks reuse the task's own text and draw nothing from rng, so every other problem is as before.
+        problem.prefixes = [Problem(f"{task_id}-pre{j}", task.part(0, j - 1), render_problem(task, phrasing, prefix=j), span=(0, j - 1))
+                            for j in PREFIX_STEPS]
         hard.append(problem)
 
     rng, foundation = random.Random(f"miniworld/{seed}/foundation"), []
@@ -493,6 +527,8 @@ def corpus(world: World):
     solution, and the chat roles, so the prompt's fixed words and the template's headers get one token each."""
     yield from ["user\n\n", "assistant\n\n", "system\n\n"] * 1000
     # A few thousand problems hold every word and number of the world; more only slows training down.
+    # Prefix sub-tasks are left out, so the tokenizer is the same as before they existed (byte-level BPE
+    # still encodes their question's few new words, in more tokens).
     for problem in world.foundation[:CORPUS_PROBLEMS] + world.hard[:CORPUS_PROBLEMS]:
         for p in [problem] + problem.subtasks + problem.paraphrases:
             yield user_message(p.text)
@@ -500,11 +536,12 @@ def corpus(world: World):
 
 
 def to_pool(problems: list[Problem], seed: int, hard_profile: str | None = None, sub_profile: str | None = None,
-            subtasks: bool = True, paraphrases: bool = True) -> list:
+            subtasks: bool = True, paraphrases: bool = True, prefixes: bool = False) -> list:
     """Problems as the data pipeline's PoolItems: each with its correct solution and, where a
     profile is given, an incorrect one drawn per that profile (seeded by the problem's id, so the
-    same problem gets the same incorrect solution whatever else is built). Sub-tasks and
-    paraphrases come along when asked for: leaving them out saves time when no set needs them.
+    same problem gets the same incorrect solution whatever else is built). Sub-tasks, prefix sub-tasks
+    (with sub_profile, as sub-tasks) and paraphrases come along when asked for: leaving them out saves
+    time when no set needs them.
 
     A paraphrase gets its task's incorrect solution (the same steps, the same errors): rewording a
     problem does not change what its supervision teaches, as with the paper's rephrased data.
@@ -516,6 +553,8 @@ def to_pool(problems: list[Problem], seed: int, hard_profile: str | None = None,
             item.subtasks = [_pool_item(sub, seed, sub_profile, parent_id=problem.id) for sub in problem.subtasks]
         if paraphrases:
             item.paraphrases = [_pool_item(para, seed, None, item.incorrect, parent_id=problem.id) for para in problem.paraphrases]
+        if prefixes:
+            item.prefixes = [_pool_item(pre, seed, sub_profile, parent_id=problem.id) for pre in problem.prefixes]
         pool.append(item)
     return pool
 

@@ -143,7 +143,7 @@ def check_outcomes_with_grader(pool: list[PoolItem]) -> int:
     """The grader must agree with the world's exact check on every solution (a guard on both). Returns the count."""
     checked, seen = 0, set()
     for item in pool:
-        for it in [item] + item.subtasks + item.paraphrases:
+        for it in [item] + item.subtasks + item.prefixes + item.paraphrases:
             for sol in it.correct + it.incorrect:
                 if (sol.text, it.answer) in seen:
                     continue

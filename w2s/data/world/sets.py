@@ -27,7 +27,8 @@ class Solution:
 
 @dataclass
 class PoolItem:
-    """A task with its gold answer, correct and incorrect solutions, sub-tasks and paraphrases (both PoolItems)."""
+    """A task with its gold answer, correct and incorrect solutions, sub-tasks, prefix sub-tasks and paraphrases
+    (all PoolItems; only the built-in world has prefix sub-tasks: its first steps asked in its own text)."""
     id: str
     problem: str
     answer: str
@@ -35,6 +36,7 @@ class PoolItem:
     incorrect: list[Solution] = field(default_factory=list)
     subtasks: list["PoolItem"] = field(default_factory=list)
     paraphrases: list["PoolItem"] = field(default_factory=list)
+    prefixes: list["PoolItem"] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
 
 
@@ -80,6 +82,9 @@ def build_sets(pool: list[PoolItem], hard_error: float, sub_error: float, seed: 
 
     hard_full            one example per task (hard_error of them incorrect)
     easy_sub             one example per sub-task (sub_error of them incorrect)
+    easy_sub_prefix      one example per prefix sub-task: the whole task's text asking for the amount after
+                         its first 1 or 2 steps (sub_error of them incorrect), so no sub-task can be solved
+                         by applying the sentences right before the question
     hard_full+easy_sub   both
     hard_full+paraphrase hard_full plus each task's paraphrases (the paper's "merge rephrased"
                          baseline); a paraphrase takes the same side (correct or incorrect) as its
@@ -92,6 +97,8 @@ def build_sets(pool: list[PoolItem], hard_error: float, sub_error: float, seed: 
     hard, wrong = mixture(hard_items, hard_error, seed, "hard_full", "hard_full")
     subs = [sub for it in hard_items for sub in it.subtasks if sub.correct]
     easy, _ = mixture(subs, sub_error, seed, "easy_sub", "easy_sub")
+    prefixes = [pre for it in hard_items for pre in it.prefixes if pre.correct]
+    easy_prefix, _ = mixture(prefixes, sub_error, seed, "easy_sub_prefix", "easy_sub_prefix")
     paraphrases = []
     for i, it in enumerate(hard_items):
         for para in it.paraphrases:
@@ -103,12 +110,15 @@ def build_sets(pool: list[PoolItem], hard_error: float, sub_error: float, seed: 
     sets = {
         "hard_full": hard,
         "easy_sub": easy,
+        "easy_sub_prefix": easy_prefix,
         "hard_full+easy_sub": hard + easy,
         "hard_full+paraphrase": hard + paraphrases,
         "hard_full_x2": hard + twice,
     }
     if not subs:
         del sets["easy_sub"], sets["hard_full+easy_sub"]
+    if not prefixes:
+        del sets["easy_sub_prefix"]
     if not paraphrases:
         del sets["hard_full+paraphrase"]
     return sets, report
@@ -117,7 +127,9 @@ def build_sets(pool: list[PoolItem], hard_error: float, sub_error: float, seed: 
 # ---------------------------------------------------------------------------------------------
 # Set names
 
-SET_KINDS = ("foundation", "hard_full", "easy_sub", "hard_full+easy_sub", "hard_full+paraphrase", "hard_full_x2")
+SET_KINDS = ("foundation", "hard_full", "easy_sub", "hard_full+easy_sub", "hard_full+paraphrase", "hard_full_x2",
+             "easy_sub_prefix")
+SUB_KINDS = ("easy_sub", "easy_sub_prefix")  # the kinds made of sub-tasks only (their quality is sub_error's)
 
 
 def quality_tag(error_rate: float, profile: str) -> str:
@@ -132,10 +144,11 @@ def set_names(hard_error: float, sub_error: float, profile: str = "mixed") -> di
     hard = "hard_full" + quality_tag(hard_error, profile)
     sub = "easy_sub" + quality_tag(sub_error, profile)
     return {"foundation": "foundation", "hard_full": hard, "easy_sub": sub, "hard_full+easy_sub": f"{hard}+{sub}",
-            "hard_full+paraphrase": f"{hard}+paraphrase", "hard_full_x2": f"{hard}_x2"}
+            "hard_full+paraphrase": f"{hard}+paraphrase", "hard_full_x2": f"{hard}_x2",
+            "easy_sub_prefix": "easy_sub_prefix" + quality_tag(sub_error, profile)}
 
 
-_PART = re.compile(r"(hard_full|easy_sub)(?:_e([0-9.]+)(?:_(low|high))?)?")
+_PART = re.compile(r"(hard_full|easy_sub_prefix|easy_sub)(?:_e([0-9.]+)(?:_(low|high))?)?")
 
 
 def builtin_set_args(name: str) -> dict | None:
@@ -153,7 +166,7 @@ def builtin_set_args(name: str) -> dict | None:
     if len(profiles) > 1 or any(not 0 <= r <= 1 for r in rates.values()):
         return None
     profile = profiles.pop() if profiles else "mixed"
-    hard_error, sub_error = rates.get("hard_full", 0.0), rates.get("easy_sub", 0.0)
+    hard_error, sub_error = rates.get("hard_full", 0.0), rates.get("easy_sub", rates.get("easy_sub_prefix", 0.0))
     # Round trip: only the names this script writes ('hard_full_e0.90' is not how it writes 0.9).
     kinds = [k for k, stem in set_names(hard_error, sub_error, profile).items() if stem == name]
     if not kinds:

@@ -107,6 +107,7 @@ LABELS = {
     "hard_full": "hard full tasks, 0% wrong",
     "hard_full_e0.9": "hard full tasks, 90% wrong (mixed errors)",
     "easy_sub": "easy sub-tasks, 0% wrong",
+    "easy_sub_prefix": "easy sub-tasks in the full problem's context, 0% wrong",
     "hard_full_e0.9_low": "hard, 90% wrong: one late slip each",
     "hard_full_e0.9_high": "hard, 90% wrong: every step wrong",
     SUB_HALF: "hard full + easy sub-tasks (one per task)",
@@ -130,7 +131,7 @@ class Question:
 QUESTIONS = [
     Question("q1", "Q1. Hard full tasks with errors vs correct easy sub-tasks",
              "hard full tasks at 90% outcome error still beat perfectly correct easy sub-tasks",
-             ("hard_full", "hard_full_e0.9", "easy_sub")),
+             ("hard_full", "hard_full_e0.9", "easy_sub", "easy_sub_prefix")),
     Question("q2", "Q2. Error severity at the same outcome error rate (90%)",
              "at the same outcome error, a lower step-wise error rate is much better (about 30 points on MATH)",
              ("hard_full_e0.9_low", "hard_full_e0.9", "hard_full_e0.9_high")),
@@ -150,7 +151,8 @@ VALIDATION = "validation"  # a bench file of held-out hard tasks, data/validatio
 
 # The data_prep.py calls that build every set above (one world; the calls add sets to it).
 DATA_BUILDS = [
-    ["--hard-error", "0", "--sets", "foundation", "hard_full", "easy_sub", "hard_full+paraphrase", "hard_full_x2"],
+    ["--hard-error", "0", "--sets", "foundation", "hard_full", "easy_sub", "easy_sub_prefix", "hard_full+paraphrase",
+     "hard_full_x2"],
     ["--hard-error", "0.9", "--sets", "hard_full"],
     ["--hard-error", "0.9", "--step-profile", "low", "high", "--sets", "hard_full"],
 ]
@@ -522,7 +524,11 @@ def question_verdicts(question: Question, results: list[dict], quality: dict, se
     """The comparisons each question is about, computed from the results."""
     if question.key == "q1":
         return [f"- hard full at 90% error vs easy sub-tasks at 0%: {compare(results, 'hard_full_e0.9', 'easy_sub')}",
-                f"- hard full at 0% vs easy sub-tasks at 0%: {compare(results, 'hard_full', 'easy_sub')}"
+                f"- hard full at 0% vs easy sub-tasks at 0%: {compare(results, 'hard_full', 'easy_sub')}",
+                f"- hard full at 90% error vs easy sub-tasks in context at 0%: "
+                f"{compare(results, 'hard_full_e0.9', 'easy_sub_prefix')}",
+                f"- easy sub-tasks in context vs standalone (does the context let sub-task training transfer?): "
+                f"{compare(results, 'easy_sub_prefix', 'easy_sub')}"
                 ] + step_position_table(results, question.conditions + ("stage1",))
     if question.key == "q2":
         return [f"- one late slip vs every step wrong: {compare(results, 'hard_full_e0.9_low', 'hard_full_e0.9_high')}",

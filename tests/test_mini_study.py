@@ -161,7 +161,7 @@ def test_sub_half_has_one_sub_task_per_hard_task(tmp_path):
 
 
 def test_questions_pick_their_conditions():
-    assert mini_study.needed_conditions(["q1"]) == ["hard_full", "hard_full_e0.9", "easy_sub"]
+    assert mini_study.needed_conditions(["q1"]) == ["hard_full", "hard_full_e0.9", "easy_sub", "easy_sub_prefix"]
     assert mini_study.TEACHER_SET in mini_study.needed_conditions(["q4"])
     assert mini_study.needed_conditions(["q1", "q2", "q3", "q4"]) == mini_study.CONDITIONS
 

@@ -528,7 +528,7 @@ def question_verdicts(question: Question, results: list[dict], quality: dict, se
                 f"- hard full at 90% error vs easy sub-tasks in context at 0%: "
                 f"{compare(results, 'hard_full_e0.9', 'easy_sub_prefix')}",
                 f"- easy sub-tasks in context vs standalone (does the context let sub-task training transfer?): "
-                f"{compare(results, 'easy_sub_prefix', 'easy_sub')}"
+                f"{compare(results, 'easy_sub_prefix', 'easy_sub', expected_sign=0)}"
                 ] + step_position_table(results, question.conditions + ("stage1",))
     if question.key == "q2":
         return [f"- one late slip vs every step wrong: {compare(results, 'hard_full_e0.9_low', 'hard_full_e0.9_high')}",

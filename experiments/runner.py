@@ -282,9 +282,12 @@ def binomial_test_variance(p: float, problems: int) -> float:
 
 def decide(iv: Interval | None, expected_sign: int = 1) -> str:
     """The verdict word for one comparison against the paper's direction: 'reproduced' (the 95% interval
-    excludes zero on the paper's side), 'contradicted' (on the other side), else 'no clear difference'."""
+    excludes zero on the paper's side), 'contradicted' (on the other side), else 'no clear difference'.
+    expected_sign 0: the paper makes no claim; 'clearly higher' / 'clearly lower' / 'no clear difference'."""
     if iv is None:
         return "not measured"
+    if expected_sign == 0:  # a comparison the paper makes no claim about: only whether it differs
+        return "clearly higher" if iv.lo > 0 else "clearly lower" if iv.hi < 0 else "no clear difference"
     if iv.lo * expected_sign > 0 or iv.hi * expected_sign < 0:
         return "reproduced" if iv.mean * expected_sign > 0 else "contradicted"
     return "no clear difference"

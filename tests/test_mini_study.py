@@ -124,6 +124,8 @@ def test_interval_uses_t_at_n_minus_1_and_the_test_term():
     assert runner.decide(runner.interval([0.1, 0.12, 0.11])) == "reproduced"
     assert runner.decide(runner.interval([0.1, 0.12, 0.11]), expected_sign=-1) == "contradicted"
     assert runner.decide(runner.interval([0.1, -0.12, 0.11])) == "no clear difference"
+    assert runner.decide(runner.interval([-0.1, -0.12, -0.11]), expected_sign=0) == "clearly lower"
+    assert runner.decide(runner.interval([0.1, -0.12, 0.11]), expected_sign=0) == "no clear difference"
 
 
 def test_differences_are_paired_by_seed_and_problem():

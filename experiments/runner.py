@@ -288,8 +288,11 @@ def decide(iv: Interval | None, expected_sign: int = 1) -> str:
         return "not measured"
     if expected_sign == 0:  # a comparison the paper makes no claim about: only whether it differs
         return "clearly higher" if iv.lo > 0 else "clearly lower" if iv.hi < 0 else "no clear difference"
-    if iv.lo * expected_sign > 0 or iv.hi * expected_sign < 0:
-        return "reproduced" if iv.mean * expected_sign > 0 else "contradicted"
+    low, high = sorted((iv.lo * expected_sign, iv.hi * expected_sign))  # the interval, the paper's side positive
+    if low > 0:
+        return "reproduced"
+    if high < 0:
+        return "contradicted"
     return "no clear difference"
 
 

@@ -125,6 +125,9 @@ def test_interval_uses_t_at_n_minus_1_and_the_test_term():
     assert runner.decide(runner.interval([0.1, 0.12, 0.11]), expected_sign=-1) == "contradicted"
     assert runner.decide(runner.interval([0.1, -0.12, 0.11])) == "no clear difference"
     assert runner.decide(runner.interval([-0.1, -0.12, -0.11]), expected_sign=0) == "clearly lower"
+    # The paper expects a negative difference: an interval across zero decides nothing either way.
+    assert runner.decide(runner.interval([-0.069, 0.052, -0.01]), expected_sign=-1) == "no clear difference"
+    assert runner.decide(runner.interval([-0.1, -0.12, -0.11]), expected_sign=-1) == "reproduced"
     assert runner.decide(runner.interval([0.1, -0.12, 0.11]), expected_sign=0) == "no clear difference"
 
 

@@ -17,6 +17,7 @@ sys.path.insert(0, REPO)
 
 from w2s.data.jsonl import read_jsonl  # noqa: E402
 from w2s.data.world import miniworld  # noqa: E402
+from w2s.verifier import average_ranks  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,20 +344,7 @@ def paired_interval(results: list[dict], a: str, b: str, steps: bool = False, be
 
 def spearman(xs: list[float], ys: list[float]) -> float:
     """Rank correlation (average ranks for ties), without scipy."""
-    def ranks(values):
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        r = [0.0] * len(values)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                r[order[k]] = (i + j) / 2
-            i = j + 1
-        return r
-
-    rx, ry = ranks(xs), ranks(ys)
+    rx, ry = average_ranks(xs), average_ranks(ys)
     mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
     cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
     var = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))

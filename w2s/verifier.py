@@ -232,6 +232,22 @@ def rerank_curves(rows: list[dict], ks: list[int]) -> dict[str, dict[str, float]
     return curves
 
 
+def average_ranks(values: list[float]) -> list[float]:
+    """Each value's rank from 1 (smallest) to n, tied values sharing their average rank (as AUC and
+    Spearman's correlation need)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
 def auc(scores: list[float], labels: list[bool]) -> float:
     """Area under the ROC curve: the chance that a random positive scores above a random negative, a tie
     counting half (Mann-Whitney's U over the two counts; average ranks for tied scores). nan when one
@@ -240,15 +256,5 @@ def auc(scores: list[float], labels: list[bool]) -> float:
     negatives = len(labels) - positives
     if not positives or not negatives:
         return float("nan")
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1  # ranks from 1; tied scores share their average
-        i = j + 1
-    rank_sum = sum(r for r, label in zip(ranks, labels) if label)
+    rank_sum = sum(r for r, label in zip(average_ranks(scores), labels) if label)
     return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)

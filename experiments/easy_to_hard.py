@@ -49,7 +49,7 @@ from dataclasses import asdict, dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from runner import decide, interval, mean_and_spread, per_problem_test_variance, pyplot  # noqa: E402
+from runner import decide, interval, mean_and_spread, outcomes_difference, outcomes_interval, pyplot  # noqa: E402
 from w2s.data.jsonl import read_jsonl  # noqa: E402
 from w2s.data.rows import problem_from_user_message  # noqa: E402
 from w2s.data.selection.verifier_rows import world_step_labels  # noqa: E402
@@ -291,22 +291,12 @@ def runs(rows: list[dict], verifier: str, measure: str) -> dict[int, list[int]]:
 
 def accuracy(rows: list[dict], verifier: str, measure: str):
     """One measure's mean over seeds, with its 95% interval (seeds and the test set's sampling)."""
-    by_seed = runs(rows, verifier, measure)
-    if not by_seed:
-        return None
-    seeds = sorted(by_seed)
-    a = [by_seed[s] for s in seeds]
-    return interval([sum(x) / len(x) for x in a], per_problem_test_variance(a))
+    return outcomes_interval(runs(rows, verifier, measure))
 
 
 def difference(rows: list[dict], a: tuple[str, str], b: tuple[str, str]):
     """(verifier, measure) a minus b, paired by seed and by problem: mean and 95% interval."""
-    ra, rb = runs(rows, *a), runs(rows, *b)
-    seeds = sorted(set(ra) & set(rb))
-    if not seeds:
-        return None
-    xa, xb = [ra[s] for s in seeds], [rb[s] for s in seeds]
-    return interval([sum(x) / len(x) - sum(y) / len(y) for x, y in zip(xa, xb)], per_problem_test_variance(xa, xb))
+    return outcomes_difference(runs(rows, *a), runs(rows, *b))
 
 
 def cell(iv) -> str:

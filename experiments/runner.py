@@ -302,6 +302,24 @@ def seed_runs(results: list[dict], condition: str, bench: str = "miniworld") -> 
     return {r["seed"]: r["benches"][bench] for r in results if r["condition"] == condition and bench in r["benches"]}
 
 
+def outcomes_interval(runs: dict) -> Interval | None:
+    """The mean accuracy over seeds with its 95% interval, from seed -> per-problem outcomes."""
+    if not runs:
+        return None
+    outcomes = [runs[s] for s in sorted(runs, key=lambda s: -1 if s is None else s)]
+    return interval([sum(o) / len(o) for o in outcomes], per_problem_test_variance(outcomes))
+
+
+def outcomes_difference(a: dict, b: dict) -> Interval | None:
+    """mean(a) - mean(b) over the seeds both have (seed -> per-problem outcomes), paired by seed and by
+    problem, with its 95% interval; None without a common seed."""
+    seeds = sorted(set(a) & set(b), key=lambda s: -1 if s is None else s)
+    if not seeds:
+        return None
+    values = [sum(a[s]) / len(a[s]) - sum(b[s]) / len(b[s]) for s in seeds]
+    return interval(values, per_problem_test_variance([a[s] for s in seeds], [b[s] for s in seeds]))
+
+
 def _measure(run: dict, steps: bool) -> tuple[float, list | None]:
     """A run's value (final answers right, or steps right) and its per-problem outcomes (None in rows
     written before they were kept)."""

@@ -59,7 +59,9 @@ import random
 import time
 from dataclasses import dataclass
 
-from runner import accuracy_bars, decide, interval, pct, per_problem_test_variance, pyplot, summarize  # noqa: E402  (experiments/ is on sys.path: mini_study)
+# experiments/ is on sys.path: mini_study imports this module
+from runner import (accuracy_bars, decide, interval, outcomes_difference, outcomes_interval, pct,  # noqa: E402
+                    per_problem_test_variance, pyplot, seed_runs, summarize)
 from w2s.data.jsonl import read_jsonl, write_jsonl
 from w2s.data.rows import user_message
 from w2s.data.selection.samples import hybrid_row, stated_answers
@@ -472,25 +474,7 @@ def add_jobs(study, jobs, progress) -> None:
 
 def runs_by_seed(results: list[dict], condition: str, bench: str = "miniworld") -> dict[int, list[int]]:
     """seed -> per-problem outcomes of the condition's runs (the study's rows carry them)."""
-    return {r["seed"]: r["benches"][bench]["outcomes"] for r in results
-            if r["condition"] == condition and r["seed"] is not None and bench in r["benches"]}
-
-
-def accuracy_interval(runs: dict[int, list[int]]):
-    """The mean accuracy over seeds with its 95% interval (seeds and the test set)."""
-    if not runs:
-        return None
-    outcomes = list(runs.values())
-    return interval([sum(o) / len(o) for o in outcomes], per_problem_test_variance(outcomes))
-
-
-def paired_difference(a: dict[int, list[int]], b: dict[int, list[int]]):
-    """mean(a) - mean(b) over the seeds both have, paired by seed and by problem."""
-    seeds = sorted(set(a) & set(b))
-    if not seeds:
-        return None
-    values = [sum(a[s]) / len(a[s]) - sum(b[s]) / len(b[s]) for s in seeds]
-    return interval(values, per_problem_test_variance([a[s] for s in seeds], [b[s] for s in seeds]))
+    return {s: run["outcomes"] for s, run in seed_runs(results, condition, bench).items() if s is not None}
 
 
 def pgr_interval(student: dict, teacher: dict, ceiling: dict):
@@ -562,7 +546,7 @@ def report_lines(study, figure_dir: str) -> list[str]:
              "the test set's sampling.", "",
              "| model | test acc % (95% CI) | seeds | PGR (95% CI) |", "|---|---:|---|---:|"]
     for condition in CONDITIONS:
-        iv = accuracy_interval(runs[condition])
+        iv = outcomes_interval(runs[condition])
         if iv is None:
             lines.append(f"| {LABELS[condition]} (`{condition}`) | not run | | |")
             continue
@@ -588,7 +572,7 @@ def report_lines(study, figure_dir: str) -> list[str]:
                       f"{pct(grid['stage1_val'])}%): {tried}; chosen lr {grid['chosen'][0]}, beta {grid['chosen'][1]}."]
     lines += ["", "| comparison (a - b) | difference (95% CI) | paper's direction | verdict |", "|---|---:|---|---|"]
     for a, b, sign in COMPARISONS:
-        iv = paired_difference(runs[a], runs[b])
+        iv = outcomes_difference(runs[a], runs[b])
         lines.append(f"| `{a}` - `{b}` | {iv.text() if iv else 'not run'} | {'a > b' if sign > 0 else 'a < b'} | "
                      f"{decide(iv, sign)} |")
     figure = write_figure(summarize(results), os.path.join(figure_dir, "weak_to_strong.png"))

@@ -9,6 +9,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 
+import runner  # noqa: E402
 import weak_to_strong  # noqa: E402
 
 
@@ -86,6 +87,6 @@ def test_pgr_interval_counts_the_teachers_test_error():
 def test_paired_difference_pairs_by_seed():
     a = {0: [1, 1, 0, 0], 1: [1, 1, 1, 0], 2: [1, 0, 0, 0]}
     b = {0: [1, 0, 0, 0], 1: [1, 1, 0, 0]}
-    iv = weak_to_strong.paired_difference(a, b)
+    iv = runner.outcomes_difference(a, b)
     assert iv.n == 2 and iv.mean == pytest.approx(0.25)
-    assert weak_to_strong.paired_difference(a, {}) is None
+    assert runner.outcomes_difference(a, {}) is None

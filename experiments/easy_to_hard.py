@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from runner import decide, interval, mean_and_spread, outcomes_difference, outcomes_interval, pyplot  # noqa: E402
-from w2s.data.jsonl import read_jsonl  # noqa: E402
+from w2s.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
 from w2s.data.rows import problem_from_user_message  # noqa: E402
 from w2s.data.selection.verifier_rows import world_step_labels  # noqa: E402
 from w2s.data.world import miniworld  # noqa: E402
@@ -140,10 +140,9 @@ def check_sizes(study, e: E2HSizes) -> None:
 
 
 def _write_jsonl(path: str, rows: list[dict]) -> None:
+    """w2s's atomic write_jsonl, into a folder made if missing."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    os.replace(path + ".tmp", path)
+    write_jsonl(path, rows)
 
 
 def test_path(study) -> str:

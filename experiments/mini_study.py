@@ -47,8 +47,8 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared runner beside this script
 
 import easy_to_hard  # noqa: E402
-from runner import (Jobs, Progress, Workers, accuracy_bars, condition_interval, decide, paired_interval,  # noqa: E402
-                    pct, pyplot, seed_runs, spearman, summarize)
+from runner import (Jobs, Progress, Workers, accuracy_bars, condition_interval, count_rows, decide,  # noqa: E402
+                    paired_interval, pct, pyplot, seed_runs, spearman, summarize)
 from w2s.data.datadir import read_manifest  # noqa: E402
 from w2s.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
 from w2s.data.world import miniworld  # noqa: E402
@@ -406,11 +406,6 @@ def write_sub_half(hard_full: str, easy_sub: str, out: str, seed: int = 0) -> No
     rows = read_jsonl(hard_full)
     subs = [rng.choice(by_parent[row["id"]]) for row in rows if row["id"] in by_parent]
     write_jsonl(out, rows + subs)
-
-
-def count_rows(path: str) -> int:
-    with open(path) as f:
-        return sum(1 for line in f if line.strip())
 
 
 def bench_row(summary: dict, eval_rows_path: str) -> dict:

@@ -74,6 +74,14 @@ def run_stage(script: str, argv: list[str], log_path: str) -> None:
         raise RuntimeError(f"`python {script}.py {' '.join(argv)}` failed (exit {code}); its log is {log_path}:\n{tail}")
 
 
+def count_rows(path: str) -> int:
+    """Rows of a JSONL file (0 when it does not exist yet)."""
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
 def start_worker(threads: int) -> None:
     """A worker process runs one stage at a time with `threads` threads, from the repository root."""
     import torch

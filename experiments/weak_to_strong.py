@@ -60,7 +60,7 @@ import time
 from dataclasses import dataclass
 
 # experiments/ is on sys.path: mini_study imports this module
-from runner import (accuracy_bars, decide, interval, outcomes_difference, outcomes_interval, pct,  # noqa: E402
+from runner import (accuracy_bars, count_rows, decide, interval, outcomes_difference, outcomes_interval, pct,  # noqa: E402
                     per_problem_test_variance, pyplot, seed_runs, summarize)
 from w2s.data.jsonl import read_jsonl, write_jsonl
 from w2s.data.rows import user_message
@@ -226,13 +226,6 @@ def sample(study, model: str, tasks: str, out: str, n: int, temperature: float, 
 
 def data_prep(study, command: str, *argv: str) -> None:
     study.run("data_prep", [command, "--out", q5_dir(study, "data"), *argv], q5_dir(study, "data_prep.log"))
-
-
-def count_rows(path: str) -> int:
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return sum(1 for line in f if line.strip())
 
 
 def set_path(study, name: str) -> str:

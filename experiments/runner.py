@@ -1,6 +1,7 @@
 """What every study script in experiments/ shares: running the project's commands in worker processes,
 a pool of jobs that start when what they need is done, progress with an ETA, and the statistics
-(mean and standard error over seeds, differences paired by seed, verdicts, rank correlation).
+(mean and standard error over seeds; 95% intervals over seeds and test problems, paired by seed and
+problem; verdict words; rank correlation).
 
 Reading order: the commands and the pools; the statistics; the figures (matplotlib optional).
 """
@@ -15,8 +16,6 @@ from dataclasses import dataclass
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from w2s.data.jsonl import read_jsonl  # noqa: E402
-from w2s.data.world import miniworld  # noqa: E402
 from w2s.verifier import average_ranks  # noqa: E402
 
 
@@ -145,17 +144,6 @@ class Workers:
 # Statistics
 
 
-def step_accuracy(eval_rows_path: str) -> float:
-    """The share of test-problem steps a model's greedy solutions get right, by the world's exact step
-    checker (a missing or extra step is a wrong one). Finer than final-answer accuracy: a solution
-    with one slip in five steps scores 0.8 here and 0 there."""
-    wrong = total = 0
-    for row in read_jsonl(eval_rows_path):
-        errors = miniworld.step_errors(row["responses"][0], row["problem"])
-        wrong, total = wrong + sum(errors), total + len(errors)
-    return 1 - wrong / total
-
-
 def mean_and_spread(values: list[float]) -> dict:
     """Mean, sample standard deviation across seeds, standard error of the mean, min and max."""
     n = len(values)
@@ -185,39 +173,6 @@ def summarize(results: list[dict]) -> dict[str, dict[str, dict]]:
             stats["step"] = mean_and_spread([r["step_accuracy"] for r in runs])
             summary[condition][bench] = stats
     return summary
-
-
-def difference(summary: dict, a: str, b: str, steps: bool = False, bench: str = "miniworld") -> tuple[float, float] | None:
-    """acc(a) - acc(b) (final answers, or with `steps` the share of steps right) and its standard error.
-
-    Paired by seed where both conditions ran the same seeds: a seed's conditions all start from that
-    seed's stage-1 model, so the per-seed differences cancel how good that stage 1 happened to be (the
-    largest source of spread here), and the standard error is that of the mean per-seed difference.
-    Otherwise unpaired (from each side's spread; with one run, the final answers' binomial error)."""
-    if a not in summary or b not in summary:
-        return None
-    sa, sb = summary[a][bench], summary[b][bench]
-    va, vb = (sa["step"]["values"], sb["step"]["values"]) if steps else (sa["values"], sb["values"])
-    if sa["seeds"] == sb["seeds"] and len(va) > 1:
-        diffs = mean_and_spread([x - y for x, y in zip(va, vb)])
-        return diffs["mean"], diffs["se"]
-    if steps:
-        sa, sb = sa["step"], sb["step"]
-    se = lambda s: s["se"] if s["n"] > 1 else s.get("test_se", float("nan"))  # noqa: E731
-    return sa["mean"] - sb["mean"], math.sqrt(se(sa) ** 2 + se(sb) ** 2)
-
-
-def verdict(diff: tuple[float, float] | None, expected_sign: int = 1) -> str:
-    """Whether a difference goes the paper's way, beyond two standard errors or within the noise."""
-    if diff is None:
-        return "not measured"
-    d, se = diff
-    text = f"{d * 100:+.1f} points (± {se * 100:.1f})"
-    if d * expected_sign > 2 * se:
-        return f"{text}: agrees with the paper"
-    if d * expected_sign < -2 * se:
-        return f"{text}: disagrees with the paper"
-    return f"{text}: within two standard errors (no clear difference)"
 
 
 # Intervals. A comparison's uncertainty has two parts: how much it moves from seed to seed (training

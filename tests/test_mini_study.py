@@ -105,8 +105,6 @@ def test_statistics():
     assert abs(stats["se"] - 0.1 / 3 ** 0.5) < 1e-12
     assert runner.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert runner.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
-    assert "agrees" in runner.verdict((0.10, 0.02)) and "disagrees" in runner.verdict((-0.10, 0.02))
-    assert "no clear difference" in runner.verdict((0.01, 0.02))
 
 
 def test_interval_uses_t_at_n_minus_1_and_the_test_term():

@@ -11,7 +11,7 @@ The cast, all in the study's built-in world, every model seeded (seed s = 0..see
   steps on gold hard tasks: the first half of the study's 8000 (`gold_a`). Calibration (seed 0, lr
   3e-3, batch 32, all 8000 gold tasks): micro stage 1 3.3%; +500 gold steps 10.7%, +1500 47.7%, +3000
   80.4%. So micro does not plateau by its size at any budget the study can pay: trained long enough it
-  would pass the student's ceiling (hard_full at the study's 175 steps, about 75%). The teacher here is
+  would pass the student's ceiling (hard_full at the study's 225 steps, about 75% on validation). The teacher here is
   weak by its size *and* its budget (1000 steps); `q5_teacher_long` (seed 0 only, 2 x teacher_steps)
   shows in every run how far its budget holds it back.
 - Weak-ICL stand-in (`q5_icl`, seed s): a 0.5M model does not learn in context (measured: 0-8 of 600
@@ -44,13 +44,14 @@ difference comes with runner.interval (seeds and the test set's sampling, the te
 
 Cost, estimated (not yet measured in a full study) in minutes of one 1-thread worker, from the
 calibration's times on the busy 2-core machine (micro: stage 1 ~1.2, 1000 gold steps + evaluation ~1.2;
-tiny: 375 steps + evaluation 2.3, so 175 steps + evaluation ~1.2): per seed, micro stage 1 1.2 + teacher
+tiny: 375 steps + evaluation 2.3, so 225 steps + evaluation ~1.5): per seed, micro stage 1 1.2 + teacher
 1.2 + stand-in 1.2 + their labels on the pool 0.3; three SFT students 3.6; the stage-I model's 4 x 2000
 samples ~0.7; three DPO runs (30-100 steps each, and their evaluations) ~3: about 11 per seed, 56 for 5
 seeds, plus the grid (4 DPO runs, 5 validation evaluations, ~3) and the plateau check (~2.2): about 60.
-That is over the 40 the issue allows, so FULL takes the two cheapest knobs: control_seeds=3 (-8: the
-controls' verdicts rest on 3 seeds) and dpo_epochs 2 (-3); the others: teacher_steps 500 (-5: a 10% teacher),
-a grid of 2 (-1.5).
+The first full study ran the controls on 3 seeds (control_seeds=3) and the whole study took about 64 minutes
+on 2 workers; the controls' two more seeds cost about 4 minutes of one worker each (their runs' recorded times),
+which the 90-minute study affords. So FULL runs every comparison on every seed, and no verdict rests on fewer
+seeds than the others; control_seeds stays as a knob for a quicker run. The study's time is in RESULTS.md.
 """
 import json
 import math
@@ -111,7 +112,7 @@ class Sizes:
 # Sampling and the micro runs grow with these (the estimate is in the docstring). dpo_epochs 2: the
 # issue's stage II had about 10 DPO steps; 2 epochs over ~300-500 pairs of 1000 tasks make 20-35.
 FULL = Sizes(pool=2000, pair_tasks=1000, strong_samples=4, teacher_steps=1000,
-             grid=((3e-4, 0.1), (1e-3, 0.1), (3e-4, 0.5), (1e-3, 0.5)), dpo_epochs=2, control_seeds=3)
+             grid=((3e-4, 0.1), (1e-3, 0.1), (3e-4, 0.5), (1e-3, 0.5)), dpo_epochs=2)
 SMOKE = Sizes(pool=24, pair_tasks=12, strong_samples=4, teacher_steps=2, grid=((3e-4, 0.1), (1e-3, 0.1)),
               dpo_epochs=1, label_temperature=1.0)
 

@@ -583,6 +583,19 @@ def weak_to_strong_table(results: list[dict], quality: dict) -> list[str]:
     return lines
 
 
+def code_versions(invocations: list[dict]) -> str:
+    """Which versions of the sources (runner.code_fingerprint) ran the study's invocations: one, or a warning."""
+    codes = list(dict.fromkeys(i.get("code", "not recorded") for i in invocations))
+    if not codes:
+        return "no invocation recorded."
+    if codes == ["not recorded"]:
+        return "not recorded (the invocations predate the sources' fingerprint)."
+    if len(codes) == 1:
+        return f"every invocation ran the same sources (fingerprint {codes[0]})."
+    return (f"**the invocations ran {len(codes)} versions of the sources** ({', '.join(codes)}): runs made by "
+            "different code sit side by side in these tables.")
+
+
 def write_report(study: Study, path: str, figure: str | None, command: str, wall_seconds: float) -> None:
     results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
     quality = training_set_quality(study)
@@ -614,6 +627,7 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         f"side by side, {study.threads} thread(s) each; {os.cpu_count()} CPU cores); sum of the recorded job times "
         f"(train + evaluate, per run): {job_seconds / 60:.1f} min. This file was written by an invocation of "
         f"{wall_seconds / 60:.1f} min.",
+        f"- Code: {code_versions(invocations)}",
         f"- Model: the `tiny` preset (dim 128, 2 layers, 4 heads, FFN 512, tied embeddings, ~0.5M parameters), "
         f"trained from scratch; AdamW, 5% warmup + cosine, lr {s.stage1_lr:g} and batch {s.stage1_batch_size} in stage 1, "
         f"lr {s.lr:g} and batch {s.batch_size} in stage 2, fp32, global batches drawn at random.",
@@ -757,7 +771,8 @@ def main(argv=None) -> int:
     if study.did_work:
         with open(os.path.join(out, "invocations.jsonl"), "a") as f:
             f.write(json.dumps({"started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
-                                "minutes": round((time.time() - started) / 60, 2), "questions": args.questions}) + "\n")
+                                "minutes": round((time.time() - started) / 60, 2), "questions": args.questions,
+                                "code": study.workers.code}) + "\n")
     results_path = args.results or (os.path.join(out, "RESULTS.md") if args.smoke else os.path.join(REPO, "experiments", "RESULTS.md"))
     figure = write_figure(study, os.path.join(os.path.dirname(results_path), "mini_study.png"))
     command = " ".join(["python", "experiments/mini_study.py"] + (argv if argv is not None else sys.argv[1:]))

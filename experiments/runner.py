@@ -5,6 +5,8 @@ problem; verdict words; rank correlation).
 
 Reading order: the commands and the pools; the statistics; the figures (matplotlib optional).
 """
+import glob
+import hashlib
 import math
 import os
 import sys
@@ -120,20 +122,56 @@ class Jobs:
         return failures
 
 
+COMMAND_SOURCES = ("*.py", "w2s/**/*.py")  # what the commands a study runs import
+STUDY_SOURCES = COMMAND_SOURCES + ("experiments/*.py",)  # and the study's own scripts
+
+
+def code_fingerprint(repo: str = REPO, sources: tuple = STUDY_SOURCES) -> str:
+    """A hash of the project's Python sources (by default the commands, w2s/ and experiments/): what a
+    study's results depend on besides their inputs and settings."""
+    paths = sorted({p for pattern in sources for p in glob.glob(os.path.join(repo, pattern), recursive=True)})
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(os.path.relpath(path, repo).encode() + b"\0")
+        with open(path, "rb") as f:
+            digest.update(f.read() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+class CodeChanged(RuntimeError):
+    pass
+
+
 class Workers:
     """`jobs` worker processes (spawned: a clean interpreter each, nothing inherited from this one's
-    threads), each importing torch once and running command after command with `threads` threads."""
+    threads), each importing torch once and running command after command with `threads` threads.
 
-    def __init__(self, jobs: int, threads: int):
+    A worker keeps the modules it imported, so a command's code (the scripts, w2s/) edited under a
+    running study would mix versions: a module imported before the edit stays old, one imported after is
+    new. So their fingerprint is taken when the workers start, and no command starts once it has changed.
+    (The study's own scripts, experiments/, are loaded once at the start: editing them mid-run is safe.)
+    `code` fingerprints everything, the study's scripts too: what an invocation ran, for its record."""
+
+    def __init__(self, jobs: int, threads: int, repo: str = REPO):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.jobs, self.threads = jobs, threads
+        self.jobs, self.threads, self.repo = jobs, threads, repo
+        self.code = code_fingerprint(repo)
+        self.command_code = code_fingerprint(repo, COMMAND_SOURCES)
         self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=start_worker, initargs=(threads,))
 
+    def check_code(self) -> None:
+        now = code_fingerprint(self.repo, COMMAND_SOURCES)
+        if now != self.command_code:
+            raise CodeChanged(f"the commands' Python sources (*.py, w2s/) changed on disk while this study ran "
+                              f"(fingerprint {self.command_code} at its start, {now} now): its workers hold the old modules, so a "
+                              "new command would mix versions. Rerun the same command to resume with the new code.")
+
     def run(self, script: str, argv: list[str], log_path: str) -> None:
         """A project command (`python <script>.py <argv>`), in the next free worker process."""
+        self.check_code()
         self.pool.submit(run_stage, script, argv, log_path).result()
 
     def shutdown(self) -> None:

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 
@@ -90,6 +92,11 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
     assert "## Q6. Does a verifier trained on easy problems re-rank hard ones?" in report
     assert f"best-of-{k} prm_easy" in report and "| verifier | step AUC | outcome AUC |" in report
     assert "ORM ≈ PRM" in report and "OPRM best" in report
+
+    # The invocation records the sources' fingerprint, and the report says that one version ran it all.
+    with open(os.path.join(out, "invocations.jsonl")) as f:
+        assert [json.loads(line)["code"] for line in f] == [runner.code_fingerprint()]
+    assert "every invocation ran the same sources" in report
 
     # A rerun finds every run finished: nothing is trained again, no row is added.
     second = run_smoke(out)
@@ -182,3 +189,37 @@ def test_weak_to_strong_table_puts_each_student_next_to_its_supervision():
     assert cells[1] == "10.0" and cells[2].startswith("60.0 [") and cells[3:5] == ["+50.0", "50.0"]
     assert cells[5].startswith("80.0 [") and cells[6] == "+30.0"
     assert len(mini_study.weak_to_strong_table([], quality)) == 2  # a condition not run has no row
+
+
+def test_a_study_starts_no_command_once_the_sources_changed(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "w2s" / "data").mkdir(parents=True)
+    (repo / "experiments").mkdir()
+    (repo / "train.py").write_text("print('train')\n")
+    (repo / "w2s" / "data" / "rows.py").write_text("X = 1\n")
+    (repo / "experiments" / "notes.txt").write_text("not a source\n")
+    (repo / "experiments" / "study.py").write_text("STEPS = 1\n")
+    before = runner.code_fingerprint(str(repo))
+    assert runner.code_fingerprint(str(repo)) == before
+    (repo / "experiments" / "notes.txt").write_text("edited, still not a source\n")
+    assert runner.code_fingerprint(str(repo)) == before
+    (repo / "experiments" / "study.py").write_text("STEPS = 2\n")
+    assert runner.code_fingerprint(str(repo)) != before  # the record covers the study's scripts
+
+    workers = runner.Workers(1, 1, repo=str(repo))  # processes start on the first command: none here
+    try:
+        (repo / "experiments" / "study.py").write_text("STEPS = 3\n")  # loaded once by the study: safe
+        workers.check_code()
+        (repo / "w2s" / "data" / "rows.py").write_text("X = 2\n")  # a module deep in w2s/ edited mid-study
+        with pytest.raises(runner.CodeChanged, match=workers.command_code):
+            workers.run("train", [], str(tmp_path / "log"))
+        assert not (tmp_path / "log").exists()  # refused before the command started
+    finally:
+        workers.shutdown()
+
+
+def test_report_names_every_version_of_the_sources():
+    assert "same sources (fingerprint abc)" in mini_study.code_versions([{"code": "abc"}, {"code": "abc"}])
+    mixed = mini_study.code_versions([{"code": "abc"}, {"code": "def"}, {}])
+    assert "3 versions" in mixed and "abc, def, not recorded" in mixed
+    assert "predate" in mini_study.code_versions([{}])

@@ -374,7 +374,11 @@ class Study:
                     c, seed, progress, stage2_cost), after=after)
         if "q6" in questions:
             easy_to_hard.add_jobs(self, jobs, progress)  # needs the data and each seed's policy model
-        failures = jobs.wait()
+        try:
+            failures = jobs.wait()
+        except KeyboardInterrupt:
+            self.workers.stop()
+            raise
         self.workers.shutdown()
         self.did_work = progress.done_cost > progress.skipped_cost
         for name, error in failures.items():
@@ -623,7 +627,7 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         "",
         f"- Command: `{command}`",
         f"- Wall time of the study: {study_minutes:.1f} min over {len(invocations)} invocation(s) that ran jobs "
-        f"({'; '.join(i['started'] + ' UTC ' + ' '.join(i.get('questions', [])) for i in invocations)}; {study.jobs} jobs "
+        f"({'; '.join(i['started'] + ' UTC ' + ' '.join(i.get('questions', [])) + (' (interrupted)' if i.get('interrupted') else '') for i in invocations)}; {study.jobs} jobs "
         f"side by side, {study.threads} thread(s) each; {os.cpu_count()} CPU cores); sum of the recorded job times "
         f"(train + evaluate, per run): {job_seconds / 60:.1f} min. This file was written by an invocation of "
         f"{wall_seconds / 60:.1f} min.",
@@ -765,14 +769,23 @@ def main(argv=None) -> int:
             json.dump(asdict(sizes), f, indent=2)
 
     study = Study(out, sizes, args.jobs, threads)
-    failures = study.run_all(args.questions)
-    # The study's wall time, summed over the invocations that did work (a rerun that only rewrites the
-    # report, or resumes a killed study, adds its own time, not the earlier invocations').
-    if study.did_work:
+
+    def record_invocation(**extra) -> None:
+        """The study's wall time is summed over its invocations that did work (a rerun that only rewrites
+        the report adds nothing; an interrupted one adds the time it ran)."""
         with open(os.path.join(out, "invocations.jsonl"), "a") as f:
             f.write(json.dumps({"started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
                                 "minutes": round((time.time() - started) / 60, 2), "questions": args.questions,
-                                "code": study.workers.code}) + "\n")
+                                "code": study.workers.code, **extra}) + "\n")
+
+    try:
+        failures = study.run_all(args.questions)
+    except KeyboardInterrupt:
+        record_invocation(interrupted=True)
+        print("mini_study.py: interrupted; rerun the same command to resume", file=sys.stderr, flush=True)
+        return 130
+    if study.did_work:
+        record_invocation()
     results_path = args.results or (os.path.join(out, "RESULTS.md") if args.smoke else os.path.join(REPO, "experiments", "RESULTS.md"))
     figure = write_figure(study, os.path.join(os.path.dirname(results_path), "mini_study.png"))
     command = " ".join(["python", "experiments/mini_study.py"] + (argv if argv is not None else sys.argv[1:]))

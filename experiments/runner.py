@@ -9,6 +9,7 @@ import glob
 import hashlib
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -57,6 +58,7 @@ def run_stage(script: str, argv: list[str], log_path: str) -> None:
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "a") as log, redirect_stdout(log), redirect_stderr(log):
         print(f"\n$ python {script}.py {' '.join(argv)}", flush=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C ends the command (see start_worker)
         try:
             importlib.import_module(script).main(argv)
             code = 0
@@ -69,6 +71,8 @@ def run_stage(script: str, argv: list[str], log_path: str) -> None:
 
             traceback.print_exc()
             code = 1
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     if code != 0:
         with open(log_path) as f:
             tail = "".join(f.readlines()[-15:])
@@ -84,11 +88,14 @@ def count_rows(path: str) -> int:
 
 
 def start_worker(threads: int) -> None:
-    """A worker process runs one stage at a time with `threads` threads, from the repository root."""
+    """A worker process runs one stage at a time with `threads` threads, from the repository root.
+    Ctrl-C reaches it only while it runs a command (which then ends as on the command line): an idle
+    worker ignores it, and the study stops the pool."""
     import torch
 
     os.chdir(REPO)
     torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class Jobs:
@@ -111,13 +118,18 @@ class Jobs:
         self.futures[name] = self.pool.submit(job)
 
     def wait(self) -> dict[str, BaseException]:
-        """Wait for every job; the failures by job name."""
+        """Wait for every job; the failures by job name. Ctrl-C cancels every job not yet started and is
+        raised again (the running commands got it too, and end)."""
         failures = {}
-        for name, future in self.futures.items():
-            try:
-                future.result()
-            except BaseException as e:  # noqa: BLE001 - reported below, the other jobs go on
-                failures[name] = e
+        try:
+            for name, future in self.futures.items():
+                try:
+                    future.result()
+                except Exception as e:  # noqa: BLE001 - reported below, the other jobs go on
+                    failures[name] = e
+        except KeyboardInterrupt:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            raise
         self.pool.shutdown()
         return failures
 
@@ -156,7 +168,7 @@ class Workers:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.jobs, self.threads, self.repo = jobs, threads, repo
+        self.jobs, self.threads, self.repo, self.stopped = jobs, threads, repo, False
         self.code = code_fingerprint(repo)
         self.command_code = code_fingerprint(repo, COMMAND_SOURCES)
         self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
@@ -171,11 +183,18 @@ class Workers:
 
     def run(self, script: str, argv: list[str], log_path: str) -> None:
         """A project command (`python <script>.py <argv>`), in the next free worker process."""
+        if self.stopped:
+            raise RuntimeError(f"interrupted before `python {script}.py` started")
         self.check_code()
         self.pool.submit(run_stage, script, argv, log_path).result()
 
     def shutdown(self) -> None:
         self.pool.shutdown()
+
+    def stop(self) -> None:
+        """After Ctrl-C: no command starts; the pool goes when the running ones have ended."""
+        self.stopped = True
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 # ---------------------------------------------------------------------------------------------

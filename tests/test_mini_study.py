@@ -3,6 +3,7 @@ result, the report names them all, and a rerun resumes instead of redoing finish
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -223,3 +224,33 @@ def test_report_names_every_version_of_the_sources():
     mixed = mini_study.code_versions([{"code": "abc"}, {"code": "def"}, {}])
     assert "3 versions" in mixed and "abc, def, not recorded" in mixed
     assert "predate" in mini_study.code_versions([{}])
+
+
+def test_ctrl_c_stops_the_study_records_its_time_and_a_rerun_resumes(tmp_path):
+    """Ctrl-C reaches the study and its workers (one process group, as in a terminal): no job starts
+    after it, the time spent is recorded, and the same command resumes."""
+    out = str(tmp_path / "study")
+    command = [sys.executable, os.path.join(ROOT, "experiments", "mini_study.py"), "--smoke", "--out", out]
+    study = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    for line in study.stdout:  # interrupt once stage 1 (a training run) has started
+        if "start  stage 1" in line:
+            break
+    os.killpg(study.pid, signal.SIGINT)
+    stdout, stderr = study.communicate(timeout=120)
+    assert study.returncode == 130, stdout[-2000:] + stderr[-2000:]
+    assert "interrupted; rerun the same command to resume" in stderr
+    with open(os.path.join(out, "invocations.jsonl")) as f:
+        (row,) = [json.loads(line) for line in f]
+    assert row["interrupted"] and row["minutes"] >= 0
+    assert not os.path.exists(os.path.join(out, "RESULTS.md"))
+    finished = len(open(os.path.join(out, "results.jsonl")).readlines()) if os.path.exists(os.path.join(out, "results.jsonl")) else 0
+    assert finished <= 2  # at most the runs that were already finishing; nothing started after Ctrl-C
+
+    rerun = run_smoke(out)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    with open(os.path.join(out, "results.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    assert len(rows) == len({(r["condition"], r["seed"]) for r in rows})  # nothing duplicated
+    with open(os.path.join(out, "RESULTS.md")) as f:
+        assert "(interrupted)" in f.read()

@@ -461,7 +461,7 @@ def training_set_quality(study: Study) -> dict[str, dict]:
 
 def cell(iv) -> str:
     """A mean over seeds with its 95% interval, in percent."""
-    return "not run" if iv is None else f"{pct(iv.mean)} [{pct(iv.lo)}, {pct(iv.hi)}]"
+    return "not run" if iv is None else f"{pct(iv.mean)} [{', '.join(pct(x) for x in iv.accuracy_bounds())}]"
 
 
 def question_table(question: Question, results: list[dict], quality: dict) -> list[str]:
@@ -652,7 +652,7 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         "teachers and the students; the built noisy sets are drawn once, with the world. *[95% CI]*: mean over seeds "
         "± t(n-1) x sqrt(seed variance / n + test-set variance), where the test-set term is the variance over test "
         "problems of the per-problem outcome (averaged over seeds) / problems: the test set is the same for every "
-        "seed, so the seed spread alone cannot see its sampling error. Comparisons are paired by seed (a seed's "
+        "seed, so the seed spread alone cannot see its sampling error; an accuracy's interval is cut at 0 and 100%. Comparisons are paired by seed (a seed's "
         "conditions all start from its stage-1 model) and by test problem. **reproduced** / **contradicted**: the "
         "interval excludes zero on the paper's side / the other side; *no clear difference*: it contains zero.",
         f"- Q4's weak teacher, one per seed: that seed's stage 1 + {s.teacher_steps} steps on correct hard tasks "

@@ -268,6 +268,10 @@ class Interval:
     def hi(self) -> float:
         return self.mean + self.half
 
+    def accuracy_bounds(self) -> tuple[float, float]:
+        """The interval of an accuracy, cut to 0-1 (the symmetric interval of a spread-out mean can pass 100%)."""
+        return max(self.lo, 0.0), min(self.hi, 1.0)
+
     def text(self, scale: float = 100.0, unit: str = " points") -> str:
         return f"{self.mean * scale:+.1f}{unit} (95% CI {self.lo * scale:+.1f} to {self.hi * scale:+.1f}, {self.n} seeds)"
 

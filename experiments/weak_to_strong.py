@@ -485,7 +485,7 @@ def pgr_interval(student: dict, teacher: dict, ceiling: dict):
 def _acc(iv) -> str:
     if iv is None:
         return "not run"
-    return f"{pct(iv.mean)} ({pct(max(iv.lo, 0.0))} to {pct(min(iv.hi, 1.0))})"
+    return f"{pct(iv.mean)} ({' to '.join(pct(x) for x in iv.accuracy_bounds())})"
 
 
 def _report(study, name: str) -> dict | None:

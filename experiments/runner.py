@@ -168,7 +168,7 @@ class Workers:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.jobs, self.threads, self.repo, self.stopped = jobs, threads, repo, False
+        self.jobs, self.threads, self.repo = jobs, threads, repo
         self.code = code_fingerprint(repo)
         self.command_code = code_fingerprint(repo, COMMAND_SOURCES)
         self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
@@ -183,8 +183,6 @@ class Workers:
 
     def run(self, script: str, argv: list[str], log_path: str) -> None:
         """A project command (`python <script>.py <argv>`), in the next free worker process."""
-        if self.stopped:
-            raise RuntimeError(f"interrupted before `python {script}.py` started")
         self.check_code()
         self.pool.submit(run_stage, script, argv, log_path).result()
 
@@ -192,8 +190,8 @@ class Workers:
         self.pool.shutdown()
 
     def stop(self) -> None:
-        """After Ctrl-C: no command starts; the pool goes when the running ones have ended."""
-        self.stopped = True
+        """After Ctrl-C: no command starts (a shut-down pool refuses new ones); the pool goes when the
+        running ones have ended."""
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 

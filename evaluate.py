@@ -31,8 +31,8 @@ Writes, in --out:
 - summary.json (every benchmark evaluated into this directory) and summary.md (the same as tables):
   accuracy overall and by each grouping field the rows carry (level, subject, source, ...).
 
-`w2s.evaluation.evaluate(model, tokenizer, tasks, ...)` is the same thing as a function; this file
-parses the arguments, checks the settings, calls it and reports.
+`w2s.evaluation.evaluate(model, tokenizer, tasks, sampling, ...)` is the same thing as a function (and
+`evaluate_saved` for --samples); this file parses the arguments, checks the settings, calls it and reports.
 """
 import argparse
 import json

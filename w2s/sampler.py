@@ -13,9 +13,9 @@ The loop, in the style of gpt-fast (`generate` calls each step by name):
    row at that row's own position and reads everything else from the cache, so a prompt's output does
    not depend on its batch mates (exactly, in fp32; in bf16 a batch's shapes can change the rounding,
    so a near-tie may go the other way). `compile_decoding(model)` runs this step through torch.compile.
-4. `_keep_unstopped`: rows stop on their own (a stop token, or `max_new_tokens`). `_Rows.keep` drops
-   finished rows from the batch and the cache, so they stop costing compute; the loop ends when no row
-   is left.
+4. `_keep_unstopped`: rows stop on their own (a stop token, or `max_new_tokens`). `_Rows.drop_finished`
+   drops finished rows from the batch and the cache, so they stop costing compute; the loop ends when no
+   row is left.
 
 Sampling: temperature, then top-k, then top-p (the order transformers uses). Each row draws its
 random numbers from its own generator on the host (one uniform per step, turned into a token by
@@ -159,7 +159,7 @@ class _Rows:
     longest_prompt: int
     cache: KVCache
 
-    def keep(self, keep: list[int], tokens: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    def drop_finished(self, keep: list[int], tokens: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         """Drop finished rows from the batch and the cache, so they stop costing compute; returns the
         kept rows' `tokens`."""
         index = torch.tensor(keep, device=self.positions.device)
@@ -276,7 +276,7 @@ def generate(
         if not keep or step == max_new_tokens - 1:
             break
         if len(keep) < len(rows.prompt_index):
-            tokens = rows.keep(keep, tokens, lengths)
+            tokens = rows.drop_finished(keep, tokens, lengths)
         # Eager mode reads only the slots written so far (known on the host, so no sync);
         # a compiled step reads the whole cache, a shape that does not change every step.
         attend_len = None if compiled else rows.longest_prompt + step + 1

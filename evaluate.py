@@ -31,27 +31,42 @@ Writes, in --out:
 - summary.json (every benchmark evaluated into this directory) and summary.md (the same as tables):
   accuracy overall and by each grouping field the rows carry (level, subject, source, ...).
 
-`w2s.evaluation.evaluate(model, tokenizer, tasks, ...)` is the same thing as a function; this file
-parses the arguments, checks the settings, calls it and reports.
+`w2s.evaluation.evaluate(model, tokenizer, tasks, sampling, ...)` is the same thing as a function (and
+`evaluate_saved` for --samples); this file parses the arguments, checks the settings, calls it and reports.
 """
 import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass, replace
 
-from w2s.cli import DefaultsHelpFormatter, add_generation_args, check_generation_args
+from w2s.cli import DefaultsHelpFormatter, add_generation_args, check_generation_args, sampling_from_args
 from w2s.data.jsonl import check_settings, settings_path, write_settings
 from w2s.data.provenance import (check_output_dir, file_fingerprint, normalize_path, remove_outputs, same_file,
                                  weights_fingerprint)
 from w2s.data.tasks import load_tasks
 from w2s.errors import MissingFileError, UserError, run_main
-from w2s.evaluation import NOT_GROUPS, evaluate, markdown, read_saved_responses, resolve_bench
+from w2s.evaluation import NOT_GROUPS, check_answers, evaluate, evaluate_saved, markdown, read_saved_responses
+from w2s.evaluation import resolve_bench
+from w2s.generation import Sampling, fit_max_new_tokens
 from w2s.hf_io import is_hub_id
 from w2s.runtime import default_device, load_model_and_tokenizer, resolve_dtype
 from w2s.verifier import AGGREGATIONS, SPLITS, Verifier
 
 
-def eval_settings(args: argparse.Namespace, bench_path: str, samples: str | None = None) -> dict:
+@dataclass
+class Bench:
+    """One --bench: its problems, where its rows go, and with --samples the responses scored instead of
+    generating (`read_saved_responses`: responses by task id, and how many per problem)."""
+    name: str
+    path: str
+    tasks: list[dict]
+    out_path: str
+    samples: str | None = None
+    saved: tuple[dict[str, dict], int] | None = None
+
+
+def eval_settings(args: argparse.Namespace, sampling: Sampling, bench: Bench) -> dict:
     """What decides a benchmark's rows: the settings, the weights' and the benchmark's fingerprints.
     Batch size, device and compile do not. Scoring saved samples: the samples file and its fingerprint
     take the place of the model and the generation settings."""
@@ -59,15 +74,13 @@ def eval_settings(args: argparse.Namespace, bench_path: str, samples: str | None
                 "verifier_fingerprint": weights_fingerprint(args.verifier) if args.verifier else None,
                 "verifier_agg": args.verifier_agg if args.verifier else None,
                 "verifier_split": args.verifier_split if args.verifier else None}
-    if samples:
-        return {"samples": os.path.abspath(samples), "samples_fingerprint": file_fingerprint(samples),
-                "bench": os.path.abspath(bench_path), "bench_fingerprint": file_fingerprint(bench_path), **verifier}
+    if bench.samples:
+        return {"samples": os.path.abspath(bench.samples), "samples_fingerprint": file_fingerprint(bench.samples),
+                "bench": os.path.abspath(bench.path), "bench_fingerprint": file_fingerprint(bench.path), **verifier}
     return {"model": normalize_path(args.model), "model_fingerprint": weights_fingerprint(args.model),
             "tokenizer": normalize_path(args.tokenizer),
-            "bench": os.path.abspath(bench_path), "bench_fingerprint": file_fingerprint(bench_path),
-            "n": args.n, "temperature": args.temperature, "top_p": args.top_p,
-            "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed, "template": args.template,
-            "dtype": resolve_dtype(args.dtype, args.device or default_device()), **verifier}
+            "bench": os.path.abspath(bench.path), "bench_fingerprint": file_fingerprint(bench.path),
+            **sampling.recorded(), "dtype": resolve_dtype(args.dtype, args.device or default_device()), **verifier}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -149,8 +162,8 @@ def samples_origin(path: str) -> tuple[str | None, float | None]:
     return (settings.get("model"), settings.get("temperature")) if isinstance(settings, dict) else (None, None)
 
 
-def evaluate_command(argv=None) -> dict:
-    args = parse_args(argv)
+def check_flags(args: argparse.Namespace) -> None:
+    """The flags, alone and together, before any file is read."""
     check_generation_args(args)
     if not args.model and not args.samples:
         raise UserError("--model is required (or --samples, to score responses drawn before)")
@@ -166,65 +179,91 @@ def evaluate_command(argv=None) -> dict:
     check_output_dir(args.out)
     if args.verifier:
         check_verifier(args.verifier)
-    benches = [resolve_bench(b, args.data_dir) for b in args.bench]
-    for name, path in benches:
-        out_path = os.path.join(args.out, f"{name}.jsonl")
-        if same_file(path, out_path):
+
+
+def read_benches(args: argparse.Namespace) -> list[Bench]:
+    """Every --bench, and its --samples file, read and checked before the model loads."""
+    resolved = [resolve_bench(b, args.data_dir) for b in args.bench]
+    for name, path in resolved:
+        if same_file(path, os.path.join(args.out, f"{name}.jsonl")):
             raise UserError(f"--bench {path}: this benchmark file is where evaluate.py writes its rows for {name!r} "
                             f"in --out {args.out}; keep benchmarks outside --out (or pick another --out)")
-    tasks = {name: load_tasks(path) for name, path in benches}  # check every file before loading the model
-    check_group_by(args.group_by, tasks)
-    samples = dict(zip([name for name, _ in benches], args.samples or [None] * len(benches)))
-    saved = {}
-    for name, path in samples.items():
-        if path:
-            if not os.path.isfile(path):
-                raise MissingFileError(f"--samples {path}: no such file")
-            saved[name] = read_saved_responses(path, tasks[name])
-    settings = {name: eval_settings(args, path, samples[name]) for name, path in benches}
-    summary_path = os.path.join(args.out, "summary.json")
+    benches = [Bench(name, path, load_tasks(path), os.path.join(args.out, f"{name}.jsonl"), samples)
+               for (name, path), samples in zip(resolved, args.samples or [None] * len(resolved))]
+    check_group_by(args.group_by, {bench.name: bench.tasks for bench in benches})
+    for bench in benches:
+        if bench.samples:
+            if not os.path.isfile(bench.samples):
+                raise MissingFileError(f"--samples {bench.samples}: no such file")
+            bench.saved = read_saved_responses(bench.samples, bench.tasks)
+    return benches
+
+
+def evaluate_bench(bench: Bench, settings: dict, sampling: Sampling, model, tokenizer, verifier,
+                   args: argparse.Namespace) -> dict:
+    """One benchmark's summary entry. Its settings are recorded once its prompts are known to fit, before
+    any row is read or written, so a run that fails on its inputs leaves none behind."""
+    print(f"{bench.name}: {len(bench.tasks)} problems from {bench.path}", file=sys.stderr)
+    scoring = dict(out_path=bench.out_path, group_by=args.group_by, verifier=verifier, progress=not args.quiet)
+    if bench.saved:
+        responses, n = bench.saved
+        model_name, temperature = samples_origin(bench.samples)
+        if args.n not in (1, n):
+            raise UserError(f"--n {args.n}: {bench.samples} holds {n} responses per problem")
+        check_answers(bench.tasks)
+        write_settings(bench.out_path, settings)
+        summary = evaluate_saved(bench.tasks, responses, replace(sampling, n=n, temperature=temperature), **scoring)
+        return {"bench": bench.path, "model": model_name, "samples": bench.samples, **summary}
+    check_answers(bench.tasks)
+    sampling = replace(sampling, max_new_tokens=fit_max_new_tokens(model, tokenizer, bench.tasks, sampling.template,
+                                                                   sampling.max_new_tokens))
+    write_settings(bench.out_path, settings)
+    summary = evaluate(model, tokenizer, bench.tasks, sampling, **scoring)
+    return {"bench": bench.path, "model": normalize_path(args.model), **summary}
+
+
+def report_line(name: str, summary: dict, reranked: bool) -> str:
+    n = summary["n"]
+    key = "accuracy" if n == 1 else f"maj@{n}"
+    rerank = (f"; best_of@{n} {summary[f'best_of@{n}']:.1%}, weighted_maj@{n} "
+              f"{summary[f'weighted_maj@{n}']:.1%}, pass@{n} {summary[f'pass@{n}']:.1%}" if reranked and n > 1 else "")
+    return (f"{name}: {key} {summary['accuracy']:.1%} over {summary['problems']} problems{rerank}; "
+            f"{summary['cut_off']} of {summary['responses']} responses cut off at --max-new-tokens "
+            f"({summary['cut_off_share']:.1%})")
+
+
+def write_summaries(out_dir: str, summaries: dict) -> None:
+    """summary.json (replaced whole: a kill never leaves half of it) and summary.md."""
+    summary_path = os.path.join(out_dir, "summary.json")
+    tmp = summary_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(summaries, f, indent=2, allow_nan=False)
+    os.replace(tmp, summary_path)
+    with open(os.path.join(out_dir, "summary.md"), "w") as f:
+        f.write(markdown(summaries))
+
+
+def evaluate_command(argv=None) -> dict:
+    args = parse_args(argv)
+    check_flags(args)
+    benches = read_benches(args)
+    sampling = sampling_from_args(args)
+    settings = {bench.name: eval_settings(args, sampling, bench) for bench in benches}
     if args.overwrite:
-        remove_outputs([p for name, _ in benches for p in (os.path.join(args.out, f"{name}.jsonl"),
-                                                           settings_path(os.path.join(args.out, f"{name}.jsonl")))])
-    for name, _ in benches:  # refuse another run's rows before any work
-        out_path = os.path.join(args.out, f"{name}.jsonl")
-        check_settings(out_path, settings[name], begun=os.path.exists(out_path) and os.path.getsize(out_path) > 0)
-    summaries = read_summaries(summary_path)
+        remove_outputs([p for bench in benches for p in (bench.out_path, settings_path(bench.out_path))])
+    for bench in benches:  # refuse another run's rows before any work
+        begun = os.path.exists(bench.out_path) and os.path.getsize(bench.out_path) > 0
+        check_settings(bench.out_path, settings[bench.name], begun=begun)
+    summaries = read_summaries(os.path.join(args.out, "summary.json"))
     model, tokenizer = (load_model_and_tokenizer(args.model, args.tokenizer, args.dtype, args.device) if args.model
                         else (None, None))
     verifier = Verifier(args.verifier, args.verifier_agg, args.verifier_split, args.dtype, args.device,
                         args.batch_size) if args.verifier else None
     os.makedirs(args.out, exist_ok=True)
-    for name, path in benches:
-        print(f"{name}: {len(tasks[name])} problems from {path}", file=sys.stderr)
-        out_path = os.path.join(args.out, f"{name}.jsonl")
-        n, temperature, model_name = args.n, args.temperature, normalize_path(args.model)
-        if name in saved:
-            n = saved[name][1]
-            model_name, temperature = samples_origin(samples[name])
-            if args.n not in (1, n):
-                raise UserError(f"--n {args.n}: {samples[name]} holds {n} responses per problem")
-        summary = evaluate(model, tokenizer, tasks[name], n=n, temperature=temperature, top_p=args.top_p,
-                           top_k=args.top_k, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                           seed=args.seed, template=args.template, out_path=out_path,
-                           group_by=args.group_by, compile=args.compile, progress=not args.quiet, verifier=verifier,
-                           on_start=lambda out_path=out_path, name=name: write_settings(out_path, settings[name]),
-                           saved=saved[name][0] if name in saved else None)
-        summaries[name] = {"bench": path, "model": model_name, **({"samples": samples[name]} if name in saved else {}),
-                           **summary}
-        key = "accuracy" if n == 1 else f"maj@{n}"
-        reranked = (f"; best_of@{n} {summary[f'best_of@{n}']:.1%}, weighted_maj@{n} "
-                    f"{summary[f'weighted_maj@{n}']:.1%}, pass@{n} {summary[f'pass@{n}']:.1%}"
-                    if verifier and n > 1 else "")
-        print(f"{name}: {key} {summary['accuracy']:.1%} over {summary['problems']} problems{reranked}; "
-              f"{summary['cut_off']} of {summary['responses']} responses cut off at --max-new-tokens "
-              f"({summary['cut_off_share']:.1%})")
-        tmp = summary_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(summaries, f, indent=2, allow_nan=False)
-        os.replace(tmp, summary_path)
-        with open(os.path.join(args.out, "summary.md"), "w") as f:
-            f.write(markdown(summaries))
+    for bench in benches:
+        summaries[bench.name] = evaluate_bench(bench, settings[bench.name], sampling, model, tokenizer, verifier, args)
+        print(report_line(bench.name, summaries[bench.name], verifier is not None))
+        write_summaries(args.out, summaries)
     return summaries
 
 

@@ -28,43 +28,40 @@ and reports.
 import argparse
 import os
 import sys
+from dataclasses import replace
 from typing import Iterator
 
 import torch.distributed as dist
 
-from w2s.cli import DefaultsHelpFormatter, Progress, add_generation_args, check_generation_args
+from w2s.cli import DefaultsHelpFormatter, Progress, add_generation_args, check_generation_args, sampling_from_args
 from w2s.data.jsonl import append_row, check_settings, read_output_rows, settings_path, write_settings
 from w2s.data.jsonl import merge_outputs, rank_files
 from w2s.data.provenance import (check_output_file, file_fingerprint, normalize_path, remove_outputs, same_file,
                                  weights_fingerprint)
 from w2s.data.tasks import choose_shots, load_few_shot, load_tasks
 from w2s.errors import UserError, run_main
-from w2s.generation import fit_max_new_tokens, sample_tasks
+from w2s.generation import Sampling, fit_max_new_tokens, sample_tasks
 from w2s.grader import grade
 from w2s.runtime import default_device, init_distributed, load_model_and_tokenizer, rank_and_world, resolve_dtype
 
 
-def sample_settings(args: argparse.Namespace) -> dict:
+def sample_settings(args: argparse.Namespace, sampling: Sampling) -> dict:
     """What decides the samples: the settings, the weights' and the input files' fingerprints. Batch
     size, device, compile and the number of processes do not: each sample has its own seed
     (w2s.generation.sample_seed)."""
     return {"model": normalize_path(args.model), "model_fingerprint": weights_fingerprint(args.model),
             "tokenizer": normalize_path(args.tokenizer), "tasks_fingerprint": file_fingerprint(args.tasks),
-            "n": args.n, "temperature": args.temperature,
-            "top_p": args.top_p, "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
-            "template": args.template, "dtype": resolve_dtype(args.dtype, args.device or default_device()),
+            **sampling.recorded(), "dtype": resolve_dtype(args.dtype, args.device or default_device()),
             "few_shot": normalize_path(args.few_shot), "shots": args.shots if args.few_shot else None,
             "few_shot_fingerprint": file_fingerprint(args.few_shot) if args.few_shot else None}
 
 
-def sample_rows(model, tokenizer, tasks, args, progress) -> Iterator[dict]:
+def sample_rows(model, tokenizer, tasks: list[dict], sampling: Sampling, few_shot: list[dict], shots: int,
+                progress: Progress) -> Iterator[dict]:
     """Output rows for `tasks`: the task, its prompt, samples, finish reasons and (with an answer) the
     grader's verdicts; a sample cut off at the length limit is never graded right."""
-    for task, prompt, samples, reasons in sample_tasks(
-            model, tokenizer, tasks, n=args.n, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-            top_p=args.top_p, top_k=args.top_k, batch_size=args.batch_size, seed=args.seed,
-            template=args.template, compile=args.compile, progress=progress, few_shot=args.chosen_shots,
-            shots=args.shots):
+    for task, prompt, samples, reasons in sample_tasks(model, tokenizer, tasks, sampling, progress=progress,
+                                                       few_shot=few_shot, shots=shots):
         row = {**task, "prompt": prompt, "samples": samples, "finish_reasons": reasons}
         if "answer" in task:
             row["correct"] = [reason == "stop" and grade(sample, task["answer"]) for sample, reason in zip(samples, reasons)]
@@ -116,8 +113,9 @@ def sample(argv=None) -> None:
     check_generation_args(args)
     check_paths(args)
     tasks = load_tasks(args.tasks)
-    args.chosen_shots = choose_shots(load_few_shot(args.few_shot), args.shots, args.seed) if args.few_shot else []
-    settings = sample_settings(args)  # before any process-group work: a bad flag is one line
+    chosen_shots = choose_shots(load_few_shot(args.few_shot), args.shots, args.seed) if args.few_shot else []
+    sampling = sampling_from_args(args)
+    settings = sample_settings(args, sampling)  # before any process-group work: a bad flag is one line
     rank, world = rank_and_world()
     if world > 1:
         init_distributed("cpu", backend="gloo")  # only barriers: gloo works with or without GPUs
@@ -140,8 +138,8 @@ def sample(argv=None) -> None:
         mine = remaining[rank::world]
         if mine:
             model, tokenizer = load_model_and_tokenizer(args.model, args.tokenizer, args.dtype, args.device)
-            args.max_new_tokens = fit_max_new_tokens(model, tokenizer, tasks, args.template, args.max_new_tokens,
-                                                     args.chosen_shots, args.shots)
+            sampling = replace(sampling, max_new_tokens=fit_max_new_tokens(
+                model, tokenizer, tasks, sampling.template, sampling.max_new_tokens, chosen_shots, args.shots))
         if world > 1:
             dist.barrier()
         if rank == 0:
@@ -151,7 +149,7 @@ def sample(argv=None) -> None:
         if mine:
             progress = Progress(len(mine), "tasks", enabled=not args.quiet and rank == 0)
             with open(args.out if world == 1 else f"{args.out}.rank{rank}", "a", encoding="utf-8") as f:
-                for row in sample_rows(model, tokenizer, mine, args, progress):
+                for row in sample_rows(model, tokenizer, mine, sampling, chosen_shots, args.shots, progress):
                     append_row(f, row)
             progress.close()
         if world > 1:

@@ -13,7 +13,7 @@ faster, so transformers' step over the floor bounds what any sampler can gain on
 how many rows come out token-for-token identical.
 
 GPU (`--device cuda`): a Llama-3.2-1B-shaped model in bf16, batch 1 and 32, ours with and without
-`compile=True`, timed by elapsed time with CUDA synchronization; decode bandwidth is the bytes a
+`compile_decoding`, timed by elapsed time with CUDA synchronization; decode bandwidth is the bytes a
 decode step must read (weights + the average KV cache) over its time, against the card's bandwidth
 measured in the same run by a device-to-device copy (and its spec-sheet figure where known).
 
@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.results import RESULTS, write_section  # noqa: E402
 from w2s.model import Llama, ModelArgs  # noqa: E402
-from w2s.sampler import generate  # noqa: E402
+from w2s.sampler import compile_decoding, generate  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 # Spec-sheet memory bandwidth (bytes/s) by device name, for context next to the measured copy bandwidth.
@@ -116,6 +116,15 @@ def pair_runners(ours: Llama, theirs) -> dict:
     """name -> run(prompts, new_tokens): the two samplers under test, greedy."""
     return {"ours": lambda p, k: generate(ours, p, max_new_tokens=k),
             "transformers": lambda p, k: hf_generate(theirs, p, k)}
+
+
+def compiled_generate(model: Llama, prompts: list[list[int]], new_tokens: int) -> list[list[int]]:
+    """Greedy generate with the compiled decode step, switched off again so the eager runner stays eager."""
+    compile_decoding(model)
+    try:
+        return generate(model, prompts, max_new_tokens=new_tokens)
+    finally:
+        compile_decoding(model, enabled=False)
 
 
 def speed_cells(r: dict) -> list[str]:
@@ -220,8 +229,7 @@ def gpu_benchmark(args, checkpoint: str, config: ModelArgs, clock: Clock) -> lis
     ours, theirs = load_pair(checkpoint, dtype, device)
     runners = pair_runners(ours, theirs)
     if args.compile:  # listed between ours and transformers in the table
-        runners = {"ours": runners["ours"],
-                   "ours, compile=True": lambda p, k: generate(ours, p, max_new_tokens=k, compile=True),
+        runners = {"ours": runners["ours"], "ours, compiled": lambda p, k: compiled_generate(ours, p, k),
                    "transformers": runners["transformers"]}
     copy_bandwidth = card_bandwidth(clock, device, args.copy_bytes)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -235,7 +243,7 @@ def gpu_benchmark(args, checkpoint: str, config: ModelArgs, clock: Clock) -> lis
             ragged_prompts(1, 64, 64, config.vocab_size, seed=2)
         t = time.perf_counter()
         for run in runners.values():
-            run(prompts, n)  # warm-up, and compilation for compile=True
+            run(prompts, n)  # warm-up, and compilation for the compiled decode step
         print(f"batch {batch}: warm-up {time.perf_counter() - t:.0f} s", flush=True)
         r = measure(clock, runners, prompts, n, args.repeats)
         # Bytes a decode step must read: the weights, and each row's keys and values (on average the
@@ -274,7 +282,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU: torch threads (0: torch's default)")
     parser.add_argument("--clock", choices=["cpu", "wall"], default=None,
                         help="cpu: the process's CPU time (default on CPU, with 1 thread); wall: elapsed (GPU)")
-    parser.add_argument("--no-compile", dest="compile", action="store_false", help="GPU: skip the compile=True rows")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="GPU: skip the compiled decode step's rows")
     parser.add_argument("--copy-bytes", type=int, default=2 * 1024**3, help="GPU: size of the bandwidth-measuring copy")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     args = parser.parse_args(argv)
@@ -302,7 +311,7 @@ def main(argv=None) -> None:
         if "<!-- sampler-gpu:start -->" not in (open(RESULTS).read() if os.path.exists(RESULTS) else ""):
             body += ["GPU: not measured yet (no GPU machine has been lent to a session so far). On one, "
                      "`python bench/sampler_bench.py --device cuda` measures a Llama-3.2-1B-shaped model in bf16 at "
-                     "batch 1 and 32, with and without `compile=True`, with decode bandwidth against the card's, and "
+                     "batch 1 and 32, with and without `compile_decoding`, with decode bandwidth against the card's, and "
                      "writes its own section below.", ""]
     body = "\n".join(["## Sampler: `bench/sampler_bench.py`" + (" on GPU" if on_gpu else ""), ""] + body)
     print(body)

@@ -7,6 +7,7 @@ import pytest
 import evaluate
 from w2s import evaluation, runtime
 from w2s import generation
+from w2s.generation import Sampling
 from w2s.data import jsonl
 from w2s.data.tasks import load_tasks
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
@@ -114,8 +115,8 @@ def test_maj_and_pass_at_k_with_scripted_responses(checkpoint, tmp_path, monkeyp
     }
     monkeypatch.setattr(generation, "generate", scripted_generate(responses, tokenizer))
     model, _ = runtime.load_model_and_tokenizer(checkpoint)
-    summary = evaluation.evaluate(model, tokenizer, tasks, n=3, temperature=0.8, max_new_tokens=40, batch_size=4,
-                                progress=False)
+    summary = evaluation.evaluate(model, tokenizer, tasks, Sampling(n=3, temperature=0.8, max_new_tokens=40, batch_size=4),
+                                  progress=False)
     assert summary["cut_off"] == 0
     assert summary["maj@3"] == summary["accuracy"] == pytest.approx(1 / 3)
     assert summary["pass@3"] == pytest.approx(2 / 3)
@@ -138,8 +139,9 @@ def test_a_reply_cut_off_at_the_limit_states_no_answer_and_casts_no_vote(checkpo
     monkeypatch.setattr(generation, "generate", scripted_generate(responses, tokenizer))
     model, _ = runtime.load_model_and_tokenizer(checkpoint)
     out = str(tmp_path / "rows.jsonl")
-    summary = evaluation.evaluate(model, tokenizer, [{"id": "a", "problem": "What is 2 + 3?", "answer": "5"}], n=3,
-                                  temperature=0.8, max_new_tokens=20, batch_size=4, progress=False, out_path=out)
+    summary = evaluation.evaluate(model, tokenizer, [{"id": "a", "problem": "What is 2 + 3?", "answer": "5"}],
+                                  Sampling(n=3, temperature=0.8, max_new_tokens=20, batch_size=4), progress=False,
+                                  out_path=out)
     row = read_lines(out)[0]
     assert row["finish_reasons"] == ["length", "length", "stop"]
     assert row["correct"] == [False, False, False] and row["extracted"] == [None, None, "4"]

@@ -9,7 +9,7 @@ import sample
 from tests.tiny_checkpoint import TASKS, make_checkpoint, write_jsonl
 from w2s.data.rows import user_message
 from w2s.data.tasks import choose_shots, load_few_shot, shots_for
-from w2s.generation import build_prompt, sample_tasks
+from w2s.generation import Sampling, build_prompt, sample_tasks
 from w2s.runtime import load_model_and_tokenizer
 
 SOLVED = [{"id": t["id"], "problem": t["problem"], "solution": f"So it is \\boxed{{{t['answer']}}}."} for t in TASKS]
@@ -65,7 +65,8 @@ def test_few_shot_files_of_three_shapes(tmp_path):
 def test_sample_with_few_shot_prompts_and_records_it(checkpoint, tmp_path):
     model, tokenizer = load_model_and_tokenizer(checkpoint)
     chosen = choose_shots(SOLVED, 2, seed=5)
-    for task, prompt, _, _ in sample_tasks(model, tokenizer, TASKS, n=1, max_new_tokens=4, few_shot=chosen, shots=2):
+    for task, prompt, _, _ in sample_tasks(model, tokenizer, TASKS, Sampling(n=1, max_new_tokens=4), few_shot=chosen,
+                                         shots=2):
         shown = shots_for(task, chosen, 2)
         assert len(shown) == 2 and all(s["solution"] in prompt for s in shown)
         assert prompt.count(task["problem"]) == 1  # the task is asked once, never shown solved

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from w2s.model import Llama, ModelArgs
-from w2s.sampler import _pick_tokens, _prefill_groups, generate, sampling_probs
+from w2s.sampler import _pick_tokens, _prefill_groups, compile_decoding, generate, sampling_probs
 
 VOCAB = 300
 
@@ -155,7 +155,7 @@ def test_rows_stop_independently_and_leave_the_batch():
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile's CPU backend needs a C++ compiler")
 def test_compiled_decode_step_matches_eager():
-    # compile=True attends over the whole cache (a static shape) and is compiled with dynamic shapes,
+    # A compiled step attends over the whole cache (a static shape) and is compiled with dynamic shapes,
     # so rows leaving the batch mid-generation must not change a token. Sampled too: the compiled
     # logits feed the same per-row draws.
     model = random_model(seed=5)
@@ -164,9 +164,14 @@ def test_compiled_decode_step_matches_eager():
     stop = [free[0][2], free[3][6]]
     stopped = generate(model, prompts, max_new_tokens=10, stop_ids=stop)
     assert len(stopped[0]) <= 2 and len(set(map(len, stopped))) > 1  # rows leave the batch at different steps
-    assert generate(model, prompts, max_new_tokens=10, stop_ids=stop, compile=True) == stopped
     sampled = dict(max_new_tokens=10, temperature=0.8, top_p=0.9, seed=7)
-    assert generate(model, prompts, compile=True, **sampled) == generate(model, prompts, **sampled)
+    eager_sampled = generate(model, prompts, **sampled)
+    compile_decoding(model)
+    try:
+        assert generate(model, prompts, max_new_tokens=10, stop_ids=stop) == stopped
+        assert generate(model, prompts, **sampled) == eager_sampled
+    finally:
+        compile_decoding(model, enabled=False)
 
 
 def test_prefill_groups_bound_padding():

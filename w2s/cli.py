@@ -1,5 +1,5 @@
 """What the entry scripts share on the command line: the progress line, --help with defaults, and the
-generation flags sample.py and evaluate.py take (checked before a model loads).
+generation flags sample.py and evaluate.py take (checked before a model loads, then read as one `Sampling`).
 """
 import argparse
 import sys
@@ -8,7 +8,7 @@ import time
 import torch
 
 from w2s.errors import UserError
-from w2s.generation import DEFAULT_MAX_NEW_TOKENS, TEMPLATES
+from w2s.generation import DEFAULT_MAX_NEW_TOKENS, TEMPLATES, Sampling
 
 # ---------------------------------------------------------------------------------------------
 # Progress
@@ -102,3 +102,10 @@ def check_generation_args(args: argparse.Namespace) -> None:
             raise UserError(f"--device {args.device}: not a device (cpu, cuda, cuda:1, ...)") from None
         if args.device.startswith("cuda") and not torch.cuda.is_available():
             raise UserError(f"--device {args.device}, but torch sees no GPU (torch.cuda.is_available() is False)")
+
+
+def sampling_from_args(args: argparse.Namespace) -> Sampling:
+    """The sampling settings the generation flags (and --n) name."""
+    return Sampling(n=args.n, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                    max_new_tokens=args.max_new_tokens, seed=args.seed, template=args.template,
+                    batch_size=args.batch_size, compile=args.compile)

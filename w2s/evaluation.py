@@ -2,17 +2,19 @@
 
 Reading order: benchmark names; scoring one problem (the grader's verdict per response, a vote
 over equivalent answers); summaries (overall and by each grouping field the rows carry);
-`evaluate`, which samples, scores and appends rows to a resumable file; summaries as markdown.
+`evaluate`, which samples, scores and appends rows to a resumable file (`evaluate_saved`: the same on
+responses drawn before); summaries as markdown.
 """
 import os
 import re
 from collections import Counter, defaultdict
+from dataclasses import replace
 
 from w2s.cli import Progress
 from w2s.data.jsonl import append_row, read_output_rows, write_jsonl
 from w2s.data.jsonl import check_output_row, read_jsonl_numbered
 from w2s.errors import MissingFileError, UserError
-from w2s.generation import fit_max_new_tokens, sample_tasks
+from w2s.generation import Sampling, fit_max_new_tokens, sample_tasks
 from w2s.grader import answer_groups, extract_answer, grade
 from w2s.verifier import curve_ks, rerank_curves
 
@@ -153,35 +155,57 @@ def read_saved_responses(path: str, tasks: list[dict]) -> tuple[dict[str, dict],
     return saved, n
 
 
-def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
-             top_k: int = 0, max_new_tokens: int | None = None, batch_size: int = 32, seed: int = 0,
-             template: str = "chat", out_path: str | None = None, group_by: list[str] | None = None,
-             compile: bool = False, progress: bool = True, verifier=None, on_start=None,
-             saved: dict[str, dict] | None = None) -> dict:
-    """Evaluate `model` on `tasks` (rows with "answer"); returns the summary (see `summarize`).
-
-    With `out_path`, per-problem rows are appended there as they are produced and problems already
-    in it are not redone; at the end it is rewritten in task order. max_new_tokens None: see
-    `w2s.generation.fit_max_new_tokens`. With a `verifier` (w2s.verifier.Verifier) every row also gets each
-    response's score and the re-ranked verdicts, and the summary best_of@n, weighted_maj@n and "curves"
-    (every measure over the first k = 1, 2, 4, ... n responses). `on_start()` is called once the
-    prompts are known to fit, before any row is read or written (evaluate.py records its settings there,
-    so a run that fails on its inputs leaves none behind). With `saved` (see `read_saved_responses`)
-    nothing is generated: those responses are graded and scored, so several verifiers can rank the same
-    samples; `model` and the generation settings are then unused.
-    """
-    if n < 1:
-        raise UserError(f"--n must be >= 1, got {n}")
-    if n > 1 and temperature == 0 and saved is None:
-        raise UserError(f"--n {n}: {n} samples at temperature 0 would be {n} copies of the greedy answer; "
-                         "set a temperature > 0 for maj@K / pass@K")
+def check_answers(tasks: list[dict]) -> None:
+    """Evaluation needs every task's gold answer."""
     for i, task in enumerate(tasks):
         if "answer" not in task:
             raise UserError(f"task {task.get('id', i)!r}: field 'answer' is missing; evaluation needs gold answers")
-    if saved is None:
-        max_new_tokens = fit_max_new_tokens(model, tokenizer, tasks, template, max_new_tokens)
-    if on_start is not None:
-        on_start()
+
+
+def evaluate(model, tokenizer, tasks: list[dict], sampling: Sampling = Sampling(), *, out_path: str | None = None,
+             group_by: list[str] | None = None, verifier=None, progress: bool = True) -> dict:
+    """Evaluate `model` on `tasks` (rows with "answer"), drawing `sampling.n` responses per problem; returns
+    the summary (see `summarize`).
+
+    With `out_path`, per-problem rows are appended there as they are produced and problems already
+    in it are not redone; at the end it is rewritten in task order. sampling.max_new_tokens None: see
+    `w2s.generation.fit_max_new_tokens`. With a `verifier` (w2s.verifier.Verifier) every row also gets each
+    response's score and the re-ranked verdicts, and the summary best_of@n, weighted_maj@n and "curves"
+    (every measure over the first k = 1, 2, 4, ... n responses).
+    """
+    n = sampling.n
+    if n < 1:
+        raise UserError(f"--n must be >= 1, got {n}")
+    if n > 1 and sampling.temperature == 0:
+        raise UserError(f"--n {n}: {n} samples at temperature 0 would be {n} copies of the greedy answer; "
+                        "set a temperature > 0 for maj@K / pass@K")
+    check_answers(tasks)
+    sampling = replace(sampling, max_new_tokens=fit_max_new_tokens(model, tokenizer, tasks, sampling.template,
+                                                                   sampling.max_new_tokens))
+
+    def draw(remaining: list[dict], bar: Progress):
+        return sample_tasks(model, tokenizer, remaining, sampling=sampling, progress=bar)
+
+    return _evaluate_rows(tasks, draw, sampling, out_path, group_by, verifier, progress)
+
+
+def evaluate_saved(tasks: list[dict], saved: dict[str, dict], sampling: Sampling, *, out_path: str | None = None,
+                   group_by: list[str] | None = None, verifier=None, progress: bool = True) -> dict:
+    """`evaluate` on responses drawn before (see `read_saved_responses`) instead of generating: they are
+    graded and scored, so several verifiers can rank the same samples. `sampling` describes how they were
+    drawn (its n, temperature and template go into the summary)."""
+    if sampling.n < 1:
+        raise UserError(f"--n must be >= 1, got {sampling.n}")
+    check_answers(tasks)
+
+    def draw(remaining: list[dict], bar: Progress):
+        return _saved_in_order(remaining, saved, bar)
+
+    return _evaluate_rows(tasks, draw, sampling, out_path, group_by, verifier, progress)
+
+
+def _done_rows(out_path: str | None, tasks: list[dict], n: int, verifier) -> dict[str, dict]:
+    """The rows an earlier run left in `out_path`, by task id, each checked to belong to this evaluation."""
     task_ids = {task["id"] for task in tasks}
     done = {}
     if out_path:
@@ -190,18 +214,21 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
             if verifier is not None:
                 check_output_row(row, f"{out_path}:{line_no}", task_ids, n, "scores")
             done.setdefault(row["id"], row)
+    return done
+
+
+def _evaluate_rows(tasks: list[dict], draw, sampling: Sampling, out_path: str | None, group_by: list[str] | None,
+                   verifier, progress: bool) -> dict:
+    """Score what `draw(remaining tasks, progress bar)` yields for the problems not in `out_path` yet,
+    appending each row as it is scored; then the summary of every row."""
+    n = sampling.n
+    done = _done_rows(out_path, tasks, n, verifier)
     remaining = [task for task in tasks if task["id"] not in done]
     bar = Progress(len(remaining), "problems", enabled=progress)
     if remaining:
         out = open(out_path, "a", encoding="utf-8") if out_path else None
         try:
-            if saved is None:
-                drawn = sample_tasks(model, tokenizer, remaining, n=n, max_new_tokens=max_new_tokens,
-                                     temperature=temperature, top_p=top_p, top_k=top_k, batch_size=batch_size,
-                                     seed=seed, template=template, compile=compile, progress=bar)
-            else:
-                drawn = _saved_in_order(remaining, saved, bar)
-            for task, prompt, responses, reasons in drawn:
+            for task, prompt, responses, reasons in draw(remaining, bar):
                 row = score_row(task, prompt, responses, reasons)
                 if verifier is not None:
                     row.update(verifier.rerank(task["problem"], row))
@@ -216,7 +243,7 @@ def evaluate(model, tokenizer, tasks: list[dict], *, n: int = 1, temperature: fl
     if out_path:
         write_jsonl(out_path, rows)
     summary = summarize(rows, n, group_by)
-    summary.update(n=n, temperature=temperature if n > 1 else 0.0, template=template)
+    summary.update(n=n, temperature=sampling.temperature if n > 1 else 0.0, template=sampling.template)
     if verifier is not None:
         summary.update(verifier=verifier.path, verifier_agg=verifier.agg, verifier_split=verifier.split,
                        curves=rerank_curves(rows, curve_ks(n)))

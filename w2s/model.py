@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from w2s import hf_io
+from w2s.model_source import resolve_checkpoint
 
 
 @dataclass
@@ -313,13 +314,13 @@ class Llama(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str, dtype: torch.dtype | None = None, device="cpu") -> "Llama":
-        """Load a Hugging Face Llama checkpoint (a directory or a Hub repo id).
+        """Load a Hugging Face Llama checkpoint (a directory, a Hub repo id or a GGUF file).
 
         The model is built on the meta device and the checkpoint's tensors are assigned to it, so
         the weights exist once in memory (an 8B model in bf16 needs 16 GB, not 32). Only JSON and
         safetensors files are read. dtype None keeps the stored dtype.
         """
-        directory = hf_io.checkpoint_directory(path_or_hub_id)
+        directory = resolve_checkpoint(path_or_hub_id)
         args = ModelArgs.from_hf_config(*hf_io.read_hf_config(directory))
         with torch.device("meta"):
             model = cls(args)

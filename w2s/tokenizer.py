@@ -25,8 +25,9 @@ from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as RawTokenizer
 
 from w2s.errors import MissingFileError, UserError
-from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file
-from w2s.hf_io import fetch_from_hub, is_hub_id
+from w2s.gguf_checkpoint import is_gguf_file
+from w2s.hf_io import is_hub_id
+from w2s.model_source import resolve_checkpoint
 
 TOKENIZER_FILE = "tokenizer.json"
 # Read as they are and written back as they were (each is optional). chat_template.jinja, where present,
@@ -187,16 +188,12 @@ class Tokenizer:
     def from_pretrained(cls, path_or_hub_id: str) -> "Tokenizer":
         """A tokenizer folder (or its tokenizer.json, a Hub repo id, or a GGUF file): tokenizer.json and the side
         files beside it."""
-        if is_gguf_file(path_or_hub_id):
-            path_or_hub_id = gguf_checkpoint_folder(path_or_hub_id)
-        if os.path.isfile(path_or_hub_id):
+        if os.path.isfile(path_or_hub_id) and not is_gguf_file(path_or_hub_id):
             directory, tokenizer_file = os.path.dirname(path_or_hub_id), path_or_hub_id
         else:
-            directory = path_or_hub_id
-            if not os.path.isdir(directory):
-                if not is_hub_id(directory):
-                    raise MissingFileError(f"{path_or_hub_id}: no tokenizer.json (no such folder)")
-                directory = fetch_from_hub(path_or_hub_id, [TOKENIZER_FILE, *SIDE_FILES])
+            if not os.path.exists(path_or_hub_id) and not is_hub_id(path_or_hub_id):
+                raise MissingFileError(f"{path_or_hub_id}: no tokenizer.json (no such folder)")
+            directory = resolve_checkpoint(path_or_hub_id, files=[TOKENIZER_FILE, *SIDE_FILES])
             tokenizer_file = os.path.join(directory, TOKENIZER_FILE)
         if not os.path.exists(tokenizer_file):
             raise MissingFileError(f"{tokenizer_file}: no tokenizer.json (this loader reads the `tokenizers` format)")

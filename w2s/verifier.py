@@ -2,11 +2,11 @@
 step of a solution, trained with train.py --objective prm and used by evaluate.py --verifier to re-rank
 samples.
 
-Reading order: how a response is split into steps; the layout, the one function that turns a problem and
-its steps into token ids and verdict positions (training and scoring both go through it); the logits at
-the verdict positions; scoring responses; aggregating step scores; re-ranking K samples (best-of-K,
-weighted majority, and the curves over the first k). Training (step rows, examples, the loss) is
-w2s/prm.py.
+Reading order: the layout, the one function that turns a problem and its steps into token ids and
+verdict positions (training and scoring both go through it); the logits at the verdict positions; scoring
+responses; aggregating step scores; re-ranking K samples (best-of-K, weighted majority, and the curves
+over the first k). Training (step rows, examples, the loss) is w2s/prm.py; how a response splits into
+steps is w2s/data/rows.py.
 
 The verdict, after Math-Shepherd: the causal LM reads a step tag after each step and predicts, at the
 tag, a verdict token: "+" (a good step) or "-" (a bad one). The loss is the full-vocabulary cross-entropy
@@ -21,38 +21,14 @@ its outcome label; it is used with its last verdict (`--verifier-agg last`).
 """
 import torch
 
-from w2s.data.rows import user_message
+from w2s.data.rows import SPLITS, split_steps, user_message
 from w2s.errors import UserError
 from w2s.grader import answer_groups
 from w2s.runtime import load_model_and_tokenizer
 
 STEP_TAG = "\n"  # read after every step; the verdict is predicted at it
 GOOD, BAD = "+", "-"  # the verdict tokens (Math-Shepherd's labels)
-SPLITS = ("lines", "blank")  # free-form text: one step per non-empty line, or per blank-line-separated paragraph
 AGGREGATIONS = ("min", "prod", "last")
-
-
-# ---------------------------------------------------------------------------------------------
-# Responses split into steps
-
-
-def split_steps(text: str, split: str = "lines") -> list[str]:
-    """A response's steps: its non-empty lines ("lines") or its blank-line-separated paragraphs ("blank").
-    Never empty: a response with no text is one empty step (it still gets a verdict)."""
-    if split == "lines":
-        steps = [line.strip() for line in text.splitlines()]
-    elif split == "blank":
-        steps, paragraph = [], []
-        for line in text.splitlines() + [""]:
-            if line.strip():
-                paragraph.append(line.rstrip())
-            elif paragraph:
-                steps.append("\n".join(paragraph).strip())
-                paragraph = []
-    else:
-        raise ValueError(f"unknown step split {split!r}; choose from {', '.join(SPLITS)}")
-    steps = [s for s in steps if s]
-    return steps or [text.strip()]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -140,16 +140,19 @@ def settings_path(out: str) -> str:
     return out + ".settings.json"
 
 
-def read_json_object(path: str, what: str, advice: str) -> dict:
-    """A JSON object from a file a command keeps beside its output (settings, a manifest); anything else
-    is one line naming the file, `what` it should be and the `advice` for starting over."""
+def read_json_object(path: str, what: str = "a JSON object", advice: str = "") -> dict:
+    """A JSON object from a file (a checkpoint's config.json, the settings a command keeps beside its output,
+    a manifest); anything else is one line naming the file, `what` it should be and the `advice` for starting over."""
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{path}: no such file")
+    then = f"; {advice}" if advice else ""
     try:
         with open(path, encoding="utf-8") as f:
             value = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not {what} ({e}); {advice}") from None
+        raise UserError(f"{path}: not {what} ({e}){then}") from None
     if not isinstance(value, dict):
-        raise UserError(f"{path}: not {what} (not a JSON object); {advice}")
+        raise UserError(f"{path}: not {what} (a JSON {type(value).__name__}, not an object){then}")
     return value
 
 

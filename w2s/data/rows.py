@@ -1,9 +1,11 @@
-"""Rows every part of the data package shares: the prompt, field checks, SFT rows, verifier step rows.
+"""Rows every part of the data package shares: the prompt, field checks, SFT rows, verifier step rows,
+preference pairs.
 
 Reading order: the prompt every part of the project asks with (training data, sampling, evaluation);
 a field checked in one line naming file, line and field (every source and sample reader uses these);
-SFT rows ({"id", "messages", "meta"}) read and checked; verifier step rows made. Neighbours:
-w2s/data/world/sets.py mixes SFT rows from a pool, w2s/sft.py turns them into token ids and a loss.
+SFT rows ({"id", "messages", "meta"}) read and checked; verifier step rows made, and a response split
+into steps; preference pair rows made. Neighbours: w2s/data/world/sets.py mixes SFT rows from a pool,
+w2s/sft.py turns them into token ids and a loss.
 """
 from collections import Counter
 
@@ -96,3 +98,40 @@ def add_step_row(rows: list[dict], report: Counter, row_id: str, problem: str, s
     rows.append({"id": row_id, "prompt": prompt_for(problem), "steps": steps, "labels": labels, "meta": meta})
     report["steps"] += len(steps)
     report["good steps"] += sum(labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses split into steps (the verifier's unit: w2s/verifier.py scores each, w2s/prm.py trains on them)
+
+SPLITS = ("lines", "blank")  # free-form text: one step per non-empty line, or per blank-line-separated paragraph
+
+
+def split_steps(text: str, split: str = "lines") -> list[str]:
+    """A response's steps: its non-empty lines ("lines") or its blank-line-separated paragraphs ("blank").
+    Never empty: a response with no text is one empty step (it still gets a verdict)."""
+    if split == "lines":
+        steps = [line.strip() for line in text.splitlines()]
+    elif split == "blank":
+        steps, paragraph = [], []
+        for line in text.splitlines() + [""]:
+            if line.strip():
+                paragraph.append(line.rstrip())
+            elif paragraph:
+                steps.append("\n".join(paragraph).strip())
+                paragraph = []
+    else:
+        raise ValueError(f"unknown step split {split!r}; choose from {', '.join(SPLITS)}")
+    steps = [s for s in steps if s]
+    return steps or [text.strip()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Preference pair rows, TRL's conversational format (checked and read by w2s/dpo.py):
+# {"id", "prompt": [user message], "chosen": [assistant message], "rejected": [assistant message], "meta"}
+
+
+def pair_row(row_id: str, prompt: str, chosen: str, rejected: str, **meta) -> dict:
+    """A pair row from texts: the prompt as one user turn, each response as one assistant turn."""
+    return {"id": row_id, "prompt": [{"role": "user", "content": prompt}],
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}], "meta": meta}

@@ -17,10 +17,9 @@ import random
 from collections import Counter
 
 from w2s.data.jsonl import file_stem, read_jsonl_numbered, read_rows_with_unique_ids
-from w2s.data.rows import string_field, user_message
+from w2s.data.rows import pair_row, string_field, user_message
 from w2s.data.world.quality import solution_step_errors
 from w2s.data.world.sets import PoolItem, Solution, sft_row
-from w2s.dpo import pair_row
 from w2s.errors import UserError
 from w2s.grader import answer_groups, extract_answer, grade, is_equiv
 

@@ -23,12 +23,11 @@ import random
 from collections import Counter
 
 from w2s.data.jsonl import read_jsonl_numbered
-from w2s.data.rows import add_step_row
+from w2s.data.rows import add_step_row, split_steps
 from w2s.data.selection.samples import finish_reasons
 from w2s.data.world import miniworld
 from w2s.errors import UserError
 from w2s.grader import grade
-from w2s.verifier import split_steps
 
 
 # ---------------------------------------------------------------------------------------------

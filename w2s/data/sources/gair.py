@@ -47,9 +47,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from w2s.data.jsonl import file_stem
-from w2s.data.rows import user_message
+from w2s.data.rows import pair_row, user_message
 from w2s.data.sources.reader import read_rows, refuse_lfs_pointer
-from w2s.dpo import pair_row
 from w2s.errors import MissingFileError, UserError
 
 TESTS = {"math": "math500"}  # data/test/<stem> -> test/<bench> where the names differ

@@ -105,9 +105,9 @@ metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejecte
     parser.add_argument("--objective", choices=OBJECTIVES, default="sft",
                         help="what the model learns from --data (default sft; " +
                              "; ".join(f"{o.name}: {o.help}" for o in OBJECTIVES.values()) + ")")
-    for objective in OBJECTIVES.values():  # each objective's own settings (dpo's --beta)
+    for objective in OBJECTIVES.values():  # each objective's own settings (dpo's --beta, --rpo-alpha)
         for option in objective.options:
-            parser.add_argument(f"--{option.name}", type=type(option.default),
+            parser.add_argument(f"--{option.name.replace('_', '-')}", type=type(option.default),
                                 help=f"{objective.name}: {option.help} (default {option.default:g})")
     parser.add_argument("--tokenizer", help="tokenizer file or dir (default: the model's; for a preset, tokenizer.json beside the data)")
     parser.add_argument("--init", metavar="DIR", help="start from another run's exported DIR/final (weights, config, tokenizer), or a .gguf file")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import train
 from bench.addition_chains import addition_chain
 from tests.killed_run import train_killed_at_step
-from w2s.dpo import dpo_loss, reference_pass, tokenize_pairs
+from w2s.dpo import dpo_loss, reference_pass, response_logps, tokenize_pairs
 from w2s.model import Llama, ModelArgs
 from w2s.tokenizer import Tokenizer, train_tokenizer
 
@@ -217,3 +217,83 @@ def test_beta_is_refused_for_sft(setup, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main(["--data", data, "--init", init, "--out", str(tmp_path / "x"), "--beta", "0.2"])
     assert "--beta 0.2: only for --objective dpo" in capsys.readouterr().err
+
+
+def test_rpo_alpha_raises_the_chosen_log_prob(setup):
+    """On a pair whose responses differ in one token, a few SGD steps with the NLL term raise the
+    chosen response's log-prob, and more than plain DPO does (which may lower it, on other models)."""
+    _, init = setup
+    tokenizer = Tokenizer.from_pretrained(init)
+    prompt = [{"role": "user", "content": pair_rows(1)[0]["prompt"][0]["content"]}]
+    row = {"id": "one", "prompt": prompt, "chosen": [{"role": "assistant", "content": "The answer is \\boxed{17}"}],
+           "rejected": [{"role": "assistant", "content": "The answer is \\boxed{18}"}]}
+    examples, _ = tokenize_pairs([row], tokenizer, max_seq_len=512)
+    e, cpu = examples[0], torch.device("cpu")
+    assert len(e.chosen_ids) == len(e.rejected_ids)
+    assert sum(a != b for a, b in zip(e.chosen_ids, e.rejected_ids)) == 1
+    chosen_logp = lambda model: response_logps(model, [(e.chosen_ids, e.chosen_mask)], tokenizer.pad_id, cpu).item()  # noqa: E731
+    with torch.no_grad():
+        e.ref_chosen = chosen_logp(Llama.from_pretrained(init, dtype=torch.float32))
+        e.ref_rejected = response_logps(Llama.from_pretrained(init, dtype=torch.float32),
+                                        [(e.rejected_ids, e.rejected_mask)], tokenizer.pad_id, cpu).item()
+    rise = {}
+    for rpo_alpha in (0.0, 1.0):
+        model = Llama.from_pretrained(init, dtype=torch.float32)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
+        for _ in range(3):
+            loss, metrics = dpo_loss(model, examples, tokenizer.pad_id, cpu, beta=0.1, rpo_alpha=rpo_alpha)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        assert ("nll_loss" in metrics) == (rpo_alpha > 0)
+        with torch.no_grad():
+            rise[rpo_alpha] = chosen_logp(model) - e.ref_chosen
+    assert rise[1.0] > 1.0
+    assert rise[1.0] > rise[0.0] + 1.0
+
+
+def test_rpo_alpha_adds_the_chosen_nll_and_logs_it(setup, tmp_path):
+    """At the first step the policy is its reference: DPO's part is ln 2, the rest rpo_alpha * nll_loss.
+    Logged every step: the log-probs of both responses, the rewards and their margin, and nll_loss."""
+    data, init = setup
+    out = str(tmp_path / "rpo")
+    run(data, init, out, "--max-steps", "2", "--batch-size", "8", "--lr", "1e-3", "--rpo-alpha", "0.5")
+    rows = metrics(out)
+    for row in rows:
+        for name in ("logps/chosen", "logps/rejected", "rewards/chosen", "rewards/rejected", "rewards/margins",
+                     "nll_loss"):
+            assert name in row, name
+    assert rows[0]["nll_loss"] > 0
+    assert rows[0]["loss"] == pytest.approx(math.log(2) + 0.5 * rows[0]["nll_loss"], abs=1e-5)
+    with open(os.path.join(out, "args.json")) as f:
+        assert json.load(f)["rpo_alpha"] == 0.5
+    plain = str(tmp_path / "plain")
+    run(data, init, plain, "--max-steps", "1")
+    assert "nll_loss" not in metrics(plain)[0]
+
+
+def test_a_dpo_run_recorded_before_rpo_alpha_still_resumes(setup, tmp_path, capsys):
+    """args.json written before --rpo-alpha existed has no such key: that run was plain DPO (0)."""
+    data, init = setup
+    out = str(tmp_path / "run")
+    run(data, init, out, "--max-steps", "1")
+    path = os.path.join(out, "args.json")
+    with open(path) as f:
+        saved = json.load(f)
+    assert saved.pop("rpo_alpha") == 0.0
+    with open(path, "w") as f:
+        json.dump(saved, f)
+    capsys.readouterr()
+    run(data, init, out, "--max-steps", "1")
+    assert "other settings" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rpo-alpha", "0.2"], "--rpo-alpha 0.2: only for --objective dpo"),
+    (["--objective", "dpo", "--rpo-alpha", "-1"], "--rpo-alpha -1.0: only for --objective dpo, and must be >= 0"),
+])
+def test_rpo_alpha_is_refused_for_sft_and_below_zero(setup, tmp_path, capsys, argv, message):
+    data, init = setup
+    with pytest.raises(SystemExit):
+        train.main(["--data", data, "--init", init, "--out", str(tmp_path / "x"), *argv])
+    assert message in capsys.readouterr().err

@@ -16,6 +16,15 @@ numbers are cached beside the data, keyed by the tokens and the starting weights
 A reward is beta * (policy - reference) log-prob of a response, summed over the response's tokens
 (its assistant turn and end-of-turn token, never the prompt). The loss of a pair is
 -log sigmoid(reward(chosen) - reward(rejected)): ln 2 at the first step, when policy = reference.
+
+Why an NLL term (--rpo-alpha, RPO: Pang et al. 2024): DPO only widens the margin, and may do so by
+lowering the chosen response's log-prob less than the rejected one's, even where the chosen one is
+gold. rpo_alpha * the chosen responses' NLL holds the chosen log-prob up; logps/chosen (logged each
+step, beside rewards/* and, when on, nll_loss) shows which way it goes.
+
+The loss, its gradients and its metrics equal TRL 1.16.0's DPOTrainer (tests/test_dpo_trl.py) with
+loss_type=["sigmoid"] (f_divergence_type "reverse_kl", no label smoothing), and with rpo_alpha > 0
+loss_type=["sigmoid", "sft"], loss_weights=[1.0, rpo_alpha]: what earlier TRL versions called rpo_alpha.
 """
 import hashlib
 import math
@@ -233,13 +242,19 @@ def reference_pass(model: torch.nn.Module, examples: list[PairExample], pad_id: 
 
 
 def dpo_loss(model: torch.nn.Module, examples: list[PairExample], pad_id: int, device: torch.device,
-             beta: float = DEFAULT_BETA) -> tuple[torch.Tensor, dict[str, torch.Tensor | int]]:
+             beta: float = DEFAULT_BETA, rpo_alpha: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor | int]]:
     """(sum over pairs of -log sigmoid(beta * margin of log-ratios), metric sums with COUNT: the pairs).
 
     The metric sums are over the pairs of this micro-batch; train.py sums them over the global
     batch and divides by its pairs, giving TRL's per-step means: rewards/chosen, rewards/rejected,
     rewards/accuracies (the share of pairs whose chosen reward is strictly higher), rewards/margins,
     and logps/chosen, logps/rejected (the policy's summed log-probs).
+
+    rpo_alpha > 0 adds rpo_alpha * the NLL of the chosen responses (RPO), as TRL's "sft" loss
+    averages it: over all chosen tokens of the micro-batch, not per pair. Each pair adds that
+    micro-batch mean, so the loop's division by the pairs gives TRL's loss for a global batch of
+    one micro-batch, and, for micro-batches of equal size, TRL's mean over accumulated ones. The
+    NLL (without rpo_alpha) is logged as nll_loss.
     """
     if any(math.isnan(e.ref_chosen) or math.isnan(e.ref_rejected) for e in examples):
         raise RuntimeError("dpo_loss needs reference log-probs: run reference_pass first")
@@ -247,15 +262,21 @@ def dpo_loss(model: torch.nn.Module, examples: list[PairExample], pad_id: int, d
     chosen, rejected = logps[:len(examples)], logps[len(examples):]
     ref = torch.tensor([[e.ref_chosen, e.ref_rejected] for e in examples], dtype=torch.float32, device=device)
     chosen_rewards, rejected_rewards = beta * (chosen - ref[:, 0]), beta * (rejected - ref[:, 1])
-    losses = -F.logsigmoid(chosen_rewards - rejected_rewards)
+    loss = -F.logsigmoid(chosen_rewards - rejected_rewards).sum()
     chosen_rewards, rejected_rewards = chosen_rewards.detach(), rejected_rewards.detach()
     metrics = {"rewards/chosen": chosen_rewards.sum(), "rewards/rejected": rejected_rewards.sum(),
                "rewards/accuracies": (chosen_rewards > rejected_rewards).float().sum(),
                "rewards/margins": (chosen_rewards - rejected_rewards).sum(),
                "logps/chosen": chosen.detach().sum(), "logps/rejected": rejected.detach().sum(), COUNT: len(examples)}
-    return losses.sum(), metrics
+    if rpo_alpha > 0:
+        chosen_tokens = sum(sum(e.chosen_mask[1:]) for e in examples)  # the positions response_logps sums over
+        nll_sum = -chosen.sum() / chosen_tokens * len(examples)  # the micro-batch's token mean, once per pair
+        loss = loss + rpo_alpha * nll_sum
+        metrics["nll_loss"] = nll_sum.detach()
+    return loss, metrics
 
 
 DPO = Objective("dpo", read=load_dpo_data, loss=dpo_loss, prepare=reference_pass,
-                options=(Option("beta", DEFAULT_BETA, "weight of the KL penalty, the reward's scale"),),
+                options=(Option("beta", DEFAULT_BETA, "weight of the KL penalty, the reward's scale"),
+                         Option("rpo_alpha", 0.0, "weight of an NLL term on the chosen responses (RPO; 0: off)")),
                 help="preference pairs, the starting model being the reference")

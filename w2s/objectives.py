@@ -38,9 +38,9 @@ class Example(Protocol):
 
 @dataclass(frozen=True)
 class Option:
-    """A setting of one objective (DPO's beta): train.py offers it as --NAME, the run records it under
-    NAME (w2s/train_config.py's Config, args.json), and the loop passes it to the loss as a keyword
-    argument, so the loop never names it."""
+    """A setting of one objective (DPO's beta): train.py offers it as --NAME (rpo_alpha as --rpo-alpha),
+    the run records it under NAME (w2s/train_config.py's Config, args.json), and the loop passes it to
+    the loss as a keyword argument, so the loop never names it."""
     name: str
     default: float
     help: str

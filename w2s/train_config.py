@@ -53,6 +53,7 @@ class Config:
     device: str
     objective: str = "sft"
     beta: float | None = None  # dpo only: the KL penalty's weight (None for other objectives)
+    rpo_alpha: float | None = None  # dpo only: the chosen responses' NLL weight (0: plain DPO)
     # What the run came from: the training file's and the starting weights' fingerprints (w2s/data/provenance.py),
     # so that a rerun after the data or the --init weights were replaced refuses instead of resuming on them.
     data_fingerprint: str | None = None  # None while a built-in set is still to be built
@@ -102,6 +103,17 @@ def resolve_data_path(data: str, data_dir: str) -> tuple[str, dict | None]:
 # Every argument and input checked
 
 
+def resolve_dpo_options(args: argparse.Namespace) -> tuple[float | None, float | None]:
+    """(--beta, --rpo-alpha) checked, with DPO's defaults; (None, None) for the other objectives."""
+    if args.beta is not None and (args.objective != "dpo" or not args.beta > 0):
+        raise UserError(f"--beta {args.beta}: only for --objective dpo, and must be > 0")
+    if args.rpo_alpha is not None and (args.objective != "dpo" or not args.rpo_alpha >= 0):
+        raise UserError(f"--rpo-alpha {args.rpo_alpha}: only for --objective dpo, and must be >= 0")
+    if args.objective != "dpo":
+        return None, None
+    return (DEFAULT_BETA if args.beta is None else args.beta), (args.rpo_alpha or 0.0)
+
+
 def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_defaults: dict) -> tuple[Config, dict | None]:
     """Check every argument and input file; fill in the defaults (the recipe from scratch for a preset
     --model, else the fine-tuning one). Returns the settings and, when --data is a built-in set not
@@ -128,9 +140,7 @@ def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_de
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda, but torch sees no GPU (torch.cuda.is_available() is False)")
 
-    if args.beta is not None and (args.objective != "dpo" or not args.beta > 0):
-        raise UserError(f"--beta {args.beta}: only for --objective dpo, and must be > 0")
-    beta = (DEFAULT_BETA if args.beta is None else args.beta) if args.objective == "dpo" else None
+    beta, rpo_alpha = resolve_dpo_options(args)
     data_path, build_args = resolve_data_path(args.data, args.data_dir)
     if args.objective != "sft" and build_args is not None:
         raise UserError(f"--data {args.data}: {data_path} not found (only sft sets are built on demand)")
@@ -176,7 +186,7 @@ def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_de
                     weight_decay=pick["weight_decay"], clip=args.clip, seed=args.seed, save_every=pick["save_every"],
                     keep_checkpoints=args.keep_checkpoints, group_by_length=args.group_by_length,
                     activation_checkpointing=args.activation_checkpointing,
-                    compile=args.compile, device=device, objective=args.objective, beta=beta,
+                    compile=args.compile, device=device, objective=args.objective, beta=beta, rpo_alpha=rpo_alpha,
                     data_fingerprint=file_fingerprint(data_path) if os.path.isfile(data_path) else None,
                     init_fingerprint=weights_fingerprint(start) if start else None)
     if not getattr(args, "overwrite", False):
@@ -196,6 +206,7 @@ def check_same_run(config: Config) -> None:
     saved = read_json_object(path, "a settings file", start_fresh_hint())
     saved.setdefault("objective", "sft")  # written before there was a choice
     saved.setdefault("beta", None)
+    saved.setdefault("rpo_alpha", 0.0 if saved["objective"] == "dpo" else None)  # written before RPO
     saved = {k: normalize_path(v) if k in ("data", "tokenizer", "init", "out") or (k == "model" and not saved.get("from_scratch"))
              else v for k, v in saved.items()}  # recorded before paths were normalized
     changed = [f"{k} (was {saved.get(k)!r}, now {v!r})" for k, v in asdict(config).items()

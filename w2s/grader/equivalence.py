@@ -401,7 +401,8 @@ _NUMBER = re.compile(
     r"(?P<frac>\\frac\{\s*(?P<num>\d+)\s*\}\{\s*(?P<den>\d+)\s*\})|"
     r"(?P<ratio>(?P<rnum>\d+)\s*/\s*(?P<rden>\d+))|"
     r"(?P<repeating>(?P<int>\d*)\.(?P<fixed>\d*)\\overline\{(?P<period>\d+)\})|"
-    r"(?P<decimal>\d+(?:\.\d*)?|\.\d+)(?:\s*(?:[eE]|\\times\s*10\s*\^|\\cdot\s*10\s*\^)\s*\{?\s*(?P<exp>[-+]?\d{1,3})\s*\}?)?"
+    r"(?P<decimal>\d+(?:\.\d*)?|\.\d+)"
+    r"(?:\s*(?:[eE]|\\times\s*10\s*\^|\\cdot\s*10\s*\^)\s*\{?\s*(?P<exp>[-+]?\d{1,3})\s*\}?)?"  # 1.5e3, 2 \times 10^{4}
     r")"
 )
 

@@ -51,7 +51,8 @@ def print_table(stats: dict[str, dict]) -> None:
     print(f"{'set':<{width}}{'examples':>9}{'tokens':>11}{'outcome err':>13}{'step err':>10}")
     for name, s in stats.items():
         tokens = "n/a" if s["tokens"] is None else str(s["tokens"])
-        print(f"{name:<{width}}{s['examples']:>9}{tokens:>11}{_rate(s['outcome_error']):>13}{_rate(s['step_error']):>10}")
+        print(f"{name:<{width}}{s['examples']:>9}{tokens:>11}"
+              f"{_rate(s['outcome_error']):>13}{_rate(s['step_error']):>10}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,7 +63,8 @@ def stats_command(path: str, tokenizer_path: str | None) -> dict:
     """stats: counts, outcome and step-wise error rates (rechecked when the rows are built-in world ones), lengths."""
     s, lengths, unit = quality.set_report(path, tokenizer_path)
     print(f"{path}: {s['examples']} examples, kinds {s['kinds']}")
-    print(f"  outcome error rate: {_rate(s['outcome_error'])} from meta.correct ({s['unknown_correctness']} rows without), "
+    print(f"  outcome error rate: {_rate(s['outcome_error'])} from meta.correct "
+          f"({s['unknown_correctness']} rows without), "
           f"{_rate(s['outcome_error_by_grader'])} by the grader on {s['graded']} rows with a gold answer "
           f"({s['grader_disagrees_with_meta']} disagree with meta)")
     print(f"  step-wise error rate: {_rate(s['step_error'])} ({s['unknown_step_error']} rows unknown)")
@@ -227,10 +229,12 @@ examples:
 def _quality_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="world / mixture seed (default 0, or the directory's)")
     p.add_argument("--hard-error", type=_rate_arg, nargs="+", default=[0.0], metavar="E",
-                   help="outcome error rate(s) of hard full tasks (default 0; the paper's grid: 0 0.2 0.5 0.7 0.9 1)")
+                   help="outcome error rate(s) of hard full tasks "
+                        "(default 0; the paper's grid: 0 0.2 0.5 0.7 0.9 1)")
     p.add_argument("--sub-error", type=_rate_arg, nargs="+", default=[0.0], metavar="E",
                    help="outcome error rate(s) of easy sub-tasks (default 0)")
-    p.add_argument("--sets", nargs="+", choices=SET_KINDS, metavar="KIND", help="write only these set kinds (default: all)")
+    p.add_argument("--sets", nargs="+", choices=SET_KINDS, metavar="KIND",
+                   help="write only these set kinds (default: all)")
 
 
 def _world_args(p: argparse.ArgumentParser) -> None:
@@ -241,21 +245,27 @@ def _world_args(p: argparse.ArgumentParser) -> None:
     world.add_argument("--num-hard", type=_positive(1), help=f"hard full tasks ({WORLD_DEFAULTS['num_hard']})")
     world.add_argument("--num-foundation", type=_positive(0),
                        help=f"stage-1 foundation problems ({WORLD_DEFAULTS['num_foundation']})")
-    world.add_argument("--num-test", type=_positive(1), help=f"same-distribution test problems ({WORLD_DEFAULTS['num_test']})")
-    world.add_argument("--num-long-test", type=_positive(1), help=f"longer test problems ({WORLD_DEFAULTS['num_long_test']})")
+    world.add_argument("--num-test", type=_positive(1),
+                       help=f"same-distribution test problems ({WORLD_DEFAULTS['num_test']})")
+    world.add_argument("--num-long-test", type=_positive(1),
+                       help=f"longer test problems ({WORLD_DEFAULTS['num_long_test']})")
     world.add_argument("--hard-steps", type=_step_range_arg,
                        help=f"steps of hard tasks and the same-distribution test ({WORLD_DEFAULTS['hard_steps']})")
-    world.add_argument("--long-steps", type=_step_range_arg, help=f"steps of the longer test ({WORLD_DEFAULTS['long_steps']})")
+    world.add_argument("--long-steps", type=_step_range_arg,
+                       help=f"steps of the longer test ({WORLD_DEFAULTS['long_steps']})")
     world.add_argument("--foundation-steps", type=_step_range_arg,
                        help=f"steps of foundation problems ({WORLD_DEFAULTS['foundation_steps']})")
-    world.add_argument("--max-value", type=_positive(3), help=f"largest amount in a task ({WORLD_DEFAULTS['max_value']})")
-    world.add_argument("--max-start", type=_positive(1), help=f"largest starting amount ({WORLD_DEFAULTS['max_start']})")
+    world.add_argument("--max-value", type=_positive(3),
+                       help=f"largest amount in a task ({WORLD_DEFAULTS['max_value']})")
+    world.add_argument("--max-start", type=_positive(1),
+                       help=f"largest starting amount ({WORLD_DEFAULTS['max_start']})")
     world.add_argument("--max-add", type=_positive(1), help=f"largest operand of + and - ({WORLD_DEFAULTS['max_add']})")
     world.add_argument("--max-mul", type=_positive(2), help=f"largest operand of * and / ({WORLD_DEFAULTS['max_mul']})")
     world.add_argument("--operations", type=_operations_arg,
                        help=f"the operations tasks use, e.g. '+-*' ({WORLD_DEFAULTS['operations']})")
     world.add_argument("--phrasings", type=int, choices=[1, 2, 3],
-                       help=f"templates per kind of sentence; fewer are easier to learn ({WORLD_DEFAULTS['phrasings']})")
+                       help="templates per kind of sentence; fewer are easier to learn "
+                            f"({WORLD_DEFAULTS['phrasings']})")
     world.add_argument("--vocab-size", type=_positive(1), help=f"tokenizer vocabulary ({WORLD_DEFAULTS['vocab_size']})")
 
 

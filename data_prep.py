@@ -51,7 +51,8 @@ def print_table(stats: dict[str, dict]) -> None:
     print(f"{'set':<{width}}{'examples':>9}{'tokens':>11}{'outcome err':>13}{'step err':>10}")
     for name, s in stats.items():
         tokens = "n/a" if s["tokens"] is None else str(s["tokens"])
-        print(f"{name:<{width}}{s['examples']:>9}{tokens:>11}{_rate(s['outcome_error']):>13}{_rate(s['step_error']):>10}")
+        print(f"{name:<{width}}{s['examples']:>9}{tokens:>11}"
+              f"{_rate(s['outcome_error']):>13}{_rate(s['step_error']):>10}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,7 +63,8 @@ def stats_command(path: str, tokenizer_path: str | None) -> dict:
     """stats: counts, outcome and step-wise error rates (rechecked when the rows are built-in world ones), lengths."""
     s, lengths, unit = quality.set_report(path, tokenizer_path)
     print(f"{path}: {s['examples']} examples, kinds {s['kinds']}")
-    print(f"  outcome error rate: {_rate(s['outcome_error'])} from meta.correct ({s['unknown_correctness']} rows without), "
+    print(f"  outcome error rate: {_rate(s['outcome_error'])} from meta.correct "
+          f"({s['unknown_correctness']} rows without), "
           f"{_rate(s['outcome_error_by_grader'])} by the grader on {s['graded']} rows with a gold answer "
           f"({s['grader_disagrees_with_meta']} disagree with meta)")
     print(f"  step-wise error rate: {_rate(s['step_error'])} ({s['unknown_step_error']} rows unknown)")
@@ -227,10 +229,12 @@ examples:
 def _quality_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="world / mixture seed (default 0, or the directory's)")
     p.add_argument("--hard-error", type=_rate_arg, nargs="+", default=[0.0], metavar="E",
-                   help="outcome error rate(s) of hard full tasks (default 0; the paper's grid: 0 0.2 0.5 0.7 0.9 1)")
+                   help="outcome error rate(s) of hard full tasks "
+                        "(default 0; the paper's grid: 0 0.2 0.5 0.7 0.9 1)")
     p.add_argument("--sub-error", type=_rate_arg, nargs="+", default=[0.0], metavar="E",
                    help="outcome error rate(s) of easy sub-tasks (default 0)")
-    p.add_argument("--sets", nargs="+", choices=SET_KINDS, metavar="KIND", help="write only these set kinds (default: all)")
+    p.add_argument("--sets", nargs="+", choices=SET_KINDS, metavar="KIND",
+                   help="write only these set kinds (default: all)")
 
 
 def _world_args(p: argparse.ArgumentParser) -> None:
@@ -241,88 +245,130 @@ def _world_args(p: argparse.ArgumentParser) -> None:
     world.add_argument("--num-hard", type=_positive(1), help=f"hard full tasks ({WORLD_DEFAULTS['num_hard']})")
     world.add_argument("--num-foundation", type=_positive(0),
                        help=f"stage-1 foundation problems ({WORLD_DEFAULTS['num_foundation']})")
-    world.add_argument("--num-test", type=_positive(1), help=f"same-distribution test problems ({WORLD_DEFAULTS['num_test']})")
-    world.add_argument("--num-long-test", type=_positive(1), help=f"longer test problems ({WORLD_DEFAULTS['num_long_test']})")
+    world.add_argument("--num-test", type=_positive(1),
+                       help=f"same-distribution test problems ({WORLD_DEFAULTS['num_test']})")
+    world.add_argument("--num-long-test", type=_positive(1),
+                       help=f"longer test problems ({WORLD_DEFAULTS['num_long_test']})")
     world.add_argument("--hard-steps", type=_step_range_arg,
                        help=f"steps of hard tasks and the same-distribution test ({WORLD_DEFAULTS['hard_steps']})")
-    world.add_argument("--long-steps", type=_step_range_arg, help=f"steps of the longer test ({WORLD_DEFAULTS['long_steps']})")
+    world.add_argument("--long-steps", type=_step_range_arg,
+                       help=f"steps of the longer test ({WORLD_DEFAULTS['long_steps']})")
     world.add_argument("--foundation-steps", type=_step_range_arg,
                        help=f"steps of foundation problems ({WORLD_DEFAULTS['foundation_steps']})")
-    world.add_argument("--max-value", type=_positive(3), help=f"largest amount in a task ({WORLD_DEFAULTS['max_value']})")
-    world.add_argument("--max-start", type=_positive(1), help=f"largest starting amount ({WORLD_DEFAULTS['max_start']})")
+    world.add_argument("--max-value", type=_positive(3),
+                       help=f"largest amount in a task ({WORLD_DEFAULTS['max_value']})")
+    world.add_argument("--max-start", type=_positive(1),
+                       help=f"largest starting amount ({WORLD_DEFAULTS['max_start']})")
     world.add_argument("--max-add", type=_positive(1), help=f"largest operand of + and - ({WORLD_DEFAULTS['max_add']})")
     world.add_argument("--max-mul", type=_positive(2), help=f"largest operand of * and / ({WORLD_DEFAULTS['max_mul']})")
     world.add_argument("--operations", type=_operations_arg,
                        help=f"the operations tasks use, e.g. '+-*' ({WORLD_DEFAULTS['operations']})")
     world.add_argument("--phrasings", type=int, choices=[1, 2, 3],
-                       help=f"templates per kind of sentence; fewer are easier to learn ({WORLD_DEFAULTS['phrasings']})")
+                       help="templates per kind of sentence; fewer are easier to learn "
+                            f"({WORLD_DEFAULTS['phrasings']})")
     world.add_argument("--vocab-size", type=_positive(1), help=f"tokenizer vocabulary ({WORLD_DEFAULTS['vocab_size']})")
+
+
+def _hf_args(p: argparse.ArgumentParser) -> None:
+    _quality_args(p)
+    p.add_argument("--dir", type=_dir_arg,
+                   help="convert an already-downloaded copy of the dataset instead of downloading")
+    p.add_argument("--subset", help="only this subset folder of task_sol_pairs/ and paraphrase/")
+
+
+def _gair_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", type=_dir_arg, metavar="DIR",
+                   help="a downloaded copy (or its data/ folder); no download happens")
+
+
+def _step_file_args(p: argparse.ArgumentParser, name: str) -> None:
+    """prm800k and math-shepherd: one downloaded file of the source."""
+    p.add_argument("file", type=_file_arg, metavar="FILE.jsonl")
+    p.add_argument("--name", help=f"the step rows' name (default {name.replace('-', '_')})")
+
+
+def _from_samples_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("samples", type=_file_arg, metavar="SAMPLES.jsonl")
+    p.add_argument("--name", help="the set's name, DIR/NAME.jsonl (default weak_<file stem>)")
+    p.add_argument("--tokenizer", help="tokenizer for token counts (default: tokenizer.json in --out)")
+
+
+def _agree_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", type=_file_arg, metavar="A.jsonl", help="a sample.py output")
+    p.add_argument("b", type=_file_arg, metavar="B.jsonl", help="another, over the same tasks")
+    p.add_argument("--name", required=True, help="the output DIR/NAME.jsonl")
+
+
+def _pairs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("strong", type=_file_arg, metavar="STRONG.jsonl",
+                   help="the strong model's samples (e.g. 10 at temperature 1)")
+    p.add_argument("--weak", type=_file_arg, required=True, metavar="WEAK.jsonl",
+                   help="the weak model's samples (its first is its response)")
+    p.add_argument("--name", required=True, help="the output DIR/NAME.jsonl")
+    p.add_argument("--min-confidence", type=float, default=0.6,
+                   help="skip a task whose majority answer has a smaller share of the samples (default 0.6)")
+    p.add_argument("--flip-confidence", type=float, default=0.8,
+                   help="a weak answer outside the majority is rejected (against a majority sample) only at "
+                        "this confidence or above (default 0.8)")
+    p.add_argument("--max-pairs", type=int, default=1,
+                   help="pairs per task at most (default 1; the paper's MATH: 3)")
+    p.add_argument("--seed", type=int, default=0, help="which samples make a task's pairs (default 0)")
+
+
+def _verifier_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("samples", type=_file_arg, metavar="SAMPLES.jsonl")
+    p.add_argument("--name", help="the step rows' name, DIR/NAME.jsonl (default steps_<file stem>)")
+    p.add_argument("--outcome", action="store_true", help="label every step with its solution's outcome (an "
+                   "outcome reward model's data; needed for problems outside the built-in world)")
+    p.add_argument("--split", choices=["lines", "blank"], default="lines",
+                   help="steps of a sample: its non-empty lines, or its blank-line-separated paragraphs "
+                        "(default lines)")
+    p.add_argument("--oprm", action="store_true", help="each sample twice: with exact step labels and with its "
+                   "outcome at every step (an OPRM's data, Sun et al. 2024; built-in world problems)")
+    p.add_argument("--balance", action="store_true", help="drop whole rows at random until good and bad step "
+                   "labels are as near equal as whole rows allow (what was dropped is printed)")
+    p.add_argument("--seed", type=int, default=0, help="which rows --balance drops (default 0)")
+
+
+def _stats_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=_file_arg, metavar="FILE.jsonl")
+    p.add_argument("--tokenizer", help="tokenizer for token counts (default: tokenizer.json beside the file)")
+
+
+def _add_command(commands, name: str, help: str, epilog: str | None = None,
+                 out: bool = True) -> argparse.ArgumentParser:
+    """One subcommand, its help as its description; every command but stats writes into --out."""
+    p = commands.add_parser(name, help=help, description=help, epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    if out:
+        p.add_argument("--out", default="data", help="output directory (default: data)")
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def command(name: str, help: str, epilog: str | None = None, out: bool = True) -> argparse.ArgumentParser:
-        p = commands.add_parser(name, help=help, description=help, epilog=epilog,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-        if out:
-            p.add_argument("--out", default="data", help="output directory (default: data)")
-        return p
-
-    _world_args(command("world", "the built-in offline math world: train sets at chosen qualities, test sets, "
-                        "tokenizer (the default command)", WORLD_EPILOG))
-    hf = command("hf", "the paper's data (hexuan21/weak-to-strong) and its benchmarks")
-    _quality_args(hf)
-    hf.add_argument("--dir", type=_dir_arg, help="convert an already-downloaded copy of the dataset instead of downloading")
-    hf.add_argument("--subset", help="only this subset folder of task_sol_pairs/ and paraphrase/")
-    gair = command("gair", "Weak-to-Strong Reasoning's release (GAIR-NLP/weak-to-strong-reasoning), converted set by set")
-    gair.add_argument("dir", type=_dir_arg, metavar="DIR", help="a downloaded copy (or its data/ folder); no download happens")
+    _world_args(_add_command(commands, "world", "the built-in offline math world: train sets at chosen qualities, "
+                             "test sets, tokenizer (the default command)", WORLD_EPILOG))
+    _hf_args(_add_command(commands, "hf", "the paper's data (hexuan21/weak-to-strong) and its benchmarks"))
+    _gair_args(_add_command(commands, "gair", "Weak-to-Strong Reasoning's release (GAIR-NLP/weak-to-strong-reasoning), "
+                            "converted set by set"))
     for name, what in (("prm800k", "a downloaded PRM800K file (e.g. phase2_train.jsonl)"),
                        ("math-shepherd", "a downloaded Math-Shepherd file")):
-        p = command(name, f"verifier step rows from {what} -> DIR/{name.replace('-', '_')}.jsonl")
-        p.add_argument("file", type=_file_arg, metavar="FILE.jsonl")
-        p.add_argument("--name", help=f"the step rows' name (default {name.replace('-', '_')})")
-    samples = command("from-samples", "every sample of a model teacher (sample.py output) as a measured SFT set")
-    samples.add_argument("samples", type=_file_arg, metavar="SAMPLES.jsonl")
-    samples.add_argument("--name", help="the set's name, DIR/NAME.jsonl (default weak_<file stem>)")
-    samples.add_argument("--tokenizer", help="tokenizer for token counts (default: tokenizer.json in --out)")
-    agree = command("agree", "weak-to-strong stage I: the tasks whose first samples' final answers agree (the "
-                    "grader's is_equiv), both responses as an SFT set (hybrid); no gold answer is read")
-    agree.add_argument("a", type=_file_arg, metavar="A.jsonl", help="a sample.py output")
-    agree.add_argument("b", type=_file_arg, metavar="B.jsonl", help="another, over the same tasks")
-    agree.add_argument("--name", required=True, help="the output DIR/NAME.jsonl")
-    pairs = command("pairs", "weak-to-strong stage II: DPO pairs from the strong model's samples' confidence "
-                    "against the weak model's answer")
-    pairs.add_argument("strong", type=_file_arg, metavar="STRONG.jsonl",
-                       help="the strong model's samples (e.g. 10 at temperature 1)")
-    pairs.add_argument("--weak", type=_file_arg, required=True, metavar="WEAK.jsonl",
-                       help="the weak model's samples (its first is its response)")
-    pairs.add_argument("--name", required=True, help="the output DIR/NAME.jsonl")
-    pairs.add_argument("--min-confidence", type=float, default=0.6,
-                       help="skip a task whose majority answer has a smaller share of the samples (default 0.6)")
-    pairs.add_argument("--flip-confidence", type=float, default=0.8,
-                       help="a weak answer outside the majority is rejected (against a majority sample) only at "
-                            "this confidence or above (default 0.8)")
-    pairs.add_argument("--max-pairs", type=int, default=1, help="pairs per task at most (default 1; the paper's MATH: 3)")
-    pairs.add_argument("--seed", type=int, default=0, help="which samples make a task's pairs (default 0)")
-    verifier = command("verifier", "verifier step rows {\"id\", \"prompt\", \"steps\", \"labels\"} "
-                       "(train.py --objective prm) from samples (sample.py output)")
-    verifier.add_argument("samples", type=_file_arg, metavar="SAMPLES.jsonl")
-    verifier.add_argument("--name", help="the step rows' name, DIR/NAME.jsonl (default steps_<file stem>)")
-    verifier.add_argument("--outcome", action="store_true", help="label every step with its solution's outcome (an "
-                          "outcome reward model's data; needed for problems outside the built-in world)")
-    verifier.add_argument("--split", choices=["lines", "blank"], default="lines",
-                          help="steps of a sample: its non-empty lines, or its blank-line-separated paragraphs (default lines)")
-    verifier.add_argument("--oprm", action="store_true", help="each sample twice: with exact step labels and with its "
-                          "outcome at every step (an OPRM's data, Sun et al. 2024; built-in world problems)")
-    verifier.add_argument("--balance", action="store_true", help="drop whole rows at random until good and bad step "
-                          "labels are as near equal as whole rows allow (what was dropped is printed)")
-    verifier.add_argument("--seed", type=int, default=0, help="which rows --balance drops (default 0)")
-    stats = command("stats", "a set's quality: counts, outcome and step-wise error rates, lengths", out=False)
-    stats.add_argument("file", type=_file_arg, metavar="FILE.jsonl")
-    stats.add_argument("--tokenizer", help="tokenizer for token counts (default: tokenizer.json beside the file)")
+        _step_file_args(_add_command(commands, name, f"verifier step rows from {what} -> "
+                                     f"DIR/{name.replace('-', '_')}.jsonl"), name)
+    _from_samples_args(_add_command(commands, "from-samples", "every sample of a model teacher (sample.py output) "
+                                    "as a measured SFT set"))
+    _agree_args(_add_command(commands, "agree", "weak-to-strong stage I: the tasks whose first samples' final "
+                             "answers agree (the grader's is_equiv), both responses as an SFT set (hybrid); "
+                             "no gold answer is read"))
+    _pairs_args(_add_command(commands, "pairs", "weak-to-strong stage II: DPO pairs from the strong model's "
+                             "samples' confidence against the weak model's answer"))
+    _verifier_args(_add_command(commands, "verifier", "verifier step rows {\"id\", \"prompt\", \"steps\", "
+                                "\"labels\"} (train.py --objective prm) from samples (sample.py output)"))
+    _stats_args(_add_command(commands, "stats", "a set's quality: counts, outcome and step-wise error rates, lengths",
+                             out=False))
     return parser
 
 

@@ -11,6 +11,7 @@ Each build takes a `log` for its progress lines and returns what it wrote: set n
 """
 import json
 import os
+from dataclasses import dataclass
 from typing import Callable
 
 from w2s.data.jsonl import read_json_object, write_jsonl
@@ -185,37 +186,46 @@ def world_tokenizer(out: str, world: miniworld.World, vocab_size: int, log: Log 
     return tokenizer
 
 
-def write_builtin_sets(out: str, world: miniworld.World, tokenizer, seed: int, kinds: list[str],
-                       hard_errors: list[float], sub_errors: list[float], profiles: list[str],
+@dataclass
+class SetRequest:
+    """The built-in sets asked for: these kinds, at every outcome error rate and step profile listed."""
+    kinds: list[str]
+    hard_errors: list[float]
+    sub_errors: list[float]
+    profiles: list[str]
+
+
+def write_builtin_sets(out: str, world: miniworld.World, tokenizer, seed: int, request: SetRequest,
                        log: Log = print) -> dict[str, dict]:
     """Every asked-for set kind at every asked-for quality; returns each written set's measurements."""
     written, cache = {}, {}
-    if "foundation" in kinds:
+    if "foundation" in request.kinds:
         items = miniworld.to_pool(world.foundation, seed, subtasks=False, paraphrases=False)
         check_outcomes_with_grader(items)
         write_sets(out, {"foundation": [sft_row(it.id, it, it.correct[0], "foundation") for it in items]},
                    tokenizer, written, cache)
-    hard_kinds = [k for k in kinds if k != "foundation"]
+    hard_kinds = [k for k in request.kinds if k != "foundation"]
     if not hard_kinds:
         return written
     # Draw only what the asked-for sets use: incorrect solutions cost time, sub-tasks and paraphrases too.
     with_subs = any(k in ("easy_sub", "hard_full+easy_sub") for k in hard_kinds)
     with_prefixes = "easy_sub_prefix" in hard_kinds
     with_paraphrases = "hard_full+paraphrase" in hard_kinds
-    with_hard_errors = any(e > 0 for e in hard_errors) and any(k not in SUB_KINDS for k in hard_kinds)
-    with_sub_errors = (with_subs or with_prefixes) and any(e > 0 for e in sub_errors)
-    for profile in profiles if with_hard_errors or with_sub_errors else ["mixed"]:
+    with_hard_errors = any(e > 0 for e in request.hard_errors) and any(k not in SUB_KINDS for k in hard_kinds)
+    with_sub_errors = (with_subs or with_prefixes) and any(e > 0 for e in request.sub_errors)
+    for profile in request.profiles if with_hard_errors or with_sub_errors else ["mixed"]:
         pool = miniworld.to_pool(world.hard, seed, profile if with_hard_errors else None,
                                  profile if with_sub_errors else None, subtasks=with_subs, paraphrases=with_paraphrases,
                                  prefixes=with_prefixes)
         checked = check_outcomes_with_grader(pool)
         log(f"step profile {profile if with_hard_errors or with_sub_errors else '-'}: {checked} solutions graded, "
             "all agree with the exact check")
-        for hard_error in hard_errors if with_hard_errors else [0.0]:
-            for sub_error in sub_errors if with_sub_errors else [0.0]:
+        for hard_error in request.hard_errors if with_hard_errors else [0.0]:
+            for sub_error in request.sub_errors if with_sub_errors else [0.0]:
                 sets, _ = build_sets(pool, hard_error, sub_error, seed)
                 names = set_names(hard_error, sub_error, profile)
-                write_sets(out, {names[k]: rows for k, rows in sets.items() if k in kinds}, tokenizer, written, cache)
+                write_sets(out, {names[k]: rows for k, rows in sets.items() if k in request.kinds}, tokenizer,
+                           written, cache)
     return written
 
 
@@ -242,8 +252,8 @@ def build_builtin(out: str, given: dict, kinds: list[str] | None, hard_errors: l
 
     write_tests(out, {name: [task_row(p) for p in problems] for name, problems in world.tests.items()}, log)
     write_tasks(out, {"hard_full": [task_row(p) for p in world.hard]}, log)
-    return write_builtin_sets(out, world, tokenizer, settings["seed"], kinds or list(SET_KINDS),
-                              hard_errors, sub_errors, profiles, log)
+    request = SetRequest(kinds or list(SET_KINDS), hard_errors, sub_errors, profiles)
+    return write_builtin_sets(out, world, tokenizer, settings["seed"], request, log)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -251,18 +251,38 @@ def _equiv(pred: str, gold: str, deadline: float) -> bool:
         return True
     pred, gold = _drop_labels(pred, gold)
     pred_structure, gold_structure = _structure(pred), _structure(gold)
+    as_intervals = _inequalities_as_intervals(pred, gold, pred_structure, gold_structure)
+    if as_intervals is not None:
+        return _equiv(*as_intervals, deadline)
+    # Each step decides (True or False) when the two shapes are its case, and passes (None) when not.
+    for step in (_same_shape_equiv, _several_answers_equiv, _decimal_comma_equiv, _one_value_equiv,
+                 _named_values_equiv):
+        verdict = step(pred, gold, pred_structure, gold_structure, deadline)
+        if verdict is not None:
+            return verdict
+    return False  # different shapes: a tuple is not a list, an interval is not a number
+
+
+def _inequalities_as_intervals(pred: str, gold: str, pred_structure, gold_structure) -> tuple[str, str] | None:
+    """The pair to compare instead when inequalities meet intervals, else None."""
     pred_kind, gold_kind = pred_structure[0], gold_structure[0]
     pred_interval, gold_interval = _inequality_as_interval(pred), _inequality_as_interval(gold)
     if pred_interval and gold_interval and (pred_interval, gold_interval) != (pred, gold):
-        return _equiv(pred_interval, gold_interval, deadline)  # `1 < x < 3` is `3 > x > 1`
-    if pred_kind == "scalar" and gold_kind in ("tuple", "union") and _inequality_as_interval(pred):
-        return _equiv(_inequality_as_interval(pred), gold, deadline)  # `x < 3` answers `(-\infty, 3)`
-    if gold_kind == "scalar" and pred_kind in ("tuple", "union") and _inequality_as_interval(gold):
-        return _equiv(pred, _inequality_as_interval(gold), deadline)
+        return pred_interval, gold_interval  # `1 < x < 3` is `3 > x > 1`
+    if pred_kind == "scalar" and gold_kind in ("tuple", "union") and pred_interval:
+        return pred_interval, gold  # `x < 3` answers `(-\infty, 3)`
+    if gold_kind == "scalar" and pred_kind in ("tuple", "union") and gold_interval:
+        return pred, gold_interval
     if pred_kind == "list" and gold_kind in ("union", "tuple") and _inequalities_as_union(pred_structure[1]):
-        return _equiv(_inequalities_as_union(pred_structure[1]), gold, deadline)  # `x < -2, x > 3`
+        return _inequalities_as_union(pred_structure[1]), gold  # `x < -2, x > 3`
     if gold_kind == "list" and pred_kind in ("union", "tuple") and _inequalities_as_union(gold_structure[1]):
-        return _equiv(pred, _inequalities_as_union(gold_structure[1]), deadline)
+        return pred, _inequalities_as_union(gold_structure[1])
+    return None
+
+
+def _same_shape_equiv(pred: str, gold: str, pred_structure, gold_structure, deadline: float) -> bool | None:
+    """Two scalars, two matrices (or a vector against a row or column), two tuples, two unions."""
+    pred_kind, gold_kind = pred_structure[0], gold_structure[0]
     if pred_kind == gold_kind == "scalar":
         return _scalar_equiv(pred, gold, deadline)
     pred_vector, gold_vector = _vector_items(pred_structure), _vector_items(gold_structure)
@@ -278,37 +298,58 @@ def _equiv(pred: str, gold: str, deadline: float) -> bool:
             pred_structure[3], gold_structure[3], deadline)
     if pred_kind == gold_kind == "union":
         return _same_multiset(pred_structure[1], gold_structure[1], deadline)
-    if {pred_kind, gold_kind} <= {"set", "list"}:
-        # Several answers ("1, -2", "\{1, -2\}", "x = \pm 3", "AB=4, CD=5"): order-free.
-        pred_items = [_value_of(_strip_variable(p))[1] for p in pred_structure[1]]
-        gold_items = [_value_of(_strip_variable(g))[1] for g in gold_structure[1]]
-        if pred_kind == "set" or gold_kind == "set":
-            pred_items, gold_items = list(dict.fromkeys(pred_items)), list(dict.fromkeys(gold_items))
-        elif _ordered_list(pred_items) and _ordered_list(gold_items):
-            return _all_pairwise(pred_items, gold_items, deadline)
-        if _same_multiset(pred_items, gold_items, deadline):
-            return True
-    if "scalar" in (pred_kind, gold_kind):
-        # `2,74` against `2.74`: a decimal comma (prices are written so). With one digit after it,
-        # `1,2` is a list of two, as in MATH (`\boxed{0,5}` for two roots), never 1.2.
-        decimal_comma = re.fullmatch(r"(-?\d+),(\d\d)", pred if pred_kind == "list" else gold)
-        scalar = pred if pred_kind == "scalar" else gold
-        if decimal_comma and re.fullmatch(r"-?\d*\.\d+", scalar):
-            return _scalar_equiv(".".join(decimal_comma.groups()), scalar, deadline)
+    return None
+
+
+def _several_answers_equiv(pred: str, gold: str, pred_structure, gold_structure, deadline: float) -> bool | None:
+    r"""Several answers ("1, -2", "\{1, -2\}", "x = \pm 3", "AB=4, CD=5"): order-free, unless both lists are ordered.
+
+    Passes (None) on two collections that differ, as on any other shapes."""
+    pred_kind, gold_kind = pred_structure[0], gold_structure[0]
+    if not {pred_kind, gold_kind} <= {"set", "list"}:
+        return None
+    pred_items = [_value_of(_strip_variable(p))[1] for p in pred_structure[1]]
+    gold_items = [_value_of(_strip_variable(g))[1] for g in gold_structure[1]]
+    if pred_kind == "set" or gold_kind == "set":
+        pred_items, gold_items = list(dict.fromkeys(pred_items)), list(dict.fromkeys(gold_items))
+    elif _ordered_list(pred_items) and _ordered_list(gold_items):
+        return _all_pairwise(pred_items, gold_items, deadline)
+    return True if _same_multiset(pred_items, gold_items, deadline) else None
+
+
+def _decimal_comma_equiv(pred: str, gold: str, pred_structure, gold_structure, deadline: float) -> bool | None:
+    r"""`2,74` against `2.74`: a decimal comma (prices are written so).
+
+    With one digit after it, `1,2` is a list of two, as in MATH (`\boxed{0,5}` for two roots), never 1.2."""
+    pred_kind, gold_kind = pred_structure[0], gold_structure[0]
+    if "scalar" not in (pred_kind, gold_kind):
+        return None
+    decimal_comma = re.fullmatch(r"(-?\d+),(\d\d)", pred if pred_kind == "list" else gold)
+    scalar = pred if pred_kind == "scalar" else gold
+    if decimal_comma and re.fullmatch(r"-?\d*\.\d+", scalar):
+        return _scalar_equiv(".".join(decimal_comma.groups()), scalar, deadline)
+    return None
+
+
+def _one_value_equiv(pred: str, gold: str, pred_structure, gold_structure, deadline: float) -> bool | None:
+    r"""A collection of exactly one answer (`\{6\}`, `\{(1,2)\}`, `\frac12 or 0.5`) is that answer."""
     for one, other in ((pred_structure, gold), (gold_structure, pred)):
-        # A collection of exactly one answer (`\{6\}`, `\{(1,2)\}`, `\frac12 or 0.5`) is that answer.
         if one[0] in ("set", "list") and _one_value(one[1]) and _structure(other)[0] not in ("set", "list"):
             item = one[1][0]
             return _equiv(item, other, deadline) if one is pred_structure else _equiv(other, item, deadline)
+    return None
+
+
+def _named_values_equiv(pred: str, gold: str, pred_structure, gold_structure, deadline: float) -> bool | None:
+    """`x = 2, y = 3` for the ordered pair `(2, 3)`: the values in the order of their names."""
     for one, other in ((pred_structure, gold_structure), (gold_structure, pred_structure)):
-        # `x = 2, y = 3` for the ordered pair `(2, 3)`: the values in the order of their names.
         if one[0] == "list" and other[0] == "tuple" and other[1:3] == ("(", ")"):
             named = [re.fullmatch(r"([a-zA-Z]|\\[a-zA-Z]+)\s*=\s*(.+)", item) for item in one[1]]
             if all(named) and len({m.group(1) for m in named}) == len(named):
                 values = [m.group(2) for m in sorted(named, key=lambda m: m.group(1).lstrip("\\"))]
                 return (_all_pairwise(values, other[3], deadline) if one is pred_structure
                         else _all_pairwise(other[3], values, deadline))
-    return False  # different shapes: a tuple is not a list, an interval is not a number
+    return None
 
 
 _LESS = r"(<|\\leq)"
@@ -360,7 +401,8 @@ _NUMBER = re.compile(
     r"(?P<frac>\\frac\{\s*(?P<num>\d+)\s*\}\{\s*(?P<den>\d+)\s*\})|"
     r"(?P<ratio>(?P<rnum>\d+)\s*/\s*(?P<rden>\d+))|"
     r"(?P<repeating>(?P<int>\d*)\.(?P<fixed>\d*)\\overline\{(?P<period>\d+)\})|"
-    r"(?P<decimal>\d+(?:\.\d*)?|\.\d+)(?:\s*(?:[eE]|\\times\s*10\s*\^|\\cdot\s*10\s*\^)\s*\{?\s*(?P<exp>[-+]?\d{1,3})\s*\}?)?"
+    r"(?P<decimal>\d+(?:\.\d*)?|\.\d+)"
+    r"(?:\s*(?:[eE]|\\times\s*10\s*\^|\\cdot\s*10\s*\^)\s*\{?\s*(?P<exp>[-+]?\d{1,3})\s*\}?)?"  # 1.5e3, 2 \times 10^{4}
     r")"
 )
 

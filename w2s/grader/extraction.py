@@ -315,43 +315,78 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
     """
     if not text:
         return None
-    turns = [turn for turn in _END_OF_TURN.split(text) if turn.strip()]  # the reply is the first turn
+    text = _the_reply(text)
+    if "\\boxed" in text or "\\fbox" in text:
+        return _boxed_answer(text, strict)
+    if strict:
+        return None
+    marked = _marked_answer(text)
+    if marked:
+        return marked
+    text = _drop_sign_off(text)
+    environment = _trailing_environment(text)
+    if environment:
+        return environment
+    if _is_short_math_line(text):
+        return _short_line_answer(text)
+    if not _concludes(text):
+        return None
+    return _concluding_value(text)
+
+
+def _the_reply(text: str) -> str:
+    """The reply itself: its first chat turn, without Markdown bold, `boxed{` given back its backslash;
+    once it has answered, cut before the next few-shot question a base model goes on to write (and answer)."""
+    turns = [turn for turn in _END_OF_TURN.split(text) if turn.strip()]
     text = _MARKDOWN_BOLD.sub("", turns[0] if turns else "")
     text = re.sub(r"(?<![\\a-zA-Z])boxed\{", r"\\boxed{", text)  # weak models drop the backslash
     next_question = _NEXT_QUESTION.search(text)
     before = text[:next_question.start()] if next_question else ""
     if "\\boxed" in before or "####" in before or _ANSWER_MARKER.search(before):
-        text = before  # answered, a base model goes on to write (and answer) the next few-shot question
-    if "\\boxed" in text or "\\fbox" in text:
-        answer = _final_boxed(text)
-        if answer is None or strict:
-            return answer
-        later = _later_statement(text[_boxes(text)[-1][1]:])
-        if later is None or not _states_a_value(later) or _same_answer(later, answer):
-            return answer
-        return later  # "\\boxed{3} ... The answer is: 4": the last statement stands
-    if strict:
-        return None
-    markers = list(_ANSWER_MARKER.finditer(text))
-    for marker in reversed(markers):
+        return before
+    return text
+
+
+def _boxed_answer(text: str, strict: bool) -> str | None:
+    """Step 1: the last box, unless a later statement of a value disagrees with it."""
+    answer = _final_boxed(text)
+    if answer is None or strict:
+        return answer
+    later = _later_statement(text[_boxes(text)[-1][1]:])
+    if later is None or not _states_a_value(later) or _same_answer(later, answer):
+        return answer
+    return later  # "\\boxed{3} ... The answer is: 4": the last statement stands
+
+
+def _marked_answer(text: str) -> str | None:
+    """Steps 2 and 3: the value after the last answer marker that gives one, else GSM8K's last `#### X`."""
+    for marker in reversed(list(_ANSWER_MARKER.finditer(text))):
         answer = _clean_sentence_answer(text[marker.end():])
         if answer:
             return answer
     matches = _GSM8K.findall(text)
     if matches and matches[-1].strip():
         return matches[-1].strip()
-    text = _drop_sign_off(text)
-    environment = _trailing_environment(text)
-    if environment:
-        return environment
+    return None
+
+
+def _is_short_math_line(text: str) -> bool:
+    """Step 5's test: one line of at most 80 characters with no prose words."""
     stripped = text.strip()
     math_only = re.sub(r"\\[a-zA-Z]+|\b(?:sqrt|sin|cos|tan|log|ln|exp|pi)\b", "", stripped)  # `sqrt(3)/2` is math
-    if "\n" not in stripped and len(stripped) <= 80 and not PROSE_WORD.search(math_only):
-        spans = _math_spans(stripped)
-        return (spans[-1][2] if spans else stripped.rstrip(".").strip()) or None
-    if not _concludes(text):
-        return None
-    lines = [line for line in stripped.splitlines() if line.strip()]
+    return "\n" not in stripped and len(stripped) <= 80 and not PROSE_WORD.search(math_only)
+
+
+def _short_line_answer(text: str) -> str | None:
+    """Step 5: a short math line taken whole, or its last math span."""
+    stripped = text.strip()
+    spans = _math_spans(stripped)
+    return (spans[-1][2] if spans else stripped.rstrip(".").strip()) or None
+
+
+def _concluding_value(text: str) -> str | None:
+    """Step 6, for a text that concludes: the value its last sentences state, else its last math span or number."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
     for sentence in reversed(_sentences(lines[-1].strip())[-2:]):
         value = _value_in_sentence(sentence)
         if value:

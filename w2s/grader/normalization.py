@@ -93,8 +93,23 @@ def _separators(s: str) -> str:
 
 
 def normalize(answer: str) -> str:
-    """A canonical string for an answer: formatting that never changes the value is removed."""
-    s = _DOUBLED_BACKSLASH.sub(r"\\", answer.strip())
+    """A canonical string for an answer: formatting that never changes the value is removed.
+
+    Each step works on what the one before left, so the order matters: `\\text{cm}` is unwrapped
+    before units are dropped, `sqrt(2)` is LaTeX before unbraced arguments are braced."""
+    s = _plain_latex(answer.strip())
+    s = _drop_text_remarks(s)
+    s = _drop_answer_wording(s)
+    s = _one_spelling_each(s)
+    s = _plain_text_math_as_latex(s)
+    s = _brace_arguments(s)
+    s = _bare_value(s)
+    return _canonical_value(s)
+
+
+def _plain_latex(s: str) -> str:
+    r"""Doubled backslashes, Unicode symbols, math delimiters, `$` and `%`, spacing and sizing commands go."""
+    s = _DOUBLED_BACKSLASH.sub(r"\\", s)
     for symbol, latex in _UNICODE_MATH:
         s = s.replace(symbol, latex)
     s = re.sub(r",\\!\s*|\{,\}\s*", ",", s)  # `11,\! 111`: a thousands comma, however spaced
@@ -102,7 +117,11 @@ def normalize(answer: str) -> str:
     s = s.replace("\\displaystyle", "").replace("\\!", "").replace("{,}", "").replace("\\,", " ")
     s = re.sub(r"(?<!\\)\\[;: ]|\\q?quad|~", " ", s)
     s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])", "", s)
-    s = re.sub(r"\\[dtc]frac", r"\\frac", s).replace("\\dbinom", "\\binom")
+    return re.sub(r"\\[dtc]frac", r"\\frac", s).replace("\\dbinom", "\\binom")
+
+
+def _drop_text_remarks(s: str) -> str:
+    r"""`\text{or}` becomes a comma; an ordinal and trailing words go; other `\text{...}` keeps its words."""
     # \text{ or } between answers is a list separator, not a unit.
     s = re.sub(r"\\text\s*\{\s*(?:or|and|,)\s*\}", ",", s)
     # A \text{...} of words after the value is a unit or a remark ("4 \text{ m}", "\text{ of the pie}").
@@ -110,11 +129,19 @@ def normalize(answer: str) -> str:
     s = re.sub(rf"(?<=\d)\s*{ordinal}", "", s)  # 5^{\text{th}}
     words = rf"\\(?:{_TEXT_NAMES})\s*\{{\s*(?!{_MAGNITUDES})[a-zA-Z][a-zA-Z ./]*\}}"
     s = re.sub(rf"(?<=\S)\s*{words}\s*(?:\^\s*\{{?\d\}}?)?\s*\.?$", "", s)
-    s = _unwrap_text_commands(s)
+    return _unwrap_text_commands(s)
+
+
+def _drop_answer_wording(s: str) -> str:
+    r"""An "answer is" inside a box goes, "or" / "and" become commas, and `\approx` keeps one value."""
     s = re.sub(r"^\s*(?:the (?:final )?answer is|(?:final )?answer\s*:)\s*", "", s, flags=re.I)  # inside a box
     s = re.sub(r"\s+(?:or|and)\s+", ",", s)
     s = re.sub(r"^\s*\\approx", "", s)  # `\approx 3.14` alone: the value it gives
-    s = re.sub(r"\s*\\approx.*$", "", s, flags=re.S) or s  # `\frac{\sqrt3}{3} \approx 0.577`: the exact value
+    return re.sub(r"\s*\\approx.*$", "", s, flags=re.S) or s  # `\frac{\sqrt3}{3} \approx 0.577`: the exact value
+
+
+def _one_spelling_each(s: str) -> str:
+    r"""One spelling of degrees, infinity, relations, the empty set, the reals, vectors, binomials, unions."""
     if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)", s):  # \sin(30^\circ) is 1/2: degrees to radians
         s = re.sub(r"(\d+(?:\.\d+)?)(?:" + _DEGREES + ")", r"\\frac{\1\\pi}{180}", s)
     s = re.sub(_DEGREES, "", s)
@@ -126,18 +153,29 @@ def normalize(answer: str) -> str:
     s = re.sub(r"\\mathbb\s*\{?R\}?|^\s*all real(?: number)?s\s*$", r"(-\\infty, \\infty)", s, flags=re.I)
     s = s.replace("\\langle", "(").replace("\\rangle", ")")  # a vector <1, 2> is the tuple (1, 2)
     s = re.sub(r"\{([^{}]*)\\choose([^{}]*)\}", r"\\binom{\1}{\2}", s)
-    s = re.sub(r"(?<=[\])])\s*U\s*(?=[\[(])", r" \\cup ", s)  # (-inf, 2) U (3, inf): a union
-    # Plain-text math (`-2*pi`, `sqrt(3)`, `2**10`), as some golds and models write it, in LaTeX.
+    return re.sub(r"(?<=[\])])\s*U\s*(?=[\[(])", r" \\cup ", s)  # (-inf, 2) U (3, inf): a union
+
+
+def _plain_text_math_as_latex(s: str) -> str:
+    r"""Plain-text math (`-2*pi`, `sqrt(3)`, `2**10`), as some golds and models write it, in LaTeX."""
     s = s.replace("**", "^")
     s = re.sub(r"\^\s*\(([^()]*)\)", r"^{(\1)}", s)  # 2^(1/4): LaTeX needs the exponent in braces
     s = re.sub(r"(?<![\\a-zA-Z])pi(?![a-zA-Z])", r"\\pi", s)
     s = re.sub(r"(?<![\\a-zA-Z])sqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)
-    s = re.sub(r"(?<=[\w)}\s])\*(?=[\w(\\\s])", r" \\cdot ", s)
+    return re.sub(r"(?<=[\w)}\s])\*(?=[\w(\\\s])", r" \\cdot ", s)
+
+
+def _brace_arguments(s: str) -> str:
+    r"""Unbraced arguments braced: `\sqrt2` is `\sqrt{2}`, `\frac12` is `\frac{1}{2}`."""
     s = re.sub(r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}", s)  # \sqrt2 -> \sqrt{2}
     one_token = r"(\\[a-zA-Z]+|[0-9a-zA-Z])"  # an unbraced argument: one character or one command
     s = re.sub(rf"\\frac\s*{one_token}\s*{one_token}", r"\\frac{\1}{\2}", s)  # \frac12, \frac\pi4
     s = re.sub(rf"\\frac\s*{one_token}\s*(?=\{{)", r"\\frac{\1}", s)
-    s = re.sub(r"\\frac(\{[^{}]*\})\s*([0-9a-zA-Z])", r"\\frac\1{\2}", s)  # \frac{\pi}4
+    return re.sub(r"\\frac(\{[^{}]*\})\s*([0-9a-zA-Z])", r"\\frac\1{\2}", s)  # \frac{\pi}4
+
+
+def _bare_value(s: str) -> str:
+    """The value without what surrounds it: a base's braces, a time's seconds, spaces, units, counted nouns."""
     s = re.sub(r"(?<=\d)_\{\s*(\d+)\s*\}", r"_\1", s)  # base subscripts: 4210_{7} is 4210_7
     s = re.sub(r"^(\d{1,2}:\d{2}):00$", r"\1", s.strip())  # a time: 20:34:00 is 20:34
     s = re.sub(r"\s+", " ", s).strip()
@@ -149,7 +187,11 @@ def normalize(answer: str) -> str:
     # (A word: four letters or more with a vowel, so `2 xyz` stays a product.)
     counted = re.fullmatch(rf"(-?[\d.,/]*\d)\s+(?!{_MAGNITUDES})(?=[a-zA-Z]*[aeiouAEIOU])[a-zA-Z]{{4,}}"
                            rf"(?:\s+[a-zA-Z]+)?", s)
-    s = counted.group(1) if counted else s
+    return counted.group(1) if counted else s
+
+
+def _canonical_value(s: str) -> str:
+    """One spelling of a value: number words, separators, a leading zero, sorted choice letters."""
     s = str(_NUMBER_WORDS.index(s.lower())) if s.lower() in _NUMBER_WORDS else s  # "twelve" is 12
     s = _separators(s)
     s = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", s)  # .5 -> 0.5

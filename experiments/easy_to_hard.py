@@ -49,7 +49,8 @@ from dataclasses import asdict, dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from runner import decide, interval, mean_and_spread, outcomes_difference, outcomes_interval, pyplot  # noqa: E402
+from runner import (TrainSettings, decide, interval, mean_and_spread, outcomes_difference,  # noqa: E402
+                    outcomes_interval, pyplot)
 from w2s.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
 from w2s.data.rows import problem_from_user_message  # noqa: E402
 from w2s.data.selection.verifier_rows import world_step_labels  # noqa: E402
@@ -219,8 +220,8 @@ def train_and_rerank(study, name: str, seed: int, progress, job_cost: float) -> 
             examples = sum(1 for line in f if line.strip())
         # train.py's --max-steps sets the run's length (it does not cap the epochs): the smaller of the two.
         steps = min(e.verifier_max_steps, math.ceil(examples * e.verifier_epochs / 16))
-        study.train(rows, run_dir, seed, policy(study, seed), steps, epochs=e.verifier_epochs, lr=e.lr,
-                    extra=("--objective", "prm"), batch_size=16)
+        study.train(rows, run_dir, seed, policy(study, seed), TrainSettings(
+            max_steps=steps, epochs=e.verifier_epochs, lr=e.lr, batch_size=16, extra=("--objective", "prm")))
         study.run("evaluate", ["--bench", test_path(study), "--samples", test_samples(study, seed), "--out", eval_dir,
                                "--batch-size", "256", "--verifier", os.path.join(run_dir, "final"),
                                "--verifier-agg", VERIFIERS[name][3], "--quiet"], os.path.join(run_dir, "eval.log"))

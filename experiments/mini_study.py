@@ -47,8 +47,8 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared runner beside this script
 
 import easy_to_hard  # noqa: E402
-from runner import (Jobs, Progress, Workers, accuracy_bars, condition_interval, count_rows, decide,  # noqa: E402
-                    paired_interval, pct, pyplot, seed_runs, spearman, summarize)
+from runner import (Jobs, Progress, TrainSettings, Workers, accuracy_bars, condition_interval,  # noqa: E402
+                    count_rows, decide, paired_interval, pct, pyplot, seed_runs, spearman, summarize)
 from w2s.data.datadir import read_manifest  # noqa: E402
 from w2s.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
 from w2s.data.world import miniworld  # noqa: E402
@@ -229,30 +229,28 @@ class Study:
         validation = [{**t, "id": f"validation-{i:05d}"} for i, t in enumerate(tasks[offset:]) if t["problem"] not in seen]
         write_jsonl(self.validation_path, validation)
 
-    def train(self, data: str, out: str, seed: int, init: str | None, max_steps: int | None = None, *,
-              epochs: int | None = None, lr: float | None = None, extra: tuple[str, ...] = (),
-              model: str = "tiny", batch_size: int | None = None) -> str:
+    def train(self, data: str, out: str, seed: int, init: str | None,
+              settings: TrainSettings = TrainSettings()) -> str:
         """train.py with the study's settings (stage 1 without `init`; with it, stage 2: exactly
-        stage2_steps steps unless `max_steps` says otherwise; `epochs`, `lr`, `model` (a preset),
-        `batch_size` and `extra` flags override them for Q5 and Q6); a finished run is kept, a killed one
-        resumed. Returns out/final."""
+        stage2_steps steps unless `settings.max_steps` says otherwise); `settings` overrides them for the
+        weak teachers, Q5 and Q6. A finished run is kept, a killed one resumed. Returns out/final."""
         final = os.path.join(out, "final")
         if os.path.exists(os.path.join(final, "config.json")):
             return final
-        s = self.sizes
-        batch_size = batch_size or (s.batch_size if init else s.stage1_batch_size)
+        s, max_steps, epochs = self.sizes, settings.max_steps, settings.epochs
+        batch_size = settings.batch_size or (s.batch_size if init else s.stage1_batch_size)
         if init and not max_steps and not epochs:  # stage 2: a fixed number of steps, as many epochs as that takes
             max_steps = s.stage2_steps
             epochs = max(1, math.ceil(max_steps * batch_size / max(count_rows(data), 1)))
         epochs = epochs or s.stage1_epochs
-        lr = lr or (s.lr if init else s.stage1_lr)
+        lr = settings.lr or (s.lr if init else s.stage1_lr)
         steps = min(x for x in (max_steps, s.max_steps) if x) if (max_steps or s.max_steps) else None
-        argv = ["--model", model, "--data", data, "--out", out, "--seed", str(seed), "--epochs", str(epochs),
+        argv = ["--model", settings.model, "--data", data, "--out", out, "--seed", str(seed), "--epochs", str(epochs),
                 "--batch-size", str(batch_size), "--lr", str(lr), "--save-every", "200",
                 "--keep-checkpoints", "1", "--resume"]
         argv += ["--init", init] if init else []
         argv += ["--max-steps", str(steps)] if steps else []
-        self.run("train", [*argv, *extra], os.path.join(out, "train.log"))
+        self.run("train", [*argv, *settings.extra], os.path.join(out, "train.log"))
         return final
 
     def sample(self, model: str, tasks: str, out: str, n: int, temperature: float, seed: int, log: str) -> str:
@@ -317,7 +315,7 @@ class Study:
         progress.log(f"start  weak teacher seed {seed}: training, evaluation, sampling the hard tasks")
         start = time.time()
         self.train(self.set_path("hard_full"), run_dir, seed, os.path.join(self.run_dir("stage1", seed), "final"),
-                   max_steps=self.sizes.teacher_steps, epochs=1)
+                   TrainSettings(max_steps=self.sizes.teacher_steps, epochs=1))
         summary = self.evaluate(run_dir)
         self.record(TEACHER_RUN, seed, run_dir, summary, time.time() - start)
         samples_path = self.sample(os.path.join(run_dir, "final"), os.path.join(self.data_dir, "tasks", "hard_full.jsonl"),

@@ -26,6 +26,17 @@ from w2s.verifier import average_ranks  # noqa: E402
 # Running commands, and a pool that runs jobs as soon as what they need is done
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """Where one train.py run departs from the study's own stage-1 or stage-2 settings (None: the study's)."""
+    max_steps: int | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    model: str = "tiny"  # a train.py preset
+    extra: tuple[str, ...] = ()  # more train.py flags: an objective and its settings
+
+
 class Progress:
     """One line per job started or finished, with the elapsed time and an ETA from the work done so far."""
 

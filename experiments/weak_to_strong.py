@@ -58,11 +58,11 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # experiments/ is on sys.path: mini_study imports this module
-from runner import (accuracy_bars, count_rows, decide, interval, outcomes_difference, outcomes_interval, pct,  # noqa: E402
-                    per_problem_test_variance, pyplot, seed_runs, summarize)
+from runner import (TrainSettings, accuracy_bars, count_rows, decide, interval, outcomes_difference,  # noqa: E402
+                    outcomes_interval, pct, per_problem_test_variance, pyplot, seed_runs, summarize)
 from w2s.data.jsonl import read_jsonl, write_jsonl
 from w2s.data.rows import user_message
 from w2s.data.selection.samples import hybrid_row, stated_answers
@@ -233,13 +233,18 @@ def set_path(study, name: str) -> str:
     return q5_dir(study, "data", f"{name}.jsonl")
 
 
-def train(study, data: str, out: str, seed: int, init: str, steps: int, *extra: str, lr: float | None = None,
-          model: str = "tiny") -> str:
+def train(study, data: str, out: str, seed: int, init: str, steps: int,
+          settings: TrainSettings = TrainSettings()) -> str:
     """The study's train.py for exactly `steps` optimizer steps at its batch size: as many epochs over
     `data` as that takes (the schedule spans the steps)."""
-    epochs = max(1, math.ceil(steps * study.sizes.batch_size / max(count_rows(data), 1)))
-    return study.train(data, out, seed, init, steps, epochs=epochs, lr=lr, extra=extra, model=model,
-                       batch_size=study.sizes.batch_size)
+    batch_size = study.sizes.batch_size
+    epochs = max(1, math.ceil(steps * batch_size / max(count_rows(data), 1)))
+    return study.train(data, out, seed, init, replace(settings, max_steps=steps, epochs=epochs, batch_size=batch_size))
+
+
+def micro(study) -> TrainSettings:
+    """The weak sources' model: the micro preset at its own learning rate."""
+    return TrainSettings(lr=sizes_of(study).micro_lr, model="micro")
 
 
 def run_dir(study, condition: str, seed: int | None) -> str:
@@ -271,7 +276,7 @@ def dpo(study, pairs: str, out: str, seed: int, init: str, lr: float, beta: floa
     if not rows:
         return False
     steps = max(1, math.ceil(sizes_of(study).dpo_epochs * rows / study.sizes.batch_size))
-    train(study, pairs, out, seed, init, steps, "--objective", "dpo", "--beta", str(beta), lr=lr)
+    train(study, pairs, out, seed, init, steps, TrainSettings(lr=lr, extra=("--objective", "dpo", "--beta", str(beta))))
     return True
 
 
@@ -287,7 +292,7 @@ def has_controls(study, seed: int) -> bool:
 def micro_stage1(study, seed: int) -> str:
     """A micro model from scratch on the study's foundation set (stage 1's epochs and batch)."""
     return study.train(study.set_path("foundation"), q5_dir(study, "runs", "micro_stage1", f"seed{seed}"), seed, None,
-                       lr=sizes_of(study).micro_lr, model="micro")
+                       micro(study))
 
 
 def weak_job(study, seed: int, progress, cost: float) -> None:
@@ -304,7 +309,7 @@ def weak_job(study, seed: int, progress, cost: float) -> None:
     for condition, gold, init_seed, train_seed in ((TEACHER, "gold_a", seed, seed), (ICL, "gold_b", (seed + 1) % n, 1000 + seed)):
         t0 = time.time()
         model = train(study, q5_dir(study, f"{gold}.jsonl"), run_dir(study, condition, seed), train_seed,
-                      micro_stage1(study, init_seed), size.teacher_steps, lr=size.micro_lr, model="micro")
+                      micro_stage1(study, init_seed), size.teacher_steps, micro(study))
         evaluate(study, condition, seed, t0)
         labels[condition] = sample(study, model, tasks, q5_dir(study, "labels", f"{condition}_seed{seed}.jsonl"), 1,
                                    size.label_temperature, seed)
@@ -414,7 +419,7 @@ def plateau_job(study, progress, cost: float) -> None:
         return
     started, size = time.time(), sizes_of(study)
     train(study, q5_dir(study, "gold_a.jsonl"), run_dir(study, TEACHER_LONG, 0), 0, micro_stage1(study, 0),
-          2 * size.teacher_steps, lr=size.micro_lr, model="micro")
+          2 * size.teacher_steps, micro(study))
     evaluate(study, TEACHER_LONG, 0, started)
     progress.add(cost)
     progress.log(f"done   Q5 plateau check (teacher at 2x its budget) in {time.time() - started:.0f} s")

@@ -598,23 +598,15 @@ def code_versions(invocations: list[dict]) -> str:
             "different code sit side by side in these tables.")
 
 
-def write_report(study: Study, path: str, figure: str | None, command: str, wall_seconds: float) -> None:
-    results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
-    quality = training_set_quality(study)
-    s = study.sizes
+def report_header(study: Study, command: str, wall_seconds: float, results: list[dict]) -> list[str]:
+    """The report's title, where its numbers come from, and how long the study ran, with which sources."""
     job_seconds = sum(r["seconds"] for r in results)
     invocations_path = os.path.join(study.out, "invocations.jsonl")
     invocations = read_jsonl(invocations_path) if os.path.exists(invocations_path) else []
     study_minutes = sum(i["minutes"] for i in invocations)
-    reading = ""
-    if os.path.exists(path):  # the hand-written reading is kept across reruns
-        with open(path) as f:
-            text = f.read()
-        if READING_MARK in text:
-            reading = text[text.index(READING_MARK):]
-    world = read_manifest(study.data_dir)
-    validation = count_rows(study.validation_path) if os.path.exists(study.validation_path) else 0
-    lines = [
+    started = "; ".join(i["started"] + " UTC " + " ".join(i.get("questions", [])) + (" (interrupted)" if i.get("interrupted") else "")
+                        for i in invocations)
+    return [
         "# The paper in miniature: results",
         "",
         "Every number below was produced by `experiments/mini_study.py` (the tables are rewritten by each run; "
@@ -625,11 +617,20 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         "",
         f"- Command: `{command}`",
         f"- Wall time of the study: {study_minutes:.1f} min over {len(invocations)} invocation(s) that ran jobs "
-        f"({'; '.join(i['started'] + ' UTC ' + ' '.join(i.get('questions', [])) + (' (interrupted)' if i.get('interrupted') else '') for i in invocations)}; {study.jobs} jobs "
+        f"({started}; {study.jobs} jobs "
         f"side by side, {study.threads} thread(s) each; {os.cpu_count()} CPU cores); sum of the recorded job times "
         f"(train + evaluate, per run): {job_seconds / 60:.1f} min. This file was written by an invocation of "
         f"{wall_seconds / 60:.1f} min.",
         f"- Code: {code_versions(invocations)}",
+    ]
+
+
+def setup_lines(study: Study) -> list[str]:
+    """The model, the two stages, the world, the seeds and the intervals, and Q4's teacher, at the study's sizes."""
+    s = study.sizes
+    world = read_manifest(study.data_dir)
+    validation = count_rows(study.validation_path) if os.path.exists(study.validation_path) else 0
+    return [
         f"- Model: the `tiny` preset (dim 128, 2 layers, 4 heads, FFN 512, tied embeddings, ~0.5M parameters), "
         f"trained from scratch; AdamW, 5% warmup + cosine, lr {s.stage1_lr:g} and batch {s.stage1_batch_size} in stage 1, "
         f"lr {s.lr:g} and batch {s.batch_size} in stage 2, fp32, global batches drawn at random.",
@@ -650,12 +651,19 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         "teachers and the students; the built noisy sets are drawn once, with the world. *[95% CI]*: mean over seeds "
         "± t(n-1) x sqrt(seed variance / n + test-set variance), where the test-set term is the variance over test "
         "problems of the per-problem outcome (averaged over seeds) / problems: the test set is the same for every "
-        "seed, so the seed spread alone cannot see its sampling error; an accuracy's interval is cut at 0 and 100%. Comparisons are paired by seed (a seed's "
+        "seed, so the seed spread alone cannot see its sampling error; an accuracy's interval is cut at 0 and 100%. "
+        "Comparisons are paired by seed (a seed's "
         "conditions all start from its stage-1 model) and by test problem. **reproduced** / **contradicted**: the "
         "interval excludes zero on the paper's side / the other side; *no clear difference*: it contains zero.",
         f"- Q4's weak teacher, one per seed: that seed's stage 1 + {s.teacher_steps} steps on correct hard tasks "
         f"(`hard_full`, {s.teacher_steps * s.batch_size} examples); one sample per hard training task at temperature 0.7 "
         "(sample.py); its seed's student learns from those samples.",
+    ]
+
+
+def quality_lines(quality: dict) -> list[str]:
+    """The measured outcome and step-wise error rates of every training set."""
+    lines = [
         "",
         "## Training sets: measured quality",
         "",
@@ -668,13 +676,33 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
     ]
     for name, q in quality.items():
         lines.append(f"| `{name}` | {q['examples']} | {pct(q['outcome_error'])} | {pct(q['step_error'])} |")
+    return lines
+
+
+READING_MARK = "<!-- reading: written by hand, kept by mini_study.py -->"
+
+
+def kept_reading(path: str) -> str:
+    """The hand-written reading of the report at `path` (from READING_MARK to its end): kept across reruns."""
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        text = f.read()
+    return text[text.index(READING_MARK):] if READING_MARK in text else ""
+
+
+def write_report(study: Study, path: str, figure: str | None, command: str, wall_seconds: float) -> None:
+    results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
+    quality = training_set_quality(study)
+    reading = kept_reading(path)
+    lines = report_header(study, command, wall_seconds, results) + setup_lines(study) + quality_lines(quality)
     stage1 = condition_interval(results, "stage1")
     if stage1:
         lines += ["", f"Stage 1 alone (the starting point of every condition): test accuracy {cell(stage1)}%."]
     for question in QUESTIONS:
         lines += ["", f"## {question.title}", "", f"The paper: {question.paper}.", ""]
         lines += question_table(question, results, quality)
-        lines += [""] + question_verdicts(question, results, quality, s.seeds)
+        lines += [""] + question_verdicts(question, results, quality, study.sizes.seeds)
     lines += ["", "## Weak to strong: does a student answer better than its supervision?", "",
               "The share of right final answers (and right steps) in each noisy training set, next to the share "
               "its student gets right on the held-out test (same kind of task, never seen in training).", ""]
@@ -686,9 +714,6 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
     lines += ["", reading.rstrip() if reading else f"{READING_MARK}\n\n## Reading\n\n(to be written by hand)"]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-
-
-READING_MARK = "<!-- reading: written by hand, kept by mini_study.py -->"
 
 
 def write_figure(study: Study, path: str) -> str | None:

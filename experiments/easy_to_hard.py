@@ -49,8 +49,8 @@ from dataclasses import asdict, dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from runner import (TrainSettings, decide, interval, mean_and_spread, outcomes_difference,  # noqa: E402
-                    outcomes_interval, pyplot)
+from runner import (TrainSettings, decide, interval, mean_and_spread, not_a_script,  # noqa: E402
+                    outcomes_difference, outcomes_interval, pyplot, save_figure)
 from w2s.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
 from w2s.data.rows import problem_from_user_message  # noqa: E402
 from w2s.data.selection.verifier_rows import world_step_labels  # noqa: E402
@@ -410,16 +410,8 @@ def write_figure(rows: list[dict], names: list[str], path: str) -> str | None:
     ax.set(xlabel="samples per problem (k)", ylabel="test accuracy %", title=f"{BENCH}: re-ranking k samples")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
-if __name__ == "__main__":  # not a script of its own: --help says so and what runs it
-    import argparse
-
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                            epilog="Run it through the study: python experiments/mini_study.py "
-                                   "(--help lists its options).").parse_args()
-    raise SystemExit(f"{__file__}: not a script of its own; run python experiments/mini_study.py")
+if __name__ == "__main__":
+    not_a_script(__doc__, __file__)

@@ -48,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared run
 
 import easy_to_hard  # noqa: E402
 from runner import (Jobs, Progress, TrainSettings, Workers, accuracy_bars, condition_interval,  # noqa: E402
-                    count_rows, decide, paired_interval, pct, pyplot, seed_runs, spearman, summarize)
+                    count_rows, decide, paired_interval, pct, pyplot, save_figure, seed_runs, spearman, summarize)
 from w2s.data.datadir import read_manifest  # noqa: E402
 from w2s.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
 from w2s.data.world import miniworld  # noqa: E402
@@ -748,10 +748,7 @@ def write_figure(study: Study, path: str) -> str | None:
     ax.set_xlabel("step-wise error rate of the training set %")
     ax.set_ylabel("test accuracy % (final answer)")
     ax.set_title("Accuracy vs the training set's step-wise error rate (hard-task sets)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 # ---------------------------------------------------------------------------------------------

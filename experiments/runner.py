@@ -145,6 +145,21 @@ class Jobs:
         return failures
 
 
+def marked_job(progress: Progress, cost: float, marker: str, what: str, work) -> None:
+    """A job that leaves the file `marker` once done: skipped when it exists (its cost counted as done),
+    else work() runs between a start line and a done line with its time (and the note work() returns,
+    if any). The marker is written last, so a killed job runs again."""
+    if os.path.exists(marker):
+        progress.add(cost, skipped=True)
+        return
+    started = time.time()
+    progress.log(f"start  {what}")
+    note = work()
+    open(marker, "w").close()
+    progress.add(cost)
+    progress.log(f"done   {what} in {time.time() - started:.0f} s{note or ''}")
+
+
 COMMAND_SOURCES = ("*.py", "w2s/**/*.py")  # what the commands a study runs import
 STUDY_SOURCES = COMMAND_SOURCES + ("experiments/*.py",)  # and the study's own scripts
 
@@ -426,6 +441,14 @@ def pyplot():
     return plt
 
 
+def save_figure(plt, fig, path: str) -> str:
+    """Lay the figure out, write it to `path` and close it; returns the path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def accuracy_bars(ax, summary: dict, names: list[str], labels: list[str], fontsize: int = 8,
                   bench: str = "miniworld") -> None:
     """Two bars per condition, final answers right and steps right on `bench` (mean ± SE over seeds),
@@ -441,10 +464,16 @@ def accuracy_bars(ax, summary: dict, names: list[str], labels: list[str], fontsi
     ax.set_xticks(range(len(names)), labels, fontsize=fontsize)
 
 
-if __name__ == "__main__":  # not a script of its own: --help says so and what runs it
+def not_a_script(doc: str, path: str) -> None:
+    """For a module of the study run as a script: --help shows its docstring and what runs it, anything
+    else exits saying so."""
     import argparse
 
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
                             epilog="Run it through the study: python experiments/mini_study.py "
                                    "(--help lists its options).").parse_args()
-    raise SystemExit(f"{__file__}: not a script of its own; run python experiments/mini_study.py")
+    raise SystemExit(f"{path}: not a script of its own; run python experiments/mini_study.py")
+
+
+if __name__ == "__main__":
+    not_a_script(__doc__, __file__)

@@ -59,10 +59,12 @@ import os
 import random
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 
 # experiments/ is on sys.path: mini_study imports this module
-from runner import (TrainSettings, accuracy_bars, count_rows, decide, interval, outcomes_difference,  # noqa: E402
-                    outcomes_interval, pct, per_problem_test_variance, pyplot, seed_runs, summarize)
+from runner import (TrainSettings, accuracy_bars, count_rows, decide, interval, marked_job,  # noqa: E402
+                    not_a_script, outcomes_difference, outcomes_interval, pct, per_problem_test_variance, pyplot,
+                    save_figure, seed_runs, summarize)
 from w2s.data.jsonl import read_jsonl, write_jsonl
 from w2s.data.rows import user_message
 from w2s.data.selection.samples import hybrid_row, stated_answers
@@ -295,15 +297,10 @@ def micro_stage1(study, seed: int) -> str:
                        micro(study))
 
 
-def weak_job(study, seed: int, progress, cost: float) -> None:
+def weak_sources(study, seed: int) -> str:
     """Seed s's two weak sources: trained, evaluated, their labels on the pool; the naive set, stage
-    I's hybrid set and its random-size control."""
+    I's hybrid set and its random-size control. Returns a note for the job's done line."""
     size, n = sizes_of(study), study.sizes.seeds
-    if os.path.exists(set_path(study, f"{RANDOM}_seed{seed}") + ".done"):
-        progress.add(cost, skipped=True)
-        return
-    started = time.time()
-    progress.log(f"start  Q5 weak sources, seed {seed}")
     tasks = q5_dir(study, "tasks.jsonl")
     labels = {}
     for condition, gold, init_seed, train_seed in ((TEACHER, "gold_a", seed, seed), (ICL, "gold_b", (seed + 1) % n, 1000 + seed)):
@@ -324,21 +321,13 @@ def weak_job(study, seed: int, progress, cost: float) -> None:
     right = [grade(r["messages"][-1]["content"], gold[r["meta"]["task_id"]]) for r in rows if r["meta"]["source"] == "teacher"]
     with open(q5_dir(study, "data", f"{RANDOM}_seed{seed}.report.json"), "w") as f:
         json.dump({"tasks": len(right), "label_accuracy": sum(right) / len(right) if right else None}, f)
-    open(set_path(study, f"{RANDOM}_seed{seed}") + ".done", "w").close()
-    progress.add(cost)
-    progress.log(f"done   Q5 weak sources, seed {seed} in {time.time() - started:.0f} s ({agreed} tasks agree)")
+    return f" ({agreed} tasks agree)"
 
 
-def sft_job(study, seed: int, progress, cost: float) -> None:
+def students(study, seed: int) -> None:
     """Seed s's SFT students (naive, stage I, random control), then the stage-I model's samples of the
     pool and the three pair sets of stage II."""
     size, steps = sizes_of(study), budget_steps(study)
-    done = q5_dir(study, f"sft_seed{seed}.done")
-    if os.path.exists(done):
-        progress.add(cost, skipped=True)
-        return
-    started = time.time()
-    progress.log(f"start  Q5 students, seed {seed}")
     student = os.path.join(study.run_dir(BASE, seed), "final")
     for condition in (NAIVE, STAGE1, RANDOM) if has_controls(study, seed) else (NAIVE, STAGE1):
         data = set_path(study, f"{condition}_seed{seed}")
@@ -359,9 +348,6 @@ def sft_job(study, seed: int, progress, cost: float) -> None:
             data_prep(study, "pairs", strong, "--weak", weak, "--name", f"{DPO_POOL}_seed{seed}", "--seed", str(seed))
             pairs = gold_pairs(rows[:size.pair_tasks], {r["id"]: r for r in read_jsonl(weak)}, seed)
             write_jsonl(set_path(study, f"{DPO_GOLD}_seed{seed}"), pairs)
-    open(done, "w").close()
-    progress.add(cost)
-    progress.log(f"done   Q5 students, seed {seed} in {time.time() - started:.0f} s")
 
 
 def grid_job(study, progress, cost: float) -> None:
@@ -390,14 +376,8 @@ def grid_job(study, progress, cost: float) -> None:
     progress.log(f"done   Q5 DPO grid in {time.time() - started:.0f} s: lr {result['chosen'][0]}, beta {result['chosen'][1]}")
 
 
-def dpo_job(study, seed: int, progress, cost: float) -> None:
+def stage_two(study, seed: int) -> None:
     """Seed s's stage II, its whole-pool control and its gold-chosen upper bound, at the grid's choice."""
-    done = q5_dir(study, f"dpo_seed{seed}.done")
-    if os.path.exists(done):
-        progress.add(cost, skipped=True)
-        return
-    started = time.time()
-    progress.log(f"start  Q5 stage II, seed {seed}")
     with open(q5_dir(study, "grid.json")) as f:
         lr, beta = json.load(f)["chosen"]
     stage1 = os.path.join(run_dir(study, STAGE1, seed), "final")
@@ -406,9 +386,6 @@ def dpo_job(study, seed: int, progress, cost: float) -> None:
             t0 = time.time()
             if dpo(study, set_path(study, f"{condition}_seed{seed}"), run_dir(study, condition, seed), seed, stage1, lr, beta):
                 evaluate(study, condition, seed, t0)
-    open(done, "w").close()
-    progress.add(cost)
-    progress.log(f"done   Q5 stage II, seed {seed} in {time.time() - started:.0f} s")
 
 
 def plateau_job(study, progress, cost: float) -> None:
@@ -455,14 +432,17 @@ def add_jobs(study, jobs, progress) -> None:
     jobs.add("q5/pool", lambda: prepare_pool(study), after=("data",))  # once: the weak jobs run side by side
     for seed in range(n):
         jobs.add(f"q5/micro/{seed}", lambda seed=seed: micro_job(study, seed, progress, c["micro"]), after=("data",))
-    for seed in range(n):
-        jobs.add(f"q5/weak/{seed}", lambda seed=seed: weak_job(study, seed, progress, c["weak"]),
+    for seed in range(n):  # a job's marker file says it is done
+        jobs.add(f"q5/weak/{seed}", partial(marked_job, progress, c["weak"], set_path(study, f"{RANDOM}_seed{seed}") + ".done",
+                                            f"Q5 weak sources, seed {seed}", partial(weak_sources, study, seed)),
                  after=("q5/pool", f"q5/micro/{seed}", f"q5/micro/{(seed + 1) % n}"))
-        jobs.add(f"q5/sft/{seed}", lambda seed=seed: sft_job(study, seed, progress, c["sft"]),
+        jobs.add(f"q5/sft/{seed}", partial(marked_job, progress, c["sft"], q5_dir(study, f"sft_seed{seed}.done"),
+                                           f"Q5 students, seed {seed}", partial(students, study, seed)),
                  after=(f"q5/weak/{seed}", f"stage1/{seed}"))
     jobs.add("q5/grid", lambda: grid_job(study, progress, c["grid"]), after=("q5/sft/0",))
     for seed in range(n):
-        jobs.add(f"q5/dpo/{seed}", lambda seed=seed: dpo_job(study, seed, progress, c["dpo"]),
+        jobs.add(f"q5/dpo/{seed}", partial(marked_job, progress, c["dpo"], q5_dir(study, f"dpo_seed{seed}.done"),
+                                           f"Q5 stage II, seed {seed}", partial(stage_two, study, seed)),
                  after=(f"q5/sft/{seed}", "q5/grid"))
     jobs.add("q5/plateau", lambda: plateau_job(study, progress, c["weak"]), after=("q5/pool", "q5/micro/0"))  # last: it fills a gap
 
@@ -593,16 +573,8 @@ def write_figure(summary: dict, path: str) -> str | None:
     ax.set_ylabel("test set %")
     ax.set_title("Q5: weak-to-strong reasoning in miniature", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
-if __name__ == "__main__":  # not a script of its own: --help says so and what runs it
-    import argparse
-
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                            epilog="Run it through the study: python experiments/mini_study.py "
-                                   "(--help lists its options).").parse_args()
-    raise SystemExit(f"{__file__}: not a script of its own; run python experiments/mini_study.py")
+if __name__ == "__main__":
+    not_a_script(__doc__, __file__)

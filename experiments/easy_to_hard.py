@@ -6,9 +6,9 @@ need its data and each seed's policy model) and `report_lines` for its section o
 figure. Everything runs through the project's commands, in the study's worker processes:
 
 1. Per seed, the policy is that seed's POLICY model: a model trained at a reduced budget, so that its
-   greedy accuracy on the 3-4 step test is well below 100% and pass@K well above maj@K (a policy at
-   99.7% leaves nothing to re-rank: the last run's lesson). It must also solve easy problems, or the
-   easy verifier data hold bad steps only. It solves EASY_TASKS easy problems (1-2 steps: stage 1's
+   greedy accuracy on the 3-4 step test is well below 100% and pass@K well above maj@K (a policy near
+   100% leaves nothing to re-rank). It must also solve easy problems, or the easy verifier data hold
+   bad steps only. It solves EASY_TASKS easy problems (1-2 steps: stage 1's
    foundation problems) SAMPLES_EASY times each and, for the upper bound only, HARD_TASKS hard training
    tasks SAMPLES_HARD times each (sample.py, temperature 0.7).
 2. `data_prep.py verifier --balance` turns them into step rows with as many good as bad steps (a good
@@ -27,18 +27,12 @@ figure. Everything runs through the project's commands, in the study's worker pr
    verifier: maj@K, pass@K, best-of-K and weighted majority, and the curves over k = 1, 2, 4, ... K.
    A PRM's score is its weakest step (min), an ORM's its last verdict. Greedy comes from the policy
    run's own evaluation of those problems. The 5-6 step test is left out: a policy at 40-70% on 3-4
-   steps is near the floor there (2.7% for the last run's far better one), and it would double the cost.
-
-Cost (an estimate, not a timed run: the last version's 3-4 worker-minutes per seed, for 3600 training
-samples, 19200 sampled and scored test solutions and 3 one-epoch trainings of 150-225 steps, scaled to
-this work): per seed 3200 + 600 training samples and 250 x 16 = 4000 test samples drawn once (7800
-samples, a third of the last version's 22800), 4 x 4000 scorings without generation (the last version
-scored 19200), and 4 verifier trainings of at most 200 steps of 16 over the balanced rows (the last
-version 3 of 150-225); about 2-2.5 worker-minutes per seed, so 10-12.5 worker-minutes for 5 seeds.
+   steps is near the floor there, and it would double the cost.
 
 Results: OUT/easy_to_hard.jsonl, one row per (verifier, seed), written as each finishes, with each
 problem's outcomes (for the test set's term of the intervals) and the verifier's AUCs; the report and
-figure are computed from those rows alone.
+figure are computed from those rows alone. What Q6 costs is in experiments/RESULTS.md ("Notes from the
+study scripts").
 """
 import json
 import math
@@ -304,7 +298,7 @@ def cell(iv) -> str:
 
 
 def claims(rows: list[dict], k: int) -> list[str]:
-    """Seed 003's claims as stated (Sun et al.), each with its paired interval and decide()'s word."""
+    """Sun et al.'s claims as stated, each with its paired interval and decide()'s word."""
     names = sorted({r["verifier"] for r in rows}, key=list(VERIFIERS).index)
     lines = [f"Claims (paired by seed and by problem, K = {k}; 95% intervals over seeds plus the test set's term; "
              "the verdict word is against the paper's direction):"]

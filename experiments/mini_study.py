@@ -79,19 +79,9 @@ class Sizes:
     max_new_tokens: int = 96  # a 4-step solution takes about 45 tokens; room for a model that rambles
 
 
-# The full study. Sized from trial runs on this machine (one seed, 1-thread workers as in the study;
-# the trials are under "Trials behind the defaults" in experiments/RESULTS.md):
-# - the world is data_prep.py's default one (one-digit operands, + - *), which the tiny model masters;
-# - stage 1, 48000 correct 1-2 step problems at batch 64 (750 steps), teaches the format and the
-#   arithmetic, but alone it solves 3% of the 3-4 step test (it never writes a third step);
-# - stage 2 crosses a sharp threshold between 12000 and 16000 examples of 3-4 step tasks (32% after
-#   8000, 42% after 12000, 96% after 16000). The last study gave every condition 2 epochs of its own
-#   set, which put the references at the ceiling (hard_full 99%) and gave bigger sets more steps. Now
-#   every condition gets the same stage2_steps at the same batch (the same examples seen), chosen on
-#   the validation split, over the 5 seeds' stage 1s, as the budget whose mean hard_full accuracy is
-#   nearest the middle of 60-90% (175 / 200 / 225 steps: 61.2 / 71.0 / 76.0%; see the trials);
-# - stage 1 at lr 1e-3: at 3e-3 one seed's stage 1 left every stage 2 stalled;
-# - the Q4 weak teacher is stage 1 + 100 of those steps (3200 examples): below the threshold.
+# The full study, sized by the trials in experiments/RESULTS.md: one stage-2 budget for every condition,
+# the one that leaves `hard_full` between floor and ceiling on the validation split; stage 1 at lr 1e-3,
+# where no seed stalls; the Q4 teacher stopped below the threshold where stage 2 starts to learn.
 FULL = Sizes(seeds=5, num_hard=8000, num_foundation=48000, num_test=1000, num_long_test=500, num_validation=500,
              hard_steps="3-4", long_steps="5-6", stage1_epochs=1, stage2_steps=225, teacher_steps=100,
              stage1_batch_size=64, batch_size=32)
@@ -147,7 +137,7 @@ QUESTIONS = [
 QUESTION_KEYS = [q.key for q in QUESTIONS] + ["q5", "q6"]  # q5: weak_to_strong.py, q6: easy_to_hard.py
 HARD_TASK_SETS = ["hard_full", "hard_full_e0.9", "hard_full_e0.9_low", "hard_full_e0.9_high",
                   TEACHER_SET]  # one solution per hard task: the sets whose error rates are compared in Q4
-BENCHES = ["miniworld"]  # the 5-6 step test sat at the floor (1-4%) for every condition: no longer evaluated
+BENCHES = ["miniworld"]  # the 5-6 step test sat at the floor for every condition: not evaluated
 VALIDATION = "validation"  # a bench file of held-out hard tasks, data/validation.jsonl
 
 # The data_prep.py calls that build every set above (one world; the calls add sets to it).

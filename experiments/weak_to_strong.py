@@ -6,24 +6,21 @@ Q5's jobs into its pool and `report_lines(study, figure_dir)` for its section of
 the section says is computed from results.jsonl and the files the jobs write.
 
 The cast, all in the study's built-in world, every model seeded (seed s = 0..seeds-1):
-- Weak teacher (`q5_teacher`, seed s): a smaller model, the `micro` preset (dim 64, 1 layer, half the
-  student's width), trained from scratch on the study's foundation set (seed s), then teacher_steps
-  steps on gold hard tasks: the first half of the study's 8000 (`gold_a`). Calibration (seed 0, lr
-  3e-3, batch 32, all 8000 gold tasks): micro stage 1 3.3%; +500 gold steps 10.7%, +1500 47.7%, +3000
-  80.4%. So micro does not plateau by its size at any budget the study can pay: trained long enough it
-  would pass the student's ceiling (hard_full at the study's 225 steps, about 75% on validation). The teacher here is
-  weak by its size *and* its budget (1000 steps); `q5_teacher_long` (seed 0 only, 2 x teacher_steps)
+- Weak teacher (`q5_teacher`, seed s): a `micro` model (dim 64, 1 layer, half the student's width)
+  trained from scratch on the study's foundation set, then teacher_steps steps on the first half of
+  the study's gold hard tasks (`gold_a`). Trained long enough, micro passes the student's ceiling, so
+  the teacher is weak by its size *and* its budget; `q5_teacher_long` (seed 0 only, 2 x teacher_steps)
   shows in every run how far its budget holds it back.
-- Weak-ICL stand-in (`q5_icl`, seed s): a 0.5M model does not learn in context (measured: 0-8 of 600
-  agreements with 2 solved examples in the prompt), so a second micro model stands in, made to err
-  independently: another seed's micro stage 1 (seed s+1), its own training seed (1000+s), and the other
-  half of the gold (`gold_b`, disjoint from the teacher's).
+- Weak-ICL stand-in (`q5_icl`, seed s): a model this small does not learn in context, so a second
+  micro model stands in, made to err independently: another seed's micro stage 1 (seed s+1), its own
+  training seed (1000+s), and the other half of the gold (`gold_b`, disjoint from the teacher's).
 - Strong student: each seed's tiny stage-1 model (dim 128, 2 layers), the study's `stage1/seed s`. Its
   ceiling is the study's `hard_full/seed s` (the same student on the gold hard tasks, same budget).
 - Unlabelled pool: `pool` hard tasks drawn after the study's (data_prep.py draws hard tasks as one
   stream, so a larger --num-hard extends it): no model trains on them, none is a test problem, none is
-  in the study's validation split (`data/validation.jsonl`, drawn further on; checked). Gold answers are read only to measure label quality,
-  for the gold-chosen control and for the validation choice of DPO's settings.
+  in the study's validation split (`data/validation.jsonl`, drawn further on; checked). Gold answers are
+  read only to measure label quality, for the gold-chosen control and for the validation choice of DPO's
+  settings.
 
 Every SFT student gets the study's stage-2 budget (budget_steps) whatever its set's size, so that label
 quality, not the number of examples seen, is what differs:
@@ -41,17 +38,8 @@ quality, not the number of examples seen, is what differs:
 DPO's learning rate and beta are chosen on the study's validation split, on seed 0, from `grid`, and used for
 every seed. PGR = (student - teacher) / (ceiling - teacher) per seed (Burns et al. 2023); every mean and
 difference comes with runner.interval (seeds and the test set's sampling, the teacher's included).
-
-Cost, estimated (not yet measured in a full study) in minutes of one 1-thread worker, from the
-calibration's times on the busy 2-core machine (micro: stage 1 ~1.2, 1000 gold steps + evaluation ~1.2;
-tiny: 375 steps + evaluation 2.3, so 225 steps + evaluation ~1.5): per seed, micro stage 1 1.2 + teacher
-1.2 + stand-in 1.2 + their labels on the pool 0.3; three SFT students 3.6; the stage-I model's 4 x 2000
-samples ~0.7; three DPO runs (30-100 steps each, and their evaluations) ~3: about 11 per seed, 56 for 5
-seeds, plus the grid (4 DPO runs, 5 validation evaluations, ~3) and the plateau check (~2.2): about 60.
-The first full study ran the controls on 3 seeds (control_seeds=3) and the whole study took about 64 minutes
-on 2 workers; the controls' two more seeds cost about 4 minutes of one worker each (their runs' recorded times),
-which the 90-minute study affords. So FULL runs every comparison on every seed, and no verdict rests on fewer
-seeds than the others; control_seeds stays as a knob for a quicker run. The study's time is in RESULTS.md.
+The calibration behind these sizes, and what they cost, are in experiments/RESULTS.md
+("Notes from the study scripts").
 """
 import json
 import math
@@ -104,15 +92,14 @@ class Sizes:
     teacher_steps: int  # each weak source: gold steps after its micro stage 1
     grid: tuple  # DPO's (lr, beta) settings tried on seed 0
     dpo_epochs: int
-    micro_lr: float = 3e-3  # micro's stage 1 and gold steps (the calibration's)
+    micro_lr: float = 3e-3  # micro's stage 1 and gold steps
     control_seeds: int | None = None  # the controls (random subset, whole pool, gold-chosen) on the first
     # this many seeds only (None: every seed); the comparisons pair whatever seeds both sides have
     label_temperature: float = 0.0  # both sources' labels: greedy (smoke: 1, as untrained models answer
     # nothing greedily; at toy size no task may agree, and stages I and II are then skipped)
 
 
-# Sampling and the micro runs grow with these (the estimate is in the docstring). dpo_epochs 2: the
-# issue's stage II had about 10 DPO steps; 2 epochs over ~300-500 pairs of 1000 tasks make 20-35.
+# dpo_epochs 2: two passes over a few hundred stage-II pairs, tens of DPO steps.
 FULL = Sizes(pool=2000, pair_tasks=1000, strong_samples=4, teacher_steps=1000,
              grid=((3e-4, 0.1), (1e-3, 0.1), (3e-4, 0.5), (1e-3, 0.5)), dpo_epochs=2)
 SMOKE = Sizes(pool=24, pair_tasks=12, strong_samples=4, teacher_steps=2, grid=((3e-4, 0.1), (1e-3, 0.1)),

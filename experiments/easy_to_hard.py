@@ -227,7 +227,8 @@ def train_and_rerank(study, name: str, seed: int, progress, job_cost: float) -> 
 
 def greedy_outcomes(study, seed: int, ids: list[str]) -> list[int]:
     """The policy's greedy verdict on each test problem (in `ids` order), from its own evaluation's rows."""
-    verdicts = {r["id"]: r["verdict"] for r in read_jsonl(os.path.join(study.run_dir(POLICY, seed), "eval", f"{BENCH}.jsonl"))}
+    rows = read_jsonl(os.path.join(study.run_dir(POLICY, seed), "eval", f"{BENCH}.jsonl"))
+    verdicts = {r["id"]: r["verdict"] for r in rows}
     return [int(verdicts[i]) for i in ids]
 
 
@@ -339,8 +340,8 @@ def report_lines(study, figure_dir: str) -> list[str]:
              "enough that re-ranking many samples beats majority voting, weighted voting beating best-of-N; an ORM "
              "does about as well as a PRM, and the OPRM (trained on process and outcome data) best.", "",
              f"Setup (`experiments/easy_to_hard.py`): the policy is each seed's `{POLICY}` model. It solves "
-             f"{e.easy_tasks} easy (1-2 step) problems {e.samples_easy} times each at temperature 0.7; the world's step "
-             "checker labels every step of those samples (PRM), every step gets its solution's outcome (ORM), or "
+             f"{e.easy_tasks} easy (1-2 step) problems {e.samples_easy} times each at temperature 0.7; the world's "
+             "step checker labels every step of those samples (PRM), every step gets its solution's outcome (ORM), or "
              "both rows are kept (OPRM); each set is balanced to as many good as bad steps by dropping whole "
              f"solutions at random. Each verifier is the policy fine-tuned ({e.verifier_epochs} epochs, lr {e.lr:g}) "
              f"to write `+`/`-` after each step. The upper bound adds {e.hard_tasks} hard training tasks x "
@@ -358,7 +359,8 @@ def report_lines(study, figure_dir: str) -> list[str]:
     greedy, maj, passk = (accuracy(rows, None, m) for m in ("greedy", "maj", "pass"))
     fit = 0.40 <= greedy.mean <= 0.70 and passk.mean - maj.mean >= 0.10
     lines += ["", f"The policy: greedy {cell(greedy)}, maj@{k} {cell(maj)}, pass@{k} {cell(passk)}: "
-                  f"{'meets' if fit else 'misses'} the aim of 40-70% greedy with pass@{k} at least 10 points above maj@{k}."]
+                  f"{'meets' if fit else 'misses'} the aim of 40-70% greedy with pass@{k} at least 10 points "
+                  f"above maj@{k}."]
     columns = [("greedy", None, "greedy"), (f"maj@{k}", None, "maj"), (f"pass@{k}", None, "pass")]
     columns += [(f"best-of-{k} {n}", n, "best_of") for n in names]
     columns += [(f"weighted maj@{k} {n}", n, "weighted_maj") for n in names]

@@ -209,14 +209,16 @@ class Study:
         s, world = self.sizes, os.path.join(self.out, "validation_world")
         offset = s.num_hard + (VALIDATION_OFFSET if not s.max_steps else 50)
         self.run("data_prep", ["world", "--out", world, *self.world_args(offset + s.num_validation),
-                               "--num-foundation", "0", "--sets", "hard_full"], os.path.join(self.out, "logs", "data_prep.log"))
+                               "--num-foundation", "0", "--sets", "hard_full"],
+                 os.path.join(self.out, "logs", "data_prep.log"))
         tasks = read_jsonl(os.path.join(world, "tasks", "hard_full.jsonl"))
         study_tasks = read_jsonl(os.path.join(self.data_dir, "tasks", "hard_full.jsonl"))
         if [t["problem"] for t in tasks[:len(study_tasks)]] != [t["problem"] for t in study_tasks]:
             raise RuntimeError(f"{world}: the larger world does not begin with the study's hard tasks")
         test = {t["problem"] for t in read_jsonl(os.path.join(self.data_dir, "test", "miniworld.jsonl"))}
         seen = {t["problem"] for t in study_tasks} | test
-        validation = [{**t, "id": f"validation-{i:05d}"} for i, t in enumerate(tasks[offset:]) if t["problem"] not in seen]
+        validation = [{**t, "id": f"validation-{i:05d}"} for i, t in enumerate(tasks[offset:])
+                      if t["problem"] not in seen]
         write_jsonl(self.validation_path, validation)
 
     def train(self, data: str, out: str, seed: int, init: str | None,
@@ -256,9 +258,10 @@ class Study:
         summary.json marks the evaluation finished."""
         summary_path = os.path.join(run_dir, "eval", "summary.json")
         if not os.path.exists(summary_path):
-            self.run("evaluate", ["--model", os.path.join(run_dir, "final"), "--bench", *benches, "--data-dir", self.data_dir,
-                                  "--out", os.path.join(run_dir, "eval"), "--batch-size", "256", "--max-new-tokens",
-                                  str(self.sizes.max_new_tokens), "--group-by", "steps", "--quiet"],
+            self.run("evaluate", ["--model", os.path.join(run_dir, "final"), "--bench", *benches,
+                                  "--data-dir", self.data_dir, "--out", os.path.join(run_dir, "eval"),
+                                  "--batch-size", "256", "--max-new-tokens", str(self.sizes.max_new_tokens),
+                                  "--group-by", "steps", "--quiet"],
                      os.path.join(run_dir, "eval.log"))
         with open(summary_path) as f:
             return json.load(f)
@@ -266,7 +269,8 @@ class Study:
     def record(self, condition: str, seed: int | None, run_dir: str, summary: dict, seconds: float) -> None:
         """Append the run's row to results.jsonl, once."""
         with self.lock:
-            done = {(r["condition"], r["seed"]) for r in read_jsonl(self.results_path)} if os.path.exists(self.results_path) else set()
+            rows = read_jsonl(self.results_path) if os.path.exists(self.results_path) else []
+            done = {(r["condition"], r["seed"]) for r in rows}
             if (condition, seed) in done:
                 return
             metrics = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
@@ -308,12 +312,13 @@ class Study:
                    TrainSettings(max_steps=self.sizes.teacher_steps, epochs=1))
         summary = self.evaluate(run_dir)
         self.record(TEACHER_RUN, seed, run_dir, summary, time.time() - start)
-        samples_path = self.sample(os.path.join(run_dir, "final"), os.path.join(self.data_dir, "tasks", "hard_full.jsonl"),
-                                   os.path.join(run_dir, "samples.jsonl"), 1, 0.7, seed, os.path.join(run_dir, "sample.log"))
+        hard_tasks = os.path.join(self.data_dir, "tasks", "hard_full.jsonl")
+        samples_path = self.sample(os.path.join(run_dir, "final"), hard_tasks, os.path.join(run_dir, "samples.jsonl"),
+                                   1, 0.7, seed, os.path.join(run_dir, "sample.log"))
         # data_prep.py turns samples into an SFT set: outcome from sample.py's grader verdicts, step-wise
         # error rate from the world's exact step checker.
-        self.run("data_prep", ["from-samples", samples_path, "--out", self.data_dir, "--name", f"{TEACHER_SET}_seed{seed}"],
-                 os.path.join(self.out, "logs", "data_prep.log"))
+        self.run("data_prep", ["from-samples", samples_path, "--out", self.data_dir,
+                               "--name", f"{TEACHER_SET}_seed{seed}"], os.path.join(self.out, "logs", "data_prep.log"))
         progress.add(cost)
         progress.log(f"done   weak teacher seed {seed} in {time.time() - start:.0f} s: test accuracy "
                      f"{summary['miniworld']['accuracy']:.1%}; its samples are {self.teacher_set(seed)}")
@@ -343,8 +348,9 @@ class Study:
         total = s.seeds * (stage1_cost + stage2_cost * len(conditions) + teacher_cost * (TEACHER_SET in conditions))
         total += easy_to_hard.cost(self) if "q6" in questions else 0
         progress = Progress(total)
-        progress.log(f"mini study: questions {' '.join(questions)}; {len(conditions)} stage-2 conditions x {s.seeds} seeds, "
-                     f"{self.jobs} jobs side by side with {self.threads} thread(s) each; writing {self.out}")
+        progress.log(f"mini study: questions {' '.join(questions)}; {len(conditions)} stage-2 conditions x "
+                     f"{s.seeds} seeds, {self.jobs} jobs side by side with {self.threads} thread(s) each; "
+                     f"writing {self.out}")
         jobs = Jobs(self.jobs)
         jobs.add("data", self.build_data)
         for seed in range(s.seeds):
@@ -442,7 +448,8 @@ def training_set_quality(study: Study) -> dict[str, dict]:
             quality[name] = {k: stats[k] for k in ("examples", "outcome_error", "step_error")}
     measured = [quality[name] for name in teacher_sets if name in quality]
     if measured:
-        quality[TEACHER_SET] = {k: sum(q[k] for q in measured) / len(measured) for k in ("examples", "outcome_error", "step_error")}
+        quality[TEACHER_SET] = {k: sum(q[k] for q in measured) / len(measured)
+                                for k in ("examples", "outcome_error", "step_error")}
         quality[TEACHER_SET]["examples"] = round(quality[TEACHER_SET]["examples"])
     return quality
 
@@ -463,8 +470,9 @@ def question_table(question: Question, results: list[dict], quality: dict) -> li
         q = {} if condition == TEACHER_RUN else quality.get(condition, {})  # the teacher: a little of hard_full
         runs = seed_runs(results, condition)
         seeds = ", ".join(pct(runs[seed]["accuracy"]) for seed in sorted(runs))
-        lines.append(f"| {LABELS[condition]} (`{condition}`) | {pct(q.get('outcome_error'))} | {pct(q.get('step_error'))} | "
-                     f"{cell(acc)} | {seeds} | {cell(condition_interval(results, condition, steps=True))} |")
+        lines.append(f"| {LABELS[condition]} (`{condition}`) | {pct(q.get('outcome_error'))} | "
+                     f"{pct(q.get('step_error'))} | {cell(acc)} | {seeds} | "
+                     f"{cell(condition_interval(results, condition, steps=True))} |")
     return lines
 
 
@@ -501,7 +509,8 @@ def step_position_table(results: list[dict], conditions: tuple[str, ...]) -> lis
     lines = ["", "Steps right by position (test set, mean over seeds; step 4 exists in half of the problems):", "",
              "| condition | " + " | ".join(f"step {p}" for p in positions) + " |", "|---|" + "---:|" * len(positions)]
     for condition in conditions:
-        runs = [r["benches"]["miniworld"].get("step_right_by_position", {}) for r in results if r["condition"] == condition]
+        runs = [r["benches"]["miniworld"].get("step_right_by_position", {})
+                for r in results if r["condition"] == condition]
         if runs:
             means = [sum(run.get(p, 0) for run in runs) / len(runs) for p in positions]
             lines.append(f"| `{condition}` | " + " | ".join(pct(m) for m in means) + " |")
@@ -545,12 +554,12 @@ def question_verdicts(question: Question, results: list[dict], quality: dict, se
             measured = [p[index] for p in points]
             by_step = spearman([-p[0]["step_error"] for p in points], measured)
             by_outcome = spearman([-p[0]["outcome_error"] for p in points], measured)
-            lines.append(f"- over {len(points)} training sets (the built hard-task sets and each seed's teacher set), the "
-                         f"rank correlation of the student's test {what} with a low step-wise error rate is "
+            lines.append(f"- over {len(points)} training sets (the built hard-task sets and each seed's teacher "
+                         f"set), the rank correlation of the student's test {what} with a low step-wise error rate is "
                          f"{by_step:+.2f}, with a low outcome error rate {by_outcome:+.2f}")
-        lines.append(f"  (the paper: the step-wise error rate is the better predictor). With {len(points)} points, three "
-                     "of which share a 90% outcome error by construction, two rank correlations cannot be told apart: "
-                     "this part of Q4 is **not testable here**.")
+        lines.append(f"  (the paper: the step-wise error rate is the better predictor). With {len(points)} points, "
+                     "three of which share a 90% outcome error by construction, two rank correlations cannot be told "
+                     "apart: this part of Q4 is **not testable here**.")
     return lines
 
 
@@ -561,8 +570,9 @@ def weak_to_strong_table(results: list[dict], quality: dict) -> list[str]:
     """Each noisy condition's student next to its own supervision: the share of the training set's final
     answers (and steps) that are right, against the share of the test's that the student gets right. A
     student above its supervision has learned more than it was shown."""
-    lines = ["| condition | supervision: final answers right % | student: test final answers right % | student - supervision | "
-             "supervision: steps right % | student: test steps right % | student - supervision |",
+    lines = ["| condition | supervision: final answers right % | student: test final answers right % | "
+             "student - supervision | supervision: steps right % | student: test steps right % | "
+             "student - supervision |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name in NOISY_SETS:
         acc, steps = condition_interval(results, name), condition_interval(results, name, steps=True)
@@ -594,8 +604,8 @@ def report_header(study: Study, command: str, wall_seconds: float, results: list
     invocations_path = os.path.join(study.out, "invocations.jsonl")
     invocations = read_jsonl(invocations_path) if os.path.exists(invocations_path) else []
     study_minutes = sum(i["minutes"] for i in invocations)
-    started = "; ".join(i["started"] + " UTC " + " ".join(i.get("questions", [])) + (" (interrupted)" if i.get("interrupted") else "")
-                        for i in invocations)
+    started = "; ".join(i["started"] + " UTC " + " ".join(i.get("questions", []))
+                        + (" (interrupted)" if i.get("interrupted") else "") for i in invocations)
     return [
         "# The paper in miniature: results",
         "",
@@ -622,32 +632,33 @@ def setup_lines(study: Study) -> list[str]:
     validation = count_rows(study.validation_path) if os.path.exists(study.validation_path) else 0
     return [
         f"- Model: the `tiny` preset (dim 128, 2 layers, 4 heads, FFN 512, tied embeddings, ~0.5M parameters), "
-        f"trained from scratch; AdamW, 5% warmup + cosine, lr {s.stage1_lr:g} and batch {s.stage1_batch_size} in stage 1, "
-        f"lr {s.lr:g} and batch {s.batch_size} in stage 2, fp32, global batches drawn at random.",
-        f"- Stage 1: {s.stage1_epochs} epoch over {s.num_foundation} correct 1-2 step problems, once per seed. Stage 2: "
-        f"every condition trains exactly {s.stage2_steps} steps at batch {s.batch_size} ({s.stage2_steps * s.batch_size} "
-        "examples seen) from its seed's stage-1 model, whatever its set's size: conditions differ in what they "
-        "see, not in how much. The budget was chosen on the validation split, where `hard_full` sits between floor "
-        "and ceiling (see the trials).",
+        f"trained from scratch; AdamW, 5% warmup + cosine, lr {s.stage1_lr:g} and batch {s.stage1_batch_size} in "
+        f"stage 1, lr {s.lr:g} and batch {s.batch_size} in stage 2, fp32, global batches drawn at random.",
+        f"- Stage 1: {s.stage1_epochs} epoch over {s.num_foundation} correct 1-2 step problems, once per seed. "
+        f"Stage 2: every condition trains exactly {s.stage2_steps} steps at batch {s.batch_size} "
+        f"({s.stage2_steps * s.batch_size} examples seen) from its seed's stage-1 model, whatever its set's size: "
+        "conditions differ in what they see, not in how much. The budget was chosen on the validation split, where "
+        "`hard_full` sits between floor and ceiling (see the trials).",
         f"- World: the built-in world's defaults (starting amounts up to {world.get('max_start')}, operands of + and - "
         f"up to {world.get('max_add')}, of * up to {world.get('max_mul')}, operations {world.get('operations')}, "
-        f"amounts up to {world.get('max_value')}); {s.num_hard} hard training tasks of {s.hard_steps} steps, each with 2 "
-        f"sub-tasks (contiguous runs of 2 steps) and a paraphrase; stage-1 problems of 1-2 steps. Test: `miniworld` "
-        f"({s.num_test} held-out problems of {s.hard_steps} steps), greedy decoding, graded by `w2s.grader`. Validation: "
-        f"{validation} other held-out hard tasks (`data/{VALIDATION}.jsonl`), used for every choice of a setting and "
-        "never reported as a result. *Steps right*: the share of a test problem's steps that the model's solution "
-        "gets right, by the exact step checker (a missing or extra step is wrong): finer than the final answer.",
+        f"amounts up to {world.get('max_value')}); {s.num_hard} hard training tasks of {s.hard_steps} steps, each "
+        f"with 2 sub-tasks (contiguous runs of 2 steps) and a paraphrase; stage-1 problems of 1-2 steps. Test: "
+        f"`miniworld` ({s.num_test} held-out problems of {s.hard_steps} steps), greedy decoding, graded by "
+        f"`w2s.grader`. Validation: {validation} other held-out hard tasks (`data/{VALIDATION}.jsonl`), used for "
+        "every choice of a setting and never reported as a result. *Steps right*: the share of a test problem's "
+        "steps that the model's solution gets right, by the exact step checker (a missing or extra step is wrong): "
+        "finer than the final answer.",
         f"- Seeds: {s.seeds}. A seed seeds every model of its chain: stage 1 (initialization, data order), the weak "
         "teachers and the students; the built noisy sets are drawn once, with the world. *[95% CI]*: mean over seeds "
         "± t(n-1) x sqrt(seed variance / n + test-set variance), where the test-set term is the variance over test "
         "problems of the per-problem outcome (averaged over seeds) / problems: the test set is the same for every "
         "seed, so the seed spread alone cannot see its sampling error; an accuracy's interval is cut at 0 and 100%. "
-        "Comparisons are paired by seed (a seed's "
-        "conditions all start from its stage-1 model) and by test problem. **reproduced** / **contradicted**: the "
-        "interval excludes zero on the paper's side / the other side; *no clear difference*: it contains zero.",
+        "Comparisons are paired by seed (a seed's conditions all start from its stage-1 model) and by test problem. "
+        "**reproduced** / **contradicted**: the interval excludes zero on the paper's side / the other side; "
+        "*no clear difference*: it contains zero.",
         f"- Q4's weak teacher, one per seed: that seed's stage 1 + {s.teacher_steps} steps on correct hard tasks "
-        f"(`hard_full`, {s.teacher_steps * s.batch_size} examples); one sample per hard training task at temperature 0.7 "
-        "(sample.py); its seed's student learns from those samples.",
+        f"(`hard_full`, {s.teacher_steps * s.batch_size} examples); one sample per hard training task at temperature "
+        "0.7 (sample.py); its seed's student learns from those samples.",
     ]
 
 
@@ -730,8 +741,8 @@ def write_figure(study: Study, path: str) -> str | None:
     for name in HARD_TASK_SETS:
         if name in summary and name in quality:
             acc = summary[name]["miniworld"]
-            ax.errorbar(quality[name]["step_error"] * 100, acc["mean"] * 100, yerr=acc["se"] * 100 if acc["n"] > 1 else 0,
-                        fmt="o", capsize=3)
+            ax.errorbar(quality[name]["step_error"] * 100, acc["mean"] * 100,
+                        yerr=acc["se"] * 100 if acc["n"] > 1 else 0, fmt="o", capsize=3)
             ax.annotate(f"{name}\n(outcome error {pct(quality[name]['outcome_error'], 0)}%)",
                         (quality[name]["step_error"] * 100, acc["mean"] * 100), fontsize=7, xytext=(4, 4),
                         textcoords="offset points")
@@ -796,13 +807,16 @@ def main(argv=None) -> int:
         return 130
     if study.did_work:
         record_invocation()
-    results_path = args.results or (os.path.join(out, "RESULTS.md") if args.smoke else os.path.join(REPO, "experiments", "RESULTS.md"))
+    default_results = os.path.join(out, "RESULTS.md") if args.smoke else os.path.join(REPO, "experiments", "RESULTS.md")
+    results_path = args.results or default_results
     figure = write_figure(study, os.path.join(os.path.dirname(results_path), "mini_study.png"))
     command = " ".join(["python", "experiments/mini_study.py"] + (argv if argv is not None else sys.argv[1:]))
     write_report(study, results_path, figure, command, time.time() - started)
-    print(f"wrote {results_path}" + (f" and {figure}" if figure else "") + f" in {(time.time() - started) / 60:.1f} min")
+    print(f"wrote {results_path}" + (f" and {figure}" if figure else "")
+          + f" in {(time.time() - started) / 60:.1f} min")
     if failures:
-        print(f"{len(failures)} job(s) failed: {', '.join(failures)}; rerun the same command to retry them", file=sys.stderr)
+        print(f"{len(failures)} job(s) failed: {', '.join(failures)}; rerun the same command to retry them",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -87,7 +87,8 @@ def run_stage(script: str, argv: list[str], log_path: str) -> None:
     if code != 0:
         with open(log_path) as f:
             tail = "".join(f.readlines()[-15:])
-        raise RuntimeError(f"`python {script}.py {' '.join(argv)}` failed (exit {code}); its log is {log_path}:\n{tail}")
+        raise RuntimeError(f"`python {script}.py {' '.join(argv)}` failed (exit {code}); "
+                           f"its log is {log_path}:\n{tail}")
 
 
 def count_rows(path: str) -> int:
@@ -204,8 +205,9 @@ class Workers:
         now = code_fingerprint(self.repo, COMMAND_SOURCES)
         if now != self.command_code:
             raise CodeChanged(f"the commands' Python sources (*.py, w2s/) changed on disk while this study ran "
-                              f"(fingerprint {self.command_code} at its start, {now} now): its workers hold the old modules, so a "
-                              "new command would mix versions. Rerun the same command to resume with the new code.")
+                              f"(fingerprint {self.command_code} at its start, {now} now): its workers hold the old "
+                              "modules, so a new command would mix versions. Rerun the same command to resume with the "
+                              "new code.")
 
     def run(self, script: str, argv: list[str], log_path: str) -> None:
         """A project command (`python <script>.py <argv>`), in the next free worker process."""
@@ -297,7 +299,8 @@ class Interval:
         return max(self.lo, 0.0), min(self.hi, 1.0)
 
     def text(self, scale: float = 100.0, unit: str = " points") -> str:
-        return f"{self.mean * scale:+.1f}{unit} (95% CI {self.lo * scale:+.1f} to {self.hi * scale:+.1f}, {self.n} seeds)"
+        return (f"{self.mean * scale:+.1f}{unit} (95% CI {self.lo * scale:+.1f} to {self.hi * scale:+.1f}, "
+                f"{self.n} seeds)")
 
 
 def interval(values: list[float], test_variance: float = 0.0) -> Interval:
@@ -374,7 +377,8 @@ def _measure(run: dict, steps: bool) -> tuple[float, list | None]:
     return (run["step_accuracy"], run.get("step_outcomes")) if steps else (run["accuracy"], run.get("outcomes"))
 
 
-def condition_interval(results: list[dict], condition: str, steps: bool = False, bench: str = "miniworld") -> Interval | None:
+def condition_interval(results: list[dict], condition: str, steps: bool = False,
+                       bench: str = "miniworld") -> Interval | None:
     """One condition's mean over seeds with its 95% interval (seeds and the test set's sampling)."""
     runs = seed_runs(results, condition, bench)
     if not runs:
@@ -389,7 +393,8 @@ def condition_interval(results: list[dict], condition: str, steps: bool = False,
     return interval(values, test_variance)
 
 
-def paired_interval(results: list[dict], a: str, b: str, steps: bool = False, bench: str = "miniworld") -> Interval | None:
+def paired_interval(results: list[dict], a: str, b: str, steps: bool = False,
+                    bench: str = "miniworld") -> Interval | None:
     """acc(a) - acc(b), paired by seed (every condition of a seed starts from that seed's models, so the
     per-seed difference cancels how good they happened to be) and by test problem, with its 95%
     interval. None unless both ran on at least one common seed."""

@@ -125,7 +125,8 @@ def q5_dir(study, *parts: str) -> str:
 # Pure selections (tested in tests/test_weak_to_strong.py)
 
 
-def random_hybrid(rows_a: list[dict], rows_b: dict[str, dict], k: int, seed: int, source_a: str, source_b: str) -> list[dict]:
+def random_hybrid(rows_a: list[dict], rows_b: dict[str, dict], k: int, seed: int, source_a: str,
+                  source_b: str) -> list[dict]:
     """The random-subset control of stage I: k tasks drawn at random (by seed) among those where both
     sources state an answer (as agreement needs), both responses, each labelled with its own answer."""
     answered = [(row, rows_b[row["id"]]) for row in rows_a
@@ -181,15 +182,17 @@ def prepare_pool(study) -> None:
         return
     world = q5_dir(study, "world")
     study.run("data_prep", ["world", "--out", world, "--num-hard", str(s.num_hard + size.pool),
-                            "--num-foundation", "0", "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test),
-                            "--hard-steps", s.hard_steps, "--long-steps", s.long_steps, "--sets", "hard_full"],
+                            "--num-foundation", "0", "--num-test", str(s.num_test),
+                            "--num-long-test", str(s.num_long_test), "--hard-steps", s.hard_steps,
+                            "--long-steps", s.long_steps, "--sets", "hard_full"],
               q5_dir(study, "data_prep.log"))
     tasks = read_jsonl(os.path.join(world, "tasks", "hard_full.jsonl"))
     study_tasks = read_jsonl(os.path.join(study.data_dir, "tasks", "hard_full.jsonl"))
     if [t["problem"] for t in tasks[:len(study_tasks)]] != [t["problem"] for t in study_tasks]:
         raise RuntimeError(f"{world}: the larger world does not begin with the study's hard tasks")
     for bench in TESTS:
-        if read_jsonl(os.path.join(world, "test", f"{bench}.jsonl")) != read_jsonl(os.path.join(study.data_dir, "test", f"{bench}.jsonl")):
+        ours, theirs = (os.path.join(d, "test", f"{bench}.jsonl") for d in (world, study.data_dir))
+        if read_jsonl(ours) != read_jsonl(theirs):
             raise RuntimeError(f"{world}: its {bench} test differs from the study's")
     pool = tasks[len(study_tasks):]
     validation = {t["problem"] for t in read_jsonl(study.validation_path)}
@@ -290,7 +293,8 @@ def weak_sources(study, seed: int) -> str:
     size, n = sizes_of(study), study.sizes.seeds
     tasks = q5_dir(study, "tasks.jsonl")
     labels = {}
-    for condition, gold, init_seed, train_seed in ((TEACHER, "gold_a", seed, seed), (ICL, "gold_b", (seed + 1) % n, 1000 + seed)):
+    sources = ((TEACHER, "gold_a", seed, seed), (ICL, "gold_b", (seed + 1) % n, 1000 + seed))
+    for condition, gold, init_seed, train_seed in sources:
         t0 = time.time()
         model = train(study, q5_dir(study, f"{gold}.jsonl"), run_dir(study, condition, seed), train_seed,
                       micro_stage1(study, init_seed), size.teacher_steps, micro(study))
@@ -305,7 +309,8 @@ def weak_sources(study, seed: int) -> str:
     rows = random_hybrid(teacher_rows, {r["id"]: r for r in read_jsonl(labels[ICL])}, agreed, seed, "teacher", "icl")
     write_jsonl(set_path(study, f"{RANDOM}_seed{seed}"), rows)
     gold = {r["id"]: r["answer"] for r in teacher_rows}
-    right = [grade(r["messages"][-1]["content"], gold[r["meta"]["task_id"]]) for r in rows if r["meta"]["source"] == "teacher"]
+    right = [grade(r["messages"][-1]["content"], gold[r["meta"]["task_id"]])
+             for r in rows if r["meta"]["source"] == "teacher"]
     with open(q5_dir(study, "data", f"{RANDOM}_seed{seed}.report.json"), "w") as f:
         json.dump({"tasks": len(right), "label_accuracy": sum(right) / len(right) if right else None}, f)
     return f" ({agreed} tasks agree)"
@@ -324,8 +329,10 @@ def students(study, seed: int) -> None:
             evaluate(study, condition, seed, t0)
     stage1 = os.path.join(run_dir(study, STAGE1, seed), "final")
     if os.path.exists(stage1):
-        tasks = q5_dir(study, "tasks.jsonl" if has_controls(study, seed) else "pair_tasks.jsonl")  # the whole pool: a control's
-        strong = sample(study, stage1, tasks, q5_dir(study, "labels", f"strong_seed{seed}.jsonl"), size.strong_samples, 1.0, seed)
+        # the whole pool only for a seed with controls (q5_dpo_pool's pairs)
+        tasks = q5_dir(study, "tasks.jsonl" if has_controls(study, seed) else "pair_tasks.jsonl")
+        strong = sample(study, stage1, tasks, q5_dir(study, "labels", f"strong_seed{seed}.jsonl"), size.strong_samples,
+                        1.0, seed)
         weak = q5_dir(study, "labels", f"{TEACHER}_seed{seed}.jsonl")
         rows = read_jsonl(strong)
         first = q5_dir(study, "labels", f"strong_seed{seed}_first.jsonl")
@@ -360,7 +367,8 @@ def grid_job(study, progress, cost: float) -> None:
     with open(path, "w") as f:
         json.dump(result, f, indent=2)
     progress.add(cost)
-    progress.log(f"done   Q5 DPO grid in {time.time() - started:.0f} s: lr {result['chosen'][0]}, beta {result['chosen'][1]}")
+    progress.log(f"done   Q5 DPO grid in {time.time() - started:.0f} s: "
+                 f"lr {result['chosen'][0]}, beta {result['chosen'][1]}")
 
 
 def stage_two(study, seed: int) -> None:
@@ -371,7 +379,8 @@ def stage_two(study, seed: int) -> None:
     if os.path.exists(stage1):
         for condition in (DPO, DPO_POOL, DPO_GOLD) if has_controls(study, seed) else (DPO,):
             t0 = time.time()
-            if dpo(study, set_path(study, f"{condition}_seed{seed}"), run_dir(study, condition, seed), seed, stage1, lr, beta):
+            pairs = set_path(study, f"{condition}_seed{seed}")
+            if dpo(study, pairs, run_dir(study, condition, seed), seed, stage1, lr, beta):
                 evaluate(study, condition, seed, t0)
 
 
@@ -420,7 +429,8 @@ def add_jobs(study, jobs, progress) -> None:
     for seed in range(n):
         jobs.add(f"q5/micro/{seed}", lambda seed=seed: micro_job(study, seed, progress, c["micro"]), after=("data",))
     for seed in range(n):  # a job's marker file says it is done
-        jobs.add(f"q5/weak/{seed}", partial(marked_job, progress, c["weak"], set_path(study, f"{RANDOM}_seed{seed}") + ".done",
+        jobs.add(f"q5/weak/{seed}", partial(marked_job, progress, c["weak"],
+                                            set_path(study, f"{RANDOM}_seed{seed}") + ".done",
                                             f"Q5 weak sources, seed {seed}", partial(weak_sources, study, seed)),
                  after=("q5/pool", f"q5/micro/{seed}", f"q5/micro/{(seed + 1) % n}"))
         jobs.add(f"q5/sft/{seed}", partial(marked_job, progress, c["sft"], q5_dir(study, f"sft_seed{seed}.done"),
@@ -431,7 +441,8 @@ def add_jobs(study, jobs, progress) -> None:
         jobs.add(f"q5/dpo/{seed}", partial(marked_job, progress, c["dpo"], q5_dir(study, f"dpo_seed{seed}.done"),
                                            f"Q5 stage II, seed {seed}", partial(stage_two, study, seed)),
                  after=(f"q5/sft/{seed}", "q5/grid"))
-    jobs.add("q5/plateau", lambda: plateau_job(study, progress, c["weak"]), after=("q5/pool", "q5/micro/0"))  # last: it fills a gap
+    # last: it fills a gap
+    jobs.add("q5/plateau", lambda: plateau_job(study, progress, c["weak"]), after=("q5/pool", "q5/micro/0"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,7 +491,8 @@ def label_quality_lines(study) -> list[str]:
                 verdicts = [r["correct"][0] for r in read_jsonl(labels)]  # sample.py's grader verdicts
                 parts.append(f"{who}'s labels right {pct(sum(verdicts) / len(verdicts))}% of {len(verdicts)}")
         if (hybrid := _report(study, f"{STAGE1}_seed{seed}")) is not None:
-            parts.append(f"agree on {hybrid.get('agree', 0)} tasks, agreed labels right {pct(hybrid.get('label_accuracy'))}%")
+            parts.append(f"agree on {hybrid.get('agree', 0)} tasks, "
+                         f"agreed labels right {pct(hybrid.get('label_accuracy'))}%")
         if (control := _report(study, f"{RANDOM}_seed{seed}")) is not None:
             parts.append(f"random subset's teacher labels right {pct(control.get('label_accuracy'))}%")
         for name, what in ((DPO, "stage II pairs"), (DPO_POOL, "whole-pool pairs")):
@@ -495,22 +507,23 @@ def label_quality_lines(study) -> list[str]:
     return lines
 
 
-def report_lines(study, figure_dir: str) -> list[str]:
-    """Q5's section of RESULTS.md: the models with intervals, label quality, the DPO grid, PGR and the
-    comparisons with their verdicts; the figure goes to FIGURE_DIR/weak_to_strong.png."""
-    results = [r for r in read_jsonl(study.results_path) if r["condition"] in CONDITIONS] if os.path.exists(study.results_path) else []
+def intro_lines(study) -> list[str]:
+    """The section's title and what it runs, at the study's sizes."""
     size = sizes_of(study)
-    runs = {c: runs_by_seed(results, c) for c in CONDITIONS}
-    lines = ["", "## Q5. Does the strong student surpass its weak teacher without gold labels?", "",
-             "Yang, Ma, Liu (2024), *Weak-to-Strong Reasoning*: a strong student learns from a weaker teacher's labels "
-             "through agreement-selected SFT (stage I) and DPO on confidence-selected pairs (stage II). Here, per seed: the "
-             f"weak teacher is a micro model (dim 64, 1 layer) trained on half the gold hard tasks ({size.teacher_steps} steps); "
-             "the weak-ICL stand-in is another micro model (another seed's stage 1, its own seed, the other half of the gold); "
-             f"the student is the seed's tiny stage-1 model (dim 128, 2 layers); the two label {size.pool} unlabelled hard tasks; "
-             f"every SFT student gets the study's stage-2 budget ({budget_steps(study)} steps at batch {study.sizes.batch_size}); "
-             f"the ceiling is the study's `{CEILING}` run (see experiments/weak_to_strong.py). Intervals: 95%, over seeds and "
-             "the test set's sampling.", "",
-             "| model | test acc % (95% CI) | seeds | PGR (95% CI) |", "|---|---:|---|---:|"]
+    return ["", "## Q5. Does the strong student surpass its weak teacher without gold labels?", "",
+            "Yang, Ma, Liu (2024), *Weak-to-Strong Reasoning*: a strong student learns from a weaker teacher's "
+            "labels through agreement-selected SFT (stage I) and DPO on confidence-selected pairs (stage II). Here, "
+            "per seed: the weak teacher is a micro model (dim 64, 1 layer) trained on half the gold hard tasks "
+            f"({size.teacher_steps} steps); the weak-ICL stand-in is another micro model (another seed's stage 1, its "
+            "own seed, the other half of the gold); the student is the seed's tiny stage-1 model (dim 128, 2 layers); "
+            f"the two label {size.pool} unlabelled hard tasks; every SFT student gets the study's stage-2 budget "
+            f"({budget_steps(study)} steps at batch {study.sizes.batch_size}); the ceiling is the study's `{CEILING}` "
+            "run (see experiments/weak_to_strong.py). Intervals: 95%, over seeds and the test set's sampling.", ""]
+
+
+def models_table(runs: dict) -> list[str]:
+    """Every Q5 model's test accuracy with its interval and per seed; PGR for stage 1 and the students."""
+    lines = ["| model | test acc % (95% CI) | seeds | PGR (95% CI) |", "|---|---:|---|---:|"]
     for condition in CONDITIONS:
         iv = outcomes_interval(runs[condition])
         if iv is None:
@@ -522,20 +535,38 @@ def report_lines(study, figure_dir: str) -> list[str]:
             g = pgr_interval(runs[condition], runs[TEACHER], runs[CEILING])
             gap = f"{g.mean:+.2f} ({g.lo:+.2f} to {g.hi:+.2f})" if g else "n/a"
         lines.append(f"| {LABELS[condition]} (`{condition}`) | {_acc(iv)} | {values} | {gap} |")
+    return lines
+
+
+def grid_lines(study) -> list[str]:
+    """DPO's settings tried on the validation split and the one chosen (nothing before the grid ran)."""
+    grid_path = q5_dir(study, "grid.json")
+    if not os.path.exists(grid_path):
+        return []
+    with open(grid_path) as f:
+        grid = json.load(f)
+    tried = ", ".join(f"lr {g['lr']} beta {g['beta']}: {pct(g['val'])}%" for g in grid["settings"]) or "not run"
+    return ["", f"DPO's settings on the validation split (`{os.path.relpath(study.validation_path, study.out)}`, "
+                f"seed 0; the stage-I model {pct(grid['stage1_val'])}%): {tried}; chosen lr {grid['chosen'][0]}, "
+                f"beta {grid['chosen'][1]}."]
+
+
+def report_lines(study, figure_dir: str) -> list[str]:
+    """Q5's section of RESULTS.md: the models with intervals, label quality, the DPO grid, PGR and the
+    comparisons with their verdicts; the figure goes to FIGURE_DIR/weak_to_strong.png."""
+    results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
+    results = [r for r in results if r["condition"] in CONDITIONS]
+    size = sizes_of(study)
+    runs = {c: runs_by_seed(results, c) for c in CONDITIONS}
+    lines = intro_lines(study) + models_table(runs)
     teacher0, longer = runs[TEACHER].get(0), runs[TEACHER_LONG].get(0)
     if teacher0 and longer:
-        lines += ["", f"Plateau check (seed 0): the teacher {pct(sum(teacher0) / len(teacher0))}% after {size.teacher_steps} gold "
-                      f"steps, {pct(sum(longer) / len(longer))}% after {2 * size.teacher_steps} (close: limited by its size; "
-                      "well above: by its budget)."]
+        lines += ["", f"Plateau check (seed 0): the teacher {pct(sum(teacher0) / len(teacher0))}% after "
+                      f"{size.teacher_steps} gold steps, {pct(sum(longer) / len(longer))}% after "
+                      f"{2 * size.teacher_steps} (close: limited by its size; well above: by its budget)."]
     lines += ["", "Label quality (gold read only to measure it; selection never reads it):", ""]
     lines += label_quality_lines(study) or ["- not measured"]
-    grid_path = q5_dir(study, "grid.json")
-    if os.path.exists(grid_path):
-        with open(grid_path) as f:
-            grid = json.load(f)
-        tried = ", ".join(f"lr {g['lr']} beta {g['beta']}: {pct(g['val'])}%" for g in grid["settings"]) or "not run"
-        lines += ["", f"DPO's settings on the validation split (`{os.path.relpath(study.validation_path, study.out)}`, seed 0; the stage-I model "
-                      f"{pct(grid['stage1_val'])}%): {tried}; chosen lr {grid['chosen'][0]}, beta {grid['chosen'][1]}."]
+    lines += grid_lines(study)
     lines += ["", "| comparison (a - b) | difference (95% CI) | paper's direction | verdict |", "|---|---:|---|---|"]
     for a, b, sign in COMPARISONS:
         iv = outcomes_difference(runs[a], runs[b])

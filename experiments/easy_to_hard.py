@@ -6,9 +6,9 @@ need its data and each seed's policy model) and `report_lines` for its section o
 figure. Everything runs through the project's commands, in the study's worker processes:
 
 1. Per seed, the policy is that seed's POLICY model: a model trained at a reduced budget, so that its
-   greedy accuracy on the 3-4 step test is well below 100% and pass@K well above maj@K (a policy at
-   99.7% leaves nothing to re-rank: the last run's lesson). It must also solve easy problems, or the
-   easy verifier data hold bad steps only. It solves EASY_TASKS easy problems (1-2 steps: stage 1's
+   greedy accuracy on the 3-4 step test is well below 100% and pass@K well above maj@K (a policy near
+   100% leaves nothing to re-rank). It must also solve easy problems, or the easy verifier data hold
+   bad steps only. It solves EASY_TASKS easy problems (1-2 steps: stage 1's
    foundation problems) SAMPLES_EASY times each and, for the upper bound only, HARD_TASKS hard training
    tasks SAMPLES_HARD times each (sample.py, temperature 0.7).
 2. `data_prep.py verifier --balance` turns them into step rows with as many good as bad steps (a good
@@ -27,18 +27,12 @@ figure. Everything runs through the project's commands, in the study's worker pr
    verifier: maj@K, pass@K, best-of-K and weighted majority, and the curves over k = 1, 2, 4, ... K.
    A PRM's score is its weakest step (min), an ORM's its last verdict. Greedy comes from the policy
    run's own evaluation of those problems. The 5-6 step test is left out: a policy at 40-70% on 3-4
-   steps is near the floor there (2.7% for the last run's far better one), and it would double the cost.
-
-Cost (an estimate, not a timed run: the last version's 3-4 worker-minutes per seed, for 3600 training
-samples, 19200 sampled and scored test solutions and 3 one-epoch trainings of 150-225 steps, scaled to
-this work): per seed 3200 + 600 training samples and 250 x 16 = 4000 test samples drawn once (7800
-samples, a third of the last version's 22800), 4 x 4000 scorings without generation (the last version
-scored 19200), and 4 verifier trainings of at most 200 steps of 16 over the balanced rows (the last
-version 3 of 150-225); about 2-2.5 worker-minutes per seed, so 10-12.5 worker-minutes for 5 seeds.
+   steps is near the floor there, and it would double the cost.
 
 Results: OUT/easy_to_hard.jsonl, one row per (verifier, seed), written as each finishes, with each
 problem's outcomes (for the test set's term of the intervals) and the verifier's AUCs; the report and
-figure are computed from those rows alone.
+figure are computed from those rows alone. What Q6 costs is in experiments/RESULTS.md ("Notes from the
+study scripts").
 """
 import json
 import math
@@ -49,7 +43,8 @@ from dataclasses import asdict, dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from runner import decide, interval, mean_and_spread, outcomes_difference, outcomes_interval, pyplot  # noqa: E402
+from runner import (TrainSettings, decide, interval, mean_and_spread, not_a_script,  # noqa: E402
+                    outcomes_difference, outcomes_interval, pyplot, save_figure)
 from w2s.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
 from w2s.data.rows import problem_from_user_message  # noqa: E402
 from w2s.data.selection.verifier_rows import world_step_labels  # noqa: E402
@@ -219,8 +214,8 @@ def train_and_rerank(study, name: str, seed: int, progress, job_cost: float) -> 
             examples = sum(1 for line in f if line.strip())
         # train.py's --max-steps sets the run's length (it does not cap the epochs): the smaller of the two.
         steps = min(e.verifier_max_steps, math.ceil(examples * e.verifier_epochs / 16))
-        study.train(rows, run_dir, seed, policy(study, seed), steps, epochs=e.verifier_epochs, lr=e.lr,
-                    extra=("--objective", "prm"), batch_size=16)
+        study.train(rows, run_dir, seed, policy(study, seed), TrainSettings(
+            max_steps=steps, epochs=e.verifier_epochs, lr=e.lr, batch_size=16, extra=("--objective", "prm")))
         study.run("evaluate", ["--bench", test_path(study), "--samples", test_samples(study, seed), "--out", eval_dir,
                                "--batch-size", "256", "--verifier", os.path.join(run_dir, "final"),
                                "--verifier-agg", VERIFIERS[name][3], "--quiet"], os.path.join(run_dir, "eval.log"))
@@ -232,7 +227,8 @@ def train_and_rerank(study, name: str, seed: int, progress, job_cost: float) -> 
 
 def greedy_outcomes(study, seed: int, ids: list[str]) -> list[int]:
     """The policy's greedy verdict on each test problem (in `ids` order), from its own evaluation's rows."""
-    verdicts = {r["id"]: r["verdict"] for r in read_jsonl(os.path.join(study.run_dir(POLICY, seed), "eval", f"{BENCH}.jsonl"))}
+    rows = read_jsonl(os.path.join(study.run_dir(POLICY, seed), "eval", f"{BENCH}.jsonl"))
+    verdicts = {r["id"]: r["verdict"] for r in rows}
     return [int(verdicts[i]) for i in ids]
 
 
@@ -303,7 +299,7 @@ def cell(iv) -> str:
 
 
 def claims(rows: list[dict], k: int) -> list[str]:
-    """Seed 003's claims as stated (Sun et al.), each with its paired interval and decide()'s word."""
+    """Sun et al.'s claims as stated, each with its paired interval and decide()'s word."""
     names = sorted({r["verifier"] for r in rows}, key=list(VERIFIERS).index)
     lines = [f"Claims (paired by seed and by problem, K = {k}; 95% intervals over seeds plus the test set's term; "
              "the verdict word is against the paper's direction):"]
@@ -344,8 +340,8 @@ def report_lines(study, figure_dir: str) -> list[str]:
              "enough that re-ranking many samples beats majority voting, weighted voting beating best-of-N; an ORM "
              "does about as well as a PRM, and the OPRM (trained on process and outcome data) best.", "",
              f"Setup (`experiments/easy_to_hard.py`): the policy is each seed's `{POLICY}` model. It solves "
-             f"{e.easy_tasks} easy (1-2 step) problems {e.samples_easy} times each at temperature 0.7; the world's step "
-             "checker labels every step of those samples (PRM), every step gets its solution's outcome (ORM), or "
+             f"{e.easy_tasks} easy (1-2 step) problems {e.samples_easy} times each at temperature 0.7; the world's "
+             "step checker labels every step of those samples (PRM), every step gets its solution's outcome (ORM), or "
              "both rows are kept (OPRM); each set is balanced to as many good as bad steps by dropping whole "
              f"solutions at random. Each verifier is the policy fine-tuned ({e.verifier_epochs} epochs, lr {e.lr:g}) "
              f"to write `+`/`-` after each step. The upper bound adds {e.hard_tasks} hard training tasks x "
@@ -363,7 +359,8 @@ def report_lines(study, figure_dir: str) -> list[str]:
     greedy, maj, passk = (accuracy(rows, None, m) for m in ("greedy", "maj", "pass"))
     fit = 0.40 <= greedy.mean <= 0.70 and passk.mean - maj.mean >= 0.10
     lines += ["", f"The policy: greedy {cell(greedy)}, maj@{k} {cell(maj)}, pass@{k} {cell(passk)}: "
-                  f"{'meets' if fit else 'misses'} the aim of 40-70% greedy with pass@{k} at least 10 points above maj@{k}."]
+                  f"{'meets' if fit else 'misses'} the aim of 40-70% greedy with pass@{k} at least 10 points "
+                  f"above maj@{k}."]
     columns = [("greedy", None, "greedy"), (f"maj@{k}", None, "maj"), (f"pass@{k}", None, "pass")]
     columns += [(f"best-of-{k} {n}", n, "best_of") for n in names]
     columns += [(f"weighted maj@{k} {n}", n, "weighted_maj") for n in names]
@@ -409,16 +406,8 @@ def write_figure(rows: list[dict], names: list[str], path: str) -> str | None:
     ax.set(xlabel="samples per problem (k)", ylabel="test accuracy %", title=f"{BENCH}: re-ranking k samples")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
-if __name__ == "__main__":  # not a script of its own: --help says so and what runs it
-    import argparse
-
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                            epilog="Run it through the study: python experiments/mini_study.py "
-                                   "(--help lists its options).").parse_args()
-    raise SystemExit(f"{__file__}: not a script of its own; run python experiments/mini_study.py")
+if __name__ == "__main__":
+    not_a_script(__doc__, __file__)

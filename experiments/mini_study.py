@@ -47,8 +47,8 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared runner beside this script
 
 import easy_to_hard  # noqa: E402
-from runner import (Jobs, Progress, Workers, accuracy_bars, condition_interval, count_rows, decide,  # noqa: E402
-                    paired_interval, pct, pyplot, seed_runs, spearman, summarize)
+from runner import (Jobs, Progress, TrainSettings, Workers, accuracy_bars, condition_interval,  # noqa: E402
+                    count_rows, decide, paired_interval, pct, pyplot, save_figure, seed_runs, spearman, summarize)
 from w2s.data.datadir import read_manifest  # noqa: E402
 from w2s.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
 from w2s.data.world import miniworld  # noqa: E402
@@ -79,19 +79,9 @@ class Sizes:
     max_new_tokens: int = 96  # a 4-step solution takes about 45 tokens; room for a model that rambles
 
 
-# The full study. Sized from trial runs on this machine (one seed, 1-thread workers as in the study;
-# the trials are under "Trials behind the defaults" in experiments/RESULTS.md):
-# - the world is data_prep.py's default one (one-digit operands, + - *), which the tiny model masters;
-# - stage 1, 48000 correct 1-2 step problems at batch 64 (750 steps), teaches the format and the
-#   arithmetic, but alone it solves 3% of the 3-4 step test (it never writes a third step);
-# - stage 2 crosses a sharp threshold between 12000 and 16000 examples of 3-4 step tasks (32% after
-#   8000, 42% after 12000, 96% after 16000). The last study gave every condition 2 epochs of its own
-#   set, which put the references at the ceiling (hard_full 99%) and gave bigger sets more steps. Now
-#   every condition gets the same stage2_steps at the same batch (the same examples seen), chosen on
-#   the validation split, over the 5 seeds' stage 1s, as the budget whose mean hard_full accuracy is
-#   nearest the middle of 60-90% (175 / 200 / 225 steps: 61.2 / 71.0 / 76.0%; see the trials);
-# - stage 1 at lr 1e-3: at 3e-3 one seed's stage 1 left every stage 2 stalled;
-# - the Q4 weak teacher is stage 1 + 100 of those steps (3200 examples): below the threshold.
+# The full study, sized by the trials in experiments/RESULTS.md: one stage-2 budget for every condition,
+# the one that leaves `hard_full` between floor and ceiling on the validation split; stage 1 at lr 1e-3,
+# where no seed stalls; the Q4 teacher stopped below the threshold where stage 2 starts to learn.
 FULL = Sizes(seeds=5, num_hard=8000, num_foundation=48000, num_test=1000, num_long_test=500, num_validation=500,
              hard_steps="3-4", long_steps="5-6", stage1_epochs=1, stage2_steps=225, teacher_steps=100,
              stage1_batch_size=64, batch_size=32)
@@ -147,7 +137,7 @@ QUESTIONS = [
 QUESTION_KEYS = [q.key for q in QUESTIONS] + ["q5", "q6"]  # q5: weak_to_strong.py, q6: easy_to_hard.py
 HARD_TASK_SETS = ["hard_full", "hard_full_e0.9", "hard_full_e0.9_low", "hard_full_e0.9_high",
                   TEACHER_SET]  # one solution per hard task: the sets whose error rates are compared in Q4
-BENCHES = ["miniworld"]  # the 5-6 step test sat at the floor (1-4%) for every condition: no longer evaluated
+BENCHES = ["miniworld"]  # the 5-6 step test sat at the floor for every condition: not evaluated
 VALIDATION = "validation"  # a bench file of held-out hard tasks, data/validation.jsonl
 
 # The data_prep.py calls that build every set above (one world; the calls add sets to it).
@@ -219,40 +209,40 @@ class Study:
         s, world = self.sizes, os.path.join(self.out, "validation_world")
         offset = s.num_hard + (VALIDATION_OFFSET if not s.max_steps else 50)
         self.run("data_prep", ["world", "--out", world, *self.world_args(offset + s.num_validation),
-                               "--num-foundation", "0", "--sets", "hard_full"], os.path.join(self.out, "logs", "data_prep.log"))
+                               "--num-foundation", "0", "--sets", "hard_full"],
+                 os.path.join(self.out, "logs", "data_prep.log"))
         tasks = read_jsonl(os.path.join(world, "tasks", "hard_full.jsonl"))
         study_tasks = read_jsonl(os.path.join(self.data_dir, "tasks", "hard_full.jsonl"))
         if [t["problem"] for t in tasks[:len(study_tasks)]] != [t["problem"] for t in study_tasks]:
             raise RuntimeError(f"{world}: the larger world does not begin with the study's hard tasks")
         test = {t["problem"] for t in read_jsonl(os.path.join(self.data_dir, "test", "miniworld.jsonl"))}
         seen = {t["problem"] for t in study_tasks} | test
-        validation = [{**t, "id": f"validation-{i:05d}"} for i, t in enumerate(tasks[offset:]) if t["problem"] not in seen]
+        validation = [{**t, "id": f"validation-{i:05d}"} for i, t in enumerate(tasks[offset:])
+                      if t["problem"] not in seen]
         write_jsonl(self.validation_path, validation)
 
-    def train(self, data: str, out: str, seed: int, init: str | None, max_steps: int | None = None, *,
-              epochs: int | None = None, lr: float | None = None, extra: tuple[str, ...] = (),
-              model: str = "tiny", batch_size: int | None = None) -> str:
+    def train(self, data: str, out: str, seed: int, init: str | None,
+              settings: TrainSettings = TrainSettings()) -> str:
         """train.py with the study's settings (stage 1 without `init`; with it, stage 2: exactly
-        stage2_steps steps unless `max_steps` says otherwise; `epochs`, `lr`, `model` (a preset),
-        `batch_size` and `extra` flags override them for Q5 and Q6); a finished run is kept, a killed one
-        resumed. Returns out/final."""
+        stage2_steps steps unless `settings.max_steps` says otherwise); `settings` overrides them for the
+        weak teachers, Q5 and Q6. A finished run is kept, a killed one resumed. Returns out/final."""
         final = os.path.join(out, "final")
         if os.path.exists(os.path.join(final, "config.json")):
             return final
-        s = self.sizes
-        batch_size = batch_size or (s.batch_size if init else s.stage1_batch_size)
+        s, max_steps, epochs = self.sizes, settings.max_steps, settings.epochs
+        batch_size = settings.batch_size or (s.batch_size if init else s.stage1_batch_size)
         if init and not max_steps and not epochs:  # stage 2: a fixed number of steps, as many epochs as that takes
             max_steps = s.stage2_steps
             epochs = max(1, math.ceil(max_steps * batch_size / max(count_rows(data), 1)))
         epochs = epochs or s.stage1_epochs
-        lr = lr or (s.lr if init else s.stage1_lr)
+        lr = settings.lr or (s.lr if init else s.stage1_lr)
         steps = min(x for x in (max_steps, s.max_steps) if x) if (max_steps or s.max_steps) else None
-        argv = ["--model", model, "--data", data, "--out", out, "--seed", str(seed), "--epochs", str(epochs),
+        argv = ["--model", settings.model, "--data", data, "--out", out, "--seed", str(seed), "--epochs", str(epochs),
                 "--batch-size", str(batch_size), "--lr", str(lr), "--save-every", "200",
                 "--keep-checkpoints", "1", "--resume"]
         argv += ["--init", init] if init else []
         argv += ["--max-steps", str(steps)] if steps else []
-        self.run("train", [*argv, *extra], os.path.join(out, "train.log"))
+        self.run("train", [*argv, *settings.extra], os.path.join(out, "train.log"))
         return final
 
     def sample(self, model: str, tasks: str, out: str, n: int, temperature: float, seed: int, log: str) -> str:
@@ -268,9 +258,10 @@ class Study:
         summary.json marks the evaluation finished."""
         summary_path = os.path.join(run_dir, "eval", "summary.json")
         if not os.path.exists(summary_path):
-            self.run("evaluate", ["--model", os.path.join(run_dir, "final"), "--bench", *benches, "--data-dir", self.data_dir,
-                                  "--out", os.path.join(run_dir, "eval"), "--batch-size", "256", "--max-new-tokens",
-                                  str(self.sizes.max_new_tokens), "--group-by", "steps", "--quiet"],
+            self.run("evaluate", ["--model", os.path.join(run_dir, "final"), "--bench", *benches,
+                                  "--data-dir", self.data_dir, "--out", os.path.join(run_dir, "eval"),
+                                  "--batch-size", "256", "--max-new-tokens", str(self.sizes.max_new_tokens),
+                                  "--group-by", "steps", "--quiet"],
                      os.path.join(run_dir, "eval.log"))
         with open(summary_path) as f:
             return json.load(f)
@@ -278,7 +269,8 @@ class Study:
     def record(self, condition: str, seed: int | None, run_dir: str, summary: dict, seconds: float) -> None:
         """Append the run's row to results.jsonl, once."""
         with self.lock:
-            done = {(r["condition"], r["seed"]) for r in read_jsonl(self.results_path)} if os.path.exists(self.results_path) else set()
+            rows = read_jsonl(self.results_path) if os.path.exists(self.results_path) else []
+            done = {(r["condition"], r["seed"]) for r in rows}
             if (condition, seed) in done:
                 return
             metrics = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
@@ -317,15 +309,16 @@ class Study:
         progress.log(f"start  weak teacher seed {seed}: training, evaluation, sampling the hard tasks")
         start = time.time()
         self.train(self.set_path("hard_full"), run_dir, seed, os.path.join(self.run_dir("stage1", seed), "final"),
-                   max_steps=self.sizes.teacher_steps, epochs=1)
+                   TrainSettings(max_steps=self.sizes.teacher_steps, epochs=1))
         summary = self.evaluate(run_dir)
         self.record(TEACHER_RUN, seed, run_dir, summary, time.time() - start)
-        samples_path = self.sample(os.path.join(run_dir, "final"), os.path.join(self.data_dir, "tasks", "hard_full.jsonl"),
-                                   os.path.join(run_dir, "samples.jsonl"), 1, 0.7, seed, os.path.join(run_dir, "sample.log"))
+        hard_tasks = os.path.join(self.data_dir, "tasks", "hard_full.jsonl")
+        samples_path = self.sample(os.path.join(run_dir, "final"), hard_tasks, os.path.join(run_dir, "samples.jsonl"),
+                                   1, 0.7, seed, os.path.join(run_dir, "sample.log"))
         # data_prep.py turns samples into an SFT set: outcome from sample.py's grader verdicts, step-wise
         # error rate from the world's exact step checker.
-        self.run("data_prep", ["from-samples", samples_path, "--out", self.data_dir, "--name", f"{TEACHER_SET}_seed{seed}"],
-                 os.path.join(self.out, "logs", "data_prep.log"))
+        self.run("data_prep", ["from-samples", samples_path, "--out", self.data_dir,
+                               "--name", f"{TEACHER_SET}_seed{seed}"], os.path.join(self.out, "logs", "data_prep.log"))
         progress.add(cost)
         progress.log(f"done   weak teacher seed {seed} in {time.time() - start:.0f} s: test accuracy "
                      f"{summary['miniworld']['accuracy']:.1%}; its samples are {self.teacher_set(seed)}")
@@ -355,8 +348,9 @@ class Study:
         total = s.seeds * (stage1_cost + stage2_cost * len(conditions) + teacher_cost * (TEACHER_SET in conditions))
         total += easy_to_hard.cost(self) if "q6" in questions else 0
         progress = Progress(total)
-        progress.log(f"mini study: questions {' '.join(questions)}; {len(conditions)} stage-2 conditions x {s.seeds} seeds, "
-                     f"{self.jobs} jobs side by side with {self.threads} thread(s) each; writing {self.out}")
+        progress.log(f"mini study: questions {' '.join(questions)}; {len(conditions)} stage-2 conditions x "
+                     f"{s.seeds} seeds, {self.jobs} jobs side by side with {self.threads} thread(s) each; "
+                     f"writing {self.out}")
         jobs = Jobs(self.jobs)
         jobs.add("data", self.build_data)
         for seed in range(s.seeds):
@@ -454,7 +448,8 @@ def training_set_quality(study: Study) -> dict[str, dict]:
             quality[name] = {k: stats[k] for k in ("examples", "outcome_error", "step_error")}
     measured = [quality[name] for name in teacher_sets if name in quality]
     if measured:
-        quality[TEACHER_SET] = {k: sum(q[k] for q in measured) / len(measured) for k in ("examples", "outcome_error", "step_error")}
+        quality[TEACHER_SET] = {k: sum(q[k] for q in measured) / len(measured)
+                                for k in ("examples", "outcome_error", "step_error")}
         quality[TEACHER_SET]["examples"] = round(quality[TEACHER_SET]["examples"])
     return quality
 
@@ -475,8 +470,9 @@ def question_table(question: Question, results: list[dict], quality: dict) -> li
         q = {} if condition == TEACHER_RUN else quality.get(condition, {})  # the teacher: a little of hard_full
         runs = seed_runs(results, condition)
         seeds = ", ".join(pct(runs[seed]["accuracy"]) for seed in sorted(runs))
-        lines.append(f"| {LABELS[condition]} (`{condition}`) | {pct(q.get('outcome_error'))} | {pct(q.get('step_error'))} | "
-                     f"{cell(acc)} | {seeds} | {cell(condition_interval(results, condition, steps=True))} |")
+        lines.append(f"| {LABELS[condition]} (`{condition}`) | {pct(q.get('outcome_error'))} | "
+                     f"{pct(q.get('step_error'))} | {cell(acc)} | {seeds} | "
+                     f"{cell(condition_interval(results, condition, steps=True))} |")
     return lines
 
 
@@ -513,7 +509,8 @@ def step_position_table(results: list[dict], conditions: tuple[str, ...]) -> lis
     lines = ["", "Steps right by position (test set, mean over seeds; step 4 exists in half of the problems):", "",
              "| condition | " + " | ".join(f"step {p}" for p in positions) + " |", "|---|" + "---:|" * len(positions)]
     for condition in conditions:
-        runs = [r["benches"]["miniworld"].get("step_right_by_position", {}) for r in results if r["condition"] == condition]
+        runs = [r["benches"]["miniworld"].get("step_right_by_position", {})
+                for r in results if r["condition"] == condition]
         if runs:
             means = [sum(run.get(p, 0) for run in runs) / len(runs) for p in positions]
             lines.append(f"| `{condition}` | " + " | ".join(pct(m) for m in means) + " |")
@@ -557,12 +554,12 @@ def question_verdicts(question: Question, results: list[dict], quality: dict, se
             measured = [p[index] for p in points]
             by_step = spearman([-p[0]["step_error"] for p in points], measured)
             by_outcome = spearman([-p[0]["outcome_error"] for p in points], measured)
-            lines.append(f"- over {len(points)} training sets (the built hard-task sets and each seed's teacher set), the "
-                         f"rank correlation of the student's test {what} with a low step-wise error rate is "
+            lines.append(f"- over {len(points)} training sets (the built hard-task sets and each seed's teacher "
+                         f"set), the rank correlation of the student's test {what} with a low step-wise error rate is "
                          f"{by_step:+.2f}, with a low outcome error rate {by_outcome:+.2f}")
-        lines.append(f"  (the paper: the step-wise error rate is the better predictor). With {len(points)} points, three "
-                     "of which share a 90% outcome error by construction, two rank correlations cannot be told apart: "
-                     "this part of Q4 is **not testable here**.")
+        lines.append(f"  (the paper: the step-wise error rate is the better predictor). With {len(points)} points, "
+                     "three of which share a 90% outcome error by construction, two rank correlations cannot be told "
+                     "apart: this part of Q4 is **not testable here**.")
     return lines
 
 
@@ -573,8 +570,9 @@ def weak_to_strong_table(results: list[dict], quality: dict) -> list[str]:
     """Each noisy condition's student next to its own supervision: the share of the training set's final
     answers (and steps) that are right, against the share of the test's that the student gets right. A
     student above its supervision has learned more than it was shown."""
-    lines = ["| condition | supervision: final answers right % | student: test final answers right % | student - supervision | "
-             "supervision: steps right % | student: test steps right % | student - supervision |",
+    lines = ["| condition | supervision: final answers right % | student: test final answers right % | "
+             "student - supervision | supervision: steps right % | student: test steps right % | "
+             "student - supervision |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name in NOISY_SETS:
         acc, steps = condition_interval(results, name), condition_interval(results, name, steps=True)
@@ -600,23 +598,15 @@ def code_versions(invocations: list[dict]) -> str:
             "different code sit side by side in these tables.")
 
 
-def write_report(study: Study, path: str, figure: str | None, command: str, wall_seconds: float) -> None:
-    results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
-    quality = training_set_quality(study)
-    s = study.sizes
+def report_header(study: Study, command: str, wall_seconds: float, results: list[dict]) -> list[str]:
+    """The report's title, where its numbers come from, and how long the study ran, with which sources."""
     job_seconds = sum(r["seconds"] for r in results)
     invocations_path = os.path.join(study.out, "invocations.jsonl")
     invocations = read_jsonl(invocations_path) if os.path.exists(invocations_path) else []
     study_minutes = sum(i["minutes"] for i in invocations)
-    reading = ""
-    if os.path.exists(path):  # the hand-written reading is kept across reruns
-        with open(path) as f:
-            text = f.read()
-        if READING_MARK in text:
-            reading = text[text.index(READING_MARK):]
-    world = read_manifest(study.data_dir)
-    validation = count_rows(study.validation_path) if os.path.exists(study.validation_path) else 0
-    lines = [
+    started = "; ".join(i["started"] + " UTC " + " ".join(i.get("questions", []))
+                        + (" (interrupted)" if i.get("interrupted") else "") for i in invocations)
+    return [
         "# The paper in miniature: results",
         "",
         "Every number below was produced by `experiments/mini_study.py` (the tables are rewritten by each run; "
@@ -627,37 +617,54 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
         "",
         f"- Command: `{command}`",
         f"- Wall time of the study: {study_minutes:.1f} min over {len(invocations)} invocation(s) that ran jobs "
-        f"({'; '.join(i['started'] + ' UTC ' + ' '.join(i.get('questions', [])) + (' (interrupted)' if i.get('interrupted') else '') for i in invocations)}; {study.jobs} jobs "
+        f"({started}; {study.jobs} jobs "
         f"side by side, {study.threads} thread(s) each; {os.cpu_count()} CPU cores); sum of the recorded job times "
         f"(train + evaluate, per run): {job_seconds / 60:.1f} min. This file was written by an invocation of "
         f"{wall_seconds / 60:.1f} min.",
         f"- Code: {code_versions(invocations)}",
+    ]
+
+
+def setup_lines(study: Study) -> list[str]:
+    """The model, the two stages, the world, the seeds and the intervals, and Q4's teacher, at the study's sizes."""
+    s = study.sizes
+    world = read_manifest(study.data_dir)
+    validation = count_rows(study.validation_path) if os.path.exists(study.validation_path) else 0
+    return [
         f"- Model: the `tiny` preset (dim 128, 2 layers, 4 heads, FFN 512, tied embeddings, ~0.5M parameters), "
-        f"trained from scratch; AdamW, 5% warmup + cosine, lr {s.stage1_lr:g} and batch {s.stage1_batch_size} in stage 1, "
-        f"lr {s.lr:g} and batch {s.batch_size} in stage 2, fp32, global batches drawn at random.",
-        f"- Stage 1: {s.stage1_epochs} epoch over {s.num_foundation} correct 1-2 step problems, once per seed. Stage 2: "
-        f"every condition trains exactly {s.stage2_steps} steps at batch {s.batch_size} ({s.stage2_steps * s.batch_size} "
-        "examples seen) from its seed's stage-1 model, whatever its set's size: conditions differ in what they "
-        "see, not in how much. The budget was chosen on the validation split, where `hard_full` sits between floor "
-        "and ceiling (see the trials).",
+        f"trained from scratch; AdamW, 5% warmup + cosine, lr {s.stage1_lr:g} and batch {s.stage1_batch_size} in "
+        f"stage 1, lr {s.lr:g} and batch {s.batch_size} in stage 2, fp32, global batches drawn at random.",
+        f"- Stage 1: {s.stage1_epochs} epoch over {s.num_foundation} correct 1-2 step problems, once per seed. "
+        f"Stage 2: every condition trains exactly {s.stage2_steps} steps at batch {s.batch_size} "
+        f"({s.stage2_steps * s.batch_size} examples seen) from its seed's stage-1 model, whatever its set's size: "
+        "conditions differ in what they see, not in how much. The budget was chosen on the validation split, where "
+        "`hard_full` sits between floor and ceiling (see the trials).",
         f"- World: the built-in world's defaults (starting amounts up to {world.get('max_start')}, operands of + and - "
         f"up to {world.get('max_add')}, of * up to {world.get('max_mul')}, operations {world.get('operations')}, "
-        f"amounts up to {world.get('max_value')}); {s.num_hard} hard training tasks of {s.hard_steps} steps, each with 2 "
-        f"sub-tasks (contiguous runs of 2 steps) and a paraphrase; stage-1 problems of 1-2 steps. Test: `miniworld` "
-        f"({s.num_test} held-out problems of {s.hard_steps} steps), greedy decoding, graded by `w2s.grader`. Validation: "
-        f"{validation} other held-out hard tasks (`data/{VALIDATION}.jsonl`), used for every choice of a setting and "
-        "never reported as a result. *Steps right*: the share of a test problem's steps that the model's solution "
-        "gets right, by the exact step checker (a missing or extra step is wrong): finer than the final answer.",
+        f"amounts up to {world.get('max_value')}); {s.num_hard} hard training tasks of {s.hard_steps} steps, each "
+        f"with 2 sub-tasks (contiguous runs of 2 steps) and a paraphrase; stage-1 problems of 1-2 steps. Test: "
+        f"`miniworld` ({s.num_test} held-out problems of {s.hard_steps} steps), greedy decoding, graded by "
+        f"`w2s.grader`. Validation: {validation} other held-out hard tasks (`data/{VALIDATION}.jsonl`), used for "
+        "every choice of a setting and never reported as a result. *Steps right*: the share of a test problem's "
+        "steps that the model's solution gets right, by the exact step checker (a missing or extra step is wrong): "
+        "finer than the final answer.",
         f"- Seeds: {s.seeds}. A seed seeds every model of its chain: stage 1 (initialization, data order), the weak "
         "teachers and the students; the built noisy sets are drawn once, with the world. *[95% CI]*: mean over seeds "
         "± t(n-1) x sqrt(seed variance / n + test-set variance), where the test-set term is the variance over test "
         "problems of the per-problem outcome (averaged over seeds) / problems: the test set is the same for every "
-        "seed, so the seed spread alone cannot see its sampling error; an accuracy's interval is cut at 0 and 100%. Comparisons are paired by seed (a seed's "
-        "conditions all start from its stage-1 model) and by test problem. **reproduced** / **contradicted**: the "
-        "interval excludes zero on the paper's side / the other side; *no clear difference*: it contains zero.",
+        "seed, so the seed spread alone cannot see its sampling error; an accuracy's interval is cut at 0 and 100%. "
+        "Comparisons are paired by seed (a seed's conditions all start from its stage-1 model) and by test problem. "
+        "**reproduced** / **contradicted**: the interval excludes zero on the paper's side / the other side; "
+        "*no clear difference*: it contains zero.",
         f"- Q4's weak teacher, one per seed: that seed's stage 1 + {s.teacher_steps} steps on correct hard tasks "
-        f"(`hard_full`, {s.teacher_steps * s.batch_size} examples); one sample per hard training task at temperature 0.7 "
-        "(sample.py); its seed's student learns from those samples.",
+        f"(`hard_full`, {s.teacher_steps * s.batch_size} examples); one sample per hard training task at temperature "
+        "0.7 (sample.py); its seed's student learns from those samples.",
+    ]
+
+
+def quality_lines(quality: dict) -> list[str]:
+    """The measured outcome and step-wise error rates of every training set."""
+    lines = [
         "",
         "## Training sets: measured quality",
         "",
@@ -670,13 +677,33 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
     ]
     for name, q in quality.items():
         lines.append(f"| `{name}` | {q['examples']} | {pct(q['outcome_error'])} | {pct(q['step_error'])} |")
+    return lines
+
+
+READING_MARK = "<!-- reading: written by hand, kept by mini_study.py -->"
+
+
+def kept_reading(path: str) -> str:
+    """The hand-written reading of the report at `path` (from READING_MARK to its end): kept across reruns."""
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        text = f.read()
+    return text[text.index(READING_MARK):] if READING_MARK in text else ""
+
+
+def write_report(study: Study, path: str, figure: str | None, command: str, wall_seconds: float) -> None:
+    results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
+    quality = training_set_quality(study)
+    reading = kept_reading(path)
+    lines = report_header(study, command, wall_seconds, results) + setup_lines(study) + quality_lines(quality)
     stage1 = condition_interval(results, "stage1")
     if stage1:
         lines += ["", f"Stage 1 alone (the starting point of every condition): test accuracy {cell(stage1)}%."]
     for question in QUESTIONS:
         lines += ["", f"## {question.title}", "", f"The paper: {question.paper}.", ""]
         lines += question_table(question, results, quality)
-        lines += [""] + question_verdicts(question, results, quality, s.seeds)
+        lines += [""] + question_verdicts(question, results, quality, study.sizes.seeds)
     lines += ["", "## Weak to strong: does a student answer better than its supervision?", "",
               "The share of right final answers (and right steps) in each noisy training set, next to the share "
               "its student gets right on the held-out test (same kind of task, never seen in training).", ""]
@@ -688,9 +715,6 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
     lines += ["", reading.rstrip() if reading else f"{READING_MARK}\n\n## Reading\n\n(to be written by hand)"]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-
-
-READING_MARK = "<!-- reading: written by hand, kept by mini_study.py -->"
 
 
 def write_figure(study: Study, path: str) -> str | None:
@@ -717,18 +741,15 @@ def write_figure(study: Study, path: str) -> str | None:
     for name in HARD_TASK_SETS:
         if name in summary and name in quality:
             acc = summary[name]["miniworld"]
-            ax.errorbar(quality[name]["step_error"] * 100, acc["mean"] * 100, yerr=acc["se"] * 100 if acc["n"] > 1 else 0,
-                        fmt="o", capsize=3)
+            ax.errorbar(quality[name]["step_error"] * 100, acc["mean"] * 100,
+                        yerr=acc["se"] * 100 if acc["n"] > 1 else 0, fmt="o", capsize=3)
             ax.annotate(f"{name}\n(outcome error {pct(quality[name]['outcome_error'], 0)}%)",
                         (quality[name]["step_error"] * 100, acc["mean"] * 100), fontsize=7, xytext=(4, 4),
                         textcoords="offset points")
     ax.set_xlabel("step-wise error rate of the training set %")
     ax.set_ylabel("test accuracy % (final answer)")
     ax.set_title("Accuracy vs the training set's step-wise error rate (hard-task sets)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -786,13 +807,16 @@ def main(argv=None) -> int:
         return 130
     if study.did_work:
         record_invocation()
-    results_path = args.results or (os.path.join(out, "RESULTS.md") if args.smoke else os.path.join(REPO, "experiments", "RESULTS.md"))
+    default_results = os.path.join(out, "RESULTS.md") if args.smoke else os.path.join(REPO, "experiments", "RESULTS.md")
+    results_path = args.results or default_results
     figure = write_figure(study, os.path.join(os.path.dirname(results_path), "mini_study.png"))
     command = " ".join(["python", "experiments/mini_study.py"] + (argv if argv is not None else sys.argv[1:]))
     write_report(study, results_path, figure, command, time.time() - started)
-    print(f"wrote {results_path}" + (f" and {figure}" if figure else "") + f" in {(time.time() - started) / 60:.1f} min")
+    print(f"wrote {results_path}" + (f" and {figure}" if figure else "")
+          + f" in {(time.time() - started) / 60:.1f} min")
     if failures:
-        print(f"{len(failures)} job(s) failed: {', '.join(failures)}; rerun the same command to retry them", file=sys.stderr)
+        print(f"{len(failures)} job(s) failed: {', '.join(failures)}; rerun the same command to retry them",
+              file=sys.stderr)
         return 1
     return 0
 

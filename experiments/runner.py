@@ -26,6 +26,17 @@ from w2s.verifier import average_ranks  # noqa: E402
 # Running commands, and a pool that runs jobs as soon as what they need is done
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """Where one train.py run departs from the study's own stage-1 or stage-2 settings (None: the study's)."""
+    max_steps: int | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    model: str = "tiny"  # a train.py preset
+    extra: tuple[str, ...] = ()  # more train.py flags: an objective and its settings
+
+
 class Progress:
     """One line per job started or finished, with the elapsed time and an ETA from the work done so far."""
 
@@ -76,7 +87,8 @@ def run_stage(script: str, argv: list[str], log_path: str) -> None:
     if code != 0:
         with open(log_path) as f:
             tail = "".join(f.readlines()[-15:])
-        raise RuntimeError(f"`python {script}.py {' '.join(argv)}` failed (exit {code}); its log is {log_path}:\n{tail}")
+        raise RuntimeError(f"`python {script}.py {' '.join(argv)}` failed (exit {code}); "
+                           f"its log is {log_path}:\n{tail}")
 
 
 def count_rows(path: str) -> int:
@@ -134,6 +146,21 @@ class Jobs:
         return failures
 
 
+def marked_job(progress: Progress, cost: float, marker: str, what: str, work) -> None:
+    """A job that leaves the file `marker` once done: skipped when it exists (its cost counted as done),
+    else work() runs between a start line and a done line with its time (and the note work() returns,
+    if any). The marker is written last, so a killed job runs again."""
+    if os.path.exists(marker):
+        progress.add(cost, skipped=True)
+        return
+    started = time.time()
+    progress.log(f"start  {what}")
+    note = work()
+    open(marker, "w").close()
+    progress.add(cost)
+    progress.log(f"done   {what} in {time.time() - started:.0f} s{note or ''}")
+
+
 COMMAND_SOURCES = ("*.py", "w2s/**/*.py")  # what the commands a study runs import
 STUDY_SOURCES = COMMAND_SOURCES + ("experiments/*.py",)  # and the study's own scripts
 
@@ -178,8 +205,9 @@ class Workers:
         now = code_fingerprint(self.repo, COMMAND_SOURCES)
         if now != self.command_code:
             raise CodeChanged(f"the commands' Python sources (*.py, w2s/) changed on disk while this study ran "
-                              f"(fingerprint {self.command_code} at its start, {now} now): its workers hold the old modules, so a "
-                              "new command would mix versions. Rerun the same command to resume with the new code.")
+                              f"(fingerprint {self.command_code} at its start, {now} now): its workers hold the old "
+                              "modules, so a new command would mix versions. Rerun the same command to resume with the "
+                              "new code.")
 
     def run(self, script: str, argv: list[str], log_path: str) -> None:
         """A project command (`python <script>.py <argv>`), in the next free worker process."""
@@ -271,7 +299,8 @@ class Interval:
         return max(self.lo, 0.0), min(self.hi, 1.0)
 
     def text(self, scale: float = 100.0, unit: str = " points") -> str:
-        return f"{self.mean * scale:+.1f}{unit} (95% CI {self.lo * scale:+.1f} to {self.hi * scale:+.1f}, {self.n} seeds)"
+        return (f"{self.mean * scale:+.1f}{unit} (95% CI {self.lo * scale:+.1f} to {self.hi * scale:+.1f}, "
+                f"{self.n} seeds)")
 
 
 def interval(values: list[float], test_variance: float = 0.0) -> Interval:
@@ -348,7 +377,8 @@ def _measure(run: dict, steps: bool) -> tuple[float, list | None]:
     return (run["step_accuracy"], run.get("step_outcomes")) if steps else (run["accuracy"], run.get("outcomes"))
 
 
-def condition_interval(results: list[dict], condition: str, steps: bool = False, bench: str = "miniworld") -> Interval | None:
+def condition_interval(results: list[dict], condition: str, steps: bool = False,
+                       bench: str = "miniworld") -> Interval | None:
     """One condition's mean over seeds with its 95% interval (seeds and the test set's sampling)."""
     runs = seed_runs(results, condition, bench)
     if not runs:
@@ -363,7 +393,8 @@ def condition_interval(results: list[dict], condition: str, steps: bool = False,
     return interval(values, test_variance)
 
 
-def paired_interval(results: list[dict], a: str, b: str, steps: bool = False, bench: str = "miniworld") -> Interval | None:
+def paired_interval(results: list[dict], a: str, b: str, steps: bool = False,
+                    bench: str = "miniworld") -> Interval | None:
     """acc(a) - acc(b), paired by seed (every condition of a seed starts from that seed's models, so the
     per-seed difference cancels how good they happened to be) and by test problem, with its 95%
     interval. None unless both ran on at least one common seed."""
@@ -415,6 +446,14 @@ def pyplot():
     return plt
 
 
+def save_figure(plt, fig, path: str) -> str:
+    """Lay the figure out, write it to `path` and close it; returns the path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def accuracy_bars(ax, summary: dict, names: list[str], labels: list[str], fontsize: int = 8,
                   bench: str = "miniworld") -> None:
     """Two bars per condition, final answers right and steps right on `bench` (mean ± SE over seeds),
@@ -430,10 +469,16 @@ def accuracy_bars(ax, summary: dict, names: list[str], labels: list[str], fontsi
     ax.set_xticks(range(len(names)), labels, fontsize=fontsize)
 
 
-if __name__ == "__main__":  # not a script of its own: --help says so and what runs it
+def not_a_script(doc: str, path: str) -> None:
+    """For a module of the study run as a script: --help shows its docstring and what runs it, anything
+    else exits saying so."""
     import argparse
 
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
                             epilog="Run it through the study: python experiments/mini_study.py "
                                    "(--help lists its options).").parse_args()
-    raise SystemExit(f"{__file__}: not a script of its own; run python experiments/mini_study.py")
+    raise SystemExit(f"{path}: not a script of its own; run python experiments/mini_study.py")
+
+
+if __name__ == "__main__":
+    not_a_script(__doc__, __file__)

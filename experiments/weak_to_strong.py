@@ -6,24 +6,21 @@ Q5's jobs into its pool and `report_lines(study, figure_dir)` for its section of
 the section says is computed from results.jsonl and the files the jobs write.
 
 The cast, all in the study's built-in world, every model seeded (seed s = 0..seeds-1):
-- Weak teacher (`q5_teacher`, seed s): a smaller model, the `micro` preset (dim 64, 1 layer, half the
-  student's width), trained from scratch on the study's foundation set (seed s), then teacher_steps
-  steps on gold hard tasks: the first half of the study's 8000 (`gold_a`). Calibration (seed 0, lr
-  3e-3, batch 32, all 8000 gold tasks): micro stage 1 3.3%; +500 gold steps 10.7%, +1500 47.7%, +3000
-  80.4%. So micro does not plateau by its size at any budget the study can pay: trained long enough it
-  would pass the student's ceiling (hard_full at the study's 225 steps, about 75% on validation). The teacher here is
-  weak by its size *and* its budget (1000 steps); `q5_teacher_long` (seed 0 only, 2 x teacher_steps)
+- Weak teacher (`q5_teacher`, seed s): a `micro` model (dim 64, 1 layer, half the student's width)
+  trained from scratch on the study's foundation set, then teacher_steps steps on the first half of
+  the study's gold hard tasks (`gold_a`). Trained long enough, micro passes the student's ceiling, so
+  the teacher is weak by its size *and* its budget; `q5_teacher_long` (seed 0 only, 2 x teacher_steps)
   shows in every run how far its budget holds it back.
-- Weak-ICL stand-in (`q5_icl`, seed s): a 0.5M model does not learn in context (measured: 0-8 of 600
-  agreements with 2 solved examples in the prompt), so a second micro model stands in, made to err
-  independently: another seed's micro stage 1 (seed s+1), its own training seed (1000+s), and the other
-  half of the gold (`gold_b`, disjoint from the teacher's).
+- Weak-ICL stand-in (`q5_icl`, seed s): a model this small does not learn in context, so a second
+  micro model stands in, made to err independently: another seed's micro stage 1 (seed s+1), its own
+  training seed (1000+s), and the other half of the gold (`gold_b`, disjoint from the teacher's).
 - Strong student: each seed's tiny stage-1 model (dim 128, 2 layers), the study's `stage1/seed s`. Its
   ceiling is the study's `hard_full/seed s` (the same student on the gold hard tasks, same budget).
 - Unlabelled pool: `pool` hard tasks drawn after the study's (data_prep.py draws hard tasks as one
   stream, so a larger --num-hard extends it): no model trains on them, none is a test problem, none is
-  in the study's validation split (`data/validation.jsonl`, drawn further on; checked). Gold answers are read only to measure label quality,
-  for the gold-chosen control and for the validation choice of DPO's settings.
+  in the study's validation split (`data/validation.jsonl`, drawn further on; checked). Gold answers are
+  read only to measure label quality, for the gold-chosen control and for the validation choice of DPO's
+  settings.
 
 Every SFT student gets the study's stage-2 budget (budget_steps) whatever its set's size, so that label
 quality, not the number of examples seen, is what differs:
@@ -41,28 +38,21 @@ quality, not the number of examples seen, is what differs:
 DPO's learning rate and beta are chosen on the study's validation split, on seed 0, from `grid`, and used for
 every seed. PGR = (student - teacher) / (ceiling - teacher) per seed (Burns et al. 2023); every mean and
 difference comes with runner.interval (seeds and the test set's sampling, the teacher's included).
-
-Cost, estimated (not yet measured in a full study) in minutes of one 1-thread worker, from the
-calibration's times on the busy 2-core machine (micro: stage 1 ~1.2, 1000 gold steps + evaluation ~1.2;
-tiny: 375 steps + evaluation 2.3, so 225 steps + evaluation ~1.5): per seed, micro stage 1 1.2 + teacher
-1.2 + stand-in 1.2 + their labels on the pool 0.3; three SFT students 3.6; the stage-I model's 4 x 2000
-samples ~0.7; three DPO runs (30-100 steps each, and their evaluations) ~3: about 11 per seed, 56 for 5
-seeds, plus the grid (4 DPO runs, 5 validation evaluations, ~3) and the plateau check (~2.2): about 60.
-The first full study ran the controls on 3 seeds (control_seeds=3) and the whole study took about 64 minutes
-on 2 workers; the controls' two more seeds cost about 4 minutes of one worker each (their runs' recorded times),
-which the 90-minute study affords. So FULL runs every comparison on every seed, and no verdict rests on fewer
-seeds than the others; control_seeds stays as a knob for a quicker run. The study's time is in RESULTS.md.
+The calibration behind these sizes, and what they cost, are in experiments/RESULTS.md
+("Notes from the study scripts").
 """
 import json
 import math
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 # experiments/ is on sys.path: mini_study imports this module
-from runner import (accuracy_bars, count_rows, decide, interval, outcomes_difference, outcomes_interval, pct,  # noqa: E402
-                    per_problem_test_variance, pyplot, seed_runs, summarize)
+from runner import (TrainSettings, accuracy_bars, count_rows, decide, interval, marked_job,  # noqa: E402
+                    not_a_script, outcomes_difference, outcomes_interval, pct, per_problem_test_variance, pyplot,
+                    save_figure, seed_runs, summarize)
 from w2s.data.jsonl import read_jsonl, write_jsonl
 from w2s.data.rows import pair_row, user_message
 from w2s.data.selection.samples import hybrid_row, stated_answers
@@ -101,15 +91,14 @@ class Sizes:
     teacher_steps: int  # each weak source: gold steps after its micro stage 1
     grid: tuple  # DPO's (lr, beta) settings tried on seed 0
     dpo_epochs: int
-    micro_lr: float = 3e-3  # micro's stage 1 and gold steps (the calibration's)
+    micro_lr: float = 3e-3  # micro's stage 1 and gold steps
     control_seeds: int | None = None  # the controls (random subset, whole pool, gold-chosen) on the first
     # this many seeds only (None: every seed); the comparisons pair whatever seeds both sides have
     label_temperature: float = 0.0  # both sources' labels: greedy (smoke: 1, as untrained models answer
     # nothing greedily; at toy size no task may agree, and stages I and II are then skipped)
 
 
-# Sampling and the micro runs grow with these (the estimate is in the docstring). dpo_epochs 2: the
-# issue's stage II had about 10 DPO steps; 2 epochs over ~300-500 pairs of 1000 tasks make 20-35.
+# dpo_epochs 2: two passes over a few hundred stage-II pairs, tens of DPO steps.
 FULL = Sizes(pool=2000, pair_tasks=1000, strong_samples=4, teacher_steps=1000,
              grid=((3e-4, 0.1), (1e-3, 0.1), (3e-4, 0.5), (1e-3, 0.5)), dpo_epochs=2)
 SMOKE = Sizes(pool=24, pair_tasks=12, strong_samples=4, teacher_steps=2, grid=((3e-4, 0.1), (1e-3, 0.1)),
@@ -135,7 +124,8 @@ def q5_dir(study, *parts: str) -> str:
 # Pure selections (tested in tests/test_weak_to_strong.py)
 
 
-def random_hybrid(rows_a: list[dict], rows_b: dict[str, dict], k: int, seed: int, source_a: str, source_b: str) -> list[dict]:
+def random_hybrid(rows_a: list[dict], rows_b: dict[str, dict], k: int, seed: int, source_a: str,
+                  source_b: str) -> list[dict]:
     """The random-subset control of stage I: k tasks drawn at random (by seed) among those where both
     sources state an answer (as agreement needs), both responses, each labelled with its own answer."""
     answered = [(row, rows_b[row["id"]]) for row in rows_a
@@ -191,15 +181,17 @@ def prepare_pool(study) -> None:
         return
     world = q5_dir(study, "world")
     study.run("data_prep", ["world", "--out", world, "--num-hard", str(s.num_hard + size.pool),
-                            "--num-foundation", "0", "--num-test", str(s.num_test), "--num-long-test", str(s.num_long_test),
-                            "--hard-steps", s.hard_steps, "--long-steps", s.long_steps, "--sets", "hard_full"],
+                            "--num-foundation", "0", "--num-test", str(s.num_test),
+                            "--num-long-test", str(s.num_long_test), "--hard-steps", s.hard_steps,
+                            "--long-steps", s.long_steps, "--sets", "hard_full"],
               q5_dir(study, "data_prep.log"))
     tasks = read_jsonl(os.path.join(world, "tasks", "hard_full.jsonl"))
     study_tasks = read_jsonl(os.path.join(study.data_dir, "tasks", "hard_full.jsonl"))
     if [t["problem"] for t in tasks[:len(study_tasks)]] != [t["problem"] for t in study_tasks]:
         raise RuntimeError(f"{world}: the larger world does not begin with the study's hard tasks")
     for bench in TESTS:
-        if read_jsonl(os.path.join(world, "test", f"{bench}.jsonl")) != read_jsonl(os.path.join(study.data_dir, "test", f"{bench}.jsonl")):
+        ours, theirs = (os.path.join(d, "test", f"{bench}.jsonl") for d in (world, study.data_dir))
+        if read_jsonl(ours) != read_jsonl(theirs):
             raise RuntimeError(f"{world}: its {bench} test differs from the study's")
     pool = tasks[len(study_tasks):]
     validation = {t["problem"] for t in read_jsonl(study.validation_path)}
@@ -232,13 +224,18 @@ def set_path(study, name: str) -> str:
     return q5_dir(study, "data", f"{name}.jsonl")
 
 
-def train(study, data: str, out: str, seed: int, init: str, steps: int, *extra: str, lr: float | None = None,
-          model: str = "tiny") -> str:
+def train(study, data: str, out: str, seed: int, init: str, steps: int,
+          settings: TrainSettings = TrainSettings()) -> str:
     """The study's train.py for exactly `steps` optimizer steps at its batch size: as many epochs over
     `data` as that takes (the schedule spans the steps)."""
-    epochs = max(1, math.ceil(steps * study.sizes.batch_size / max(count_rows(data), 1)))
-    return study.train(data, out, seed, init, steps, epochs=epochs, lr=lr, extra=extra, model=model,
-                       batch_size=study.sizes.batch_size)
+    batch_size = study.sizes.batch_size
+    epochs = max(1, math.ceil(steps * batch_size / max(count_rows(data), 1)))
+    return study.train(data, out, seed, init, replace(settings, max_steps=steps, epochs=epochs, batch_size=batch_size))
+
+
+def micro(study) -> TrainSettings:
+    """The weak sources' model: the micro preset at its own learning rate."""
+    return TrainSettings(lr=sizes_of(study).micro_lr, model="micro")
 
 
 def run_dir(study, condition: str, seed: int | None) -> str:
@@ -270,7 +267,7 @@ def dpo(study, pairs: str, out: str, seed: int, init: str, lr: float, beta: floa
     if not rows:
         return False
     steps = max(1, math.ceil(sizes_of(study).dpo_epochs * rows / study.sizes.batch_size))
-    train(study, pairs, out, seed, init, steps, "--objective", "dpo", "--beta", str(beta), lr=lr)
+    train(study, pairs, out, seed, init, steps, TrainSettings(lr=lr, extra=("--objective", "dpo", "--beta", str(beta))))
     return True
 
 
@@ -286,24 +283,20 @@ def has_controls(study, seed: int) -> bool:
 def micro_stage1(study, seed: int) -> str:
     """A micro model from scratch on the study's foundation set (stage 1's epochs and batch)."""
     return study.train(study.set_path("foundation"), q5_dir(study, "runs", "micro_stage1", f"seed{seed}"), seed, None,
-                       lr=sizes_of(study).micro_lr, model="micro")
+                       micro(study))
 
 
-def weak_job(study, seed: int, progress, cost: float) -> None:
+def weak_sources(study, seed: int) -> str:
     """Seed s's two weak sources: trained, evaluated, their labels on the pool; the naive set, stage
-    I's hybrid set and its random-size control."""
+    I's hybrid set and its random-size control. Returns a note for the job's done line."""
     size, n = sizes_of(study), study.sizes.seeds
-    if os.path.exists(set_path(study, f"{RANDOM}_seed{seed}") + ".done"):
-        progress.add(cost, skipped=True)
-        return
-    started = time.time()
-    progress.log(f"start  Q5 weak sources, seed {seed}")
     tasks = q5_dir(study, "tasks.jsonl")
     labels = {}
-    for condition, gold, init_seed, train_seed in ((TEACHER, "gold_a", seed, seed), (ICL, "gold_b", (seed + 1) % n, 1000 + seed)):
+    sources = ((TEACHER, "gold_a", seed, seed), (ICL, "gold_b", (seed + 1) % n, 1000 + seed))
+    for condition, gold, init_seed, train_seed in sources:
         t0 = time.time()
         model = train(study, q5_dir(study, f"{gold}.jsonl"), run_dir(study, condition, seed), train_seed,
-                      micro_stage1(study, init_seed), size.teacher_steps, lr=size.micro_lr, model="micro")
+                      micro_stage1(study, init_seed), size.teacher_steps, micro(study))
         evaluate(study, condition, seed, t0)
         labels[condition] = sample(study, model, tasks, q5_dir(study, "labels", f"{condition}_seed{seed}.jsonl"), 1,
                                    size.label_temperature, seed)
@@ -315,24 +308,17 @@ def weak_job(study, seed: int, progress, cost: float) -> None:
     rows = random_hybrid(teacher_rows, {r["id"]: r for r in read_jsonl(labels[ICL])}, agreed, seed, "teacher", "icl")
     write_jsonl(set_path(study, f"{RANDOM}_seed{seed}"), rows)
     gold = {r["id"]: r["answer"] for r in teacher_rows}
-    right = [grade(r["messages"][-1]["content"], gold[r["meta"]["task_id"]]) for r in rows if r["meta"]["source"] == "teacher"]
+    right = [grade(r["messages"][-1]["content"], gold[r["meta"]["task_id"]])
+             for r in rows if r["meta"]["source"] == "teacher"]
     with open(q5_dir(study, "data", f"{RANDOM}_seed{seed}.report.json"), "w") as f:
         json.dump({"tasks": len(right), "label_accuracy": sum(right) / len(right) if right else None}, f)
-    open(set_path(study, f"{RANDOM}_seed{seed}") + ".done", "w").close()
-    progress.add(cost)
-    progress.log(f"done   Q5 weak sources, seed {seed} in {time.time() - started:.0f} s ({agreed} tasks agree)")
+    return f" ({agreed} tasks agree)"
 
 
-def sft_job(study, seed: int, progress, cost: float) -> None:
+def students(study, seed: int) -> None:
     """Seed s's SFT students (naive, stage I, random control), then the stage-I model's samples of the
     pool and the three pair sets of stage II."""
     size, steps = sizes_of(study), budget_steps(study)
-    done = q5_dir(study, f"sft_seed{seed}.done")
-    if os.path.exists(done):
-        progress.add(cost, skipped=True)
-        return
-    started = time.time()
-    progress.log(f"start  Q5 students, seed {seed}")
     student = os.path.join(study.run_dir(BASE, seed), "final")
     for condition in (NAIVE, STAGE1, RANDOM) if has_controls(study, seed) else (NAIVE, STAGE1):
         data = set_path(study, f"{condition}_seed{seed}")
@@ -342,8 +328,10 @@ def sft_job(study, seed: int, progress, cost: float) -> None:
             evaluate(study, condition, seed, t0)
     stage1 = os.path.join(run_dir(study, STAGE1, seed), "final")
     if os.path.exists(stage1):
-        tasks = q5_dir(study, "tasks.jsonl" if has_controls(study, seed) else "pair_tasks.jsonl")  # the whole pool: a control's
-        strong = sample(study, stage1, tasks, q5_dir(study, "labels", f"strong_seed{seed}.jsonl"), size.strong_samples, 1.0, seed)
+        # the whole pool only for a seed with controls (q5_dpo_pool's pairs)
+        tasks = q5_dir(study, "tasks.jsonl" if has_controls(study, seed) else "pair_tasks.jsonl")
+        strong = sample(study, stage1, tasks, q5_dir(study, "labels", f"strong_seed{seed}.jsonl"), size.strong_samples,
+                        1.0, seed)
         weak = q5_dir(study, "labels", f"{TEACHER}_seed{seed}.jsonl")
         rows = read_jsonl(strong)
         first = q5_dir(study, "labels", f"strong_seed{seed}_first.jsonl")
@@ -353,9 +341,6 @@ def sft_job(study, seed: int, progress, cost: float) -> None:
             data_prep(study, "pairs", strong, "--weak", weak, "--name", f"{DPO_POOL}_seed{seed}", "--seed", str(seed))
             pairs = gold_pairs(rows[:size.pair_tasks], {r["id"]: r for r in read_jsonl(weak)}, seed)
             write_jsonl(set_path(study, f"{DPO_GOLD}_seed{seed}"), pairs)
-    open(done, "w").close()
-    progress.add(cost)
-    progress.log(f"done   Q5 students, seed {seed} in {time.time() - started:.0f} s")
 
 
 def grid_job(study, progress, cost: float) -> None:
@@ -381,28 +366,21 @@ def grid_job(study, progress, cost: float) -> None:
     with open(path, "w") as f:
         json.dump(result, f, indent=2)
     progress.add(cost)
-    progress.log(f"done   Q5 DPO grid in {time.time() - started:.0f} s: lr {result['chosen'][0]}, beta {result['chosen'][1]}")
+    progress.log(f"done   Q5 DPO grid in {time.time() - started:.0f} s: "
+                 f"lr {result['chosen'][0]}, beta {result['chosen'][1]}")
 
 
-def dpo_job(study, seed: int, progress, cost: float) -> None:
+def stage_two(study, seed: int) -> None:
     """Seed s's stage II, its whole-pool control and its gold-chosen upper bound, at the grid's choice."""
-    done = q5_dir(study, f"dpo_seed{seed}.done")
-    if os.path.exists(done):
-        progress.add(cost, skipped=True)
-        return
-    started = time.time()
-    progress.log(f"start  Q5 stage II, seed {seed}")
     with open(q5_dir(study, "grid.json")) as f:
         lr, beta = json.load(f)["chosen"]
     stage1 = os.path.join(run_dir(study, STAGE1, seed), "final")
     if os.path.exists(stage1):
         for condition in (DPO, DPO_POOL, DPO_GOLD) if has_controls(study, seed) else (DPO,):
             t0 = time.time()
-            if dpo(study, set_path(study, f"{condition}_seed{seed}"), run_dir(study, condition, seed), seed, stage1, lr, beta):
+            pairs = set_path(study, f"{condition}_seed{seed}")
+            if dpo(study, pairs, run_dir(study, condition, seed), seed, stage1, lr, beta):
                 evaluate(study, condition, seed, t0)
-    open(done, "w").close()
-    progress.add(cost)
-    progress.log(f"done   Q5 stage II, seed {seed} in {time.time() - started:.0f} s")
 
 
 def plateau_job(study, progress, cost: float) -> None:
@@ -413,7 +391,7 @@ def plateau_job(study, progress, cost: float) -> None:
         return
     started, size = time.time(), sizes_of(study)
     train(study, q5_dir(study, "gold_a.jsonl"), run_dir(study, TEACHER_LONG, 0), 0, micro_stage1(study, 0),
-          2 * size.teacher_steps, lr=size.micro_lr, model="micro")
+          2 * size.teacher_steps, micro(study))
     evaluate(study, TEACHER_LONG, 0, started)
     progress.add(cost)
     progress.log(f"done   Q5 plateau check (teacher at 2x its budget) in {time.time() - started:.0f} s")
@@ -449,16 +427,21 @@ def add_jobs(study, jobs, progress) -> None:
     jobs.add("q5/pool", lambda: prepare_pool(study), after=("data",))  # once: the weak jobs run side by side
     for seed in range(n):
         jobs.add(f"q5/micro/{seed}", lambda seed=seed: micro_job(study, seed, progress, c["micro"]), after=("data",))
-    for seed in range(n):
-        jobs.add(f"q5/weak/{seed}", lambda seed=seed: weak_job(study, seed, progress, c["weak"]),
+    for seed in range(n):  # a job's marker file says it is done
+        jobs.add(f"q5/weak/{seed}", partial(marked_job, progress, c["weak"],
+                                            set_path(study, f"{RANDOM}_seed{seed}") + ".done",
+                                            f"Q5 weak sources, seed {seed}", partial(weak_sources, study, seed)),
                  after=("q5/pool", f"q5/micro/{seed}", f"q5/micro/{(seed + 1) % n}"))
-        jobs.add(f"q5/sft/{seed}", lambda seed=seed: sft_job(study, seed, progress, c["sft"]),
+        jobs.add(f"q5/sft/{seed}", partial(marked_job, progress, c["sft"], q5_dir(study, f"sft_seed{seed}.done"),
+                                           f"Q5 students, seed {seed}", partial(students, study, seed)),
                  after=(f"q5/weak/{seed}", f"stage1/{seed}"))
     jobs.add("q5/grid", lambda: grid_job(study, progress, c["grid"]), after=("q5/sft/0",))
     for seed in range(n):
-        jobs.add(f"q5/dpo/{seed}", lambda seed=seed: dpo_job(study, seed, progress, c["dpo"]),
+        jobs.add(f"q5/dpo/{seed}", partial(marked_job, progress, c["dpo"], q5_dir(study, f"dpo_seed{seed}.done"),
+                                           f"Q5 stage II, seed {seed}", partial(stage_two, study, seed)),
                  after=(f"q5/sft/{seed}", "q5/grid"))
-    jobs.add("q5/plateau", lambda: plateau_job(study, progress, c["weak"]), after=("q5/pool", "q5/micro/0"))  # last: it fills a gap
+    # last: it fills a gap
+    jobs.add("q5/plateau", lambda: plateau_job(study, progress, c["weak"]), after=("q5/pool", "q5/micro/0"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,7 +490,8 @@ def label_quality_lines(study) -> list[str]:
                 verdicts = [r["correct"][0] for r in read_jsonl(labels)]  # sample.py's grader verdicts
                 parts.append(f"{who}'s labels right {pct(sum(verdicts) / len(verdicts))}% of {len(verdicts)}")
         if (hybrid := _report(study, f"{STAGE1}_seed{seed}")) is not None:
-            parts.append(f"agree on {hybrid.get('agree', 0)} tasks, agreed labels right {pct(hybrid.get('label_accuracy'))}%")
+            parts.append(f"agree on {hybrid.get('agree', 0)} tasks, "
+                         f"agreed labels right {pct(hybrid.get('label_accuracy'))}%")
         if (control := _report(study, f"{RANDOM}_seed{seed}")) is not None:
             parts.append(f"random subset's teacher labels right {pct(control.get('label_accuracy'))}%")
         for name, what in ((DPO, "stage II pairs"), (DPO_POOL, "whole-pool pairs")):
@@ -522,22 +506,23 @@ def label_quality_lines(study) -> list[str]:
     return lines
 
 
-def report_lines(study, figure_dir: str) -> list[str]:
-    """Q5's section of RESULTS.md: the models with intervals, label quality, the DPO grid, PGR and the
-    comparisons with their verdicts; the figure goes to FIGURE_DIR/weak_to_strong.png."""
-    results = [r for r in read_jsonl(study.results_path) if r["condition"] in CONDITIONS] if os.path.exists(study.results_path) else []
+def intro_lines(study) -> list[str]:
+    """The section's title and what it runs, at the study's sizes."""
     size = sizes_of(study)
-    runs = {c: runs_by_seed(results, c) for c in CONDITIONS}
-    lines = ["", "## Q5. Does the strong student surpass its weak teacher without gold labels?", "",
-             "Yang, Ma, Liu (2024), *Weak-to-Strong Reasoning*: a strong student learns from a weaker teacher's labels "
-             "through agreement-selected SFT (stage I) and DPO on confidence-selected pairs (stage II). Here, per seed: the "
-             f"weak teacher is a micro model (dim 64, 1 layer) trained on half the gold hard tasks ({size.teacher_steps} steps); "
-             "the weak-ICL stand-in is another micro model (another seed's stage 1, its own seed, the other half of the gold); "
-             f"the student is the seed's tiny stage-1 model (dim 128, 2 layers); the two label {size.pool} unlabelled hard tasks; "
-             f"every SFT student gets the study's stage-2 budget ({budget_steps(study)} steps at batch {study.sizes.batch_size}); "
-             f"the ceiling is the study's `{CEILING}` run (see experiments/weak_to_strong.py). Intervals: 95%, over seeds and "
-             "the test set's sampling.", "",
-             "| model | test acc % (95% CI) | seeds | PGR (95% CI) |", "|---|---:|---|---:|"]
+    return ["", "## Q5. Does the strong student surpass its weak teacher without gold labels?", "",
+            "Yang, Ma, Liu (2024), *Weak-to-Strong Reasoning*: a strong student learns from a weaker teacher's "
+            "labels through agreement-selected SFT (stage I) and DPO on confidence-selected pairs (stage II). Here, "
+            "per seed: the weak teacher is a micro model (dim 64, 1 layer) trained on half the gold hard tasks "
+            f"({size.teacher_steps} steps); the weak-ICL stand-in is another micro model (another seed's stage 1, its "
+            "own seed, the other half of the gold); the student is the seed's tiny stage-1 model (dim 128, 2 layers); "
+            f"the two label {size.pool} unlabelled hard tasks; every SFT student gets the study's stage-2 budget "
+            f"({budget_steps(study)} steps at batch {study.sizes.batch_size}); the ceiling is the study's `{CEILING}` "
+            "run (see experiments/weak_to_strong.py). Intervals: 95%, over seeds and the test set's sampling.", ""]
+
+
+def models_table(runs: dict) -> list[str]:
+    """Every Q5 model's test accuracy with its interval and per seed; PGR for stage 1 and the students."""
+    lines = ["| model | test acc % (95% CI) | seeds | PGR (95% CI) |", "|---|---:|---|---:|"]
     for condition in CONDITIONS:
         iv = outcomes_interval(runs[condition])
         if iv is None:
@@ -549,20 +534,38 @@ def report_lines(study, figure_dir: str) -> list[str]:
             g = pgr_interval(runs[condition], runs[TEACHER], runs[CEILING])
             gap = f"{g.mean:+.2f} ({g.lo:+.2f} to {g.hi:+.2f})" if g else "n/a"
         lines.append(f"| {LABELS[condition]} (`{condition}`) | {_acc(iv)} | {values} | {gap} |")
+    return lines
+
+
+def grid_lines(study) -> list[str]:
+    """DPO's settings tried on the validation split and the one chosen (nothing before the grid ran)."""
+    grid_path = q5_dir(study, "grid.json")
+    if not os.path.exists(grid_path):
+        return []
+    with open(grid_path) as f:
+        grid = json.load(f)
+    tried = ", ".join(f"lr {g['lr']} beta {g['beta']}: {pct(g['val'])}%" for g in grid["settings"]) or "not run"
+    return ["", f"DPO's settings on the validation split (`{os.path.relpath(study.validation_path, study.out)}`, "
+                f"seed 0; the stage-I model {pct(grid['stage1_val'])}%): {tried}; chosen lr {grid['chosen'][0]}, "
+                f"beta {grid['chosen'][1]}."]
+
+
+def report_lines(study, figure_dir: str) -> list[str]:
+    """Q5's section of RESULTS.md: the models with intervals, label quality, the DPO grid, PGR and the
+    comparisons with their verdicts; the figure goes to FIGURE_DIR/weak_to_strong.png."""
+    results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
+    results = [r for r in results if r["condition"] in CONDITIONS]
+    size = sizes_of(study)
+    runs = {c: runs_by_seed(results, c) for c in CONDITIONS}
+    lines = intro_lines(study) + models_table(runs)
     teacher0, longer = runs[TEACHER].get(0), runs[TEACHER_LONG].get(0)
     if teacher0 and longer:
-        lines += ["", f"Plateau check (seed 0): the teacher {pct(sum(teacher0) / len(teacher0))}% after {size.teacher_steps} gold "
-                      f"steps, {pct(sum(longer) / len(longer))}% after {2 * size.teacher_steps} (close: limited by its size; "
-                      "well above: by its budget)."]
+        lines += ["", f"Plateau check (seed 0): the teacher {pct(sum(teacher0) / len(teacher0))}% after "
+                      f"{size.teacher_steps} gold steps, {pct(sum(longer) / len(longer))}% after "
+                      f"{2 * size.teacher_steps} (close: limited by its size; well above: by its budget)."]
     lines += ["", "Label quality (gold read only to measure it; selection never reads it):", ""]
     lines += label_quality_lines(study) or ["- not measured"]
-    grid_path = q5_dir(study, "grid.json")
-    if os.path.exists(grid_path):
-        with open(grid_path) as f:
-            grid = json.load(f)
-        tried = ", ".join(f"lr {g['lr']} beta {g['beta']}: {pct(g['val'])}%" for g in grid["settings"]) or "not run"
-        lines += ["", f"DPO's settings on the validation split (`{os.path.relpath(study.validation_path, study.out)}`, seed 0; the stage-I model "
-                      f"{pct(grid['stage1_val'])}%): {tried}; chosen lr {grid['chosen'][0]}, beta {grid['chosen'][1]}."]
+    lines += grid_lines(study)
     lines += ["", "| comparison (a - b) | difference (95% CI) | paper's direction | verdict |", "|---|---:|---|---|"]
     for a, b, sign in COMPARISONS:
         iv = outcomes_difference(runs[a], runs[b])
@@ -587,16 +590,8 @@ def write_figure(summary: dict, path: str) -> str | None:
     ax.set_ylabel("test set %")
     ax.set_title("Q5: weak-to-strong reasoning in miniature", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
-if __name__ == "__main__":  # not a script of its own: --help says so and what runs it
-    import argparse
-
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                            epilog="Run it through the study: python experiments/mini_study.py "
-                                   "(--help lists its options).").parse_args()
-    raise SystemExit(f"{__file__}: not a script of its own; run python experiments/mini_study.py")
+if __name__ == "__main__":
+    not_a_script(__doc__, __file__)

@@ -38,7 +38,8 @@ def fake_rows(problems: int = 400) -> list[dict]:
         weighted = [int(i % 4 == 0) or m for i, m in enumerate(maj)]
         for name in easy_to_hard.VERIFIERS:
             outcomes = {"greedy": maj, "maj": maj, "pass": [1] * problems, "best_of": maj, "weighted_maj": weighted}
-            curves = {str(k): {f"{m}@{k}": sum(outcomes[m]) / problems for m in easy_to_hard.MEASURES} for k in (1, 2, 4)}
+            curves = {str(k): {f"{m}@{k}": sum(outcomes[m]) / problems for m in easy_to_hard.MEASURES}
+                      for k in (1, 2, 4)}
             rows.append({"verifier": name, "seed": seed, "agg": easy_to_hard.VERIFIERS[name][3], "k": 4,
                          "bench": "miniworld", "problems": problems, "curves": curves, "outcomes": outcomes,
                          "auc": {"step": 0.75, "outcome": 0.5 + seed / 10}})
@@ -57,7 +58,8 @@ def test_report_from_rows(tmp_path):
     assert claims["- weighted maj@4 vs best-of-4, oprm_easy"].endswith(": reproduced")
     assert "+0.0 points (95% CI +0.0 to +0.0, 3 seeds): within ±2 points, so reproduced as stated" in \
         claims["- ORM ≈ PRM (best-of-4, orm_easy - prm_easy)"]
-    assert claims["- ORM ≈ PRM (best-of-4, orm_easy - prm_easy)"].endswith("direction, as a difference): no clear difference")
+    orm_prm = claims["- ORM ≈ PRM (best-of-4, orm_easy - prm_easy)"]
+    assert orm_prm.endswith("direction, as a difference): no clear difference")
     # The OPRM ties the better of PRM and ORM: no clear difference, not "best".
     assert claims["- OPRM best (weighted maj@4)"].endswith(": no clear difference")
     assert "+25.0 points" in claims["- weighted maj@4 vs maj@4, prm_easy"]

@@ -22,23 +22,24 @@ def run_smoke(out: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-def test_smoke_study_has_every_condition_and_resumes(tmp_path):
-    out = str(tmp_path / "study")
-    first = run_smoke(out)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+# Stage I, its control and stage II need agreeing answers: not at toy size. These Q5 models are measured.
+Q5_MEASURED = {weak_to_strong.TEACHER, weak_to_strong.TEACHER_LONG, weak_to_strong.ICL, weak_to_strong.NAIVE}
 
+
+def check_results_rows(out: str) -> list[dict]:
+    """One row per run of every condition, each with its test results; the teacher's samples measured."""
     with open(os.path.join(out, "results.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     conditions = {row["condition"] for row in rows}
-    q5_measured = {weak_to_strong.TEACHER, weak_to_strong.TEACHER_LONG, weak_to_strong.ICL, weak_to_strong.NAIVE}  # stage I,
-    # its control and stage II need agreeing answers: not at toy size
-    assert set(mini_study.CONDITIONS) | {"stage1", mini_study.TEACHER_RUN} | q5_measured <= conditions
-    assert conditions <= set(mini_study.CONDITIONS) | {"stage1", mini_study.TEACHER_RUN} | set(weak_to_strong.CONDITIONS)
+    study_runs = set(mini_study.CONDITIONS) | {"stage1", mini_study.TEACHER_RUN}
+    assert study_runs | Q5_MEASURED <= conditions
+    assert conditions <= study_runs | set(weak_to_strong.CONDITIONS)
     assert len(rows) == len(conditions)  # one seed in the smoke study, one row per run
     for row in rows:
         for bench in mini_study.BENCHES:
             result = row["benches"][bench]
-            assert result["problems"] == (mini_study.SMOKE.num_test if bench == "miniworld" else mini_study.SMOKE.num_long_test)
+            problems = mini_study.SMOKE.num_test if bench == "miniworld" else mini_study.SMOKE.num_long_test
+            assert result["problems"] == problems
             assert 0.0 <= result["accuracy"] <= 1.0
 
     # The teacher's samples became a training set whose error rates were measured on it.
@@ -46,21 +47,18 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
         teacher_rows = [json.loads(line) for line in f]
     assert 0 < len(teacher_rows) <= mini_study.SMOKE.num_hard  # empty samples are left out (and counted)
     assert all(isinstance(r["meta"]["correct"], bool) and 0 <= r["meta"]["step_error_rate"] <= 1 for r in teacher_rows)
+    return rows
 
-    with open(os.path.join(out, "RESULTS.md")) as f:
-        report = f.read()
-    for condition in mini_study.CONDITIONS:
-        assert f"`{condition}`" in report
-    for question in mini_study.QUESTIONS:
-        assert question.title in report
-    assert "## Weak to strong" in report
-    # Q5 (experiments/weak_to_strong.py): every model measured, PGR and label quality computed from the files.
+
+def check_q5(out: str, report: str) -> None:
+    """Q5 (experiments/weak_to_strong.py): every model measured, PGR and label quality computed from the files."""
     q5 = report.split("## Q5.")[1]
     for condition in weak_to_strong.CONDITIONS:
         assert f"(`{condition}`) |" in q5  # a row each, measured or "not run"
-    for condition in (*q5_measured, weak_to_strong.BASE, weak_to_strong.CEILING):  # stage 1, the ceiling: the study's
+    for condition in (*Q5_MEASURED, weak_to_strong.BASE, weak_to_strong.CEILING):  # stage 1, the ceiling: the study's
         assert f"(`{condition}`) | not run" not in q5
-    assert "teacher's labels right" in q5 and "PGR" in q5 and "Plateau check (seed 0)" in q5 and "DPO's settings on the validation split" in q5
+    assert "teacher's labels right" in q5 and "PGR" in q5 and "Plateau check (seed 0)" in q5
+    assert "DPO's settings on the validation split" in q5
     for a, b, _ in weak_to_strong.COMPARISONS:
         assert f"| `{a}` - `{b}` |" in q5
     assert os.path.exists(os.path.join(out, "q5", "data", f"{weak_to_strong.STAGE1}_seed0.report.json"))
@@ -68,7 +66,9 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
     if importlib.util.find_spec("matplotlib"):  # the figure is optional: CI installs no matplotlib
         assert os.path.exists(os.path.join(out, "weak_to_strong.png"))
 
-    # Q6: every verifier of every seed scored the same K samples of the test set, never above pass@K.
+
+def check_q6(out: str, report: str) -> None:
+    """Q6: every verifier of every seed scored the same K samples of the test set, never above pass@K."""
     import easy_to_hard
     with open(os.path.join(out, "easy_to_hard.jsonl")) as f:
         e2h = [json.loads(line) for line in f]
@@ -82,17 +82,35 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
         assert all(len(v) == problems for v in row["outcomes"].values())
         assert row["outcomes"]["maj"] == e2h[0]["outcomes"]["maj"]  # one set of samples, scored by each
         assert all(v is None or 0 <= v <= 1 for v in row["auc"].values())
-    steps = [json.loads(line) for line in open(os.path.join(out, "easy_to_hard", "seed0", "prm_easy.jsonl"))]
+    seed_dir = os.path.join(out, "easy_to_hard", "seed0")
+    steps = [json.loads(line) for line in open(os.path.join(seed_dir, "prm_easy.jsonl"))]
     assert 0 < len(steps) <= easy_to_hard.SMOKE.easy_tasks * easy_to_hard.SMOKE.samples_easy  # balanced
     assert all(len(r["steps"]) == len(r["labels"]) for r in steps)
-    oprm = [json.loads(line) for line in open(os.path.join(out, "easy_to_hard", "seed0", "oprm_easy.jsonl"))]
+    oprm = [json.loads(line) for line in open(os.path.join(seed_dir, "oprm_easy.jsonl"))]
     assert any(r["id"].endswith("/outcome") for r in oprm)
-    eval_rows = [json.loads(line) for line in open(os.path.join(out, "easy_to_hard", "seed0", "prm_easy", "eval", "miniworld.jsonl"))]
+    eval_rows = [json.loads(line) for line in open(os.path.join(seed_dir, "prm_easy", "eval", "miniworld.jsonl"))]
     assert len(eval_rows) == problems
     assert all(len(r["scores"]) == k and all(0 <= s <= 1 for s in r["scores"]) for r in eval_rows)
     assert "## Q6. Does a verifier trained on easy problems re-rank hard ones?" in report
     assert f"best-of-{k} prm_easy" in report and "| verifier | step AUC | outcome AUC |" in report
     assert "ORM ≈ PRM" in report and "OPRM best" in report
+
+
+def test_smoke_study_has_every_condition_and_resumes(tmp_path):
+    out = str(tmp_path / "study")
+    first = run_smoke(out)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    rows = check_results_rows(out)
+
+    with open(os.path.join(out, "RESULTS.md")) as f:
+        report = f.read()
+    for condition in mini_study.CONDITIONS:
+        assert f"`{condition}`" in report
+    for question in mini_study.QUESTIONS:
+        assert question.title in report
+    assert "## Weak to strong" in report
+    check_q5(out, report)
+    check_q6(out, report)
 
     # The invocation records the sources' fingerprint, and the report says that one version ran it all.
     with open(os.path.join(out, "invocations.jsonl")) as f:
@@ -162,7 +180,8 @@ def test_sub_half_has_one_sub_task_per_hard_task(tmp_path):
     from w2s.data.jsonl import read_jsonl, write_jsonl
 
     hard = [{"id": f"mw-{i}", "messages": [], "meta": {}} for i in range(4)]
-    subs = [{"id": f"mw-{i}-sub{j}", "messages": [], "meta": {"parent_id": f"mw-{i}"}} for i in range(4) for j in (1, 2)]
+    subs = [{"id": f"mw-{i}-sub{j}", "messages": [], "meta": {"parent_id": f"mw-{i}"}}
+            for i in range(4) for j in (1, 2)]
     write_jsonl(str(tmp_path / "h.jsonl"), hard)
     write_jsonl(str(tmp_path / "s.jsonl"), subs)
     mini_study.write_sub_half(str(tmp_path / "h.jsonl"), str(tmp_path / "s.jsonl"), str(tmp_path / "o.jsonl"))
@@ -244,7 +263,8 @@ def test_ctrl_c_stops_the_study_records_its_time_and_a_rerun_resumes(tmp_path):
         (row,) = [json.loads(line) for line in f]
     assert row["interrupted"] and row["minutes"] >= 0
     assert not os.path.exists(os.path.join(out, "RESULTS.md"))
-    finished = len(open(os.path.join(out, "results.jsonl")).readlines()) if os.path.exists(os.path.join(out, "results.jsonl")) else 0
+    results = os.path.join(out, "results.jsonl")
+    finished = len(open(results).readlines()) if os.path.exists(results) else 0
     assert finished <= 2  # at most the runs that were already finishing; nothing started after Ctrl-C
 
     rerun = run_smoke(out)

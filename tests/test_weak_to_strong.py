@@ -37,7 +37,8 @@ def test_random_hybrid_draws_k_answered_tasks_with_both_responses():
 def test_random_hybrid_depends_on_the_seed():
     a = [task(i, [solution(str(i))]) for i in range(30)]
     b = {r["id"]: r for r in a}
-    draws = {frozenset(r["meta"]["task_id"] for r in weak_to_strong.random_hybrid(a, b, 5, s, "x", "y")) for s in range(4)}
+    draws = {frozenset(r["meta"]["task_id"] for r in weak_to_strong.random_hybrid(a, b, 5, s, "x", "y"))
+             for s in range(4)}
     assert len(draws) > 1
 
 

@@ -204,7 +204,8 @@ def _dir_arg(path: str) -> str:
 WORLD_EPILOG = f"""
 files written to --out DIR:
   <set>.jsonl         chat SFT rows {{"id", "messages": [user, assistant], "meta"}}
-  test/<bench>.jsonl  {{"id", "problem", "answer"}}: built-in {', '.join(BUILTIN_TESTS)}; hf {', '.join(HF_TESTS.values())}
+  test/<bench>.jsonl  {{"id", "problem", "answer"}}: built-in {', '.join(BUILTIN_TESTS)}; \
+hf {', '.join(HF_TESTS.values())}
   tokenizer.json      (built-in world) byte-level BPE trained on the world's training text
   tasks/hard_full.jsonl  the hard training tasks as {{"id", "problem", "answer"}}, for a model teacher (sample.py)
   manifest.json       the settings DIR was built with; a later run into DIR must use the same ones

@@ -64,7 +64,8 @@ def sample_rows(model, tokenizer, tasks: list[dict], sampling: Sampling, few_sho
                                                        few_shot=few_shot, shots=shots):
         row = {**task, "prompt": prompt, "samples": samples, "finish_reasons": reasons}
         if "answer" in task:
-            row["correct"] = [reason == "stop" and grade(sample, task["answer"]) for sample, reason in zip(samples, reasons)]
+            row["correct"] = [reason == "stop" and grade(sample, task["answer"])
+                              for sample, reason in zip(samples, reasons)]
         yield row
 
 

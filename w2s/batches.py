@@ -51,7 +51,8 @@ def global_batches(lengths: list[int], global_batch_size: int, seed: int, epoch:
     return batches
 
 
-def split_global_batch(batch: list[int], lengths: list[int], world_size: int, rank: int, micro_batch_size: int) -> list[list[int]]:
+def split_global_batch(batch: list[int], lengths: list[int], world_size: int, rank: int,
+                       micro_batch_size: int) -> list[list[int]]:
     """This rank's micro-batches of one global batch.
 
     The batch is sorted by length (longest first) and dealt in micro-steps of world_size *

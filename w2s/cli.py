@@ -42,7 +42,8 @@ class Progress:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
         rate = self.done / elapsed
         eta = format_duration((self.total - self.done) / rate) if rate > 0 else "?"
-        return f"{self.unit} {self.done}/{self.total} | {rate:.2f} {self.unit}/s | {self.tokens / elapsed:.0f} tok/s | ETA {eta}"
+        return (f"{self.unit} {self.done}/{self.total} | {rate:.2f} {self.unit}/s | "
+                f"{self.tokens / elapsed:.0f} tok/s | ETA {eta}")
 
     def close(self) -> None:
         if self.enabled and self.tty:
@@ -66,7 +67,8 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def add_generation_args(parser: argparse.ArgumentParser, *, temperature: float, top_p: float, seed: int) -> None:
     """The defaults that differ (a teacher samples, an evaluation decodes greedily) are the caller's."""
     parser.add_argument("--temperature", type=float, default=temperature, help="sampling temperature; 0: greedy")
-    parser.add_argument("--top-p", type=float, default=top_p, help="nucleus sampling: keep the tokens that make up this mass")
+    parser.add_argument("--top-p", type=float, default=top_p,
+                        help="nucleus sampling: keep the tokens that make up this mass")
     parser.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens; 0: all")
     parser.add_argument("--max-new-tokens", type=int, help=f"tokens per answer (default: {DEFAULT_MAX_NEW_TOKENS}, "
                         "or less when the model's context cannot hold that after the longest prompt)")

@@ -135,7 +135,8 @@ def tokenize_pairs(rows: list[dict], tokenizer, max_seq_len: int) -> tuple[list[
     return out, report
 
 
-def load_dpo_data(data_path: str, tokenizer, max_seq_len: int, write_cache: bool = True) -> tuple[list[PairExample], dict]:
+def load_dpo_data(data_path: str, tokenizer, max_seq_len: int,
+                  write_cache: bool = True) -> tuple[list[PairExample], dict]:
     """The pairs of a JSONL file, tokenized, and tokenize_pairs's report, through a cache beside the
     file (w2s/cache.py), keyed like SFT's: the file, the length, the tokenizer, this code."""
     cache = cache_path(data_path, "pairs", tokenized_key(data_path, tokenizer, max_seq_len, [__file__]))

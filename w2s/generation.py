@@ -63,7 +63,8 @@ def build_prompt(tokenizer: Tokenizer, problem: str, template: str = "chat",
         text = tokenizer.render_chat(messages)
         return text, tokenizer.encode(text)
     if template == "plain":
-        text = "".join(f"Question: {user_message(shot['problem'])}\nAnswer: {shot['solution'].strip()}\n\n" for shot in shots)
+        text = "".join(f"Question: {user_message(shot['problem'])}\nAnswer: {shot['solution'].strip()}\n\n"
+                       for shot in shots)
         text += f"Question: {user_message(problem)}\nAnswer:"
         return text, tokenizer.encode(text, bos=True)
     raise ValueError(f"unknown template {template!r}; choose from {', '.join(TEMPLATES)}")
@@ -107,7 +108,8 @@ def fit_max_new_tokens(model: Llama, tokenizer: Tokenizer, tasks: list[dict], te
     if not tasks:
         return requested or DEFAULT_MAX_NEW_TOKENS
     context = model.args.max_seq_len
-    lengths = [len(build_prompt(tokenizer, task["problem"], template, shots_for(task, few_shot, shots))[1]) for task in tasks]
+    lengths = [len(build_prompt(tokenizer, task["problem"], template, shots_for(task, few_shot, shots))[1])
+               for task in tasks]
     longest = max(lengths)
     if requested is not None:
         for task, length in zip(tasks, lengths):

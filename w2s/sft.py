@@ -47,7 +47,8 @@ class TokenizedExample:
         return (len(self.input_ids),)
 
 
-def tokenize_sft(rows: list[dict], tokenizer, max_seq_len: int, overflow: str = "truncate") -> tuple[list[TokenizedExample], dict]:
+def tokenize_sft(rows: list[dict], tokenizer, max_seq_len: int,
+                 overflow: str = "truncate") -> tuple[list[TokenizedExample], dict]:
     """Chat rows -> token ids and assistant-only labels.
 
     Examples longer than `max_seq_len` are cut at the end ("truncate") or left out ("drop"); both
@@ -88,7 +89,8 @@ def tokenize_sft(rows: list[dict], tokenizer, max_seq_len: int, overflow: str = 
 def load_sft_data(data_path: str, tokenizer, max_seq_len: int,
                   write_cache: bool = True) -> tuple[list[TokenizedExample], dict]:
     """The examples of an SFT JSONL file and tokenize_sft's report, through the cache."""
-    key = tokenized_key(data_path, tokenizer, max_seq_len, [__file__, sys.modules[load_sft_examples.__module__].__file__])
+    key = tokenized_key(data_path, tokenizer, max_seq_len,
+                        [__file__, sys.modules[load_sft_examples.__module__].__file__])
     cache = cache_path(data_path, "sft", key)
     cached = load_cache(cache)
     if cached is not None:

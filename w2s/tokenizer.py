@@ -121,8 +121,8 @@ class Tokenizer:
             self.special_tokens[name] = content
         ids = {name: self._token_id(name) for name in ("bos_token", "eos_token", "unk_token", "pad_token")}
         if ids["eos_token"] is None:
-            raise UserError(f"{self._where('tokenizer_config.json')}: no eos_token (here or in special_tokens_map.json):"
-                            " w2s needs it to know where a reply ends")
+            raise UserError(f"{self._where('tokenizer_config.json')}: no eos_token "
+                            "(here or in special_tokens_map.json): w2s needs it to know where a reply ends")
         self.bos_id, self.eos_id, self.unk_id = ids["bos_token"], ids["eos_token"], ids["unk_token"]
         self.pad_id = ids["pad_token"] if ids["pad_token"] is not None else self.eos_id
         self.stop_ids = sorted({self.eos_id, *self._generation_eos_ids()})
@@ -244,7 +244,8 @@ class Tokenizer:
         try:
             template = compile_chat_template(self.chat_template)
         except jinja2.TemplateSyntaxError as e:
-            raise UserError(f"{self._where('chat_template.jinja' if 'chat_template.jinja' in self.files else 'tokenizer_config.json')}: "
+            template_file = "chat_template.jinja" if "chat_template.jinja" in self.files else "tokenizer_config.json"
+            raise UserError(f"{self._where(template_file)}: "
                             f"the chat template does not compile (template line {e.lineno}: {e.message})") from None
         try:
             return template.render(messages=messages, tools=None, documents=None,

@@ -67,7 +67,8 @@ def check_manifest(out: str, manifest: dict, write: bool = True) -> None:
     if old:
         if old != manifest:
             diff = {k: (old.get(k), manifest.get(k)) for k in set(old) | set(manifest) if old.get(k) != manifest.get(k)}
-            raise UserError(f"{out} was built with other settings {diff} (was, now): use another --out, or delete {out}")
+            raise UserError(f"{out} was built with other settings {diff} (was, now): "
+                            f"use another --out, or delete {out}")
     elif write:
         _write_manifest_file(out, {**manifest, SETS_KEY: recorded_sets(out)})
 
@@ -118,7 +119,8 @@ def write_sets(out: str, sets: dict[str, list[dict]], tokenizer, written: dict[s
         if name in written:
             continue
         write_jsonl(os.path.join(out, f"{name}.jsonl"), rows, cache.setdefault("<lines>", {}))
-        written[name] = measure(rows, token_lengths(rows, tokenizer, cache.setdefault("<tokens>", {})) if tokenizer else None)
+        written[name] = measure(rows, token_lengths(rows, tokenizer, cache.setdefault("<tokens>", {}))
+                                if tokenizer else None)
 
 
 def write_tests(out: str, tests: dict[str, list[dict]], log: Log = print) -> None:
@@ -165,12 +167,14 @@ def step_range(text: str) -> tuple[int, int]:
 def world_settings(out: str, given: dict) -> tuple[dict, miniworld.WorldConfig]:
     """The world's settings: those `given` (not None), else the directory's manifest, else WORLD_DEFAULTS."""
     recorded = read_manifest(out)
-    settings = {k: given[k] if given.get(k) is not None else recorded.get(k, default) for k, default in WORLD_DEFAULTS.items()}
+    settings = {k: given[k] if given.get(k) is not None else recorded.get(k, default)
+                for k, default in WORLD_DEFAULTS.items()}
     config = miniworld.WorldConfig(max_value=settings["max_value"], start_range=(1, settings["max_start"]),
                                    add_range=(1, settings["max_add"]), mul_range=(2, settings["max_mul"]),
                                    operations=settings["operations"], hard_steps=step_range(settings["hard_steps"]),
                                    long_steps=step_range(settings["long_steps"]),
-                                   foundation_steps=step_range(settings["foundation_steps"]), phrasings=settings["phrasings"])
+                                   foundation_steps=step_range(settings["foundation_steps"]),
+                                   phrasings=settings["phrasings"])
     if config.hard_steps[0] < 3:
         raise UserError(f"--hard-steps {settings['hard_steps']}: hard tasks need at least 3 steps to have sub-tasks")
     return settings, config
@@ -267,7 +271,8 @@ def download_hf(cache_dir: str | None = None) -> str:
         return snapshot_download(HF_REPO, repo_type="dataset", cache_dir=cache_dir)
     except Exception as e:  # network, auth, missing repo: all end the same way for the user
         raise UserError(f"could not download {HF_REPO}: {type(e).__name__}: {e}; "
-                        f"download it where the hub is reachable and convert it with `data_prep.py hf --dir LOCAL_DIR`") from None
+                        "download it where the hub is reachable and convert it with "
+                        "`data_prep.py hf --dir LOCAL_DIR`") from None
 
 
 def build_hf(out: str, hf_dir: str | None, subset: str | None, seed: int | None, kinds: list[str] | None,
@@ -319,7 +324,8 @@ def build_gair(out: str, gair_dir: str, log: Log = print) -> dict[str, dict]:
         elif gair_set.kind == "pairs":
             claim_sets(out, [gair_set.name], BUILT, record=False)
             write_jsonl(os.path.join(out, f"{gair_set.name}.jsonl"), gair_set.rows)
-            log(f"wrote {os.path.join(out, gair_set.name + '.jsonl')}: {len(gair_set.rows)} pairs (train.py --objective dpo)")
+            log(f"wrote {os.path.join(out, gair_set.name + '.jsonl')}: {len(gair_set.rows)} pairs "
+                "(train.py --objective dpo)")
         else:
             write_sets(out, {gair_set.name: gair_set.rows}, None, written, {}, record=False)
     log("conversion report:")

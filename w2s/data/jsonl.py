@@ -180,7 +180,8 @@ def check_settings(out: str, settings: dict, begun: bool, older: str | None = No
               for key in keys if recorded.get(key) != settings.get(key)]
     if differ:
         raise UserError(f"{path}: {out} was made with other settings or inputs ({'; '.join(differ)}); rerun with "
-                        "the recorded ones to resume, use another --out, or pass --overwrite to discard it and start fresh")
+                        "the recorded ones to resume, use another --out, "
+                        "or pass --overwrite to discard it and start fresh")
 
 
 def write_settings(out: str, settings: dict) -> None:

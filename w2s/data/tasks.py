@@ -73,7 +73,8 @@ def load_few_shot(path: str) -> list[dict]:
             problem, solution = row.get("problem"), row.get("solution")
         for field, value in (("problem", problem), ("solution", solution)):
             if not isinstance(value, str) or not value.strip():
-                raise UserError(f"{where}: field '{field}' (or messages / samples giving it) must be a non-empty string")
+                raise UserError(f"{where}: field '{field}' (or messages / samples giving it) "
+                                "must be a non-empty string")
         out.append({"id": row_id, "problem": problem, "solution": solution})
     if empty:
         print(f"{path}: {empty} rows skipped as few-shot examples (their first sample is empty)", file=sys.stderr)

@@ -1,9 +1,9 @@
 """Selecting weak supervision without gold answers (Yang, Ma, Liu 2024, "Weak-to-Strong Reasoning").
 
 Reading order: sample files (sample.py output) read and checked; every sample as an SFT example
-(the naive set, no selection); final answers grouped by equivalence; stage I, agreement (keep the tasks where two sources' first answers agree, train on
-both responses: the "hybrid" set); stage II, confidence pairs for DPO; the diagnosis, which alone
-reads gold answers.
+(the naive set, no selection); final answers grouped by equivalence; stage I, agreement (keep the
+tasks where two sources' first answers agree, train on both responses: the "hybrid" set); stage II,
+confidence pairs for DPO; the diagnosis, which alone reads gold answers.
 
 Answers are compared with the grader's `is_equiv`, never as strings ("1/2" and "0.5" agree). A
 sample cut off at the length limit (finish reason "length") states no answer, whatever its text holds.
@@ -72,7 +72,8 @@ def same_tasks(rows_a: list[dict], path_a: str, rows_b: list[dict], path_b: str)
     for row in rows_a:
         other = by_id.get(row["id"])
         if other is None:
-            raise UserError(f"{path_b}: field 'id': no row for task {row['id']!r} of {path_a} (sample both over the same tasks)")
+            raise UserError(f"{path_b}: field 'id': no row for task {row['id']!r} of {path_a} "
+                            "(sample both over the same tasks)")
         if other["problem"].strip() != row["problem"].strip():
             raise UserError(f"{path_b}: field 'problem' of task {row['id']!r} differs from {path_a}'s")
     return by_id
@@ -95,7 +96,8 @@ def sft_from_samples(path: str, teacher: str) -> tuple[list[dict], Counter]:
         where = f"{path}:{line_no}"
         if not isinstance(row, dict):
             raise UserError(f"{where}: a row must be a JSON object")
-        task_id, problem, answer = string_field(row, "id", where), string_field(row, "problem", where), string_field(row, "answer", where)
+        task_id, problem, answer = (string_field(row, "id", where), string_field(row, "problem", where),
+                                    string_field(row, "answer", where))
         samples, verdicts = row.get("samples"), row.get("correct")
         if not isinstance(samples, list) or not all(isinstance(x, str) for x in samples):
             raise UserError(f"{where}: field 'samples' must be a list of strings")
@@ -153,7 +155,8 @@ def hybrid_row(task: dict, response: str, source: str, label: str) -> dict:
             "meta": {"task_id": task["id"], "kind": "hybrid", "source": source, "label": label}}
 
 
-def agreement_set(rows_a: list[dict], rows_b: dict[str, dict], source_a: str, source_b: str) -> tuple[list[dict], Counter]:
+def agreement_set(rows_a: list[dict], rows_b: dict[str, dict], source_a: str,
+                  source_b: str) -> tuple[list[dict], Counter]:
     """The hybrid SFT set: for each task of `rows_a` (in order) whose first sample's final answer
     agrees with `rows_b`'s first sample's, both responses. Report: tasks, agree, disagree,
     no_answer (either first sample has none)."""
@@ -295,7 +298,8 @@ def agreement_from_files(path_a: str, path_b: str) -> tuple[list[dict], dict]:
     answers in the tasks, the diagnosis and each source's first-sample accuracy)."""
     rows_a, rows_b = load_samples(path_a), load_samples(path_b)
     by_id = same_tasks(rows_a, path_a, rows_b, path_b)
-    source_a, source_b = (file_stem(path_a), file_stem(path_b)) if file_stem(path_a) != file_stem(path_b) else ("a", "b")
+    source_a, source_b = ((file_stem(path_a), file_stem(path_b)) if file_stem(path_a) != file_stem(path_b)
+                          else ("a", "b"))
     rows, counts = agreement_set(rows_a, by_id, source_a, source_b)
     report = {"sources": {source_a: path_a, source_b: path_b}, **counts, "examples": len(rows)}
     quality = diagnose_hybrid(rows, {r["id"]: r for r in rows_a})  # gold, for the report only

@@ -93,7 +93,8 @@ class SetReport:
     def line(self, name: str) -> str:
         text = f"{name}: {self.rows} rows from {self.file}"
         if self.skipped:
-            text += f", {self.skipped} skipped: " + "; ".join(self.places) + (" ..." if self.skipped > len(self.places) else "")
+            text += (f", {self.skipped} skipped: " + "; ".join(self.places)
+                     + (" ..." if self.skipped > len(self.places) else ""))
         return text
 
 
@@ -195,7 +196,8 @@ def benchmark_row(row: dict, bench: str, index: int) -> dict:
 
 
 def _solution_and_answer(row: dict) -> tuple[str, str]:
-    """(solution, final answer) of a raw row: {question, solution, answer} or GSM8K's {question, answer "... #### N"}."""
+    """(solution, final answer) of a raw row: {question, solution, answer} or GSM8K's
+    {question, answer "... #### N"}."""
     if "solution" in row:
         return _text(row, "solution"), _text(row, "answer", number=True)
     solution = _text(row, "answer")
@@ -337,7 +339,8 @@ def convert_gair(directory: str, report: GairReport) -> Iterator[GairSet]:
                 yield GairSet("tasks", f"gair_{name}", rows, set_report)
             elif stem == "test":  # the benchmark again, in its source's shape: checked, not written twice
                 bench = TESTS.get(name, name)
-                rows, set_report = _convert(path, lambda row, i, b=bench: benchmark_row(row, b, i), _relative(root, path))
+                rows, set_report = _convert(path, lambda row, i, b=bench: benchmark_row(row, b, i),
+                                            _relative(root, path))
                 known = tests.get(bench, set())
                 found = sum(" ".join(r["problem"].split()) in known for r in rows)
                 report.sets.append(("check", f"raw/{name}/test", set_report))
@@ -374,7 +377,8 @@ def _entries(root: str, report: GairReport) -> Iterator[tuple[str, str, dict, bo
         except json.JSONDecodeError as e:
             raise UserError(f"{info_path}:{e.lineno}: bad JSON: {e.msg}") from None
         if not isinstance(info, dict):
-            raise UserError(f"{info_path}: expected an object of name -> {{file_name, columns}}, got {type(info).__name__}")
+            raise UserError(f"{info_path}: expected an object of name -> {{file_name, columns}}, "
+                            f"got {type(info).__name__}")
     for name, entry in info.items():
         file_name = entry.get("file_name") if isinstance(entry, dict) else None
         if not isinstance(file_name, str) or not file_name:
@@ -382,7 +386,8 @@ def _entries(root: str, report: GairReport) -> Iterator[tuple[str, str, dict, bo
         columns = entry.get("columns") or {}
         if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
             raise UserError(f"{info_path}: entry {name!r}: field 'columns' must map column roles to field names")
-        # Paths are the repository's (data/llama_factory/...); LLaMA-Factory also takes them relative to its dataset_dir.
+        # Paths are the repository's (data/llama_factory/...); LLaMA-Factory also takes them relative
+        # to its dataset_dir.
         candidates = [os.path.join(os.path.dirname(root), file_name), os.path.join(root, "llama_factory", file_name)]
         path = next((os.path.normpath(p) for p in candidates if os.path.isfile(p)), None)
         if path is None:  # the release names some files in the wrong subfolder (math pairs under gsm8k/)

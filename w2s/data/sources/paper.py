@@ -2,7 +2,8 @@
 sets and benchmarks.
 
 Reading order: file names; task_sol_pairs into a pool; paraphrases attached; weaker_sampling into
-weak_<teacher> SFT sets; test files into benchmark rows (each file read by w2s/data/sources/reader.py); `read_release`, which does all of it and reports what it found.
+weak_<teacher> SFT sets; test files into benchmark rows (each file read by w2s/data/sources/reader.py);
+`read_release`, which does all of it and reports what it found.
 """
 import os
 import re
@@ -54,7 +55,8 @@ def _solutions(row: dict, prefix: str, where: str) -> tuple[str, str]:
 
 
 def _item(item_id: str, problem: str, answer: str, pos: str, neg: str, **meta) -> PoolItem:
-    return PoolItem(item_id, problem, answer, [Solution(pos, True)], [Solution(neg, False)] if neg.strip() else [], meta=meta)
+    return PoolItem(item_id, problem, answer, [Solution(pos, True)], [Solution(neg, False)] if neg.strip() else [],
+                    meta=meta)
 
 
 def read_task_sol_pairs(root: str, subset: str | None, report: Counter) -> list[PoolItem]:
@@ -81,8 +83,8 @@ def read_task_sol_pairs(root: str, subset: str | None, report: Counter) -> list[
             for key in sorted((k for k in row if re.fullmatch(r"subtask_\d+", k)), key=lambda k: int(k.split("_")[1])):
                 sub_task = string_field(row, f"{key}.task", where)
                 sub_pos, sub_neg = _solutions(row, f"{key}.", where)
-                item.subtasks.append(_item(f"{item_id}/{key}", sub_task, _gold(sub_pos, where, f"{key}.pos_ans"), sub_pos,
-                                           sub_neg, source=f"hf/{name}", parent_id=item_id))
+                item.subtasks.append(_item(f"{item_id}/{key}", sub_task, _gold(sub_pos, where, f"{key}.pos_ans"),
+                                           sub_pos, sub_neg, source=f"hf/{name}", parent_id=item_id))
                 report["subtasks"] += 1
                 report["subtasks without neg_ans"] += not item.subtasks[-1].incorrect
             pool.append(item)
@@ -103,13 +105,15 @@ def attach_paraphrases(root: str, subset: str | None, pool: list[PoolItem], repo
                 report["paraphrases without a task (skipped)"] += 1
                 continue
             pos, neg = _solutions(row, "", where)
-            parent.paraphrases.append(_item(f"{parent.id}/para{len(parent.paraphrases) + 1}", string_field(row, "task", where),
-                                            parent.answer, pos, neg, source=parent.meta["source"], parent_id=parent.id))
+            parent.paraphrases.append(_item(f"{parent.id}/para{len(parent.paraphrases) + 1}",
+                                            string_field(row, "task", where), parent.answer, pos, neg,
+                                            source=parent.meta["source"], parent_id=parent.id))
             report["paraphrases"] += 1
 
 
 def read_weaker_sampling(root: str, report: Counter) -> dict[str, list[dict]]:
-    """weaker_sampling/<teacher>/*.json: {"ori_id", "task", "ground_truth", "sample<k>", "judge<k>"} -> weak_<teacher> sets.
+    """weaker_sampling/<teacher>/*.json: {"ori_id", "task", "ground_truth", "sample<k>", "judge<k>"}
+    -> weak_<teacher> sets.
 
     Every sampled solution becomes an example; its correctness is the release's judge field
     (1 right, 0 wrong), or the grader against the ground truth where a judge field is missing.
@@ -121,12 +125,14 @@ def read_weaker_sampling(root: str, report: Counter) -> dict[str, list[dict]]:
         rows = sets.setdefault(f"weak_{teacher}", [])
         for line_no, row in read_rows(path):
             where = f"{path}:{line_no}"
-            ori_id, problem, truth = string_field(row, "ori_id", where), string_field(row, "task", where), string_field(row, "ground_truth", where)
+            ori_id, problem, truth = (string_field(row, "ori_id", where), string_field(row, "task", where),
+                                      string_field(row, "ground_truth", where))
             gold = extract_answer(truth) or truth.strip()
             samples = sorted((k for k in row if re.fullmatch(r"sample\d+", k)), key=lambda k: int(k[6:]))
             if not samples:
                 raise UserError(f"{where}: missing field 'sample1' (no sampled solutions)")
-            item = PoolItem(f"{teacher}/{ori_id}", problem, gold, [], meta={"source": "hf/weaker_sampling", "teacher": teacher})
+            item = PoolItem(f"{teacher}/{ori_id}", problem, gold, [],
+                            meta={"source": "hf/weaker_sampling", "teacher": teacher})
             for key in samples:
                 text, judge = row[key], row.get("judge" + key[6:])
                 if not isinstance(text, str) or not text.strip():
@@ -143,7 +149,8 @@ def read_weaker_sampling(root: str, report: Counter) -> dict[str, list[dict]]:
 
 
 def read_tests(root: str, report: Counter) -> dict[str, list[dict]]:
-    """test_data/*.json: {"question", "ground_truth", ...} -> benchmark rows {"id", "problem", "answer", ...extra kept}."""
+    """test_data/*.json: {"question", "ground_truth", ...} -> benchmark rows
+    {"id", "problem", "answer", ...extra kept}."""
     tests = {}
     top_level = sorted(os.path.join(root, f) for f in os.listdir(root) if f.endswith((".json", ".jsonl")))
     for path in _release_files(root, "test_data") + top_level:
@@ -165,8 +172,11 @@ def read_tests(root: str, report: Counter) -> dict[str, list[dict]]:
     return tests
 
 
-def read_release(root: str, subset: str | None = None) -> tuple[list[PoolItem], dict[str, list[dict]], dict[str, list[dict]], dict]:
-    """The released dataset at `root`: a pool (task_sol_pairs + paraphrase), weak_<teacher> sets, benchmarks, a report."""
+def read_release(
+    root: str, subset: str | None = None,
+) -> tuple[list[PoolItem], dict[str, list[dict]], dict[str, list[dict]], dict]:
+    """The released dataset at `root`: a pool (task_sol_pairs + paraphrase), weak_<teacher> sets,
+    benchmarks, a report."""
     report = Counter()
     pool = read_task_sol_pairs(root, subset, report)
     attach_paraphrases(root, subset, pool, report)
@@ -175,7 +185,8 @@ def read_release(root: str, subset: str | None = None) -> tuple[list[PoolItem], 
     # The release's own split; we cannot redraw it, but we can say whether a test problem is trained on.
     train_problems = {_norm(it.problem) for item in pool for it in [item] + item.subtasks + item.paraphrases}
     for bench, rows in tests.items():
-        report[f"{bench}: test problems also in training data"] = sum(_norm(r["problem"]) in train_problems for r in rows)
+        report[f"{bench}: test problems also in training data"] = sum(_norm(r["problem"]) in train_problems
+                                                                        for r in rows)
     return pool, weak_sets, tests, dict(report)
 
 

@@ -41,7 +41,8 @@ def from_prm800k(path: str) -> tuple[list[dict], Counter]:
                 report["unrated steps (row ends there)"] += 1
                 break
             if rating not in (-1, 0, 1):
-                raise UserError(f"{where}: field 'label.steps[{i}].completions[].rating' must be -1, 0 or 1, got {rating!r}")
+                raise UserError(f"{where}: field 'label.steps[{i}].completions[].rating' must be -1, 0 or 1, "
+                                f"got {rating!r}")
             steps.append(text)
             labels.append(rating != -1)
             if chosen is None:

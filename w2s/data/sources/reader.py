@@ -2,8 +2,9 @@
 
 Reading order: a Git LFS pointer named as such; rows read with their line numbers from a JSON list (as
 the paper's release and LLaMA-Factory store them) or from JSON Lines (GAIR's raw sets, PRM800K,
-Math-Shepherd). Fields are checked with w2s/data/rows.py's `string_field` / `typed_field`. A bad row fails in one line naming file and line, or, where the
-caller passes `skip` (GAIR's converter: bad rows are skipped and counted), is handed to it instead.
+Math-Shepherd). Fields are checked with w2s/data/rows.py's `string_field` / `typed_field`. A bad row
+fails in one line naming file and line, or, where the caller passes `skip` (GAIR's converter: bad
+rows are skipped and counted), is handed to it instead.
 """
 import json
 import os

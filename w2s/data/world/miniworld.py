@@ -112,7 +112,8 @@ def _step_choices(value: int, config: WorldConfig) -> dict[str, list[int]]:
     choices = {}
     for op in config.operations:
         low, high = config.mul_range if op in "*/" else config.add_range
-        operands = [b for b in range(low, high + 1) if (r := apply(value, op, b)) is not None and 1 <= r <= config.max_value]
+        operands = [b for b in range(low, high + 1)
+                    if (r := apply(value, op, b)) is not None and 1 <= r <= config.max_value]
         if operands:
             choices[op] = operands
     return choices
@@ -128,9 +129,11 @@ STEP_TEMPLATES = {
     "+": ["{pro} gets {k} more.", "{pro} finds {k} more.", "{pro} buys {k} more."],
     "-": ["{pro} gives away {k}.", "{pro} loses {k}.", "{pro} sells {k}."],
     "*": ["{pro} now has {k} times as many.", "{pro} multiplies them by {k}.", "The number is multiplied by {k}."],
-    "/": ["{pro} divides them by {k}.", "{pro} splits them into {k} equal piles and keeps one.", "The number is divided by {k}."],
+    "/": ["{pro} divides them by {k}.", "{pro} splits them into {k} equal piles and keeps one.",
+          "The number is divided by {k}."],
 }
-QUESTION_TEMPLATES = ["How many {unit} does {name} have now?", "How many {unit} are there now?", "How many does {name} have in the end?"]
+QUESTION_TEMPLATES = ["How many {unit} does {name} have now?", "How many {unit} are there now?",
+                      "How many does {name} have in the end?"]
 # A prefix question asks for the amount after the story's first j operations, so an easy sub-task can be
 # posed inside its whole hard problem: the sub-task cannot be solved by applying the sentences right
 # before the question, the shortcut that short problems teach ({changes}: "change" or "2 changes").
@@ -181,14 +184,15 @@ def render_problem(task: Task, phrasing: Phrasing, prefix: int | None = None) ->
     if prefix is None:
         sentences.append(QUESTION_TEMPLATES[phrasing.question].format(name=name, unit=unit))
     else:
-        sentences.append(PREFIX_QUESTION_TEMPLATES[phrasing.question].format(name=name, unit=unit, changes=changes(prefix)))
+        sentences.append(PREFIX_QUESTION_TEMPLATES[phrasing.question].format(name=name, unit=unit,
+                                                                             changes=changes(prefix)))
     return " ".join(sentences)
 
 
 def _template_regex(template: str) -> re.Pattern:
     pattern = re.escape(template)
-    for slot, regex in [("name", r"[A-Z][a-z]+"), ("pro", r"(?:He|She)"), ("unit", r"[a-z]+"), ("n", r"(?P<n>\d+)"), ("k", r"(?P<k>\d+)"),
-                        ("changes", r"(?:change|(?P<j>\d+) changes)")]:
+    for slot, regex in [("name", r"[A-Z][a-z]+"), ("pro", r"(?:He|She)"), ("unit", r"[a-z]+"),
+                        ("n", r"(?P<n>\d+)"), ("k", r"(?P<k>\d+)"), ("changes", r"(?:change|(?P<j>\d+) changes)")]:
         pattern = pattern.replace(re.escape("{" + slot + "}"), regex)
     return re.compile(pattern + r"\Z")
 
@@ -284,7 +288,8 @@ def line_errors(lines: list[Line], task: Task) -> list[bool]:
             errors.append(True)
             continue
         line, step = lines[i], task.steps[i]
-        right = (line.a, line.op, line.b) == (amount, step.op, step.operand) and apply(line.a, line.op, line.b) == line.c
+        right = ((line.a, line.op, line.b) == (amount, step.op, step.operand)
+                 and apply(line.a, line.op, line.b) == line.c)
         errors.append(not right)
         amount = line.c
     return errors
@@ -398,7 +403,8 @@ def weak_solution(task: Task, profile: str, rng: random.Random, max_tries: int =
         for i, step in enumerate(task.steps):
             if i not in planted:
                 result = apply(amount, step.op, step.operand)
-                line = Line(amount, step.op, step.operand, result) if result is not None and result <= VALUE_CAP else None
+                line = (Line(amount, step.op, step.operand, result) if result is not None and result <= VALUE_CAP
+                        else None)
             elif planted[i] == "computation":
                 line = _computation_error(amount, step, rng)
             else:
@@ -482,7 +488,8 @@ def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, nu
         spans = subtask_spans(len(task.steps), rng)
         parts = [task.part(first, last) for first, last in spans]
         if signature(task) in taken:
-            report["duplicate_draws_skipped" if signature(task) not in test_signatures else "test_collisions_skipped"] += 1
+            report["duplicate_draws_skipped" if signature(task) not in test_signatures
+                   else "test_collisions_skipped"] += 1
             continue
         if any(signature(p) in test_signatures for p in parts):
             report["test_collisions_skipped"] += 1
@@ -494,11 +501,15 @@ def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, nu
         for j, (part, (first, last)) in enumerate(zip(parts, spans)):
             # A sub-task keeps its task's name and unit, so it reads as a piece of the same story.
             sub_phrasing = phrase(rng, part)
-            sub_phrasing = Phrasing(phrasing.name, phrasing.unit, sub_phrasing.start, sub_phrasing.steps, sub_phrasing.question)
-            problem.subtasks.append(Problem(f"{task_id}-sub{j + 1}", part, render_problem(part, sub_phrasing), span=(first, last)))
-        problem.paraphrases.append(Problem(f"{task_id}-para1", task, render_problem(task, phrase(rng, task, avoid=phrasing))))
+            sub_phrasing = Phrasing(phrasing.name, phrasing.unit, sub_phrasing.start, sub_phrasing.steps,
+                                    sub_phrasing.question)
+            problem.subtasks.append(Problem(f"{task_id}-sub{j + 1}", part, render_problem(part, sub_phrasing),
+                                            span=(first, last)))
+        problem.paraphrases.append(Problem(f"{task_id}-para1", task,
+                                           render_problem(task, phrase(rng, task, avoid=phrasing))))
         # Prefix sub-tasks reuse the task's own text and draw nothing from rng, so every other problem is as before.
-        problem.prefixes = [Problem(f"{task_id}-pre{j}", task.part(0, j - 1), render_problem(task, phrasing, prefix=j), span=(0, j - 1))
+        problem.prefixes = [Problem(f"{task_id}-pre{j}", task.part(0, j - 1), render_problem(task, phrasing, prefix=j),
+                                    span=(0, j - 1))
                             for j in PREFIX_STEPS]
         hard.append(problem)
 
@@ -552,7 +563,8 @@ def to_pool(problems: list[Problem], seed: int, hard_profile: str | None = None,
         if subtasks:
             item.subtasks = [_pool_item(sub, seed, sub_profile, parent_id=problem.id) for sub in problem.subtasks]
         if paraphrases:
-            item.paraphrases = [_pool_item(para, seed, None, item.incorrect, parent_id=problem.id) for para in problem.paraphrases]
+            item.paraphrases = [_pool_item(para, seed, None, item.incorrect, parent_id=problem.id)
+                                for para in problem.paraphrases]
         if prefixes:
             item.prefixes = [_pool_item(pre, seed, sub_profile, parent_id=problem.id) for pre in problem.prefixes]
         pool.append(item)
@@ -569,4 +581,5 @@ def _pool_item(problem: Problem, seed: int, profile: str | None, incorrect: list
                                       {"profile": profile, "error_steps": weak.error_steps, "error_kinds": weak.kinds}))
     return PoolItem(id=problem.id, problem=problem.text, answer=str(problem.task.answer),
                     correct=[Solution(correct_solution(problem.task), True, 0.0)], incorrect=incorrect,
-                    meta={"source": "miniworld", "steps": n, **meta, **({"span": list(problem.span)} if problem.span else {})})
+                    meta={"source": "miniworld", "steps": n, **meta,
+                          **({"span": list(problem.span)} if problem.span else {})})

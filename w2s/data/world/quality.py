@@ -115,7 +115,8 @@ def histogram(values: list[int], bins: int = 10) -> list[tuple[int, int, int]]:
     low, high = min(values), max(values)
     width = max(1, -(-(high - low + 1) // bins))
     counts = Counter((v - low) // width for v in values)
-    return [(low + b * width, low + (b + 1) * width - 1, counts.get(b, 0)) for b in range(-(-(high - low + 1) // width))]
+    return [(low + b * width, low + (b + 1) * width - 1, counts.get(b, 0))
+            for b in range(-(-(high - low + 1) // width))]
 
 
 def set_report(path: str, tokenizer_path: str | None = None) -> tuple[dict, list[int], str]:
@@ -124,7 +125,8 @@ def set_report(path: str, tokenizer_path: str | None = None) -> tuple[dict, list
     tokens (a tokenizer beside the file or given) or else in characters (`unit` says which)."""
     rows = load_sft_examples(path)
     tokenizer = find_tokenizer(path, tokenizer_path)
-    lengths = token_lengths(rows, tokenizer) if tokenizer else [sum(len(m["content"]) for m in r["messages"]) for r in rows]
+    lengths = (token_lengths(rows, tokenizer) if tokenizer
+               else [sum(len(m["content"]) for m in r["messages"]) for r in rows])
     stats = measure(rows, lengths if tokenizer else None, recheck_steps=True)
     graded = [(grade(r["messages"][-1]["content"], str(r["meta"]["answer"])), r["meta"].get("correct"))
               for r in rows if r.get("meta", {}).get("answer") not in (None, "")]

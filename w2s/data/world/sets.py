@@ -40,7 +40,8 @@ class PoolItem:
     meta: dict = field(default_factory=dict)
 
 
-def choose_incorrect(ids: list[str], error_rate: float, seed: int, key: str, eligible: list[bool] | None = None) -> set[int]:
+def choose_incorrect(ids: list[str], error_rate: float, seed: int, key: str,
+                     eligible: list[bool] | None = None) -> set[int]:
     """Indices of the examples that get an incorrect solution: exactly round(error_rate * n) of them.
 
     The choice walks one seeded random order of the examples and takes the first eligible ones,
@@ -64,7 +65,8 @@ def sft_row(row_id: str, item: PoolItem, solution: Solution, kind: str, **meta) 
     """A chat SFT example: user = problem + instruction, assistant = the solution; meta says what it is."""
     return {
         "id": row_id,
-        "messages": [{"role": "user", "content": user_message(item.problem)}, {"role": "assistant", "content": solution.text}],
+        "messages": [{"role": "user", "content": user_message(item.problem)},
+                     {"role": "assistant", "content": solution.text}],
         "meta": {"task_id": item.id, "kind": kind, "answer": item.answer, "correct": solution.correct,
                  "step_error_rate": solution.step_error_rate, **item.meta, **solution.meta, **meta},
     }
@@ -77,7 +79,8 @@ def mixture(items: list[PoolItem], error_rate: float, seed: int, key: str, kind:
     return rows, wrong
 
 
-def build_sets(pool: list[PoolItem], hard_error: float, sub_error: float, seed: int) -> tuple[dict[str, list[dict]], dict]:
+def build_sets(pool: list[PoolItem], hard_error: float, sub_error: float,
+               seed: int) -> tuple[dict[str, list[dict]], dict]:
     """The study's training sets from a pool, and a report of anything left out.
 
     hard_full            one example per task (hard_error of them incorrect)
@@ -105,7 +108,8 @@ def build_sets(pool: list[PoolItem], hard_error: float, sub_error: float, seed: 
             use_incorrect = i in wrong and bool(para.incorrect)
             report["paraphrases_kept_correct_for_lack_of_incorrect"] += i in wrong and not para.incorrect
             if para.correct or use_incorrect:
-                paraphrases.append(sft_row(para.id, para, para.incorrect[0] if use_incorrect else para.correct[0], "paraphrase"))
+                paraphrases.append(sft_row(para.id, para, para.incorrect[0] if use_incorrect else para.correct[0],
+                                           "paraphrase"))
     twice = [dict(row, id=row["id"] + "/x2") for row in hard]
     sets = {
         "hard_full": hard,
@@ -158,7 +162,8 @@ def builtin_set_args(name: str) -> dict | None:
         return {"kinds": ["foundation"], "hard_errors": [0.0], "sub_errors": [0.0], "profiles": ["mixed"]}
     first, plus, second = name.partition("+")
     x2 = not plus and first.endswith("_x2")
-    parts = [_PART.fullmatch(first[:-3] if x2 else first)] + ([] if not plus or second == "paraphrase" else [_PART.fullmatch(second)])
+    parts = ([_PART.fullmatch(first[:-3] if x2 else first)]
+             + ([] if not plus or second == "paraphrase" else [_PART.fullmatch(second)]))
     if not all(parts):
         return None
     rates = {m[1]: float(m[2] or 0) for m in parts}

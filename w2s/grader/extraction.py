@@ -249,7 +249,8 @@ def _concludes(text: str) -> bool:
     if _CONCLUSION_WORD.search(last_sentence):
         return True  # "So she has 8 apples in total"
     # A line of working that ends on its result ("48 + 24 = 72", "= 72", "72"), as GSM8K-style replies end.
-    ends_on_number = re.search(r"(?:^|=|\s)\s*\\?\$?\s*-?\d[\d,]*(?:\.\d+)?\s*(?:(?:[a-zA-Z]+[²³]?|[€£¥%])\s*){0,2}$",
+    ends_on_number = re.search(r"(?:^|=|\s)\s*\\?\$?\s*-?\d[\d,]*(?:\.\d+)?"
+                               r"\s*(?:(?:[a-zA-Z]+[²³]?|[€£¥%])\s*){0,2}$",
                                last_sentence)  # then a unit or two: "72 clips", "2,500.75€", "12 m²"
     # A reply of one short sentence ("It costs $7.00") was not cut off by a token limit either.
     short = len(units) == 1 and len(text) < 200

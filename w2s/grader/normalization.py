@@ -58,10 +58,11 @@ _RELATIONS = [  # spellings of one relation, to the one sympy reads
 _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
                  "sixteen seventeen eighteen nineteen twenty").split()
 _MAGNITUDES = r"(?:hundred|thousand|million|billion|trillion)\b"  # words that are part of a value
+# − × · ÷ √ π ∞ ∪ ∩ ² ³ become their LaTeX, and € £ ¥ are dropped
 _UNICODE_MATH = [("\u2212", "-"), ("\u00d7", "\\times "), ("\u00b7", "\\cdot "), ("\u00f7", "\\div "),
                  ("\u221a", "\\sqrt"), ("\u03c0", "\\pi "), ("\u221e", "\\infty "),
                  ("\u222a", "\\cup "), ("\u2229", "\\cap "), ("\u00b2", "^2"), ("\u00b3", "^3"),
-                 ("\u20ac", ""), ("\u00a3", ""), ("\u00a5", "")]  # − × · ÷ √ π ∞ ∪ ∩ ² ³, and € £ ¥ go
+                 ("\u20ac", ""), ("\u00a3", ""), ("\u00a5", "")]
 _DEGREES = r"\s*\^\s*\{\s*\\circ\s*\}|\s*\^\s*\\circ|\\circ|\\degree|°"
 
 

@@ -48,8 +48,8 @@ TEMPERATURE, MAX_NEW_TOKENS = 0.7, 96
 LR, EPOCHS, MAX_STEPS, BATCH = 1e-3, 3, 200, 16  # easy_to_hard.py's prm_easy
 LONGER = 3  # the longer verifier: this many times the steps (and epochs)
 KS = (1, 2, 4, 8, 16)
-ERROR_TYPES = ("premature answer / missing step", "wrong operand", "wrong operation", "arithmetic",
-               "wrong amount carried", "other (no answer, extra step, answer line)")
+ERROR_TYPES = ("premature answer / missing step", "wrong operand: a neighbouring step's", "wrong operand: other",
+               "wrong operation", "arithmetic", "wrong amount carried", "other (no answer, extra step, answer line)")
 
 
 def run(script: str, argv: list[str], log: str) -> None:
@@ -189,7 +189,10 @@ def error_type(response: str, task: miniworld.Task, finish_reason: str) -> str:
         return "wrong amount carried"
     if line.op != step.op:
         return "wrong operation"
-    return "wrong operand" if line.b != step.operand else "arithmetic"
+    if line.b == step.operand:
+        return "arithmetic"
+    neighbours = [s.operand for s in task.steps[max(first - 1, 0):first + 2] if s is not step]
+    return ERROR_TYPES[1] if line.b in neighbours else ERROR_TYPES[2]
 
 
 def wrong_types(rows: list[dict], pick=None) -> Counter:

@@ -13,7 +13,9 @@ world, through the project's commands (sample.py, data_prep.py, train.py, evalua
 3. Every test sample is scored once per verifier; the aggregations (min, mean, prod, last) are applied
    here to the saved step scores. Beside them: the world's exact step checker as an oracle
    (evaluate.py --verifier world) and the policy's mean token log-prob of each response.
-4. Each wrong sample gets an error type from the world's step checker (its first error); the types of
+4. A no-signal baseline: a random score per distinct response text (duplicates share it, as they
+   share any verifier's score), and AUCs within each problem (what best-of-k depends on).
+5. Each wrong sample gets an error type from the world's step checker (its first error); the types of
    the wrong samples a verifier ranks first are set beside the types of all wrong samples.
 
     python experiments/verifier_check.py --policy runs/start/final --data data --out /tmp/vcheck
@@ -24,6 +26,7 @@ them).
 import argparse
 import math
 import os
+import random
 import subprocess
 import sys
 import time
@@ -48,6 +51,7 @@ TEMPERATURE, MAX_NEW_TOKENS = 0.7, 96
 LR, EPOCHS, MAX_STEPS, BATCH = 1e-3, 3, 200, 16  # easy_to_hard.py's prm_easy
 LONGER = 3  # the longer verifier: this many times the steps (and epochs)
 KS = (1, 2, 4, 8, 16)
+NOISE_DRAWS = 20  # draws of the no-signal baseline, averaged
 ERROR_TYPES = ("premature answer / missing step", "wrong operand: a neighbouring step's", "wrong operand: other",
                "wrong operation", "arithmetic", "wrong amount carried", "other (no answer, extra step, answer line)")
 
@@ -149,6 +153,28 @@ def outcome_auc(rows: list[dict], scores: list[list[float]]) -> float:
     return auc([s for row in scores for s in row], [c for row in rows for c in row["correct"]])
 
 
+def within_problem_auc(rows: list[dict], scores: list[list[float]]) -> float:
+    """The same within each problem (what best-of-k depends on), averaged over problems with both kinds."""
+    found = [auc(s, row["correct"]) for row, s in zip(rows, scores) if 0 < sum(row["correct"]) < len(s)]
+    return sum(found) / len(found)
+
+
+def text_noise_scores(rows: list[dict], salt: int) -> list[list[float]]:
+    """A verifier without signal that is still a function of the text: a random score per distinct
+    response, so duplicates share it (right samples of a problem are mostly one text, wrong ones many)."""
+    return [[random.Random(f"{salt}/{text}").random() for text in row["responses"]] for row in rows]
+
+
+def duplicates(rows: list[dict]) -> str:
+    """Distinct texts per problem among its right and its wrong samples."""
+    def per_problem(right: bool) -> float:
+        counts = [len({t for t, c in zip(row["responses"], row["correct"]) if c == right}) for row in rows]
+        return sum(counts) / max(sum(n > 0 for n in counts), 1)
+    right = sum(sum(row["correct"]) for row in rows) / max(sum(any(row["correct"]) for row in rows), 1)
+    return (f"per problem with any: {right:.1f} right samples in {per_problem(True):.2f} distinct texts; "
+            f"{per_problem(False):.2f} distinct wrong texts")
+
+
 def step_position(step: str, index: int) -> str:
     """'step i' for the i-th step line, 'answer' for the answer line, 'other' for any other line."""
     if miniworld.STEP_LINE.match(step):
@@ -156,8 +182,8 @@ def step_position(step: str, index: int) -> str:
     return "answer" if "\\boxed" in step or step.lower().startswith("the answer is") else "other"
 
 
-def step_aucs_by_position(rows: list[dict]) -> dict[str, tuple[float, int, float]]:
-    """position -> (AUC of the step scores against the exact labels, steps, share labelled good)."""
+def step_aucs_by_position(rows: list[dict]) -> dict[str, tuple[float, float, int, float]]:
+    """position -> (AUC of the step scores against the exact labels, their mean, steps, share labelled good)."""
     scores, labels = {}, {}
     for row in rows:
         task = miniworld.parse_problem(row["problem"])
@@ -169,8 +195,8 @@ def step_aucs_by_position(rows: list[dict]) -> dict[str, tuple[float, int, float
                 where = step_position(step, index)
                 scores.setdefault(where, []).append(s)
                 labels.setdefault(where, []).append(label)
-    return {where: (auc(scores[where], labels[where]), len(labels[where]), sum(labels[where]) / len(labels[where]))
-            for where in sorted(scores)}
+    return {where: (auc(scores[where], labels[where]), sum(scores[where]) / len(scores[where]), len(labels[where]),
+                    sum(labels[where]) / len(labels[where])) for where in sorted(scores)}
 
 
 def error_type(response: str, task: miniworld.Task, finish_reason: str) -> str:
@@ -226,15 +252,17 @@ def table(header: list[str], lines: list[list]) -> list[str]:
 def auc_tables(easy: dict[str, list[dict]], hard: dict[str, list[dict]], logprob: dict[str, list]) -> list[str]:
     """Outcome AUC on held-out easy and on hard samples per verifier and aggregation; step AUC by position."""
     lines = [[f"{name} {how}", outcome_auc(easy[name], aggregated(easy[name], how)),
-              outcome_auc(hard[name], aggregated(hard[name], how))] for name in hard for how in AGGREGATIONS]
+              outcome_auc(hard[name], aggregated(hard[name], how)),
+              within_problem_auc(hard[name], aggregated(hard[name], how))] for name in hard for how in AGGREGATIONS]
     lines.append(["policy mean log-prob", outcome_auc(easy["prm"], logprob["easy"]),
-                  outcome_auc(hard["prm"], logprob["hard"])])
-    out = ["## Outcome AUC (sample score vs correct)", ""] + table(["verifier / agg", "easy held-out", "hard"], lines)
+                  outcome_auc(hard["prm"], logprob["hard"]), within_problem_auc(hard["prm"], logprob["hard"])])
+    out = ["## Outcome AUC (sample score vs correct)", ""]
+    out += table(["verifier / agg", "easy held-out", "hard", "hard, within problem"], lines)
     for name in hard:
         for label, rows in (("easy held-out", easy[name]), ("hard", hard[name])):
             by = step_aucs_by_position(rows)
             out += [f"## Step AUC by position, {name}, {label} samples (exact step labels)", ""]
-            out += table(["position", "AUC", "steps", "share good"], [[w, *v] for w, v in by.items()])
+            out += table(["position", "AUC", "mean P(good)", "steps", "share good"], [[w, *v] for w, v in by.items()])
     return out
 
 
@@ -245,10 +273,14 @@ def curve_table(hard: dict[str, list[dict]], oracle: list[dict], logprob: list[l
     lines = [[measure] + [curves[str(k)][f"{measure}@{k}"] for k in KS] for measure in ("maj", "pass")]
     lines.append(["oracle (--verifier world)"] + list(best_of_curve(oracle, [r["scores"] for r in oracle]).values()))
     lines.append(["policy mean log-prob"] + list(best_of_curve(base, logprob).values()))
+    noise = [best_of_curve(base, text_noise_scores(base, salt)) for salt in range(NOISE_DRAWS)]
+    lines.append([f"random score per distinct text (mean of {NOISE_DRAWS})"] +
+                 [sum(c[k] for c in noise) / NOISE_DRAWS for k in KS])
     for name, rows in hard.items():
         for how in AGGREGATIONS:
             lines.append([f"{name} {how}"] + list(best_of_curve(rows, aggregated(rows, how)).values()))
-    return ["## Best-of-k on hard samples (first k of 16)", ""] + table(["scorer"] + [f"k={k}" for k in KS], lines)
+    return ["## Best-of-k on hard samples (first k of 16)", "", duplicates(base), ""] + \
+        table(["scorer"] + [f"k={k}" for k in KS], lines)
 
 
 def error_table(hard: dict[str, list[dict]], easy_rows: list[dict], logprob: list[list[float]]) -> list[str]:

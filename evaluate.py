@@ -4,6 +4,7 @@
     python evaluate.py --model PATH_OR_HUB_ID --bench my_test.jsonl --n 8 --temperature 0.7 --out runs/eval
     python evaluate.py --model POLICY --bench miniworld --n 16 --temperature 0.7 --verifier runs/prm/final --out runs/rerank
     python evaluate.py --bench miniworld --samples SAMPLES.jsonl --verifier runs/prm/final --out runs/rerank_prm
+    python evaluate.py --bench miniworld --samples SAMPLES.jsonl --verifier world --out runs/rerank_oracle
 
 --samples scores responses drawn before (a sample.py output, or an evaluate.py rows file) instead of
 generating: draw K samples once, and let every verifier rank the same ones. Their rows must be the
@@ -51,7 +52,7 @@ from w2s.evaluation import resolve_bench
 from w2s.generation import Sampling, fit_max_new_tokens
 from w2s.hf_io import is_hub_id
 from w2s.runtime import default_device, load_model_and_tokenizer, resolve_dtype
-from w2s.verifier import AGGREGATIONS, SPLITS, Verifier
+from w2s.verifier import AGGREGATIONS, SPLITS, WORLD, Verifier, WorldVerifier
 
 
 @dataclass
@@ -71,7 +72,7 @@ def eval_settings(args: argparse.Namespace, sampling: Sampling, bench: Bench) ->
     Batch size, device and compile do not. Scoring saved samples: the samples file and its fingerprint
     take the place of the model and the generation settings."""
     verifier = {"verifier": normalize_path(args.verifier),
-                "verifier_fingerprint": weights_fingerprint(args.verifier) if args.verifier else None,
+                "verifier_fingerprint": weights_fingerprint(args.verifier) if args.verifier not in (None, WORLD) else None,
                 "verifier_agg": args.verifier_agg if args.verifier else None,
                 "verifier_split": args.verifier_split if args.verifier else None}
     if bench.samples:
@@ -98,10 +99,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--group-by", nargs="*", help="grouping fields (default: found in the rows)")
     add_generation_args(parser, temperature=0.0, top_p=1.0, seed=0)
     verifier = parser.add_argument_group("re-ranking with a verifier (w2s/verifier.py)")
-    verifier.add_argument("--verifier", metavar="DIR", help="a verifier checkpoint (train.py --objective prm): score every "
+    verifier.add_argument("--verifier", metavar="DIR", help="a verifier checkpoint (train.py --objective prm), or "
+                          f"'{WORLD}' (the built-in world's exact step checker, an oracle): score every "
                           "response, report best_of@K and weighted_maj@K beside maj@K and pass@K")
     verifier.add_argument("--verifier-agg", choices=AGGREGATIONS, default="min",
-                          help="a response's score from its steps': min or prod (a PRM), last (an ORM)")
+                          help="a response's score from its steps': min or prod (a PRM), last (an ORM), mean")
     verifier.add_argument("--verifier-split", choices=SPLITS, default="lines",
                           help="a response's steps: its non-empty lines, or its blank-line-separated paragraphs")
     return parser.parse_args(argv)
@@ -177,7 +179,7 @@ def check_flags(args: argparse.Namespace) -> None:
         raise UserError(f"--n {args.n}: {args.n} samples at temperature 0 would be {args.n} copies of the greedy answer; "
                         "set a temperature > 0 for maj@K / pass@K")
     check_output_dir(args.out)
-    if args.verifier:
+    if args.verifier and args.verifier != WORLD:
         check_verifier(args.verifier)
 
 
@@ -258,7 +260,8 @@ def evaluate_command(argv=None) -> dict:
     model, tokenizer = (load_model_and_tokenizer(args.model, args.tokenizer, args.dtype, args.device) if args.model
                         else (None, None))
     verifier = Verifier(args.verifier, args.verifier_agg, args.verifier_split, args.dtype, args.device,
-                        args.batch_size) if args.verifier else None
+                        args.batch_size) if args.verifier not in (None, WORLD) else None
+    verifier = WorldVerifier() if args.verifier == WORLD else verifier
     os.makedirs(args.out, exist_ok=True)
     for bench in benches:
         summaries[bench.name] = evaluate_bench(bench, settings[bench.name], sampling, model, tokenizer, verifier, args)

@@ -335,3 +335,47 @@ def test_oprm_rows_and_balance(tmp_path):
     assert (len(written), good, sum(len(r["labels"]) for r in written) - good) == (4, 7, 5)
     with pytest.raises(UserError, match="--oprm already holds"):
         data_prep.step_rows_command(data_prep.parse_args(["verifier", three, "--oprm", "--outcome"]))
+
+
+def test_mean_aggregation_does_not_reward_fewer_verdicts():
+    assert verifier.aggregate([0.5, 0.2, 0.9], "mean") == pytest.approx(1.6 / 3)
+    assert "mean" in verifier.AGGREGATIONS
+    # A premature answer (two verdicts, both fairly sure) against a whole solution with one doubtful
+    # step: min ranks the short one first, mean the whole one.
+    short, whole = [0.9, 0.9], [0.95, 0.95, 0.95, 0.85]
+    assert verifier.aggregate(short, "min") > verifier.aggregate(whole, "min")
+    assert verifier.aggregate(short, "mean") < verifier.aggregate(whole, "mean")
+
+
+def world_samples(problems: int = 12, k: int = 8, seed: int = 0) -> list[dict]:
+    """sample.py-shaped rows for built-in world problems: per problem a shuffled mix of its correct
+    solution, weak teachers' wrong ones, and a premature answer (its first two steps, then that amount)."""
+    rng = random.Random(seed)
+    world = miniworld.build_world(seed, num_hard=problems, num_foundation=0, num_test=0, num_long_test=0)
+    rows = []
+    for problem in world.hard:
+        lines = miniworld.correct_lines(problem.task)
+        responses = [miniworld.correct_solution(problem.task), miniworld.solution_text(lines[:2])]
+        while len(responses) < k:
+            responses.append(miniworld.weak_solution(problem.task, rng.choice(miniworld.PROFILES), rng).text)
+        rng.shuffle(responses)
+        rows.append({"id": problem.id, "problem": problem.text, "answer": str(problem.task.answer),
+                     "samples": responses})
+    return rows
+
+
+def test_the_world_oracle_never_loses_to_its_first_sample(tmp_path):
+    rows = world_samples()
+    bench = write_jsonl(str(tmp_path / "bench.jsonl"), [{k: r[k] for k in ("id", "problem", "answer")} for r in rows])
+    samples = write_jsonl(str(tmp_path / "samples.jsonl"), rows)
+    summary = evaluate.evaluate_command(["--bench", bench, "--samples", samples, "--verifier", verifier.WORLD,
+                                         "--out", str(tmp_path / "eval"), "--quiet"])["bench"]
+    assert summary["verifier"] == verifier.WORLD
+    curves = summary["curves"]
+    assert curves["1"]["best_of@1"] < 1.0  # the first sample is sometimes wrong: there is something to re-rank
+    for k in ("2", "4", "8"):
+        assert curves[k][f"best_of@{k}"] == curves[k][f"pass@{k}"] >= curves["1"]["best_of@1"]
+    for row in read_lines(str(tmp_path / "eval" / "bench.jsonl")):
+        assert row["scores"] == [float(c) for c in row["correct"]]  # here: no right answer has a wrong step
+        premature = [i for i, r in enumerate(row["responses"]) if len(r.splitlines()) == 3 and not row["correct"][i]]
+        assert premature and all(row["step_scores"][i] == [1.0, 1.0, 0.0] for i in premature)

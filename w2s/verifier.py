@@ -22,13 +22,16 @@ its outcome label; it is used with its last verdict (`--verifier-agg last`).
 import torch
 
 from w2s.data.rows import SPLITS, split_steps, user_message
+from w2s.data.selection.verifier_rows import world_step_labels
+from w2s.data.world import miniworld
 from w2s.errors import UserError
 from w2s.grader import answer_groups
 from w2s.runtime import load_model_and_tokenizer
 
 STEP_TAG = "\n"  # read after every step; the verdict is predicted at it
 GOOD, BAD = "+", "-"  # the verdict tokens (Math-Shepherd's labels)
-AGGREGATIONS = ("min", "prod", "last")
+AGGREGATIONS = ("min", "prod", "last", "mean")
+WORLD = "world"  # evaluate.py --verifier world: the built-in world's exact step checker as an oracle
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +120,8 @@ def score_steps(model: torch.nn.Module, tokenizer, prompt: list[dict], step_list
 
 def aggregate(step_scores: list[float], how: str = "min") -> float:
     """A response's score from its steps': the weakest step (min, the PRM default), all steps good (prod),
-    or the last verdict (last: an ORM, whose one verdict follows the whole solution)."""
+    the last verdict (last: an ORM, whose one verdict follows the whole solution), or the average step
+    (mean: unlike min and prod, a solution gains nothing from writing fewer steps)."""
     if how == "min":
         return min(step_scores)
     if how == "prod":
@@ -127,6 +131,8 @@ def aggregate(step_scores: list[float], how: str = "min") -> float:
         return product
     if how == "last":
         return step_scores[-1]
+    if how == "mean":
+        return sum(step_scores) / len(step_scores)
     raise ValueError(f"unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}")
 
 
@@ -150,6 +156,24 @@ class Verifier:
                                   [split_steps(r, self.split) for r in row["responses"]], self.batch_size)
         return rerank_fields(row["extracted"], row["correct"], [aggregate(s, self.agg) for s in step_scores],
                              step_scores)
+
+
+class WorldVerifier:
+    """An oracle for the built-in world's problems: its exact step checker in a verifier's place. Each
+    step's score is its exact label (1.0 good, 0.0 bad; `world_step_labels`); a response scores 1.0 only
+    when every step is good and its outcome is right, so a wrong answer, a skipped step (a premature
+    answer's answer line is wrong) or a missing answer line scores 0.0. Re-ranking with it shows what a
+    perfect verifier would get from the same samples: best-of-k is then pass@k where no right answer has
+    a wrong step."""
+
+    path, agg, split = WORLD, "min", "lines"
+
+    def rerank(self, problem: str, row: dict) -> dict:
+        task = miniworld.parse_problem(problem)
+        step_scores = [[float(label) for label in world_step_labels(split_steps(r, self.split), task, correct)] or [0.0]
+                       for r, correct in zip(row["responses"], row["correct"])]
+        scores = [min(steps + [float(correct)]) for steps, correct in zip(step_scores, row["correct"])]
+        return rerank_fields(row["extracted"], row["correct"], scores, step_scores)
 
 
 # ---------------------------------------------------------------------------------------------

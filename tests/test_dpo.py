@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import train
 from bench.addition_chains import addition_chain
 from tests.killed_run import train_killed_at_step
+from w2s import training
 from w2s.dpo import dpo_loss, reference_pass, response_logps, tokenize_pairs
 from w2s.model import Llama, ModelArgs
 from w2s.tokenizer import Tokenizer, train_tokenizer
@@ -137,9 +138,9 @@ def test_loss_and_gradients_match_a_plain_dpo_on_transformers(setup, tmp_path):
     hand_loss = torch.stack(losses).mean()
     hand_loss.backward()
 
-    setup = train.StepSetup(partial(dpo_loss, beta=beta), examples, [e.length for e in examples], micro_batch_size=3,
+    setup = training.StepSetup(partial(dpo_loss, beta=beta), examples, [e.length for e in examples], micro_batch_size=3,
                             pad_id=tokenizer.pad_id, device=torch.device("cpu"))
-    loss_sum, metric_sums = train.train_step(ours, setup, list(range(len(examples))))  # micro-batches of 3 and 2
+    loss_sum, metric_sums = training.train_step(ours, setup, list(range(len(examples))))  # micro-batches of 3 and 2
     assert metric_sums["count"].item() == len(examples)
     assert abs(hand_loss.item() - math.log(2)) > 1e-3
     assert abs(loss_sum.item() / len(examples) - hand_loss.item()) < 1e-5

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 import train
 from bench.addition_chains import synthetic_rows
 from tests.killed_run import train_killed_at_step
+from w2s import training
 from w2s.model import Llama, ModelArgs
 from w2s.sft import IGNORE_INDEX, TokenizedExample, load_sft_data, sft_loss, tokenize_sft
 from w2s.tokenizer import Tokenizer, train_tokenizer
@@ -117,9 +118,9 @@ def test_loss_is_mean_over_assistant_tokens(data_file):
     hand_grads = torch.autograd.grad(hand_loss, list(model.parameters()))
 
     num_targets = sum(e.num_targets for e in examples)
-    setup = train.StepSetup(sft_loss, examples, [e.length for e in examples], micro_batch_size=1,
+    setup = training.StepSetup(sft_loss, examples, [e.length for e in examples], micro_batch_size=1,
                             pad_id=tokenizer.pad_id, device=torch.device("cpu"))
-    loss_sum, metric_sums = train.train_step(model, setup, [0, 1])  # two micro-batches of one
+    loss_sum, metric_sums = training.train_step(model, setup, [0, 1])  # two micro-batches of one
     assert num_targets == len(hand_terms) == metric_sums["count"].item()
     assert loss_sum.item() / num_targets == pytest.approx(hand_loss.item(), rel=1e-5)
     for p, g in zip(model.parameters(), hand_grads):
@@ -138,18 +139,18 @@ def test_a_loss_whose_count_disagrees_with_its_examples_is_refused_before_the_st
         loss, metrics = sft_loss(model, batch, pad_id, device)
         return loss, {"count": metrics["count"] - 1}
 
-    optimizer = train.build_optimizer(model, lr=1e-3, weight_decay=0.0)
-    state = train.TrainState(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0))
+    optimizer = training.build_optimizer(model, lr=1e-3, weight_decay=0.0)
+    state = training.TrainState(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     for loss, message in ((sft_loss, None), (one_short, "counted 2 where its examples count 4")):
-        setup = train.StepSetup(loss, examples, [e.length for e in examples], micro_batch_size=1, pad_id=0,
+        setup = training.StepSetup(loss, examples, [e.length for e in examples], micro_batch_size=1, pad_id=0,
                                 device=torch.device("cpu"))
         if message is None:
-            assert train.update(state, setup, [0, 1])["loss"] > 0 and state.step == 1
+            assert training.update(state, setup, [0, 1])["loss"] > 0 and state.step == 1
             before = {k: v.clone() for k, v in model.state_dict().items()}
         else:
             with pytest.raises(RuntimeError, match=message):
-                train.update(state, setup, [0, 1])
+                training.update(state, setup, [0, 1])
             assert state.step == 1 and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
@@ -210,15 +211,41 @@ def test_stage_two_starts_from_init(data_file, tmp_path):
     assert_same_weights(weights(str(tmp_path / "stage1")), weights(str(tmp_path / "stage2")), atol=1e-8)
 
 
+def test_a_checkpoint_takes_the_fine_tuning_recipe_in_the_devices_dtype(data_file, tmp_path, capsys):
+    """--model DIR (here a fresh tiny checkpoint) takes the fine-tuning recipe, but the compute dtype follows
+    the device: fp32 on a CPU, which has no fast bf16. One line says which defaults were taken and why;
+    --dtype still overrides."""
+    tokenizer = Tokenizer.from_pretrained(os.path.dirname(data_file))
+    checkpoint = str(tmp_path / "checkpoint")
+    torch.manual_seed(0)
+    Llama(ModelArgs.preset("tiny", vocab_size=tokenizer.vocab_size)).save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    capsys.readouterr()
+    run(data_file, str(tmp_path / "run"), "--model", checkpoint, "--max-steps", "1", "--device", "cpu")
+    printed = capsys.readouterr().out.splitlines()
+    line = printed[0]
+    assert line.startswith("defaults: fine-tuning recipe") and "is a checkpoint" in line and "grad_accum 8" in line
+    assert "dtype fp32 (a CPU has no fast bf16; --dtype overrides)" in line
+    assert sum(printed_line.startswith("defaults: ") for printed_line in printed) == 1
+    assert json.loads((tmp_path / "run" / "args.json").read_text())["dtype"] == "fp32"
+    assert all(w.dtype == torch.float32 for w in weights(str(tmp_path / "run")).values())
+
+    run(data_file, str(tmp_path / "bf16"), "--model", checkpoint, "--max-steps", "1", "--dtype", "bf16",
+        "--lr", "1e-4")
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "dtype bf16 (--dtype)" in line and "lr " not in line  # a flag given is no default taken
+    assert all(w.dtype == torch.bfloat16 for w in weights(str(tmp_path / "bf16")).values())
+
+
 def test_divergence_stops_and_keeps_last_good_checkpoint(data_file, tmp_path, monkeypatch, capsys):
-    real_step, calls = train.train_step, []
+    real_step, calls = training.train_step, []
 
     def nan_at_step_3(*args, **kwargs):
         calls.append(1)
         loss_sum, metric_sums = real_step(*args, **kwargs)
         return (loss_sum * float("nan") if len(calls) == 3 else loss_sum), metric_sums
 
-    monkeypatch.setattr(train, "train_step", nan_at_step_3)
+    monkeypatch.setattr(training, "train_step", nan_at_step_3)
     with pytest.raises(SystemExit) as exit_info:
         run(data_file, str(tmp_path / "run"), "--max-steps", "5", "--save-every", "2")
     assert exit_info.value.code == 1
@@ -238,7 +265,8 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(data_file, tmp_path, mo
     (["--data", "{data}", "--tokenizer", "/no/tokenizer.json"], "no such file"),
 ])
 def test_bad_arguments_fail_before_any_process_group(data_file, tmp_path, capsys, argv, message):
-    argv = [a.replace("{data}", data_file) for a in argv] + ["--out", str(tmp_path / "run"), "--data-dir", str(tmp_path)]
+    argv = [a.replace("{data}", data_file) for a in argv]
+    argv += ["--out", str(tmp_path / "run"), "--data-dir", str(tmp_path)]
     with pytest.raises(SystemExit) as exit_info:
         train.main(argv)
     assert exit_info.value.code == 2
@@ -292,7 +320,7 @@ def test_fused_adamw_under_fsdp_matches_the_unfused_one():
             for block in model.layers:
                 fully_shard(block)
             fully_shard(model)
-            optimizer = train.build_optimizer(model, lr=1e-2, weight_decay=0.5)
+            optimizer = training.build_optimizer(model, lr=1e-2, weight_decay=0.5)
             # 2 blocks x 7 matrices + the (tied) embedding; 2 blocks x 2 norms + the final norm
             assert [len(g["params"]) for g in optimizer.param_groups] == [7 * 2 + 1, 2 * 2 + 1]
             assert [g["weight_decay"] for g in optimizer.param_groups] == [0.5, 0.0]
@@ -332,8 +360,8 @@ def test_flops_per_token_match_torchs_count_of_a_training_step(tie_embeddings):
 
 def test_mfu_is_remeasured_and_capped(monkeypatch):
     peaks = iter([1e9, 2e9, 2e9])
-    monkeypatch.setattr(train, "matmul_peak_flops", lambda device, dtype: next(peaks))
-    mfu = train.MFU(torch.device("cpu"), torch.float32, world_size=1)
+    monkeypatch.setattr(training, "matmul_peak_flops", lambda device, dtype: next(peaks))
+    mfu = training.MFU(torch.device("cpu"), torch.float32, world_size=1)
     assert mfu.approximate and mfu(0.5e9, 1.0) == pytest.approx(0.5)
     assert mfu(1.5e9, 1.0) == pytest.approx(0.75) and mfu.peak == 2e9  # above 100%: the peak is measured again
     assert mfu(5e9, 1.0) == 1.0  # and never reported above 100%

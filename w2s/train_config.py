@@ -3,8 +3,10 @@ process-group work, so that every mistake is one line on stderr, and compared wi
 directory's recorded settings so that a rerun resumes the same run.
 
 Reading order: `Config`, the resolved settings (DIR/args.json); where --data points (a file, or a
-set name that data_prep.py can build); `resolve_config`, every argument and input checked and
-the recipe's defaults filled in; `check_same_run` and `finished_run`, what a run directory holds.
+set name that data_prep.py can build, and `build_missing_data`, which builds it once the processes
+have joined); `resolve_config`, every argument and input checked and the recipe's defaults filled in
+(the compute dtype by the device: `default_dtype`), and `defaults_line`, which says which were taken;
+`check_same_run` and `finished_run`, what a run directory holds.
 """
 import argparse
 import json
@@ -13,15 +15,19 @@ import sys
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.distributed as dist
 
+from w2s.data.datadir import build_builtin
 from w2s.data.jsonl import read_json_object
-from w2s.data.provenance import check_output_dir, file_fingerprint, normalize_path, start_fresh_hint, weights_fingerprint
+from w2s.data.provenance import (check_output_dir, file_fingerprint, normalize_path, start_fresh_hint,
+                                 weights_fingerprint)
 from w2s.data.world.sets import builtin_set_args
 from w2s.dpo import DEFAULT_BETA
 from w2s.errors import UserError
-from w2s.gguf_checkpoint import gguf_checkpoint_folder, is_gguf_file
+from w2s.gguf_checkpoint import is_gguf_file
 from w2s.hf_io import is_hub_id, read_hf_config
 from w2s.model import PRESETS, ModelArgs
+from w2s.model_source import resolve_checkpoint
 from w2s.runtime import default_device
 
 
@@ -99,8 +105,24 @@ def resolve_data_path(data: str, data_dir: str) -> tuple[str, dict | None]:
     return path, build_args
 
 
+def build_missing_data(config: Config, build_args: dict | None, rank: int) -> None:
+    """A built-in set that is not there yet is built into its directory's world, as data_prep.py
+    would build it (by rank 0; the others wait), and fingerprinted: what it came from is known only
+    now, so the run directory's settings are checked again. `build_args`: resolve_data_path's."""
+    if build_args is not None:  # missing on every rank when it resolved its settings, before any joined the group
+        if rank == 0 and not os.path.exists(config.data):
+            data_dir = os.path.dirname(config.data)
+            print(f"{config.data} not found: building it in the built-in world of {data_dir} (as data_prep.py does)",
+                  flush=True)
+            build_builtin(data_dir, {}, **build_args, log=lambda line: print(line, flush=True))
+        dist.barrier()
+    if config.data_fingerprint is None:
+        config.data_fingerprint = file_fingerprint(config.data)
+        check_same_run(config)
+
+
 # ---------------------------------------------------------------------------------------------
-# Every argument and input checked
+# Every argument and input checked, and the recipe's defaults filled in
 
 
 def resolve_dpo_options(args: argparse.Namespace) -> tuple[float | None, float | None]:
@@ -114,16 +136,22 @@ def resolve_dpo_options(args: argparse.Namespace) -> tuple[float | None, float |
     return (DEFAULT_BETA if args.beta is None else args.beta), (args.rpo_alpha or 0.0)
 
 
-def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_defaults: dict) -> tuple[Config, dict | None]:
-    """Check every argument and input file; fill in the defaults (the recipe from scratch for a preset
-    --model, else the fine-tuning one). Returns the settings and, when --data is a built-in set not
-    built yet, the arguments of w2s.data.datadir.build_builtin that build it. Raises UserError saying what to run."""
-    from_scratch = args.model in PRESETS
-    if not from_scratch and not (os.path.isdir(args.model) or is_hub_id(args.model) or is_gguf_file(args.model)):
-        raise UserError(f"--model {args.model}: no such folder (nor a preset: {', '.join(PRESETS)}; "
-                        "nor a hub id like meta-llama/Meta-Llama-3-8B; nor a .gguf file)")
-    defaults = scratch_defaults if from_scratch else finetune_defaults
-    pick = {k: getattr(args, k) if getattr(args, k, None) is not None else v for k, v in defaults.items()}
+# Flag values a training run takes (fp16 would need loss scaling).
+TRAIN_DTYPES = ("bf16", "fp32")
+
+
+def default_dtype(device: str) -> tuple[str, str]:
+    """bf16 where it is fast (a GPU with bf16 support), else fp32; and why, for the defaults line."""
+    if device == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16", "a GPU with bf16"
+    if device == "cuda":
+        return "fp32", "this GPU has no bf16"
+    return "fp32", "a CPU has no fast bf16"
+
+
+def recipe_settings(args: argparse.Namespace, recipe: dict) -> dict:
+    """The recipe's settings, each overridden by its flag where given; checked."""
+    pick = {k: getattr(args, k) if getattr(args, k, None) is not None else v for k, v in recipe.items()}
     if pick["max_seq_len"] is None:
         pick["max_seq_len"] = PRESETS[args.model].get("max_seq_len", 8192)
     for name in ("epochs", "batch_size", "grad_accum", "max_seq_len", "save_every", "keep_checkpoints"):
@@ -136,37 +164,81 @@ def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_de
         raise UserError("need --lr > 0, 0 <= --warmup-ratio < 1, --clip >= 0, --weight-decay >= 0")
     if pick["max_seq_len"] < 2:
         raise UserError(f"--max-seq-len must be at least 2, got {pick['max_seq_len']}")
-    device = args.device if args.device != "auto" else torch.device(default_device()).type
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda, but torch sees no GPU (torch.cuda.is_available() is False)")
+    return pick
 
-    beta, rpo_alpha = resolve_dpo_options(args)
+
+def defaults_line(args: argparse.Namespace, config: Config, scratch_defaults: dict, finetune_defaults: dict) -> str:
+    """One line saying which recipe's defaults a run took and why, and its compute dtype."""
+    recipe = scratch_defaults if config.from_scratch else finetune_defaults
+    name, why = (("from-scratch", f"--model {config.model} is a preset") if config.from_scratch
+                 else ("fine-tuning", f"--model {config.model} is a checkpoint"))
+    taken = [f"{k} {getattr(config, k)}" for k in recipe if getattr(args, k, None) is None]
+    dtype = "--dtype" if args.dtype else f"{default_dtype(config.device)[1]}; --dtype overrides"
+    return (f"defaults: {name} recipe ({why}): {', '.join(taken) or 'none taken'} (flags override); "
+            f"dtype {config.dtype} ({dtype})")
+
+
+def check_init(args: argparse.Namespace, from_scratch: bool) -> None:
+    """--init is an exported run (config and tokenizer); with a preset --model, one of that preset's shape."""
+    init_dir = resolve_checkpoint(args.init) if os.path.exists(args.init) else args.init
+    for name in ("config.json", "tokenizer.json"):
+        if not os.path.exists(os.path.join(init_dir, name)):
+            raise UserError(f"--init {args.init}: no {name}; pass another run's exported DIR/final")
+    if from_scratch:
+        init_args = ModelArgs.from_hf_config(*read_hf_config(init_dir))
+        preset = ModelArgs.preset(args.model)
+        shape = ("dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim")
+        if any(getattr(init_args, k) != getattr(preset, k) for k in shape):
+            raise UserError(f"--init {args.init} is not a {args.model!r} model "
+                            f"({', '.join(f'{k}={getattr(init_args, k)}' for k in shape)}); pass its --model")
+
+
+def resolve_tokenizer(args: argparse.Namespace, data_path: str, from_scratch: bool, data_is_built: bool) -> str:
+    """--tokenizer, else --init's, else a preset's beside its data, else the checkpoint's own."""
+    if args.tokenizer and not os.path.exists(args.tokenizer) and not is_hub_id(args.tokenizer):
+        raise UserError(f"--tokenizer {args.tokenizer}: no such file or directory")
+    tokenizer = args.tokenizer or args.init or (os.path.join(os.path.dirname(data_path) or ".", "tokenizer.json")
+                                                if from_scratch else args.model)
+    if from_scratch and not os.path.exists(tokenizer) and not data_is_built:
+        raise UserError(f"no tokenizer at {tokenizer}: a preset trains with the tokenizer beside its data "
+                        "(python data_prep.py writes data/tokenizer.json) or one given with --tokenizer")
+    return tokenizer
+
+
+def resolve_inputs(args: argparse.Namespace, from_scratch: bool) -> tuple[str, dict | None, str]:
+    """--data's path (and build_builtin's arguments when it is a built-in set still to build), --init
+    checked, and the tokenizer's path."""
     data_path, build_args = resolve_data_path(args.data, args.data_dir)
     if args.objective != "sft" and build_args is not None:
         raise UserError(f"--data {args.data}: {data_path} not found (only sft sets are built on demand)")
     if not os.path.exists(data_path) and build_args is None:
         raise UserError(f"--data {args.data}: {data_path} not found. Build the data first "
                         f"(python data_prep.py --out {args.data_dir}; --help lists the set names) or pass a JSONL path")
-
     if args.init is not None:
-        init_dir = gguf_checkpoint_folder(args.init) if is_gguf_file(args.init) else args.init
-        for name in ("config.json", "tokenizer.json"):
-            if not os.path.exists(os.path.join(init_dir, name)):
-                raise UserError(f"--init {args.init}: no {name}; pass another run's exported DIR/final")
-        if from_scratch:
-            init_args = ModelArgs.from_hf_config(*read_hf_config(init_dir))
-            preset = ModelArgs.preset(args.model)
-            shape = ("dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim")
-            if any(getattr(init_args, k) != getattr(preset, k) for k in shape):
-                raise UserError(f"--init {args.init} is not a {args.model!r} model "
-                                f"({', '.join(f'{k}={getattr(init_args, k)}' for k in shape)}); pass its --model")
-    if args.tokenizer and not os.path.exists(args.tokenizer) and not is_hub_id(args.tokenizer):
-        raise UserError(f"--tokenizer {args.tokenizer}: no such file or directory")
-    tokenizer = args.tokenizer or args.init or (os.path.join(os.path.dirname(data_path) or ".", "tokenizer.json")
-                                                if from_scratch else args.model)
-    if from_scratch and not os.path.exists(tokenizer) and build_args is None:
-        raise UserError(f"no tokenizer at {tokenizer}: a preset trains with the tokenizer beside its data "
-                        "(python data_prep.py writes data/tokenizer.json) or one given with --tokenizer")
+        check_init(args, from_scratch)
+    return data_path, build_args, resolve_tokenizer(args, data_path, from_scratch, build_args is not None)
+
+
+def resolve_config(args: argparse.Namespace, scratch_defaults: dict,
+                   finetune_defaults: dict) -> tuple[Config, dict | None]:
+    """Check every argument and input file; fill in the defaults (the recipe from scratch for a preset
+    --model, else the fine-tuning one; the dtype by the device). Returns the settings and, when --data
+    is a built-in set not built yet, the arguments of w2s.data.datadir.build_builtin that build it.
+    Raises UserError saying what to run."""
+    from_scratch = args.model in PRESETS
+    if not from_scratch and not (os.path.isdir(args.model) or is_hub_id(args.model) or is_gguf_file(args.model)):
+        raise UserError(f"--model {args.model}: no such folder (nor a preset: {', '.join(PRESETS)}; "
+                        "nor a hub id like meta-llama/Meta-Llama-3-8B; nor a .gguf file)")
+    pick = recipe_settings(args, scratch_defaults if from_scratch else finetune_defaults)
+    device = args.device if args.device != "auto" else torch.device(default_device()).type
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda, but torch sees no GPU (torch.cuda.is_available() is False)")
+    pick["dtype"] = args.dtype or default_dtype(device)[0]  # the device's, not the recipe's: see default_dtype
+    beta, rpo_alpha = resolve_dpo_options(args)
+    data_path, build_args, tokenizer = resolve_inputs(args, from_scratch)
+    start = args.init or (None if from_scratch else args.model)
+    if args.max_seq_len is None and start is not None and os.path.isdir(start):  # a shorter model's own maximum
+        pick["max_seq_len"] = min(pick["max_seq_len"], ModelArgs.from_hf_config(*read_hf_config(start)).max_seq_len)
     if from_scratch and args.init is None and pick["max_seq_len"] > PRESETS[args.model].get("max_seq_len", 8192):
         raise UserError(f"--max-seq-len {pick['max_seq_len']} exceeds the {args.model} preset's "
                         f"{PRESETS[args.model]['max_seq_len']}")
@@ -179,14 +251,11 @@ def resolve_config(args: argparse.Namespace, scratch_defaults: dict, finetune_de
     model = args.model if from_scratch else normalize_path(args.model)
     data_path, tokenizer, init = normalize_path(data_path), normalize_path(tokenizer), normalize_path(args.init)
     start = init or (None if from_scratch else model)
-    config = Config(model=model, from_scratch=from_scratch, data=data_path, tokenizer=tokenizer, init=init,
-                    out=out, dtype=pick["dtype"], lr=pick["lr"], warmup_ratio=pick["warmup_ratio"],
-                    epochs=pick["epochs"], max_steps=args.max_steps, batch_size=pick["batch_size"],
-                    grad_accum=pick["grad_accum"], max_seq_len=pick["max_seq_len"],
-                    weight_decay=pick["weight_decay"], clip=args.clip, seed=args.seed, save_every=pick["save_every"],
-                    keep_checkpoints=args.keep_checkpoints, group_by_length=args.group_by_length,
-                    activation_checkpointing=args.activation_checkpointing,
+    config = Config(model=model, from_scratch=from_scratch, data=data_path, tokenizer=tokenizer, init=init, out=out,
+                    max_steps=args.max_steps, clip=args.clip, seed=args.seed, keep_checkpoints=args.keep_checkpoints,
+                    group_by_length=args.group_by_length, activation_checkpointing=args.activation_checkpointing,
                     compile=args.compile, device=device, objective=args.objective, beta=beta, rpo_alpha=rpo_alpha,
+                    **pick,
                     data_fingerprint=file_fingerprint(data_path) if os.path.isfile(data_path) else None,
                     init_fingerprint=weights_fingerprint(start) if start else None)
     if not getattr(args, "overwrite", False):
@@ -207,8 +276,9 @@ def check_same_run(config: Config) -> None:
     saved.setdefault("objective", "sft")  # written before there was a choice
     saved.setdefault("beta", None)
     saved.setdefault("rpo_alpha", 0.0 if saved["objective"] == "dpo" else None)  # written before RPO
-    saved = {k: normalize_path(v) if k in ("data", "tokenizer", "init", "out") or (k == "model" and not saved.get("from_scratch"))
-             else v for k, v in saved.items()}  # recorded before paths were normalized
+    # Paths recorded before they were normalized compare as normalized.
+    paths = ("data", "tokenizer", "init", "out") + (() if saved.get("from_scratch") else ("model",))
+    saved = {k: normalize_path(v) if k in paths else v for k, v in saved.items()}
     changed = [f"{k} (was {saved.get(k)!r}, now {v!r})" for k, v in asdict(config).items()
                if k not in RERUN_MAY_CHANGE and saved.get(k) != v]
     if changed:

@@ -226,7 +226,7 @@ def train(config: Config, build_args: dict | None, rank: int, world_size: int, d
 
     schedule = partial(lr_factor, warmup_steps=warmup_steps, total_steps=total_steps)
     state = start_state(config, objective, examples, tokenizer, schedule, rank, world_size, device)
-    options = {option.name: getattr(config, option.name) for option in objective.options}  # dpo's beta
+    options = {option.name: getattr(config, option.name) for option in objective.options}  # dpo's beta, rpo_alpha
     setup = StepSetup(loss=partial(objective.loss, **options), examples=examples, lengths=lengths,
                       micro_batch_size=config.batch_size, pad_id=tokenizer.pad_id, device=device, clip=config.clip,
                       world_size=world_size, rank=rank, sharded=isinstance(state.model, FSDPModule))

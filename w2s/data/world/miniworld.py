@@ -456,6 +456,28 @@ def signature(task: Task) -> tuple:
     return (task.start, task.steps)
 
 
+def _hard_problem(rng: random.Random, task_id: str, task: Task, spans: list[tuple[int, int]], phrase) -> Problem:
+    """A hard task with its sub-tasks (one per span), a paraphrase and its prefix sub-tasks, phrased in
+    that order from `rng` (the order fixes every later draw)."""
+    phrasing = phrase(rng, task)
+    problem = Problem(task_id, task, render_problem(task, phrasing))
+    for j, (first, last) in enumerate(spans):
+        part = task.part(first, last)
+        # A sub-task keeps its task's name and unit, so it reads as a piece of the same story.
+        sub_phrasing = phrase(rng, part)
+        sub_phrasing = Phrasing(phrasing.name, phrasing.unit, sub_phrasing.start, sub_phrasing.steps,
+                                sub_phrasing.question)
+        problem.subtasks.append(Problem(f"{task_id}-sub{j + 1}", part, render_problem(part, sub_phrasing),
+                                        span=(first, last)))
+    problem.paraphrases.append(Problem(f"{task_id}-para1", task,
+                                       render_problem(task, phrase(rng, task, avoid=phrasing))))
+    # Prefix sub-tasks reuse the task's own text and draw nothing from rng, so every other problem is as before.
+    problem.prefixes = [Problem(f"{task_id}-pre{j}", task.part(0, j - 1), render_problem(task, phrasing, prefix=j),
+                                span=(0, j - 1))
+                        for j in PREFIX_STEPS]
+    return problem
+
+
 def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, num_long_test: int,
                 config: WorldConfig = WorldConfig()) -> World:
     """Draw the whole world from `seed`. Test problems are drawn first and nothing in training shares
@@ -495,23 +517,7 @@ def build_world(seed: int, num_hard: int, num_foundation: int, num_test: int, nu
             report["test_collisions_skipped"] += 1
             continue
         taken.add(signature(task))
-        task_id = f"mw-{len(hard):06d}"
-        phrasing = phrase(rng, task)
-        problem = Problem(task_id, task, render_problem(task, phrasing))
-        for j, (part, (first, last)) in enumerate(zip(parts, spans)):
-            # A sub-task keeps its task's name and unit, so it reads as a piece of the same story.
-            sub_phrasing = phrase(rng, part)
-            sub_phrasing = Phrasing(phrasing.name, phrasing.unit, sub_phrasing.start, sub_phrasing.steps,
-                                    sub_phrasing.question)
-            problem.subtasks.append(Problem(f"{task_id}-sub{j + 1}", part, render_problem(part, sub_phrasing),
-                                            span=(first, last)))
-        problem.paraphrases.append(Problem(f"{task_id}-para1", task,
-                                           render_problem(task, phrase(rng, task, avoid=phrasing))))
-        # Prefix sub-tasks reuse the task's own text and draw nothing from rng, so every other problem is as before.
-        problem.prefixes = [Problem(f"{task_id}-pre{j}", task.part(0, j - 1), render_problem(task, phrasing, prefix=j),
-                                    span=(0, j - 1))
-                            for j in PREFIX_STEPS]
-        hard.append(problem)
+        hard.append(_hard_problem(rng, f"mw-{len(hard):06d}", task, spans, phrase))
 
     rng, foundation = random.Random(f"miniworld/{seed}/foundation"), []
     while len(foundation) < num_foundation:

@@ -1,6 +1,6 @@
 """w2s.dpo's loss against TRL's own DPOTrainer (trl==1.16.0, requirements-dev.txt), on the same pairs and weights:
 TRL tokenizes the pair rows with the checkpoint's chat template, collates them and computes its loss and
-gradients on transformers' LlamaForCausalLM; we run train.train_step on our Llama. Plain DPO is TRL's
+gradients on transformers' LlamaForCausalLM; we run w2s.training.train_step on our Llama. Plain DPO is TRL's
 loss_type ["sigmoid"]; --rpo-alpha A is ["sigmoid", "sft"] with loss_weights [1, A]."""
 import json
 from functools import partial
@@ -8,11 +8,11 @@ from functools import partial
 import pytest
 import torch
 
-import train
 from tests.test_dpo import pair_rows
 from w2s.batches import split_global_batch
 from w2s.dpo import dpo_loss, reference_pass, tokenize_pairs
 from w2s.model import Llama, ModelArgs
+from w2s.training import StepSetup, train_step
 from w2s.tokenizer import train_tokenizer
 
 trl = pytest.importorskip("trl", reason="compares with TRL (requirements-dev.txt)")
@@ -95,9 +95,9 @@ def test_loss_metrics_and_gradients_equal_trls(checkpoints, tmp_path, beta, rpo_
     theirs = trl_loss(trainer, micro_batches)
 
     ours = Llama.from_pretrained(checkpoints["policy"], dtype=torch.float32)
-    setup = train.StepSetup(partial(dpo_loss, beta=beta, rpo_alpha=rpo_alpha), examples, lengths, micro_batch_size,
-                            pad_id=checkpoints["pad_id"], device=torch.device("cpu"))
-    loss_sum, metric_sums = train.train_step(ours, setup, list(range(PAIRS)))
+    setup = StepSetup(loss=partial(dpo_loss, beta=beta, rpo_alpha=rpo_alpha), examples=examples, lengths=lengths,
+                      micro_batch_size=micro_batch_size, pad_id=checkpoints["pad_id"], device=torch.device("cpu"))
+    loss_sum, metric_sums = train_step(ours, setup, list(range(PAIRS)))
     assert loss_sum.item() / PAIRS == pytest.approx(theirs, rel=1e-5)
     assert ("nll_loss" in metric_sums) == (rpo_alpha > 0)
     if micro_batch_size == PAIRS:  # TRL logs one mean per micro-batch

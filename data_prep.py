@@ -426,7 +426,7 @@ def old_form(argv: list[str]) -> list[str] | None:
     if command == "stats" and "--out" in rest:  # stats writes nothing
         at = rest.index("--out")
         del rest[at:at + 2]
-    print(f"data_prep.py: {shown} is now `data_prep.py {command}`; the old form goes next round", file=sys.stderr)
+    print(f"data_prep.py: {shown} is now `data_prep.py {command}` (the old form still runs, for now)", file=sys.stderr)
     return [command, *positional, *rest]
 
 

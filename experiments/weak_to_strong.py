@@ -98,9 +98,11 @@ class Sizes:
     # nothing greedily; at toy size no task may agree, and stages I and II are then skipped)
 
 
-# dpo_epochs 2: two passes over a few hundred stage-II pairs, tens of DPO steps.
+# dpo_epochs 2: two passes over a few hundred stage-II pairs, tens of DPO steps. The grid spans lr 1e-5..3e-4
+# (1/300..1/10 of stage 2's 3e-3): gold-chosen DPO is harmless only at the low end (RESULTS.md, the sanity gate).
 FULL = Sizes(pool=2000, pair_tasks=1000, strong_samples=4, teacher_steps=1000,
-             grid=((3e-4, 0.1), (1e-3, 0.1), (3e-4, 0.5), (1e-3, 0.5)), dpo_epochs=2)
+             grid=((1e-5, 0.1), (3e-5, 0.1), (1e-4, 0.1), (3e-4, 0.1), (3e-5, 1.0), (1e-4, 1.0)),
+             dpo_epochs=2)
 SMOKE = Sizes(pool=24, pair_tasks=12, strong_samples=4, teacher_steps=2, grid=((3e-4, 0.1), (1e-3, 0.1)),
               dpo_epochs=1, label_temperature=1.0)
 

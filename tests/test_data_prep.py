@@ -163,14 +163,14 @@ def test_the_old_flag_forms_still_run_with_a_notice(built, capsys):
     data_prep.main(["--stats", path, "--out", built])
     old = capsys.readouterr()
     assert old.out == new.out and new.err == ""
-    assert old.err == "data_prep.py: --stats is now `data_prep.py stats`; the old form goes next round\n"
+    assert old.err == "data_prep.py: --stats is now `data_prep.py stats` (the old form still runs, for now)\n"
     assert data_prep.old_form(["--source", "prm800k", "--input", "p.jsonl", "--name", "x"]) == ["prm800k", "p.jsonl", "--name", "x"]
     assert data_prep.old_form(["--hf-dir=r", "--hf-subset", "s"]) == ["hf", "--dir", "r", "--subset", "s"]
     assert data_prep.old_form(["--verifier-from-samples", "s.jsonl", "--verifier-split", "blank"]) == \
         ["verifier", "s.jsonl", "--split", "blank"]
     assert data_prep.old_form(["--source", "gair", "--gair-dir", "r", "--out", "d"]) == ["gair", "r", "--out", "d"]
     assert data_prep.old_form(["--out", "d", "--hard-error", "0.5"]) is None  # no mode flag: the world, as before
-    assert "--source gair is now `data_prep.py gair`; the old form goes next round" in capsys.readouterr().err
+    assert "--source gair is now `data_prep.py gair` (the old form still runs, for now)" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- the paper's data

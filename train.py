@@ -77,8 +77,9 @@ defaults (a flag overrides any of them; a run's first line says which it took an
   fine-tuning (--model is a HF checkpoint folder, hub id or .gguf file): {FINETUNE_DEFAULTS}
   from scratch (--model is a preset: {", ".join(PRESETS)}): {SCRATCH_DEFAULTS}
   fine-tuning a checkpoint whose maximum length is under 2048 takes its own as max_seq_len.
-  both: dtype bf16 on a GPU that has it, else fp32 (a CPU has no fast bf16); AdamW (0.9, 0.999; weight
-  decay on weight matrices only), cosine to 0 after linear warmup, gradient clipping 1.0, seed 42.
+  both: dtype bf16 on a GPU that has it, else fp32 (on a CPU: --dtype bf16 where it has bf16 instructions);
+  AdamW (0.9, 0.999; weight decay on weight matrices only), cosine to 0 after linear warmup, gradient
+  clipping 1.0, seed 42.
   Global batch = batch-size x grad-accum x processes.
 reruns: the same command again resumes an interrupted run from its last checkpoint, and says a
   finished one is done; other settings than DIR/args.json, or a --data file or starting weights

@@ -221,11 +221,12 @@ def report(rows: list[dict], scale: list[tuple[int, float]], steps: int, scaling
                   "| processes | tokens/s | vs 1 process |", "|---|---|---|"]
         lines += [f"| {n} | {t:,.0f} | {t / base:.2f}x |" for n, t in scale]
     if on_cpu:
-        lines += ["", "Reading (from this machine's runs): fp32 is the recipe on a CPU, and there the two are level. "
-                  "bf16 on a CPU is slow for both and its ratio moved between runs (tiny: 0.35x in an earlier run): "
-                  "our bf16 path runs attention in bf16, whose CPU flash-attention backward took 38% of a tiny step "
-                  "in a profile, while transformers under autocast runs attention in fp32 (its RoPE promotes q and k "
-                  "to fp32). On a GPU, bf16 attention is the fast path.",
+        lines += ["", "Reading: fp32 is the default on a CPU, and there the two are level. bf16 depends on the CPU: "
+                  "with bf16 instructions (avx512_bf16, AMX) it beats fp32 for both; without them (AVX2 only) it is "
+                  "4-6x slower for both and its ratio moved between runs (tiny: 0.35x in an earlier run), as our bf16 "
+                  "path runs attention in bf16, whose CPU flash-attention backward took 38% of a tiny step in a "
+                  "profile, while transformers under autocast runs attention in fp32 (its RoPE promotes q and k to "
+                  "fp32). On a GPU, bf16 attention is the fast path.",
                   "", "The 1 vs 2 processes ratio is not FSDP scaling: on a machine shared with other jobs, a process "
                   "with 2 OpenMP threads spends much of its time waiting for a descheduled thread (a 3-step run: 4 s "
                   "with 1 thread, 15 s with 2), which single-thread processes do not. On a quiet machine expect at "

@@ -213,7 +213,7 @@ def test_stage_two_starts_from_init(data_file, tmp_path):
 
 def test_a_checkpoint_takes_the_fine_tuning_recipe_in_the_devices_dtype(data_file, tmp_path, capsys):
     """--model DIR (here a fresh tiny checkpoint) takes the fine-tuning recipe, but the compute dtype follows
-    the device: fp32 on a CPU, which has no fast bf16. One line says which defaults were taken and why;
+    the device: fp32 on a CPU. One line says which defaults were taken and why;
     --dtype still overrides."""
     tokenizer = Tokenizer.from_pretrained(os.path.dirname(data_file))
     checkpoint = str(tmp_path / "checkpoint")
@@ -225,7 +225,7 @@ def test_a_checkpoint_takes_the_fine_tuning_recipe_in_the_devices_dtype(data_fil
     printed = capsys.readouterr().out.splitlines()
     line = printed[0]
     assert line.startswith("defaults: fine-tuning recipe") and "is a checkpoint" in line and "grad_accum 8" in line
-    assert "dtype fp32 (a CPU has no fast bf16; --dtype overrides)" in line
+    assert "dtype fp32 (on a CPU; --dtype bf16 where the CPU has bf16 instructions; --dtype overrides)" in line
     assert sum(printed_line.startswith("defaults: ") for printed_line in printed) == 1
     assert json.loads((tmp_path / "run" / "args.json").read_text())["dtype"] == "fp32"
     assert all(w.dtype == torch.float32 for w in weights(str(tmp_path / "run")).values())

@@ -141,12 +141,14 @@ TRAIN_DTYPES = ("bf16", "fp32")
 
 
 def default_dtype(device: str) -> tuple[str, str]:
-    """bf16 where it is fast (a GPU with bf16 support), else fp32; and why, for the defaults line."""
+    """bf16 on a GPU with bf16 support, else fp32; and why, for the defaults line. A CPU stays in fp32:
+    bf16 is fast only on CPUs with bf16 instructions (4-6x slower without them, bench/RESULTS.md), and a
+    default that followed the CPU's flags would change a run's numbers from one machine to the next."""
     if device == "cuda" and torch.cuda.is_bf16_supported():
         return "bf16", "a GPU with bf16"
     if device == "cuda":
         return "fp32", "this GPU has no bf16"
-    return "fp32", "a CPU has no fast bf16"
+    return "fp32", "on a CPU; --dtype bf16 where the CPU has bf16 instructions"
 
 
 def recipe_settings(args: argparse.Namespace, recipe: dict) -> dict:

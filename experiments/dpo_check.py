@@ -8,9 +8,9 @@ commands (data_prep.py, train.py, sample.py, evaluate.py), on the built-in world
 
 1. A world of 8,000 hard (3-4 step) tasks and 48,000 foundation problems; a tiny model trained one epoch
    on the foundation set, then 150 steps on the hard set: the start.
-2. The start samples pool tasks (hard tasks 7001-8000, which its 150 steps of 32 never reached) 4 times
-   each at temperature 1. A task with a right sample (that stopped on its own) and a wrong one gives a
-   gold pair: one of each, drawn with the task's id as the seed.
+2. The start samples pool tasks (the last 1,000 hard tasks, rows 7001-8000) 4 times each at temperature 1.
+   A task with a right sample (that stopped on its own) and a wrong one gives a gold pair: one of each,
+   drawn with the task's id as the seed.
 3. DPO from the start on those pairs over a grid of lr, beta and rpo_alpha (RPO's NLL term on the
    chosen side); two controls beside it:
    - fork: the same DPO with both responses scored only up to the first token where they differ,

@@ -30,9 +30,10 @@ def machine() -> str:
     return desc
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section `name` of RESULTS.md with `body`, stamped with command and machine."""
-    command = "python " + " ".join(sys.argv)
+def write_section(name: str, body: str, command: str | None = None) -> None:
+    """Replace (or append) the section `name` of RESULTS.md with `body`, stamped with command and machine.
+    `command` (default: this Python process's) names the entry a person runs when that is a shell script."""
+    command = command or "python " + " ".join(sys.argv)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     block = (f"<!-- {name}:start -->\n{body.rstrip()}\n\n"
              f"Command: `{command}`  \nMachine: {machine()}  \nRun: {stamp}\n<!-- {name}:end -->")

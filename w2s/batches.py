@@ -10,8 +10,7 @@ import random
 # Global batches are drawn uniformly at random by default. Length grouping (sorting windows of
 # batches by length) saves padding, but it makes each batch one kind of example, so the gradient
 # swings from one kind of task to the next, and in the built-in world the tiny model learned far
-# less (the measurements are in experiments/RESULTS.md, "Trials behind the defaults": results live
-# there, where reruns update them, not in the code). It stays an explicit choice (train.py
+# less (experiments/RESULTS.md, "Trials behind the defaults"). It stays an explicit choice (train.py
 # --group-by-length) for long-tailed real data on GPUs, where padding is the cost.
 # Either way each row stays one conversation (no packing), so plain causal attention is right as
 # is, and "one example = one row" keeps the loss bookkeeping and the rank split easy to read.

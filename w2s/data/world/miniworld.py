@@ -21,8 +21,8 @@ Everything here is exact, so the study's two quality measures are measured rathe
 estimated: the outcome (is the final answer right) and the step-wise error rate (the share of
 steps that are wrong, by `step_errors`). The world is deliberately small (amounts below 100,
 one-digit operands, + - and * by default, a few phrasings, short solutions) so that a ~0.5M-parameter
-model masters it in minutes on a CPU: the `tiny` preset trained from scratch on 30000 hard tasks gets
-about 98% of the held-out 3-5 step tasks right (the trials behind these sizes: experiments/RESULTS.md).
+model masters it in minutes on a CPU (the README's quick start; the trials behind these sizes are in
+experiments/RESULTS.md).
 """
 import functools
 import random

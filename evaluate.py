@@ -2,7 +2,8 @@
 
     python evaluate.py --model PATH_OR_HUB_ID --bench math500 --out runs/eval
     python evaluate.py --model PATH_OR_HUB_ID --bench my_test.jsonl --n 8 --temperature 0.7 --out runs/eval
-    python evaluate.py --model POLICY --bench miniworld --n 16 --temperature 0.7 --verifier runs/prm/final --out runs/rerank
+    python evaluate.py --model POLICY --bench miniworld --n 16 --temperature 0.7 --verifier runs/prm/final \
+        --out runs/rerank
     python evaluate.py --bench miniworld --samples SAMPLES.jsonl --verifier runs/prm/final --out runs/rerank_prm
     python evaluate.py --bench miniworld --samples SAMPLES.jsonl --verifier world --out runs/rerank_oracle
 
@@ -72,7 +73,8 @@ def eval_settings(args: argparse.Namespace, sampling: Sampling, bench: Bench) ->
     Batch size, device and compile do not. Scoring saved samples: the samples file and its fingerprint
     take the place of the model and the generation settings."""
     verifier = {"verifier": normalize_path(args.verifier),
-                "verifier_fingerprint": weights_fingerprint(args.verifier) if args.verifier not in (None, WORLD) else None,
+                "verifier_fingerprint": (weights_fingerprint(args.verifier) if args.verifier not in (None, WORLD)
+                                         else None),
                 "verifier_agg": args.verifier_agg if args.verifier else None,
                 "verifier_split": args.verifier_split if args.verifier else None}
     if bench.samples:
@@ -90,8 +92,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", help="checkpoint directory, Hugging Face Hub id, or Llama GGUF file (required "
                         "unless --samples)")
     parser.add_argument("--tokenizer", help="tokenizer.json or its directory (default: the model's)")
-    parser.add_argument("--bench", required=True, nargs="+", help="benchmark JSONL file(s) or name(s) in DATA_DIR/test/")
-    parser.add_argument("--data-dir", default="data", help="where benchmark names are looked up (DATA_DIR/test/NAME.jsonl)")
+    parser.add_argument("--bench", required=True, nargs="+",
+                        help="benchmark JSONL file(s) or name(s) in DATA_DIR/test/")
+    parser.add_argument("--data-dir", default="data",
+                        help="where benchmark names are looked up (DATA_DIR/test/NAME.jsonl)")
     parser.add_argument("--out", required=True, help="output directory (rerun into it to resume)")
     parser.add_argument("--n", type=int, default=1, help="samples per problem (maj@K and pass@K when > 1)")
     parser.add_argument("--samples", nargs="+", metavar="SAMPLES.jsonl", help="score these responses instead of "
@@ -134,7 +138,8 @@ def check_group_by(group_by: list[str] | None, tasks: dict[str, list[dict]]) -> 
     fields = {k for rows in tasks.values() for row in rows for k in row if k not in NOT_GROUPS}
     unknown = [f for f in group_by or [] if f not in fields]
     if unknown:
-        raise UserError(f"--group-by {' '.join(unknown)}: no benchmark row has {'this field' if len(unknown) == 1 else 'these fields'}; "
+        which = "this field" if len(unknown) == 1 else "these fields"
+        raise UserError(f"--group-by {' '.join(unknown)}: no benchmark row has {which}; "
                         f"the rows carry: {', '.join(sorted(fields)) or 'no grouping fields'}")
 
 
@@ -148,7 +153,8 @@ def read_summaries(path: str) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         summaries = e
     if not isinstance(summaries, dict):
-        raise UserError(f"{path}: not a summary file ({summaries if isinstance(summaries, Exception) else 'not a JSON object'}); "
+        why = summaries if isinstance(summaries, Exception) else "not a JSON object"
+        raise UserError(f"{path}: not a summary file ({why}); "
                         "delete it: rerunning evaluate.py for each benchmark rebuilds its entry from the rows in --out")
     return summaries
 
@@ -170,14 +176,14 @@ def check_flags(args: argparse.Namespace) -> None:
     if not args.model and not args.samples:
         raise UserError("--model is required (or --samples, to score responses drawn before)")
     if args.samples and len(args.samples) != len(args.bench):
-        raise UserError(f"--samples: {len(args.samples)} file(s) for {len(args.bench)} --bench; give one per benchmark, "
-                        "in the same order")
+        raise UserError(f"--samples: {len(args.samples)} file(s) for {len(args.bench)} --bench; "
+                        "give one per benchmark, in the same order")
     if args.samples and args.model:
         raise UserError("--samples with --model: the samples are scored as they are, nothing is generated; "
                         "drop --model")
     if args.n > 1 and args.temperature == 0 and not args.samples:
-        raise UserError(f"--n {args.n}: {args.n} samples at temperature 0 would be {args.n} copies of the greedy answer; "
-                        "set a temperature > 0 for maj@K / pass@K")
+        raise UserError(f"--n {args.n}: {args.n} samples at temperature 0 would be {args.n} copies of the greedy "
+                        "answer; set a temperature > 0 for maj@K / pass@K")
     check_output_dir(args.out)
     if args.verifier and args.verifier != WORLD:
         check_verifier(args.verifier)

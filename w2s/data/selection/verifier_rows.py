@@ -2,9 +2,9 @@
 made from a policy's samples (sample.py output). PRM800K and Math-Shepherd give the same rows from their
 releases (w2s/data/sources/prm800k.py, math_shepherd.py).
 
-Reading order: labels from the built-in world's exact step checker; step rows from samples. Every prompt is the project's user message (the problem and its
-step-by-step instruction), the one evaluate.py's re-ranking scores with, so a verifier is trained and
-used on the same layout (w2s.verifier.layout).
+Reading order: labels from the built-in world's exact step checker; step rows from samples. Every prompt
+is the project's user message (the problem and its step-by-step instruction), the one evaluate.py's
+re-ranking scores with, so a verifier is trained and used on the same layout (w2s.verifier.layout).
 
 Labels. In the built-in world every step is checked exactly: a step line `a op b = c` is good when it
 applies the task's next operation to the amount so far and computes it right (miniworld.step_errors:
@@ -88,7 +88,8 @@ def step_rows_from_samples(path: str, outcome: bool = False, split: str = "lines
             report["samples"] += 1
             report["correct samples"] += correct
             add_step_row(rows, report, f"{row['id']}/s{k}", row["problem"], steps, labels,
-                         {"task_id": row["id"], "correct": correct, "labels": "world step checker" if task else "outcome"})
+                         {"task_id": row["id"], "correct": correct,
+                          "labels": "world step checker" if task else "outcome"})
     if not rows:
         raise UserError(f"{path}: no samples")
     return rows, report

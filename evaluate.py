@@ -265,9 +265,9 @@ def evaluate_command(argv=None) -> dict:
     summaries = read_summaries(os.path.join(args.out, "summary.json"))
     model, tokenizer = (load_model_and_tokenizer(args.model, args.tokenizer, args.dtype, args.device) if args.model
                         else (None, None))
-    verifier = Verifier(args.verifier, args.verifier_agg, args.verifier_split, args.dtype, args.device,
-                        args.batch_size) if args.verifier not in (None, WORLD) else None
-    verifier = WorldVerifier() if args.verifier == WORLD else verifier
+    verifier = (WorldVerifier() if args.verifier == WORLD
+                else Verifier(args.verifier, args.verifier_agg, args.verifier_split, args.dtype, args.device,
+                              args.batch_size) if args.verifier else None)
     os.makedirs(args.out, exist_ok=True)
     for bench in benches:
         summaries[bench.name] = evaluate_bench(bench, settings[bench.name], sampling, model, tokenizer, verifier, args)

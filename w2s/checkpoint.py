@@ -133,15 +133,17 @@ def read_metrics(path: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def truncate_metrics(path: str, last_step: int) -> None:
-    """Keep the rows up to the checkpoint's step, so that each step appears once after a resume."""
+def truncate_metrics(path: str, last_step: int) -> list[dict]:
+    """Keep the rows up to the checkpoint's step, so that each step appears once after a resume; returns them."""
     if not os.path.exists(path):
-        return
+        return []
     with open(path) as f:
-        rows = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
+        lines = [line for line in f if line.strip()]
+    kept = [(line, row) for line, row in zip(lines, map(json.loads, lines)) if row["step"] <= last_step]
     with open(path + ".tmp", "w") as f:
-        f.writelines(rows)
+        f.writelines(line for line, _ in kept)
     os.replace(path + ".tmp", path)
+    return [row for _, row in kept]
 
 
 class MetricsLog:
@@ -154,8 +156,7 @@ class MetricsLog:
         self.path = os.path.join(out, "metrics.jsonl")
         self.total_steps, self.rank, self.run_start, self.elapsed_before = total_steps, rank, run_start, 0.0
         if rank == 0 and start_step > 0:
-            truncate_metrics(self.path, start_step)
-            rows = read_metrics(self.path)
+            rows = truncate_metrics(self.path, start_step)
             self.elapsed_before = rows[-1].get("elapsed_s", 0.0) if rows else 0.0
         elif rank == 0 and os.path.exists(self.path):
             os.remove(self.path)

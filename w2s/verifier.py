@@ -170,7 +170,8 @@ class WorldVerifier:
 
     def rerank(self, problem: str, row: dict) -> dict:
         task = miniworld.parse_problem(problem)
-        step_scores = [[float(label) for label in world_step_labels(split_steps(r, self.split), task, correct)] or [0.0]
+        # split_steps is never empty, and world_step_labels labels every step
+        step_scores = [[float(label) for label in world_step_labels(split_steps(r, self.split), task, correct)]
                        for r, correct in zip(row["responses"], row["correct"])]
         scores = [min(steps + [float(correct)]) for steps, correct in zip(step_scores, row["correct"])]
         return rerank_fields(row["extracted"], row["correct"], scores, step_scores)

@@ -40,9 +40,11 @@ from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from runner import count_rows  # noqa: E402
 from w2s.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
-from w2s.data.rows import user_message  # noqa: E402
+from w2s.data.rows import pair_row, user_message  # noqa: E402
 from w2s.data.world import miniworld  # noqa: E402
 
 # The grids, as train.py flags: (lr, beta, rpo_alpha) for DPO, (lr, beta) for the fork, lr for SFT.
@@ -164,12 +166,6 @@ def fork_train(argv: list[str]) -> None:
 # The data and the start
 
 
-def line_count(path: str) -> int:
-    """Lines of a file (0 when it does not exist yet)."""
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return sum(1 for _ in f)
 
 
 def copy_lines(source: str, dest: str, first: int, last: int) -> None:
@@ -212,9 +208,7 @@ def gold_pairs(samples: list[dict], stand_in: bool = False) -> list[dict]:
             right = [miniworld.correct_solution(miniworld.parse_problem(r["problem"]))]
         if right and wrong:
             rng = random.Random(r["id"])
-            pairs.append({"id": r["id"], "prompt": [{"role": "user", "content": user_message(r["problem"])}],
-                          "chosen": [{"role": "assistant", "content": rng.choice(right)}],
-                          "rejected": [{"role": "assistant", "content": rng.choice(wrong)}]})
+            pairs.append(pair_row(r["id"], user_message(r["problem"]), rng.choice(right), rng.choice(wrong)))
     return pairs
 
 
@@ -222,7 +216,7 @@ def prepare_pairs(out: str, sizes: Sizes, smoke: bool) -> int:
     """The start's pool samples -> gold pairs, their copy for the fork (the tokenized-pairs cache beside a
     data file is keyed by the file, not by the fork's masking) and the chosen responses as SFT rows."""
     pool, samples = os.path.join(out, "pool.jsonl"), os.path.join(out, "pool_samples.jsonl")
-    if line_count(samples) < line_count(pool):  # sample.py resumes a cut-off file
+    if count_rows(samples) < count_rows(pool):  # sample.py resumes a cut-off file
         run(["sample.py", "--model", os.path.join(out, "runs", "start", "final"), "--tasks", pool, "--out", samples,
              "--n", "4", "--temperature", "1.0", "--max-new-tokens", "96", "--batch-size", "256", "--quiet"],
             os.path.join(out, "pool_samples.log"))
@@ -245,19 +239,19 @@ def first_error(text: str, problem: str) -> str:
     """The type of a response's first error (one of ERROR_TYPES), checked step by step against the task:
     the amount a step starts from (carried from the previous line), its operation and operand, its result."""
     task, lines = miniworld.parse_problem(problem), miniworld.parse_lines(text)
-    amount = task.start
-    for i, step in enumerate(task.steps):
-        if i >= len(lines):
-            return "missing step"
-        line = lines[i]
-        if line.a != amount:
-            return "wrong carry"
-        if (line.op, line.b) != (step.op, step.operand):
-            return "wrong operand/op"
-        if miniworld.apply(line.a, line.op, line.b) != line.c:
-            return "arithmetic"
-        amount = line.c
-    return "extra step" if len(lines) > len(task.steps) else "none"
+    first = next((i for i, wrong in enumerate(miniworld.line_errors(lines, task)) if wrong), None)
+    if first is None:
+        return "none"
+    if first >= len(task.steps):
+        return "extra step"
+    if first >= len(lines):
+        return "missing step"
+    line, step = lines[first], task.steps[first]
+    if line.a != (lines[first - 1].c if first else task.start):  # the amount the world's checker carries
+        return "wrong carry"
+    if (line.op, line.b) != (step.op, step.operand):
+        return "wrong operand/op"
+    return "arithmetic"
 
 
 def error_shares(val_rows: list[dict]) -> dict[str, float]:

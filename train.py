@@ -48,7 +48,7 @@ from w2s.errors import run_main
 from w2s.model import PRESETS
 from w2s.objectives import Objective
 from w2s.prm import PRM
-from w2s.runtime import DTYPES, init_distributed
+from w2s.runtime import DTYPES, init_distributed, rank_and_world
 from w2s.sft import SFT
 from w2s.tokenizer import Tokenizer
 from w2s.train_config import (RUN_OUTPUTS, TRAIN_DTYPES, Config, build_missing_data, defaults_line, finished_run,
@@ -157,7 +157,7 @@ def train_command(argv: list[str] | None = None) -> str:
     """Train; returns the path of the exported DIR/final."""
     args = parse_args(argv)
     config, build_args = resolve_config(args, SCRATCH_DEFAULTS, FINETUNE_DEFAULTS)
-    rank0 = int(os.environ.get("RANK", 0)) == 0
+    rank0 = rank_and_world()[0] == 0
     if args.overwrite and rank0:
         # Rank 0 alone removes; the others wait in init_distributed until it joins, so none reads the old run.
         removed = remove_outputs([os.path.join(config.out, name) for name in RUN_OUTPUTS])

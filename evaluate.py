@@ -53,7 +53,7 @@ from w2s.evaluation import resolve_bench
 from w2s.generation import Sampling, fit_max_new_tokens
 from w2s.hf_io import is_hub_id
 from w2s.runtime import default_device, load_model_and_tokenizer, resolve_dtype
-from w2s.verifier import AGGREGATIONS, SPLITS, WORLD, Verifier, WorldVerifier
+from w2s.verifier import AGGREGATIONS, LOGPROB, SPLITS, WORLD, LogProbVerifier, Verifier, WorldVerifier
 
 
 @dataclass
@@ -72,9 +72,9 @@ def eval_settings(args: argparse.Namespace, sampling: Sampling, bench: Bench) ->
     """What decides a benchmark's rows: the settings, the weights' and the benchmark's fingerprints.
     Batch size, device and compile do not. Scoring saved samples: the samples file and its fingerprint
     take the place of the model and the generation settings."""
+    path = verifier_model(args.verifier)
     verifier = {"verifier": normalize_path(args.verifier),
-                "verifier_fingerprint": (weights_fingerprint(args.verifier) if args.verifier not in (None, WORLD)
-                                         else None),
+                "verifier_fingerprint": weights_fingerprint(path) if path else None,
                 "verifier_agg": args.verifier_agg if args.verifier else None,
                 "verifier_split": args.verifier_split if args.verifier else None}
     if bench.samples:
@@ -104,13 +104,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_generation_args(parser, temperature=0.0, top_p=1.0, seed=0)
     verifier = parser.add_argument_group("re-ranking with a verifier (w2s/verifier.py)")
     verifier.add_argument("--verifier", metavar="DIR", help="a verifier checkpoint (train.py --objective prm), or "
-                          f"'{WORLD}' (the built-in world's exact step checker, an oracle): score every "
+                          f"'{WORLD}' (the built-in world's exact step checker, an oracle), or '{LOGPROB}DIR' (the checkpoint "
+                          "DIR's own mean token log-prob of each response, a baseline): score every "
                           "response, report best_of@K and weighted_maj@K beside maj@K and pass@K")
     verifier.add_argument("--verifier-agg", choices=AGGREGATIONS, default="min",
                           help="a response's score from its steps': min or prod (a PRM), last (an ORM), mean")
     verifier.add_argument("--verifier-split", choices=SPLITS, default="lines",
                           help="a response's steps: its non-empty lines, or its blank-line-separated paragraphs")
     return parser.parse_args(argv)
+
+
+def verifier_model(verifier: str | None) -> str | None:
+    """The checkpoint behind --verifier: DIR, or the policy of logprob:DIR; None for the world's checker."""
+    if verifier in (None, WORLD):
+        return None
+    return verifier[len(LOGPROB):] if verifier.startswith(LOGPROB) else verifier
 
 
 def check_verifier(path: str) -> None:
@@ -185,7 +193,10 @@ def check_flags(args: argparse.Namespace) -> None:
         raise UserError(f"--n {args.n}: {args.n} samples at temperature 0 would be {args.n} copies of the greedy "
                         "answer; set a temperature > 0 for maj@K / pass@K")
     check_output_dir(args.out)
-    if args.verifier and args.verifier != WORLD:
+    if args.verifier and args.verifier.startswith(LOGPROB):
+        if not os.path.exists(verifier_model(args.verifier)):
+            raise MissingFileError(f"--verifier {args.verifier}: no such checkpoint (a model dir or .gguf file)")
+    elif args.verifier and args.verifier != WORLD:
         check_verifier(args.verifier)
 
 
@@ -266,6 +277,8 @@ def evaluate_command(argv=None) -> dict:
     model, tokenizer = (load_model_and_tokenizer(args.model, args.tokenizer, args.dtype, args.device) if args.model
                         else (None, None))
     verifier = (WorldVerifier() if args.verifier == WORLD
+                else LogProbVerifier(verifier_model(args.verifier), args.dtype, args.device)
+                if args.verifier and args.verifier.startswith(LOGPROB)
                 else Verifier(args.verifier, args.verifier_agg, args.verifier_split, args.dtype, args.device,
                               args.batch_size) if args.verifier else None)
     os.makedirs(args.out, exist_ok=True)

@@ -43,19 +43,21 @@ from dataclasses import asdict, dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from runner import (TrainSettings, decide, interval, mean_and_spread, not_a_script,  # noqa: E402
+from runner import (TrainSettings, decide, mean_and_spread, not_a_script,  # noqa: E402
                     outcomes_difference, outcomes_interval, pyplot, save_figure)
 from w2s.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
 from w2s.data.rows import problem_from_user_message  # noqa: E402
 from w2s.data.selection.verifier_rows import world_step_labels  # noqa: E402
 from w2s.data.world import miniworld  # noqa: E402
-from w2s.verifier import auc, split_steps  # noqa: E402
+from w2s.verifier import (AGGREGATIONS, LOGPROB, WORLD, aggregate, auc, rerank_curves,  # noqa: E402
+                          split_steps)
 
 
 @dataclass(frozen=True)
 class E2HSizes:
     easy_tasks: int  # easy (1-2 step) problems the policy solves for the verifiers' data
     samples_easy: int
+    easy_held: int  # the next easy problems, held out: a verifier that fails on these is undertrained
     hard_tasks: int  # hard training tasks, for the upper bound's data only
     samples_hard: int
     verifier_epochs: int
@@ -65,9 +67,9 @@ class E2HSizes:
     test_problems: int  # the first N problems of the test set
 
 
-FULL = E2HSizes(easy_tasks=400, samples_easy=8, hard_tasks=150, samples_hard=4, verifier_epochs=3,
+FULL = E2HSizes(easy_tasks=400, samples_easy=8, easy_held=150, hard_tasks=150, samples_hard=4, verifier_epochs=3,
                 verifier_max_steps=200, lr=1e-3, k=16, test_problems=250)
-SMOKE = E2HSizes(easy_tasks=6, samples_easy=2, hard_tasks=4, samples_hard=2, verifier_epochs=1, verifier_max_steps=2,
+SMOKE = E2HSizes(easy_tasks=6, samples_easy=2, easy_held=3, hard_tasks=4, samples_hard=2, verifier_epochs=1, verifier_max_steps=2,
                  lr=1e-3, k=4, test_problems=3)
 
 POLICY = "hard_full+easy_sub_half"  # the Q3 condition: hard full tasks + one sub-task each, at the study's budget
@@ -77,6 +79,14 @@ VERIFIERS = {  # name -> (what it is, samples its rows come from, data_prep.py l
     "oprm_easy": ("OPRM (step labels + outcome) trained on easy problems", "easy", "--oprm", "min"),
     "prm_all": ("PRM trained on easy + hard problems (upper bound)", "all", None, "min"),
 }
+BASELINES = {  # name -> (what it is, evaluate.py's --verifier for a policy): scorers that need no training
+    "oracle": ("the world's exact step checker (an oracle)", lambda policy: WORLD),
+    "logprob": ("the policy's own mean token log-prob (length-normalised)", lambda policy: LOGPROB + policy),
+}
+KS = (1, 2, 4, 8, 16)  # the best-of-k curve's points
+EASY_GATE = 0.85  # a verifier's held-out easy outcome AUC: below it, a poor hard ranking may be undertraining
+ERROR_TYPES = ("premature answer / missing step", "wrong operand: a neighbouring step's", "wrong operand: other",
+               "wrong operation", "arithmetic", "wrong amount carried", "other (no answer, extra step, answer line)")
 BENCH = "miniworld"  # the 3-4 step test (see 4. above for why not the 5-6 step one)
 MEASURES = ("maj", "pass", "best_of", "weighted_maj")  # per-problem outcomes at K, kept per (verifier, seed)
 EQUIVALENT = 0.02  # "ORM ~ PRM": the difference's 95% interval inside +-2 points
@@ -118,7 +128,10 @@ def add_jobs(study, jobs, progress) -> None:
                  after=("e2h/data", f"{POLICY}/{seed}"))
         for name in VERIFIERS:
             jobs.add(f"e2h/{name}/{seed}", lambda name=name, seed=seed: train_and_rerank(
-                study, name, seed, progress, per_seed * 0.6 / len(VERIFIERS)), after=(f"e2h/samples/{seed}",))
+                study, name, seed, progress, per_seed * 0.55 / len(VERIFIERS)), after=(f"e2h/samples/{seed}",))
+        for name in BASELINES:
+            jobs.add(f"e2h/{name}/{seed}", lambda name=name, seed=seed: baseline(
+                study, name, seed, progress, per_seed * 0.05 / len(BASELINES)), after=(f"e2h/samples/{seed}",))
     check_sizes(study, e)
 
 
@@ -145,16 +158,18 @@ def test_path(study) -> str:
 
 
 def write_task_files(study) -> None:
-    """Easy tasks (the first foundation problems), hard tasks, and the test subset, as task JSONL files."""
+    """Easy tasks (the first foundation problems) and the next ones held out, hard tasks, and the test subset,
+    as task JSONL files."""
     e, out = sizes_for(study), work_dir(study)
     if os.path.exists(test_path(study)):
         return
     easy = []
-    for row in read_jsonl(study.set_path("foundation"))[:e.easy_tasks]:
+    for row in read_jsonl(study.set_path("foundation"))[:e.easy_tasks + e.easy_held]:
         problem = problem_from_user_message(row["messages"][0]["content"])
         easy.append({"id": row["id"], "problem": problem, "answer": str(row["meta"]["answer"]),
                      "steps": len(miniworld.parse_problem(problem).steps)})
-    _write_jsonl(os.path.join(out, "tasks", "easy.jsonl"), easy)
+    _write_jsonl(os.path.join(out, "tasks", "easy.jsonl"), easy[:e.easy_tasks])
+    _write_jsonl(os.path.join(out, "tasks", "easy_held.jsonl"), easy[e.easy_tasks:])
     hard = read_jsonl(os.path.join(study.data_dir, "tasks", "hard_full.jsonl"))[:e.hard_tasks]
     _write_jsonl(os.path.join(out, "tasks", "hard.jsonl"), hard)
     _write_jsonl(test_path(study), read_jsonl(os.path.join(study.data_dir, "test", f"{BENCH}.jsonl"))[:e.test_problems])
@@ -172,19 +187,23 @@ def test_samples(study, seed: int) -> str:
     return os.path.join(seed_dir(study, seed), "samples_test.jsonl")
 
 
+def held_samples(study, seed: int) -> str:
+    return os.path.join(seed_dir(study, seed), "samples_easy_held.jsonl")
+
+
 def make_samples(study, seed: int, progress, job_cost: float) -> None:
     """The policy's samples of easy (and hard) problems, the four balanced step-row sets made from them,
     and its K samples of each test problem, which every verifier of this seed scores."""
     e, directory = sizes_for(study), seed_dir(study, seed)
     sets = {name: os.path.join(directory, f"{name}.jsonl") for name in VERIFIERS}
-    if all(os.path.exists(p) for p in sets.values()) and os.path.exists(test_samples(study, seed)):
+    if all(os.path.exists(p) for p in (*sets.values(), test_samples(study, seed), held_samples(study, seed))):
         progress.add(job_cost, skipped=True)
         return
     start = time.time()
     progress.log(f"start  Q6 seed {seed}: the policy samples easy, hard and test problems")
     log = os.path.join(directory, "sample.log")
     samples = {}
-    for kind, n in (("easy", e.samples_easy), ("hard", e.samples_hard)):
+    for kind, n in (("easy", e.samples_easy), ("easy_held", e.samples_easy), ("hard", e.samples_hard)):
         samples[kind] = study.sample(policy(study, seed), os.path.join(work_dir(study), "tasks", f"{kind}.jsonl"),
                                      os.path.join(directory, f"samples_{kind}.jsonl"), n, 0.7, seed, log)
     both = os.path.join(directory, "samples_all.jsonl")  # easy and hard samples in one file (their ids differ)
@@ -200,12 +219,23 @@ def make_samples(study, seed: int, progress, job_cost: float) -> None:
     progress.log(f"done   Q6 seed {seed}: step rows and test samples in {time.time() - start:.0f} s")
 
 
+def score(study, verifier: str, agg: str, scorer_dir: str, seed: int) -> None:
+    """evaluate.py --samples --verifier on the seed's test samples (SCORER_DIR/eval) and held-out easy
+    samples (SCORER_DIR/eval_easy); each summary.json marks its scoring done."""
+    for out, bench, samples in ((os.path.join(scorer_dir, "eval"), test_path(study), test_samples(study, seed)),
+                                (os.path.join(scorer_dir, "eval_easy"), os.path.join(work_dir(study), "tasks",
+                                 "easy_held.jsonl"), held_samples(study, seed))):
+        if not os.path.exists(os.path.join(out, "summary.json")):
+            study.run("evaluate", ["--bench", bench, "--samples", samples, "--out", out, "--batch-size", "256",
+                                   "--verifier", verifier, "--verifier-agg", agg, "--quiet"], out + ".log")
+
+
 def train_and_rerank(study, name: str, seed: int, progress, job_cost: float) -> None:
-    """Train one verifier from the policy, score the seed's K test samples with it, and record the row."""
+    """Train one verifier from the policy, score the seed's test and held-out easy samples with it, and
+    record the row."""
     e, directory = sizes_for(study), seed_dir(study, seed)
     run_dir = os.path.join(directory, name)
-    eval_dir = os.path.join(run_dir, "eval")
-    finished = os.path.exists(os.path.join(eval_dir, "summary.json"))
+    finished = os.path.exists(os.path.join(run_dir, "eval_easy", "summary.json"))
     start = time.time()
     if not finished:
         progress.log(f"start  Q6 {name} seed {seed}")
@@ -216,13 +246,21 @@ def train_and_rerank(study, name: str, seed: int, progress, job_cost: float) -> 
         steps = min(e.verifier_max_steps, math.ceil(examples * e.verifier_epochs / 16))
         study.train(rows, run_dir, seed, policy(study, seed), TrainSettings(
             max_steps=steps, epochs=e.verifier_epochs, lr=e.lr, batch_size=16, extra=("--objective", "prm")))
-        study.run("evaluate", ["--bench", test_path(study), "--samples", test_samples(study, seed), "--out", eval_dir,
-                               "--batch-size", "256", "--verifier", os.path.join(run_dir, "final"),
-                               "--verifier-agg", VERIFIERS[name][3], "--quiet"], os.path.join(run_dir, "eval.log"))
-    record(study, name, seed, eval_dir, time.time() - start)
+        score(study, os.path.join(run_dir, "final"), VERIFIERS[name][3], run_dir, seed)
+    record(study, name, seed, run_dir, time.time() - start)
     progress.add(job_cost, skipped=finished)
     if not finished:
         progress.log(f"done   Q6 {name} seed {seed} in {time.time() - start:.0f} s")
+
+
+def baseline(study, name: str, seed: int, progress, job_cost: float) -> None:
+    """Score the seed's samples with a scorer that needs no training (BASELINES), and record the row."""
+    scorer_dir = os.path.join(seed_dir(study, seed), name)
+    finished = os.path.exists(os.path.join(scorer_dir, "eval_easy", "summary.json"))
+    start = time.time()
+    score(study, BASELINES[name][1](policy(study, seed)), "min", scorer_dir, seed)
+    record(study, name, seed, scorer_dir, time.time() - start)
+    progress.add(job_cost, skipped=finished)
 
 
 def greedy_outcomes(study, seed: int, ids: list[str]) -> list[int]:
@@ -232,39 +270,122 @@ def greedy_outcomes(study, seed: int, ids: list[str]) -> list[int]:
     return [int(verdicts[i]) for i in ids]
 
 
-def verifier_aucs(rows: list[dict]) -> dict[str, float]:
-    """Step AUC (each step's P(good) against the world's exact label of that step) and outcome AUC (each
-    solution's score against its correctness), over every sampled test solution."""
-    step_scores, step_labels, scores, outcomes = [], [], [], []
+# What a verifier's scores show, beside the accuracies: AUCs (overall, within a problem, by step position
+# and by error type) and the best-of-k curve for each way of aggregating step scores into one.
+
+
+def _finite(value: float) -> float | None:
+    return None if value != value else value  # nan (one class only, no question to answer): null in JSON
+
+
+def scorings(name: str, rows: list[dict]) -> dict[str, list[list[float]]]:
+    """A solution's score, by how it is made: "own" (what evaluate.py scored it with: the verifier's own
+    aggregation, the oracle's verdict, the log-prob baseline's mean) and, for a trained verifier, every
+    aggregation of its step scores."""
+    found = {"own": [row["scores"] for row in rows]}
+    if name in VERIFIERS:
+        found.update({how: [[aggregate(steps, how) for steps in row["step_scores"]] for row in rows]
+                      for how in AGGREGATIONS})
+    return found
+
+
+def outcome_auc(rows: list[dict], scores: list[list[float]]) -> float | None:
+    """Each solution's score against its correctness, over every solution."""
+    return _finite(auc([s for row in scores for s in row], [c for row in rows for c in row["correct"]]))
+
+
+def within_problem_auc(rows: list[dict], scores: list[list[float]]) -> float | None:
+    """The same within each problem, averaged over problems with right and wrong solutions: what best-of-k
+    depends on (a score that only tells easy problems from hard ones ranks nothing here)."""
+    found = [auc(s, row["correct"]) for row, s in zip(rows, scores) if 0 < sum(row["correct"]) < len(s)]
+    return sum(found) / len(found) if found else None
+
+
+def step_position(step: str, index: int) -> str:
+    """'step i' for the i-th step line, 'answer' for the answer line, 'other' for any other line."""
+    if miniworld.STEP_LINE.match(step):
+        return f"step {index}"
+    return "answer" if "\\boxed" in step or step.lower().startswith("the answer is") else "other"
+
+
+def error_type(response: str, task: miniworld.Task, finish_reason: str) -> str:
+    """A wrong solution's kind, from its first error by the world's step checker."""
+    other = ERROR_TYPES[-1]
+    if finish_reason != "stop" or miniworld.final_answer(response) is None:
+        return other
+    lines = miniworld.parse_lines(response)
+    first = next((i for i, wrong in enumerate(miniworld.line_errors(lines, task)) if wrong), None)
+    if first is None or first >= len(task.steps):  # right steps but a wrong answer line, or an extra step
+        return other
+    if first >= len(lines):
+        return ERROR_TYPES[0]
+    line, step = lines[first], task.steps[first]
+    if line.a != (task.start if first == 0 else lines[first - 1].c):
+        return "wrong amount carried"
+    if line.op != step.op:
+        return "wrong operation"
+    if line.b == step.operand:
+        return "arithmetic"
+    neighbours = [s.operand for s in task.steps[max(first - 1, 0):first + 2] if s is not step]
+    return ERROR_TYPES[1] if line.b in neighbours else ERROR_TYPES[2]
+
+
+def step_aucs(rows: list[dict]) -> dict[str, dict[str, float | None]]:
+    """Step AUC (each step's score against the world's exact label of that step): over all steps, by
+    position, and by error type (every good step against the first bad step of the solutions whose
+    first error is of that type)."""
+    scores, labels, first_bad = {}, {}, {}
     for row in rows:
         task = miniworld.parse_problem(row["problem"])
-        for response, correct, steps, score in zip(row["responses"], row["correct"], row["step_scores"], row["scores"]):
-            labels = world_step_labels(split_steps(response), task, correct)
-            step_scores += steps[:len(labels)]  # a response past the verifier's context has fewer scores
-            step_labels += labels[:len(steps)]
-            scores.append(score)
-            outcomes.append(correct)
-    found = {"step": auc(step_scores, step_labels), "outcome": auc(scores, outcomes)}
-    return {kind: None if value != value else value for kind, value in found.items()}  # nan (one class only): null
+        for response, correct, steps_scored, reason in zip(row["responses"], row["correct"], row["step_scores"],
+                                                            row["finish_reasons"]):
+            steps = split_steps(response)
+            index, kind = 0, None if correct else error_type(response, task, reason)
+            # a response past the verifier's context has fewer scores than steps
+            for step, label, s in zip(steps, world_step_labels(steps, task, correct), steps_scored):
+                index += bool(miniworld.STEP_LINE.match(step))
+                for where in ("all", step_position(step, index)):
+                    scores.setdefault(where, []).append(s)
+                    labels.setdefault(where, []).append(label)
+                if not label and kind is not None:
+                    first_bad.setdefault(kind, []).append(s)
+                    kind = None
+    good = [s for s, label in zip(scores.get("all", []), labels.get("all", [])) if label]
+    return {"position": {w: _finite(auc(scores[w], labels[w])) for w in sorted(scores) if w != "other"},
+            "error": {kind: _finite(auc(good + bad, [True] * len(good) + [False] * len(bad)))
+                      for kind, bad in sorted(first_bad.items())}}
 
 
-def record(study, name: str, seed: int, eval_dir: str, seconds: float) -> None:
+def verifier_stats(name: str, rows: list[dict], easy_rows: list[dict]) -> dict:
+    """Everything the report reads about one verifier on one seed's samples, per scoring."""
+    hard, easy = scorings(name, rows), scorings(name, easy_rows)
+    ks = [k for k in KS if k <= len(rows[0]["responses"])]
+    return {"outcome": {how: outcome_auc(rows, s) for how, s in hard.items()},
+            "within": {how: within_problem_auc(rows, s) for how, s in hard.items()},
+            "easy_outcome": {how: outcome_auc(easy_rows, s) for how, s in easy.items()},
+            "best_of": {how: {str(k): c[f"best_of@{k}"] for k, c in zip(ks, rerank_curves(
+                [{**row, "scores": r} for row, r in zip(rows, s)], ks).values())} for how, s in hard.items()},
+            **step_aucs(rows)}
+
+
+def record(study, name: str, seed: int, scorer_dir: str, seconds: float) -> None:
     """Append the (verifier, seed) row to easy_to_hard.jsonl, once: the curves, each problem's outcomes
-    at K (greedy, maj, pass, best_of, weighted_maj) and the AUCs."""
+    at K (greedy, maj, pass, best_of, weighted_maj) and what its scores show (`verifier_stats`)."""
     path = results_path(study)
     with study.lock:
         if os.path.exists(path) and any((r["verifier"], r["seed"]) == (name, seed) for r in read_jsonl(path)):
             return
-        with open(os.path.join(eval_dir, "summary.json")) as f:
+        with open(os.path.join(scorer_dir, "eval", "summary.json")) as f:
             summary = json.load(f)[BENCH]
-        rows = read_jsonl(os.path.join(eval_dir, f"{BENCH}.jsonl"))
+        rows = read_jsonl(os.path.join(scorer_dir, "eval", f"{BENCH}.jsonl"))
+        easy_rows = read_jsonl(os.path.join(scorer_dir, "eval_easy", "easy_held.jsonl"))
         outcomes = {"greedy": greedy_outcomes(study, seed, [r["id"] for r in rows]),
                     "maj": [int(r["verdict"]) for r in rows], "pass": [int(any(r["correct"])) for r in rows],
                     "best_of": [int(r["best_of"]) for r in rows],
                     "weighted_maj": [int(r["weighted_verdict"]) for r in rows]}
         row = {"verifier": name, "seed": seed, "agg": summary["verifier_agg"], "k": summary["n"],
                "seconds": round(seconds, 1), "bench": BENCH, "problems": len(rows), "curves": summary["curves"],
-               "outcomes": outcomes, "auc": verifier_aucs(rows)}
+               "outcomes": outcomes, "stats": verifier_stats(name, rows, easy_rows)}
         with open(path, "a") as f:
             f.write(json.dumps(row) + "\n")
 
@@ -300,7 +421,7 @@ def cell(iv) -> str:
 
 def claims(rows: list[dict], k: int) -> list[str]:
     """Sun et al.'s claims as stated, each with its paired interval and decide()'s word."""
-    names = sorted({r["verifier"] for r in rows}, key=list(VERIFIERS).index)
+    names = sorted({r["verifier"] for r in rows if r["verifier"] in VERIFIERS}, key=list(VERIFIERS).index)
     lines = [f"Claims (paired by seed and by problem, K = {k}; 95% intervals over seeds plus the test set's term; "
              "the verdict word is against the paper's direction):"]
 
@@ -352,7 +473,7 @@ def report_lines(study, figure_dir: str) -> list[str]:
     if not rows:
         return lines + ["(not run yet)"]
     k = max(r["k"] for r in rows)
-    names = sorted({r["verifier"] for r in rows}, key=list(VERIFIERS).index)
+    names = sorted({r["verifier"] for r in rows if r["verifier"] in VERIFIERS}, key=list(VERIFIERS).index)
     seeds = sorted({r["seed"] for r in rows})
     lines.append(f"Seeds: {', '.join(map(str, seeds))}. Raw rows: `{os.path.relpath(path, study.out)}` in the study's "
                  "work directory.")
@@ -362,23 +483,81 @@ def report_lines(study, figure_dir: str) -> list[str]:
                   f"{'meets' if fit else 'misses'} the aim of 40-70% greedy with pass@{k} at least 10 points "
                   f"above maj@{k}."]
     columns = [("greedy", None, "greedy"), (f"maj@{k}", None, "maj"), (f"pass@{k}", None, "pass")]
-    columns += [(f"best-of-{k} {n}", n, "best_of") for n in names]
+    columns += [(f"best-of-{k} {n}", n, "best_of") for n in names + [b for b in BASELINES if runs(rows, b, "best_of")]]
     columns += [(f"weighted maj@{k} {n}", n, "weighted_maj") for n in names]
     lines += ["", "| test set | " + " | ".join(c[0] for c in columns) + " |", "|---|" + "---:|" * len(columns),
               f"| `{BENCH}` | " + " | ".join(cell(accuracy(rows, n, m)) for _, n, m in columns) + " |", ""]
-    lines += ["AUC on the test samples (mean over seeds, 95% interval): step AUC, each step's P(good) against the "
-              "world's exact step label; outcome AUC, each solution's score against its correctness. 0.5 ranks "
-              "nothing.", "", "| verifier | step AUC | outcome AUC |", "|---|---:|---:|"]
-    for name in names:
-        cells = []
-        for kind in ("step", "outcome"):
-            values = [r["auc"][kind] for r in rows if r["verifier"] == name and r["auc"][kind] is not None]
-            cells.append(f"{interval(values).mean:.3f} ± {interval(values).half:.3f}" if values else "n/a")
-        lines.append(f"| {name} ({VERIFIERS[name][0]}) | " + " | ".join(cells) + " |")
+    lines += instrument_lines(rows, names)
     lines += ["", *claims(rows, k), ""]
     figure = write_figure(rows, names, os.path.join(figure_dir, "easy_to_hard.png"))
     if figure:
         lines += [f"![easy to hard]({os.path.basename(figure)})", ""]
+    return lines
+
+
+def mean_stat(rows: list[dict], name: str, *keys: str) -> float | None:
+    """A verifier's stat (verifier_stats' keys, e.g. "outcome", "min") averaged over its seeds."""
+    values = []
+    for r in rows:
+        if r["verifier"] == name:
+            value = r["stats"]
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None:
+                values.append(value)
+    return sum(values) / len(values) if values else None
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def instrument_lines(rows: list[dict], names: list[str]) -> list[str]:
+    """Is the instrument working? The sanity gates (a verifier must rank held-out easy solutions; the oracle's
+    best-of-k must not fall), AUCs per aggregation beside the baselines, the best-of-k curve, and the step
+    AUC by position and by error type. Means over seeds."""
+    scorers = names + [n for n in BASELINES if any(r["verifier"] == n for r in rows)]
+    what = {**{n: VERIFIERS[n][0] for n in VERIFIERS}, **{n: BASELINES[n][0] for n in BASELINES}}
+    lines = ["", f"**Sanity gates.** A verifier whose outcome AUC on held-out easy solutions (its own aggregation) "
+             f"is under {EASY_GATE} is undertrained, and its hard ranking says nothing about easy-to-hard transfer:"]
+    for name in names:
+        easy = mean_stat(rows, name, "easy_outcome", "own")
+        lines.append(f"- {name}: {fmt(easy)}: {'passes' if easy is not None and easy >= EASY_GATE else 'FAILS'}")
+    if "oracle" in scorers:
+        curve = [mean_stat(rows, "oracle", "best_of", "own", str(k)) for k in KS]
+        curve = [c for c in curve if c is not None]
+        ok = bool(curve) and min(curve) >= curve[0]
+        lines.append(f"- the oracle's best-of-k never falls below k = 1 ({' / '.join(fmt(c * 100, 1) for c in curve)}"
+                     f" at k = {', '.join(map(str, KS[:len(curve)]))}): {'passes' if ok else 'FAILS'}")
+    lines += ["", "Outcome AUC (each solution's score against its correctness; 0.5 ranks nothing) on held-out easy and on "
+              "hard test solutions, and within a hard problem (averaged over problems with right and wrong "
+              "solutions: what best-of-k depends on); step AUC against the world's exact step labels. A trained "
+              "verifier's own aggregation first, then the others of its step scores:", "",
+              "| scorer | easy held-out | hard | hard, within problem | hard: min / mean / prod / last | step AUC, hard |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for name in scorers:
+        others = " / ".join(fmt(mean_stat(rows, name, "outcome", how)) for how in ("min", "mean", "prod", "last")) \
+            if name in VERIFIERS else ""
+        lines.append(f"| {name} ({what[name]}) | {fmt(mean_stat(rows, name, 'easy_outcome', 'own'))} | "
+                     f"{fmt(mean_stat(rows, name, 'outcome', 'own'))} | {fmt(mean_stat(rows, name, 'within', 'own'))} | "
+                     f"{others} | {fmt(mean_stat(rows, name, 'position', 'all'))} |")
+    ks = [k for k in KS if any(str(k) in r["curves"] for r in rows)]
+    lines += ["", "Best-of-k on the hard test (%, the first k of each problem's samples; mean over seeds):", "",
+              "| scorer | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
+    for measure in ("maj", "pass"):
+        values = [[r["curves"][str(k)][f"{measure}@{k}"] for r in rows if r["verifier"] == scorers[0]] for k in ks]
+        lines.append(f"| {measure}@k | " + " | ".join(fmt(sum(v) / len(v) * 100, 1) for v in values) + " |")
+    for name in scorers:
+        lines.append(f"| {name} | " + " | ".join(fmt(None if (m := mean_stat(rows, name, "best_of", "own", str(k)))
+                                                         is None else m * 100, 1) for k in ks) + " |")
+    positions = sorted({p for r in rows if r["verifier"] in names for p in r["stats"]["position"] if p != "all"})
+    errors = [t for t in ERROR_TYPES if any(t in r["stats"]["error"] for r in rows if r["verifier"] in names)]
+    lines += ["", "Step AUC on hard solutions, by the step's position and by error type (every good step against "
+              "the first wrong step of the solutions whose first error is of that type):", "",
+              "| verifier | " + " | ".join(positions + errors) + " |", "|---|" + "---:|" * len(positions + errors)]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join([fmt(mean_stat(rows, name, "position", p)) for p in positions] +
+                                                 [fmt(mean_stat(rows, name, "error", t)) for t in errors]) + " |")
     return lines
 
 

@@ -44,6 +44,7 @@ from w2s.data.world import miniworld  # noqa: E402
 from w2s.generation import build_prompt  # noqa: E402
 from w2s.runtime import load_model_and_tokenizer  # noqa: E402
 from w2s.verifier import AGGREGATIONS, aggregate, auc, pad_batch, rerank_curves  # noqa: E402
+from easy_to_hard import ERROR_TYPES, error_type, step_position  # noqa: E402  (experiments/, this script's folder)
 
 EASY_TRAIN, EASY_HELD, EASY_N = 400, 150, 8  # foundation problems [0, 400) to train on, the next 150 held out
 HARD, HARD_N = 200, 16  # the first problems of the 3-4 step test, samples each
@@ -52,8 +53,6 @@ LR, EPOCHS, MAX_STEPS, BATCH = 1e-3, 3, 200, 16  # easy_to_hard.py's prm_easy
 LONGER = 3  # the longer verifier: this many times the steps (and epochs)
 KS = (1, 2, 4, 8, 16)
 NOISE_DRAWS = 20  # draws of the no-signal baseline, averaged
-ERROR_TYPES = ("premature answer / missing step", "wrong operand: a neighbouring step's", "wrong operand: other",
-               "wrong operation", "arithmetic", "wrong amount carried", "other (no answer, extra step, answer line)")
 
 
 def run(script: str, argv: list[str], log: str) -> None:
@@ -65,18 +64,20 @@ def run(script: str, argv: list[str], log: str) -> None:
         subprocess.run([sys.executable, f"{script}.py", *argv], cwd=REPO, env=env, stdout=f, stderr=f, check=True)
 
 
-def write_tasks(data: str, out: str) -> dict[str, str]:
-    """Task files: easy training and held-out problems (foundation rows), and the hard test subset."""
+def write_tasks(data: str, easy_data: str, out: str) -> dict[str, str]:
+    """Task files: easy training and held-out problems (EASY_DATA's foundation rows, none of them a test
+    problem), and the hard test subset (DATA's)."""
     paths = {name: os.path.join(out, "tasks", f"{name}.jsonl") for name in ("easy_train", "easy_held", "hard")}
     if all(os.path.exists(p) for p in paths.values()):
         return paths
     os.makedirs(os.path.join(out, "tasks"), exist_ok=True)
+    hard = read_jsonl(os.path.join(data, "test", "miniworld.jsonl"))[:HARD]
+    tests = {r["problem"] for r in hard}
     easy = [{"id": r["id"], "problem": problem_from_user_message(r["messages"][0]["content"]),
-             "answer": str(r["meta"]["answer"])}
-            for r in read_jsonl(os.path.join(data, "foundation.jsonl"))[:EASY_TRAIN + EASY_HELD]]
+             "answer": str(r["meta"]["answer"])} for r in read_jsonl(os.path.join(easy_data, "foundation.jsonl"))]
+    easy = [t for t in easy if t["problem"] not in tests][:EASY_TRAIN + EASY_HELD]
     write_jsonl(paths["easy_train"], easy[:EASY_TRAIN])
     write_jsonl(paths["easy_held"], easy[EASY_TRAIN:])
-    hard = read_jsonl(os.path.join(data, "test", "miniworld.jsonl"))[:HARD]
     write_jsonl(paths["hard"], [{k: r[k] for k in ("id", "problem", "answer")} for r in hard])
     return paths
 
@@ -175,13 +176,6 @@ def duplicates(rows: list[dict]) -> str:
             f"{per_problem(False):.2f} distinct wrong texts")
 
 
-def step_position(step: str, index: int) -> str:
-    """'step i' for the i-th step line, 'answer' for the answer line, 'other' for any other line."""
-    if miniworld.STEP_LINE.match(step):
-        return f"step {index}"
-    return "answer" if "\\boxed" in step or step.lower().startswith("the answer is") else "other"
-
-
 def step_aucs_by_position(rows: list[dict]) -> dict[str, tuple[float, float, int, float]]:
     """position -> (AUC of the step scores against the exact labels, their mean, steps, share labelled good)."""
     scores, labels = {}, {}
@@ -197,28 +191,6 @@ def step_aucs_by_position(rows: list[dict]) -> dict[str, tuple[float, float, int
                 labels.setdefault(where, []).append(label)
     return {where: (auc(scores[where], labels[where]), sum(scores[where]) / len(scores[where]), len(labels[where]),
                     sum(labels[where]) / len(labels[where])) for where in sorted(scores)}
-
-
-def error_type(response: str, task: miniworld.Task, finish_reason: str) -> str:
-    """A wrong sample's kind, from its first error by the world's step checker."""
-    other = ERROR_TYPES[-1]
-    if finish_reason != "stop" or miniworld.final_answer(response) is None:
-        return other
-    lines = miniworld.parse_lines(response)
-    first = next((i for i, wrong in enumerate(miniworld.line_errors(lines, task)) if wrong), None)
-    if first is None or first >= len(task.steps):  # right steps but a wrong answer line, or an extra step
-        return other
-    if first >= len(lines):
-        return "premature answer / missing step"
-    line, step = lines[first], task.steps[first]
-    if line.a != (task.start if first == 0 else lines[first - 1].c):
-        return "wrong amount carried"
-    if line.op != step.op:
-        return "wrong operation"
-    if line.b == step.operand:
-        return "arithmetic"
-    neighbours = [s.operand for s in task.steps[max(first - 1, 0):first + 2] if s is not step]
-    return ERROR_TYPES[1] if line.b in neighbours else ERROR_TYPES[2]
 
 
 def wrong_types(rows: list[dict], pick=None) -> Counter:
@@ -316,15 +288,21 @@ def premature_scores(hard: dict[str, list[dict]]) -> list[str]:
 
 
 def main(argv=None) -> None:
+    global EASY_TRAIN, MAX_STEPS  # the sizes above, for this one invocation
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--policy", required=True, help="the policy checkpoint (DIR/final)")
     parser.add_argument("--data", required=True, help="the built-in world's data dir (foundation.jsonl, test/)")
+    parser.add_argument("--easy-data", help="where the easy problems come from: a world dir whose foundation.jsonl "
+                        "holds them (default --data: its 1-2 step foundation problems)")
+    parser.add_argument("--easy-tasks", type=int, default=EASY_TRAIN, help=f"easy problems to train on ({EASY_TRAIN})")
+    parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help=f"the verifier's steps at most ({MAX_STEPS})")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    EASY_TRAIN, MAX_STEPS = args.easy_tasks, args.max_steps
     while not os.path.exists(os.path.join(args.policy, "config.json")):  # another job may still be training it
         time.sleep(30)
     os.makedirs(args.out, exist_ok=True)
-    tasks = write_tasks(args.data, args.out)
+    tasks = write_tasks(args.data, args.easy_data or args.data, args.out)
     samples = {name: draw(args.policy, path, os.path.join(args.out, f"samples_{name}.jsonl"),
                           HARD_N if name == "hard" else EASY_N) for name, path in tasks.items()}
     finals = train_verifiers(args.policy, samples["easy_train"], args.out)

@@ -17,15 +17,23 @@ def test_aucs_use_the_worlds_step_labels():
     task = miniworld.Task(17, (miniworld.Step("*", 3), miniworld.Step("+", 16)))
     problem = miniworld.render_problem(task, miniworld.sample_phrasing(random.Random(0), task))
     right = miniworld.correct_solution(task)  # 3 good steps
-    slip = "17 * 3 = 51\n51 + 16 = 68\nThe answer is \\boxed{68}"  # good, bad, bad
-    row = {"problem": problem, "responses": [right, slip], "correct": [True, False],
-           "step_scores": [[0.9, 0.8, 0.7], [0.6, 0.2, 0.1]], "scores": [0.7, 0.1]}
-    assert easy_to_hard.verifier_aucs([row]) == {"step": 1.0, "outcome": 1.0}
+    slip = "17 * 3 = 51\n51 + 16 = 68\nThe answer is \\boxed{68}"  # good, bad (arithmetic), bad
+    row = {"problem": problem, "responses": [right, slip], "correct": [True, False], "finish_reasons": ["stop"] * 2,
+           "answer_groups": [0, 1], "step_scores": [[0.9, 0.8, 0.7], [0.6, 0.2, 0.1]], "scores": [0.7, 0.1]}
+    stats = easy_to_hard.verifier_stats("prm_easy", [row], [row])
+    assert stats["position"]["all"] == 1.0 and stats["outcome"]["own"] == 1.0 and stats["easy_outcome"]["own"] == 1.0
+    assert stats["position"]["step 2"] == 1.0 and stats["position"]["answer"] == 1.0
+    assert stats["error"] == {"arithmetic": 1.0}
+    assert stats["outcome"]["mean"] == 1.0 and stats["best_of"]["own"] == {"1": 1.0, "2": 1.0}
     # The slip's first step (good) now scores below the slip's last (bad): 1 of 4 x 2 pairs misordered.
     row["step_scores"][1] = [0.15, 0.2, 0.1]
-    assert easy_to_hard.verifier_aucs([row])["step"] == 1 - 1 / 8
+    assert easy_to_hard.verifier_stats("prm_easy", [row], [row])["position"]["all"] == 1 - 1 / 8
+    # by error type: the slip's first bad step (0.2) against the 4 good steps, one of them (0.15) below it
+    assert easy_to_hard.verifier_stats("prm_easy", [row], [row])["error"] == {"arithmetic": 0.75}
     row["correct"] = [True, True]  # one outcome class only: no outcome AUC
-    assert easy_to_hard.verifier_aucs([row])["outcome"] is None
+    assert easy_to_hard.verifier_stats("prm_easy", [row], [row])["outcome"]["own"] is None
+    # a baseline has its own scores only, no aggregations of step scores
+    assert set(easy_to_hard.verifier_stats("logprob", [row], [row])["outcome"]) == {"own"}
 
 
 def fake_rows(problems: int = 400) -> list[dict]:
@@ -42,7 +50,9 @@ def fake_rows(problems: int = 400) -> list[dict]:
                       for k in (1, 2, 4)}
             rows.append({"verifier": name, "seed": seed, "agg": easy_to_hard.VERIFIERS[name][3], "k": 4,
                          "bench": "miniworld", "problems": problems, "curves": curves, "outcomes": outcomes,
-                         "auc": {"step": 0.75, "outcome": 0.5 + seed / 10}})
+                         "stats": {"outcome": {"own": 0.5 + seed / 10}, "easy_outcome": {"own": 0.9},
+                                   "within": {"own": 0.5}, "position": {"all": 0.75}, "error": {},
+                                   "best_of": {"own": {str(k): 0.5 for k in (1, 2, 4)}}}})
     return rows
 
 
@@ -52,7 +62,8 @@ def test_report_from_rows(tmp_path):
         f.writelines(json.dumps(r) + "\n" for r in fake_rows())
     text = "\n".join(easy_to_hard.report_lines(study, str(tmp_path)))
     assert "| test set | greedy | maj@4 | pass@4 | best-of-4 prm_easy |" in text
-    assert "| prm_easy (PRM trained on easy problems) | 0.750 ± 0.000 | 0.600 ± 0.248 |" in text
+    assert "| prm_easy (PRM trained on easy problems) | 0.900 | 0.600 | 0.500 |" in text
+    assert "- prm_easy: 0.900: passes" in text
     claims = {line.split(":")[0]: line for line in text.splitlines() if line.startswith("- ")}
     assert claims["- weighted maj@4 vs maj@4, prm_easy"].endswith(": reproduced")
     assert claims["- weighted maj@4 vs best-of-4, oprm_easy"].endswith(": reproduced")

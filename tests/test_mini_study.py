@@ -72,16 +72,18 @@ def check_q6(out: str, report: str) -> None:
     import easy_to_hard
     with open(os.path.join(out, "easy_to_hard.jsonl")) as f:
         e2h = [json.loads(line) for line in f]
-    assert {(r["verifier"], r["seed"]) for r in e2h} == {(v, 0) for v in easy_to_hard.VERIFIERS}
+    scorers = (*easy_to_hard.VERIFIERS, *easy_to_hard.BASELINES)
+    assert {(r["verifier"], r["seed"]) for r in e2h} == {(v, 0) for v in scorers}
     k, problems = easy_to_hard.SMOKE.k, easy_to_hard.SMOKE.test_problems
     for row in e2h:
-        assert row["agg"] == easy_to_hard.VERIFIERS[row["verifier"]][3] and row["k"] == k
+        assert row["verifier"] not in easy_to_hard.VERIFIERS or row["agg"] == easy_to_hard.VERIFIERS[row["verifier"]][3]
+        assert row["k"] == k
         assert list(row["curves"]) == [str(x) for x in (1, 2, 4) if x <= k]
         for kk, c in row["curves"].items():
             assert c[f"best_of@{kk}"] <= c[f"pass@{kk}"] and c[f"weighted_maj@{kk}"] <= c[f"pass@{kk}"]
         assert all(len(v) == problems for v in row["outcomes"].values())
         assert row["outcomes"]["maj"] == e2h[0]["outcomes"]["maj"]  # one set of samples, scored by each
-        assert all(v is None or 0 <= v <= 1 for v in row["auc"].values())
+        assert all(v is None or 0 <= v <= 1 for v in row["stats"]["outcome"].values())
     seed_dir = os.path.join(out, "easy_to_hard", "seed0")
     steps = [json.loads(line) for line in open(os.path.join(seed_dir, "prm_easy.jsonl"))]
     assert 0 < len(steps) <= easy_to_hard.SMOKE.easy_tasks * easy_to_hard.SMOKE.samples_easy  # balanced
@@ -92,7 +94,8 @@ def check_q6(out: str, report: str) -> None:
     assert len(eval_rows) == problems
     assert all(len(r["scores"]) == k and all(0 <= s <= 1 for s in r["scores"]) for r in eval_rows)
     assert "## Q6. Does a verifier trained on easy problems re-rank hard ones?" in report
-    assert f"best-of-{k} prm_easy" in report and "| verifier | step AUC | outcome AUC |" in report
+    assert f"best-of-{k} prm_easy" in report and "**Sanity gates.**" in report
+    assert f"best-of-{k} oracle" in report and f"best-of-{k} logprob" in report
     assert "ORM ≈ PRM" in report and "OPRM best" in report
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import data_prep
 import evaluate
@@ -17,7 +18,7 @@ import train
 from tests.tiny_checkpoint import TASKS, make_checkpoint, read_lines, write_jsonl
 from w2s import prm, verifier
 from w2s.data import datadir
-from w2s.data.rows import split_steps
+from w2s.data.rows import split_steps, user_message
 from w2s.data.selection.verifier_rows import step_rows_from_samples
 from w2s.data.sources.math_shepherd import from_math_shepherd
 from w2s.data.sources.prm800k import from_prm800k
@@ -379,3 +380,31 @@ def test_the_world_oracle_never_loses_to_its_first_sample(tmp_path):
         assert row["scores"] == [float(c) for c in row["correct"]]  # here: no right answer has a wrong step
         premature = [i for i, r in enumerate(row["responses"]) if len(r.splitlines()) == 3 and not row["correct"][i]]
         assert premature and all(row["step_scores"][i] == [1.0, 1.0, 0.0] for i in premature)
+
+
+def test_the_log_prob_baseline_is_the_policys_mean_token_log_prob(tmp_path):
+    """evaluate.py --verifier logprob:DIR against transformers' Llama on the same ids: the prompt as the
+    policy is asked, then the response as one text; the score is exp(mean log-prob of its tokens)."""
+    transformers = pytest.importorskip("transformers")
+    checkpoint = make_checkpoint(str(tmp_path / "policy"))
+    rows = world_samples(problems=3, k=4)
+    bench = write_jsonl(str(tmp_path / "bench.jsonl"), [{k: r[k] for k in ("id", "problem", "answer")} for r in rows])
+    samples = write_jsonl(str(tmp_path / "samples.jsonl"), rows)
+    summary = evaluate.evaluate_command(["--bench", bench, "--samples", samples, "--verifier", f"logprob:{checkpoint}",
+                                         "--out", str(tmp_path / "eval"), "--quiet"])["bench"]
+    assert summary["verifier"].endswith("policy")
+    reference = transformers.LlamaForCausalLM.from_pretrained(checkpoint).eval()
+    tokenizer = Tokenizer.from_pretrained(checkpoint)
+    for row in read_lines(str(tmp_path / "eval" / "bench.jsonl")):
+        prompt = tokenizer.encode_chat([{"role": "user", "content": user_message(row["problem"])}],
+                                       add_generation_prompt=True)
+        for response, score, steps in zip(row["responses"], row["scores"], row["step_scores"]):
+            ids = prompt + tokenizer.encode(response)
+            with torch.no_grad():
+                logp = reference(torch.tensor([ids])).logits[0, :-1].log_softmax(-1)
+            expected = logp[len(prompt) - 1:].gather(-1, torch.tensor(ids[1:])[len(prompt) - 1:, None]).mean().exp()
+            assert score == pytest.approx(expected.item(), rel=1e-4)
+            assert len(steps) == len(split_steps(response)) and all(0 < s <= 1 for s in steps)
+    with pytest.raises(UserError, match="no such checkpoint"):
+        evaluate.evaluate_command(["--bench", bench, "--samples", samples, "--verifier", "logprob:/nonexistent",
+                                   "--out", str(tmp_path / "bad"), "--quiet"])

@@ -32,6 +32,7 @@ STEP_TAG = "\n"  # read after every step; the verdict is predicted at it
 GOOD, BAD = "+", "-"  # the verdict tokens (Math-Shepherd's labels)
 AGGREGATIONS = ("min", "prod", "last", "mean")
 WORLD = "world"  # evaluate.py --verifier world: the built-in world's exact step checker as an oracle
+LOGPROB = "logprob:"  # evaluate.py --verifier logprob:DIR: DIR's own length-normalised log-prob, a baseline
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,6 +175,45 @@ class WorldVerifier:
         step_scores = [[float(label) for label in world_step_labels(split_steps(r, self.split), task, correct)]
                        for r, correct in zip(row["responses"], row["correct"])]
         scores = [min(steps + [float(correct)]) for steps, correct in zip(step_scores, row["correct"])]
+        return rerank_fields(row["extracted"], row["correct"], scores, step_scores)
+
+
+class LogProbVerifier:
+    """The baseline every trained verifier should beat: a policy's own confidence in a response, its mean
+    token log-prob (length-normalised, so a short wrong answer gains nothing from being short). A step's
+    score is exp(mean log-prob) of its tokens and its tag, laid out as `layout` lays out a verifier's
+    input (one line per step, as the built-in world's responses are written); the response's score is
+    exp(mean log-prob) over all of them (--verifier-agg does not apply)."""
+
+    agg, split = "token mean", "lines"
+
+    def __init__(self, path: str, dtype: str = "auto", device: str | None = None):
+        self.path = path
+        self.model, self.tokenizer = load_model_and_tokenizer(path, None, dtype, device)
+
+    @torch.no_grad()
+    def rerank(self, problem: str, row: dict) -> dict:
+        prompt = [{"role": "user", "content": user_message(problem)}]
+        prompt_length = len(self.tokenizer.encode_chat(prompt, add_generation_prompt=True))
+        device = next(self.model.parameters()).device
+        context = self.model.args.max_seq_len
+        laid_out = [layout(self.tokenizer, prompt, split_steps(r, self.split)) for r in row["responses"]]
+        if prompt_length >= context:
+            raise UserError(f"{self.path}: its {context}-token context cannot hold the prompt and a response")
+        # one forward for the row's responses, right-padded (causal: padding after a token never reaches it)
+        sequences = [ids[:context] for ids, _ in laid_out]  # a response past the context: scored on what fits
+        logits = self.model(pad_batch(sequences, self.tokenizer.pad_id).to(device)).float()
+        step_scores, scores = [], []
+        for b, (ids, (_, tags)) in enumerate(zip(sequences, laid_out)):
+            tags = [t for t in tags if t < len(ids)] or [len(ids) - 1]
+            # token t is predicted by the logits at t - 1
+            logp = logits[b, :len(ids) - 1].log_softmax(-1).gather(
+                -1, torch.tensor(ids[1:], device=device)[:, None])[:, 0]
+            # step i is the tokens after bounds[i], up to and with its tag at bounds[i + 1]; the last step's
+            # tag is left out: the policy ended its response there, it never wrote that newline
+            bounds = [prompt_length - 1] + tags[:-1] + [tags[-1] - 1]
+            step_scores.append([logp[lo:max(hi, lo + 1)].mean().exp().item() for lo, hi in zip(bounds, bounds[1:])])
+            scores.append(logp[prompt_length - 1:bounds[-1]].mean().exp().item())
         return rerank_fields(row["extracted"], row["correct"], scores, step_scores)
 
 

@@ -104,8 +104,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_generation_args(parser, temperature=0.0, top_p=1.0, seed=0)
     verifier = parser.add_argument_group("re-ranking with a verifier (w2s/verifier.py)")
     verifier.add_argument("--verifier", metavar="DIR", help="a verifier checkpoint (train.py --objective prm), or "
-                          f"'{WORLD}' (the built-in world's exact step checker, an oracle), or '{LOGPROB}DIR' (the checkpoint "
-                          "DIR's own mean token log-prob of each response, a baseline): score every "
+                          f"'{WORLD}' (the built-in world's exact step checker, an oracle), or '{LOGPROB}DIR' (the "
+                          "checkpoint DIR's own mean token log-prob of each response, a baseline): score every "
                           "response, report best_of@K and weighted_maj@K beside maj@K and pass@K")
     verifier.add_argument("--verifier-agg", choices=AGGREGATIONS, default="min",
                           help="a response's score from its steps': min or prod (a PRM), last (an ORM), mean")

@@ -69,7 +69,8 @@ class E2HSizes:
 
 FULL = E2HSizes(easy_tasks=400, samples_easy=8, easy_held=150, hard_tasks=150, samples_hard=4, verifier_epochs=3,
                 verifier_max_steps=200, lr=1e-3, k=16, test_problems=250)
-SMOKE = E2HSizes(easy_tasks=6, samples_easy=2, easy_held=3, hard_tasks=4, samples_hard=2, verifier_epochs=1, verifier_max_steps=2,
+SMOKE = E2HSizes(easy_tasks=6, samples_easy=2, easy_held=3, hard_tasks=4, samples_hard=2, verifier_epochs=1,
+                 verifier_max_steps=2,
                  lr=1e-3, k=4, test_problems=3)
 
 POLICY = "hard_full+easy_sub_half"  # the Q3 condition: hard full tasks + one sub-task each, at the study's budget
@@ -529,18 +530,19 @@ def instrument_lines(rows: list[dict], names: list[str]) -> list[str]:
         ok = bool(curve) and min(curve) >= curve[0]
         lines.append(f"- the oracle's best-of-k never falls below k = 1 ({' / '.join(fmt(c * 100, 1) for c in curve)}"
                      f" at k = {', '.join(map(str, KS[:len(curve)]))}): {'passes' if ok else 'FAILS'}")
-    lines += ["", "Outcome AUC (each solution's score against its correctness; 0.5 ranks nothing) on held-out easy and on "
-              "hard test solutions, and within a hard problem (averaged over problems with right and wrong "
+    lines += ["", "Outcome AUC (each solution's score against its correctness; 0.5 ranks nothing) on held-out easy "
+              "and on hard test solutions, and within a hard problem (averaged over problems with right and wrong "
               "solutions: what best-of-k depends on); step AUC against the world's exact step labels. A trained "
               "verifier's own aggregation first, then the others of its step scores:", "",
-              "| scorer | easy held-out | hard | hard, within problem | hard: min / mean / prod / last | step AUC, hard |",
+              "| scorer | easy held-out | hard | hard, within problem | hard: min / mean / prod / last "
+              "| step AUC, hard |",
               "|---|---:|---:|---:|---:|---:|"]
     for name in scorers:
         others = " / ".join(fmt(mean_stat(rows, name, "outcome", how)) for how in ("min", "mean", "prod", "last")) \
             if name in VERIFIERS else ""
-        lines.append(f"| {name} ({what[name]}) | {fmt(mean_stat(rows, name, 'easy_outcome', 'own'))} | "
-                     f"{fmt(mean_stat(rows, name, 'outcome', 'own'))} | {fmt(mean_stat(rows, name, 'within', 'own'))} | "
-                     f"{others} | {fmt(mean_stat(rows, name, 'position', 'all'))} |")
+        own = [fmt(mean_stat(rows, name, key, "own")) for key in ("easy_outcome", "outcome", "within")]
+        lines.append(f"| {name} ({what[name]}) | {' | '.join(own)} | {others} | "
+                     f"{fmt(mean_stat(rows, name, 'position', 'all'))} |")
     ks = [k for k in KS if any(str(k) in r["curves"] for r in rows)]
     lines += ["", "Best-of-k on the hard test (%, the first k of each problem's samples; mean over seeds):", "",
               "| scorer | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]

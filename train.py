@@ -53,7 +53,7 @@ from w2s.sft import SFT
 from w2s.tokenizer import Tokenizer
 from w2s.train_config import (RUN_OUTPUTS, TRAIN_DTYPES, Config, build_missing_data, defaults_line, finished_run,
                               resolve_config)
-from w2s.training import StepMeter, StepSetup, lr_factor, start_state, update
+from w2s.training import StepMeter, StepSetup, lr_factor, rollout_context, start_state, update
 
 # ---------------------------------------------------------------------------------------------
 # Arguments. Two recipes of defaults: the paper's when fine-tuning a checkpoint, and one that makes a
@@ -228,12 +228,14 @@ def train(config: Config, build_args: dict | None, rank: int, world_size: int, d
     schedule = partial(lr_factor, warmup_steps=warmup_steps, total_steps=total_steps)
     state = start_state(config, objective, examples, tokenizer, schedule, rank, world_size, device)
     options = {option.name: getattr(config, option.name) for option in objective.options}  # dpo's beta, rpo_alpha
+    rollout = objective.rollout and partial(objective.rollout, context=rollout_context(config, tokenizer, device),
+                                            **options)  # grpo's sampling, once per step with the current weights
     setup = StepSetup(loss=partial(objective.loss, **options), examples=examples, lengths=lengths,
                       micro_batch_size=config.batch_size, pad_id=tokenizer.pad_id, device=device, clip=config.clip,
-                      world_size=world_size, rank=rank, sharded=isinstance(state.model, FSDPModule))
+                      world_size=world_size, rank=rank, sharded=isinstance(state.model, FSDPModule), rollout=rollout)
     if rank == 0:
         write_run_settings(config.out, asdict(config))
-    meter = StepMeter(state.model, examples, device, config.dtype, world_size)
+    meter = StepMeter(state.model, device, config.dtype, world_size)
     start_step = state.step
     metrics = MetricsLog(config.out, start_step, total_steps, rank, run_start)  # cut back to the checkpoint's step
     log(describe_run(config, state.model, world_size, device, total_steps, warmup_steps))
@@ -248,7 +250,8 @@ def train(config: Config, build_args: dict | None, rank: int, world_size: int, d
             row = update(state, setup, batch)
         except FloatingPointError as e:  # nothing was updated: the last checkpoint is the last good state
             stop_diverged(step, e, config.out, rank)
-        metrics.write({"step": step, "epoch": epoch, **row, **meter(batch, time.perf_counter() - step_start)},
+        work = meter(row.pop("totals"), time.perf_counter() - step_start)  # tokens/s, MFU, memory
+        metrics.write({"step": step, "epoch": epoch, **row, **work},
                       approximate_mfu=meter.mfu.approximate)
         if step % config.save_every == 0 or step == total_steps:
             save_checkpoint(config.out, state, {"epoch": epoch, "batch_in_epoch": index + 1}, asdict(config),

@@ -45,6 +45,7 @@ from w2s.cli import format_duration
 from w2s.data.provenance import remove_outputs
 from w2s.dpo import DPO
 from w2s.errors import run_main
+from w2s.grpo import GRPO
 from w2s.model import PRESETS
 from w2s.objectives import Objective
 from w2s.prm import PRM
@@ -70,7 +71,7 @@ SCRATCH_DEFAULTS = dict(lr=2e-3, warmup_ratio=0.05, epochs=2, batch_size=64, gra
                         weight_decay=0.0, save_every=200)
 
 # --objective NAME -> what the model learns (each implements w2s/objectives.py's contract in its module).
-OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (SFT, DPO, PRM)}
+OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (SFT, DPO, PRM, GRPO)}
 
 EPILOG = f"""
 defaults (a flag overrides any of them; a run's first line says which it took and why):
@@ -102,10 +103,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--objective", choices=OBJECTIVES, default="sft",
                         help="what the model learns from --data (default sft; " +
                              "; ".join(f"{o.name}: {o.help}" for o in OBJECTIVES.values()) + ")")
-    for objective in OBJECTIVES.values():  # each objective's own settings (dpo's --beta, --rpo-alpha)
+    for objective in OBJECTIVES.values():  # each objective's own settings (dpo's --beta, grpo's --group-size)
         for option in objective.options:
             parser.add_argument(f"--{option.name.replace('_', '-')}", type=type(option.default),
-                                help=f"{objective.name}: {option.help} (default {option.default:g})")
+                                choices=option.choices or None,
+                                help=f"{objective.name}: {option.help} (default {default_text(option.default)})")
     parser.add_argument("--tokenizer", help="tokenizer file or dir (default: the model's; for a preset, "
                         "tokenizer.json beside the data)")
     parser.add_argument("--init", metavar="DIR", help="start from another run's exported DIR/final (weights, "
@@ -121,6 +123,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="default auto: cuda when torch sees a GPU, else cpu")
     return parser.parse_args(argv)
+
+
+def default_text(default: float | int | str) -> str:
+    return (default or "none") if isinstance(default, str) else f"{default:g}"
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:

@@ -68,7 +68,9 @@ class RolloutContext:
 Read = Callable[..., tuple[list, dict]]
 # loss(model, examples, pad_id, device, **options) -> (summed loss, metric sums over the examples).
 # The metrics hold COUNT and any others (DPO's rewards): the loop sums them over the global batch and
-# writes their means (over COUNT) to metrics.jsonl, beside the loss.
+# writes their means (over COUNT) to metrics.jsonl, beside the loss. A metric over another unit than
+# COUNT's is a pair tensor [sum, its count] (GRPO's reward, a mean over completions where COUNT counts
+# tokens): its mean is its sum over its own count.
 Loss = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor | int]]]
 # prepare(model, examples, pad_id, device, *, data_path, start, batch_size) -> a line for the log: a pass
 # with the starting weights (fingerprinted by `start`), before training and before a resumed run loads

@@ -277,6 +277,20 @@ def train_step(model: torch.nn.Module, setup: StepSetup, batch: list[int]) -> tu
     return loss_sum, metric_sums
 
 
+def metric_means(names: list[str], metric_sums: dict, values: list[float], count: int) -> dict:
+    """Each metric's mean over the global batch from its summed `values` (in `names` order): a sum over the
+    loss's unit divided by the batch's count, or a [sum, its own count] pair divided by that count (None
+    where nothing was counted); w2s/objectives.py's Loss says which a loss may return."""
+    means, at = {}, 0
+    for name in names:
+        if metric_sums[name].numel() == 1:
+            means[name] = values[at] / count
+        else:
+            means[name] = values[at] / values[at + 1] if values[at + 1] else None
+        at += metric_sums[name].numel()
+    return means
+
+
 def update(state: TrainState, setup: StepSetup, batch: list[int]) -> dict:
     """One optimizer step on a global batch: the objective's rollout where it has one (`rolled_out`),
     this rank's share forward and backward (`train_step`), the loss and metrics summed over ranks and
@@ -289,14 +303,14 @@ def update(state: TrainState, setup: StepSetup, batch: list[int]) -> dict:
     count = totals.count
     loss_sum, metric_sums = train_step(state.model, setup, batch)
     names = sorted(metric_sums)
-    sums = torch.stack([loss_sum, *(metric_sums[k].float() for k in names)])
+    sums = torch.cat([loss_sum.reshape(1), *(metric_sums[k].float().reshape(-1) for k in names)])
     if setup.world_size > 1:
         dist.all_reduce(sums)
     max_norm = setup.clip if setup.clip > 0 else float("inf")
     grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), max_norm)
     grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-    values = torch.cat([sums / count, grad_norm.float().reshape(1)]).tolist()  # the step's one host sync
-    loss, means, grad_norm = values[0], dict(zip(names, values[1:-1])), values[-1]
+    values = torch.cat([sums, grad_norm.float().reshape(1)]).tolist()  # the step's one host sync
+    loss, means, grad_norm = values[0] / count, metric_means(names, metric_sums, values[1:-1], count), values[-1]
     counted = means.pop(COUNT, 0.0) * count
     if counted != count:  # the loss summed over other positions than its examples' counts weighed
         raise RuntimeError(f"the objective's loss counted {counted:g} where its examples count {count}")

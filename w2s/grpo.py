@@ -15,13 +15,14 @@ completion token is -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A) + beta * 
 against the rollout-time log-probs (one update per rollout batch, TRL's default num_iterations=1, so
 those equal the current ones detached: the ratio is 1 in value and the clip fraction 0, and the gradient
 is the policy gradient) and the k3 estimator KL = exp(ref - logp) - (ref - logp) - 1 to the frozen
-starting model. Log-probs are of the logits divided by the rollout temperature, as TRL computes them
+starting model, multiplied by the ratio (1 in value, but it makes the KL's gradient the unbiased
+reverse-KL one: TRL 1.16's use_bias_correction_kl, its default; DeepSeekMath's GRPO omits it). Log-probs are of the logits divided by the rollout temperature, as TRL computes them
 (the distribution that was sampled). Token-level aggregation: the loss sums over completion tokens
 (its stop token included, where it stopped) and the loop divides by the global batch's count of them.
 
 This is TRL 1.16.0's GRPOTrainer with loss_type="dapo" (its default: normalized by the active tokens of
 the global accumulated batch), scale_rewards="group", importance_sampling_level="token", epsilon_high =
-epsilon, no delta, no entropy masks; tests/test_grpo_trl.py checks loss and gradients against its own
+epsilon, use_bias_correction_kl=True, no delta, no entropy masks; tests/test_grpo_trl.py checks loss and gradients against its own
 _compute_loss. TRL's "grpo" loss_type (a mean per sequence first) weighs short completions more.
 
 Under torchrun with FSDP2, each rank samples from a gathered, unsharded copy of the current weights (the
@@ -272,15 +273,20 @@ def grpo_rollout(model: torch.nn.Module, prompts: list[Prompt], step: int, *, co
         rewards, correct = score_group(prompt, texts, cut, reward, reward_model, cutoff_penalty, context.device)
         groups.append(Group(prompt.prompt_ids, group, rewards, group_advantages(rewards), correct, cut))
     if kl_coef > 0:
-        reference = reference_model(context)
-        for g in groups:  # one group per forward: the reference's batch is the policy's micro-batch at most
-            tokens, targets, _ = sequence_batch([g], context.tokenizer.pad_id)
-            with torch.no_grad():
-                logps = token_logps(reference, tokens.to(context.device), targets.to(context.device),
-                                    rollout_temperature)
-            mask = targets != IGNORE_INDEX
-            g.ref_logps = [row[m].tolist() for row, m in zip(logps.cpu(), mask)]
+        add_reference_logps(groups, reference_model(context), context.tokenizer.pad_id, context.device,
+                            rollout_temperature)
     return groups
+
+
+@torch.no_grad()
+def add_reference_logps(groups: list[Group], reference: torch.nn.Module, pad_id: int, device: torch.device,
+                        temperature: float) -> None:
+    """Set each group's ref_logps: the reference's log-probs (of logits / temperature) of every completion
+    token. One group per forward: no larger than the loss's smallest micro-batch."""
+    for g in groups:
+        tokens, targets, _ = sequence_batch([g], pad_id)
+        logps = token_logps(reference, tokens.to(device), targets.to(device), temperature).cpu()
+        g.ref_logps = [row[m].tolist() for row, m in zip(logps, targets != IGNORE_INDEX)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,7 +316,9 @@ def grpo_loss(model: torch.nn.Module, groups: list[Group], pad_id: int, device: 
         ref = torch.zeros_like(logps)
         ref[mask] = torch.tensor([x for g in groups for row in g.ref_logps for x in row], device=device)
         kl = torch.exp(ref - logps) - (ref - logps) - 1
-        per_token = per_token + kl_coef * kl
+        # Times the ratio (1 in value): the gradient of the k3 estimate alone is biased; this one is the
+        # unbiased reverse-KL gradient (DeepSeek-V3.2; TRL 1.16's use_bias_correction_kl, on by default).
+        per_token = per_token + kl_coef * kl * ratio
         metrics["kl"] = (kl * mask).sum().detach()
     region = ((ratio < 1 - clip_epsilon) & (advantages < 0)) | ((ratio > 1 + clip_epsilon) & (advantages > 0))
     metrics["clip_fraction"] = (region & mask).sum()

@@ -75,6 +75,19 @@ OPTIONS = (
 DEFAULTS = {option.name: option.default for option in OPTIONS}
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The options, together (what train.py passes as keyword arguments)."""
+    group_size: int
+    kl_coef: float
+    clip_epsilon: float
+    rollout_temperature: float
+    rollout_max_new_tokens: int
+    reward: str
+    reward_model: str
+    cutoff_penalty: float
+
+
 # ---------------------------------------------------------------------------------------------
 # Task rows in: the prompts
 
@@ -182,15 +195,15 @@ def verifier_rewards(problem: str, texts: list[str], reward: str, reward_model: 
     return [aggregate(s, "min" if reward == "prm" else "last") for s in steps]
 
 
-def score_group(prompt: Prompt, texts: list[str], cut_off: list[bool], reward: str, reward_model: str,
-                cutoff_penalty: float, device: torch.device) -> tuple[list[float], list[bool] | None]:
-    """(rewards, correct or None without a gold answer): a cut-off completion gets cutoff_penalty."""
+def score_group(prompt: Prompt, texts: list[str], cut_off: list[bool], settings: Settings,
+                device: torch.device) -> tuple[list[float], list[bool] | None]:
+    """(rewards, correct or None without a gold answer): a cut-off completion gets the cut-off penalty."""
     correct = None if prompt.answer is None else [grade(text, prompt.answer) for text in texts]
-    if reward == "answer":
+    if settings.reward == "answer":
         scores = [float(c) for c in correct]
     else:
-        scores = verifier_rewards(prompt.problem, texts, reward, reward_model, device)
-    return [cutoff_penalty if cut else s for s, cut in zip(scores, cut_off)], correct
+        scores = verifier_rewards(prompt.problem, texts, settings.reward, settings.reward_model, device)
+    return [settings.cutoff_penalty if cut else s for s, cut in zip(scores, cut_off)], correct
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,17 +251,19 @@ def token_logps(model: torch.nn.Module, tokens: torch.Tensor, targets: torch.Ten
     return logps.view(targets.shape)
 
 
-def sample_groups(model: Llama, prompts: list[Prompt], step: int, context: RolloutContext, group_size: int,
-                  temperature: float, max_new_tokens: int) -> tuple[list[list[list[int]]], list[list[bool]]]:
+def sample_groups(model: Llama, prompts: list[Prompt], step: int, context: RolloutContext,
+                  settings: Settings) -> tuple[list[list[list[int]]], list[list[bool]]]:
     """Each prompt's group_size completions (stop token appended where it stopped) and which were cut off."""
-    tokenizer = context.tokenizer
+    tokenizer, group_size = context.tokenizer, settings.group_size
+    max_new_tokens = settings.rollout_max_new_tokens
     room = model.args.max_seq_len - max_new_tokens
     for p in prompts:
         if p.length > room:
             raise UserError(f"task {p.task_id!r}: its prompt ({p.length} tokens) + --rollout-max-new-tokens "
                             f"({max_new_tokens}) exceeds the model's maximum length of {model.args.max_seq_len}")
     outputs = generate(model, [p.prompt_ids for p in prompts for _ in range(group_size)],
-                       max_new_tokens=max_new_tokens, temperature=temperature, stop_ids=tokenizer.stop_ids,
+                       max_new_tokens=max_new_tokens, temperature=settings.rollout_temperature,
+                       stop_ids=tokenizer.stop_ids,
                        seed=[sample_seed(context.seed, f"{step}/{p.task_id}", k) for p in prompts
                              for k in range(group_size)])
     stop = turn_end_id(tokenizer)
@@ -259,22 +274,21 @@ def sample_groups(model: Llama, prompts: list[Prompt], step: int, context: Rollo
 
 
 def grpo_rollout(model: torch.nn.Module, prompts: list[Prompt], step: int, *, context: RolloutContext,
-                 group_size: int, kl_coef: float, rollout_temperature: float, rollout_max_new_tokens: int,
-                 reward: str, reward_model: str, cutoff_penalty: float, **_) -> list[Group]:
+                 **options) -> list[Group]:
     """This rank's prompts of the step -> their groups: sampled, scored, advantages; with kl_coef > 0 the
-    reference's log-probs of every completion token."""
+    reference's log-probs of every completion token. `options`: OPTIONS's, by name."""
+    settings = Settings(**options)
     sampler = sampling_model(model, context.dtype)
-    completions, cut_off = sample_groups(sampler, prompts, step, context, group_size, rollout_temperature,
-                                         rollout_max_new_tokens)
+    completions, cut_off = sample_groups(sampler, prompts, step, context, settings)
     del sampler  # an FSDP2 run's gathered copy: freed before the loss's forwards
     groups = []
     for prompt, group, cut in zip(prompts, completions, cut_off):
         texts = [context.tokenizer.decode(ids[:len(ids) - (not c)]) for ids, c in zip(group, cut)]
-        rewards, correct = score_group(prompt, texts, cut, reward, reward_model, cutoff_penalty, context.device)
+        rewards, correct = score_group(prompt, texts, cut, settings, context.device)
         groups.append(Group(prompt.prompt_ids, group, rewards, group_advantages(rewards), correct, cut))
-    if kl_coef > 0:
+    if settings.kl_coef > 0:
         add_reference_logps(groups, reference_model(context), context.tokenizer.pad_id, context.device,
-                            rollout_temperature)
+                            settings.rollout_temperature)
     return groups
 
 

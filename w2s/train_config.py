@@ -75,6 +75,7 @@ class Config:
     # so that a rerun after the data or the --init weights were replaced refuses instead of resuming on them.
     data_fingerprint: str | None = None  # None while a built-in set is still to be built
     init_fingerprint: str | None = None  # --init's, or a pretrained --model's; None from scratch
+    reward_model_fingerprint: str | None = None  # grpo's --reward-model: a verifier replaced changes the rewards
 
 
 # Settings a rerun may change: how often to save and how many checkpoints to keep.
@@ -288,7 +289,8 @@ def resolve_config(args: argparse.Namespace, scratch_defaults: dict,
                     compile=args.compile, device=device, objective=args.objective, beta=beta, rpo_alpha=rpo_alpha,
                     **grpo_options, **pick,
                     data_fingerprint=file_fingerprint(data_path) if os.path.isfile(data_path) else None,
-                    init_fingerprint=weights_fingerprint(start) if start else None)
+                    init_fingerprint=weights_fingerprint(start) if start else None,
+                    reward_model_fingerprint=grpo_options["reward_model"] and weights_fingerprint(grpo_options["reward_model"]))
     if not getattr(args, "overwrite", False):
         check_same_run(config)
     return config, build_args
@@ -307,7 +309,7 @@ def check_same_run(config: Config) -> None:
     saved.setdefault("objective", "sft")  # written before there was a choice
     saved.setdefault("beta", None)
     saved.setdefault("rpo_alpha", 0.0 if saved["objective"] == "dpo" else None)  # written before RPO
-    for name in GRPO_DEFAULTS:  # written before GRPO
+    for name in (*GRPO_DEFAULTS, "reward_model_fingerprint"):  # written before GRPO
         saved.setdefault(name, None)
     # Paths recorded before they were normalized compare as normalized.
     paths = ("data", "tokenizer", "init", "out") + (() if saved.get("from_scratch") else ("model",))

@@ -5,6 +5,7 @@
     python train.py --data hard_full --init runs/stage1/final         # stage 2 starts from stage 1
     python train.py --data hard_full --out runs/x                     # again: resumes, or says it is done
     python train.py --objective dpo --data pairs.jsonl --init runs/stage1/final --beta 0.1   # DPO (w2s/dpo.py)
+    python train.py --objective grpo --data tasks.jsonl --init runs/stage1/final --reward answer   # RL (w2s/grpo.py)
 
 Reading order: arguments and their two recipes of defaults (resolved and checked in
 w2s/train_config.py: every mistake found there is one line on stderr); `train`, the loop, top to
@@ -13,8 +14,9 @@ w2s/training.py (the model on its devices, the optimizer and its schedule, one u
 w2s/checkpoint.py (the run directory: checkpoints, metrics.jsonl, the exported model).
 
 What the model learns is an objective (OBJECTIVES; the contract is w2s/objectives.py): how rows are
-read, an optional pass with the starting weights, and a loss that sums over a micro-batch and says
-its count (tokens, pairs, verdicts). The loop divides by the count of the whole global batch, so
+read, an optional pass with the starting weights, an optional rollout each step with the current
+weights (GRPO's sampled completions), and a loss that sums over a micro-batch and says its count
+(tokens, pairs, verdicts). The loop divides by the count of the whole global batch, so
 every token weighs the same however examples fall into micro-batches and ranks; it never names an
 objective.
 
@@ -87,7 +89,9 @@ reruns: the same command again resumes an interrupted run from its last checkpoi
   that changed since (their fingerprints are in args.json), are refused (--save-every and
   --keep-checkpoints may change); --overwrite starts the run over.
 metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejected, rewards/accuracies,
-  rewards/margins, logps/chosen, logps/rejected: means over the step's pairs), lr, grad_norm, tokens_per_s,
+  rewards/margins, logps/chosen, logps/rejected: means over the step's pairs; grpo adds reward, accuracy,
+  completion_length and cut_off, means over the step's completions, and kl and clip_fraction, means over
+  their tokens), lr, grad_norm, tokens_per_s (grpo: prompts and completions through the loss's forwards),
   mfu (model FLOPs / measured matmul peak; approximate on a CPU, whose peak moves with load: re-measured
   when exceeded, capped at 1), peak memory, elapsed_s."""
 

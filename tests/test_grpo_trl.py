@@ -55,8 +55,9 @@ def trl_trainer(checkpoints: dict, out: str, beta: float, epsilon: float):
     config = trl.GRPOConfig(output_dir=out, beta=beta, epsilon=epsilon, temperature=TEMPERATURE, loss_type="dapo",
                             num_generations=GROUP, per_device_train_batch_size=2 * GROUP, use_cpu=True, report_to=[],
                             bf16=False, disable_tqdm=True, save_strategy="no")
-    trainer = trl.GRPOTrainer(model=checkpoints["policy"], reward_funcs=lambda completions, **_: [0.0] * len(completions),
-                              args=config, train_dataset=datasets.Dataset.from_list([{"prompt": "x"}] * 8),
+    unused_reward = lambda completions, **_: [0.0] * len(completions)  # noqa: E731 (the completions are given)
+    trainer = trl.GRPOTrainer(model=checkpoints["policy"], reward_funcs=unused_reward, args=config,
+                              train_dataset=datasets.Dataset.from_list([{"prompt": "x"}] * 8),
                               processing_class=transformers.AutoTokenizer.from_pretrained(checkpoints["init"]))
     if beta:
         reference = transformers.LlamaForCausalLM.from_pretrained(checkpoints["init"], dtype=torch.float32).eval()

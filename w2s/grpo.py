@@ -16,14 +16,16 @@ against the rollout-time log-probs (one update per rollout batch, TRL's default 
 those equal the current ones detached: the ratio is 1 in value and the clip fraction 0, and the gradient
 is the policy gradient) and the k3 estimator KL = exp(ref - logp) - (ref - logp) - 1 to the frozen
 starting model, multiplied by the ratio (1 in value, but it makes the KL's gradient the unbiased
-reverse-KL one: TRL 1.16's use_bias_correction_kl, its default; DeepSeekMath's GRPO omits it). Log-probs are of the logits divided by the rollout temperature, as TRL computes them
-(the distribution that was sampled). Token-level aggregation: the loss sums over completion tokens
-(its stop token included, where it stopped) and the loop divides by the global batch's count of them.
+reverse-KL one: TRL 1.16's use_bias_correction_kl, its default; DeepSeekMath's GRPO omits it).
+Log-probs are of the logits divided by the rollout temperature, as TRL computes them (the distribution
+that was sampled). Token-level aggregation: the loss sums over completion tokens (the stop token
+included, where it stopped) and the loop divides by the global batch's count of them.
 
 This is TRL 1.16.0's GRPOTrainer with loss_type="dapo" (its default: normalized by the active tokens of
 the global accumulated batch), scale_rewards="group", importance_sampling_level="token", epsilon_high =
-epsilon, use_bias_correction_kl=True, no delta, no entropy masks; tests/test_grpo_trl.py checks loss and gradients against its own
-_compute_loss. TRL's "grpo" loss_type (a mean per sequence first) weighs short completions more.
+epsilon, use_bias_correction_kl=True, no delta, no entropy masks; tests/test_grpo_trl.py checks loss and
+gradients against its own compute_loss. TRL's "grpo" loss_type (a mean per sequence first) weighs short
+completions more.
 
 Under torchrun with FSDP2, each rank samples from a gathered, unsharded copy of the current weights (the
 sampler's forwards differ in number from rank to rank, which FSDP's collectives could not follow), and
@@ -46,9 +48,11 @@ from w2s.generation import build_prompt, sample_seed
 from w2s.grader import grade
 from w2s.model import Llama
 from w2s.objectives import COUNT, Objective, Option, RolloutContext
+from w2s.runtime import load_model_and_tokenizer
 from w2s.sampler import generate
 from w2s.sft import IGNORE_INDEX
 from w2s.tokenizer import Tokenizer
+from w2s.verifier import aggregate, score_steps
 
 # ---------------------------------------------------------------------------------------------
 # Options (train.py --group-size, --kl-coef, ...). TRL 1.16's defaults except where said.
@@ -177,18 +181,17 @@ def turn_end_id(tokenizer: Tokenizer) -> int:
 
 @functools.lru_cache(maxsize=2)
 def load_verifier(path: str, device: str):
-    """A verifier checkpoint (train.py --objective prm's final/), loaded once per run and rank."""
-    from w2s.runtime import load_model_and_tokenizer
-    return load_model_and_tokenizer(path, None, "fp32" if device == "cpu" else "bf16", device)
+    """A verifier checkpoint (train.py --objective prm's final/), loaded once per run and rank (bf16 on a GPU)."""
+    return load_model_and_tokenizer(path, None, "auto", device)
 
 
 def same_tokenizer(a: Tokenizer, b: Tokenizer) -> bool:
     return a.raw.get_vocab(with_added_tokens=True) == b.raw.get_vocab(with_added_tokens=True)
 
 
-def verifier_rewards(problem: str, texts: list[str], reward: str, reward_model: str, device: torch.device) -> list[float]:
+def verifier_rewards(problem: str, texts: list[str], reward: str, reward_model: str,
+                     device: torch.device) -> list[float]:
     """Each completion's score by the verifier: its weakest step's P(good) for a PRM, its last for an ORM."""
-    from w2s.verifier import aggregate, score_steps
     model, tokenizer = load_verifier(reward_model, device.type)
     prompt = [{"role": "user", "content": user_message(problem)}]
     steps = score_steps(model, tokenizer, prompt, [split_steps(text) for text in texts])

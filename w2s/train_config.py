@@ -290,7 +290,8 @@ def resolve_config(args: argparse.Namespace, scratch_defaults: dict,
                     **grpo_options, **pick,
                     data_fingerprint=file_fingerprint(data_path) if os.path.isfile(data_path) else None,
                     init_fingerprint=weights_fingerprint(start) if start else None,
-                    reward_model_fingerprint=grpo_options["reward_model"] and weights_fingerprint(grpo_options["reward_model"]))
+                    reward_model_fingerprint=(weights_fingerprint(grpo_options["reward_model"])
+                                              if grpo_options["reward_model"] else None))
     if not getattr(args, "overwrite", False):
         check_same_run(config)
     return config, build_args

@@ -75,6 +75,18 @@ def test_a_world_run_writes_its_progress(tmp_path):
     assert (saved["group_size"], saved["reward"], saved["kl_coef"]) == (4, "answer", 0.04)
 
 
+def test_the_policy_learns_what_the_reward_asks(setup, tmp_path):
+    """The cut-off penalty as the only reward (-1 cut off, 0 stopped): a random model rarely stops within 12
+    tokens; a few GRPO steps teach it to, so the reward rises and completions get shorter."""
+    out = str(tmp_path / "run")
+    run(setup, out, "--max-steps", "5", "--batch-size", "5", "--grad-accum", "1", "--group-size", "8",
+        "--warmup-ratio", "0")
+    rows = metrics(out)
+    assert rows[0]["reward"] < -0.8 and rows[-1]["reward"] > -0.3
+    assert rows[-1]["completion_length"] < rows[0]["completion_length"] - 3
+    assert rows[-1]["kl"] > 0.1  # it moved away from its reference to get there
+
+
 def test_resume_after_a_kill_equals_an_uninterrupted_run(setup, tmp_path):
     """Killed during step 3 (after its rollouts), resumed from step 2's checkpoint: step 3's rollouts are
     redone with the same seeds and weights, so every row and the final weights equal a straight run's."""

@@ -238,8 +238,9 @@ def train(config: Config, build_args: dict | None, rank: int, world_size: int, d
     schedule = partial(lr_factor, warmup_steps=warmup_steps, total_steps=total_steps)
     state = start_state(config, objective, examples, tokenizer, schedule, rank, world_size, device)
     options = {option.name: getattr(config, option.name) for option in objective.options}  # dpo's beta, rpo_alpha
-    rollout = objective.rollout and partial(objective.rollout, context=rollout_context(config, tokenizer, device),
-                                            **options)  # grpo's sampling, once per step with the current weights
+    rollout = None  # grpo's sampling: once per step, with the current weights
+    if objective.rollout is not None:
+        rollout = partial(objective.rollout, context=rollout_context(config, tokenizer, device), **options)
     setup = StepSetup(loss=partial(objective.loss, **options), examples=examples, lengths=lengths,
                       micro_batch_size=config.batch_size, pad_id=tokenizer.pad_id, device=device, clip=config.clip,
                       world_size=world_size, rank=rank, sharded=isinstance(state.model, FSDPModule), rollout=rollout)
@@ -261,8 +262,7 @@ def train(config: Config, build_args: dict | None, rank: int, world_size: int, d
         except FloatingPointError as e:  # nothing was updated: the last checkpoint is the last good state
             stop_diverged(step, e, config.out, rank)
         work = meter(row.pop("totals"), time.perf_counter() - step_start)  # tokens/s, MFU, memory
-        metrics.write({"step": step, "epoch": epoch, **row, **work},
-                      approximate_mfu=meter.mfu.approximate)
+        metrics.write({"step": step, "epoch": epoch, **row, **work}, approximate_mfu=meter.mfu.approximate)
         if step % config.save_every == 0 or step == total_steps:
             save_checkpoint(config.out, state, {"epoch": epoch, "batch_in_epoch": index + 1}, asdict(config),
                             config.keep_checkpoints, rank)

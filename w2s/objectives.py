@@ -53,7 +53,7 @@ class Option:
 @dataclass(frozen=True)
 class RolloutContext:
     """What a rollout needs besides the current model and its examples, fixed for a run (built by
-    w2s/training.py's start_state)."""
+    w2s/training.py's rollout_context)."""
     tokenizer: object  # w2s.tokenizer.Tokenizer
     device: torch.device
     seed: int  # the run's --seed: a rollout seeds its samples from (seed, step, example, sample index)

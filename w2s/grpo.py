@@ -6,8 +6,9 @@ group of completions (`Group`); rewards (the answer graded against the gold one,
 verdicts) and group-normalized advantages; `grpo_rollout`, the objective's rollout (w2s/objectives.py);
 `grpo_loss`; `GRPO`, the objective; `check_grpo_inputs`, the one-line errors train.py gives before work.
 
-Each optimizer step, every rank takes its prompts of the step and samples `group_size` completions of
-each from the current policy with the project's KV-cached sampler (w2s/sampler.py), seeded by (run seed,
+Each optimizer step (its prompts: the loop's global batch, --batch-size x --grad-accum x processes, so
+--batch-size counts prompts and a micro-batch runs group_size times as many sequences), every rank takes
+its prompts of the step and samples `group_size` completions of each from the current policy with the project's KV-cached sampler (w2s/sampler.py), seeded by (run seed,
 step, task id, sample index): a run killed mid-step redoes the step's rollouts exactly, and counts none
 twice (nothing of a step is kept until its checkpoint). Each completion gets a reward; within a group,
 the advantage is (r - mean) / (std + 1e-4) (std with Bessel's correction, as TRL's nanstd). The loss of a

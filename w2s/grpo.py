@@ -8,19 +8,20 @@ verdicts) and group-normalized advantages; `grpo_rollout`, the objective's rollo
 
 Each optimizer step (its prompts: the loop's global batch, --batch-size x --grad-accum x processes, so
 --batch-size counts prompts and a micro-batch runs group_size times as many sequences), every rank takes
-its prompts of the step and samples `group_size` completions of each from the current policy with the project's KV-cached sampler (w2s/sampler.py), seeded by (run seed,
-step, task id, sample index): a run killed mid-step redoes the step's rollouts exactly, and counts none
-twice (nothing of a step is kept until its checkpoint). Each completion gets a reward; within a group,
-the advantage is (r - mean) / (std + 1e-4) (std with Bessel's correction, as TRL's nanstd). The loss of a
-completion token is -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A) + beta * KL, with the ratio
-against the rollout-time log-probs (one update per rollout batch, TRL's default num_iterations=1, so
-those equal the current ones detached: the ratio is 1 in value and the clip fraction 0, and the gradient
-is the policy gradient) and the k3 estimator KL = exp(ref - logp) - (ref - logp) - 1 to the frozen
-starting model, multiplied by the ratio (1 in value, but it makes the KL's gradient the unbiased
-reverse-KL one: TRL 1.16's use_bias_correction_kl, its default; DeepSeekMath's GRPO omits it).
-Log-probs are of the logits divided by the rollout temperature, as TRL computes them (the distribution
-that was sampled). Token-level aggregation: the loss sums over completion tokens (the stop token
-included, where it stopped) and the loop divides by the global batch's count of them.
+its prompts of the step and samples `group_size` completions of each from the current policy with the
+project's KV-cached sampler (w2s/sampler.py), seeded by (run seed, step, task id, sample index): a run
+killed mid-step redoes the step's rollouts exactly, and counts none twice (nothing of a step is kept
+until its checkpoint). Each completion gets a reward; within a group, the advantage is (r - mean) / (std
++ 1e-4) (std with Bessel's correction, as TRL's nanstd). The loss of a completion token is -min(ratio *
+A, clip(ratio, 1 - eps, 1 + eps) * A) + beta * KL, with the ratio against the rollout-time log-probs (one
+update per rollout batch, TRL's default num_iterations=1, so those equal the current ones detached: the
+ratio is 1 in value and the clip fraction 0, and the gradient is the policy gradient) and the k3
+estimator KL = exp(ref - logp) - (ref - logp) - 1 to the frozen starting model, multiplied by the ratio
+(1 in value, but it makes the KL's gradient the unbiased reverse-KL one: TRL 1.16's
+use_bias_correction_kl, its default; DeepSeekMath's GRPO omits it). Log-probs are of the logits divided
+by the rollout temperature, as TRL computes them (the distribution that was sampled). Token-level
+aggregation: the loss sums over completion tokens (the stop token included, where it stopped) and the
+loop divides by the global batch's count of them.
 
 This is TRL 1.16.0's GRPOTrainer with loss_type="dapo" (its default: normalized by the active tokens of
 the global accumulated batch), scale_rewards="group", importance_sampling_level="token", epsilon_high =

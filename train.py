@@ -5,6 +5,7 @@
     python train.py --data hard_full --init runs/stage1/final         # stage 2 starts from stage 1
     python train.py --data hard_full --out runs/x                     # again: resumes, or says it is done
     python train.py --objective dpo --data pairs.jsonl --init runs/stage1/final --beta 0.1   # DPO (w2s/dpo.py)
+    python train.py --objective grpo --data tasks.jsonl --init runs/stage1/final --reward answer   # RL (w2s/grpo.py)
 
 Reading order: arguments and their two recipes of defaults (resolved and checked in
 w2s/train_config.py: every mistake found there is one line on stderr); `train`, the loop, top to
@@ -13,8 +14,9 @@ w2s/training.py (the model on its devices, the optimizer and its schedule, one u
 w2s/checkpoint.py (the run directory: checkpoints, metrics.jsonl, the exported model).
 
 What the model learns is an objective (OBJECTIVES; the contract is w2s/objectives.py): how rows are
-read, an optional pass with the starting weights, and a loss that sums over a micro-batch and says
-its count (tokens, pairs, verdicts). The loop divides by the count of the whole global batch, so
+read, an optional pass with the starting weights, an optional rollout each step with the current
+weights (GRPO's sampled completions), and a loss that sums over a micro-batch and says its count
+(tokens, pairs, verdicts). The loop divides by the count of the whole global batch, so
 every token weighs the same however examples fall into micro-batches and ranks; it never names an
 objective.
 
@@ -45,6 +47,7 @@ from w2s.cli import format_duration
 from w2s.data.provenance import remove_outputs
 from w2s.dpo import DPO
 from w2s.errors import run_main
+from w2s.grpo import GRPO
 from w2s.model import PRESETS
 from w2s.objectives import Objective
 from w2s.prm import PRM
@@ -53,7 +56,7 @@ from w2s.sft import SFT
 from w2s.tokenizer import Tokenizer
 from w2s.train_config import (RUN_OUTPUTS, TRAIN_DTYPES, Config, build_missing_data, defaults_line, finished_run,
                               resolve_config)
-from w2s.training import StepMeter, StepSetup, lr_factor, start_state, update
+from w2s.training import StepMeter, StepSetup, lr_factor, rollout_context, start_state, update
 
 # ---------------------------------------------------------------------------------------------
 # Arguments. Two recipes of defaults: the paper's when fine-tuning a checkpoint, and one that makes a
@@ -70,7 +73,7 @@ SCRATCH_DEFAULTS = dict(lr=2e-3, warmup_ratio=0.05, epochs=2, batch_size=64, gra
                         weight_decay=0.0, save_every=200)
 
 # --objective NAME -> what the model learns (each implements w2s/objectives.py's contract in its module).
-OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (SFT, DPO, PRM)}
+OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (SFT, DPO, PRM, GRPO)}
 
 EPILOG = f"""
 defaults (a flag overrides any of them; a run's first line says which it took and why):
@@ -86,7 +89,9 @@ reruns: the same command again resumes an interrupted run from its last checkpoi
   that changed since (their fingerprints are in args.json), are refused (--save-every and
   --keep-checkpoints may change); --overwrite starts the run over.
 metrics.jsonl: step, epoch, loss (dpo adds TRL's rewards/chosen, rewards/rejected, rewards/accuracies,
-  rewards/margins, logps/chosen, logps/rejected: means over the step's pairs), lr, grad_norm, tokens_per_s,
+  rewards/margins, logps/chosen, logps/rejected: means over the step's pairs; grpo adds reward, accuracy,
+  completion_length and cut_off, means over the step's completions, and kl and clip_fraction, means over
+  their tokens), lr, grad_norm, tokens_per_s (grpo: prompts and completions through the loss's forwards),
   mfu (model FLOPs / measured matmul peak; approximate on a CPU, whose peak moves with load: re-measured
   when exceeded, capped at 1), peak memory, elapsed_s."""
 
@@ -102,10 +107,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--objective", choices=OBJECTIVES, default="sft",
                         help="what the model learns from --data (default sft; " +
                              "; ".join(f"{o.name}: {o.help}" for o in OBJECTIVES.values()) + ")")
-    for objective in OBJECTIVES.values():  # each objective's own settings (dpo's --beta, --rpo-alpha)
+    for objective in OBJECTIVES.values():  # each objective's own settings (dpo's --beta, grpo's --group-size)
         for option in objective.options:
             parser.add_argument(f"--{option.name.replace('_', '-')}", type=type(option.default),
-                                help=f"{objective.name}: {option.help} (default {option.default:g})")
+                                choices=option.choices or None,
+                                help=f"{objective.name}: {option.help} (default {default_text(option.default)})")
     parser.add_argument("--tokenizer", help="tokenizer file or dir (default: the model's; for a preset, "
                         "tokenizer.json beside the data)")
     parser.add_argument("--init", metavar="DIR", help="start from another run's exported DIR/final (weights, "
@@ -121,6 +127,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="default auto: cuda when torch sees a GPU, else cpu")
     return parser.parse_args(argv)
+
+
+def default_text(default: float | int | str) -> str:
+    return (default or "none") if isinstance(default, str) else f"{default:g}"
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -228,12 +238,15 @@ def train(config: Config, build_args: dict | None, rank: int, world_size: int, d
     schedule = partial(lr_factor, warmup_steps=warmup_steps, total_steps=total_steps)
     state = start_state(config, objective, examples, tokenizer, schedule, rank, world_size, device)
     options = {option.name: getattr(config, option.name) for option in objective.options}  # dpo's beta, rpo_alpha
+    rollout = None  # grpo's sampling: once per step, with the current weights
+    if objective.rollout is not None:
+        rollout = partial(objective.rollout, context=rollout_context(config, tokenizer, device), **options)
     setup = StepSetup(loss=partial(objective.loss, **options), examples=examples, lengths=lengths,
                       micro_batch_size=config.batch_size, pad_id=tokenizer.pad_id, device=device, clip=config.clip,
-                      world_size=world_size, rank=rank, sharded=isinstance(state.model, FSDPModule))
+                      world_size=world_size, rank=rank, sharded=isinstance(state.model, FSDPModule), rollout=rollout)
     if rank == 0:
         write_run_settings(config.out, asdict(config))
-    meter = StepMeter(state.model, examples, device, config.dtype, world_size)
+    meter = StepMeter(state.model, device, config.dtype, world_size)
     start_step = state.step
     metrics = MetricsLog(config.out, start_step, total_steps, rank, run_start)  # cut back to the checkpoint's step
     log(describe_run(config, state.model, world_size, device, total_steps, warmup_steps))
@@ -248,8 +261,8 @@ def train(config: Config, build_args: dict | None, rank: int, world_size: int, d
             row = update(state, setup, batch)
         except FloatingPointError as e:  # nothing was updated: the last checkpoint is the last good state
             stop_diverged(step, e, config.out, rank)
-        metrics.write({"step": step, "epoch": epoch, **row, **meter(batch, time.perf_counter() - step_start)},
-                      approximate_mfu=meter.mfu.approximate)
+        work = meter(row.pop("totals"), time.perf_counter() - step_start)  # tokens/s, MFU, memory
+        metrics.write({"step": step, "epoch": epoch, **row, **work}, approximate_mfu=meter.mfu.approximate)
         if step % config.save_every == 0 or step == total_steps:
             save_checkpoint(config.out, state, {"epoch": epoch, "batch_in_epoch": index + 1}, asdict(config),
                             config.keep_checkpoints, rank)

@@ -25,6 +25,8 @@ from w2s.data.world.sets import builtin_set_args
 from w2s.dpo import DEFAULT_BETA
 from w2s.errors import UserError
 from w2s.gguf_checkpoint import is_gguf_file
+from w2s.grpo import DEFAULTS as GRPO_DEFAULTS
+from w2s.grpo import check_grpo_inputs
 from w2s.hf_io import is_hub_id, read_hf_config
 from w2s.model import PRESETS, ModelArgs
 from w2s.model_source import resolve_checkpoint
@@ -60,10 +62,20 @@ class Config:
     objective: str = "sft"
     beta: float | None = None  # dpo only: the KL penalty's weight (None for other objectives)
     rpo_alpha: float | None = None  # dpo only: the chosen responses' NLL weight (0: plain DPO)
+    # grpo only (w2s/grpo.py's OPTIONS; None for other objectives)
+    group_size: int | None = None
+    kl_coef: float | None = None
+    clip_epsilon: float | None = None
+    rollout_temperature: float | None = None
+    rollout_max_new_tokens: int | None = None
+    reward: str | None = None
+    reward_model: str | None = None
+    cutoff_penalty: float | None = None
     # What the run came from: the training file's and the starting weights' fingerprints (w2s/data/provenance.py),
     # so that a rerun after the data or the --init weights were replaced refuses instead of resuming on them.
     data_fingerprint: str | None = None  # None while a built-in set is still to be built
     init_fingerprint: str | None = None  # --init's, or a pretrained --model's; None from scratch
+    reward_model_fingerprint: str | None = None  # grpo's --reward-model: a verifier replaced changes the rewards
 
 
 # Settings a rerun may change: how often to save and how many checkpoints to keep.
@@ -134,6 +146,21 @@ def resolve_dpo_options(args: argparse.Namespace) -> tuple[float | None, float |
     if args.objective != "dpo":
         return None, None
     return (DEFAULT_BETA if args.beta is None else args.beta), (args.rpo_alpha or 0.0)
+
+
+def resolve_grpo_options(args: argparse.Namespace) -> dict:
+    """GRPO's options with their defaults for --objective grpo (each None for the other objectives, which
+    refuse them)."""
+    given = {name: getattr(args, name, None) for name in GRPO_DEFAULTS}
+    if args.objective != "grpo":
+        for name, value in given.items():
+            if value is not None:
+                raise UserError(f"--{name.replace('_', '-')} {value}: only for --objective grpo")
+        return dict.fromkeys(GRPO_DEFAULTS)
+    options = {name: GRPO_DEFAULTS[name] if value is None else value for name, value in given.items()}
+    if options["reward_model"]:
+        options["reward_model"] = normalize_path(options["reward_model"])
+    return options
 
 
 # Flag values a training run takes (fp16 would need loss scaling).
@@ -237,7 +264,10 @@ def resolve_config(args: argparse.Namespace, scratch_defaults: dict,
         raise UserError("--device cuda, but torch sees no GPU (torch.cuda.is_available() is False)")
     pick["dtype"] = args.dtype or default_dtype(device)[0]  # the device's, not the recipe's: see default_dtype
     beta, rpo_alpha = resolve_dpo_options(args)
+    grpo_options = resolve_grpo_options(args)
     data_path, build_args, tokenizer = resolve_inputs(args, from_scratch)
+    if args.objective == "grpo":
+        check_grpo_inputs(data_path, grpo_options, tokenizer)
     start = args.init or (None if from_scratch else args.model)
     if args.max_seq_len is None and start is not None and os.path.isdir(start):  # a shorter model's own maximum
         pick["max_seq_len"] = min(pick["max_seq_len"], ModelArgs.from_hf_config(*read_hf_config(start)).max_seq_len)
@@ -257,9 +287,11 @@ def resolve_config(args: argparse.Namespace, scratch_defaults: dict,
                     max_steps=args.max_steps, clip=args.clip, seed=args.seed, keep_checkpoints=args.keep_checkpoints,
                     group_by_length=args.group_by_length, activation_checkpointing=args.activation_checkpointing,
                     compile=args.compile, device=device, objective=args.objective, beta=beta, rpo_alpha=rpo_alpha,
-                    **pick,
+                    **grpo_options, **pick,
                     data_fingerprint=file_fingerprint(data_path) if os.path.isfile(data_path) else None,
-                    init_fingerprint=weights_fingerprint(start) if start else None)
+                    init_fingerprint=weights_fingerprint(start) if start else None,
+                    reward_model_fingerprint=(weights_fingerprint(grpo_options["reward_model"])
+                                              if grpo_options["reward_model"] else None))
     if not getattr(args, "overwrite", False):
         check_same_run(config)
     return config, build_args
@@ -278,6 +310,8 @@ def check_same_run(config: Config) -> None:
     saved.setdefault("objective", "sft")  # written before there was a choice
     saved.setdefault("beta", None)
     saved.setdefault("rpo_alpha", 0.0 if saved["objective"] == "dpo" else None)  # written before RPO
+    for name in (*GRPO_DEFAULTS, "reward_model_fingerprint"):  # written before GRPO
+        saved.setdefault(name, None)
     # Paths recorded before they were normalized compare as normalized.
     paths = ("data", "tokenizer", "init", "out") + (() if saved.get("from_scratch") else ("model",))
     saved = {k: normalize_path(v) if k in paths else v for k, v in saved.items()}

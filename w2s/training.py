@@ -12,7 +12,8 @@ same however examples fall into micro-batches and ranks (w2s/objectives.py says 
 import math
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Callable
 
 import torch
@@ -27,7 +28,7 @@ from w2s.errors import UserError
 from w2s.hf_io import model_fingerprint, read_hf_config
 from w2s.model import Llama, ModelArgs
 from w2s.model_source import resolve_checkpoint
-from w2s.objectives import COUNT, Objective
+from w2s.objectives import COUNT, Objective, RolloutContext
 from w2s.runtime import DTYPES, check_tokenizer_fits
 from w2s.tokenizer import Tokenizer
 from w2s.train_config import Config
@@ -120,6 +121,23 @@ def load_full_weights(config: Config, args: ModelArgs) -> dict[str, torch.Tensor
     return Llama.from_pretrained(source, dtype=torch.float32).state_dict()
 
 
+def frozen_starting_model(config: Config, tokenizer: Tokenizer, device: torch.device) -> Llama:
+    """The starting weights as a plain module on this rank, in the compute dtype, for inference only: a
+    reference that every rank reads alone (no FSDP collectives), whatever the step or the rank's data."""
+    args = model_args(config, tokenizer)
+    with torch.random.fork_rng():  # a fresh preset's seeded initialization must not move the run's generator
+        model = Llama(args)
+        model.load_state_dict(load_full_weights(config, args))
+    model.requires_grad_(False)
+    return model.to(device=device, dtype=DTYPES[config.dtype]).eval()
+
+
+def rollout_context(config: Config, tokenizer: Tokenizer, device: torch.device) -> RolloutContext:
+    """What an objective's rollout reads besides the model and its examples (w2s/objectives.py)."""
+    return RolloutContext(tokenizer=tokenizer, device=device, seed=config.seed, dtype=DTYPES[config.dtype],
+                          starting_model=partial(frozen_starting_model, config, tokenizer, device))
+
+
 # ---------------------------------------------------------------------------------------------
 # The optimizer and its schedule
 
@@ -192,6 +210,39 @@ class StepSetup:
     world_size: int = 1
     rank: int = 0
     sharded: bool = False  # an FSDP2 model (build_model)
+    rollout: Callable | None = None  # w2s/objectives.py's Rollout, its options and context bound
+    totals: "BatchTotals | None" = None  # after a rollout: the step's, summed over ranks (else from the examples)
+
+
+@dataclass(frozen=True)
+class BatchTotals:
+    """What a global batch sums to: its count (the loss's divisor), and the tokens it runs through the
+    model and their attention squares (throughput and MFU)."""
+    count: int
+    tokens: int
+    squares: int
+
+
+def batch_totals(examples: list, indices: list[int]) -> BatchTotals:
+    return BatchTotals(sum(examples[i].count for i in indices), sum(examples[i].length for i in indices),
+                       sum(n * n for i in indices for n in examples[i].sequence_lengths))
+
+
+def rolled_out(model: torch.nn.Module, setup: StepSetup, batch: list[int], step: int) -> StepSetup:
+    """The step's setup after the objective's rollout: this rank's examples of the batch replaced by
+    what the rollout made of them with the current weights, and the batch's totals summed over ranks
+    (a rolled-out example's count, such as its completion tokens, is known only now). A rank with no
+    examples in the batch rolls out the batch's first one, for its filler micro-step only."""
+    micro_batches = split_global_batch(batch, setup.lengths, setup.world_size, setup.rank, setup.micro_batch_size)
+    mine = [i for micro_batch in micro_batches for i in micro_batch] or batch[:1]
+    examples = list(setup.examples)
+    for i, example in zip(mine, setup.rollout(model, [examples[i] for i in mine], step)):
+        examples[i] = example
+    totals = batch_totals(examples, mine if micro_batches else [])
+    summed = torch.tensor([totals.count, totals.tokens, totals.squares], dtype=torch.float64, device=setup.device)
+    if setup.world_size > 1:
+        dist.all_reduce(summed)
+    return replace(setup, examples=examples, totals=BatchTotals(*(round(v) for v in summed.tolist())))
 
 
 def train_step(model: torch.nn.Module, setup: StepSetup, batch: list[int]) -> tuple[torch.Tensor, dict]:
@@ -208,12 +259,13 @@ def train_step(model: torch.nn.Module, setup: StepSetup, batch: list[int]) -> tu
     examples, device = setup.examples, setup.device
     mine = split_global_batch(batch, setup.lengths, setup.world_size, setup.rank, setup.micro_batch_size)
     steps = num_micro_steps(len(batch), setup.world_size, setup.micro_batch_size)
-    count = sum(examples[i].count for i in batch)  # known before any forward: the weight needs it
+    count = (setup.totals or batch_totals(examples, batch)).count  # known before any forward: the weight needs it
+    filler = [examples[(mine[0] if mine else batch)[0]]]  # one this rank has (rolled out, where there is a rollout)
     loss_sum, metric_sums = torch.zeros((), device=device), {}
     for k in range(steps):
         if setup.sharded:
             model.set_requires_gradient_sync(k == steps - 1)
-        micro_batch = [examples[i] for i in mine[k]] if k < len(mine) else [examples[batch[0]]]
+        micro_batch = [examples[i] for i in mine[k]] if k < len(mine) else filler
         loss, metrics = setup.loss(model, micro_batch, setup.pad_id, device)
         weight = 1.0 / count if k < len(mine) else 0.0
         (loss * weight).backward()
@@ -225,22 +277,40 @@ def train_step(model: torch.nn.Module, setup: StepSetup, batch: list[int]) -> tu
     return loss_sum, metric_sums
 
 
+def metric_means(names: list[str], metric_sums: dict, values: list[float], count: int) -> dict:
+    """Each metric's mean over the global batch from its summed `values` (in `names` order): a sum over the
+    loss's unit divided by the batch's count, or a [sum, its own count] pair divided by that count (None
+    where nothing was counted); w2s/objectives.py's Loss says which a loss may return."""
+    means, at = {}, 0
+    for name in names:
+        if metric_sums[name].numel() == 1:
+            means[name] = values[at] / count
+        else:
+            means[name] = values[at] / values[at + 1] if values[at + 1] else None
+        at += metric_sums[name].numel()
+    return means
+
+
 def update(state: TrainState, setup: StepSetup, batch: list[int]) -> dict:
-    """One optimizer step on a global batch: this rank's share forward and backward (`train_step`),
-    the loss and metrics summed over ranks and divided by the batch's count, gradients clipped, the
-    step taken. Returns the step's loss, metric means, learning rate and gradient norm; raises
-    FloatingPointError, without updating, when the loss or the gradient norm is not finite."""
-    count = sum(setup.examples[i].count for i in batch)
+    """One optimizer step on a global batch: the objective's rollout where it has one (`rolled_out`),
+    this rank's share forward and backward (`train_step`), the loss and metrics summed over ranks and
+    divided by the batch's count, gradients clipped, the step taken. Returns the step's loss, metric
+    means, learning rate and gradient norm, and under "totals" the batch's BatchTotals (for StepMeter);
+    raises FloatingPointError, without updating, when the loss or the gradient norm is not finite."""
+    if setup.rollout is not None:
+        setup = rolled_out(state.model, setup, batch, state.step + 1)
+    totals = setup.totals or batch_totals(setup.examples, batch)
+    count = totals.count
     loss_sum, metric_sums = train_step(state.model, setup, batch)
     names = sorted(metric_sums)
-    sums = torch.stack([loss_sum, *(metric_sums[k].float() for k in names)])
+    sums = torch.cat([loss_sum.reshape(1), *(metric_sums[k].float().reshape(-1) for k in names)])
     if setup.world_size > 1:
         dist.all_reduce(sums)
     max_norm = setup.clip if setup.clip > 0 else float("inf")
     grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), max_norm)
     grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-    values = torch.cat([sums / count, grad_norm.float().reshape(1)]).tolist()  # the step's one host sync
-    loss, means, grad_norm = values[0], dict(zip(names, values[1:-1])), values[-1]
+    values = torch.cat([sums, grad_norm.float().reshape(1)]).tolist()  # the step's one host sync
+    loss, means, grad_norm = values[0] / count, metric_means(names, metric_sums, values[1:-1], count), values[-1]
     counted = means.pop(COUNT, 0.0) * count
     if counted != count:  # the loss summed over other positions than its examples' counts weighed
         raise RuntimeError(f"the objective's loss counted {counted:g} where its examples count {count}")
@@ -251,7 +321,7 @@ def update(state: TrainState, setup: StepSetup, batch: list[int]) -> dict:
     state.optimizer.zero_grad(set_to_none=True)
     state.scheduler.step()
     state.step += 1
-    return {"loss": loss, **means, "lr": lr, "grad_norm": grad_norm}
+    return {"loss": loss, **means, "lr": lr, "grad_norm": grad_norm, "totals": totals}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,21 +373,18 @@ def peak_memory_gb(device: torch.device) -> float:
 
 
 class StepMeter:
-    """A step's tokens/s, MFU and peak memory from its global batch and its seconds; `tokens` counts
-    the tokens of every step measured."""
+    """A step's tokens/s, MFU and peak memory from its global batch's totals and its seconds; `tokens`
+    counts the tokens of every step measured."""
 
-    def __init__(self, model: Llama, examples: list, device: torch.device, dtype: str, world_size: int):
-        self.lengths = [e.length for e in examples]
-        # Attention FLOPs grow with the square of each sequence's length; a pair is two sequences.
-        self.squares = [sum(n * n for n in e.sequence_lengths) for e in examples]
+    def __init__(self, model: Llama, device: torch.device, dtype: str, world_size: int):
         # Model FLOPs of a sequence are (a + b * length) per token (weights, then attention): two numbers.
+        # Attention FLOPs thus grow with the square of each sequence's length (a pair is two sequences).
         self.flops_a = model.flops_per_token(0)
         self.flops_b = model.flops_per_token(1) - self.flops_a
         self.device, self.mfu, self.tokens = device, MFU(device, DTYPES[dtype], world_size), 0
 
-    def __call__(self, batch: list[int], seconds: float) -> dict:
-        tokens = sum(self.lengths[i] for i in batch)
-        self.tokens += tokens
-        flops = self.flops_a * tokens + self.flops_b * sum(self.squares[i] for i in batch)
-        return {"tokens_per_s": tokens / seconds, "mfu": self.mfu(flops, seconds),
+    def __call__(self, totals: BatchTotals, seconds: float) -> dict:
+        self.tokens += totals.tokens
+        flops = self.flops_a * totals.tokens + self.flops_b * totals.squares
+        return {"tokens_per_s": totals.tokens / seconds, "mfu": self.mfu(flops, seconds),
                 "peak_memory_gb": peak_memory_gb(self.device)}

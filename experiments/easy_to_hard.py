@@ -470,7 +470,12 @@ def report_lines(study, figure_dir: str) -> list[str]:
              f"{e.samples_hard} samples to the PRM's data. Test: the first {e.test_problems} problems of "
              f"`{BENCH}` (3-4 steps), {e.k} samples each drawn once (temperature 0.7) and scored by every verifier; "
              "a PRM or OPRM scores a solution by its weakest step (min), an ORM by its last verdict. Greedy: the "
-             "policy's own greedy evaluation of those problems. Cells: mean ± the 95% interval's half-width.", ""]
+             "policy's own greedy evaluation of those problems. Beside the verifiers, two scorers that need no "
+             "training: the world's exact step checker (an oracle: what a perfect verifier gets from the same "
+             "samples) and the policy's own mean token log-prob (`evaluate.py --verifier logprob:DIR`, the baseline "
+             f"a trained verifier should beat). Every scorer also scores the policy's samples of the next "
+             f"{e.easy_held} easy problems (held out): a verifier that does not rank those is undertrained. "
+             "Cells: mean ± the 95% interval's half-width.", ""]
     if not rows:
         return lines + ["(not run yet)"]
     k = max(r["k"] for r in rows)
@@ -524,6 +529,12 @@ def instrument_lines(rows: list[dict], names: list[str]) -> list[str]:
     for name in names:
         easy = mean_stat(rows, name, "easy_outcome", "own")
         lines.append(f"- {name}: {fmt(easy)}: {'passes' if easy is not None and easy >= EASY_GATE else 'FAILS'}")
+    if "prm_all" in names:
+        hard = mean_stat(rows, "prm_all", "outcome", "own")
+        ranks = hard is not None and hard >= EASY_GATE
+        lines.append(f"- the upper bound prm_all, which also saw hard samples, ranks hard test solutions (outcome AUC "
+                     f"{fmt(hard)}, at least {EASY_GATE}): " + ("passes" if ranks else "FAILS: the verifier recipe, "
+                                                                 "not easy-to-hard transfer, limits what Q6 can show"))
     if "oracle" in scorers:
         curve = [mean_stat(rows, "oracle", "best_of", "own", str(k)) for k in KS]
         curve = [c for c in curve if c is not None]

@@ -245,7 +245,8 @@ def prepare_latent_gold(study, seen: set[str]) -> None:
     size, s, world = sizes_of(study), study.sizes, q5_dir(study, "latent_world")
     study.run("data_prep", ["world", "--out", world, "--num-hard", str(size.latent_tasks), "--num-foundation", "0",
                             "--num-test", "1", "--num-long-test", "1", "--hard-steps", s.hard_steps,
-                            "--long-steps", s.long_steps, "--operations", size.latent_operations, "--sets", "hard_full"],
+                            "--long-steps", s.long_steps, "--operations", size.latent_operations,
+                            "--sets", "hard_full"],
               q5_dir(study, "data_prep.log"))
     seen = seen | {t["problem"] for t in read_jsonl(os.path.join(study.data_dir, "test", f"{TESTS[0]}.jsonl"))}
     problems = {t["id"]: t["problem"] for t in read_jsonl(os.path.join(world, "tasks", "hard_full.jsonl"))}
@@ -628,8 +629,8 @@ def intro_lines(study) -> list[str]:
             f"run. Stage II as GAIR's release: {size.strong_samples} samples a task at temperature 1, confidence "
             f"0.6 / 0.8, up to {size.max_pairs} pairs a task, on the first {size.pair_tasks} tasks. The latent-skill "
             f"student is the same stage-1 model after {size.latent_steps} steps on gold hard tasks with only "
-            f"'{size.latent_operations}' (which the teacher never sees); its own greedy answers are its stage I's second opinion, and its "
-            f"PGR is against its own ceiling (`{LATENT_CEILING}`). See experiments/weak_to_strong.py. "
+            f"'{size.latent_operations}' (which the teacher never sees); its own greedy answers are its stage I's "
+            "second opinion, and its PGR is against its own ceiling (`{LATENT_CEILING}`). See experiments/weak_to_strong.py. "
             "Intervals: 95%, over seeds and the test set's sampling.", ""]
 
 

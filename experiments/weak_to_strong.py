@@ -630,8 +630,8 @@ def intro_lines(study) -> list[str]:
             f"0.6 / 0.8, up to {size.max_pairs} pairs a task, on the first {size.pair_tasks} tasks. The latent-skill "
             f"student is the same stage-1 model after {size.latent_steps} steps on gold hard tasks with only "
             f"'{size.latent_operations}' (which the teacher never sees); its own greedy answers are its stage I's "
-            "second opinion, and its PGR is against its own ceiling (`{LATENT_CEILING}`). See experiments/weak_to_strong.py. "
-            "Intervals: 95%, over seeds and the test set's sampling.", ""]
+            f"second opinion, and its PGR is against its own ceiling (`{LATENT_CEILING}`). See "
+            "experiments/weak_to_strong.py. Intervals: 95%, over seeds and the test set's sampling.", ""]
 
 
 def models_table(runs: dict) -> list[str]:

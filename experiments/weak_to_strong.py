@@ -48,11 +48,10 @@ quality, not the number of examples seen, is what differs:
   q5_latent_stage1  stage I with the latent-skill student's own greedy answers as the second opinion:
                     `data_prep.py agree` of the teacher's labels and the student's, both responses
 DPO's learning rate and beta are chosen on the study's validation split, on seed 0, from `grid`, and used for
-every seed. PGR = (student - teacher) / (ceiling - teacher) per seed (Burns et al. 2023; each student against its own
-ceiling); every mean and
-difference comes with runner.interval (seeds and the test set's sampling, the teacher's included).
-The calibration behind these sizes, and what they cost, are in experiments/RESULTS.md
-("Notes from the study scripts").
+every seed. PGR = (student - teacher) / (ceiling - teacher) per seed (Burns et al. 2023; each student against
+its own ceiling); every mean and difference comes with runner.interval (seeds and the test set's sampling, the
+teacher's included) and its values seed by seed. The calibration behind these sizes, and what they cost, are in
+experiments/RESULTS.md ("Instruments under test", the trials, "Notes from the study scripts").
 """
 import json
 import math

@@ -128,7 +128,8 @@ def agree_command(args) -> dict:
 def pairs_command(args) -> dict:
     """pairs STRONG --weak WEAK: DPO pairs by the strong samples' confidence and the weak answer."""
     rows, report = pairs_from_files(args.strong, args.weak, min_confidence=args.min_confidence,
-                                    flip_confidence=args.flip_confidence, max_pairs=args.max_pairs, seed=args.seed)
+                                    flip_confidence=args.flip_confidence, max_pairs=args.max_pairs, seed=args.seed,
+                                    student_only=args.student_only)
     print(f"confidence pairs from {args.strong} (weak: {args.weak}):")
     _report_selection(args.out, args.name, rows, report, "pairs")
     return report
@@ -312,8 +313,11 @@ def _pairs_args(p: argparse.ArgumentParser) -> None:
                    help="a weak answer outside the majority is rejected (against a majority sample) only at "
                         "this confidence or above (default 0.8)")
     p.add_argument("--max-pairs", type=int, default=1,
-                   help="pairs per task at most (default 1; the paper's MATH: 3)")
+                   help="pairs per task at most (default 1, the release's GSM8K; its MATH and OlympicArena: 3)")
     p.add_argument("--seed", type=int, default=0, help="which samples make a task's pairs (default 0)")
+    p.add_argument("--student-only", action="store_true",
+                   help="the same tasks, both sides the strong model's samples (a majority one chosen over a "
+                        "non-majority one) instead of the weak response on one side")
 
 
 def _verifier_args(p: argparse.ArgumentParser) -> None:

@@ -16,6 +16,13 @@ The cast, all in the study's built-in world, every model seeded (seed s = 0..see
   training seed (1000+s), and the other half of the gold (`gold_b`, disjoint from the teacher's).
 - Strong student: each seed's tiny stage-1 model (dim 128, 2 layers), the study's `stage1/seed s`. Its
   ceiling is the study's `hard_full/seed s` (the same student on the gold hard tasks, same budget).
+- Latent-skill student (`q5_latent`, seed s): the same stage-1 model plus latent_steps steps on gold hard
+  tasks of other operations (only latent_operations, "+-": no multiplication in a chain; drawn by
+  data_prep.py into q5/latent_world, any pool, test or validation problem left out), a stage 1 the teacher
+  never gets. It solves the 3-4 step tasks in part (gold of other lengths does not transfer: RESULTS.md's
+  trials), so its own greedy answers can be stage I's second opinion, as the strong model's in-context
+  answers are in GAIR's paper. Its ceiling is `q5_latent_ceiling` (the same student on the gold hard tasks,
+  same budget); the micro stand-in's conditions stay as the control.
 - Unlabelled pool: `pool` hard tasks drawn after the study's (data_prep.py draws hard tasks as one
   stream, so a larger --num-hard extends it): no model trains on them, none is a test problem, none is
   in the study's validation split (`data/validation.jsonl`, drawn further on; checked). Gold answers are
@@ -29,17 +36,22 @@ quality, not the number of examples seen, is what differs:
                 answers agree; the student learns both responses (the hybrid set)
   q5_random     control: as many tasks as stage I kept, drawn at random, both responses (does the
                 agreement select, or is a smaller set enough?)
-  q5_dpo        stage II: the stage-I model samples strong_samples solutions per pool task at temperature
-                1; `data_prep.py pairs` (confidence 0.6 / 0.8, 1 pair a task) on the first pair_tasks
-                tasks; DPO from the stage-I model (also the reference), dpo_epochs over the pairs
+  q5_dpo        stage II as GAIR's release builds it (w2s/data/selection/samples.py says how): the stage-I
+                model samples strong_samples (10) solutions per pool task at temperature 1; `data_prep.py
+                pairs` (confidence 0.6 / 0.8, up to max_pairs (3) pairs a task, as on the release's MATH)
+                on the first pair_tasks tasks; DPO from the stage-I model (also the reference), dpo_epochs
+                over the pairs
   q5_dpo_pool   control: stage II over the whole pool's pairs
   q5_dpo_gold   upper bound of stage II: on the same tasks and samples, chosen a gold-right response,
                 rejected a wrong one (`gold_pairs`)
+  q5_latent_naive   SFT on every teacher label of the pool, from the latent-skill student
+  q5_latent_stage1  stage I with the latent-skill student's own greedy answers as the second opinion:
+                    `data_prep.py agree` of the teacher's labels and the student's, both responses
 DPO's learning rate and beta are chosen on the study's validation split, on seed 0, from `grid`, and used for
-every seed. PGR = (student - teacher) / (ceiling - teacher) per seed (Burns et al. 2023); every mean and
-difference comes with runner.interval (seeds and the test set's sampling, the teacher's included).
-The calibration behind these sizes, and what they cost, are in experiments/RESULTS.md
-("Notes from the study scripts").
+every seed. PGR = (student - teacher) / (ceiling - teacher) per seed (Burns et al. 2023; each student against
+its own ceiling); every mean and difference comes with runner.interval (seeds and the test set's sampling, the
+teacher's included) and its values seed by seed. The calibration behind these sizes, and what they cost, are in
+experiments/RESULTS.md ("Instruments under test", the trials, "Notes from the study scripts").
 """
 import json
 import math
@@ -67,20 +79,29 @@ CEILING = "hard_full"
 NAIVE, STAGE1, RANDOM = "q5_naive", "q5_stage1", "q5_random"
 DPO, DPO_POOL, DPO_GOLD = "q5_dpo", "q5_dpo_pool", "q5_dpo_gold"
 STUDENTS = (NAIVE, RANDOM, STAGE1, DPO, DPO_POOL, DPO_GOLD)
-CONDITIONS = (TEACHER, TEACHER_LONG, ICL, BASE, *STUDENTS, CEILING)
+LATENT, LATENT_NAIVE = "q5_latent", "q5_latent_naive"  # the latent-skill student and its students
+LATENT_STAGE1, LATENT_CEILING = "q5_latent_stage1", "q5_latent_ceiling"
+LATENT_STUDENTS = (LATENT_NAIVE, LATENT_STAGE1)
+CONDITIONS = (TEACHER, TEACHER_LONG, ICL, BASE, *STUDENTS, CEILING, LATENT, *LATENT_STUDENTS, LATENT_CEILING)
+CEILING_OF = {**{c: CEILING for c in (BASE, *STUDENTS)}, **{c: LATENT_CEILING for c in (LATENT, *LATENT_STUDENTS)}}
 LABELS = {TEACHER: "weak teacher (micro, half the gold)", TEACHER_LONG: "weak teacher at 2x its budget (seed 0)",
           ICL: "weak-ICL stand-in (micro, other half, other seed)",
           BASE: "strong student before weak supervision (stage 1)",
           NAIVE: "(a) naive SFT on all weak labels", RANDOM: "control: random subset, stage I's size",
           STAGE1: "(b) stage I: agreement-selected hybrid SFT", DPO: "(c) stage I + stage II DPO",
           DPO_POOL: "control: stage II over the whole pool", DPO_GOLD: "upper bound: DPO, gold-right chosen",
-          CEILING: "ceiling: the student on gold"}
+          CEILING: "ceiling: the student on gold",
+          LATENT: "latent-skill student: stage 1 + gold with + and - only", LATENT_NAIVE: "(a') its naive SFT",
+          LATENT_STAGE1: "(b') its stage I: teacher and its own answers agree",
+          LATENT_CEILING: "its ceiling: the latent-skill student on gold"}
 SHORT = {TEACHER: "weak teacher", TEACHER_LONG: "teacher 2x", ICL: "stand-in", BASE: "stage 1",
          NAIVE: "(a) naive", RANDOM: "random", STAGE1: "(b) stage I", DPO: "(c) +DPO", DPO_POOL: "DPO pool",
-         DPO_GOLD: "DPO gold", CEILING: "ceiling"}
+         DPO_GOLD: "DPO gold", CEILING: "ceiling", LATENT: "latent", LATENT_NAIVE: "(a') naive",
+         LATENT_STAGE1: "(b') stage I", LATENT_CEILING: "latent ceiling"}
 # (a - b, the paper's expected sign): every comparison the section decides.
 COMPARISONS = ((STAGE1, NAIVE, 1), (STAGE1, RANDOM, 1), (DPO, STAGE1, 1), (DPO, DPO_GOLD, -1),
-               (DPO_POOL, DPO, 1), (DPO, TEACHER, 1))
+               (DPO_POOL, DPO, 1), (DPO, TEACHER, 1),
+               (LATENT_STAGE1, LATENT_NAIVE, 1), (LATENT_STAGE1, TEACHER, 1), (LATENT_NAIVE, TEACHER, 1))
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,10 @@ class Sizes:
     teacher_steps: int  # each weak source: gold steps after its micro stage 1
     grid: tuple  # DPO's (lr, beta) settings tried on seed 0
     dpo_epochs: int
+    latent_steps: int  # the latent-skill student: gold steps on hard tasks of latent_operations after stage 1
+    latent_tasks: int  # such gold tasks drawn for it
+    latent_operations: str = "+-"  # their operations (the study's tasks also multiply)
+    max_pairs: int = 3  # stage II's pairs per task at most (the release's MATH and OlympicArena)
     micro_lr: float = 3e-3  # micro's stage 1 and gold steps
     control_seeds: int | None = None  # the controls (random subset, whole pool, gold-chosen) on the first
     # this many seeds only (None: every seed); the comparisons pair whatever seeds both sides have
@@ -98,13 +123,14 @@ class Sizes:
     # nothing greedily; at toy size no task may agree, and stages I and II are then skipped)
 
 
-# dpo_epochs 2: two passes over a few hundred stage-II pairs, tens of DPO steps. The grid spans lr 1e-5..3e-4
+# pool 6000 and 10 samples a task: the stage-I model's pairs run at about 0.6 a task (RESULTS.md, "Instruments
+# under test"), so stage II has thousands. dpo_epochs 2: two passes over them. The grid spans lr 1e-5..3e-4
 # (1/300..1/10 of stage 2's 3e-3): gold-chosen DPO is harmless only at the low end (RESULTS.md, the sanity gate).
-FULL = Sizes(pool=2000, pair_tasks=1000, strong_samples=4, teacher_steps=1000,
+FULL = Sizes(pool=6000, pair_tasks=3000, strong_samples=10, teacher_steps=1000,
              grid=((1e-5, 0.1), (3e-5, 0.1), (1e-4, 0.1), (3e-4, 0.1), (3e-5, 1.0), (1e-4, 1.0)),
-             dpo_epochs=2)
+             dpo_epochs=2, latent_steps=150, latent_tasks=4000)
 SMOKE = Sizes(pool=24, pair_tasks=12, strong_samples=4, teacher_steps=2, grid=((3e-4, 0.1), (1e-3, 0.1)),
-              dpo_epochs=1, label_temperature=1.0)
+              dpo_epochs=1, latent_steps=2, latent_tasks=16, label_temperature=1.0)
 
 
 def sizes_of(study) -> Sizes:
@@ -179,7 +205,7 @@ def prepare_pool(study) -> None:
     continuation of the study's hard tasks; checked to extend them, to share its tests and to share no
     problem with the validation split."""
     size, s = sizes_of(study), study.sizes
-    if os.path.exists(q5_dir(study, "gold_b.jsonl")):
+    if os.path.exists(q5_dir(study, "gold_b.jsonl")) and os.path.exists(latent_gold_path(study)):
         return
     world = q5_dir(study, "world")
     study.run("data_prep", ["world", "--out", world, "--num-hard", str(s.num_hard + size.pool),
@@ -204,6 +230,30 @@ def prepare_pool(study) -> None:
     gold = read_jsonl(study.set_path("hard_full"))
     write_jsonl(q5_dir(study, "gold_a.jsonl"), gold[:len(gold) // 2])
     write_jsonl(q5_dir(study, "gold_b.jsonl"), gold[len(gold) // 2:])
+    prepare_latent_gold(study, {t["problem"] for t in study_tasks + pool} | validation)
+
+
+def latent_gold_path(study) -> str:
+    return q5_dir(study, "latent_gold.jsonl")
+
+
+def prepare_latent_gold(study, seen: set[str]) -> None:
+    """The latent-skill student's gold: latent_tasks solved hard tasks that use only latent_operations, in a
+    world of its own, less any problem in `seen` (the study's hard tasks, the pool, the validation split) or
+    its test (q5/latent_gold.json says how many were left out)."""
+    size, s, world = sizes_of(study), study.sizes, q5_dir(study, "latent_world")
+    study.run("data_prep", ["world", "--out", world, "--num-hard", str(size.latent_tasks), "--num-foundation", "0",
+                            "--num-test", "1", "--num-long-test", "1", "--hard-steps", s.hard_steps,
+                            "--long-steps", s.long_steps, "--operations", size.latent_operations,
+                            "--sets", "hard_full"],
+              q5_dir(study, "data_prep.log"))
+    seen = seen | {t["problem"] for t in read_jsonl(os.path.join(study.data_dir, "test", f"{TESTS[0]}.jsonl"))}
+    problems = {t["id"]: t["problem"] for t in read_jsonl(os.path.join(world, "tasks", "hard_full.jsonl"))}
+    rows = read_jsonl(os.path.join(world, "hard_full.jsonl"))
+    kept = [r for r in rows if problems[r["meta"]["task_id"]] not in seen]
+    write_jsonl(latent_gold_path(study), kept)
+    with open(q5_dir(study, "latent_gold.json"), "w") as f:
+        json.dump({"tasks": len(rows), "left_out": len(rows) - len(kept), "operations": size.latent_operations}, f)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,11 +388,39 @@ def students(study, seed: int) -> None:
         rows = read_jsonl(strong)
         first = q5_dir(study, "labels", f"strong_seed{seed}_first.jsonl")
         write_jsonl(first, rows[:size.pair_tasks])
-        data_prep(study, "pairs", first, "--weak", weak, "--name", f"{DPO}_seed{seed}", "--seed", str(seed))
+        pairs = ("--weak", weak, "--seed", str(seed), "--max-pairs", str(size.max_pairs))
+        data_prep(study, "pairs", first, *pairs, "--name", f"{DPO}_seed{seed}")
         if has_controls(study, seed):
-            data_prep(study, "pairs", strong, "--weak", weak, "--name", f"{DPO_POOL}_seed{seed}", "--seed", str(seed))
+            data_prep(study, "pairs", strong, *pairs, "--name", f"{DPO_POOL}_seed{seed}")
             pairs = gold_pairs(rows[:size.pair_tasks], {r["id"]: r for r in read_jsonl(weak)}, seed)
             write_jsonl(set_path(study, f"{DPO_GOLD}_seed{seed}"), pairs)
+
+
+def latent_student(study, seed: int) -> None:
+    """Seed s's latent-skill student (its stage 1 + gold of other lengths), evaluated, and its own greedy
+    answers on the pool: stage I's second opinion."""
+    size, t0 = sizes_of(study), time.time()
+    model = train(study, latent_gold_path(study), run_dir(study, LATENT, seed), seed,
+                  os.path.join(study.run_dir(BASE, seed), "final"), size.latent_steps)
+    evaluate(study, LATENT, seed, t0)
+    sample(study, model, q5_dir(study, "tasks.jsonl"), q5_dir(study, "labels", f"{LATENT}_seed{seed}.jsonl"), 1,
+           size.label_temperature, seed)
+
+
+def latent_students(study, seed: int) -> None:
+    """Seed s's SFT students from the latent-skill student, each at the study's budget: naive SFT on the
+    teacher's labels, stage I with its own answers as the second opinion, and its ceiling on gold."""
+    teacher = q5_dir(study, "labels", f"{TEACHER}_seed{seed}.jsonl")
+    own = q5_dir(study, "labels", f"{LATENT}_seed{seed}.jsonl")
+    data_prep(study, "agree", teacher, own, "--name", f"{LATENT_STAGE1}_seed{seed}")
+    student = os.path.join(run_dir(study, LATENT, seed), "final")
+    for condition, data in ((LATENT_NAIVE, set_path(study, f"{NAIVE}_seed{seed}")),
+                            (LATENT_STAGE1, set_path(study, f"{LATENT_STAGE1}_seed{seed}")),
+                            (LATENT_CEILING, study.set_path(CEILING))):
+        if count_rows(data):  # stage I needs agreeing answers (none at toy size)
+            t0 = time.time()
+            train(study, data, run_dir(study, condition, seed), seed, student, budget_steps(study))
+            evaluate(study, condition, seed, t0)
 
 
 def grid_job(study, progress, cost: float) -> None:
@@ -417,15 +495,19 @@ def costs(study) -> dict[str, float]:
     weak = 2 * size.teacher_steps * s.batch_size / 4 + 2 * size.pool / 16
     sft = 3 * budget_steps(study) * s.batch_size + size.pool * size.strong_samples / 4
     dpo_cost = 3 * size.dpo_epochs * size.pair_tasks * 2  # the pool's pairs: about twice the first's
-    return {"micro": micro, "weak": weak, "sft": sft, "grid": len(size.grid) * dpo_cost / 3, "dpo": dpo_cost}
+    latent = size.latent_steps * s.batch_size + size.pool / 16
+    return {"micro": micro, "weak": weak, "sft": sft, "grid": len(size.grid) * dpo_cost / 3, "dpo": dpo_cost,
+            "latent": latent, "latent_sft": 3 * budget_steps(study) * s.batch_size}
 
 
 def add_jobs(study, jobs, progress) -> None:
     """Q5's jobs in the study's pool: the pool and each seed's micro stage 1 after the data; each seed's weak sources
     (its own and the next seed's micro stage 1); its SFT students after its stage 1; the grid after seed
-    0's students; each seed's stage II after the grid; the plateau check last."""
+    0's students; each seed's stage II after the grid; each seed's latent-skill student after its stage 1 and
+    its students after the teacher's labels; the plateau check last."""
     c, n = costs(study), study.sizes.seeds
-    progress.total_cost += n * (c["micro"] + c["weak"] + c["sft"] + c["dpo"]) + c["grid"] + c["weak"]
+    progress.total_cost += n * (c["micro"] + c["weak"] + c["sft"] + c["dpo"] + c["latent"] + c["latent_sft"])
+    progress.total_cost += c["grid"] + c["weak"]
     jobs.add("q5/pool", lambda: prepare_pool(study), after=("data",))  # once: the weak jobs run side by side
     for seed in range(n):
         jobs.add(f"q5/micro/{seed}", lambda seed=seed: micro_job(study, seed, progress, c["micro"]), after=("data",))
@@ -437,6 +519,16 @@ def add_jobs(study, jobs, progress) -> None:
         jobs.add(f"q5/sft/{seed}", partial(marked_job, progress, c["sft"], q5_dir(study, f"sft_seed{seed}.done"),
                                            f"Q5 students, seed {seed}", partial(students, study, seed)),
                  after=(f"q5/weak/{seed}", f"stage1/{seed}"))
+        jobs.add(f"q5/latent/{seed}", partial(marked_job, progress, c["latent"],
+                                              q5_dir(study, f"latent_seed{seed}.done"),
+                                              f"Q5 latent-skill student, seed {seed}",
+                                              partial(latent_student, study, seed)),
+                 after=("q5/pool", f"stage1/{seed}"))
+        jobs.add(f"q5/latent_sft/{seed}", partial(marked_job, progress, c["latent_sft"],
+                                                  q5_dir(study, f"latent_sft_seed{seed}.done"),
+                                                  f"Q5 latent-skill students, seed {seed}",
+                                                  partial(latent_students, study, seed)),
+                 after=(f"q5/latent/{seed}", f"q5/weak/{seed}"))
     jobs.add("q5/grid", lambda: grid_job(study, progress, c["grid"]), after=("q5/sft/0",))
     for seed in range(n):
         jobs.add(f"q5/dpo/{seed}", partial(marked_job, progress, c["dpo"], q5_dir(study, f"dpo_seed{seed}.done"),
@@ -455,15 +547,26 @@ def runs_by_seed(results: list[dict], condition: str, bench: str = "miniworld") 
     return {s: run["outcomes"] for s, run in seed_runs(results, condition, bench).items() if s is not None}
 
 
+def pgr_values(student: dict, teacher: dict, ceiling: dict) -> dict[int, float]:
+    """seed -> PGR, (S - T) / (C - T), over the seeds all three have and whose ceiling differs from the teacher."""
+    seeds = [s for s in sorted(set(student) & set(teacher) & set(ceiling)) if sum(ceiling[s]) != sum(teacher[s])]
+    acc = lambda runs, s: sum(runs[s]) / len(runs[s])  # noqa: E731
+    return {s: (acc(student, s) - acc(teacher, s)) / (acc(ceiling, s) - acc(teacher, s)) for s in seeds}
+
+
 def pgr_interval(student: dict, teacher: dict, ceiling: dict):
     """PGR per seed, (S - T) / (C - T), with its interval (seeds, and the test-set error of all three)."""
-    seeds = [s for s in sorted(set(student) & set(teacher) & set(ceiling)) if sum(ceiling[s]) != sum(teacher[s])]
-    if not seeds:
+    values = pgr_values(student, teacher, ceiling)
+    if not values:
         return None
-    acc = lambda runs, s: sum(runs[s]) / len(runs[s])  # noqa: E731
-    values = [(acc(student, s) - acc(teacher, s)) / (acc(ceiling, s) - acc(teacher, s)) for s in seeds]
-    terms = [pgr_outcomes(student[s], teacher[s], ceiling[s]) for s in seeds]
-    return interval(values, per_problem_test_variance(terms))
+    terms = [pgr_outcomes(student[s], teacher[s], ceiling[s]) for s in values]
+    return interval(list(values.values()), per_problem_test_variance(terms))
+
+
+def per_seed_differences(a: dict, b: dict) -> str:
+    """a - b in points, seed by seed, over the seeds both have: the spread behind a paired interval."""
+    seeds = sorted(set(a) & set(b))
+    return ", ".join(f"{100 * (sum(a[s]) / len(a[s]) - sum(b[s]) / len(b[s])):+.1f}" for s in seeds)
 
 
 def _acc(iv) -> str:
@@ -486,7 +589,7 @@ def label_quality_lines(study) -> list[str]:
     lines = []
     for seed in range(study.sizes.seeds):
         parts = []
-        for condition, who in ((TEACHER, "teacher"), (ICL, "stand-in")):
+        for condition, who in ((TEACHER, "teacher"), (ICL, "stand-in"), (LATENT, "latent-skill student")):
             labels = q5_dir(study, "labels", f"{condition}_seed{seed}.jsonl")
             if os.path.exists(labels + ".done"):
                 verdicts = [r["correct"][0] for r in read_jsonl(labels)]  # sample.py's grader verdicts
@@ -494,6 +597,9 @@ def label_quality_lines(study) -> list[str]:
         if (hybrid := _report(study, f"{STAGE1}_seed{seed}")) is not None:
             parts.append(f"agree on {hybrid.get('agree', 0)} tasks, "
                          f"agreed labels right {pct(hybrid.get('label_accuracy'))}%")
+        if (own := _report(study, f"{LATENT_STAGE1}_seed{seed}")) is not None:
+            parts.append(f"teacher and latent-skill student agree on {own.get('agree', 0)} tasks, "
+                         f"agreed labels right {pct(own.get('label_accuracy'))}%")
         if (control := _report(study, f"{RANDOM}_seed{seed}")) is not None:
             parts.append(f"random subset's teacher labels right {pct(control.get('label_accuracy'))}%")
         for name, what in ((DPO, "stage II pairs"), (DPO_POOL, "whole-pool pairs")):
@@ -519,23 +625,30 @@ def intro_lines(study) -> list[str]:
             "own seed, the other half of the gold); the student is the seed's tiny stage-1 model (dim 128, 2 layers); "
             f"the two label {size.pool} unlabelled hard tasks; every SFT student gets the study's stage-2 budget "
             f"({budget_steps(study)} steps at batch {study.sizes.batch_size}); the ceiling is the study's `{CEILING}` "
-            "run (see experiments/weak_to_strong.py). Intervals: 95%, over seeds and the test set's sampling.", ""]
+            f"run. Stage II as GAIR's release: {size.strong_samples} samples a task at temperature 1, confidence "
+            f"0.6 / 0.8, up to {size.max_pairs} pairs a task, on the first {size.pair_tasks} tasks. The latent-skill "
+            f"student is the same stage-1 model after {size.latent_steps} steps on gold hard tasks with only "
+            f"'{size.latent_operations}' (which the teacher never sees); its own greedy answers are its stage I's "
+            f"second opinion, and its PGR is against its own ceiling (`{LATENT_CEILING}`). See "
+            "experiments/weak_to_strong.py. Intervals: 95%, over seeds and the test set's sampling.", ""]
 
 
 def models_table(runs: dict) -> list[str]:
     """Every Q5 model's test accuracy with its interval and per seed; PGR for stage 1 and the students."""
-    lines = ["| model | test acc % (95% CI) | seeds | PGR (95% CI) |", "|---|---:|---|---:|"]
+    lines = ["| model | test acc % (95% CI) | seeds | PGR (95% CI) | PGR by seed |", "|---|---:|---|---:|---|"]
     for condition in CONDITIONS:
         iv = outcomes_interval(runs[condition])
         if iv is None:
-            lines.append(f"| {LABELS[condition]} (`{condition}`) | not run | | |")
+            lines.append(f"| {LABELS[condition]} (`{condition}`) | not run | | | |")
             continue
         values = ", ".join(pct(sum(o) / len(o)) for _, o in sorted(runs[condition].items()))
-        gap = ""
-        if condition in (BASE, *STUDENTS):
-            g = pgr_interval(runs[condition], runs[TEACHER], runs[CEILING])
+        gap = by_seed = ""
+        if condition in CEILING_OF:  # each student against its own ceiling
+            ceiling = runs[CEILING_OF[condition]]
+            g = pgr_interval(runs[condition], runs[TEACHER], ceiling)
             gap = f"{g.mean:+.2f} ({g.lo:+.2f} to {g.hi:+.2f})" if g else "n/a"
-        lines.append(f"| {LABELS[condition]} (`{condition}`) | {_acc(iv)} | {values} | {gap} |")
+            by_seed = ", ".join(f"{v:+.2f}" for v in pgr_values(runs[condition], runs[TEACHER], ceiling).values())
+        lines.append(f"| {LABELS[condition]} (`{condition}`) | {_acc(iv)} | {values} | {gap} | {by_seed} |")
     return lines
 
 
@@ -568,11 +681,12 @@ def report_lines(study, figure_dir: str) -> list[str]:
     lines += ["", "Label quality (gold read only to measure it; selection never reads it):", ""]
     lines += label_quality_lines(study) or ["- not measured"]
     lines += grid_lines(study)
-    lines += ["", "| comparison (a - b) | difference (95% CI) | paper's direction | verdict |", "|---|---:|---|---|"]
+    lines += ["", "| comparison (a - b) | difference (95% CI) | by seed (points) | paper's direction | verdict |",
+              "|---|---:|---|---|---|"]
     for a, b, sign in COMPARISONS:
         iv = outcomes_difference(runs[a], runs[b])
-        lines.append(f"| `{a}` - `{b}` | {iv.text() if iv else 'not run'} | {'a > b' if sign > 0 else 'a < b'} | "
-                     f"{decide(iv, sign)} |")
+        lines.append(f"| `{a}` - `{b}` | {iv.text() if iv else 'not run'} | {per_seed_differences(runs[a], runs[b])} | "
+                     f"{'a > b' if sign > 0 else 'a < b'} | {decide(iv, sign)} |")
     figure = write_figure(summarize(results), os.path.join(figure_dir, "weak_to_strong.png"))
     if figure:
         lines += ["", f"![Q5]({os.path.basename(figure)})"]

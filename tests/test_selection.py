@@ -85,6 +85,49 @@ def test_pairs_are_deterministic_under_the_seed_and_blind_to_gold():
     assert len(seeds) > 1  # the seed does pick among the candidates
 
 
+def release_pair_counts(preds: list[str], weak_pred: str, max_pairs: int = 3) -> int:
+    """The pairs construct_paired_data_math of GAIR-NLP/weak-to-strong-reasoning makes of one task, transcribed
+    (Counter.most_common; '' is a missing answer and forms a group of its own; its thresholds 0.6 and 0.8)."""
+    from collections import Counter
+    top, count = Counter(preds).most_common(1)[0]
+    confidence = count / len(preds)
+    if confidence < 0.6 or top == "":
+        return 0
+    if weak_pred == top:
+        return min(max_pairs, sum(p != top for p in preds))
+    return min(max_pairs, count) if confidence >= 0.8 else 0
+
+
+def test_confidence_pairs_make_as_many_pairs_per_task_as_the_release():
+    import random
+    rng = random.Random(0)
+    strong, weak, expected = [], {}, {}
+    for t in range(300):
+        skew = rng.choice([["1"] * 6 + ["2", "3", ""], ["1", "2", "3", ""], ["1"] * 9 + [""]])
+        preds = [rng.choice(skew) for _ in range(10)]
+        weak_pred = rng.choice(["1", "2", ""])
+        strong.append(task(f"t{t}", [sol(p or None, k) for k, p in enumerate(preds)]))
+        weak[f"t{t}"] = task(f"t{t}", [sol(weak_pred or None, 99)])
+        expected[f"t{t}"] = release_pair_counts(preds, weak_pred)
+    rows, report = confidence_pairs(strong, weak, max_pairs=3, seed=0)
+    got = {t: sum(r["meta"]["task_id"] == t for r in rows) for t in expected}
+    assert got == expected and sum(got.values()) > 200 and report["tasks/confident_flip"] > 10
+
+
+def test_student_only_pairs_keep_the_tasks_and_leave_the_weak_response_out():
+    rows, report = confidence_pairs(STRONG, weak_rows(), max_pairs=3, seed=1, student_only=True)
+    assert report["tasks/weak_is_majority"] == 1 and report["pairs/weak_is_majority"] == 3
+    # the flip task's non-majority sample is its one answerless reply: one pair
+    assert report["tasks/confident_flip"] == 1 and report["pairs/confident_flip"] == 1
+    assert not {WEAK[r["meta"]["task_id"]] for r in rows} & {t for r in rows for t in (r["chosen"][0]["content"],
+                                                                                          r["rejected"][0]["content"])}
+    texts = {row["id"]: row["samples"] for row in STRONG}
+    assert all(r["chosen"][0]["content"] in texts[r["meta"]["task_id"]] for r in rows)
+    majority = [r for r in rows if r["meta"]["task_id"] == "majority"]
+    assert all("\\boxed{5}" in r["rejected"][0]["content"] for r in majority)
+    assert all("\\boxed{5}" not in r["chosen"][0]["content"] for r in majority)
+
+
 def write(path, rows) -> str:
     with open(path, "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
@@ -122,3 +165,11 @@ def test_tasks_that_differ_are_refused_with_file_and_field(tmp_path, capsys):
         data_prep.main(["agree", a, b, "--name", "x", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert f"{b}: field 'id': no row for task 't2'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_confidence_histogram_counts_tasks_by_majority_share():
+    from w2s.data.selection.samples import confidence_histogram, majority_share
+    assert majority_share(["1", "1.0", "2", None]) == 0.5 and majority_share([None, None]) == 0.0
+    assert majority_share(["1", "2"]) == 0.5  # a tie: the share of one of the tied groups
+    answers = [["4", "4", "4", "5"], ["1", "2", "3", None], [None] * 4, ["7"] * 4, ["8", "8", "8", "9"]]
+    assert confidence_histogram(answers) == {"0.00": 1, "0.25": 1, "0.75": 2, "1.00": 1}

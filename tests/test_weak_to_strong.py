@@ -91,3 +91,21 @@ def test_paired_difference_pairs_by_seed():
     iv = runner.outcomes_difference(a, b)
     assert iv.n == 2 and iv.mean == pytest.approx(0.25)
     assert runner.outcomes_difference(a, {}) is None
+
+
+def test_pgr_and_differences_by_seed_are_the_spread_behind_the_intervals():
+    student = {0: [1, 1, 1, 0] * 25, 1: [1, 1, 0, 0] * 25, 2: [1] * 100}
+    teacher = {0: [1, 0, 0, 0] * 25, 1: [0, 1, 0, 0] * 25, 2: [1] * 100}
+    ceiling = {0: [1] * 100, 1: [1, 1, 1, 0] * 25, 2: [1] * 100}  # seed 2: no gap to recover, left out
+    values = weak_to_strong.pgr_values(student, teacher, ceiling)
+    assert values == {0: pytest.approx(2 / 3), 1: pytest.approx(0.5)}
+    assert weak_to_strong.pgr_interval(student, teacher, ceiling).mean == pytest.approx(7 / 12)
+    assert weak_to_strong.per_seed_differences(student, teacher) == "+50.0, +25.0, +0.0"
+    assert weak_to_strong.per_seed_differences(student, {1: teacher[1]}) == "+25.0"
+
+
+def test_every_student_has_a_ceiling_of_its_own_in_the_table():
+    assert weak_to_strong.CEILING_OF[weak_to_strong.LATENT_STAGE1] == weak_to_strong.LATENT_CEILING
+    assert weak_to_strong.CEILING_OF[weak_to_strong.STAGE1] == weak_to_strong.CEILING
+    every = {c for comparison in weak_to_strong.COMPARISONS for c in comparison[:2]}
+    assert every <= set(weak_to_strong.CONDITIONS)

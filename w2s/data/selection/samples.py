@@ -176,14 +176,72 @@ def agreement_set(rows_a: list[dict], rows_b: dict[str, dict], source_a: str,
 
 
 # ---------------------------------------------------------------------------------------------
-# Stage II: confidence pairs
+# Stage II: confidence pairs, as the release builds them
+#
+# GAIR-NLP/weak-to-strong-reasoning (src/construct_training_data.py, run_gsm8k.sh / run_math.sh): the
+# stage-I model samples each task 10 times at temperature 1.0 (seeds 0-9); confidence is the share of the
+# 10 in the most common answer. Below 0.6 a task is skipped. If the weak model's answer is the majority's,
+# its response is chosen against a non-majority sample (none: skipped, "too easy"); otherwise, at
+# confidence 0.8 or above, a majority sample is chosen against the weak response. GSM8K makes 1 pair a
+# task; MATH and OlympicArena (the harder sets) up to 3: up to 3 non-majority samples in the first case,
+# up to 3 majority samples in the second. Here a repeated text is drawn once (the release may repeat a
+# pair), and a tie for largest is skipped (at a 0.6 threshold the release never meets one).
 
 RULES = ("weak_is_majority", "confident_flip")
 SKIPS = ("no_answer", "tie", "low_confidence", "unanimous", "weak_in_minority_below_flip", "weak_empty")
 
 
+def majority_share(answers: list[str | None]) -> float:
+    """The share of the samples in the largest answer group (a tie counts once; 0 with no answer)."""
+    groups = groups_by_size(answers)
+    return len(groups[0]) / len(answers) if groups else 0.0
+
+
+def confidence_histogram(answer_lists: list[list[str | None]]) -> dict[str, int]:
+    """Tasks by their majority share, as "0.70": count, in increasing order: how many tasks each
+    threshold keeps (with 4 samples a share can only be 0.25, 0.5, 0.75 or 1)."""
+    counts = Counter(f"{majority_share(answers):.2f}" for answers in answer_lists)
+    return dict(sorted(counts.items()))
+
+
+def confidence_rule(answers: list[str | None], weak_answer: str | None, min_confidence: float,
+                    flip_confidence: float) -> tuple[str, list[int], float]:
+    """One task's decision from its strong samples' answers and the weak answer: (a rule of RULES, or
+    "skip/<reason>"), the majority's indices and the confidence (0 where there is none)."""
+    groups = groups_by_size(answers)
+    if not groups:
+        return "skip/no_answer", [], 0.0
+    if len(groups) > 1 and len(groups[1]) == len(groups[0]):
+        return "skip/tie", [], 0.0
+    majority = groups[0]
+    confidence = len(majority) / len(answers)
+    if confidence < min_confidence:
+        return "skip/low_confidence", majority, confidence
+    if same_answer(weak_answer, answers[majority[0]]):
+        return "weak_is_majority", majority, confidence
+    if confidence >= flip_confidence:
+        return "confident_flip", majority, confidence
+    return "skip/weak_in_minority_below_flip", majority, confidence
+
+
+def pair_sides(rule: str, majority: list[int], samples: list[str], weak_text: str, max_pairs: int,
+               rng: random.Random, student_only: bool = False) -> list[tuple[str, str]]:
+    """(chosen, rejected) texts of one selected task, up to max_pairs on distinct texts. The release's
+    sides put the weak response on one: chosen when it is the majority's, rejected in a flip. With
+    `student_only`, both sides are strong samples (a majority one over a non-majority one), so a pair
+    does not set the teacher's style against the student's sampling noise."""
+    others = _distinct([i for i in range(len(samples)) if i not in majority], samples)
+    winners = _distinct(majority, samples)
+    if student_only:
+        return [(samples[rng.choice(winners)], samples[i]) for i in rng.sample(others, min(max_pairs, len(others)))]
+    if rule == "weak_is_majority":
+        return [(weak_text, samples[i]) for i in rng.sample(others, min(max_pairs, len(others)))]
+    return [(samples[i], weak_text) for i in rng.sample(winners, min(max_pairs, len(winners)))]
+
+
 def confidence_pairs(strong: list[dict], weak: dict[str, dict], *, min_confidence: float = 0.6,
-                     flip_confidence: float = 0.8, max_pairs: int = 1, seed: int = 0) -> tuple[list[dict], Counter]:
+                     flip_confidence: float = 0.8, max_pairs: int = 1, seed: int = 0,
+                     student_only: bool = False) -> tuple[list[dict], Counter]:
     """Pair rows from the strong model's samples and the weak model's response (its first sample).
 
     Confidence is the share of the strong samples in the largest answer group (a tie for largest:
@@ -191,50 +249,33 @@ def confidence_pairs(strong: list[dict], weak: dict[str, dict], *, min_confidenc
     chosen = the weak response, rejected = a non-majority sample (one with another answer or none).
     Otherwise, at confidence >= `flip_confidence`: chosen = a majority sample, rejected = the weak
     response. Up to `max_pairs` pairs a task, on distinct texts, drawn by (seed, task id), so the
-    output depends only on the inputs and the seed. Report: a count per rule (pairs and tasks) and
-    per reason to skip.
+    output depends only on the inputs and the seed (`pair_sides`; `student_only`: the same tasks, both
+    sides strong samples). A task with no pair is skipped as "unanimous". Report: a count per rule
+    (pairs and tasks) and per reason to skip.
     """
     out, report = [], Counter(tasks=len(strong))
     for row in strong:
-        weak_text = weak[row["id"]]["samples"][0]
-        samples = row["samples"]
-        answers = stated_answers(row)
-        groups = groups_by_size(answers)
+        weak_row = weak[row["id"]]
+        weak_text = weak_row["samples"][0]
         if not weak_text.strip():
             report["skip/weak_empty"] += 1
             continue
-        if not groups:
-            report["skip/no_answer"] += 1
+        answers = stated_answers(row)
+        rule, majority, confidence = confidence_rule(answers, stated_answers(weak_row)[0], min_confidence,
+                                                     flip_confidence)
+        if rule.startswith("skip/"):
+            report[rule] += 1
             continue
-        if len(groups) > 1 and len(groups[1]) == len(groups[0]):
-            report["skip/tie"] += 1
-            continue
-        majority = groups[0]
-        confidence = len(majority) / len(samples)
-        if confidence < min_confidence:
-            report["skip/low_confidence"] += 1
-            continue
-        label = answers[majority[0]]
         rng = random.Random(f"confidence_pairs/{seed}/{row['id']}")
-        if same_answer(stated_answers(weak[row["id"]])[0], label):
-            rule = "weak_is_majority"
-            candidates = _distinct([i for i in range(len(samples)) if i not in majority], samples)
-            if not candidates:
-                report["skip/unanimous"] += 1
-                continue
-            sides = [(weak_text, samples[i]) for i in rng.sample(candidates, min(max_pairs, len(candidates)))]
-        elif confidence >= flip_confidence:
-            rule = "confident_flip"
-            candidates = _distinct(majority, samples)
-            sides = [(samples[i], weak_text) for i in rng.sample(candidates, min(max_pairs, len(candidates)))]
-        else:
-            report["skip/weak_in_minority_below_flip"] += 1
+        sides = pair_sides(rule, majority, row["samples"], weak_text, max_pairs, rng, student_only)
+        if not sides:
+            report["skip/unanimous"] += 1
             continue
         report[f"tasks/{rule}"] += 1
         report[f"pairs/{rule}"] += len(sides)
         for k, (chosen, rejected) in enumerate(sides):
             out.append(pair_row(f"{row['id']}/p{k}", user_message(row["problem"]), chosen, rejected,
-                                task_id=row["id"], rule=rule, confidence=confidence, label=label))
+                                task_id=row["id"], rule=rule, confidence=confidence, label=answers[majority[0]]))
     return out, report
 
 
@@ -310,16 +351,17 @@ def agreement_from_files(path_a: str, path_b: str) -> tuple[list[dict], dict]:
 
 
 def pairs_from_files(strong_path: str, weak_path: str, *, min_confidence: float, flip_confidence: float,
-                     max_pairs: int, seed: int) -> tuple[list[dict], dict]:
+                     max_pairs: int, seed: int, student_only: bool = False) -> tuple[list[dict], dict]:
     """DPO pairs from the strong model's samples and the weak model's, and their report (the
     settings, counts per rule and skip, and with gold answers the diagnosis)."""
     strong = load_samples(strong_path)
     weak = same_tasks(strong, strong_path, load_samples(weak_path), weak_path)
     rows, counts = confidence_pairs(strong, weak, min_confidence=min_confidence, flip_confidence=flip_confidence,
-                                    max_pairs=max_pairs, seed=seed)
+                                    max_pairs=max_pairs, seed=seed, student_only=student_only)
     report = {"strong": strong_path, "weak": weak_path, "min_confidence": min_confidence,
-              "flip_confidence": flip_confidence, "max_pairs": max_pairs, "seed": seed,
-              **dict(sorted(counts.items())), "pairs": len(rows)}
+              "flip_confidence": flip_confidence, "max_pairs": max_pairs, "seed": seed, "student_only": student_only,
+              **dict(sorted(counts.items())), "pairs": len(rows),
+              "tasks_by_confidence": confidence_histogram([stated_answers(row) for row in strong])}
     quality = diagnose_pairs(rows, {r["id"]: r for r in strong})  # gold, for the report only
     if quality is not None:
         report.update(quality)

@@ -36,6 +36,9 @@ quality, not the number of examples seen, is what differs:
                 answers agree; the student learns both responses (the hybrid set)
   q5_random     control: as many tasks as stage I kept, drawn at random, both responses (does the
                 agreement select, or is a smaller set enough?)
+  q5_stage1_r2  stage I's second round (rounds = 2), as GAIR's iter2 (below): the q5_stage1 model relabels the
+                pool greedily, `data_prep.py agree` of its labels and the stand-in's (round 1's, reused) selects
+                again, and the seed's stage-1 student (not the q5_stage1 model) trains on that hybrid set
   q5_dpo        stage II as GAIR's release builds it (w2s/data/selection/samples.py says how): the stage-I
                 model samples strong_samples (10) solutions per pool task at temperature 1; `data_prep.py
                 pairs` (confidence 0.6 / 0.8, up to max_pairs (3) pairs a task, as on the release's MATH)
@@ -47,6 +50,22 @@ quality, not the number of examples seen, is what differs:
   q5_latent_naive   SFT on every teacher label of the pool, from the latent-skill student
   q5_latent_stage1  stage I with the latent-skill student's own greedy answers as the second opinion:
                     `data_prep.py agree` of the teacher's labels and the student's, both responses
+
+GAIR's second round, as the release builds it (GAIR-NLP/weak-to-strong-reasoning, data/llama_factory/gsm8k; no
+script in the release writes iter2, so this is read from its files): iter2's "weak" half is the round-1 stage-I
+model's own zero-shot response (the same "Question: ... Answer:" prompt; the run scripts sample at temperature 0):
+only 613 of its 4022 rows (llama2-7b weak model) equal the weak model's, against all 2683 of iter1's. Its second
+opinion is the weak-ICL source again (the strong base model with the weak model's demonstrations): 1577 of the 2415
+responses of tasks in both rounds are byte-identical to iter1's, the rest differ in wording. The rule is
+construct_weak_icl_data's (answers agree, both responses). The release has no training script; its models are LoRA
+adapters for the base Llama2-70b, iter2's as a single adapter (`ayyyq/llama2_70b_gsm8k_<weak>_iter2_hybrid`), which
+reads as the second SFT starting from the original strong model (an adapter trained on the round-1 model would need
+that model's adapter merged under it); so here it starts from the seed's stage-1 student. On GSM8K the release's
+stage-II pairs (`iter2_hybrid_paired`) follow round 2 (here q5_dpo still follows round 1). The release's rounds,
+counted from its full files with gold from data/raw/gsm8k/train_2.jsonl (RELEASE_ROUNDS): llama2-7b weak model,
+iter1 2683 tasks (5,366 hybrid rows) with 90.0% of their labels right, iter2 4022 (8,044) with 87.0%: the second
+round keeps 50% more tasks (268 of iter1's drop out) at labels 3 points less often right.
+
 DPO's learning rate and beta are chosen on the study's validation split, on seed 0, from `grid`, and used for
 every seed. PGR = (student - teacher) / (ceiling - teacher) per seed (Burns et al. 2023; each student against
 its own ceiling); every mean and difference comes with runner.interval (seeds and the test set's sampling, the
@@ -77,8 +96,13 @@ ICL = "q5_icl"
 BASE = "stage1"  # the study's runs, reused
 CEILING = "hard_full"
 NAIVE, STAGE1, RANDOM = "q5_naive", "q5_stage1", "q5_random"
+STAGE1_R2 = "q5_stage1_r2"
+ROUNDS = (STAGE1, STAGE1_R2)  # stage I's model after each round (Sizes.rounds of them)
+# The release's GSM8K hybrid sets, llama2-7b weak model (rows, share of their labels right against gold): the
+# module docstring says how they were counted.
+RELEASE_ROUNDS = ((5366, 0.900), (8044, 0.870))
 DPO, DPO_POOL, DPO_GOLD = "q5_dpo", "q5_dpo_pool", "q5_dpo_gold"
-STUDENTS = (NAIVE, RANDOM, STAGE1, DPO, DPO_POOL, DPO_GOLD)
+STUDENTS = (NAIVE, RANDOM, STAGE1, STAGE1_R2, DPO, DPO_POOL, DPO_GOLD)
 LATENT, LATENT_NAIVE = "q5_latent", "q5_latent_naive"  # the latent-skill student and its students
 LATENT_STAGE1, LATENT_CEILING = "q5_latent_stage1", "q5_latent_ceiling"
 LATENT_STUDENTS = (LATENT_NAIVE, LATENT_STAGE1)
@@ -88,19 +112,21 @@ LABELS = {TEACHER: "weak teacher (micro, half the gold)", TEACHER_LONG: "weak te
           ICL: "weak-ICL stand-in (micro, other half, other seed)",
           BASE: "strong student before weak supervision (stage 1)",
           NAIVE: "(a) naive SFT on all weak labels", RANDOM: "control: random subset, stage I's size",
-          STAGE1: "(b) stage I: agreement-selected hybrid SFT", DPO: "(c) stage I + stage II DPO",
-          DPO_POOL: "control: stage II over the whole pool", DPO_GOLD: "upper bound: DPO, gold-right chosen",
+          STAGE1: "(b) stage I: agreement-selected hybrid SFT",
+          STAGE1_R2: "(b2) stage I, round 2: the stage-I model relabels, agreement again",
+          DPO: "(c) stage I + stage II DPO", DPO_POOL: "control: stage II over the whole pool",
+          DPO_GOLD: "upper bound: DPO, gold-right chosen",
           CEILING: "ceiling: the student on gold",
           LATENT: "latent-skill student: stage 1 + gold with + and - only", LATENT_NAIVE: "(a') its naive SFT",
           LATENT_STAGE1: "(b') its stage I: teacher and its own answers agree",
           LATENT_CEILING: "its ceiling: the latent-skill student on gold"}
 SHORT = {TEACHER: "weak teacher", TEACHER_LONG: "teacher 2x", ICL: "stand-in", BASE: "stage 1",
-         NAIVE: "(a) naive", RANDOM: "random", STAGE1: "(b) stage I", DPO: "(c) +DPO", DPO_POOL: "DPO pool",
-         DPO_GOLD: "DPO gold", CEILING: "ceiling", LATENT: "latent", LATENT_NAIVE: "(a') naive",
+         NAIVE: "(a) naive", RANDOM: "random", STAGE1: "(b) stage I", STAGE1_R2: "(b2) round 2", DPO: "(c) +DPO",
+         DPO_POOL: "DPO pool", DPO_GOLD: "DPO gold", CEILING: "ceiling", LATENT: "latent", LATENT_NAIVE: "(a') naive",
          LATENT_STAGE1: "(b') stage I", LATENT_CEILING: "latent ceiling"}
 # (a - b, the paper's expected sign): every comparison the section decides.
-COMPARISONS = ((STAGE1, NAIVE, 1), (STAGE1, RANDOM, 1), (DPO, STAGE1, 1), (DPO, DPO_GOLD, -1),
-               (DPO_POOL, DPO, 1), (DPO, TEACHER, 1),
+COMPARISONS = ((STAGE1, NAIVE, 1), (STAGE1, RANDOM, 1), (STAGE1_R2, STAGE1, 1), (DPO, STAGE1, 1),
+               (DPO, DPO_GOLD, -1), (DPO_POOL, DPO, 1), (DPO, TEACHER, 1),
                (LATENT_STAGE1, LATENT_NAIVE, 1), (LATENT_STAGE1, TEACHER, 1), (LATENT_NAIVE, TEACHER, 1))
 
 
@@ -121,6 +147,7 @@ class Sizes:
     # this many seeds only (None: every seed); the comparisons pair whatever seeds both sides have
     label_temperature: float = 0.0  # both sources' labels: greedy (smoke: 1, as untrained models answer
     # nothing greedily; at toy size no task may agree, and stages I and II are then skipped)
+    rounds: int = 2  # stage I's rounds, 1 or 2 (len(ROUNDS)): GAIR's release has iter1 and iter2
 
 
 # pool 6000 and 10 samples a task: the stage-I model's pairs run at about 0.6 a task (RESULTS.md, "Instruments
@@ -423,6 +450,33 @@ def latent_students(study, seed: int) -> None:
             evaluate(study, condition, seed, t0)
 
 
+def later_rounds(study, seed: int) -> str:
+    """Seed s's stage I after round 1, as GAIR's iter2: the previous round's model relabels the pool (one greedy
+    answer a task, as the release's run scripts sample), `data_prep.py agree` of its labels and the stand-in's
+    (round 1's, reused) selects, and the seed's stage-1 student trains on that hybrid set at the study's budget.
+    Returns a note for the job's done line."""
+    size = sizes_of(study)
+    if not 1 <= size.rounds <= len(ROUNDS):
+        raise ValueError(f"Q5: rounds must be 1 to {len(ROUNDS)}, got {size.rounds}")
+    stand_in = q5_dir(study, "labels", f"{ICL}_seed{seed}.jsonl")
+    student = os.path.join(study.run_dir(BASE, seed), "final")
+    agreed = []
+    for previous, condition in zip(ROUNDS, ROUNDS[1:size.rounds]):
+        model = os.path.join(run_dir(study, previous, seed), "final")
+        if not os.path.exists(model):  # the previous round had no agreeing task (toy size)
+            break
+        labels = sample(study, model, q5_dir(study, "tasks.jsonl"),
+                        q5_dir(study, "labels", f"{previous}_seed{seed}.jsonl"), 1, size.label_temperature, seed)
+        data_prep(study, "agree", labels, stand_in, "--name", f"{condition}_seed{seed}")
+        data = set_path(study, f"{condition}_seed{seed}")
+        agreed.append(str(count_rows(data) // 2))  # two rows a task: both responses
+        if count_rows(data):
+            t0 = time.time()
+            train(study, data, run_dir(study, condition, seed), seed, student, budget_steps(study))
+            evaluate(study, condition, seed, t0)
+    return f" ({', '.join(agreed)} tasks agree)" if agreed else " (no stage-I model to relabel)"
+
+
 def grid_job(study, progress, cost: float) -> None:
     """DPO's (lr, beta) by validation accuracy: each setting on seed 0's stage-II pairs, from seed 0's
     stage-I model; q5/grid.json keeps every number and the choice (the first of the grid when seed 0
@@ -496,17 +550,20 @@ def costs(study) -> dict[str, float]:
     sft = 3 * budget_steps(study) * s.batch_size + size.pool * size.strong_samples / 4
     dpo_cost = 3 * size.dpo_epochs * size.pair_tasks * 2  # the pool's pairs: about twice the first's
     latent = size.latent_steps * s.batch_size + size.pool / 16
+    rounds = (size.rounds - 1) * (budget_steps(study) * s.batch_size + size.pool / 16)
     return {"micro": micro, "weak": weak, "sft": sft, "grid": len(size.grid) * dpo_cost / 3, "dpo": dpo_cost,
-            "latent": latent, "latent_sft": 3 * budget_steps(study) * s.batch_size}
+            "latent": latent, "latent_sft": 3 * budget_steps(study) * s.batch_size, "rounds": rounds}
 
 
 def add_jobs(study, jobs, progress) -> None:
     """Q5's jobs in the study's pool: the pool and each seed's micro stage 1 after the data; each seed's weak sources
     (its own and the next seed's micro stage 1); its SFT students after its stage 1; the grid after seed
     0's students; each seed's stage II after the grid; each seed's latent-skill student after its stage 1 and
-    its students after the teacher's labels; the plateau check last."""
+    its students after the teacher's labels; each seed's later rounds of stage I after its students; the plateau
+    check last."""
     c, n = costs(study), study.sizes.seeds
-    progress.total_cost += n * (c["micro"] + c["weak"] + c["sft"] + c["dpo"] + c["latent"] + c["latent_sft"])
+    progress.total_cost += n * (c["micro"] + c["weak"] + c["sft"] + c["dpo"] + c["latent"] + c["latent_sft"]
+                                + c["rounds"])
     progress.total_cost += c["grid"] + c["weak"]
     jobs.add("q5/pool", lambda: prepare_pool(study), after=("data",))  # once: the weak jobs run side by side
     for seed in range(n):
@@ -529,6 +586,12 @@ def add_jobs(study, jobs, progress) -> None:
                                                   f"Q5 latent-skill students, seed {seed}",
                                                   partial(latent_students, study, seed)),
                  after=(f"q5/latent/{seed}", f"q5/weak/{seed}"))
+        if sizes_of(study).rounds > 1:
+            jobs.add(f"q5/rounds/{seed}", partial(marked_job, progress, c["rounds"],
+                                                  q5_dir(study, f"rounds_seed{seed}.done"),
+                                                  f"Q5 stage I's later rounds, seed {seed}",
+                                                  partial(later_rounds, study, seed)),
+                     after=(f"q5/sft/{seed}",))
     jobs.add("q5/grid", lambda: grid_job(study, progress, c["grid"]), after=("q5/sft/0",))
     for seed in range(n):
         jobs.add(f"q5/dpo/{seed}", partial(marked_job, progress, c["dpo"], q5_dir(study, f"dpo_seed{seed}.done"),
@@ -589,7 +652,8 @@ def label_quality_lines(study) -> list[str]:
     lines = []
     for seed in range(study.sizes.seeds):
         parts = []
-        for condition, who in ((TEACHER, "teacher"), (ICL, "stand-in"), (LATENT, "latent-skill student")):
+        for condition, who in ((TEACHER, "teacher"), (ICL, "stand-in"),
+                               (STAGE1, "stage-I model (round 2's relabeller)"), (LATENT, "latent-skill student")):
             labels = q5_dir(study, "labels", f"{condition}_seed{seed}.jsonl")
             if os.path.exists(labels + ".done"):
                 verdicts = [r["correct"][0] for r in read_jsonl(labels)]  # sample.py's grader verdicts
@@ -614,6 +678,31 @@ def label_quality_lines(study) -> list[str]:
     return lines
 
 
+def rounds_table(reports: list[dict[int, dict]], runs: list[dict[int, list[int]]]) -> list[str]:
+    """Stage I round by round, beside the release's GSM8K rounds (RELEASE_ROUNDS): who labelled the pool, the
+    tasks agreed and the hybrid rows, the agreed labels' share right against gold (measured, never used to
+    select), and the student's test accuracy; means and seed by seed. reports[r]: round r+1's `data_prep.py
+    agree` reports by seed; runs[r]: its student's test outcomes by seed."""
+    lines = ["| round | pool relabelled by | tasks agreed (by seed) | hybrid rows, mean | agreed labels right % "
+             "(by seed) | student test acc % (by seed) | release, GSM8K: hybrid rows, labels right % |",
+             "|---|---|---|---:|---|---|---|"]
+    by_whom = ("weak teacher", "the round-1 stage-I model")
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    for r, (by_seed, outcomes) in enumerate(zip(reports, runs)):
+        seeds = sorted(by_seed)
+        agreed = [by_seed[s].get("agree", 0) for s in seeds]
+        rows = [by_seed[s].get("examples", 0) for s in seeds]  # both responses of each agreed task
+        right = [by_seed[s]["label_accuracy"] for s in seeds if by_seed[s].get("label_accuracy") is not None]
+        accs = [mean(o) for _, o in sorted(outcomes.items())]
+        release = f"{RELEASE_ROUNDS[r][0]:,}, {pct(RELEASE_ROUNDS[r][1])}" if r < len(RELEASE_ROUNDS) else ""
+        cells = [f"{mean(agreed):.0f} ({', '.join(map(str, agreed))})" if agreed else "not run",
+                 f"{mean(rows):.0f}" if rows else "",
+                 f"{pct(mean(right))} ({', '.join(pct(x) for x in right)})" if right else "not measured",
+                 f"{pct(mean(accs))} ({', '.join(pct(x) for x in accs)})" if accs else "not run"]
+        lines.append(f"| {r + 1} | {by_whom[r]} | " + " | ".join(cells) + f" | {release} |")
+    return lines
+
+
 def intro_lines(study) -> list[str]:
     """The section's title and what it runs, at the study's sizes."""
     size = sizes_of(study)
@@ -629,7 +718,9 @@ def intro_lines(study) -> list[str]:
             f"0.6 / 0.8, up to {size.max_pairs} pairs a task, on the first {size.pair_tasks} tasks. The latent-skill "
             f"student is the same stage-1 model after {size.latent_steps} steps on gold hard tasks with only "
             f"'{size.latent_operations}' (which the teacher never sees); its own greedy answers are its stage I's "
-            f"second opinion, and its PGR is against its own ceiling (`{LATENT_CEILING}`). See "
+            f"second opinion, and its PGR is against its own ceiling (`{LATENT_CEILING}`). Stage I runs {size.rounds} "
+            "round(s): in round 2, as GAIR's iter2, the stage-I model relabels the pool greedily, agreement with the "
+            "stand-in's labels selects again, and the stage-1 student trains on that set (`q5_stage1_r2`). See "
             "experiments/weak_to_strong.py. Intervals: 95%, over seeds and the test set's sampling.", ""]
 
 
@@ -680,6 +771,10 @@ def report_lines(study, figure_dir: str) -> list[str]:
                       f"{2 * size.teacher_steps} (close: limited by its size; well above: by its budget)."]
     lines += ["", "Label quality (gold read only to measure it; selection never reads it):", ""]
     lines += label_quality_lines(study) or ["- not measured"]
+    reports = [{seed: r for seed in range(study.sizes.seeds) if (r := _report(study, f"{c}_seed{seed}")) is not None}
+               for c in ROUNDS[:size.rounds]]
+    lines += ["", "Stage I round by round (the release's rounds: its llama2-7b weak model on GSM8K):", ""]
+    lines += rounds_table(reports, [runs[c] for c in ROUNDS[:size.rounds]])
     lines += grid_lines(study)
     lines += ["", "| comparison (a - b) | difference (95% CI) | by seed (points) | paper's direction | verdict |",
               "|---|---:|---|---|---|"]

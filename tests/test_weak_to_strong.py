@@ -109,3 +109,24 @@ def test_every_student_has_a_ceiling_of_its_own_in_the_table():
     assert weak_to_strong.CEILING_OF[weak_to_strong.STAGE1] == weak_to_strong.CEILING
     every = {c for comparison in weak_to_strong.COMPARISONS for c in comparison[:2]}
     assert every <= set(weak_to_strong.CONDITIONS)
+
+
+def test_rounds_table_shows_each_round_beside_the_release():
+    reports = [{0: {"agree": 100, "examples": 200, "label_accuracy": 0.5},
+                1: {"agree": 120, "examples": 240, "label_accuracy": 0.6}},
+               {0: {"agree": 300, "examples": 600, "label_accuracy": 0.4}, 1: {"agree": 0, "examples": 0}}]
+    runs = [{0: [1, 0, 0, 0], 1: [1, 1, 0, 0]}, {0: [1, 1, 1, 0]}]
+    header, rule, first, second = weak_to_strong.rounds_table(reports, runs)
+    assert header.count("|") == rule.count("|") == first.count("|") == second.count("|")
+    assert "| 1 | weak teacher | 110 (100, 120) | 220 | 55.0 (50.0, 60.0) | 37.5 (25.0, 50.0) | 5,366, 90.0 |" == first
+    # a seed with no agreed task counts in the sizes, not in the label quality; only seeds with a student in the acc
+    assert "| 150 (300, 0) | 300 | 40.0 (40.0) | 75.0 (75.0) | 8,044, 87.0 |" in second
+    empty = weak_to_strong.rounds_table([{}], [{}])[2]
+    assert empty == "| 1 | weak teacher | not run |  | not measured | not run | 5,366, 90.0 |"
+
+
+def test_round_two_is_compared_with_round_one():
+    assert weak_to_strong.ROUNDS[:2] == (weak_to_strong.STAGE1, weak_to_strong.STAGE1_R2)
+    assert (weak_to_strong.STAGE1_R2, weak_to_strong.STAGE1, 1) in weak_to_strong.COMPARISONS
+    assert weak_to_strong.CEILING_OF[weak_to_strong.STAGE1_R2] == weak_to_strong.CEILING
+    assert weak_to_strong.FULL.rounds == 2 and weak_to_strong.FULL.rounds <= len(weak_to_strong.ROUNDS)

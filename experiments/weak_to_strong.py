@@ -780,7 +780,8 @@ def report_lines(study, figure_dir: str) -> list[str]:
               "|---|---:|---|---|---|"]
     for a, b, sign in COMPARISONS:
         iv = outcomes_difference(runs[a], runs[b])
-        lines.append(f"| `{a}` - `{b}` | {iv.text() if iv else 'not run'} | {per_seed_differences(runs[a], runs[b])} | "
+        cell = iv.text(per_seed=False) if iv else 'not run'  # the per-seed column beside it says the spread
+        lines.append(f"| `{a}` - `{b}` | {cell} | {per_seed_differences(runs[a], runs[b])} | "
                      f"{'a > b' if sign > 0 else 'a < b'} | {decide(iv, sign)} |")
     figure = write_figure(summarize(results), os.path.join(figure_dir, "weak_to_strong.png"))
     if figure:

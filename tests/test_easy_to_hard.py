@@ -67,7 +67,8 @@ def test_report_from_rows(tmp_path):
     claims = {line.split(":")[0]: line for line in text.splitlines() if line.startswith("- ")}
     assert claims["- weighted maj@4 vs maj@4, prm_easy"].endswith(": reproduced")
     assert claims["- weighted maj@4 vs best-of-4, oprm_easy"].endswith(": reproduced")
-    assert "+0.0 points (95% CI +0.0 to +0.0, 3 seeds): within ±2 points, so reproduced as stated" in \
+    assert ("+0.0 points (95% CI +0.0 to +0.0, 3 seeds: +0.0, +0.0, +0.0): within ±2 points, so reproduced as "
+            "stated") in \
         claims["- ORM ≈ PRM (best-of-4, orm_easy - prm_easy)"]
     orm_prm = claims["- ORM ≈ PRM (best-of-4, orm_easy - prm_easy)"]
     assert orm_prm.endswith("direction, as a difference): no clear difference")

@@ -12,10 +12,12 @@
 #
 # Needs: network for the downloads (git, git-lfs, `pip install huggingface_hub` for huggingface-cli,
 # transformers from requirements-dev.txt for one tokenizer conversion), about 150 GB of disk, and 8 GPUs with
-# 141 GB each (H200). On 80 GB cards the GRPO step may not fit: each rank holds its optimizer shard (~14 GB
-# for 7B), a gathered copy of the policy to sample from (gathered in fp32, ~28 GB while it is cast to bf16),
-# the frozen reference (~14 GB) and the PRM (~14 GB), plus the rollouts' KV cache (GPU_PROMPTS x GROUP
-# sequences of up to ~1.2k tokens: ~0.5 MB a token for Llemma-7B, which has no grouped-query attention).
+# 141 GB each (H200). On 80 GB cards the GRPO step will likely not fit: each rank holds its optimizer shard
+# (~14 GB for 7B), a gathered copy of the policy to sample from (gathered in fp32: ~28 GB while it is cast to
+# bf16), the frozen reference (~14 GB) and the PRM (~14 GB), plus the KV cache of its rollouts: GPU_PROMPTS x 2
+# accumulation x GROUP = 64 sequences of up to ~1.2k tokens at ~0.5 MB a token for Llemma-7B (no grouped-query
+# attention), ~38 GB. Fewer prompts per step (GPU_PROMPTS=2) halve that. Host memory: each rank builds the
+# reference in fp32 on the CPU before moving it (~28 GB a rank, ~230 GB for 8).
 #
 # Settings. "paper" = the seed's example scripts (examples/README.md, data/prepare_*.py); "guess" = ours.
 #   SFT:  lr 2e-5, 3 epochs, sequence length 768, global batch 128 (paper: 16 per device x 8)

@@ -113,7 +113,7 @@ $RUN train.py --objective prm --model "$OUT/base" --data "$OUT/data/prm800k_easy
     --save-every 200 --out "$OUT/prm"
 
 stamp "GRPO on levels 4-5 from the easy SFT policy, rewarded by the easy PRM's weakest step"
-$RUN train.py --objective grpo --init "$OUT/sft_easy/final" --data "$OUT/split/tasks_hard.jsonl" \
+$RUN train.py --objective grpo --model "$OUT/sft_easy/final" --data "$OUT/split/tasks_hard.jsonl" \
     --reward prm --reward-model "$OUT/prm/final" --group-size "$GROUP" --kl-coef 0.04 --rollout-temperature 0.7 \
     --rollout-max-new-tokens 768 --cutoff-penalty -1 --lr 1e-6 --warmup-ratio 0 --epochs 1 \
     --batch-size "$GPU_PROMPTS" --grad-accum 2 --max-seq-len 2048 --dtype bf16 --activation-checkpointing \

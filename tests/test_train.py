@@ -381,3 +381,19 @@ def test_a_run_leaves_a_summary_a_curve_and_elapsed_seconds(data_file, tmp_path,
     # final/ files are readable like their neighbours (safetensors writes 0600 by itself)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (out / "final").iterdir()}
     assert modes["model.safetensors"] == modes["config.json"]
+
+
+def test_progress_line_shows_the_objective_metrics(tmp_path, capsys):
+    """A step's console line carries what the objective adds to metrics.jsonl (grpo's reward, kl, ...), and a
+    CPU's tens of tokens/s read as such, not as 0.0k."""
+    from w2s.checkpoint import MetricsLog
+    log = MetricsLog(str(tmp_path), start_step=0, total_steps=4, rank=0, run_start=0.0)
+    log.write({"step": 1, "epoch": 0, "loss": 1e-9, "reward": 0.25, "kl": 0.0123, "completion_length": 147.25,
+               "lr": 1e-6, "grad_norm": 1e-4, "tokens_per_s": 21.99, "mfu": 0.3, "peak_memory_gb": 8.2},
+              approximate_mfu=True)
+    line = capsys.readouterr().out
+    assert "| reward 0.25 | kl 0.0123 | completion_length 147.2 |" in line and "| 22 tok/s |" in line
+    assert "peak_memory_gb" not in line and "elapsed_s" not in line
+    log.write({"step": 2, "epoch": 0, "loss": 0.5, "lr": 1e-6, "grad_norm": 1.0, "tokens_per_s": 2500.0, "mfu": 0.3,
+               "peak_memory_gb": 8.2}, approximate_mfu=False)
+    assert "| loss 0.5000 | lr" in capsys.readouterr().out  # SFT's line as before: no objective metrics

@@ -146,6 +146,10 @@ def truncate_metrics(path: str, last_step: int) -> list[dict]:
     return [row for _, row in kept]
 
 
+# What every metrics.jsonl row has (the loop's); the rest of a row is the objective's own metrics.
+LOOP_KEYS = ("step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "peak_memory_gb", "elapsed_s", "time")
+
+
 class MetricsLog:
     """DIR/metrics.jsonl, one row per optimizer step written as it goes (by rank 0), and each step's
     line on the console. A resumed run first cuts the file back to its checkpoint's step, and its
@@ -174,8 +178,11 @@ class MetricsLog:
             f.write(json.dumps(row) + "\n")
         step = row["step"]
         eta = (time.perf_counter() - self.loop_start) / (step - self.start_step) * (self.total_steps - step)
-        print(f"step {step}/{self.total_steps} | loss {row['loss']:.4f} | lr {row['lr']:.2e} | "
-              f"grad norm {row['grad_norm']:.2f} | {row['tokens_per_s'] / 1000:.1f}k tok/s | "
+        # An objective's own metrics (dpo's rewards/margins, grpo's reward and kl): RL's loss says little alone.
+        extra = "".join(f" | {k} {v:.4g}" for k, v in row.items() if k not in LOOP_KEYS and isinstance(v, float))
+        speed = f"{row['tokens_per_s'] / 1000:.1f}k" if row["tokens_per_s"] >= 1000 else f"{row['tokens_per_s']:.0f}"
+        print(f"step {step}/{self.total_steps} | loss {row['loss']:.4f}{extra} | lr {row['lr']:.2e} | "
+              f"grad norm {row['grad_norm']:.2f} | {speed} tok/s | "
               f"mfu {row['mfu']:.1%}{' (approx.)' if approximate_mfu else ''} | ETA {format_duration(eta)}", flush=True)
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 import torch
 
-from w2s.batches import global_batches, num_micro_steps, split_global_batch
+from w2s.batches import global_batches, split_global_batch
 from w2s.data.jsonl import read_jsonl
 from w2s.data.rows import INSTRUCTION, load_sft_examples, problem_from_user_message, user_message
 from w2s.data.world import miniworld as mw

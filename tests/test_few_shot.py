@@ -1,7 +1,6 @@
 """sample.py --few-shot FILE --shots K (weak-ICL): K solved examples drawn by the seed, the same for
 every task and never the task itself, in the chat or the plain template."""
 import json
-import os
 
 import pytest
 

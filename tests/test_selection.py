@@ -1,7 +1,6 @@
 """Selection without gold (w2s/data/selection/samples.py, data_prep.py agree / pairs): answers grouped by
 equivalence, every stage-II rule, determinism, and gold read only for the report."""
 import json
-import os
 
 import pytest
 

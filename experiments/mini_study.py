@@ -47,8 +47,9 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared runner beside this script
 
 import easy_to_hard  # noqa: E402
-from runner import (Jobs, Progress, TrainSettings, Workers, accuracy_bars, condition_interval,  # noqa: E402
-                    count_rows, decide, paired_interval, pct, pyplot, save_figure, seed_runs, spearman, summarize)
+from runner import (Jobs, Progress, TrainSettings, Workers, accuracy_bars, command_costs,  # noqa: E402
+                    condition_interval, count_rows, decide, paired_interval, pct, pyplot, save_figure, seed_runs,
+                    spearman, summarize)
 from w2s.data.datadir import read_manifest  # noqa: E402
 from w2s.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
 from w2s.data.world import miniworld  # noqa: E402
@@ -157,7 +158,7 @@ VALIDATION_OFFSET = 20000  # validation tasks are drawn this far past the study'
 class Study:
     def __init__(self, out: str, sizes: Sizes, jobs: int, threads: int):
         self.out, self.sizes, self.jobs, self.threads = out, sizes, jobs, threads
-        self.workers = Workers(jobs, threads)
+        self.workers = Workers(jobs, threads, record=os.path.join(out, "commands.jsonl"))
         self.data_dir = os.path.join(out, "data")
         self.results_path = os.path.join(out, "results.jsonl")
         self.validation_path = os.path.join(self.data_dir, f"{VALIDATION}.jsonl")
@@ -625,6 +626,17 @@ def report_header(study: Study, command: str, wall_seconds: float, results: list
     ]
 
 
+def cost_lines(study: Study) -> list[str]:
+    """Where the study's time went, from its commands' records (commands.jsonl), where it has them."""
+    path = os.path.join(study.out, "commands.jsonl")
+    invocations_path = os.path.join(study.out, "invocations.jsonl")
+    if not os.path.exists(path):
+        return []
+    study_minutes = sum(i["minutes"] for i in read_jsonl(invocations_path)) if os.path.exists(invocations_path) else 0
+    return ["", "Where the time went (each command's own run time, summed over the invocations; one worker runs one "
+            "command at a time):", "", *command_costs(read_jsonl(path), study.out, study_minutes * study.jobs)]
+
+
 def setup_lines(study: Study) -> list[str]:
     """The model, the two stages, the world, the seeds and the intervals, and Q4's teacher, at the study's sizes."""
     s = study.sizes
@@ -696,7 +708,8 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
     results = read_jsonl(study.results_path) if os.path.exists(study.results_path) else []
     quality = training_set_quality(study)
     reading = kept_reading(path)
-    lines = report_header(study, command, wall_seconds, results) + setup_lines(study) + quality_lines(quality)
+    lines = report_header(study, command, wall_seconds, results) + setup_lines(study) + cost_lines(study)
+    lines += quality_lines(quality)
     stage1 = condition_interval(results, "stage1")
     if stage1:
         lines += ["", f"Stage 1 alone (the starting point of every condition): test accuracy {cell(stage1)}%."]

@@ -7,6 +7,7 @@ Reading order: the commands and the pools; the statistics; the figures (matplotl
 """
 import glob
 import hashlib
+import json
 import math
 import os
 import signal
@@ -59,13 +60,14 @@ class Progress:
             self.skipped_cost += cost if skipped else 0.0
 
 
-def run_stage(script: str, argv: list[str], log_path: str) -> None:
+def run_stage(script: str, argv: list[str], log_path: str) -> float:
     """`python <script>.py <argv>`, run by calling the script's main(argv) in this (worker) process, its
     output appended to log_path. The same as the command line, without importing torch again for each
-    of the study's ~80 stages (about 3 s of CPU each)."""
+    of the study's ~80 stages (about 3 s of CPU each). Returns the seconds it ran."""
     import importlib
     from contextlib import redirect_stderr, redirect_stdout
 
+    started = time.perf_counter()
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "a") as log, redirect_stdout(log), redirect_stderr(log):
         print(f"\n$ python {script}.py {' '.join(argv)}", flush=True)
@@ -89,6 +91,7 @@ def run_stage(script: str, argv: list[str], log_path: str) -> None:
             tail = "".join(f.readlines()[-15:])
         raise RuntimeError(f"`python {script}.py {' '.join(argv)}` failed (exit {code}); "
                            f"its log is {log_path}:\n{tail}")
+    return time.perf_counter() - started
 
 
 def count_rows(path: str) -> int:
@@ -191,11 +194,12 @@ class Workers:
     (The study's own scripts, experiments/, are loaded once at the start: editing them mid-run is safe.)
     `code` fingerprints everything, the study's scripts too: what an invocation ran, for its record."""
 
-    def __init__(self, jobs: int, threads: int, repo: str = REPO):
+    def __init__(self, jobs: int, threads: int, repo: str = REPO, record: str | None = None):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         self.jobs, self.threads, self.repo = jobs, threads, repo
+        self.record, self.record_lock = record, threading.Lock()  # RECORD: a JSONL row per command, its time
         self.code = code_fingerprint(repo)
         self.command_code = code_fingerprint(repo, COMMAND_SOURCES)
         self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
@@ -212,7 +216,11 @@ class Workers:
     def run(self, script: str, argv: list[str], log_path: str) -> None:
         """A project command (`python <script>.py <argv>`), in the next free worker process."""
         self.check_code()
-        self.pool.submit(run_stage, script, argv, log_path).result()
+        seconds = self.pool.submit(run_stage, script, argv, log_path).result()
+        if self.record:
+            row = {"script": script, "log": log_path, "seconds": round(seconds, 2), "threads": self.threads}
+            with self.record_lock, open(self.record, "a") as f:
+                f.write(json.dumps(row) + "\n")
 
     def shutdown(self) -> None:
         self.pool.shutdown()
@@ -221,6 +229,29 @@ class Workers:
         """After Ctrl-C: no command starts (a shut-down pool refuses new ones); the pool goes when the
         running ones have ended."""
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def command_costs(rows: list[dict], out: str, worker_minutes: float) -> list[str]:
+    """Where a study's time goes, from its commands' records (Workers' RECORD): minutes by part of the
+    study (the first folder of a command's log under OUT: runs = Q1-Q4, q5, easy_to_hard = Q6, ...) and
+    by command, beside the workers' whole time (WORKER_MINUTES: wall time x workers), whose rest is
+    start-up, waiting on other jobs, and the study's own work between commands."""
+    scripts = ["train", "sample", "evaluate", "data_prep"]
+    table: dict[str, dict[str, float]] = {}
+    for row in rows:
+        part = os.path.relpath(row["log"], out).split(os.sep)[0]
+        table.setdefault(part, {})[row["script"]] = table.get(part, {}).get(row["script"], 0.0) + row["seconds"] / 60
+    lines = ["| part of the study (folder) | " + " | ".join(f"{s}.py min" for s in scripts) + " | all |",
+             "|---|" + "---:|" * (len(scripts) + 1)]
+    for part, by in sorted(table.items(), key=lambda kv: -sum(kv[1].values())):
+        cells = " | ".join(f"{by.get(s, 0):.1f}" for s in scripts)
+        lines.append(f"| {part} | {cells} | {sum(by.values()):.1f} |")
+    total = sum(r["seconds"] for r in rows) / 60
+    lines.append("| all | " + " | ".join(f"{sum(r['seconds'] for r in rows if r['script'] == s) / 60:.1f}"
+                                         for s in scripts) + f" | {total:.1f} |")
+    lines += ["", f"Commands ran {total:.1f} of the workers' {worker_minutes:.1f} minutes; the other "
+              f"{max(worker_minutes - total, 0):.1f} went to start-up, waiting on other jobs and the study's own work."]
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------

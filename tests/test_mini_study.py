@@ -119,6 +119,11 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
     with open(os.path.join(out, "invocations.jsonl")) as f:
         assert [json.loads(line)["code"] for line in f] == [runner.code_fingerprint()]
     assert "every invocation ran the same sources" in report
+    # Every command's run time is recorded, and the report says where the time went.
+    commands = [json.loads(line) for line in open(os.path.join(out, "commands.jsonl"))]
+    assert {"train", "sample", "evaluate", "data_prep"} <= {c["script"] for c in commands}
+    assert all(c["seconds"] >= 0 and os.path.exists(c["log"]) for c in commands) and sum(c["seconds"] for c in commands)
+    assert "Where the time went" in report and "| all |" in report
 
     # A rerun finds every run finished: nothing is trained again, no row is added.
     second = run_smoke(out)
@@ -277,3 +282,17 @@ def test_ctrl_c_stops_the_study_records_its_time_and_a_rerun_resumes(tmp_path):
     assert len(rows) == len({(r["condition"], r["seed"]) for r in rows})  # nothing duplicated
     with open(os.path.join(out, "RESULTS.md")) as f:
         assert "(interrupted)" in f.read()
+
+
+def test_command_costs_by_part_and_command(tmp_path):
+    """Where the time goes: each command's record, summed by the study's folder and by script."""
+    from runner import command_costs
+    out = str(tmp_path)
+    rows = [{"script": "train", "log": os.path.join(out, "runs", "hard_full", "seed0", "train.log"), "seconds": 120},
+            {"script": "evaluate", "log": os.path.join(out, "runs", "hard_full", "seed0", "eval.log"), "seconds": 30},
+            {"script": "sample", "log": os.path.join(out, "q5", "labels", "x.log"), "seconds": 300}]
+    lines = command_costs(rows, out, worker_minutes=10.0)
+    assert lines[2] == "| q5 | 0.0 | 5.0 | 0.0 | 0.0 | 5.0 |"  # the most expensive part first
+    assert lines[3] == "| runs | 2.0 | 0.0 | 0.5 | 0.0 | 2.5 |"
+    assert lines[4] == "| all | 2.0 | 5.0 | 0.5 | 0.0 | 7.5 |"
+    assert lines[-1].startswith("Commands ran 7.5 of the workers' 10.0 minutes; the other 2.5")

@@ -425,9 +425,9 @@ def table_lines(rows: list[dict], k: int) -> list[str]:
         cells.append(f"{sum(aucs) / len(aucs):.3f}" if aucs else "n/a")
         curves = [r["curve"] for r in mine if r["curve"]]
         if curves:
-            flags = [gamed(c) for c in curves]
+            flags = [f for f in map(gamed, curves) if f is not None]  # None: too short a curve to tell
             cells += [mean_of([trend(c["reward"]) for c in curves]), mean_of([trend(c["accuracy"]) for c in curves]),
-                      f"{sum(bool(f) for f in flags)} of {len(curves)}"]
+                      f"{sum(flags)} of {len(flags)}" if flags else "n/a"]
         else:
             cells += ["", "", ""]
         lines.append(f"| {what} (`{name}`) | " + " | ".join(cells) + " |")

@@ -357,7 +357,7 @@ class Study:
         jobs.add("data", self.build_data)
         for seed in range(s.seeds):
             jobs.add(f"stage1/{seed}", lambda seed=seed: self.stage1(seed, progress, stage1_cost), after=("data",))
-        if TEACHER_SET in conditions:
+        if TEACHER_SET in conditions or "q7" in questions:  # Q7's machinery check starts from the weak teacher
             for seed in range(s.seeds):
                 jobs.add(f"{TEACHER_RUN}/{seed}", lambda seed=seed: self.weak_teacher(seed, progress, teacher_cost),
                          after=(f"stage1/{seed}",))

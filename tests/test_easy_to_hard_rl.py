@@ -9,6 +9,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 
 import easy_to_hard_rl as q7  # noqa: E402
+import mini_study  # noqa: E402
+
+
+def test_the_machinery_check_starts_from_the_studys_weak_teacher():
+    assert q7.WARM_START == mini_study.TEACHER_RUN and q7.ALL_LEVELS in mini_study.CONDITIONS
+    assert q7.ALL_LEVELS in mini_study.needed_conditions(["q7"])
 
 
 def test_rest_em_keeps_what_the_reward_accepts_and_stopped():

@@ -63,7 +63,7 @@ class RLSizes:
 
 
 FULL = RLSizes(easy_tasks=400, samples_easy=8, verifier_epochs=3, verifier_max_steps=200, verifier_lr=1e-3,
-               rl_tasks=2000, grpo_steps=40, prompts_per_step=16, group_size=8, lr=3e-4, kl_coef=0.04,
+               rl_tasks=2000, grpo_steps=40, prompts_per_step=16, group_size=8, lr=2e-4, kl_coef=0.04,
                rest_rounds=2, rest_tasks=400, rest_samples=8, rest_max_steps=60, k=16, test_problems=200)
 SMOKE = RLSizes(easy_tasks=6, samples_easy=2, verifier_epochs=1, verifier_max_steps=2, verifier_lr=1e-3,
                 rl_tasks=6, grpo_steps=2, prompts_per_step=2, group_size=2, lr=3e-4, kl_coef=0.04,

@@ -82,7 +82,7 @@ CONDITIONS = {  # name -> (what it is, how: ("study", run) or (method, tasks, re
     "grpo_prm": ("GRPO on hard problems, reward: the easy-trained PRM", ("grpo", "hard", "prm", EASY_POLICY)),
     "grpo_easy_answer": ("GRPO on easy problems, reward: their gold final answer",
                          ("grpo", "easy_rl", "answer", EASY_POLICY)),
-    "rest_prm": ("ReST-EM on hard problems, reward: the easy-trained PRM", ("rest", "hard", "prm", EASY_POLICY)),
+    "rest_prm": ("ReST-EM on hard problems, reward: the easy-trained PRM", ("rest", "hard_rest", "prm", EASY_POLICY)),
     "grpo_world": ("GRPO on hard problems, reward: the world's exact step checker (oracle)",
                    ("grpo", "hard", "world", EASY_POLICY)),
     "grpo_gold": ("GRPO on hard problems, reward: the gold final answer (upper bound)",
@@ -108,7 +108,7 @@ def results_path(study) -> str:
 
 
 def task_path(study, name: str) -> str:
-    """easy / easy_rl / hard tasks, or the test subset (name BENCH, so evaluate.py's rows are BENCH.jsonl)."""
+    """easy / easy_rl / hard / hard_rest tasks, or the test subset (name BENCH, so evaluate.py's rows are BENCH.jsonl)."""
     return os.path.join(work_dir(study), "tasks", f"{name}.jsonl")
 
 
@@ -174,7 +174,7 @@ def _write_jsonl(path: str, rows: list[dict]) -> None:
 
 def write_task_files(study) -> None:
     """Easy tasks for the verifier's data and the next ones for easy-answer RL (foundation problems), hard
-    training tasks for RL, and the test subset."""
+    training tasks for GRPO and the first of them for ReST-EM, and the test subset."""
     e = sizes_for(study)
     if os.path.exists(task_path(study, BENCH)):
         return
@@ -183,7 +183,9 @@ def write_task_files(study) -> None:
             for row in read_jsonl(study.set_path("foundation"))[:e.easy_tasks + e.rl_tasks]]
     _write_jsonl(task_path(study, "easy"), easy[:e.easy_tasks])
     _write_jsonl(task_path(study, "easy_rl"), easy[e.easy_tasks:])
-    _write_jsonl(task_path(study, "hard"), read_jsonl(os.path.join(study.data_dir, "tasks", "hard_full.jsonl"))[:e.rl_tasks])
+    hard = read_jsonl(os.path.join(study.data_dir, "tasks", "hard_full.jsonl"))
+    _write_jsonl(task_path(study, "hard"), hard[:e.rl_tasks])
+    _write_jsonl(task_path(study, "hard_rest"), hard[:e.rest_tasks])  # ReST-EM samples every task each round
     _write_jsonl(task_path(study, BENCH),
                  read_jsonl(os.path.join(study.data_dir, "test", f"{BENCH}.jsonl"))[:e.test_problems])
 

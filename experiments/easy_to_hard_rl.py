@@ -92,7 +92,7 @@ CONDITIONS = {  # name -> (what it is, how: ("study", run) or (method, tasks, re
     "weak_grpo_world": ("GRPO with the oracle reward from the weak teacher (machinery check)",
                         ("grpo", "hard", "world", WARM_START)),
 }
-GAMING_MARGIN = 0.02  # "rising" / "falling": the last quarter's mean past the first quarter's by this much
+GAMING_MARGIN = 0.02  # "rising": the last quarter's mean above the first quarter's by this much
 
 
 def sizes_for(study) -> RLSizes:
@@ -388,13 +388,14 @@ def trend(values: list[float]) -> float | None:
 
 
 def gamed(curve: dict | None) -> bool | None:
-    """Did the policy game its reward: the reward rising while the accuracy falls (GAMING_MARGIN each)?"""
+    """Did the policy game its reward: the reward rising (by GAMING_MARGIN) while the accuracy falls (at all: a
+    policy that starts near 0% cannot fall by much)?"""
     if not curve:
         return None
     reward, accuracy = trend(curve["reward"]), trend(curve["accuracy"])
     if reward is None or accuracy is None:
         return None
-    return reward > GAMING_MARGIN and accuracy < -GAMING_MARGIN
+    return reward > GAMING_MARGIN and accuracy < 0
 
 
 def runs(rows: list[dict], condition: str, measure: str) -> dict[int, list[int]]:
@@ -480,8 +481,8 @@ def report_lines(study, figure_dir: str) -> list[str]:
              "the easy policy fine-tuned on them. Test: the first "
              f"{e.test_problems} problems of `{BENCH}` (3-4 steps): greedy, and {e.k} samples at temperature 0.7 "
              "for maj/pass and the PRM's AUC. Trends: the last quarter of training's reward or accuracy minus the "
-             f"first quarter's (ReST-EM: per round); a seed games its reward when the reward rises and the accuracy "
-             f"falls by more than {GAMING_MARGIN * 100:.0f} points each. Cells: mean ± the 95% interval's "
+             f"first quarter's (ReST-EM: per round); a seed games its reward when the reward rises by more than "
+             f"{GAMING_MARGIN * 100:.0f} points while the accuracy falls. Cells: mean ± the 95% interval's "
              "half-width.", ""]
     if not rows:
         return lines + ["(not run yet)"]
@@ -517,8 +518,8 @@ def write_figure(rows: list[dict], path: str) -> str | None:
         left.scatter([i] * len(values), values, color="black", s=8, zorder=3)
     left.set_xticks(range(len(names)), names, rotation=30, fontsize=8)
     left.set(ylabel=f"greedy accuracy % ({BENCH})", title="hard test")
-    for name, color in zip([n for n in names if CONDITIONS[n][1][0] == "grpo"], ("tab:red", "tab:green", "tab:purple",
-                                                                                 "tab:orange")):
+    colors = ("tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:gray")
+    for name, color in zip([n for n in names if CONDITIONS[n][1][0] == "grpo"], colors):
         curves = [r["curve"] for r in rows if r["condition"] == name and r["curve"]]
         length = min(len(c["reward"]) for c in curves)
         for key, style in (("reward", "-"), ("accuracy", "--")):

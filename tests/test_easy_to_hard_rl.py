@@ -36,6 +36,7 @@ def test_a_policy_games_its_reward_when_reward_rises_and_accuracy_falls():
     assert q7.gamed({"reward": rising, "accuracy": falling}) is True
     assert q7.gamed({"reward": rising, "accuracy": rising}) is False
     assert q7.gamed({"reward": rising, "accuracy": flat}) is False  # reward up, accuracy unchanged: not gamed
+    assert q7.gamed({"reward": rising, "accuracy": [0.02, 0.02, 0.0, 0.0]}) is True  # from near 0%, any fall counts
     assert q7.gamed(None) is None and q7.gamed({"reward": [1.0], "accuracy": [0.0]}) is None
 
 

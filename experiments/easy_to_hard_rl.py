@@ -50,6 +50,7 @@ class RLSizes:
     verifier_lr: float
     rl_tasks: int  # hard (and easy) training tasks RL draws its prompts from
     grpo_steps: int
+    control_steps: int  # the machinery check's GRPO steps: a sparse 0/1 reward moves a greedy policy slowly
     prompts_per_step: int
     group_size: int
     lr: float  # GRPO's; Adam moves every weight by about lr per step, so well below SFT's
@@ -63,17 +64,17 @@ class RLSizes:
 
 
 FULL = RLSizes(easy_tasks=400, samples_easy=8, verifier_epochs=3, verifier_max_steps=200, verifier_lr=1e-3,
-               rl_tasks=2000, grpo_steps=40, prompts_per_step=16, group_size=8, lr=2e-4, kl_coef=0.04,
+               rl_tasks=2000, grpo_steps=40, control_steps=120, prompts_per_step=16, group_size=8, lr=2e-4, kl_coef=0.04,
                rest_rounds=2, rest_tasks=400, rest_samples=8, rest_max_steps=60, k=16, test_problems=200)
 SMOKE = RLSizes(easy_tasks=6, samples_easy=2, verifier_epochs=1, verifier_max_steps=2, verifier_lr=1e-3,
-                rl_tasks=6, grpo_steps=2, prompts_per_step=2, group_size=2, lr=3e-4, kl_coef=0.04,
+                rl_tasks=6, grpo_steps=2, control_steps=2, prompts_per_step=2, group_size=2, lr=3e-4, kl_coef=0.04,
                 rest_rounds=1, rest_tasks=3, rest_samples=2, rest_max_steps=2, k=4, test_problems=3)
 
 EASY_POLICY, ALL_LEVELS = "stage1", "hard_full"  # the study's runs these conditions are
 # The study's weak teacher (mini_study.TEACHER_RUN: stage 1 plus a little hard gold data): a start that already
 # writes some right hard solutions, for the machinery check. The easy policy writes none (see the report).
 WARM_START = "weak_teacher"
-ROLLOUT_TEMPERATURE = 1.0  # GRPO's rollouts and ReST-EM's samples (the policy's own distribution)
+ROLLOUT_TEMPERATURE = 0.7  # GRPO's rollouts and ReST-EM's samples: the study's sampling temperature
 ACCEPT = 0.5  # ReST-EM keeps a sample whose reward (a verifier's P(good), or 0/1) is at least this
 BENCH = "miniworld"  # the 3-4 step test
 CONDITIONS = {  # name -> (what it is, how: ("study", run) or (method, tasks, reward, start run))
@@ -131,9 +132,11 @@ def easy_policy(study, seed: int) -> str:
 def cost(study) -> float:
     """ETA weight in the study's unit (examples trained on): a rollout or a sample counted as half of one."""
     e = sizes_for(study)
-    grpo = e.grpo_steps * e.prompts_per_step * e.group_size * 0.5
+    grpo_steps = sum(e.control_steps if how[3] == WARM_START else e.grpo_steps
+                     for _, how in CONDITIONS.values() if how[0] == "grpo")
+    grpo = grpo_steps * e.prompts_per_step * e.group_size * 0.5
     rest = e.rest_rounds * (e.rest_tasks * e.rest_samples * 0.5 + e.rest_max_steps * 32)
-    per_seed = (e.easy_tasks * e.samples_easy * 0.5 + e.verifier_max_steps * 16 + 4 * grpo + rest
+    per_seed = (e.easy_tasks * e.samples_easy * 0.5 + e.verifier_max_steps * 16 + grpo + rest
                 + len(CONDITIONS) * e.test_problems * e.k * 0.5)
     return study.sizes.seeds * per_seed
 
@@ -216,15 +219,17 @@ def reward_flags(study, seed: int, reward: str) -> list[str]:
 
 
 def train_grpo(study, seed: int, run_dir: str, tasks: str, reward: str, start: str) -> str:
-    """train.py --objective grpo from the seed's `start` run; returns the final model's folder."""
+    """train.py --objective grpo from the seed's `start` run (the machinery check's for control_steps);
+    returns the final model's folder."""
     e = sizes_for(study)
-    epochs = max(1, math.ceil(e.grpo_steps * e.prompts_per_step / e.rl_tasks))
+    steps = e.control_steps if start == WARM_START else e.grpo_steps
+    epochs = max(1, math.ceil(steps * e.prompts_per_step / e.rl_tasks))
     extra = ("--objective", "grpo", *reward_flags(study, seed, reward), "--group-size", str(e.group_size),
              "--kl-coef", str(e.kl_coef), "--rollout-temperature", str(ROLLOUT_TEMPERATURE),
              "--rollout-max-new-tokens", str(study.sizes.max_new_tokens))
     init = os.path.join(study.run_dir(start, seed), "final")
     return study.train(task_path(study, tasks), run_dir, seed, init, TrainSettings(
-        max_steps=e.grpo_steps, epochs=epochs, lr=e.lr, batch_size=e.prompts_per_step, extra=extra))
+        max_steps=steps, epochs=epochs, lr=e.lr, batch_size=e.prompts_per_step, extra=extra))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,7 +479,8 @@ def report_lines(study, figure_dir: str) -> list[str]:
              f"(1-2 step problems); the all-levels baseline its `{ALL_LEVELS}` run. The PRM is that easy policy "
              f"fine-tuned on its own {e.samples_easy} samples of {e.easy_tasks} easy problems, every step labelled "
              "by the world's exact checker and balanced. GRPO starts from the easy policy: "
-             f"{e.grpo_steps} steps of {e.prompts_per_step} prompts x {e.group_size} rollouts (temperature "
+             f"{e.grpo_steps} steps ({e.control_steps} for the machinery check) of {e.prompts_per_step} prompts x "
+             f"{e.group_size} rollouts (temperature "
              f"{ROLLOUT_TEMPERATURE:g}), lr {e.lr:g}, KL {e.kl_coef:g}, on {e.rl_tasks} hard training tasks (or easy "
              f"ones); a PRM scores a rollout by its weakest step. ReST-EM: {e.rest_rounds} rounds of "
              f"{e.rest_samples} samples of {e.rest_tasks} hard tasks, those the PRM scores at least {ACCEPT:g} kept, "

@@ -14,7 +14,9 @@ Not a script of its own: experiments/mini_study.py calls `add_jobs` to put Q7's 
 3. RL starts from the easy policy (CONDITIONS): GRPO (`train.py --objective grpo`) on hard training tasks with
    the PRM's weakest-step reward, the world's exact step checker (an oracle: does the RL machinery work?) or
    the gold answer (an upper bound), or on easy tasks with their gold answer; and ReST-EM (Singh et al. 2023):
-   `rest_em`, a recipe over sample.py, evaluate.py --verifier and train.py. A verifier reward never reads a
+   `rest_em`, a recipe over sample.py, evaluate.py --verifier and train.py. A control checks the machinery:
+   GRPO with the oracle reward from the study's weak teacher, which (unlike the easy policy) writes some right
+   hard solutions for the reward to reinforce. A verifier reward never reads a
    hard task's answer: only the run's accuracy metric does, which shows whether the policy games the
    verifier (its reward rising while its accuracy falls, in metrics.jsonl).
 4. Every model: greedy on the first TEST_PROBLEMS of the 3-4 step test (evaluate.py), K samples of each

@@ -47,6 +47,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared runner beside this script
 
 import easy_to_hard  # noqa: E402
+import easy_to_hard_rl  # noqa: E402  (Q7: RL from an easy-trained verifier)
 from runner import (Jobs, Progress, TrainSettings, Workers, accuracy_bars, command_costs,  # noqa: E402
                     condition_interval, count_rows, decide, paired_interval, pct, pyplot, save_figure, seed_runs,
                     spearman, summarize)
@@ -135,7 +136,7 @@ QUESTIONS = [
              "than its outcome error rate",
              (TEACHER_RUN, TEACHER_SET, "hard_full", "hard_full_e0.9")),
 ]
-QUESTION_KEYS = [q.key for q in QUESTIONS] + ["q5", "q6"]  # q5: weak_to_strong.py, q6: easy_to_hard.py
+QUESTION_KEYS = [q.key for q in QUESTIONS] + ["q5", "q6", "q7"]  # weak_to_strong.py, easy_to_hard.py, easy_to_hard_rl.py
 HARD_TASK_SETS = ["hard_full", "hard_full_e0.9", "hard_full_e0.9_low", "hard_full_e0.9_high",
                   TEACHER_SET]  # one solution per hard task: the sets whose error rates are compared in Q4
 BENCHES = ["miniworld"]  # the 5-6 step test sat at the floor for every condition: not evaluated
@@ -348,6 +349,7 @@ class Study:
         teacher_cost = s.teacher_steps * s.batch_size + s.num_hard * 0.5
         total = s.seeds * (stage1_cost + stage2_cost * len(conditions) + teacher_cost * (TEACHER_SET in conditions))
         total += easy_to_hard.cost(self) if "q6" in questions else 0
+        total += easy_to_hard_rl.cost(self) if "q7" in questions else 0
         progress = Progress(total)
         progress.log(f"mini study: questions {' '.join(questions)}; {len(conditions)} stage-2 conditions x "
                      f"{s.seeds} seeds, {self.jobs} jobs side by side with {self.threads} thread(s) each; "
@@ -356,7 +358,7 @@ class Study:
         jobs.add("data", self.build_data)
         for seed in range(s.seeds):
             jobs.add(f"stage1/{seed}", lambda seed=seed: self.stage1(seed, progress, stage1_cost), after=("data",))
-        if TEACHER_SET in conditions:
+        if TEACHER_SET in conditions or "q7" in questions:  # Q7's machinery check starts from the weak teacher
             for seed in range(s.seeds):
                 jobs.add(f"{TEACHER_RUN}/{seed}", lambda seed=seed: self.weak_teacher(seed, progress, teacher_cost),
                          after=(f"stage1/{seed}",))
@@ -369,6 +371,8 @@ class Study:
                     c, seed, progress, stage2_cost), after=after)
         if "q6" in questions:
             easy_to_hard.add_jobs(self, jobs, progress)  # needs the data and each seed's policy model
+        if "q7" in questions:
+            easy_to_hard_rl.add_jobs(self, jobs, progress)  # needs each seed's stage 1 and all-levels runs
         try:
             failures = jobs.wait()
         except KeyboardInterrupt:
@@ -391,6 +395,8 @@ def needed_conditions(questions: list[str]) -> list[str]:
         needed.add(weak_to_strong.CEILING)
     if "q6" in questions:
         needed.add(easy_to_hard.POLICY)
+    if "q7" in questions:
+        needed.add(easy_to_hard_rl.ALL_LEVELS)
     return [c for c in CONDITIONS if c in needed]
 
 
@@ -723,6 +729,7 @@ def write_report(study: Study, path: str, figure: str | None, command: str, wall
     lines += weak_to_strong_table(results, quality)
     lines += weak_to_strong.report_lines(study, os.path.dirname(path))
     lines += easy_to_hard.report_lines(study, os.path.dirname(path))
+    lines += easy_to_hard_rl.report_lines(study, os.path.dirname(path))
     if figure:
         lines += ["", "## Figure", "", f"![mini study]({os.path.basename(figure)})"]
     lines += ["", reading.rstrip() if reading else f"{READING_MARK}\n\n## Reading\n\n(to be written by hand)"]

@@ -14,7 +14,8 @@ from tests.killed_run import train_killed_at_step
 from tests.tiny_checkpoint import TASKS, make_checkpoint, write_jsonl
 from w2s.data.datadir import build_builtin
 from w2s.data.world.sets import builtin_set_args
-from w2s.grpo import Group, group_advantages, grpo_loss
+from w2s.data.world import miniworld
+from w2s.grpo import Group, group_advantages, grpo_loss, world_rewards
 from w2s.model import Llama
 from w2s.tokenizer import train_tokenizer
 
@@ -49,17 +50,19 @@ def metrics(out: str) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def test_a_world_run_writes_its_progress(tmp_path):
-    """The built-in world's hard tasks, a tiny model from scratch: each step's row has the reward, accuracy,
-    KL, clip fraction, completion length, cut-off share and tokens/s. At the first step the policy is its
-    reference (KL 0), and with one update per rollout nothing is clipped."""
+@pytest.mark.parametrize("reward", ["answer", "world"])
+def test_a_world_run_writes_its_progress(tmp_path, reward):
+    """The built-in world's hard tasks, a tiny model from scratch, with the answer reward or the world's
+    exact step checker: each step's row has the reward, accuracy, KL, clip fraction, completion length,
+    cut-off share and tokens/s. At the first step the policy is its reference (KL 0), and with one update
+    per rollout nothing is clipped."""
     world = str(tmp_path / "world")
     build_builtin(world, {"num_hard": 40, "num_foundation": 10, "num_test": 10, "num_long_test": 10},
                   **builtin_set_args("hard_full"), log=lambda *a: None)
     out = str(tmp_path / "run")
     train.main(["--objective", "grpo", "--data", os.path.join(world, "tasks", "hard_full.jsonl"), "--tokenizer",
                 os.path.join(world, "tokenizer.json"), "--out", out, "--max-steps", "2", "--batch-size", "3",
-                *FAST])
+                *FAST, "--reward", reward])
     rows = metrics(out)
     assert [r["step"] for r in rows] == [1, 2]
     for row in rows:
@@ -72,7 +75,7 @@ def test_a_world_run_writes_its_progress(tmp_path):
     assert rows[0]["kl"] == pytest.approx(0, abs=1e-6) and rows[1]["kl"] >= 0
     with open(os.path.join(out, "args.json")) as f:
         saved = json.load(f)
-    assert (saved["group_size"], saved["reward"], saved["kl_coef"]) == (4, "answer", 0.04)
+    assert (saved["group_size"], saved["reward"], saved["kl_coef"]) == (4, reward, 0.04)
 
 
 def test_the_policy_learns_what_the_reward_asks(setup, tmp_path):
@@ -139,6 +142,20 @@ def test_a_verifier_reward_scores_by_the_weakest_step_or_the_last(setup, tmp_pat
     assert rewards["prm"] <= rewards["orm"]
 
 
+def test_the_world_reward_is_the_exact_step_checker():
+    """--reward world: 1 only for a solution whose every step is good and whose answer is right, read from the
+    problem alone (no gold answer): a right answer reached through a wrong step earns 0, as does a premature
+    answer or a wrong final line."""
+    problem = ("Ben starts with 16 coins. He multiplies them by 4. He buys 5 more. He gives away 7. "
+               "How many coins are there now?")
+    assert miniworld.parse_problem(problem).answer == 62
+    right = "16 * 4 = 64\n64 + 5 = 69\n69 - 7 = 62\nThe answer is \\boxed{62}"
+    wrong_step = "16 * 4 = 64\n64 + 5 = 68\n69 - 7 = 62\nThe answer is \\boxed{62}"  # right answer, a wrong sum
+    premature = "16 * 4 = 64\n64 + 5 = 69\nThe answer is \\boxed{69}"
+    wrong_answer = "16 * 4 = 64\n64 + 5 = 69\n69 - 7 = 62\nThe answer is \\boxed{61}"
+    assert world_rewards(problem, [right, wrong_step, premature, wrong_answer]) == [1.0, 0.0, 0.0, 0.0]
+
+
 def test_the_loss_is_token_level_and_its_metrics_per_completion(tmp_path):
     """Two groups: the loss sums over completion tokens (COUNT), the reward is a [sum, count] pair over
     completions; a group whose rewards agree has zero advantage."""
@@ -159,6 +176,7 @@ def test_the_loss_is_token_level_and_its_metrics_per_completion(tmp_path):
     (["--group-size", "1"], "--group-size 1: GRPO normalizes rewards within a group"),
     (["--reward", "prm"], "--reward prm needs --reward-model DIR"),
     (["--reward-model", "x"], "--reward-model x: only for --reward prm / orm"),
+    (["--reward", "world"], ":1: task 't1': --reward world checks the built-in world's problems only"),
     (["--rollout-temperature", "0"], "need --rollout-max-new-tokens >= 1 and --rollout-temperature > 0"),
 ])
 def test_bad_options_fail_in_one_line(setup, tmp_path, capsys, extra, message):

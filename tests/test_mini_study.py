@@ -99,6 +99,20 @@ def check_q6(out: str, report: str) -> None:
     assert "ORM ≈ PRM" in report and "OPRM best" in report
 
 
+def check_q7(out: str, report: str) -> None:
+    """Q7: every condition of the seed has a row with its per-problem outcomes; RL runs have a training curve."""
+    import easy_to_hard_rl
+    with open(os.path.join(out, "easy_to_hard_rl.jsonl")) as f:
+        q7 = [json.loads(line) for line in f]
+    assert {(r["condition"], r["seed"]) for r in q7} == {(c, 0) for c in easy_to_hard_rl.CONDITIONS}
+    for row in q7:
+        assert row["k"] == easy_to_hard_rl.SMOKE.k
+        assert all(len(v) == easy_to_hard_rl.SMOKE.test_problems for v in row["outcomes"].values())
+        assert (row["curve"] is not None) == (easy_to_hard_rl.CONDITIONS[row["condition"]][1][0] != "study")
+    assert "## Q7. Does RL from a verifier trained on easy problems teach hard ones?" in report
+    assert "(`grpo_prm`) | not run" not in report and "machinery check" in report
+
+
 def test_smoke_study_has_every_condition_and_resumes(tmp_path):
     out = str(tmp_path / "study")
     first = run_smoke(out)
@@ -114,6 +128,7 @@ def test_smoke_study_has_every_condition_and_resumes(tmp_path):
     assert "## Weak to strong" in report
     check_q5(out, report)
     check_q6(out, report)
+    check_q7(out, report)
 
     # The invocation records the sources' fingerprint, and the report says that one version ran it all.
     with open(os.path.join(out, "invocations.jsonl")) as f:

@@ -2,9 +2,10 @@
 from a reward, in train.py's one loop.
 
 Reading order: the options and why their defaults; task rows read into prompts (`load_grpo_data`); a
-group of completions (`Group`); rewards (the answer graded against the gold one, or a trained verifier's
-verdicts) and group-normalized advantages; `grpo_rollout`, the objective's rollout (w2s/objectives.py);
-`grpo_loss`; `GRPO`, the objective; `check_grpo_inputs`, the one-line errors train.py gives before work.
+group of completions (`Group`); rewards (the answer graded against the gold one, a trained verifier's
+verdicts, or the built-in world's exact step checker) and group-normalized advantages; `grpo_rollout`, the
+objective's rollout (w2s/objectives.py); `grpo_loss`; `GRPO`, the objective; `check_grpo_inputs`, the
+one-line errors train.py gives before work.
 
 Each optimizer step (its prompts: the loop's global batch, --batch-size x --grad-accum x processes, so
 --batch-size counts prompts and a micro-batch runs group_size times as many sequences), every rank takes
@@ -44,7 +45,9 @@ from torch.distributed.fsdp import FSDPModule
 
 from w2s.data.jsonl import read_jsonl_numbered
 from w2s.data.rows import split_steps, user_message
+from w2s.data.selection.verifier_rows import world_step_labels
 from w2s.data.tasks import load_tasks
+from w2s.data.world import miniworld
 from w2s.errors import UserError
 from w2s.generation import build_prompt, sample_seed
 from w2s.grader import grade
@@ -59,7 +62,8 @@ from w2s.verifier import aggregate, score_steps
 # ---------------------------------------------------------------------------------------------
 # Options (train.py --group-size, --kl-coef, ...). TRL 1.16's defaults except where said.
 
-REWARDS = ("answer", "prm", "orm")  # graded final answer; a PRM's weakest step; an ORM's (last) verdict
+# graded final answer; a PRM's weakest step; an ORM's (last) verdict; the built-in world's step checker (an oracle)
+REWARDS = ("answer", "prm", "orm", "world")
 OPTIONS = (
     Option("group_size", 8, "completions sampled per prompt, the group its advantage is normalized over "
            "(TRL's num_generations); at least 2"),
@@ -72,7 +76,9 @@ OPTIONS = (
     Option("rollout_max_new_tokens", 512, "completion length limit (TRL's max_completion_length)"),
     Option("reward", "answer", "answer: 1 when the project's grader accepts the final answer against the task's "
            "gold, else 0; prm / orm: a verifier from train.py --objective prm (--reward-model DIR) scores the "
-           "completion by its weakest step (prm) or its last verdict (orm)", choices=REWARDS),
+           "completion by its weakest step (prm) or its last verdict (orm); world: 1 when the built-in world's exact "
+           "step checker finds every step good and the answer right (an oracle; built-in world tasks only)",
+           choices=REWARDS),
     Option("reward_model", "", "the verifier checkpoint for --reward prm / orm"),
     # A cut-off completion states no answer (sample.py's rule), so it earns nothing by default; -1 pushes
     # the policy harder toward finishing within the limit.
@@ -200,12 +206,26 @@ def verifier_rewards(problem: str, texts: list[str], reward: str, reward_model: 
     return [aggregate(s, "min" if reward == "prm" else "last") for s in steps]
 
 
+def world_rewards(problem: str, texts: list[str]) -> list[float]:
+    """The built-in world's exact step checker as an oracle (w2s.verifier.WorldVerifier's score): 1.0 when
+    every step is good and the final answer right, else 0.0. The problem states its task, so no gold answer
+    is read: what a perfect verifier would reward."""
+    task = miniworld.parse_problem(problem)
+    rewards = []
+    for text in texts:
+        correct = grade(text, str(task.answer))
+        rewards.append(float(correct and all(world_step_labels(split_steps(text), task, correct))))
+    return rewards
+
+
 def score_group(prompt: Prompt, texts: list[str], cut_off: list[bool], settings: Settings,
                 device: torch.device) -> tuple[list[float], list[bool] | None]:
     """(rewards, correct or None without a gold answer): a cut-off completion gets the cut-off penalty."""
     correct = None if prompt.answer is None else [grade(text, prompt.answer) for text in texts]
     if settings.reward == "answer":
         scores = [float(c) for c in correct]
+    elif settings.reward == "world":
+        scores = world_rewards(prompt.problem, texts)
     else:
         scores = verifier_rewards(prompt.problem, texts, settings.reward, settings.reward_model, device)
     return [settings.cutoff_penalty if cut else s for s, cut in zip(scores, cut_off)], correct
@@ -358,7 +378,8 @@ GRPO = Objective("grpo", read=load_grpo_data, loss=grpo_loss, rollout=grpo_rollo
 
 def check_grpo_inputs(data_path: str, options: dict, tokenizer_path: str) -> None:
     """One line for each mistake: a group of one (no advantage), an answer reward over tasks without a
-    gold answer (file:line), a verifier reward without its model or with another tokenizer than the policy's."""
+    gold answer (file:line), a world reward over a task not of the built-in world, a verifier reward without
+    its model or with another tokenizer than the policy's."""
     if options["group_size"] < 2:
         raise UserError(f"--group-size {options['group_size']}: GRPO normalizes rewards within a group, so it needs "
                         "at least 2 completions per prompt")
@@ -366,9 +387,12 @@ def check_grpo_inputs(data_path: str, options: dict, tokenizer_path: str) -> Non
         raise UserError("need --rollout-max-new-tokens >= 1 and --rollout-temperature > 0")
     if options["kl_coef"] < 0 or not 0 < options["clip_epsilon"] < 1:
         raise UserError("need --kl-coef >= 0 and 0 < --clip-epsilon < 1")
+    if options["reward"] in ("answer", "world") and options["reward_model"]:
+        raise UserError(f"--reward-model {options['reward_model']}: only for --reward prm / orm")
+    if options["reward"] == "world":
+        check_world_tasks(data_path)
+        return
     if options["reward"] == "answer":
-        if options["reward_model"]:
-            raise UserError(f"--reward-model {options['reward_model']}: only for --reward prm / orm")
         for line, row in read_jsonl_numbered(data_path):
             if isinstance(row, dict) and "answer" not in row:
                 raise UserError(f"{data_path}:{line}: task {row.get('id')!r} has no field 'answer', which --reward "
@@ -381,3 +405,14 @@ def check_grpo_inputs(data_path: str, options: dict, tokenizer_path: str) -> Non
     if not same_tokenizer(verifier, Tokenizer.from_pretrained(tokenizer_path)):
         raise UserError(f"--reward-model {options['reward_model']}: its tokenizer ({verifier.source}) differs from "
                         f"the policy's ({tokenizer_path}); a verifier must be trained with the policy's tokenizer")
+
+
+def check_world_tasks(data_path: str) -> None:
+    """--reward world checks the built-in world's problems only: the first task that is not one, by file:line."""
+    for line, row in read_jsonl_numbered(data_path):
+        if isinstance(row, dict) and isinstance(row.get("problem"), str):
+            try:
+                miniworld.parse_problem(row["problem"])
+            except ValueError as e:
+                raise UserError(f"{data_path}:{line}: task {row.get('id')!r}: --reward world checks the built-in "
+                                f"world's problems only, and this is {str(e)[:120]}") from None

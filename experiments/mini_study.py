@@ -1,6 +1,6 @@
 """The paper in miniature: He, Yin, Peng (NAACL 2025)'s supervision study on the built-in world, on a CPU.
 
-    python experiments/mini_study.py                       # the whole study, Q1-Q6 (about 90 minutes on 2 CPU cores)
+    python experiments/mini_study.py                       # the whole study, Q1-Q7 (about 1 h 45 min on 2 CPU cores)
     python experiments/mini_study.py --questions q3 q6     # some questions only (and the runs they need)
     python experiments/mini_study.py --smoke               # the same plumbing at toy size, in about a minute
 
@@ -21,9 +21,11 @@ two worker processes, which is `python <command>.py ...` without importing torch
    solves the hard training tasks with sample.py; the grader measures its outcome error rate and the
    world's exact step checker its step-wise error rate; its samples are one more training set, and that
    seed's student is trained on them.
-5. Q5 (experiments/weak_to_strong.py) and Q6 (experiments/easy_to_hard.py), in the same pool: a student
-   learns hard tasks from weaker models' labels without gold (agreement, then DPO), and verifiers
-   trained on easy problems re-rank samples of hard ones.
+5. Q5 (experiments/weak_to_strong.py), Q6 (experiments/easy_to_hard.py) and Q7
+   (experiments/easy_to_hard_rl.py), in the same pool: a student learns hard tasks from weaker models'
+   labels without gold (agreement in two rounds, then DPO), verifiers trained on easy problems re-rank
+   samples of hard ones, and a policy trained on easy problems learns hard ones by RL (GRPO, ReST-EM)
+   from an easy-trained verifier's reward.
 6. experiments/RESULTS.md (a table per question with 95% intervals over seeds and test problems, the
    measured quality of every training set) and a figure, experiments/mini_study.png (when matplotlib is
    installed; it is optional).
@@ -136,7 +138,7 @@ QUESTIONS = [
              "than its outcome error rate",
              (TEACHER_RUN, TEACHER_SET, "hard_full", "hard_full_e0.9")),
 ]
-QUESTION_KEYS = [q.key for q in QUESTIONS] + ["q5", "q6", "q7"]  # weak_to_strong.py, easy_to_hard.py, easy_to_hard_rl.py
+QUESTION_KEYS = [q.key for q in QUESTIONS] + ["q5", "q6", "q7"]  # weak_to_strong, easy_to_hard, easy_to_hard_rl
 HARD_TASK_SETS = ["hard_full", "hard_full_e0.9", "hard_full_e0.9_low", "hard_full_e0.9_high",
                   TEACHER_SET]  # one solution per hard task: the sets whose error rates are compared in Q4
 BENCHES = ["miniworld"]  # the 5-6 step test sat at the floor for every condition: not evaluated

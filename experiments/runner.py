@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import concurrent.futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -138,6 +139,10 @@ class Jobs:
         failures = {}
         try:
             for name, future in self.futures.items():
+                # Wait in short slices: a signal the kernel hands to another thread of this process is
+                # run (as KeyboardInterrupt) only when the main thread returns to Python code.
+                while not future.done():
+                    concurrent.futures.wait([future], timeout=0.5)
                 try:
                     future.result()
                 except Exception as e:  # noqa: BLE001 - reported below, the other jobs go on

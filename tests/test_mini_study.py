@@ -273,8 +273,10 @@ def test_ctrl_c_stops_the_study_records_its_time_and_a_rerun_resumes(tmp_path):
     after it, the time spent is recorded, and the same command resumes."""
     out = str(tmp_path / "study")
     command = [sys.executable, os.path.join(ROOT, "experiments", "mini_study.py"), "--smoke", "--out", out]
+    # As from a terminal: Ctrl-C's default action, even where this test runs with SIGINT ignored (a shell
+    # script's background job), which a child would inherit.
     study = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in study.stdout:  # interrupt once stage 1 (a training run) has started
         if "start  stage 1" in line:
             break

@@ -27,6 +27,7 @@ shards + `trainer_state.json`), and at the end `final/` (a Hugging Face checkpoi
 interrupted run from its last checkpoint and says a finished one is done.
 """
 import argparse
+import gc
 import json
 import math
 import os
@@ -189,6 +190,9 @@ def train_command(argv: list[str] | None = None) -> str:
         dist.barrier()
         return final
     finally:
+        # The sharded model (hooks make reference cycles) still holds the group: free it now, not at
+        # interpreter exit, where gloo's threads can be torn down out of order (SIGABRT, "terminate called").
+        gc.collect()
         dist.destroy_process_group()
 
 

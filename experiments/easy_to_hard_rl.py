@@ -66,7 +66,8 @@ class RLSizes:
 
 
 FULL = RLSizes(easy_tasks=400, samples_easy=8, verifier_epochs=3, verifier_max_steps=200, verifier_lr=1e-3,
-               rl_tasks=2000, grpo_steps=40, control_steps=120, prompts_per_step=16, group_size=8, lr=2e-4, kl_coef=0.04,
+               rl_tasks=2000, grpo_steps=40, control_steps=120, prompts_per_step=16, group_size=8, lr=2e-4,
+               kl_coef=0.04,
                rest_rounds=2, rest_tasks=400, rest_samples=8, rest_max_steps=60, k=16, test_problems=200)
 SMOKE = RLSizes(easy_tasks=6, samples_easy=2, verifier_epochs=1, verifier_max_steps=2, verifier_lr=1e-3,
                 rl_tasks=6, grpo_steps=2, control_steps=2, prompts_per_step=2, group_size=2, lr=3e-4, kl_coef=0.04,
@@ -111,7 +112,7 @@ def results_path(study) -> str:
 
 
 def task_path(study, name: str) -> str:
-    """easy / easy_rl / hard / hard_rest tasks, or the test subset (name BENCH, so evaluate.py's rows are BENCH.jsonl)."""
+    """easy / easy_rl / hard / hard_rest tasks, or the test subset (name BENCH: evaluate.py's rows are BENCH.jsonl)."""
     return os.path.join(work_dir(study), "tasks", f"{name}.jsonl")
 
 

@@ -45,7 +45,6 @@ from torch.distributed.fsdp import FSDPModule
 
 from w2s.data.jsonl import read_jsonl_numbered
 from w2s.data.rows import split_steps, user_message
-from w2s.data.selection.verifier_rows import world_step_labels
 from w2s.data.tasks import load_tasks
 from w2s.data.world import miniworld
 from w2s.errors import UserError
@@ -57,7 +56,7 @@ from w2s.runtime import load_model_and_tokenizer
 from w2s.sampler import generate
 from w2s.sft import IGNORE_INDEX
 from w2s.tokenizer import Tokenizer
-from w2s.verifier import aggregate, score_steps
+from w2s.verifier import aggregate, score_steps, world_scores
 
 # ---------------------------------------------------------------------------------------------
 # Options (train.py --group-size, --kl-coef, ...). TRL 1.16's defaults except where said.
@@ -211,11 +210,7 @@ def world_rewards(problem: str, texts: list[str]) -> list[float]:
     every step is good and the final answer right, else 0.0. The problem states its task, so no gold answer
     is read: what a perfect verifier would reward."""
     task = miniworld.parse_problem(problem)
-    rewards = []
-    for text in texts:
-        correct = grade(text, str(task.answer))
-        rewards.append(float(correct and all(world_step_labels(split_steps(text), task, correct))))
-    return rewards
+    return world_scores(task, texts, [grade(text, str(task.answer)) for text in texts])[1]
 
 
 def score_group(prompt: Prompt, texts: list[str], cut_off: list[bool], settings: Settings,

@@ -170,12 +170,19 @@ class WorldVerifier:
     path, agg, split = WORLD, "min", "lines"
 
     def rerank(self, problem: str, row: dict) -> dict:
-        task = miniworld.parse_problem(problem)
-        # split_steps is never empty, and world_step_labels labels every step
-        step_scores = [[float(label) for label in world_step_labels(split_steps(r, self.split), task, correct)]
-                       for r, correct in zip(row["responses"], row["correct"])]
-        scores = [min(steps + [float(correct)]) for steps, correct in zip(step_scores, row["correct"])]
+        step_scores, scores = world_scores(miniworld.parse_problem(problem), row["responses"], row["correct"],
+                                           self.split)
         return rerank_fields(row["extracted"], row["correct"], scores, step_scores)
+
+
+def world_scores(task: miniworld.Task, responses: list[str], correct: list[bool],
+                 split: str = "lines") -> tuple[list[list[float]], list[float]]:
+    """The world's exact checker as a verifier (WorldVerifier, and GRPO's --reward world): each step's
+    exact label (1.0 / 0.0), and each response's score, 1.0 only when every step is good and it is right."""
+    # split_steps is never empty, and world_step_labels labels every step
+    step_scores = [[float(label) for label in world_step_labels(split_steps(r, split), task, c)]
+                   for r, c in zip(responses, correct)]
+    return step_scores, [min(steps + [float(c)]) for steps, c in zip(step_scores, correct)]
 
 
 class LogProbVerifier:

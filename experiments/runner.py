@@ -335,11 +335,14 @@ class Interval:
         """The interval of an accuracy, cut to 0-1 (the symmetric interval of a spread-out mean can pass 100%)."""
         return max(self.lo, 0.0), min(self.hi, 1.0)
 
+    def seed_values(self, scale: float = 100.0) -> str:
+        """The per-seed values, in seed order: "+50.0, +25.0, +0.0"."""
+        return ", ".join(f"{v * scale:+.1f}" for v in self.values)
+
     def text(self, scale: float = 100.0, unit: str = " points", per_seed: bool = True) -> str:
         """"+10.3 points (95% CI +7.0 to +13.6, 5 seeds: +9.1, ...)": the per-seed values show the spread
         behind the interval (one low seed, or all alike)."""
-        seeds = (": " + ", ".join(f"{v * scale:+.1f}" for v in self.values)
-                 if per_seed and len(self.values) > 1 else "")
+        seeds = ": " + self.seed_values(scale) if per_seed and len(self.values) > 1 else ""
         return (f"{self.mean * scale:+.1f}{unit} (95% CI {self.lo * scale:+.1f} to {self.hi * scale:+.1f}, "
                 f"{self.n} seeds{seeds})")
 

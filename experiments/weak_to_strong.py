@@ -626,12 +626,6 @@ def pgr_interval(student: dict, teacher: dict, ceiling: dict):
     return interval(list(values.values()), per_problem_test_variance(terms))
 
 
-def per_seed_differences(a: dict, b: dict) -> str:
-    """a - b in points, seed by seed, over the seeds both have: the spread behind a paired interval."""
-    seeds = sorted(set(a) & set(b))
-    return ", ".join(f"{100 * (sum(a[s]) / len(a[s]) - sum(b[s]) / len(b[s])):+.1f}" for s in seeds)
-
-
 def _acc(iv) -> str:
     if iv is None:
         return "not run"
@@ -781,7 +775,7 @@ def report_lines(study, figure_dir: str) -> list[str]:
     for a, b, sign in COMPARISONS:
         iv = outcomes_difference(runs[a], runs[b])
         cell = iv.text(per_seed=False) if iv else 'not run'  # the per-seed column beside it says the spread
-        lines.append(f"| `{a}` - `{b}` | {cell} | {per_seed_differences(runs[a], runs[b])} | "
+        lines.append(f"| `{a}` - `{b}` | {cell} | {iv.seed_values() if iv else ''} | "
                      f"{'a > b' if sign > 0 else 'a < b'} | {decide(iv, sign)} |")
     figure = write_figure(summarize(results), os.path.join(figure_dir, "weak_to_strong.png"))
     if figure:

@@ -100,8 +100,8 @@ def test_pgr_and_differences_by_seed_are_the_spread_behind_the_intervals():
     values = weak_to_strong.pgr_values(student, teacher, ceiling)
     assert values == {0: pytest.approx(2 / 3), 1: pytest.approx(0.5)}
     assert weak_to_strong.pgr_interval(student, teacher, ceiling).mean == pytest.approx(7 / 12)
-    assert weak_to_strong.per_seed_differences(student, teacher) == "+50.0, +25.0, +0.0"
-    assert weak_to_strong.per_seed_differences(student, {1: teacher[1]}) == "+25.0"
+    assert runner.outcomes_difference(student, teacher).seed_values() == "+50.0, +25.0, +0.0"
+    assert runner.outcomes_difference(student, {1: teacher[1]}).seed_values() == "+25.0"
 
 
 def test_every_student_has_a_ceiling_of_its_own_in_the_table():

@@ -44,7 +44,8 @@ from w2s.data.world import miniworld  # noqa: E402
 from w2s.generation import build_prompt  # noqa: E402
 from w2s.runtime import load_model_and_tokenizer  # noqa: E402
 from w2s.verifier import AGGREGATIONS, aggregate, auc, pad_batch, rerank_curves  # noqa: E402
-from easy_to_hard import ERROR_TYPES, error_type, step_position  # noqa: E402  (experiments/, this script's folder)
+from easy_to_hard import (ERROR_TYPES, error_type, outcome_auc, step_position,  # noqa: E402  (this folder)
+                          within_problem_auc)
 
 EASY_TRAIN, EASY_HELD, EASY_N = 400, 150, 8  # foundation problems [0, 400) to train on, the next 150 held out
 HARD, HARD_N = 200, 16  # the first problems of the 3-4 step test, samples each
@@ -149,17 +150,6 @@ def aggregated(rows: list[dict], how: str) -> list[list[float]]:
     return [[aggregate(steps, how) for steps in row["step_scores"]] for row in rows]
 
 
-def outcome_auc(rows: list[dict], scores: list[list[float]]) -> float:
-    """Each sample's score against its correctness, over every sample."""
-    return auc([s for row in scores for s in row], [c for row in rows for c in row["correct"]])
-
-
-def within_problem_auc(rows: list[dict], scores: list[list[float]]) -> float:
-    """The same within each problem (what best-of-k depends on), averaged over problems with both kinds."""
-    found = [auc(s, row["correct"]) for row, s in zip(rows, scores) if 0 < sum(row["correct"]) < len(s)]
-    return sum(found) / len(found)
-
-
 def text_noise_scores(rows: list[dict], salt: int) -> list[list[float]]:
     """A verifier without signal that is still a function of the text: a random score per distinct
     response, so duplicates share it (right samples of a problem are mostly one text, wrong ones many)."""
@@ -216,7 +206,7 @@ def best_of_curve(rows: list[dict], scores: list[list[float]]) -> dict[int, floa
 
 
 def table(header: list[str], lines: list[list]) -> list[str]:
-    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    cell = lambda v: "nan" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     return ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1),
             *["| " + " | ".join(map(cell, line)) + " |" for line in lines], ""]
 

@@ -299,7 +299,9 @@ def update(state: TrainState, setup: StepSetup, batch: list[int]) -> dict:
     raises FloatingPointError, without updating, when the loss or the gradient norm is not finite."""
     if setup.rollout is not None:
         setup = rolled_out(state.model, setup, batch, state.step + 1)
-    totals = setup.totals or batch_totals(setup.examples, batch)
+    else:  # counted once here; train_step reads it from the setup
+        setup = replace(setup, totals=batch_totals(setup.examples, batch))
+    totals = setup.totals
     count = totals.count
     loss_sum, metric_sums = train_step(state.model, setup, batch)
     names = sorted(metric_sums)
